@@ -1,0 +1,68 @@
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edgefd/inventory.h"
+#include "edgefd/result.h"
+
+namespace edgefd {
+
+/// A devicetree node as read from either form (kernel directory tree or flattened blob).
+/// Properties hold their raw bytes; helpers below decode the common shapes.
+struct DtNode {
+  std::string name;  ///< full name with unit address ("cpu@0"); "" for the root
+  std::map<std::string, std::string> properties;
+  std::vector<DtNode> children;
+
+  bool operator==(const DtNode&) const = default;
+
+  const DtNode* Child(std::string_view name) const;
+  const std::string* Property(std::string_view name) const;
+  /// A property holding NUL-separated strings (`compatible`); empty when absent.
+  std::vector<std::string> Strings(std::string_view name) const;
+  /// The first string of a string property, or nullopt.
+  std::optional<std::string> String(std::string_view name) const;
+  /// A property holding one or more big-endian 32-bit cells.
+  std::vector<uint32_t> Cells(std::string_view name) const;
+  /// `status` absent, "okay" or "ok".
+  bool Enabled() const;
+  /// Name without the unit address ("cpu@0" -> "cpu").
+  std::string BaseName() const;
+};
+
+/// Limits that keep a hostile tree from exhausting the reader.
+struct DtLimits {
+  int max_depth = 64;
+  size_t max_nodes = 200000;
+  size_t max_property_bytes = 1 << 20;
+};
+
+/// Reads the kernel's directory form (`/sys/firmware/devicetree/base`): a directory per node,
+/// a file per property. Symlinks are not followed (the kernel exposes none; a cycle made of
+/// them is skipped). Unreadable entries are skipped with a warning added to `warnings`.
+Result<DtNode> ReadDeviceTreeDir(const std::filesystem::path& dir, std::vector<std::string>* warnings,
+                                 const DtLimits& limits = {});
+
+/// Parses a flattened devicetree blob with libfdt. `source` names the input in errors.
+Result<DtNode> ParseDeviceTreeBlob(std::string_view blob, std::string_view source,
+                                   const DtLimits& limits = {});
+
+/// Reads and parses a `.dtb` file (or `/sys/firmware/fdt`).
+Result<DtNode> ReadDeviceTreeBlobFile(const std::filesystem::path& file,
+                                      const DtLimits& limits = {});
+
+/// The default node names whose compatibles become `beta.devicetree.org/` labels.
+std::vector<std::string> DefaultDtNodeNames();
+
+/// Board facts and the enabled nodes with the given base names (recursive walk; a disabled
+/// node hides its subtree; `__symbols__`, `__fixups__` and `__local_fixups__` are ignored).
+BoardInfo ExtractBoard(const DtNode& root);
+std::vector<DtNodeInfo> ExtractNamedNodes(const DtNode& root, const std::vector<std::string>& names);
+
+}  // namespace edgefd

@@ -1,0 +1,32 @@
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edgefd/inventory.h"
+#include "edgefd/result.h"
+
+namespace edgefd {
+
+/// Where and what to discover. Every source reads below `root`, never `/` directly.
+struct DiscoveryOptions {
+  std::filesystem::path root = "/";            ///< `/host` in the DaemonSet
+  std::optional<std::filesystem::path> dtb;    ///< read this blob instead of the live tree
+  std::vector<std::string> extra_node_names;   ///< `--node NAME`, added to cpu/gpu/npu
+};
+
+/// The inventory plus what discovery had to say about it.
+struct DiscoveryReport {
+  Inventory inventory;
+  std::vector<std::string> warnings;   ///< skipped nodes, unreadable files, ...
+  std::string devicetree_source;       ///< path it came from; empty when none was found
+};
+
+/// Runs every discovery source. Fails only on bad input the user named (a `--dtb` that is
+/// missing or malformed, a malformed `/sys/firmware/fdt`); missing optional sources are
+/// warnings.
+Result<DiscoveryReport> Discover(const DiscoveryOptions& options);
+
+}  // namespace edgefd

@@ -1,0 +1,3 @@
+#include "edgefd/cli.h"
+
+int main(int argc, char** argv) { return edgefd::RunLabellerCli(argc, argv); }

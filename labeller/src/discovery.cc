@@ -1,0 +1,57 @@
+#include "edgefd/discovery.h"
+
+#include <system_error>
+
+#include "edgefd/devicetree.h"
+
+namespace edgefd {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Finds and reads the devicetree: --dtb, else the live directory tree, else the kernel's
+// flattened copy. Returns nullopt (not an error) when the node has none, as on x86.
+Result<std::optional<DtNode>> LoadDeviceTree(const DiscoveryOptions& options,
+                                             DiscoveryReport& report) {
+  if (options.dtb) {
+    auto tree = ReadDeviceTreeBlobFile(*options.dtb);
+    if (!tree) return tree.error();
+    report.devicetree_source = options.dtb->string();
+    return std::optional<DtNode>(std::move(*tree));
+  }
+  std::error_code ec;
+  fs::path live = options.root / "sys/firmware/devicetree/base";
+  if (fs::is_directory(live, ec)) {
+    auto tree = ReadDeviceTreeDir(live, &report.warnings);
+    if (!tree) return tree.error();
+    report.devicetree_source = live.string();
+    return std::optional<DtNode>(std::move(*tree));
+  }
+  fs::path blob = options.root / "sys/firmware/fdt";
+  if (fs::exists(blob, ec)) {
+    auto tree = ReadDeviceTreeBlobFile(blob);
+    if (!tree) return tree.error();
+    report.devicetree_source = blob.string();
+    return std::optional<DtNode>(std::move(*tree));
+  }
+  return std::optional<DtNode>();
+}
+
+}  // namespace
+
+Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
+  DiscoveryReport report;
+  auto tree = LoadDeviceTree(options, report);
+  if (!tree) return tree.error();
+  Inventory& inv = report.inventory;
+  if (*tree) {
+    const DtNode& root = **tree;
+    inv.board = ExtractBoard(root);
+    std::vector<std::string> names = DefaultDtNodeNames();
+    names.insert(names.end(), options.extra_node_names.begin(), options.extra_node_names.end());
+    inv.dt_nodes = ExtractNamedNodes(root, names);
+  }
+  return report;
+}
+
+}  // namespace edgefd
