@@ -15,6 +15,7 @@ struct DiscoveryOptions {
   std::filesystem::path root = "/";            ///< `/host` in the DaemonSet
   std::optional<std::filesystem::path> dtb;    ///< read this blob instead of the live tree
   std::vector<std::string> extra_node_names;   ///< `--node NAME`, added to cpu/gpu/npu
+  std::vector<std::filesystem::path> rule_files;  ///< `--config FILE`, over the built-in rules
 };
 
 /// The inventory plus what discovery had to say about it.

@@ -78,6 +78,7 @@ struct Device {
   std::vector<std::string> devnodes;  ///< /dev nodes a container needs
   int numa_node = -1;
   bool healthy = true;
+  bool resource = false;              ///< the rule makes it a schedulable resource
 
   bool operator==(const Device&) const = default;
 };
