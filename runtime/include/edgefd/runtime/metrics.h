@@ -1,0 +1,47 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "edgefd/result.h"
+
+namespace edgefd::runtime {
+
+/// Live counters of one stage, read by the /metrics endpoint while the stage runs.
+struct StageCounters {
+  std::atomic<uint64_t> frames{0};
+  std::atomic<uint64_t> drops{0};        ///< newer frames replaced unread ones at our input
+  std::atomic<uint64_t> send_errors{0};  ///< failed sends to the next stage
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> compute_ns{0};   ///< total compute time
+  std::atomic<int64_t> first_frame_ns{0};
+  std::atomic<int64_t> last_frame_ns{0};
+};
+
+/// Prometheus text exposition of `counters` for stage `stage` (fps, drops, stage ms).
+std::string PrometheusText(const StageCounters& counters, int stage);
+
+/// A minimal HTTP/1.0 server answering GET /metrics with PrometheusText and /healthz with
+/// "ok", on its own thread. Port 0 picks a free port.
+class MetricsServer {
+ public:
+  static Result<std::unique_ptr<MetricsServer>> Start(int port, const StageCounters* counters,
+                                                      int stage);
+  ~MetricsServer();
+  int port() const { return port_; }
+
+ private:
+  MetricsServer() = default;
+  void Serve();
+  int listen_fd_ = -1;
+  int stop_pipe_[2] = {-1, -1};
+  int port_ = 0;
+  const StageCounters* counters_ = nullptr;
+  int stage_ = 0;
+  struct Thread;
+  std::unique_ptr<Thread> thread_;
+};
+
+}  // namespace edgefd::runtime
