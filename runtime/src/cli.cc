@@ -36,7 +36,7 @@ const char kHelp[] =
 class Args {
  public:
   static Result<Args> Parse(int argc, char** argv, const std::set<std::string>& allowed) {
-    static const std::set<std::string> kFlags = {"--json", "--profile"};
+    static const std::set<std::string> kFlags = {"--json", "--profile", "--quiet"};
     Args a;
     for (int i = 2; i < argc; ++i) {
       std::string k = argv[i];
@@ -261,7 +261,8 @@ int CmdStage(const Args& a) {
     range = {plan.stages[index].first, plan.stages[index].last};
   }
   EDGEFD_TRY(model, BuildModel(spec, range.first, range.second));
-  std::vector<int> cpus = alloc.ComputeCpus();
+  if (a.Has("--quiet")) spdlog::set_level(spdlog::level::warn);
+  std::vector<int> cpus = alloc.Explicit() ? alloc.ComputeCpus() : std::vector<int>{};
   std::string cpu_arg = a.Str("--cpus", "");
   if (cpu_arg == "none") {
     cpus.clear();
@@ -276,7 +277,8 @@ int CmdStage(const Args& a) {
   }
   EDGEFD_TRY(exec, MakeCpuBackend()->Compile(model, range.first, range.second,
                                              ExecOptions{int(threads), cpus, true}));
-  (void)PinThisThread(alloc.IoCpus());  // I/O threads gRPC starts from here inherit this
+  // gRPC's I/O threads start from this thread and inherit its affinity.
+  if (alloc.Explicit()) (void)PinThisThread(alloc.IoCpus());
   EDGEFD_TRY(in, OpenReader(a.Str("--listen", ""), exec->InputShape(), policy));
   EDGEFD_TRY(out, OpenWriter(a.Str("--next", ""), exec->OutputShape(), policy,
                              std::chrono::seconds(30)));
@@ -366,7 +368,8 @@ int PipelineMain(int argc, char** argv) {
                    "--threads", "--gflops", "--link-mbps", "--delay-ms", "--profile", "--json"});
   const std::set<std::string> stage_opts =
       With(kModelOpts, {"--stages", "--index", "--layers", "--listen", "--next", "--policy",
-                        "--threads", "--cpus", "--metrics-port", "--delay-ms", "--idle-exit-ms"});
+                        "--threads", "--cpus", "--metrics-port", "--delay-ms", "--idle-exit-ms",
+                        "--quiet"});
   const std::set<std::string> source_opts = With(kModelOpts, {"--next", "--frames", "--fps"});
   const std::set<std::string> sink_opts =
       With(kModelOpts, {"--listen", "--policy", "--timeout-ms", "--json"});

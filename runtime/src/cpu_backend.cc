@@ -108,14 +108,13 @@ class CpuExecutor final : public Executor {
  private:
   void PinTeam() {
     if (options_.cpus.empty()) return;
-    if (options_.threads <= 1) {
-      (void)PinThisThread({options_.cpus.front()});
-      return;
-    }
+    (void)PinThisThread(options_.cpus);
+    if (options_.threads <= 1) return;
     const std::vector<int>& cpus = options_.cpus;
-    // GOMP keeps the same team for this calling thread, so pinning it once sticks.
+    // The whole set, not one core per thread: on a node where other pods share the allocated
+    // cores a thread must be free to move. GOMP keeps this calling thread's team, so it sticks.
 #pragma omp parallel num_threads(options_.threads)
-    { (void)PinThisThread({cpus[omp_get_thread_num() % cpus.size()]}); }
+    { (void)PinThisThread(cpus); }
   }
 
   int Threads() const { return std::max(1, options_.threads); }

@@ -201,6 +201,7 @@ class MailboxWriter final : public FrameWriter {
       // Wait until the consumer took the previous frame (it may still be reading it: that
       // one is its front slot, not ours).
       while (h()->middle.load() & kFresh) {
+        if (aborted_.load()) return Error{"link aborted while waiting for the consumer"};
         uint32_t t = h()->taken.load();
         if (!(h()->middle.load() & kFresh)) break;
         FutexWait(&h()->taken, t, std::chrono::milliseconds(50));

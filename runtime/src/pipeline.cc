@@ -65,6 +65,7 @@ Status RunSource(FrameWriter& out, const SourceImages& source, const SourceOptio
     meta.shape = shape;
     meta.t_source_ns = NowNs();
     Status s = out.PublishFrom(meta, images[size_t(f) % images.size()].data());
+    if (!s && out.Aborted()) return s;
     if (!s) spdlog::warn("source: {}", s.error().message);
   }
   return out.Close();
@@ -149,6 +150,7 @@ void SinkAccumulator::Add(const FrameMeta& meta, const float* data, int64_t now)
   if (options_.keep_outputs) rep.outputs[meta.seq].assign(data, data + meta.shape.Elements());
   if (rep.frames == uint64_t(options_.warmup) + 1) t_first_ = now;
   if (rep.frames <= uint64_t(options_.warmup)) return;
+  if (timed_ > 0) intervals_.push_back(double(now - t_last_) / 1e6);
   t_last_ = now;
   ++timed_;
   latencies_.push_back(double(now - meta.t_source_ns) / 1e6);
@@ -170,6 +172,8 @@ SinkReport SinkAccumulator::Finish() {
     // Frames per second over the intervals between the first and the last timed frame.
     double span = double(t_last_ - t_first_) / 1e9;
     rep.fps = span > 0 && timed_ > 1 ? double(timed_ - 1) / span : 0;
+    double median_interval = Percentile(intervals_, 0.5);
+    rep.fps_median = median_interval > 0 ? 1000.0 / median_interval : 0;
     rep.latency_p50_ms = Percentile(latencies_, 0.5);
     rep.latency_p99_ms = Percentile(latencies_, 0.99);
     double t = double(timed_);
@@ -218,11 +222,16 @@ int ThreadsPerStage(const RunOptions& o) {
   return std::max(1, cores / std::max(1, o.stages));
 }
 
+/// Stage `stage`'s share of the allocated compute cores; nothing when none were allocated.
 std::vector<int> StageCpus(const RunOptions& o, int stage, int threads) {
+  if (!o.allocation.Explicit()) return {};
   std::vector<int> all = o.allocation.ComputeCpus();
   if (all.empty()) return {};
   std::vector<int> cpus;
-  for (int t = 0; t < threads; ++t) cpus.push_back(all[size_t(stage * threads + t) % all.size()]);
+  for (int t = 0; t < threads; ++t) {
+    int c = all[size_t(stage * threads + t) % all.size()];
+    if (std::find(cpus.begin(), cpus.end(), c) == cpus.end()) cpus.push_back(c);
+  }
   return cpus;
 }
 
@@ -303,8 +312,10 @@ class Children {
 Result<RunReport> RunPipeline(const RunOptions& o) {
   RunReport report;
   report.options = o;
-  report.compute_cpus = o.allocation.ComputeCpus();
-  report.io_cpus = o.allocation.IoCpus();
+  if (o.allocation.Explicit()) {
+    report.compute_cpus = o.allocation.ComputeCpus();
+    report.io_cpus = o.allocation.IoCpus();
+  }
   report.devices = OpenAllocatedDevices(o.allocation);
   auto model = BuildModel(o.model);
   if (!model) return model.error();
@@ -404,16 +415,15 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
           "--stages", std::to_string(n), "--index", std::to_string(s), "--layers",
           std::to_string(plan->stages[s].first) + ":" + std::to_string(plan->stages[s].last),
           "--listen", address(s), "--next", address(s + 1), "--policy", PolicyName(o.policy),
-          "--threads", std::to_string(threads), "--cpus",
-          "--idle-exit-ms", "60000"};
-      // --cpus takes this stage's share of the compute cores ("" = no pinning).
-      std::vector<int> cpus = StageCpus(o, s, threads);
+          "--threads", std::to_string(threads), "--idle-exit-ms", "60000", "--quiet"};
+      // --cpus: this stage's share of the allocated compute cores ("none": not pinned).
       std::string list;
-      for (int c : cpus) {
+      for (int c : StageCpus(o, s, threads)) {
         if (!list.empty()) list += ',';
         list += std::to_string(c);
       }
-      args.insert(args.end() - 2, list.empty() ? "none" : list);
+      args.push_back("--cpus");
+      args.push_back(list.empty() ? "none" : list);
       if (!o.model.weights_path.empty()) {
         args.push_back("--weights");
         args.push_back(o.model.weights_path);
@@ -428,18 +438,17 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     std::atomic<bool> failed{false};
     children.Watch(&failed);
     sink_options.abort = &failed;
+    auto src_out = OpenWriter(address(0), model->Input(), Policy::kBlock, std::chrono::seconds(20));
+    if (!src_out) return src_out.error();
     Status src_status = Ok{};
     std::thread src([&] {
       (void)PinThisThread(report.io_cpus);
-      auto w = OpenWriter(address(0), model->Input(), Policy::kBlock, std::chrono::seconds(20));
-      if (!w) {
-        src_status = w.error();
-        failed.store(true);
-        return;
-      }
-      src_status = RunSource(**w, MakeSourceImages(model->Input(), source), source);
+      src_status = RunSource(**src_out, MakeSourceImages(model->Input(), source), source);
+      if (!src_status) failed.store(true);
     });
     auto sink = RunSink(**sink_in, sink_options);
+    // A failed run must not leave the source waiting for a consumer that is gone.
+    if (!sink) (*src_out)->Abort();
     src.join();
     if (!sink) {
       children.Reap();
@@ -475,10 +484,10 @@ std::string RunReport::Json(const Model& model) const {
   std::snprintf(
       buf, sizeof buf,
       "\"frames_sent\":%d,\"frames_received\":%llu,\"drops\":%llu,\"in_order\":%s,"
-      "\"fps\":%.2f,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"sink_comm_ms\":%.4f,"
+      "\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"sink_comm_ms\":%.4f,"
       "\"ccr\":%.4f,\"checksum\":%.6f,\"wall_s\":%.3f,",
       options.frames, (unsigned long long)s.frames, (unsigned long long)s.drops,
-      s.in_order ? "true" : "false", s.fps, s.latency_p50_ms, s.latency_p99_ms, s.sink_comm_ms,
+      s.in_order ? "true" : "false", s.fps, s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.sink_comm_ms,
       s.ccr, s.checksum, wall_s);
   std::string out = "{\"model\":" + JsonQuote(options.model.name) +
                     ",\"input\":" + JsonQuote(model.Input().ToString()) +
@@ -491,7 +500,8 @@ std::string RunReport::Json(const Model& model) const {
   out += ",\"link_drops\":" + list(drops);
   out += ",\"plan\":" + PlanJson(model, plan);
   out += ",\"backend\":\"cpu\",\"compute_cpus\":" + CpuListJson(compute_cpus) +
-         ",\"io_cpus\":" + CpuListJson(io_cpus) + ",\"devices\":[";
+         ",\"io_cpus\":" + CpuListJson(io_cpus) +
+         ",\"pinned\":" + (compute_cpus.empty() ? "false" : "true") + ",\"devices\":[";
   for (size_t i = 0; i < devices.size(); ++i) {
     const OpenedDevice& d = devices[i];
     if (i) out += ',';
@@ -506,10 +516,10 @@ std::string RunReport::Text() const {
   const SinkReport& s = sink;
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "%s, %d stage(s) over %s: %.1f fps, latency p50 %.2f ms p99 %.2f ms, CCR %.3f, "
+                "%s, %d stage(s) over %s: %.1f fps (median interval: %.1f fps), latency p50 %.2f ms p99 %.2f ms, CCR %.3f, "
                 "%llu/%d frames, %llu dropped, checksum %.4f\n",
                 options.model.name.c_str(), options.stages, options.transport.c_str(), s.fps,
-                s.latency_p50_ms, s.latency_p99_ms, s.ccr, (unsigned long long)s.frames,
+                s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.ccr, (unsigned long long)s.frames,
                 options.frames, (unsigned long long)s.drops, s.checksum);
   std::string out = buf;
   for (size_t i = 0; i < s.stage_compute_ms.size(); ++i) {

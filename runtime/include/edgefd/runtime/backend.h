@@ -12,7 +12,8 @@ namespace edgefd::runtime {
 /// How an executor may use the machine.
 struct ExecOptions {
   int threads = 1;        ///< compute threads (OpenMP team of the calling thread)
-  std::vector<int> cpus;  ///< cores for those threads; thread t gets cpus[t % size]
+  /// Cores for those threads (each thread may run on any of them); empty: not pinned.
+  std::vector<int> cpus;
   bool fuse = true;       ///< fuse conv→ReLU→pool where a fused kernel exists
 };
 

@@ -21,6 +21,9 @@ struct Allocation {
 
   /// Cores for compute threads: big, else mid, else every allowed core.
   std::vector<int> ComputeCpus() const;
+  /// Whether the environment named cores at all (else nothing is pinned: the scheduler may
+  /// move threads away from cores other processes are using).
+  bool Explicit() const { return !big_cpus.empty() || !mid_cpus.empty() || !little_cpus.empty(); }
   /// Cores for I/O threads: little, else mid, else the compute cores.
   std::vector<int> IoCpus() const;
 };

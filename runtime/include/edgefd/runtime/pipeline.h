@@ -68,6 +68,7 @@ struct SinkReport {
   uint64_t last_seq = 0;
   bool in_order = true;
   double fps = 0;
+  double fps_median = 0;  ///< 1 / median interval between frames: robust on a shared machine
   double latency_p50_ms = 0;
   double latency_p99_ms = 0;
   std::vector<double> stage_compute_ms;  ///< mean per stage
@@ -95,7 +96,7 @@ class SinkAccumulator {
  private:
   SinkOptions options_;
   SinkReport rep_;
-  std::vector<double> latencies_, compute_sum_, comm_sum_;
+  std::vector<double> latencies_, intervals_, compute_sum_, comm_sum_;
   double sink_comm_sum_ = 0;
   uint64_t timed_ = 0;
   int64_t t_first_ = 0, t_last_ = 0;

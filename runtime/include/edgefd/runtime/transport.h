@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -42,6 +43,13 @@ class FrameWriter {
   virtual uint64_t Drops() const = 0;
   /// Times the link to the consumer was re-established after a failure.
   virtual uint64_t Reconnects() const { return 0; }
+  /// Makes a Publish waiting for the consumer (kBlock) return an error now and from then on;
+  /// callable from another thread.
+  void Abort() { aborted_.store(true); }
+  bool Aborted() const { return aborted_.load(); }
+
+ protected:
+  std::atomic<bool> aborted_{false};
 };
 
 enum class ReadResult { kFrame, kClosed, kTimeout };
