@@ -41,6 +41,8 @@ class CpuExecutor final : public Executor {
         engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
 
   Status Build() {
+    // oneDNN sizes its kernels' work split for the thread count current at creation.
+    omp_set_num_threads(Threads());
     try {
       BuildOps();
     } catch (const dnnl::error& e) {
