@@ -3,7 +3,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
+#include <condition_variable>
 #include <mutex>
+#include <utility>
 
 #include "edgefd/runtime/transport.h"
 #include "pipeline.grpc.pb.h"
@@ -18,49 +20,90 @@ grpc::Status Invalid(uint64_t seq, const std::string& what) {
                       "frame seq " + std::to_string(seq) + ": " + what);
 }
 
-/// Validates pushed frames and hands them to the stage's input mailbox.
+/// Three reused Frame messages: the handler parses into `back`, the stage reads `front`,
+/// `middle` holds the newest complete frame. No frame-sized copy beyond gRPC's own.
+class FrameTriple {
+ public:
+  explicit FrameTriple(Policy policy) : policy_(policy) {}
+
+  pb::Frame& Back() { return frames_[back_]; }
+
+  /// Publishes Back(); under kBlock waits until the previous frame was taken.
+  void Publish() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (policy_ == Policy::kBlock) cv_.wait(lock, [&] { return !fresh_ || shutdown_; });
+    std::swap(back_, middle_);
+    if (fresh_) ++drops_;
+    fresh_ = true;
+    cv_.notify_all();
+  }
+
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+  /// Wakes a handler blocked in Publish (server shutting down).
+  void Shutdown() {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+    cv_.notify_all();
+  }
+
+  ReadResult Next(FrameMeta* meta, const float** data, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return fresh_ || closed_; })) return ReadResult::kTimeout;
+    if (!fresh_) return ReadResult::kClosed;
+    std::swap(front_, middle_);
+    fresh_ = false;
+    cv_.notify_all();
+    const pb::Frame& f = frames_[front_];
+    meta->seq = f.seq();
+    meta->t_source_ns = f.t_source_ns();
+    meta->shape = {int(f.height()), int(f.width()), int(f.channels())};
+    meta->stamp_count = uint32_t(f.stamps_size() / 2);
+    for (int i = 0; i < f.stamps_size(); ++i) meta->stamps[i] = f.stamps(i);
+    *data = reinterpret_cast<const float*>(f.data().data());
+    return ReadResult::kFrame;
+  }
+
+  uint64_t Drops() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return drops_;
+  }
+
+ private:
+  Policy policy_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  pb::Frame frames_[3];
+  int back_ = 0, middle_ = 1, front_ = 2;
+  bool fresh_ = false, closed_ = false, shutdown_ = false;
+  uint64_t drops_ = 0;
+};
+
+/// Validates pushed frames and hands them to the stage's input.
 class StageService final : public pb::Stage::Service {
  public:
-  StageService(Shape expected, FrameWriter* mailbox) : expected_(expected), mailbox_(mailbox) {}
+  StageService(Shape expected, FrameTriple* input) : expected_(expected), input_(input) {}
 
   grpc::Status Push(grpc::ServerContext*, grpc::ServerReader<pb::Frame>* reader,
                     pb::PushReply* reply) override {
     // One upstream feeds a stage; a reconnecting upstream waits for its stale stream to end.
     std::lock_guard<std::mutex> lock(mu_);
     uint64_t frames = 0;
-    while (reader->Read(&frame_)) {
-      if (frame_.end_of_stream()) {
-        (void)mailbox_->Close();
+    for (;;) {
+      pb::Frame& frame = input_->Back();  // reused: its data keeps its capacity
+      if (!reader->Read(&frame)) break;
+      if (frame.end_of_stream()) {
+        input_->Close();
         break;
       }
-      Shape s{int(frame_.height()), int(frame_.width()), int(frame_.channels())};
-      if (!(s == expected_)) {
-        return Invalid(frame_.seq(), "shape " + s.ToString() + ", this stage takes " +
-                                         expected_.ToString());
-      }
-      if (frame_.data().size() != expected_.Bytes()) {
-        return Invalid(frame_.seq(), "data is " + std::to_string(frame_.data().size()) +
-                                         " bytes, expected " + std::to_string(expected_.Bytes()) +
-                                         " float32 for " + s.ToString());
-      }
-      if (frame_.stamps_size() % 2 != 0 || frame_.stamps_size() > 2 * (kMaxStages - 1)) {
-        return Invalid(frame_.seq(), std::to_string(frame_.stamps_size()) +
-                                         " stamps, expected an even number up to " +
-                                         std::to_string(2 * (kMaxStages - 1)));
-      }
-      if (frames > 0 && frame_.seq() <= last_seq_) {
-        return Invalid(frame_.seq(), "sequence went backwards (after " +
-                                         std::to_string(last_seq_) + ")");
-      }
-      last_seq_ = frame_.seq();
-      FrameMeta meta;
-      meta.seq = frame_.seq();
-      meta.t_source_ns = frame_.t_source_ns();
-      meta.shape = s;
-      meta.stamp_count = uint32_t(frame_.stamps_size() / 2);
-      for (int i = 0; i < frame_.stamps_size(); ++i) meta.stamps[i] = frame_.stamps(i);
-      std::memcpy(mailbox_->Buffer(), frame_.data().data(), expected_.Bytes());
-      (void)mailbox_->Publish(meta);
+      grpc::Status bad = Validate(frame, frames > 0);
+      if (!bad.ok()) return bad;
+      last_seq_ = frame.seq();
+      input_->Publish();
       ++frames;
     }
     reply->set_frames(frames);
@@ -68,10 +111,30 @@ class StageService final : public pb::Stage::Service {
   }
 
  private:
+  grpc::Status Validate(const pb::Frame& f, bool has_previous) const {
+    Shape s{int(f.height()), int(f.width()), int(f.channels())};
+    if (!(s == expected_)) {
+      return Invalid(f.seq(), "shape " + s.ToString() + ", this stage takes " + expected_.ToString());
+    }
+    if (f.data().size() != expected_.Bytes()) {
+      return Invalid(f.seq(), "data is " + std::to_string(f.data().size()) + " bytes, expected " +
+                                  std::to_string(expected_.Bytes()) + " float32 for " +
+                                  s.ToString());
+    }
+    if (f.stamps_size() % 2 != 0 || f.stamps_size() > 2 * (kMaxStages - 1)) {
+      return Invalid(f.seq(), std::to_string(f.stamps_size()) +
+                                  " stamps, expected an even number up to " +
+                                  std::to_string(2 * (kMaxStages - 1)));
+    }
+    if (has_previous && f.seq() <= last_seq_) {
+      return Invalid(f.seq(), "sequence went backwards (after " + std::to_string(last_seq_) + ")");
+    }
+    return grpc::Status::OK;
+  }
+
   Shape expected_;
-  FrameWriter* mailbox_;
+  FrameTriple* input_;
   std::mutex mu_;
-  pb::Frame frame_;  // reused: its data string keeps its capacity between frames
   uint64_t last_seq_ = 0;
 };
 
@@ -79,9 +142,8 @@ class GrpcReader final : public FrameReader {
  public:
   static Result<std::unique_ptr<FrameReader>> Listen(const std::string& address, Shape expected,
                                                      Policy policy) {
-    auto r = std::unique_ptr<GrpcReader>(new GrpcReader());
-    r->link_ = MakeInprocLink(expected.Bytes(), policy);
-    r->service_ = std::make_unique<StageService>(expected, r->link_.writer.get());
+    auto r = std::unique_ptr<GrpcReader>(new GrpcReader(policy));
+    r->service_ = std::make_unique<StageService>(expected, &r->input_);
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
@@ -99,19 +161,20 @@ class GrpcReader final : public FrameReader {
   }
 
   ~GrpcReader() override {
+    input_.Shutdown();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   }
 
   ReadResult Next(FrameMeta* meta, const float** data,
                   std::chrono::milliseconds timeout) override {
-    return link_.reader->Next(meta, data, timeout);
+    return input_.Next(meta, data, timeout);
   }
-  uint64_t Drops() const override { return link_.reader->Drops(); }
+  uint64_t Drops() const override { return input_.Drops(); }
   std::string Address() const override { return address_; }
 
  private:
-  GrpcReader() = default;
-  MailboxPair link_;
+  explicit GrpcReader(Policy policy) : input_(policy) {}
+  mutable FrameTriple input_;
   std::unique_ptr<StageService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
@@ -120,7 +183,7 @@ class GrpcReader final : public FrameReader {
 class GrpcWriter final : public FrameWriter {
  public:
   GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout)
-      : target_(std::move(target)), buffer_(frame_bytes / sizeof(float) + 1),
+      : target_(std::move(target)), frame_bytes_(frame_bytes),
         reconnect_timeout_(reconnect_timeout) {
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(-1);
@@ -135,14 +198,22 @@ class GrpcWriter final : public FrameWriter {
 
   ~GrpcWriter() override { EndStream(); }
 
-  float* Buffer() override { return buffer_.data(); }
+  // The stage computes straight into the reused message's bytes: no staging copy.
+  float* Buffer() override {
+    std::string* d = frame_.mutable_data();
+    if (d->size() != frame_bytes_) d->resize(frame_bytes_);
+    return reinterpret_cast<float*>(d->data());
+  }
 
   Status Publish(const FrameMeta& meta) override {
-    return Send(meta, reinterpret_cast<const char*>(buffer_.data()));
+    Buffer();
+    frame_.mutable_data()->resize(meta.shape.Bytes());
+    return Send(meta);
   }
 
   Status PublishFrom(const FrameMeta& meta, const float* data) override {
-    return Send(meta, reinterpret_cast<const char*>(data));
+    frame_.mutable_data()->assign(reinterpret_cast<const char*>(data), meta.shape.Bytes());
+    return Send(meta);
   }
 
   Status Close() override {
@@ -150,9 +221,9 @@ class GrpcWriter final : public FrameWriter {
       Status s = Connect();
       if (!s) return s;
     }
-    frame_.Clear();
-    frame_.set_end_of_stream(true);
-    stream_->Write(frame_);
+    pb::Frame end;
+    end.set_end_of_stream(true);
+    stream_->Write(end);
     EndStream();
     return Ok{};
   }
@@ -161,7 +232,7 @@ class GrpcWriter final : public FrameWriter {
   uint64_t Reconnects() const override { return reconnects_; }
 
  private:
-  Status Send(const FrameMeta& meta, const char* bytes) {
+  Status Send(const FrameMeta& meta) {
     if (!stream_) {
       Status s = Connect();
       if (!s) {
@@ -174,7 +245,6 @@ class GrpcWriter final : public FrameWriter {
     frame_.set_height(uint32_t(meta.shape.h));
     frame_.set_width(uint32_t(meta.shape.w));
     frame_.set_channels(uint32_t(meta.shape.c));
-    frame_.mutable_data()->assign(bytes, meta.shape.Bytes());
     frame_.clear_stamps();
     for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) frame_.add_stamps(meta.stamps[i]);
     if (!stream_->Write(frame_)) {
@@ -211,7 +281,7 @@ class GrpcWriter final : public FrameWriter {
   }
 
   std::string target_;
-  runtime::Buffer buffer_;
+  size_t frame_bytes_;
   std::chrono::milliseconds reconnect_timeout_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<pb::Stage::Stub> stub_;
