@@ -72,8 +72,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pipeline_bench: %s\n", alloc.error().message.c_str());
     return 2;
   }
-  std::vector<std::pair<int, int>> sizes = {{128, 128}, {256, 256}, {512, 512}, {1024, 1024},
-                                            {1280, 720}};
+  std::vector<std::pair<int, int>> sizes = {
+      {128, 128}, {256, 256}, {512, 512}, {1024, 1024}, {1280, 720}};
   std::vector<int> stage_counts = {2, 3, 4};
   std::vector<std::string> transports = {"inproc", "shm", "grpc"};
   if (quick) {
@@ -102,10 +102,11 @@ int main(int argc, char** argv) {
     }
     if (!json) {
       const auto& s = r.report.sink;
-      std::fprintf(stderr, "%-9s %4dx%-4d %d %-6s %9.1f fps %9.1f med %8.2f %8.2f ms p50/p99 CCR %6.3f drops %llu %s\n",
-                   model.c_str(), w, h, stages, t.c_str(), s.fps, s.fps_median,
-                   s.latency_p50_ms, s.latency_p99_ms, s.ccr, (unsigned long long)s.drops,
-                   r.error.c_str());
+      std::fprintf(stderr,
+                   "%-9s %4dx%-4d %d %-6s %9.1f fps %9.1f med %8.2f %8.2f ms p50/p99 CCR %6.3f "
+                   "drops %llu %s\n",
+                   model.c_str(), w, h, stages, t.c_str(), s.fps, s.fps_median, s.latency_p50_ms,
+                   s.latency_p99_ms, s.ccr, (unsigned long long)s.drops, r.error.c_str());
     }
     rows.push_back(std::move(r));
   };
@@ -131,9 +132,8 @@ int main(int argc, char** argv) {
     return nullptr;
   };
   if (json) {
-    std::string out = "{\"quick\":" + std::string(quick ? "true" : "false") +
-                      ",\"policy\":\"" + (policy == Policy::kBlock ? "block" : "latest") +
-                      "\",\"rows\":[";
+    std::string out = "{\"quick\":" + std::string(quick ? "true" : "false") + ",\"policy\":\"" +
+                      (policy == Policy::kBlock ? "block" : "latest") + "\",\"rows\":[";
     for (size_t i = 0; i < rows.size(); ++i) {
       const Row& r = rows[i];
       const auto& s = r.report.sink;
@@ -144,8 +144,8 @@ int main(int argc, char** argv) {
                     "\"drops\":%llu,\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,"
                     "\"latency_p99_ms\":%.3f,\"ccr\":%.4f,\"checksum\":%.6f,\"error\":",
                     r.model.c_str(), r.width, r.height, r.stages, r.transport.c_str(), r.frames,
-                    (unsigned long long)s.frames, (unsigned long long)s.drops, s.fps,
-                    s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.ccr, s.checksum);
+                    (unsigned long long)s.frames, (unsigned long long)s.drops, s.fps, s.fps_median,
+                    s.latency_p50_ms, s.latency_p99_ms, s.ccr, s.checksum);
       if (i) out += ',';
       out += buf;
       out += edgefd::JsonQuote(r.error);
@@ -170,8 +170,8 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf,
                     "%s{\"target\":\"%s\",\"need_fps\":%.0f,\"fps\":%.2f,\"fps_median\":%.2f,"
                     "\"met\":%s}",
-                    first ? "" : ",", t.what, t.fps, r->report.sink.fps,
-                    r->report.sink.fps_median, r->report.sink.fps >= t.fps ? "true" : "false");
+                    first ? "" : ",", t.what, t.fps, r->report.sink.fps, r->report.sink.fps_median,
+                    r->report.sink.fps >= t.fps ? "true" : "false");
       out += buf;
       first = false;
     }

@@ -1,15 +1,14 @@
 #include "edgefd/runtime/cli.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <map>
-#include <utility>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/runtime/pipeline.h"
 
@@ -23,11 +22,13 @@ constexpr int kFailed = 3;
 
 const char kHelp[] =
     "usage: edgefd-pipeline COMMAND [options]\n"
-    "  run        --model conv|yolo-tiny --stages N --transport inproc|shm|grpc --frames N [--json]\n"
+    "  run        --model conv|yolo-tiny --stages N --transport inproc|shm|grpc --frames N "
+    "[--json]\n"
     "  stage      --model M --stages N --index I --listen ADDR --next ADDR [--metrics-port P]\n"
     "  source     --model M --next ADDR --frames N [--fps F]\n"
     "  sink       --model M --listen ADDR [--json]\n"
     "  partition  --model M --stages N [--profile] [--json]\n"
+    "stage/source/sink --check: validate the options and print the stage's shapes, then exit\n"
     "model options: --width W --height H --channels C (conv), --seed S, --weights FILE\n"
     "run/stage options: --policy latest|block, --threads T, --delay-ms D[,D...], --profile,\n"
     "  --gflops G --link-mbps B (partition cost model), --warmup N, --fps F\n"
@@ -36,7 +37,7 @@ const char kHelp[] =
 class Args {
  public:
   static Result<Args> Parse(int argc, char** argv, const std::set<std::string>& allowed) {
-    static const std::set<std::string> kFlags = {"--json", "--profile", "--quiet"};
+    static const std::set<std::string> kFlags = {"--json", "--profile", "--quiet", "--check"};
     Args a;
     for (int i = 2; i < argc; ++i) {
       std::string k = argv[i];
@@ -83,20 +84,20 @@ class Args {
   std::map<std::string, std::string> v_;
 };
 
-const std::set<std::string> kModelOpts = {"--model", "--width", "--height", "--channels",
-                                          "--seed", "--weights"};
+const std::set<std::string> kModelOpts = {"--model",    "--width", "--height",
+                                          "--channels", "--seed",  "--weights"};
 
 std::set<std::string> With(std::set<std::string> base, std::initializer_list<const char*> more) {
   for (const char* m : more) base.insert(m);
   return base;
 }
 
-#define EDGEFD_TRY(var, expr)                        \
-  auto var##_r = (expr);                             \
-  if (!var##_r) {                                    \
+#define EDGEFD_TRY(var, expr)                                                       \
+  auto var##_r = (expr);                                                            \
+  if (!var##_r) {                                                                   \
     std::fprintf(stderr, "edgefd-pipeline: %s\n", var##_r.error().message.c_str()); \
-    return kUsage;                                   \
-  }                                                  \
+    return kUsage;                                                                  \
+  }                                                                                 \
   auto var = std::move(*var##_r)
 
 Result<ModelSpec> ParseModel(const Args& a) {
@@ -133,7 +134,8 @@ Result<std::vector<double>> ParseDelays(const Args& a) {
     std::string item = s.substr(pos, end - pos);
     char* e = nullptr;
     double v = std::strtod(item.c_str(), &e);
-    if (item.empty() || *e != '\0' || v < 0) return Error{"--delay-ms " + s + ": bad value '" + item + "'"};
+    if (item.empty() || *e != '\0' || v < 0)
+      return Error{"--delay-ms " + s + ": bad value '" + item + "'"};
     out.push_back(v);
     pos = end + 1;
   }
@@ -167,7 +169,8 @@ int CmdPartition(const Args& a) {
   } else {
     std::printf("%s: %.3f GFLOP per frame, input %s, %s cost model\n%s", model.name.c_str(),
                 model.Flops(0, int(model.layers.size())) / 1e9, model.Input().ToString().c_str(),
-                a.Has("--profile") ? "measured (1 thread)" : "FLOPs", FormatPlan(model, plan).c_str());
+                a.Has("--profile") ? "measured (1 thread)" : "FLOPs",
+                FormatPlan(model, plan).c_str());
   }
   return 0;
 }
@@ -224,8 +227,8 @@ Result<std::pair<int, int>> ParseLayers(const std::string& s, int layers) {
   std::string a = s.substr(0, colon), b = colon == std::string::npos ? "" : s.substr(colon + 1);
   long first = std::strtol(a.c_str(), &e1, 10), last = std::strtol(b.c_str(), &e2, 10);
   if (a.empty() || b.empty() || *e1 || *e2 || first < 0 || last > layers || first >= last) {
-    return Error{"--layers " + s + ": expected FIRST:LAST with 0 <= FIRST < LAST <= " +
-                 std::to_string(layers)};
+    return Error{"--layers " + s +
+                 ": expected FIRST:LAST with 0 <= FIRST < LAST <= " + std::to_string(layers)};
   }
   return std::make_pair(int(first), int(last));
 }
@@ -260,6 +263,13 @@ int CmdStage(const Args& a) {
     EDGEFD_TRY(plan, Partition(shape_model, p));
     range = {plan.stages[index].first, plan.stages[index].last};
   }
+  if (a.Has("--check")) {
+    std::printf("stage %ld: layers %d..%d of %s, input %s, output %s\n", index, range.first,
+                range.second - 1, spec.name.c_str(),
+                shape_model.layers[range.first].in.ToString().c_str(),
+                shape_model.layers[range.second - 1].out.ToString().c_str());
+    return 0;
+  }
   EDGEFD_TRY(model, BuildModel(spec, range.first, range.second));
   if (a.Has("--quiet")) spdlog::set_level(spdlog::level::warn);
   std::vector<int> cpus = alloc.Explicit() ? alloc.ComputeCpus() : std::vector<int>{};
@@ -280,8 +290,8 @@ int CmdStage(const Args& a) {
   // gRPC's I/O threads start from this thread and inherit its affinity.
   if (alloc.Explicit()) (void)PinThisThread(alloc.IoCpus());
   EDGEFD_TRY(in, OpenReader(a.Str("--listen", ""), exec->InputShape(), policy));
-  EDGEFD_TRY(out, OpenWriter(a.Str("--next", ""), exec->OutputShape(), policy,
-                             std::chrono::seconds(30)));
+  EDGEFD_TRY(
+      out, OpenWriter(a.Str("--next", ""), exec->OutputShape(), policy, std::chrono::seconds(30)));
   StageCounters counters;
   std::unique_ptr<MetricsServer> metrics;
   if (metrics_port >= 0) {
@@ -313,6 +323,10 @@ int CmdSource(const Args& a) {
     std::fprintf(stderr, "edgefd-pipeline source: --next ADDR is required\n");
     return kUsage;
   }
+  if (a.Has("--check")) {
+    std::printf("source: %s frames of %s\n", spec.name.c_str(), model.Input().ToString().c_str());
+    return 0;
+  }
   EDGEFD_TRY(out, OpenWriter(a.Str("--next", ""), model.Input(), Policy::kBlock,
                              std::chrono::seconds(30)));
   SourceOptions so;
@@ -335,6 +349,10 @@ int CmdSink(const Args& a) {
   if (!a.Has("--listen")) {
     std::fprintf(stderr, "edgefd-pipeline sink: --listen ADDR is required\n");
     return kUsage;
+  }
+  if (a.Has("--check")) {
+    std::printf("sink: %s outputs of %s\n", spec.name.c_str(), model.Output().ToString().c_str());
+    return 0;
   }
   EDGEFD_TRY(in, OpenReader(a.Str("--listen", ""), model.Output(), policy));
   SinkOptions so;
@@ -367,12 +385,13 @@ int PipelineMain(int argc, char** argv) {
       kModelOpts, {"--stages", "--transport", "--frames", "--warmup", "--policy", "--fps",
                    "--threads", "--gflops", "--link-mbps", "--delay-ms", "--profile", "--json"});
   const std::set<std::string> stage_opts =
-      With(kModelOpts, {"--stages", "--index", "--layers", "--listen", "--next", "--policy",
-                        "--threads", "--cpus", "--metrics-port", "--delay-ms", "--idle-exit-ms",
-                        "--quiet"});
-  const std::set<std::string> source_opts = With(kModelOpts, {"--next", "--frames", "--fps"});
+      With(kModelOpts,
+           {"--stages", "--index", "--layers", "--listen", "--next", "--policy", "--threads",
+            "--cpus", "--metrics-port", "--delay-ms", "--idle-exit-ms", "--quiet", "--check"});
+  const std::set<std::string> source_opts =
+      With(kModelOpts, {"--next", "--frames", "--fps", "--check"});
   const std::set<std::string> sink_opts =
-      With(kModelOpts, {"--listen", "--policy", "--timeout-ms", "--json"});
+      With(kModelOpts, {"--listen", "--policy", "--timeout-ms", "--json", "--check"});
   const std::set<std::string> partition_opts =
       With(kModelOpts, {"--stages", "--profile", "--gflops", "--link-mbps", "--json"});
   const std::map<std::string, std::pair<const std::set<std::string>*, int (*)(const Args&)>>

@@ -37,8 +37,12 @@ dnnl::post_ops ActivationPostOps(Activation act, float slope) {
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Model& model, int first, int last, const ExecOptions& options)
-      : model_(model), first_(first), last_(last), options_(options),
-        engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
+      : model_(model),
+        first_(first),
+        last_(last),
+        options_(options),
+        engine_(dnnl::engine::kind::cpu, 0),
+        stream_(engine_) {}
 
   Status Build() {
     // oneDNN sizes its kernels' work split for the thread count current at creation.
@@ -148,8 +152,8 @@ class CpuExecutor final : public Executor {
       int j = i;
       const Layer* norm = nullptr;
       if (l.kind == LayerKind::kNormalize && l.in.c == 1) norm = &model_.layers[j++];
-      if (options_.fuse && j + 2 < last_ &&
-          IsSingleChannelConv3x3(model_.layers[j]) && model_.layers[j].act == Activation::kNone &&
+      if (options_.fuse && j + 2 < last_ && IsSingleChannelConv3x3(model_.layers[j]) &&
+          model_.layers[j].act == Activation::kNone &&
           model_.layers[j + 1].kind == LayerKind::kActivation &&
           model_.layers[j + 1].act == Activation::kRelu &&
           model_.layers[j + 2].kind == LayerKind::kMaxPool && model_.layers[j + 2].kernel == 2 &&
@@ -176,8 +180,8 @@ class CpuExecutor final : public Executor {
     for (Buffer& b : scratch_) b.Reserve(2 * size_t(in.w) + 16);
     op.run = [this, in, rows, scale, shift, &conv](const float* src, float* dst) {
       ParallelRows(rows, [&](int b, int e, int id) {
-        FusedConvReluPool(src, in.h, in.w, conv.weights.data(), conv.bias[0], scale, shift, dst,
-                          b, e, scratch_[id].data());
+        FusedConvReluPool(src, in.h, in.w, conv.weights.data(), conv.bias[0], scale, shift, dst, b,
+                          e, scratch_[id].data());
       });
     };
     ops_.push_back(std::move(op));

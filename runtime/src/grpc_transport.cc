@@ -2,8 +2,8 @@
 // are reused on both sides so the steady state allocates nothing of frame size.
 #include <grpcpp/grpcpp.h>
 
-#include <cstring>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <utility>
 
@@ -53,7 +53,8 @@ class FrameTriple {
 
   ReadResult Next(FrameMeta* meta, const float** data, std::chrono::milliseconds timeout) {
     std::unique_lock<std::mutex> lock(mu_);
-    if (!cv_.wait_for(lock, timeout, [&] { return fresh_ || closed_; })) return ReadResult::kTimeout;
+    if (!cv_.wait_for(lock, timeout, [&] { return fresh_ || closed_; }))
+      return ReadResult::kTimeout;
     if (!fresh_) return ReadResult::kClosed;
     std::swap(front_, middle_);
     fresh_ = false;
@@ -114,7 +115,8 @@ class StageService final : public pb::Stage::Service {
   grpc::Status Validate(const pb::Frame& f, bool has_previous) const {
     Shape s{int(f.height()), int(f.width()), int(f.channels())};
     if (!(s == expected_)) {
-      return Invalid(f.seq(), "shape " + s.ToString() + ", this stage takes " + expected_.ToString());
+      return Invalid(f.seq(),
+                     "shape " + s.ToString() + ", this stage takes " + expected_.ToString());
     }
     if (f.data().size() != expected_.Bytes()) {
       return Invalid(f.seq(), "data is " + std::to_string(f.data().size()) + " bytes, expected " +
@@ -165,8 +167,7 @@ class GrpcReader final : public FrameReader {
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   }
 
-  ReadResult Next(FrameMeta* meta, const float** data,
-                  std::chrono::milliseconds timeout) override {
+  ReadResult Next(FrameMeta* meta, const float** data, std::chrono::milliseconds timeout) override {
     return input_.Next(meta, data, timeout);
   }
   uint64_t Drops() const override { return input_.Drops(); }
@@ -183,7 +184,8 @@ class GrpcReader final : public FrameReader {
 class GrpcWriter final : public FrameWriter {
  public:
   GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout)
-      : target_(std::move(target)), frame_bytes_(frame_bytes),
+      : target_(std::move(target)),
+        frame_bytes_(frame_bytes),
         reconnect_timeout_(reconnect_timeout) {
     grpc::ChannelArguments args;
     args.SetMaxSendMessageSize(-1);
@@ -252,9 +254,9 @@ class GrpcWriter final : public FrameWriter {
       stream_.reset();
       context_.reset();
       ++drops_;
-      return Error{"next stage " + target_ + ": stream broke (" + st.error_message() +
-                   ", code " + std::to_string(int(st.error_code())) + "); frame " +
-                   std::to_string(meta.seq) + " lost, reconnecting"};
+      return Error{"next stage " + target_ + ": stream broke (" + st.error_message() + ", code " +
+                   std::to_string(int(st.error_code())) + "); frame " + std::to_string(meta.seq) +
+                   " lost, reconnecting"};
     }
     return Ok{};
   }

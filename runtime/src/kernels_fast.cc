@@ -11,9 +11,8 @@ void Conv3x3SingleChannel(const float* __restrict in, int h, int w, const float*
                           float bias, float* __restrict out, int row_begin, int row_end) {
   (void)h;
   const int wo = w - 2;
-  const float w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3],
-              w4 = weights[4], w5 = weights[5], w6 = weights[6], w7 = weights[7],
-              w8 = weights[8];
+  const float w0 = weights[0], w1 = weights[1], w2 = weights[2], w3 = weights[3], w4 = weights[4],
+              w5 = weights[5], w6 = weights[6], w7 = weights[7], w8 = weights[8];
   for (int y = row_begin; y < row_end; ++y) {
     const float* __restrict i0 = in + size_t(y) * w;
     const float* __restrict i1 = i0 + w;
@@ -27,9 +26,9 @@ void Conv3x3SingleChannel(const float* __restrict in, int h, int w, const float*
   }
 }
 
-void FusedConvReluPool(const float* __restrict in, int h, int w, const float* weights,
-                       float bias, float scale, float shift, float* __restrict out,
-                       int row_begin, int row_end, float* __restrict scratch) {
+void FusedConvReluPool(const float* __restrict in, int h, int w, const float* weights, float bias,
+                       float scale, float shift, float* __restrict out, int row_begin, int row_end,
+                       float* __restrict scratch) {
   (void)h;
   // Fold the normalisation into the filter: conv(s*x + t) = s*conv(x) + t*sum(w) exactly for
   // a valid (unpadded) convolution.

@@ -11,9 +11,12 @@ namespace {
 
 float Activate(float v, Activation act, float slope) {
   switch (act) {
-    case Activation::kRelu: return v > 0 ? v : 0;
-    case Activation::kLeaky: return v > 0 ? v : v * slope;
-    case Activation::kNone: return v;
+    case Activation::kRelu:
+      return v > 0 ? v : 0;
+    case Activation::kLeaky:
+      return v > 0 ? v : v * slope;
+    case Activation::kNone:
+      return v;
   }
   return v;
 }
@@ -58,8 +61,8 @@ void ReferenceLayer(const Layer& l, const float* in, float* out) {
             float m = -std::numeric_limits<float>::infinity();
             for (int ky = 0; ky < l.kernel; ++ky) {
               for (int kx = 0; kx < l.kernel; ++kx) {
-                m = std::max(m, in[(size_t(y * l.stride + ky) * l.in.w + x * l.stride + kx) *
-                                       l.in.c + c]);
+                m = std::max(
+                    m, in[(size_t(y * l.stride + ky) * l.in.w + x * l.stride + kx) * l.in.c + c]);
               }
             }
             out[(size_t(y) * l.out.w + x) * l.out.c + c] = m;

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "edgefd/runtime/transport.h"
@@ -55,8 +55,7 @@ void FutexWait(std::atomic<uint32_t>* word, uint32_t expected, std::chrono::nano
 }
 
 void FutexWakeAll(std::atomic<uint32_t>* word) {
-  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr,
-          0);
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
 }
 
 /// A mapped region holding a Header and three slots; owns the mapping.
@@ -122,12 +121,12 @@ class ShmRegion final : public Region {
     if (created && ftruncate(fd, off_t(r->bytes_)) != 0) {
       int e = errno;
       close(fd);
-      return Error{"shm:" + name + ": cannot size to " + std::to_string(r->bytes_) + " bytes: " +
-                   std::strerror(e)};
+      return Error{"shm:" + name + ": cannot size to " + std::to_string(r->bytes_) +
+                   " bytes: " + std::strerror(e)};
     }
     if (!created) {
       // The creator may not have sized it yet; wait briefly for the size to appear.
-      struct stat st{};
+      struct stat st {};
       for (int i = 0; i < 2000 && fstat(fd, &st) == 0 && size_t(st.st_size) < r->bytes_; ++i) {
         usleep(1000);
       }
@@ -228,8 +227,7 @@ class MailboxReader final : public FrameReader {
   MailboxReader(std::shared_ptr<Region> region, std::string address)
       : region_(std::move(region)), address_(std::move(address)) {}
 
-  ReadResult Next(FrameMeta* meta, const float** data,
-                  std::chrono::milliseconds timeout) override {
+  ReadResult Next(FrameMeta* meta, const float** data, std::chrono::milliseconds timeout) override {
     Header* h = region_->header();
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {

@@ -1,10 +1,10 @@
 #include "edgefd/runtime/metrics.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,8 +39,8 @@ std::string PrometheusText(const StageCounters& c, int stage) {
                 "# HELP edgefd_pipeline_stage_ms Mean compute milliseconds per frame.\n"
                 "# TYPE edgefd_pipeline_stage_ms gauge\n"
                 "edgefd_pipeline_stage_ms{stage=\"%d\"} %.4f\n",
-                stage, (unsigned long long)frames, stage, (unsigned long long)c.drops.load(),
-                stage, (unsigned long long)c.send_errors.load(), stage,
+                stage, (unsigned long long)frames, stage, (unsigned long long)c.drops.load(), stage,
+                (unsigned long long)c.send_errors.load(), stage,
                 (unsigned long long)c.reconnects.load(), stage, fps, stage, stage_ms);
   return buf;
 }
@@ -49,14 +49,14 @@ struct MetricsServer::Thread {
   std::thread t;
 };
 
-Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(int port,
-                                                            const StageCounters* counters,
+Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(int port, const StageCounters* counters,
                                                             int stage) {
   auto s = std::unique_ptr<MetricsServer>(new MetricsServer());
   s->counters_ = counters;
   s->stage_ = stage;
   s->listen_fd_ = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s->listen_fd_ < 0) return Error{std::string("--metrics-port: socket: ") + std::strerror(errno)};
+  if (s->listen_fd_ < 0)
+    return Error{std::string("--metrics-port: socket: ") + std::strerror(errno)};
   int one = 1, zero = 0;
   setsockopt(s->listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   setsockopt(s->listen_fd_, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);

@@ -43,11 +43,16 @@ double Model::Flops(int first, int last) const {
 
 std::string LayerKindName(LayerKind kind) {
   switch (kind) {
-    case LayerKind::kNormalize: return "normalize";
-    case LayerKind::kConv: return "conv";
-    case LayerKind::kActivation: return "activation";
-    case LayerKind::kMaxPool: return "maxpool";
-    case LayerKind::kFullyConnected: return "fc";
+    case LayerKind::kNormalize:
+      return "normalize";
+    case LayerKind::kConv:
+      return "conv";
+    case LayerKind::kActivation:
+      return "activation";
+    case LayerKind::kMaxPool:
+      return "maxpool";
+    case LayerKind::kFullyConnected:
+      return "fc";
   }
   return "?";
 }
@@ -101,8 +106,8 @@ Result<Model> MakeConvModel(const ConvModelOptions& o) {
   norm.shift = -1.0f;
   m.layers.push_back(norm);
   m.layers.push_back(ConvLayer("conv3x3", in, o.channels, 3, 1, 0, Activation::kNone));
-  m.layers.push_back(ElementwiseLayer("relu", m.layers.back().out, LayerKind::kActivation,
-                                      Activation::kRelu));
+  m.layers.push_back(
+      ElementwiseLayer("relu", m.layers.back().out, LayerKind::kActivation, Activation::kRelu));
   m.layers.push_back(PoolLayer("maxpool2x2", m.layers.back().out, 2, 2));
   return m;
 }
@@ -163,8 +168,8 @@ Status LoadWeights(Model& model, const std::string& path, int first, int last) {
   std::fseek(f.get(), 0, SEEK_END);
   long size = std::ftell(f.get());
   if (size < 0 || size_t(size) != total) {
-    return Error{"--weights " + path + ": " + std::to_string(size) + " bytes, model " +
-                 model.name + " needs exactly " + std::to_string(total) +
+    return Error{"--weights " + path + ": " + std::to_string(size) + " bytes, model " + model.name +
+                 " needs exactly " + std::to_string(total) +
                  " (float32 weights then biases per layer, see docs/pipeline.md)"};
   }
   size_t offset = 0;
@@ -181,7 +186,8 @@ Status LoadWeights(Model& model, const std::string& path, int first, int last) {
         return Error{"--weights " + path + ": short read in layer " + l.name};
       }
       for (float v : l.weights) {
-        if (!std::isfinite(v)) return Error{"--weights " + path + ": non-finite weight in layer " + l.name};
+        if (!std::isfinite(v))
+          return Error{"--weights " + path + ": non-finite weight in layer " + l.name};
       }
     }
     offset += bytes;

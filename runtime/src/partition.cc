@@ -13,8 +13,7 @@ Result<PartitionPlan> Partition(const Model& model, const PartitionOptions& o) {
   const int n = int(model.layers.size());
   if (o.stages < 1 || o.stages > n || o.stages > kMaxStages) {
     return Error{"--stages " + std::to_string(o.stages) + ": " + model.name + " has " +
-                 std::to_string(n) + " layers; use 1.." +
-                 std::to_string(std::min(n, kMaxStages))};
+                 std::to_string(n) + " layers; use 1.." + std::to_string(std::min(n, kMaxStages))};
   }
   if (!o.layer_ms.empty() && int(o.layer_ms.size()) != n) {
     return Error{"profile has " + std::to_string(o.layer_ms.size()) + " layers, model " +
@@ -81,8 +80,8 @@ std::string FormatPlan(const Model& model, const PartitionPlan& plan) {
                   s.gflop, s.output_bytes, s.compute_ms, s.comm_ms);
     out += line;
   }
-  std::snprintf(line, sizeof line, "bottleneck %.3f ms/frame (%.1f frames/s)\n",
-                plan.bottleneck_ms, plan.bottleneck_ms > 0 ? 1000.0 / plan.bottleneck_ms : 0.0);
+  std::snprintf(line, sizeof line, "bottleneck %.3f ms/frame (%.1f frames/s)\n", plan.bottleneck_ms,
+                plan.bottleneck_ms > 0 ? 1000.0 / plan.bottleneck_ms : 0.0);
   out += line;
   return out;
 }

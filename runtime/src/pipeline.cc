@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,8 +12,6 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/json.h"
 #include "edgefd/runtime/kernels.h"
@@ -36,8 +35,7 @@ Result<Model> BuildModel(const ModelSpec& spec, int first, int last) {
 }
 
 void SourceFrame(const Shape& shape, uint64_t seed, uint64_t seq, int distinct, float* out) {
-  FillUniform(out, shape.Elements(), seed * 31 + seq % uint64_t(std::max(1, distinct)), 0.0f,
-              1.0f);
+  FillUniform(out, shape.Elements(), seed * 31 + seq % uint64_t(std::max(1, distinct)), 0.0f, 1.0f);
 }
 
 SourceImages MakeSourceImages(Shape shape, const SourceOptions& o) {
@@ -123,10 +121,7 @@ Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const Sta
   }
 }
 
-namespace {
-
-
-}  // namespace
+namespace {}  // namespace
 
 namespace {
 
@@ -357,8 +352,8 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     std::vector<MailboxPair> links;
     links.push_back(MakeInprocLink(model->Input().Bytes(), Policy::kBlock));
     for (int s = 0; s < n; ++s) {
-      links.push_back(MakeInprocLink(model->layers[plan->stages[s].last - 1].out.Bytes(),
-                                     o.policy));
+      links.push_back(
+          MakeInprocLink(model->layers[plan->stages[s].last - 1].out.Bytes(), o.policy));
     }
     std::vector<std::unique_ptr<Executor>> execs;
     for (int s = 0; s < n; ++s) {
@@ -390,15 +385,16 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     report.sink = std::move(*sink);
     for (int s = 0; s <= n; ++s) report.link_drops.push_back(links[s].reader->Drops());
   } else if (o.transport == "shm" || o.transport == "grpc") {
-    if (o.self_exe.empty()) return Error{"--transport " + o.transport + ": path of edgefd-pipeline unknown"};
+    if (o.self_exe.empty())
+      return Error{"--transport " + o.transport + ": path of edgefd-pipeline unknown"};
     std::string dir = o.work_dir;
     if (dir.empty()) {
       char tmpl[] = "/tmp/edgefd-run-XXXXXX";
       if (mkdtemp(tmpl) == nullptr) return Error{"cannot create a directory under /tmp"};
       dir = tmpl;
     }
-    const std::string tag = "edgefd-" + std::to_string(getpid()) + "-" +
-                            std::to_string(NowNs() % 1000000);
+    const std::string tag =
+        "edgefd-" + std::to_string(getpid()) + "-" + std::to_string(NowNs() % 1000000);
     auto address = [&](int link) {
       if (o.transport == "shm") return "shm:" + tag + "-" + std::to_string(link);
       return "unix:" + dir + "/link" + std::to_string(link) + ".sock";
@@ -409,13 +405,35 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     Children children;
     for (int s = 0; s < n; ++s) {
       std::vector<std::string> args = {
-          o.self_exe, "stage", "--model", o.model.name, "--width", std::to_string(o.model.conv.width),
-          "--height", std::to_string(o.model.conv.height), "--channels",
-          std::to_string(o.model.conv.channels), "--seed", std::to_string(o.model.seed),
-          "--stages", std::to_string(n), "--index", std::to_string(s), "--layers",
+          o.self_exe,
+          "stage",
+          "--model",
+          o.model.name,
+          "--width",
+          std::to_string(o.model.conv.width),
+          "--height",
+          std::to_string(o.model.conv.height),
+          "--channels",
+          std::to_string(o.model.conv.channels),
+          "--seed",
+          std::to_string(o.model.seed),
+          "--stages",
+          std::to_string(n),
+          "--index",
+          std::to_string(s),
+          "--layers",
           std::to_string(plan->stages[s].first) + ":" + std::to_string(plan->stages[s].last),
-          "--listen", address(s), "--next", address(s + 1), "--policy", PolicyName(o.policy),
-          "--threads", std::to_string(threads), "--idle-exit-ms", "60000", "--quiet"};
+          "--listen",
+          address(s),
+          "--next",
+          address(s + 1),
+          "--policy",
+          PolicyName(o.policy),
+          "--threads",
+          std::to_string(threads),
+          "--idle-exit-ms",
+          "60000",
+          "--quiet"};
       // --cpus: this stage's share of the allocated compute cores ("none": not pinned).
       std::string list;
       for (int c : StageCpus(o, s, threads)) {
@@ -481,14 +499,14 @@ std::string RunReport::Json(const Model& model) const {
     return out + "]";
   };
   char buf[1024];
-  std::snprintf(
-      buf, sizeof buf,
-      "\"frames_sent\":%d,\"frames_received\":%llu,\"drops\":%llu,\"in_order\":%s,"
-      "\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"sink_comm_ms\":%.4f,"
-      "\"ccr\":%.4f,\"checksum\":%.6f,\"wall_s\":%.3f,",
-      options.frames, (unsigned long long)s.frames, (unsigned long long)s.drops,
-      s.in_order ? "true" : "false", s.fps, s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.sink_comm_ms,
-      s.ccr, s.checksum, wall_s);
+  std::snprintf(buf, sizeof buf,
+                "\"frames_sent\":%d,\"frames_received\":%llu,\"drops\":%llu,\"in_order\":%s,"
+                "\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,"
+                "\"sink_comm_ms\":%.4f,"
+                "\"ccr\":%.4f,\"checksum\":%.6f,\"wall_s\":%.3f,",
+                options.frames, (unsigned long long)s.frames, (unsigned long long)s.drops,
+                s.in_order ? "true" : "false", s.fps, s.fps_median, s.latency_p50_ms,
+                s.latency_p99_ms, s.sink_comm_ms, s.ccr, s.checksum, wall_s);
   std::string out = "{\"model\":" + JsonQuote(options.model.name) +
                     ",\"input\":" + JsonQuote(model.Input().ToString()) +
                     ",\"stages\":" + std::to_string(options.stages) +
@@ -516,11 +534,13 @@ std::string RunReport::Text() const {
   const SinkReport& s = sink;
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "%s, %d stage(s) over %s: %.1f fps (median interval: %.1f fps), latency p50 %.2f ms p99 %.2f ms, CCR %.3f, "
+                "%s, %d stage(s) over %s: %.1f fps (median interval: %.1f fps), latency p50 %.2f "
+                "ms p99 %.2f ms, CCR %.3f, "
                 "%llu/%d frames, %llu dropped, checksum %.4f\n",
                 options.model.name.c_str(), options.stages, options.transport.c_str(), s.fps,
-                s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.ccr, (unsigned long long)s.frames,
-                options.frames, (unsigned long long)s.drops, s.checksum);
+                s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.ccr,
+                (unsigned long long)s.frames, options.frames, (unsigned long long)s.drops,
+                s.checksum);
   std::string out = buf;
   for (size_t i = 0; i < s.stage_compute_ms.size(); ++i) {
     std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms\n", i,

@@ -1,3 +1,5 @@
+#include "edgefd/runtime/devices.h"
+
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include "edgefd/runtime/devices.h"
 #include "edgefd/runtime/metrics.h"
 
 namespace edgefd::runtime {
@@ -27,8 +28,8 @@ TEST(CpuList, ParsesListsAndRanges) {
 
 TEST(Allocation, ReadsTheDevicePluginEnvironment) {
   std::string allowed = "0";  // every process may run on CPU 0 here
-  std::vector<std::string> env = {"PATH=/bin", "EDGEFD_BIG_CPUS=0,999",
-                                  "EDGEFD_LITTLE_CPUS=", "EDGEFD_MOVIDIUS_NCS_DEVICES=usb-1-1.2,usb-1-1.3",
+  std::vector<std::string> env = {"PATH=/bin", "EDGEFD_BIG_CPUS=0,999", "EDGEFD_LITTLE_CPUS=",
+                                  "EDGEFD_MOVIDIUS_NCS_DEVICES=usb-1-1.2,usb-1-1.3",
                                   "EDGEFD_EDGETPU_DEVICES=apex_0"};
   std::vector<char*> ptrs;
   for (auto& e : env) ptrs.push_back(e.data());

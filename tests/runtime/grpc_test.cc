@@ -1,6 +1,6 @@
 // The gRPC link against a real server on a unix socket: bad frames, dying stages.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <chrono>

@@ -1,4 +1,6 @@
 // Every fast kernel against the reference, on odd shapes with a fixed seed.
+#include "edgefd/runtime/kernels.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "edgefd/runtime/backend.h"
-#include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/model.h"
 
 namespace edgefd::runtime {
@@ -50,10 +51,8 @@ TEST(Kernels, OneDnnConvolutionMatchesReferenceOnOddShapes) {
     int filters, k, stride, pad;
     Activation act;
   } cases[] = {
-      {{13, 11, 3}, 5, 3, 1, 1, Activation::kLeaky},
-      {{9, 7, 4}, 6, 3, 2, 1, Activation::kRelu},
-      {{10, 9, 2}, 3, 1, 1, 0, Activation::kNone},
-      {{12, 13, 5}, 7, 5, 2, 2, Activation::kLeaky},
+      {{13, 11, 3}, 5, 3, 1, 1, Activation::kLeaky}, {{9, 7, 4}, 6, 3, 2, 1, Activation::kRelu},
+      {{10, 9, 2}, 3, 1, 1, 0, Activation::kNone},   {{12, 13, 5}, 7, 5, 2, 2, Activation::kLeaky},
       {{7, 5, 17}, 33, 3, 1, 1, Activation::kNone},
   };
   for (const Case& c : cases) {

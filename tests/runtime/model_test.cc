@@ -1,3 +1,5 @@
+#include "edgefd/runtime/model.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -5,7 +7,6 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "edgefd/runtime/model.h"
 #include "edgefd/runtime/partition.h"
 
 namespace edgefd::runtime {

@@ -1,4 +1,6 @@
 // Whole pipelines over every transport, in one process (threads) and as child processes.
+#include "edgefd/runtime/pipeline.h"
+
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -7,8 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
-
-#include "edgefd/runtime/pipeline.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -43,8 +43,8 @@ Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, 
       l.writers.push_back(std::move(pair.writer));
       l.readers.push_back(std::move(pair.reader));
     } else if (transport == "shm") {
-      std::string name = "edgefd-test-" + std::to_string(getpid()) + "-" +
-                         std::to_string(counter++);
+      std::string name =
+          "edgefd-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
       auto r = OpenShmReader(name, shapes[k].Bytes(), p);
       auto w = OpenShmWriter(name, shapes[k].Bytes(), p);
       EXPECT_TRUE(r.ok() && w.ok());
@@ -52,8 +52,8 @@ Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, 
       l.readers.push_back(std::move(*r));
       l.writers.push_back(std::move(*w));
     } else {
-      auto r = ListenGrpc("unix:" + dir.path() + "/link" + std::to_string(k) + ".sock",
-                          shapes[k], p);
+      auto r =
+          ListenGrpc("unix:" + dir.path() + "/link" + std::to_string(k) + ".sock", shapes[k], p);
       EXPECT_TRUE(r.ok()) << r.error().message;
       auto w = ConnectGrpc((*r)->Address(), shapes[k].Bytes(), std::chrono::seconds(10));
       EXPECT_TRUE(w.ok());
@@ -70,8 +70,8 @@ struct Threaded {
 };
 
 /// Source, N stage threads and the sink over `transport`, outputs kept.
-Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& transport,
-                     Policy policy, int frames, std::vector<double> delays = {}) {
+Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& transport, Policy policy,
+                     int frames, std::vector<double> delays = {}) {
   auto model = BuildModel(spec);
   EXPECT_TRUE(model.ok());
   PartitionOptions po;
@@ -100,7 +100,8 @@ Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& trans
       StageOptions o;
       o.index = s;
       if (size_t(s) < delays.size()) o.delay_ms = delays[s];
-      EXPECT_TRUE(RunStage(*links.readers[s], *links.writers[s + 1], *execs[s], o, counters[s]).ok());
+      EXPECT_TRUE(
+          RunStage(*links.readers[s], *links.writers[s + 1], *execs[s], o, counters[s]).ok());
     });
   }
   SinkOptions sink_options;
@@ -118,8 +119,8 @@ Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& trans
 /// The monolithic output for source frame `seq`.
 std::vector<float> Monolithic(const ModelSpec& spec, uint64_t seq) {
   auto model = BuildModel(spec);
-  auto exec = MakeCpuBackend()->Compile(*model, 0, int(model->layers.size()),
-                                        ExecOptions{1, {}, true});
+  auto exec =
+      MakeCpuBackend()->Compile(*model, 0, int(model->layers.size()), ExecOptions{1, {}, true});
   std::vector<float> in(model->Input().Elements()), out(model->Output().Elements());
   SourceFrame(model->Input(), spec.seed, seq, SourceOptions{}.distinct, in.data());
   (*exec)->Run(in.data(), out.data());
@@ -162,8 +163,7 @@ TEST_P(EveryTransport, PartitionedYoloTinyEqualsMonolithic) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, EveryTransport,
-                         ::testing::Values("inproc", "shm", "grpc"));
+INSTANTIATE_TEST_SUITE_P(Transports, EveryTransport, ::testing::Values("inproc", "shm", "grpc"));
 
 class SlowStage : public ::testing::TestWithParam<std::string> {};
 

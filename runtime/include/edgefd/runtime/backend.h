@@ -11,10 +11,10 @@ namespace edgefd::runtime {
 
 /// How an executor may use the machine.
 struct ExecOptions {
-  int threads = 1;        ///< compute threads (OpenMP team of the calling thread)
+  int threads = 1;  ///< compute threads (OpenMP team of the calling thread)
   /// Cores for those threads (each thread may run on any of them); empty: not pinned.
   std::vector<int> cpus;
-  bool fuse = true;       ///< fuse conv→ReLU→pool where a fused kernel exists
+  bool fuse = true;  ///< fuse conv→ReLU→pool where a fused kernel exists
 };
 
 /// Runs a contiguous range of a model's layers on one device. Buffers between layers are

@@ -19,9 +19,8 @@ void Conv3x3SingleChannel(const float* in, int h, int w, const float* weights, f
 /// The fused thesis kernel: y = maxpool2x2(relu(conv3x3(x * scale + shift))) for one channel,
 /// in one pass over four input rows per output row. Writes pooled rows [row_begin, row_end);
 /// `scratch` holds 2 * w floats.
-void FusedConvReluPool(const float* in, int h, int w, const float* weights, float bias,
-                       float scale, float shift, float* out, int row_begin, int row_end,
-                       float* scratch);
+void FusedConvReluPool(const float* in, int h, int w, const float* weights, float bias, float scale,
+                       float shift, float* out, int row_begin, int row_end, float* scratch);
 
 /// 2x2 stride-2 max-pool over HWC rows [row_begin, row_end) of the output.
 void MaxPool2x2(const float* in, Shape in_shape, float* out, int row_begin, int row_end);

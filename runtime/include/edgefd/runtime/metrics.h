@@ -15,7 +15,7 @@ struct StageCounters {
   std::atomic<uint64_t> drops{0};        ///< newer frames replaced unread ones at our input
   std::atomic<uint64_t> send_errors{0};  ///< failed sends to the next stage
   std::atomic<uint64_t> reconnects{0};
-  std::atomic<uint64_t> compute_ns{0};   ///< total compute time
+  std::atomic<uint64_t> compute_ns{0};  ///< total compute time
   std::atomic<int64_t> first_frame_ns{0};
   std::atomic<int64_t> last_frame_ns{0};
 };

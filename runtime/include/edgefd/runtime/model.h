@@ -22,7 +22,7 @@ struct Layer {
   Shape out;
   int kernel = 0;  ///< conv / pool window
   int stride = 1;
-  int pad = 0;  ///< conv zero padding on every side
+  int pad = 0;                         ///< conv zero padding on every side
   Activation act = Activation::kNone;  ///< fused into conv / fc, or the whole kActivation layer
   float leaky_slope = 0.1f;
   float scale = 1.0f;  ///< kNormalize: y = x * scale + shift

@@ -13,8 +13,8 @@ struct PartitionOptions {
   int stages = 1;
   /// Per-layer milliseconds (e.g. measured with --profile); empty: FLOPs / `gflops`.
   std::vector<double> layer_ms;
-  double gflops = 100.0;       ///< assumed compute rate when no profile is given
-  double link_mbps = 1000.0;   ///< bandwidth of each cut, megabits per second (0: free)
+  double gflops = 100.0;      ///< assumed compute rate when no profile is given
+  double link_mbps = 1000.0;  ///< bandwidth of each cut, megabits per second (0: free)
 };
 
 struct StagePlan {

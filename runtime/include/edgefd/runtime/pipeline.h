@@ -58,8 +58,8 @@ struct StageOptions {
   /// Stop (as if closed) after this long without input; 0 waits forever.
   std::chrono::milliseconds idle_exit{0};
 };
-Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor,
-                const StageOptions& options, StageCounters& counters);
+Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const StageOptions& options,
+                StageCounters& counters);
 
 /// What the sink measured.
 struct SinkReport {
@@ -71,11 +71,11 @@ struct SinkReport {
   double fps_median = 0;  ///< 1 / median interval between frames: robust on a shared machine
   double latency_p50_ms = 0;
   double latency_p99_ms = 0;
-  std::vector<double> stage_compute_ms;  ///< mean per stage
-  std::vector<double> stage_comm_ms;     ///< mean transfer+queueing into each stage
-  double sink_comm_ms = 0;               ///< last stage to sink
-  double ccr = 0;                        ///< total comm / total compute
-  double checksum = 0;                   ///< sum of every output value received
+  std::vector<double> stage_compute_ms;            ///< mean per stage
+  std::vector<double> stage_comm_ms;               ///< mean transfer+queueing into each stage
+  double sink_comm_ms = 0;                         ///< last stage to sink
+  double ccr = 0;                                  ///< total comm / total compute
+  double checksum = 0;                             ///< sum of every output value received
   std::map<uint64_t, std::vector<float>> outputs;  ///< when kept
 };
 struct SinkOptions {
@@ -111,13 +111,13 @@ struct RunOptions {
   int warmup = 3;
   Policy policy = Policy::kLatest;
   SourceOptions source;
-  int threads = 0;                 ///< compute threads per stage; 0: cores / stages
-  PartitionOptions partition;      ///< stages is taken from `stages`
-  bool profile = false;            ///< partition by measured per-layer time
+  int threads = 0;                     ///< compute threads per stage; 0: cores / stages
+  PartitionOptions partition;          ///< stages is taken from `stages`
+  bool profile = false;                ///< partition by measured per-layer time
   std::vector<double> stage_delay_ms;  ///< per stage, see StageOptions::delay_ms
   bool keep_outputs = false;
-  std::string self_exe;            ///< edgefd-pipeline, for shm/grpc child processes
-  std::string work_dir;            ///< sockets live here (default: a fresh /tmp dir)
+  std::string self_exe;  ///< edgefd-pipeline, for shm/grpc child processes
+  std::string work_dir;  ///< sockets live here (default: a fresh /tmp dir)
   Allocation allocation;
 };
 struct RunReport {

@@ -1,0 +1,62 @@
+// The pipeline manifests start edgefd-pipeline with options it accepts, chained correctly.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string Shell(const std::vector<std::string>& argv, int* status) {
+  std::string cmd = EDGEFD_PIPELINE_BIN;
+  for (size_t i = 1; i < argv.size(); ++i) cmd += " '" + argv[i] + "'";
+  FILE* p = popen((cmd + " --check 2>&1").c_str(), "r");
+  std::string out;
+  char buf[1024];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int st = pclose(p);
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+TEST(PipelineManifests, EveryContainerStartsWithValidOptionsAndChainsToAService) {
+  const std::filesystem::path dir = std::filesystem::path(EDGEFD_SOURCE_DIR) / "manifests/pipeline";
+  int deployments = 0;
+  for (const char* file : {"conv-pipeline.yaml", "yolo-tiny-pipeline.yaml"}) {
+    std::vector<YAML::Node> docs = YAML::LoadAllFromFile((dir / file).string());
+    std::map<std::string, bool> services;
+    std::vector<std::string> nexts;
+    for (const YAML::Node& d : docs) {
+      if (!d.IsMap()) continue;
+      std::string kind = d["kind"].as<std::string>();
+      std::string name = d["metadata"]["name"].as<std::string>();
+      if (kind == "Service") services[name] = true;
+      if (kind != "Deployment") continue;
+      ++deployments;
+      const YAML::Node c = d["spec"]["template"]["spec"]["containers"][0];
+      std::vector<std::string> argv = {c["command"][0].as<std::string>()};
+      for (const YAML::Node& a : c["args"]) argv.push_back(a.as<std::string>());
+      int status = 0;
+      std::string out = Shell(argv, &status);
+      EXPECT_EQ(status, 0) << file << " " << name << ": " << out;
+      for (size_t i = 0; i + 1 < argv.size(); ++i) {
+        if (argv[i] == "--next") nexts.push_back(argv[i + 1].substr(0, argv[i + 1].find(':')));
+      }
+      if (argv[1] == "stage") {
+        const YAML::Node limits = c["resources"]["limits"];
+        EXPECT_TRUE(limits["edgefd.io/big-cpu"]) << name << " requests no big cores";
+        EXPECT_TRUE(d["spec"]["template"]["spec"]["nodeSelector"]["edgefd.io/cpu.heterogeneous"])
+            << name;
+      }
+    }
+    for (const std::string& n : nexts)
+      EXPECT_TRUE(services.count(n)) << file << ": no Service " << n;
+  }
+  EXPECT_EQ(deployments, 6 + 4);
+}
+
+}  // namespace
