@@ -8,19 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "run_cli.h"
+
 namespace {
 
-std::string Shell(const std::vector<std::string>& argv, int* status) {
-  std::string cmd = EDGEFD_PIPELINE_BIN;
-  for (size_t i = 1; i < argv.size(); ++i) cmd += " '" + argv[i] + "'";
-  FILE* p = popen((cmd + " --check 2>&1").c_str(), "r");
-  std::string out;
-  char buf[1024];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+/// Runs the container's command line with --check appended.
+std::string Check(const std::vector<std::string>& argv, int* status) {
+  std::string args;
+  for (size_t i = 1; i < argv.size(); ++i) args += " '" + argv[i] + "'";
+  return edgefd::runtime::testing::RunCli(args + " --check", status);
 }
 
 TEST(PipelineManifests, EveryContainerStartsWithValidOptionsAndChainsToAService) {
@@ -41,7 +37,7 @@ TEST(PipelineManifests, EveryContainerStartsWithValidOptionsAndChainsToAService)
       std::vector<std::string> argv = {c["command"][0].as<std::string>()};
       for (const YAML::Node& a : c["args"]) argv.push_back(a.as<std::string>());
       int status = 0;
-      std::string out = Shell(argv, &status);
+      std::string out = Check(argv, &status);
       EXPECT_EQ(status, 0) << file << " " << name << ": " << out;
       for (size_t i = 0; i + 1 < argv.size(); ++i) {
         if (argv[i] == "--next") nexts.push_back(argv[i + 1].substr(0, argv[i + 1].find(':')));

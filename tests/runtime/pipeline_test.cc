@@ -1,5 +1,6 @@
 // Whole pipelines over every transport, in one process (threads) and as child processes.
 #include "edgefd/runtime/pipeline.h"
+#include "run_cli.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -188,17 +189,7 @@ TEST_P(SlowStage, KeepsOrderAndCountsEveryDroppedFrame) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, SlowStage, ::testing::Values("inproc", "shm"));
 
-std::string RunCli(const std::string& args, int* status) {
-  std::string cmd = std::string(EDGEFD_PIPELINE_BIN) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
-}
+using testing::RunCli;
 
 double JsonNumber(const std::string& json, const std::string& key) {
   size_t pos = json.find("\"" + key + "\":");
