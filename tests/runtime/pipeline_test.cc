@@ -187,7 +187,7 @@ TEST_P(SlowStage, KeepsOrderAndCountsEveryDroppedFrame) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, SlowStage, ::testing::Values("inproc", "shm"));
+INSTANTIATE_TEST_SUITE_P(Transports, SlowStage, ::testing::Values("inproc", "shm", "grpc"));
 
 using testing::RunCli;
 
