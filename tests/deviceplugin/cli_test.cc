@@ -1,0 +1,112 @@
+// edgefd-deviceplugin as a user runs it: the real binary as a subprocess.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <future>
+
+#include "fake_kubelet.h"
+#include "test_util.h"
+
+namespace edgefd::deviceplugin {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::FakeKubelet;
+using testing::TempDir;
+
+const std::string kBin = EDGEFD_DEVICEPLUGIN_BIN;
+const std::string kInventory = std::string(EDGEFD_TESTDATA_DIR) + "/deviceplugin/rk3399-ncs.yaml";
+
+struct RunResult {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+RunResult RunBinary(const std::string& args) {
+  RunResult r;
+  FILE* p = ::popen((kBin + " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.output.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+TEST(DevicePluginCli, HelpDescribesTheFlags) {
+  RunResult r = RunBinary("--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* flag : {"--kubelet-dir", "--root", "--metrics-address", "--rescan",
+                           "/var/lib/kubelet/device-plugins"}) {
+    EXPECT_THAT(r.output, HasSubstr(flag));
+  }
+}
+
+TEST(DevicePluginCli, BadUsageExitsTwoNamingTheInput) {
+  RunResult r = RunBinary("--frobnicate");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--frobnicate"));
+  r = RunBinary("--rescan soon");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("soon"));
+  r = RunBinary("--inventory /nonexistent/inv.yaml --list");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/inv.yaml"));
+}
+
+TEST(DevicePluginCli, MissingKubeletDirIsARuntimeFailureNamingIt) {
+  RunResult r = RunBinary("--inventory " + kInventory +
+                    " --kubelet-dir /nonexistent/plugins --metrics-address none");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/plugins"));
+}
+
+TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
+  RunResult r = RunBinary("--inventory " + kInventory + " --list");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu (EDGEFD_LITTLE_CPUS)"));
+  EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES)"));
+  EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
+}
+
+TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(kBin.c_str(), kBin.c_str(), "--kubelet-dir", dir.path().c_str(), "--inventory",
+            kInventory.c_str(), "--metrics-address", "none", "--rescan", "0", nullptr);
+    ::_exit(127);
+  }
+  auto exited = std::async(std::launch::async, [pid] {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return status;
+  });
+  for (const char* r : {"edgefd.io/big-cpu", "edgefd.io/little-cpu", "edgefd.io/movidius-ncs"}) {
+    ASSERT_TRUE(kubelet.WaitFor(r, [](const auto& ep) { return !ep.lists.empty(); })) << r;
+  }
+  ASSERT_TRUE(fs::exists(dir.path() / "edgefd-little-cpu.sock"));
+  ::kill(pid, SIGTERM);
+  ASSERT_EQ(exited.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  int status = exited.get();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  for (const char* sock : {"edgefd-big-cpu.sock", "edgefd-little-cpu.sock",
+                           "edgefd-movidius-ncs.sock"}) {
+    EXPECT_FALSE(fs::exists(dir.path() / sock)) << sock;
+  }
+  EXPECT_TRUE(kubelet.WaitFor("edgefd.io/little-cpu",
+                              [](const auto& ep) { return !ep.stream_open; }));
+  EXPECT_TRUE(fs::exists(dir.path() / "kubelet.sock"));  // never touches the kubelet's
+}
+
+}  // namespace
+}  // namespace edgefd::deviceplugin
