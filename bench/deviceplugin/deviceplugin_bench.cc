@@ -5,10 +5,12 @@
 //   reregister    kubelet restart (sockets wiped, kubelet.sock recreated) →
 //                 every resource registered and streaming again      target < 1 s
 //   idle_rss      resident memory of the real binary, registered and idle  target < 15 MiB
-// Usage: deviceplugin_bench [--json] [--quick]
+// Usage: deviceplugin_bench [--json] [--quick] [--verbose]
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -70,16 +72,18 @@ long RssKiB(pid_t pid) {
 }
 
 int Main(int argc, char** argv) {
-  bool json = false, quick = false;
+  bool json = false, quick = false, verbose = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") json = true;
     else if (a == "--quick") quick = true;
+    else if (a == "--verbose") verbose = true;
     else {
-      std::cerr << "usage: deviceplugin_bench [--json] [--quick]\n";
+      std::cerr << "usage: deviceplugin_bench [--json] [--quick] [--verbose]\n";
       return 2;
     }
   }
+  spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
   const int n_alloc = quick ? 500 : 5000;
   const int n_change = quick ? 100 : 1000;
   const int n_restart = quick ? 10 : 50;

@@ -1,6 +1,7 @@
 #include "edgefd/deviceplugin/cli.h"
 
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -120,6 +121,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
               << "': expected trace, debug, info, warn, error or off\n";
     return kExitUsage;
   }
+  // Logs go to stderr; stdout carries only what --list prints.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("edgefd-deviceplugin"));
   spdlog::set_level(level);
   return std::nullopt;
 }

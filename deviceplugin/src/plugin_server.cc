@@ -183,6 +183,9 @@ bool PluginServer::Register(Plugin& plugin) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 20);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 100);
+  // A subchannel shared through gRPC's global pool would still be backing off from the
+  // kubelet that just died; a fresh one connects at once.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   auto channel = grpc::CreateCustomChannel(
       "unix:" + (options_.kubelet_dir / kKubeletSocket).string(),
       grpc::InsecureChannelCredentials(), args);
@@ -264,8 +267,11 @@ void PluginServer::Loop() {
     }
     HandleInotify();
     SyncResources();
+    const bool kubelet_up = fs::exists(kubelet_socket);
     for (auto& p : plugins_) {
-      if (!p->need_serve) continue;
+      // A starting kubelet wipes the directory before it creates kubelet.sock; serving again
+      // only once kubelet.sock exists keeps our new socket out of that wipe.
+      if (!p->need_serve || !kubelet_up || Clock::now() < p->next_try) continue;
       Shutdown(*p, /*remove_socket=*/false);
       if (Status s = Serve(*p); !s) {
         spdlog::error("{}", s.error().message);
@@ -273,7 +279,6 @@ void PluginServer::Loop() {
         p->next_try = Clock::now() + kMaxBackoff;
       }
     }
-    const bool kubelet_up = fs::exists(kubelet_socket);
     if (!kubelet_up && !waiting_logged) {
       spdlog::info("waiting for the kubelet ({} does not exist)", kubelet_socket.string());
     }
@@ -281,7 +286,7 @@ void PluginServer::Loop() {
     auto wake_at = Clock::time_point::max();
     for (auto& p : plugins_) {
       if (p->need_serve) {
-        wake_at = std::min(wake_at, p->next_try);
+        if (kubelet_up) wake_at = std::min(wake_at, p->next_try);
         continue;
       }
       if (!p->need_register || !kubelet_up) continue;

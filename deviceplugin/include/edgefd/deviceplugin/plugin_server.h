@@ -29,7 +29,8 @@ struct PluginServerOptions {
 /// resource on a unix socket in the kubelet directory, registration with the kubelet, and
 /// the kubelet's lifecycle. It watches the directory with inotify: when kubelet.sock is
 /// (re)created it registers every resource again; when one of our sockets is removed (the
-/// kubelet wipes the directory when it starts) it serves that socket again and re-registers.
+/// kubelet wipes the directory when it starts) it serves that socket again as soon as
+/// kubelet.sock exists (so the wipe cannot take the new socket too) and re-registers.
 /// When the kubelet is absent it waits for kubelet.sock. A resource that appears in the
 /// registry later (the first stick of a kind plugged in) gets its socket then.
 class PluginServer {
