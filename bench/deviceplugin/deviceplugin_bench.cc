@@ -7,10 +7,9 @@
 //   idle_rss      resident memory of the real binary, registered and idle  target < 15 MiB
 // Usage: deviceplugin_bench [--json] [--quick] [--verbose]
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -75,9 +74,12 @@ int Main(int argc, char** argv) {
   bool json = false, quick = false, verbose = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--json") json = true;
-    else if (a == "--quick") quick = true;
-    else if (a == "--verbose") verbose = true;
+    if (a == "--json")
+      json = true;
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--verbose")
+      verbose = true;
     else {
       std::cerr << "usage: deviceplugin_bench [--json] [--quick] [--verbose]\n";
       return 2;
@@ -219,12 +221,16 @@ int Main(int argc, char** argv) {
         a.n, a.median, a.p99, a.max, c.n, c.median, c.p99, c.max, r.n, r.median, r.p99, r.max,
         rss_kib / 1024.0);
   } else {
-    std::printf("allocate (2 cores)        n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 1 ms)\n",
-                a.n, a.median, a.p99);
-    std::printf("change -> ListAndWatch    n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 50 ms)\n",
-                c.n, c.median, c.p99);
-    std::printf("kubelet restart -> registered+streaming  n=%zu median %.1f ms  max %.1f ms  (target < 1 s)\n",
-                r.n, r.median, r.max);
+    std::printf(
+        "allocate (2 cores)        n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 1 ms)\n", a.n,
+        a.median, a.p99);
+    std::printf(
+        "change -> ListAndWatch    n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 50 ms)\n", c.n,
+        c.median, c.p99);
+    std::printf(
+        "kubelet restart -> registered+streaming  n=%zu median %.1f ms  max %.1f ms  (target < 1 "
+        "s)\n",
+        r.n, r.median, r.max);
     std::printf("idle RSS (real binary, 3 resources)       %.1f MiB  (target < 15 MiB)\n",
                 rss_kib / 1024.0);
   }

@@ -7,8 +7,8 @@
 
 namespace edgefd::deviceplugin {
 
-InventoryFeed::InventoryFeed(InventoryRegistry& registry, DiscoverFn discover,
-                             ChangeSource& source, Metrics* metrics)
+InventoryFeed::InventoryFeed(InventoryRegistry& registry, DiscoverFn discover, ChangeSource& source,
+                             Metrics* metrics)
     : registry_(registry), discover_(std::move(discover)), source_(source), metrics_(metrics) {}
 
 Status InventoryFeed::Start() {
@@ -43,9 +43,9 @@ bool InventoryFeed::Refresh() {
     if (metrics_ == nullptr) break;
     auto snapshot = registry_.Snapshot(name);
     if (!snapshot) continue;
-    int healthy = static_cast<int>(std::count_if(
-        snapshot->devices.begin(), snapshot->devices.end(),
-        [](const PluginDevice& d) { return d.healthy && d.present; }));
+    int healthy = static_cast<int>(
+        std::count_if(snapshot->devices.begin(), snapshot->devices.end(),
+                      [](const PluginDevice& d) { return d.healthy && d.present; }));
     metrics_->SetDevices(name, healthy, static_cast<int>(snapshot->devices.size()) - healthy);
   }
   return true;

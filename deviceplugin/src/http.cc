@@ -16,11 +16,16 @@ namespace {
 
 const char* Reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 503: return "Service Unavailable";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return "Error";
   }
 }
 
@@ -122,8 +127,8 @@ void HttpResponder::ServeOne(int client) {
   } else {
     response = handler_(path);
   }
-  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " +
-                    Reason(response.status) + "\r\nContent-Type: " + response.content_type +
+  std::string out = "HTTP/1.1 " + std::to_string(response.status) + " " + Reason(response.status) +
+                    "\r\nContent-Type: " + response.content_type +
                     "\r\nContent-Length: " + std::to_string(response.body.size()) +
                     "\r\nConnection: close\r\n\r\n";
   if (method != "HEAD") out += response.body;

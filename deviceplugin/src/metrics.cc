@@ -72,8 +72,8 @@ std::string Metrics::Render() const {
   for (const auto& [name, r] : resources_) {
     out << "edgefd_deviceplugin_registrations_total{resource=\"" << name << "\",result=\"ok\"} "
         << r.registrations << '\n';
-    out << "edgefd_deviceplugin_registrations_total{resource=\"" << name
-        << "\",result=\"error\"} " << r.registration_failures << '\n';
+    out << "edgefd_deviceplugin_registrations_total{resource=\"" << name << "\",result=\"error\"} "
+        << r.registration_failures << '\n';
   }
   family("edgefd_deviceplugin_allocations_total", "counter", "Allocate calls, by result.");
   for (const auto& [name, r] : resources_) {

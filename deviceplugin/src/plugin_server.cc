@@ -56,8 +56,7 @@ std::string PluginServer::SocketName(const std::string& prefix, const std::strin
   return prefix + name + ".sock";
 }
 
-PluginServer::PluginServer(DeviceRegistry& registry, PluginServerOptions options,
-                           Metrics* metrics)
+PluginServer::PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics)
     : registry_(registry), options_(std::move(options)), metrics_(metrics) {}
 
 PluginServer::~PluginServer() { Stop(); }
@@ -186,9 +185,9 @@ bool PluginServer::Register(Plugin& plugin) {
   // A subchannel shared through gRPC's global pool would still be backing off from the
   // kubelet that just died; a fresh one connects at once.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  auto channel = grpc::CreateCustomChannel(
-      "unix:" + (options_.kubelet_dir / kKubeletSocket).string(),
-      grpc::InsecureChannelCredentials(), args);
+  auto channel =
+      grpc::CreateCustomChannel("unix:" + (options_.kubelet_dir / kKubeletSocket).string(),
+                                grpc::InsecureChannelCredentials(), args);
   auto stub = v1beta1::Registration::NewStub(channel);
   v1beta1::RegisterRequest request;
   request.set_version(kApiVersion);
@@ -297,7 +296,8 @@ void PluginServer::Loop() {
           p->backoff = kMinBackoff;
         } else {
           p->next_try = Clock::now() + p->backoff;
-          p->backoff = std::min(p->backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
+          p->backoff = std::min(p->backoff * 2,
+                                std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
         }
       }
       if (p->need_register) wake_at = std::min(wake_at, p->next_try);

@@ -29,9 +29,8 @@ std::vector<std::string> PreferredAllocation(const ResourceSnapshot& snapshot,
     free[group_of(id)].push_back(id);
   }
   for (auto& [g, ids] : free) {
-    std::sort(ids.begin(), ids.end(), [](const std::string& a, const std::string& b) {
-      return NaturalLess(a, b);
-    });
+    std::sort(ids.begin(), ids.end(),
+              [](const std::string& a, const std::string& b) { return NaturalLess(a, b); });
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
   auto take = [&](int group, size_t n) {

@@ -46,7 +46,8 @@ std::string EnvVarName(const ResourceSnapshot& snapshot) {
   }
   std::string out = "EDGEFD_";
   for (char c : name) {
-    out += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    out += (c == '-' || c == '.') ? '_'
+                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
   if (snapshot.kind == ResourceKind::kAccelerator) out += "_DEVICES";
   return out;
@@ -103,11 +104,10 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
   for (auto& [name, r] : out) {
     SortDevices(r.devices);
     // Two udev devices with one ID (a rule matching a device and its child) are one device.
-    r.devices.erase(std::unique(r.devices.begin(), r.devices.end(),
-                                [](const PluginDevice& a, const PluginDevice& b) {
-                                  return a.id == b.id;
-                                }),
-                    r.devices.end());
+    r.devices.erase(
+        std::unique(r.devices.begin(), r.devices.end(),
+                    [](const PluginDevice& a, const PluginDevice& b) { return a.id == b.id; }),
+        r.devices.end());
     result.push_back(std::move(r));
   }
   return result;

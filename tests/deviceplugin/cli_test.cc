@@ -16,8 +16,8 @@ namespace edgefd::deviceplugin {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::HasSubstr;
 using testing::FakeKubelet;
+using ::testing::HasSubstr;
 using testing::TempDir;
 
 const std::string kBin = EDGEFD_DEVICEPLUGIN_BIN;
@@ -61,7 +61,7 @@ TEST(DevicePluginCli, BadUsageExitsTwoNamingTheInput) {
 
 TEST(DevicePluginCli, MissingKubeletDirIsARuntimeFailureNamingIt) {
   RunResult r = RunBinary("--inventory " + kInventory +
-                    " --kubelet-dir /nonexistent/plugins --metrics-address none");
+                          " --kubelet-dir /nonexistent/plugins --metrics-address none");
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("/nonexistent/plugins"));
 }
@@ -99,12 +99,12 @@ TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
   int status = exited.get();
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
-  for (const char* sock : {"edgefd-big-cpu.sock", "edgefd-little-cpu.sock",
-                           "edgefd-movidius-ncs.sock"}) {
+  for (const char* sock :
+       {"edgefd-big-cpu.sock", "edgefd-little-cpu.sock", "edgefd-movidius-ncs.sock"}) {
     EXPECT_FALSE(fs::exists(dir.path() / sock)) << sock;
   }
-  EXPECT_TRUE(kubelet.WaitFor("edgefd.io/little-cpu",
-                              [](const auto& ep) { return !ep.stream_open; }));
+  EXPECT_TRUE(
+      kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.stream_open; }));
   EXPECT_TRUE(fs::exists(dir.path() / "kubelet.sock"));  // never touches the kubelet's
 }
 

@@ -85,9 +85,9 @@ grpc::Status FakeKubelet::OnRegister(const v1beta1::RegisterRequest& request) {
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     grpc::Status s = stub->GetDevicePluginOptions(&ctx, v1beta1::Empty(), &options);
     if (!s.ok()) {
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              "cannot call GetDevicePluginOptions on " + request.endpoint() + ": " +
-                  s.error_message()};
+      return {
+          grpc::StatusCode::FAILED_PRECONDITION,
+          "cannot call GetDevicePluginOptions on " + request.endpoint() + ": " + s.error_message()};
     }
   }
   {
@@ -177,8 +177,8 @@ std::unique_ptr<v1beta1::DevicePlugin::Stub> FakeKubelet::Dial(const std::string
     if (it == endpoints_.end()) return nullptr;
     endpoint = it->second.request.endpoint();
   }
-  return v1beta1::DevicePlugin::NewStub(grpc::CreateChannel(
-      "unix:" + (dir_ / endpoint).string(), grpc::InsecureChannelCredentials()));
+  return v1beta1::DevicePlugin::NewStub(grpc::CreateChannel("unix:" + (dir_ / endpoint).string(),
+                                                            grpc::InsecureChannelCredentials()));
 }
 
 }  // namespace edgefd::deviceplugin::testing

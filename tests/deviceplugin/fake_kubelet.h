@@ -30,11 +30,11 @@ class FakeKubelet {
   /// What the fake knows of one registered resource.
   struct Endpoint {
     v1beta1::RegisterRequest request;
-    v1beta1::DevicePluginOptions options;   ///< from GetDevicePluginOptions
+    v1beta1::DevicePluginOptions options;              ///< from GetDevicePluginOptions
     std::vector<v1beta1::ListAndWatchResponse> lists;  ///< every list received, in order
     std::vector<Clock::time_point> list_times;         ///< when each list arrived
-    int registrations = 0;                   ///< accepted Register calls for this resource
-    Clock::time_point registered_at{};       ///< time of the last one
+    int registrations = 0;              ///< accepted Register calls for this resource
+    Clock::time_point registered_at{};  ///< time of the last one
     bool stream_open = false;
   };
 

@@ -50,8 +50,10 @@ TEST(HttpResponder, ServesMetricsAndProbes) {
   ASSERT_GT(http.port(), 0);
   std::string m = Get(http.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_THAT(m, StartsWith("HTTP/1.1 200 OK\r\n"));
-  EXPECT_THAT(m, HasSubstr(
-      "edgefd_deviceplugin_devices{resource=\"edgefd.io/little-cpu\",health=\"Healthy\"} 4"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(
+          "edgefd_deviceplugin_devices{resource=\"edgefd.io/little-cpu\",health=\"Healthy\"} 4"));
   EXPECT_THAT(m, HasSubstr("edgefd_deviceplugin_allocations_total{resource=\"edgefd.io/"
                            "little-cpu\",result=\"error\"} 1"));
   EXPECT_THAT(Get(http.port(), "GET /healthz HTTP/1.1\r\n\r\n"), HasSubstr("\r\n\r\nok\n"));

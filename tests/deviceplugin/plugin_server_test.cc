@@ -16,10 +16,10 @@ namespace edgefd::deviceplugin {
 namespace {
 
 namespace fs = std::filesystem;
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::BigLittleInventory;
+using ::testing::ElementsAre;
 using testing::FakeKubelet;
+using ::testing::HasSubstr;
 using testing::ManualChangeSource;
 using testing::TempDir;
 
@@ -125,9 +125,8 @@ TEST_F(PluginServerTest, WaitsForAnAbsentKubelet) {
 TEST_F(PluginServerTest, HotplugIsReflectedInTheStream) {
   ASSERT_TRUE(kubelet_.Start());
   StartServer();
-  ASSERT_TRUE(kubelet_.WaitFor(kNcs, [](const auto& ep) {
-    return LastListHas(ep, "1-1.2", "Healthy");
-  }));
+  ASSERT_TRUE(
+      kubelet_.WaitFor(kNcs, [](const auto& ep) { return LastListHas(ep, "1-1.2", "Healthy"); }));
   SetHardware(BigLittleInventory(1));  // unplug stick 1-1.2
   EXPECT_TRUE(kubelet_.WaitFor(kNcs, [](const auto& ep) {
     return LastListHas(ep, "1-1.2", "Unhealthy") && LastListHas(ep, "1-1.1", "Healthy");
@@ -147,9 +146,8 @@ TEST_F(PluginServerTest, FirstDeviceOfANewKindGetsItsOwnSocketAndRegistration) {
   ASSERT_TRUE(kubelet_.WaitFor(kLittle, Registered));
   EXPECT_FALSE(kubelet_.Get(kNcs));
   SetHardware(BigLittleInventory(1));
-  EXPECT_TRUE(kubelet_.WaitFor(kNcs, [](const auto& ep) {
-    return LastListHas(ep, "1-1.1", "Healthy");
-  }));
+  EXPECT_TRUE(
+      kubelet_.WaitFor(kNcs, [](const auto& ep) { return LastListHas(ep, "1-1.1", "Healthy"); }));
 }
 
 TEST_F(PluginServerTest, SurvivesTwentyKubeletRestartsInARow) {
@@ -159,10 +157,13 @@ TEST_F(PluginServerTest, SurvivesTwentyKubeletRestartsInARow) {
   for (int i = 1; i <= 20; ++i) {
     kubelet_.Restart();  // sockets wiped, kubelet.sock recreated
     for (const char* r : {kBig, kLittle, kNcs}) {
-      ASSERT_TRUE(kubelet_.WaitFor(r, [&](const auto& ep) {
-        return ep.registrations >= i + 1 && ep.stream_open &&
-               !ep.lists.empty() && ep.list_times.back() >= ep.registered_at;
-      })) << "restart " << i << " " << r;
+      ASSERT_TRUE(kubelet_.WaitFor(r,
+                                   [&](const auto& ep) {
+                                     return ep.registrations >= i + 1 && ep.stream_open &&
+                                            !ep.lists.empty() &&
+                                            ep.list_times.back() >= ep.registered_at;
+                                   }))
+          << "restart " << i << " " << r;
     }
     ASSERT_TRUE(fs::exists(dir_.path() / "edgefd-movidius-ncs.sock")) << "restart " << i;
   }
@@ -270,8 +271,8 @@ TEST_F(PluginServerTest, ConcurrentAllocatesAllGetTheirOwnAnswer) {
         v1beta1::AllocateResponse resp;
         grpc::ClientContext ctx;
         auto s = stub->Allocate(&ctx, req, &resp);
-        if (!s.ok() || resp.container_responses(0).envs().at("EDGEFD_LITTLE_CPUS") !=
-                           std::to_string(cpu)) {
+        if (!s.ok() ||
+            resp.container_responses(0).envs().at("EDGEFD_LITTLE_CPUS") != std::to_string(cpu)) {
           ++wrong;
         }
       }

@@ -61,17 +61,18 @@ TEST(PreferredAllocation, SkipsUnhealthyAndStopsWhenShort) {
 TEST(PreferredAllocation, AcceleratorsOnOneNumaNode) {
   ResourceSnapshot s;
   s.resource = "edgefd.io/hailo";
-  for (auto [id, numa] : std::vector<std::pair<std::string, int>>{
-           {"0000:01:00.0", 0}, {"0000:41:00.0", 1}, {"0000:42:00.0", 1}, {"0000:02:00.0", 0},
-           {"0000:03:00.0", 0}}) {
+  for (auto [id, numa] : std::vector<std::pair<std::string, int>>{{"0000:01:00.0", 0},
+                                                                  {"0000:41:00.0", 1},
+                                                                  {"0000:42:00.0", 1},
+                                                                  {"0000:02:00.0", 0},
+                                                                  {"0000:03:00.0", 0}}) {
     PluginDevice d;
     d.id = id;
     d.numa_node = numa;
     d.group = numa;
     s.devices.push_back(d);
   }
-  std::vector<std::string> avail = {"0000:01:00.0", "0000:41:00.0", "0000:42:00.0",
-                                    "0000:02:00.0"};
+  std::vector<std::string> avail = {"0000:01:00.0", "0000:41:00.0", "0000:42:00.0", "0000:02:00.0"};
   EXPECT_THAT(PreferredAllocation(s, avail, {}, 2),
               UnorderedElementsAre("0000:01:00.0", "0000:02:00.0"));
   EXPECT_THAT(PreferredAllocation(s, avail, {"0000:41:00.0"}, 2),

@@ -8,8 +8,8 @@
 namespace edgefd::deviceplugin {
 namespace {
 
-using ::testing::ElementsAre;
 using testing::BigLittleInventory;
+using ::testing::ElementsAre;
 
 std::vector<std::string> Ids(const ResourceSnapshot& s) {
   std::vector<std::string> ids;
@@ -40,7 +40,8 @@ TEST(ResourcesFromInventory, HomogeneousNodeHasNoCoreResources) {
 
 TEST(ResourcesFromInventory, ThreeClassesGiveMidCpu) {
   Inventory inv = BigLittleInventory(0);
-  inv.cpu.classes = {{"big", "x", {7}, 0, 1024}, {"mid", "y", {4, 5, 6}, 0, 800},
+  inv.cpu.classes = {{"big", "x", {7}, 0, 1024},
+                     {"mid", "y", {4, 5, 6}, 0, 800},
                      {"little", "z", {0, 1, 2, 3}, 0, 400}};
   auto resources = ResourcesFromInventory(inv);
   ASSERT_EQ(resources.size(), 3u);

@@ -37,10 +37,10 @@ class PluginServer {
  public:
   /// One resource as the server sees it.
   struct ResourceState {
-    std::string resource;           ///< "edgefd.io/little-cpu"
-    std::filesystem::path socket;   ///< full path of its socket
-    bool registered = false;        ///< the kubelet accepted the last Register
-    int registrations = 0;          ///< successful Register calls so far
+    std::string resource;          ///< "edgefd.io/little-cpu"
+    std::filesystem::path socket;  ///< full path of its socket
+    bool registered = false;       ///< the kubelet accepted the last Register
+    int registrations = 0;         ///< successful Register calls so far
   };
 
   /// `registry` and `metrics` (may be null) must outlive the server.

@@ -21,7 +21,7 @@ enum class ResourceKind { kAccelerator, kCpu };
 
 /// One allocatable unit of a resource, as the kubelet sees it.
 struct PluginDevice {
-  std::string id;                     ///< "cpu4", "1-1.2", "0000:01:00.0"
+  std::string id;  ///< "cpu4", "1-1.2", "0000:01:00.0"
   bool healthy = true;
   bool present = true;                ///< false once the device left the inventory
   int numa_node = -1;                 ///< -1 when sysfs does not say

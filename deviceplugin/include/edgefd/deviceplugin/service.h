@@ -66,7 +66,7 @@ class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService 
   const std::string resource_;
   Metrics* metrics_;
   int listener_ = 0;
-  std::mutex mu_;            // guards watches_ and finishing_
+  std::mutex mu_;             // guards watches_ and finishing_
   std::set<Watch*> watches_;  // open ListAndWatch streams
   bool finishing_ = false;
 };
