@@ -109,7 +109,8 @@ TEST_F(PluginServerTest, RegistersEveryResourceLikeTheKubeletExpects) {
   EXPECT_EQ(kubelet_.Get(kNcs)->lists.front().devices_size(), 2);
   auto state = server_->State();
   ASSERT_EQ(state.size(), 3u);
-  EXPECT_TRUE(metrics_.AllRegistered() || !state[0].registered);  // published by the loop
+  EXPECT_EQ(state[1].resource, kLittle);
+  EXPECT_EQ(state[1].socket, dir_.path() / "edgefd-little-cpu.sock");
 }
 
 TEST_F(PluginServerTest, WaitsForAnAbsentKubelet) {

@@ -95,6 +95,22 @@ TEST(InventoryRegistry, RemovedDeviceTurnsUnhealthyAndComesBackWithItsId) {
   EXPECT_EQ(changes.size(), 2u);  // no call after RemoveListener
 }
 
+TEST(InventoryRegistry, StickThatReenumeratesWithANewProductIdIsNoChange) {
+  Inventory inv = BigLittleInventory(1);
+  inv.devices[0].product_id = "2150";  // Movidius bootloader
+  InventoryRegistry registry(inv);
+  auto before = registry.Snapshot("edgefd.io/movidius-ncs");
+  inv.devices[0].product_id = "2485";  // after firmware load, same USB port
+  inv.devices[0].devnodes = {"/dev/bus/usb/001/009"};
+  registry.Update(inv);
+  auto after = registry.Snapshot("edgefd.io/movidius-ncs");
+  ASSERT_EQ(after->devices.size(), 1u);
+  EXPECT_EQ(after->devices[0].id, before->devices[0].id);
+  EXPECT_TRUE(after->devices[0].healthy);
+  // The new device node is what Allocate hands out from now on.
+  EXPECT_THAT(after->devices[0].devnodes, ElementsAre("/dev/bus/usb/001/009"));
+}
+
 TEST(InventoryRegistry, NewResourceIsAnnouncedAsSetChange) {
   InventoryRegistry registry(BigLittleInventory(0));
   EXPECT_THAT(registry.ResourceNames(), ElementsAre("edgefd.io/big-cpu", "edgefd.io/little-cpu"));
