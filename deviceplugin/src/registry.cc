@@ -1,5 +1,7 @@
 #include "edgefd/deviceplugin/registry.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -55,6 +57,17 @@ std::string EnvVarName(const ResourceSnapshot& snapshot) {
 
 namespace {
 
+// The kubelet accepts `edgefd.io/<name>` only when <name> is a Kubernetes qualified name:
+// at most 63 of [A-Za-z0-9._-], starting and ending alphanumeric.
+bool ValidResourceName(std::string_view name) {
+  auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+  if (name.empty() || name.size() > 63 || !alnum(name.front()) || !alnum(name.back())) {
+    return false;
+  }
+  return std::all_of(name.begin(), name.end(),
+                     [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+}
+
 void SortDevices(std::vector<PluginDevice>& devices) {
   std::sort(devices.begin(), devices.end(),
             [](const PluginDevice& a, const PluginDevice& b) { return NaturalLess(a.id, b.id); });
@@ -65,7 +78,13 @@ void SortDevices(std::vector<PluginDevice>& devices) {
 std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory) {
   std::map<std::string, ResourceSnapshot, std::less<>> out;
   for (const Device& d : inventory.devices) {
-    if (!d.resource || d.rule.empty() || d.id.empty()) continue;
+    if (!d.resource || d.id.empty()) continue;
+    if (!ValidResourceName(d.rule)) {
+      spdlog::warn("rule '{}' cannot be a resource name (edgefd.io/<name> needs 1-63 of "
+                   "[A-Za-z0-9._-], alphanumeric at both ends); not advertising it",
+                   d.rule);
+      continue;
+    }
     ResourceSnapshot& r = out[std::string(kResourceDomain) + d.rule];
     r.resource = std::string(kResourceDomain) + d.rule;
     r.name = d.rule;

@@ -32,6 +32,14 @@ TEST(ResourcesFromInventory, CoreClassesAndResourceRulesOnly) {
   EXPECT_THAT(resources[2].devices[0].devnodes, ElementsAre("/dev/bus/usb/001/002"));
 }
 
+TEST(ResourcesFromInventory, RuleNameTheKubeletWouldRejectIsSkipped) {
+  Inventory inv = BigLittleInventory(1);
+  inv.devices[0].rule = "Bad Rule!";
+  auto resources = ResourcesFromInventory(inv);
+  ASSERT_EQ(resources.size(), 2u);  // only the core classes
+  EXPECT_EQ(resources[1].resource, "edgefd.io/little-cpu");
+}
+
 TEST(ResourcesFromInventory, HomogeneousNodeHasNoCoreResources) {
   Inventory inv = BigLittleInventory(0);
   inv.cpu.classes = {{"all", "cortex-a72", {0, 1, 2, 3, 4, 5}, 1800, 1024}};
