@@ -196,6 +196,13 @@ std::map<int, int> ReadNumaNodes(const fs::path& root) {
 
 std::string Where(const fs::path& p) { return p.string(); }
 
+// A garbled file's first bytes, printable, for a warning.
+std::string Excerpt(std::string_view raw) {
+  std::string out;
+  for (unsigned char c : Trim(raw.substr(0, 32))) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  return out;
+}
+
 // Fills what sysfs lacks from the devicetree's /cpus, matching cpuN to its node through the
 // cpuN/of_node link or, without one, by position.
 void FillFromDeviceTree(const fs::path& cpu_base, const DtNode& tree, CpuTopology& topo) {
@@ -332,7 +339,7 @@ CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
         any_midr = true;
       } else {
         warn(Where(dir / "regs/identification/midr_el1") + ": not a MIDR value ('" +
-             std::string(Trim(midr_text->substr(0, 32))) + "'); using /proc/cpuinfo");
+             Excerpt(*midr_text) + "'); using /proc/cpuinfo");
       }
     }
     if (core.model.empty()) {
