@@ -83,7 +83,8 @@ class DirReader {
 
   Result<DtNode> ReadRoot(const fs::path& dir) {
     struct stat st {};
-    if (::lstat(dir.c_str(), &st) != 0) {
+    // The top may be a symlink (/proc/device-tree is one); nothing below it is followed.
+    if (::stat(dir.c_str(), &st) != 0) {
       return Error{dir.string() + ": " + std::error_code(errno, std::generic_category()).message()};
     }
     if (!S_ISDIR(st.st_mode)) return Error{dir.string() + ": not a directory"};
