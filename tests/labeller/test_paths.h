@@ -16,8 +16,13 @@ inline std::string LabellerBin() { return EDGEFD_LABELLER_BIN; }
 /// A fresh directory removed when the object goes away.
 class TempDir {
  public:
+  /// In /dev/shm when it exists: tests that write thousands of small files run 30x faster
+  /// on tmpfs than on this machine's overlay disk.
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "edgefd-test-XXXXXX").string();
+    std::filesystem::path base = std::filesystem::is_directory("/dev/shm")
+                                     ? std::filesystem::path("/dev/shm")
+                                     : std::filesystem::temp_directory_path();
+    std::string tmpl = (base / "edgefd-test-XXXXXX").string();
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {
