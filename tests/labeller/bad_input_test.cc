@@ -210,17 +210,34 @@ TEST(BadTree, FifosAndPropertiesWithoutNulDoNotHangOrBreak) {
 }
 
 TEST(BadTree, UnreadableFilesAreSkippedWithAWarning) {
-  if (::geteuid() == 0) GTEST_SKIP() << "root reads files whatever their mode";
+  // Root reads files whatever their mode, so as root the labeller runs as nobody (setpriv),
+  // as it would in the unprivileged DaemonSet.
   TempDir tmp;
-  fs::path base = tmp.path() / "base";
+  fs::path base = tmp.path() / "sys/firmware/devicetree/base";
   WriteFile(base / "compatible", std::string("a,b\0", 4));
   WriteFile(base / "gpu/compatible", std::string("x,y\0", 4));
+  WriteFile(base / "npu@1/compatible", std::string("x,z\0", 4));
+  fs::permissions(tmp.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   fs::permissions(base / "gpu/compatible", fs::perms::none);
-  std::vector<std::string> warnings;
-  auto tree = ReadDeviceTreeDir(base, &warnings);
-  ASSERT_TRUE(tree.ok());
-  ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_THAT(warnings[0], HasSubstr("gpu/compatible: Permission denied, skipping property"));
+  fs::permissions(base / "npu@1", fs::perms::none);
+  std::vector<std::string> argv = {LabellerBin(), "--dry-run", "--root", tmp.path().string()};
+  if (::geteuid() == 0) {
+    std::vector<std::string> as_nobody = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",
+                                          "--clear-groups"};
+    auto probe = as_nobody;
+    probe.push_back(LabellerBin());
+    probe.push_back("--version");
+    if (RunCommand(probe).exit_code != 0) {
+      GTEST_SKIP() << "nobody cannot run " << LabellerBin() << " (a parent is not searchable)";
+    }
+    argv.insert(argv.begin(), as_nobody.begin(), as_nobody.end());
+  }
+  auto r = RunCommand(argv);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("gpu/compatible: Permission denied, skipping property"));
+  EXPECT_THAT(r.err, HasSubstr("npu@1: Permission denied, skipping node"));
+  EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/a-b=1\n"));
+  EXPECT_EQ(r.out.find("x-y"), std::string::npos);
 }
 
 // The CLI turns each of these into one line on stderr naming the input, and exit status 2.
