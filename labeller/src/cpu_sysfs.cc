@@ -87,7 +87,11 @@ CpuInfo ParseCpuInfo(std::string_view text) {
         continue;
       }
     }
-    if (block != nullptr) (*block)[key] = value;
+    // Later blocks only matter for ARM's per-core identity; keeping just those keys avoids
+    // building a map of ~25 entries for each of a server's hundred-odd processors.
+    if (block != nullptr && (in_first || key == "CPU implementer" || key == "CPU part")) {
+      (*block)[key] = value;
+    }
     if (in_first) info.first.emplace(key, value);
   }
   return info;
@@ -333,7 +337,7 @@ CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
     }
 
     // Model: MIDR register, then /proc/cpuinfo's implementer/part, then (later) devicetree.
-    if (auto midr_text = ReadFile(dir / "regs/identification/midr_el1", 64)) {
+    if (auto midr_text = x86 ? std::nullopt : ReadFile(dir / "regs/identification/midr_el1", 64)) {
       if (auto midr = ParseMidr(*midr_text)) {
         core.model = ArmCoreModel(midr->first, midr->second);
         any_midr = true;
