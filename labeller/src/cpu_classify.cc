@@ -74,6 +74,19 @@ void ClassifyCpus(CpuTopology& topology) {
   }
   std::vector<Group> groups;
   for (auto& [key, g] : by_key) {
+    // by_key orders a model's groups by capacity: fold one into its predecessor when they are
+    // within 5 % (vendor kernels derive capacity from each cluster's binned max frequency, so
+    // RK3588's two A76 clusters can read 1004 and 1024). A DynamIQ prime core is 15 % or more
+    // above its siblings and stays apart.
+    if (!groups.empty() && groups.back().model == g.model && g.capacity > 0 &&
+        (g.capacity - groups.back().capacity) * 20 <= g.capacity) {
+      Group& prev = groups.back();
+      prev.capacity = g.capacity;
+      prev.max_mhz = std::max(prev.max_mhz, g.max_mhz);
+      prev.cpus.insert(prev.cpus.end(), g.cpus.begin(), g.cpus.end());
+      std::sort(prev.cpus.begin(), prev.cpus.end());
+      continue;
+    }
     std::sort(g.cpus.begin(), g.cpus.end());
     groups.push_back(std::move(g));
   }

@@ -54,6 +54,16 @@ TEST(ClassifyCpus, DynamIqPrimeCoreOfTheSameModelIsItsOwnClass) {
   EXPECT_EQ(labels.count("edgefd.io/cpu.model"), 0u);
 }
 
+TEST(ClassifyCpus, SameModelWithinFivePercentIsOneClass) {
+  // A vendor RK3588 kernel: the second A76 cluster binned slightly lower.
+  CpuTopology t = Make({{"cortex-a55", 414, 1800}, {"cortex-a55", 414, 1800}, {"cortex-a76", 1024, 2352},
+                        {"cortex-a76", 1024, 2352}, {"cortex-a76", 1004, 2304}, {"cortex-a76", 1004, 2304}});
+  ASSERT_THAT(Names(t), ElementsAre("big", "little"));
+  EXPECT_THAT(t.classes[0].cpus, ElementsAre(2, 3, 4, 5));
+  EXPECT_EQ(t.classes[0].capacity, 1024);
+  EXPECT_EQ(t.classes[0].max_mhz, 2352);
+}
+
 TEST(ClassifyCpus, FourGroupsFoldTheMiddleOnesIntoMid) {
   // Snapdragon 8 Gen 2-like: X3 + 2x A715 + 2x A710 + 3x A510.
   CpuTopology t = Make({{"cortex-a510", 400, 2016}, {"cortex-a510", 400, 2016}, {"cortex-a510", 400, 2016},
