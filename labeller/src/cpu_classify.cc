@@ -98,7 +98,8 @@ void ClassifyCpus(CpuTopology& topology) {
   bool by_capacity = CapacitiesUsable(groups);
   std::stable_sort(groups.begin(), groups.end(), [&](const Group& a, const Group& b) {
     if (by_capacity && a.capacity != b.capacity) return a.capacity > b.capacity;
-    if (!by_capacity && EstimatedPerf(a) != EstimatedPerf(b)) return EstimatedPerf(a) > EstimatedPerf(b);
+    if (!by_capacity && EstimatedPerf(a) != EstimatedPerf(b))
+      return EstimatedPerf(a) > EstimatedPerf(b);
     if (a.max_mhz != b.max_mhz) return a.max_mhz > b.max_mhz;
     return a.cpus.front() > b.cpus.front();  // later-numbered clusters are the big ones
   });

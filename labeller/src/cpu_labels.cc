@@ -9,10 +9,12 @@ namespace edgefd {
 void AddCpuLabels(const Inventory& inventory, Labels& labels) {
   const CpuTopology& cpu = inventory.cpu;
   const std::string prefix = std::string(kLabelPrefix) + "cpu.";
-  if (std::string arch = SanitizeLabelValue(cpu.arch); !arch.empty()) labels[prefix + "arch"] = arch;
+  if (std::string arch = SanitizeLabelValue(cpu.arch); !arch.empty())
+    labels[prefix + "arch"] = arch;
   if (cpu.cores.empty()) return;
   labels[prefix + "cores"] = std::to_string(cpu.OnlineCount());
-  if (cpu.threads_per_core > 1) labels[prefix + "threads-per-core"] = std::to_string(cpu.threads_per_core);
+  if (cpu.threads_per_core > 1)
+    labels[prefix + "threads-per-core"] = std::to_string(cpu.threads_per_core);
   if (cpu.classes.empty()) return;
   labels[prefix + "heterogeneous"] = cpu.Heterogeneous() ? "true" : "false";
   if (!cpu.Heterogeneous()) {
@@ -24,7 +26,8 @@ void AddCpuLabels(const Inventory& inventory, Labels& labels) {
   for (const CpuClass& c : cpu.classes) {
     const std::string p = prefix + c.name + ".";
     labels[p + "cores"] = std::to_string(c.cpus.size());
-    if (std::string model = SanitizeLabelValue(c.model); !model.empty()) labels[p + "model"] = model;
+    if (std::string model = SanitizeLabelValue(c.model); !model.empty())
+      labels[p + "model"] = model;
     if (c.max_mhz > 0) labels[p + "max-mhz"] = std::to_string(c.max_mhz);
     if (c.capacity > 0) labels[p + "capacity"] = std::to_string(c.capacity);
   }

@@ -123,8 +123,8 @@ std::string ArchFromCpuInfo(const std::map<std::string, std::string>& first) {
     // A 32-bit kernel lists ARMv7 features (thumb, half); an arm64 one lists fp/asimd.
     std::string features = get("Features");
     std::string name = get("model name") + get("Processor");
-    if (HasWord(features, "thumb") || HasWord(features, "half") || name.find("(v7") != std::string::npos ||
-        name.find("(v6") != std::string::npos) {
+    if (HasWord(features, "thumb") || HasWord(features, "half") ||
+        name.find("(v7") != std::string::npos || name.find("(v6") != std::string::npos) {
       return "arm";
     }
     return "arm64";
@@ -153,7 +153,8 @@ std::optional<std::pair<uint32_t, uint32_t>> ParseMidr(std::string_view text) {
   return std::make_pair(implementer, (midr >> 4) & 0xfff);
 }
 
-std::optional<std::pair<uint32_t, uint32_t>> CpuInfoMidr(const std::map<std::string, std::string>& block) {
+std::optional<std::pair<uint32_t, uint32_t>> CpuInfoMidr(
+    const std::map<std::string, std::string>& block) {
   auto impl = block.find("CPU implementer");
   auto part = block.find("CPU part");
   if (impl == block.end() || part == block.end()) return std::nullopt;
@@ -170,7 +171,8 @@ std::vector<int> EnumerateCpuDirs(const fs::path& base) {
   while (dirent* e = ::readdir(dir)) {
     std::string_view name = e->d_name;
     if (!name.starts_with("cpu") || name.size() == 3) continue;
-    if (auto n = ParseInt(name.substr(3)); n && *n >= 0 && *n < 65536) ids.push_back(static_cast<int>(*n));
+    if (auto n = ParseInt(name.substr(3)); n && *n >= 0 && *n < 65536)
+      ids.push_back(static_cast<int>(*n));
   }
   ::closedir(dir);
   std::sort(ids.begin(), ids.end());
@@ -203,7 +205,8 @@ std::string Where(const fs::path& p) { return p.string(); }
 // A garbled file's first bytes, printable, for a warning.
 std::string Excerpt(std::string_view raw) {
   std::string out;
-  for (unsigned char c : Trim(raw.substr(0, 32))) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  for (unsigned char c : Trim(raw.substr(0, 32)))
+    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
   return out;
 }
 
@@ -323,7 +326,8 @@ CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
     core.cluster = ReadInt(dir / "topology/cluster_id").value_or(-1);
     core.package = ReadInt(dir / "topology/physical_package_id").value_or(-1);
     core.core = ReadInt(dir / "topology/core_id").value_or(-1);
-    if (auto khz = ReadInt(dir / "cpufreq/cpuinfo_max_freq"); khz && *khz > 0) core.max_mhz = *khz / 1000;
+    if (auto khz = ReadInt(dir / "cpufreq/cpuinfo_max_freq"); khz && *khz > 0)
+      core.max_mhz = *khz / 1000;
     if (auto it = numa.find(id); it != numa.end()) core.numa_node = it->second;
 
     if (core.online) {
@@ -348,7 +352,8 @@ CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
     }
     if (core.model.empty()) {
       if (auto it = cpuinfo.processors.find(id); it != cpuinfo.processors.end()) {
-        if (auto midr = CpuInfoMidr(it->second)) core.model = ArmCoreModel(midr->first, midr->second);
+        if (auto midr = CpuInfoMidr(it->second))
+          core.model = ArmCoreModel(midr->first, midr->second);
       }
     }
     if (core.model.empty() && x86) core.model = x86_model;

@@ -173,17 +173,17 @@ struct IntelHybrid {
 };
 // Family 6 hybrid parts (Intel's model numbers; Linux's arch/x86/include/asm/intel-family.h).
 constexpr std::array kIntelHybrid = std::to_array<IntelHybrid>({
-    {0x8a, "sunny-cove", "tremont"},       // Lakefield
-    {0x97, "golden-cove", "gracemont"},    // Alder Lake-S
-    {0x9a, "golden-cove", "gracemont"},    // Alder Lake-P
-    {0xb7, "raptor-cove", "gracemont"},    // Raptor Lake-S
-    {0xba, "raptor-cove", "gracemont"},    // Raptor Lake-P
-    {0xbf, "raptor-cove", "gracemont"},    // Raptor Lake-S (B0)
-    {0xaa, "redwood-cove", "crestmont"},   // Meteor Lake
-    {0xac, "redwood-cove", "crestmont"},   // Meteor Lake
-    {0xbd, "lion-cove", "skymont"},        // Lunar Lake
-    {0xc5, "lion-cove", "skymont"},        // Arrow Lake-H
-    {0xc6, "lion-cove", "skymont"},        // Arrow Lake-S
+    {0x8a, "sunny-cove", "tremont"},      // Lakefield
+    {0x97, "golden-cove", "gracemont"},   // Alder Lake-S
+    {0x9a, "golden-cove", "gracemont"},   // Alder Lake-P
+    {0xb7, "raptor-cove", "gracemont"},   // Raptor Lake-S
+    {0xba, "raptor-cove", "gracemont"},   // Raptor Lake-P
+    {0xbf, "raptor-cove", "gracemont"},   // Raptor Lake-S (B0)
+    {0xaa, "redwood-cove", "crestmont"},  // Meteor Lake
+    {0xac, "redwood-cove", "crestmont"},  // Meteor Lake
+    {0xbd, "lion-cove", "skymont"},       // Lunar Lake
+    {0xc5, "lion-cove", "skymont"},       // Arrow Lake-H
+    {0xc6, "lion-cove", "skymont"},       // Arrow Lake-S
 });
 
 std::string Lower(std::string_view s) {
@@ -253,7 +253,8 @@ std::string X86ModelName(std::string_view model_name) {
   // Everything after '@' is the base clock, not the model.
   if (size_t at = s.find('@'); at != std::string::npos) s.resize(at);
   for (const char* noise : {"(r)", "(tm)"}) {
-    for (size_t p; (p = s.find(noise)) != std::string::npos;) s.erase(p, std::string_view(noise).size());
+    for (size_t p; (p = s.find(noise)) != std::string::npos;)
+      s.erase(p, std::string_view(noise).size());
   }
   // Split into words and drop filler ("CPU", "Processor", "13th Gen", "64-Core").
   std::vector<std::string> words;
@@ -268,8 +269,9 @@ std::string X86ModelName(std::string_view model_name) {
   std::string joined;
   for (size_t k = 0; k < words.size(); ++k) {
     const std::string& w = words[k];
-    bool ordinal = w.size() > 2 && std::isdigit(static_cast<unsigned char>(w[0])) &&
-                   (w.ends_with("th") || w.ends_with("st") || w.ends_with("nd") || w.ends_with("rd"));
+    bool ordinal =
+        w.size() > 2 && std::isdigit(static_cast<unsigned char>(w[0])) &&
+        (w.ends_with("th") || w.ends_with("st") || w.ends_with("nd") || w.ends_with("rd"));
     if (ordinal && k + 1 < words.size() && words[k + 1] == "gen") {
       ++k;
       continue;
@@ -286,7 +288,8 @@ std::string NormalizeArch(std::string_view machine) {
   if (machine == "aarch64" || machine == "arm64" || machine == "aarch64_be") return "arm64";
   if (machine.starts_with("armv") || machine == "arm") return "arm";
   if (machine == "riscv64") return "riscv64";
-  if (machine == "i386" || machine == "i486" || machine == "i586" || machine == "i686") return "386";
+  if (machine == "i386" || machine == "i486" || machine == "i586" || machine == "i686")
+    return "386";
   return SanitizeLabelValue(machine);
 }
 

@@ -34,9 +34,14 @@ std::vector<std::string> Names(const CpuTopology& t) {
 
 TEST(ClassifyCpus, DynamIqPrimeCoreOfTheSameModelIsItsOwnClass) {
   // Snapdragon 855-like: 4x A55, 3x A76 at 2419 MHz, 1x A76 "prime" at 2841 MHz.
-  CpuTopology t = Make({{"cortex-a55", 356, 1785}, {"cortex-a55", 356, 1785}, {"cortex-a55", 356, 1785},
-                        {"cortex-a55", 356, 1785}, {"cortex-a76", 871, 2419}, {"cortex-a76", 871, 2419},
-                        {"cortex-a76", 871, 2419}, {"cortex-a76", 1024, 2841}});
+  CpuTopology t = Make({{"cortex-a55", 356, 1785},
+                        {"cortex-a55", 356, 1785},
+                        {"cortex-a55", 356, 1785},
+                        {"cortex-a55", 356, 1785},
+                        {"cortex-a76", 871, 2419},
+                        {"cortex-a76", 871, 2419},
+                        {"cortex-a76", 871, 2419},
+                        {"cortex-a76", 1024, 2841}});
   ASSERT_THAT(Names(t), ElementsAre("big", "mid", "little"));
   EXPECT_THAT(t.classes[0].cpus, ElementsAre(7));
   EXPECT_THAT(t.classes[1].cpus, ElementsAre(4, 5, 6));
@@ -56,8 +61,12 @@ TEST(ClassifyCpus, DynamIqPrimeCoreOfTheSameModelIsItsOwnClass) {
 
 TEST(ClassifyCpus, SameModelWithinFivePercentIsOneClass) {
   // A vendor RK3588 kernel: the second A76 cluster binned slightly lower.
-  CpuTopology t = Make({{"cortex-a55", 414, 1800}, {"cortex-a55", 414, 1800}, {"cortex-a76", 1024, 2352},
-                        {"cortex-a76", 1024, 2352}, {"cortex-a76", 1004, 2304}, {"cortex-a76", 1004, 2304}});
+  CpuTopology t = Make({{"cortex-a55", 414, 1800},
+                        {"cortex-a55", 414, 1800},
+                        {"cortex-a76", 1024, 2352},
+                        {"cortex-a76", 1024, 2352},
+                        {"cortex-a76", 1004, 2304},
+                        {"cortex-a76", 1004, 2304}});
   ASSERT_THAT(Names(t), ElementsAre("big", "little"));
   EXPECT_THAT(t.classes[0].cpus, ElementsAre(2, 3, 4, 5));
   EXPECT_EQ(t.classes[0].capacity, 1024);
@@ -66,9 +75,14 @@ TEST(ClassifyCpus, SameModelWithinFivePercentIsOneClass) {
 
 TEST(ClassifyCpus, FourGroupsFoldTheMiddleOnesIntoMid) {
   // Snapdragon 8 Gen 2-like: X3 + 2x A715 + 2x A710 + 3x A510.
-  CpuTopology t = Make({{"cortex-a510", 400, 2016}, {"cortex-a510", 400, 2016}, {"cortex-a510", 400, 2016},
-                        {"cortex-a715", 870, 2803}, {"cortex-a715", 870, 2803}, {"cortex-a710", 860, 2803},
-                        {"cortex-a710", 860, 2803}, {"cortex-x3", 1024, 3187}});
+  CpuTopology t = Make({{"cortex-a510", 400, 2016},
+                        {"cortex-a510", 400, 2016},
+                        {"cortex-a510", 400, 2016},
+                        {"cortex-a715", 870, 2803},
+                        {"cortex-a715", 870, 2803},
+                        {"cortex-a710", 860, 2803},
+                        {"cortex-a710", 860, 2803},
+                        {"cortex-x3", 1024, 3187}});
   ASSERT_THAT(Names(t), ElementsAre("big", "mid", "little"));
   EXPECT_EQ(t.classes[1].model, "cortex-a715_cortex-a710");
   EXPECT_THAT(t.classes[1].cpus, ElementsAre(3, 4, 5, 6));
@@ -161,7 +175,8 @@ TEST(CoreTables, X86ModelNamesBecomeShortLabelValues) {
   EXPECT_EQ(X86ModelName("AMD EPYC 7763 64-Core Processor"), "amd-epyc-7763");
   EXPECT_EQ(X86ModelName("AMD Ryzen 7 5800X 8-Core Processor"), "amd-ryzen-7-5800x");
   EXPECT_EQ(X86ModelName(""), "");
-  EXPECT_EQ(IntelHybridCoreNames(6, 0x97), std::make_pair(std::string("golden-cove"), std::string("gracemont")));
+  EXPECT_EQ(IntelHybridCoreNames(6, 0x97),
+            std::make_pair(std::string("golden-cove"), std::string("gracemont")));
   EXPECT_EQ(IntelHybridCoreNames(6, 85), std::nullopt);
 }
 

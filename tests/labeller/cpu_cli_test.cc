@@ -11,7 +11,9 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string Fixture(const std::string& name) { return (testing::TestdataDir() / "cpu" / name).string(); }
+std::string Fixture(const std::string& name) {
+  return (testing::TestdataDir() / "cpu" / name).string();
+}
 
 TEST(CpuCli, DryRunPrintsTheCpuLabelsOfAFixtureRoot) {
   auto r = testing::RunCommand({testing::LabellerBin(), "--dry-run", "--root", Fixture("rk3399")});
@@ -55,12 +57,15 @@ TEST(CpuCli, JsonListsOfflineCpusApart) {
   auto r = testing::RunCommand(
       {testing::LabellerBin(), "--dry-run", "--output", "json", "--root", Fixture("cpus-offline")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, HasSubstr("\"cpus\": {\"big\": [4, 5], \"little\": [0, 1, 2, 3], \"offline\": [6, 7]}}\n"));
+  EXPECT_THAT(
+      r.out,
+      HasSubstr("\"cpus\": {\"big\": [4, 5], \"little\": [0, 1, 2, 3], \"offline\": [6, 7]}}\n"));
   EXPECT_THAT(r.out, HasSubstr("\"edgefd.io/cpu.cores\": \"6\""));
 }
 
 TEST(CpuCli, GarbledMidrIsLoggedAndTheRunStillSucceeds) {
-  auto r = testing::RunCommand({testing::LabellerBin(), "--dry-run", "--root", Fixture("garbage-midr")});
+  auto r =
+      testing::RunCommand({testing::LabellerBin(), "--dry-run", "--root", Fixture("garbage-midr")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("cpu0/regs/identification/midr_el1: not a MIDR value"));
   EXPECT_THAT(r.out, HasSubstr("edgefd.io/cpu.big.model=cortex-a72\n"));

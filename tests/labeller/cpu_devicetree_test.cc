@@ -60,7 +60,8 @@ TEST(CpuDeviceTree, CpuMapOrderIsNaturalAndDisabledCpusAreOffline) {
   DtNode cpus = Node("cpus");
   DtNode map = Node("cpu-map");
   for (uint32_t i = 0; i < 12; ++i) {
-    DtNode cpu = Cpu("cpu@" + std::to_string(i), i, i == 11 ? "arm,cortex-a78" : "arm,cortex-a55", 0x40 + i);
+    DtNode cpu =
+        Cpu("cpu@" + std::to_string(i), i, i == 11 ? "arm,cortex-a78" : "arm,cortex-a55", 0x40 + i);
     if (i == 5) cpu.properties["status"] = Str("disabled");
     cpus.children.push_back(cpu);
     // cluster N holds cpu@(11 - N): numbering follows the map, not reg.
@@ -85,7 +86,8 @@ TEST(CpuDeviceTree, OppTablesSkipDisabledEntriesAndLegacyTablesAreRead) {
   for (uint32_t mhz : {600u, 1200u, 1800u}) {
     DtNode entry = Node("opp-" + std::to_string(mhz));
     uint64_t hz = static_cast<uint64_t>(mhz) * 1000000;
-    entry.properties["opp-hz"] = Cells({static_cast<uint32_t>(hz >> 32), static_cast<uint32_t>(hz)});
+    entry.properties["opp-hz"] =
+        Cells({static_cast<uint32_t>(hz >> 32), static_cast<uint32_t>(hz)});
     if (mhz == 1800) entry.properties["status"] = Str("disabled");
     opp.children.push_back(entry);
   }
@@ -216,15 +218,16 @@ TEST_F(CpuCorpus, EveryBlobClassifiesAsItsManifestRowSays) {
     if (dmips.size() == expected_count.size()) {
       int64_t top = 0;
       for (const auto& [m, d] : dmips) top = std::max<int64_t>(top, int64_t{d} * opp[m]);
-      for (const auto& [m, d] : dmips) capacity[m] = static_cast<int>(int64_t{d} * opp[m] * 1024 / top);
+      for (const auto& [m, d] : dmips)
+        capacity[m] = static_cast<int>(int64_t{d} * opp[m] * 1024 / top);
     }
     if (expected_count.size() == 1) {
       ASSERT_EQ(t.classes.size(), 1u);
       EXPECT_EQ(t.classes[0].name, "all");
     } else {
       ASSERT_EQ(t.classes.size(), 2u);
-      auto [little, big] = std::minmax_element(capacity.begin(), capacity.end(),
-                                               [](auto& a, auto& b) { return a.second < b.second; });
+      auto [little, big] = std::minmax_element(
+          capacity.begin(), capacity.end(), [](auto& a, auto& b) { return a.second < b.second; });
       EXPECT_EQ(t.classes[0].name, "big");
       EXPECT_EQ(t.classes[0].model, big->first);
       EXPECT_EQ(t.classes[0].capacity, 1024);
@@ -261,7 +264,8 @@ TEST_F(CpuCorpus, OdroidXu4BlobGivesTheDesignsCapacities) {
   EXPECT_EQ(labels.count("edgefd.io/cpu.model"), 0u);
   EXPECT_EQ(labels.count("edgefd.io/cpu.threads-per-core"), 0u);
   // The A7 cluster is cluster0 in cpu-map, so the little cores are cpu0-3 as on the board.
-  EXPECT_EQ(CpuClassesJson(report->inventory.cpu), R"({"big": [4, 5, 6, 7], "little": [0, 1, 2, 3]})");
+  EXPECT_EQ(CpuClassesJson(report->inventory.cpu),
+            R"({"big": [4, 5, 6, 7], "little": [0, 1, 2, 3]})");
 }
 
 TEST_F(CpuCorpus, Rk3588TwoA76ClustersAreOneBigClass) {

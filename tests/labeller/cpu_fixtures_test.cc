@@ -68,12 +68,15 @@ Labels HeteroLabels(const std::string& arch, int cores, const std::string& big_m
 const std::vector<Case>& Cases() {
   static const std::vector<Case> cases = {
       // DESIGN.md: the A7s' capacity is 539 DMIPS/MHz x 1400 MHz against 1024 x 2000, 377.
-      {"odroid-xu4", HeteroLabels("arm", 8, "cortex-a15", 4, 2000, 1024, "cortex-a7", 4, 1400, 377),
+      {"odroid-xu4",
+       HeteroLabels("arm", 8, "cortex-a15", 4, 2000, 1024, "cortex-a7", 4, 1400, 377),
        {{"big", Range(4, 7)}, {"little", Range(0, 3)}}},
-      {"rk3399", HeteroLabels("arm64", 6, "cortex-a72", 2, 1800, 1024, "cortex-a53", 4, 1416, 381),
+      {"rk3399",
+       HeteroLabels("arm64", 6, "cortex-a72", 2, 1800, 1024, "cortex-a53", 4, 1416, 381),
        {{"big", Range(4, 5)}, {"little", Range(0, 3)}}},
       // Two A76 clusters at the same capacity are one class.
-      {"rk3588", HeteroLabels("arm64", 8, "cortex-a76", 4, 2400, 1024, "cortex-a55", 4, 1800, 397),
+      {"rk3588",
+       HeteroLabels("arm64", 8, "cortex-a76", 4, 2400, 1024, "cortex-a55", 4, 1800, 397),
        {{"big", Range(4, 7)}, {"little", Range(0, 3)}}},
       // The A53s clock higher than the A73s; capacity still ranks them little.
       {"amlogic-g12b",
@@ -101,14 +104,16 @@ const std::vector<Case>& Cases() {
         {"threads-per-core", "2"}},
        {{"all", Range(0, 31)}}},
       // No cpu_capacity: ranked by the core table x max frequency, no capacity labels.
-      {"no-capacity", HeteroLabels("arm64", 6, "cortex-a72", 2, 1800, 0, "cortex-a53", 4, 1416, 0),
+      {"no-capacity",
+       HeteroLabels("arm64", 6, "cortex-a72", 2, 1800, 0, "cortex-a53", 4, 1416, 0),
        {{"big", Range(4, 5)}, {"little", Range(0, 3)}}},
       // cpu6-7 offline: not counted, not in a class.
       {"cpus-offline",
        HeteroLabels("arm64", 6, "cortex-a76", 2, 2400, 1024, "cortex-a55", 4, 1800, 397),
        {{"big", Range(4, 5)}, {"little", Range(0, 3)}}},
       // No cpufreq driver: no max-mhz labels, capacities still from the kernel.
-      {"no-cpufreq", HeteroLabels("arm64", 6, "cortex-a73", 4, 0, 1024, "cortex-a53", 2, 0, 592),
+      {"no-cpufreq",
+       HeteroLabels("arm64", 6, "cortex-a73", 4, 0, 1024, "cortex-a53", 2, 0, 592),
        {{"big", Range(2, 5)}, {"little", Range(0, 1)}}},
       // Garbled midr_el1 on three CPUs: models from /proc/cpuinfo instead.
       {"garbage-midr",
@@ -171,7 +176,8 @@ TEST(CpuFixtures, GarbledMidrIsAWarningNamingTheFile) {
     if (w.find("midr_el1") != std::string::npos) midr_warnings.push_back(w);
   }
   ASSERT_EQ(midr_warnings.size(), 3u);
-  EXPECT_THAT(midr_warnings[0], HasSubstr("cpu0/regs/identification/midr_el1: not a MIDR value ('garbage')"));
+  EXPECT_THAT(midr_warnings[0],
+              HasSubstr("cpu0/regs/identification/midr_el1: not a MIDR value ('garbage')"));
   EXPECT_THAT(midr_warnings[1], HasSubstr("cpu4/regs/identification/midr_el1"));
   EXPECT_THAT(midr_warnings[2], HasSubstr("cpu5/regs/identification/midr_el1"));
 }
@@ -258,8 +264,9 @@ TEST(CpuFixtures, HostileFilesNeverCrashAndLabelsStayValid) {
   Write(cpu / "cpu2/regs/identification/midr_el1", "0x00000000ff0fabc0\n");
   Write(cpu / "cpu2/cpufreq/cpuinfo_max_freq", "4294967296000\n");
   Write(cpu / "cpu3/topology/core_cpus_list", "0-99999999\n");
-  Write(tmp.path() / "proc/cpuinfo", std::string("processor\t: 0\nCPU implementer\t: \x01\xfe\nCPU part\t:") +
-                                         std::string(5000, 'x') + "\nprocessor : 99999999999\n");
+  Write(tmp.path() / "proc/cpuinfo",
+        std::string("processor\t: 0\nCPU implementer\t: \x01\xfe\nCPU part\t:") +
+            std::string(5000, 'x') + "\nprocessor : 99999999999\n");
   Write(tmp.path() / "sys/devices/cpu_core/cpus", "banana\n");
   Write(tmp.path() / "sys/devices/cpu_atom/cpus", "0\n");
   DiscoveryOptions options;
