@@ -89,7 +89,8 @@ CpuInfo ParseCpuInfo(std::string_view text) {
     }
     // Later blocks only matter for ARM's per-core identity; keeping just those keys avoids
     // building a map of ~25 entries for each of a server's hundred-odd processors.
-    if (block != nullptr && (in_first || key == "CPU implementer" || key == "CPU part")) {
+    if (block != nullptr &&
+        (in_first || key == "CPU implementer" || key == "CPU part" || key == "uarch")) {
       (*block)[key] = value;
     }
     if (in_first) info.first.emplace(key, value);
@@ -352,8 +353,11 @@ CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
     }
     if (core.model.empty()) {
       if (auto it = cpuinfo.processors.find(id); it != cpuinfo.processors.end()) {
-        if (auto midr = CpuInfoMidr(it->second))
+        if (auto midr = CpuInfoMidr(it->second)) {
           core.model = ArmCoreModel(midr->first, midr->second);
+        } else if (auto uarch = it->second.find("uarch"); uarch != it->second.end()) {
+          core.model = CompatibleCoreModel(uarch->second);  // RISC-V: "sifive,u74-mc"
+        }
       }
     }
     if (core.model.empty() && x86) core.model = x86_model;

@@ -238,6 +238,28 @@ TEST(CpuFixtures, DevicetreeFallbackMatchesCpusToNodesThroughOfNode) {
   EXPECT_EQ(report->inventory.cpu.cores[1].model, "cortex-a53");
 }
 
+TEST(CpuFixtures, RiscvCpuinfoGivesArchAndUarch) {
+  // A VisionFive 2 (JH7110, 4x SiFive U74) kernel's cpuinfo; RISC-V has no MIDR.
+  testing::TempDir tmp;
+  Write(tmp.path() / "sys/devices/system/cpu/possible", "0-3\n");
+  Write(tmp.path() / "sys/devices/system/cpu/online", "0-3\n");
+  std::string cpuinfo;
+  for (int i = 0; i < 4; ++i) {
+    cpuinfo += "processor\t: " + std::to_string(i) + "\nhart\t\t: " + std::to_string(i + 1) +
+               "\nisa\t\t: rv64imafdc_zicntr_zicsr_zifencei_zihpm_zba_zbb\nmmu\t\t: sv39\n"
+               "uarch\t\t: sifive,u74-mc\nmvendorid\t: 0x489\n\n";
+  }
+  Write(tmp.path() / "proc/cpuinfo", cpuinfo);
+  DiscoveryOptions options;
+  options.root = tmp.path();
+  auto report = Discover(options);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(CpuLabels(report->inventory), (Labels{{"edgefd.io/cpu.arch", "riscv64"},
+                                                  {"edgefd.io/cpu.cores", "4"},
+                                                  {"edgefd.io/cpu.heterogeneous", "false"},
+                                                  {"edgefd.io/cpu.model", "u74-mc"}}));
+}
+
 TEST(CpuFixtures, ARootWithoutCpuInformationGivesNoCpuLabels) {
   testing::TempDir tmp;
   DiscoveryOptions options;
