@@ -39,13 +39,23 @@ std::vector<const DtNode*> NaturalOrder(const DtNode& node) {
   return out;
 }
 
-void IndexPhandles(const DtNode& node, std::map<uint32_t, const DtNode*>& index, int depth) {
-  if (depth > 64) return;
-  for (const char* prop : {"phandle", "linux,phandle"}) {
-    std::vector<uint32_t> cells = node.Cells(prop);
-    if (cells.size() == 1) index.emplace(cells[0], &node);
+// Finds the nodes carrying the wanted phandles, breadth first (OPP tables usually sit at the
+// root or under /cpus) and stopping once all are found: a large tree has thousands of nodes.
+std::map<uint32_t, const DtNode*> FindPhandles(const DtNode& root, std::set<uint32_t> wanted) {
+  std::map<uint32_t, const DtNode*> found;
+  std::vector<const DtNode*> level = {&root};
+  for (int depth = 0; depth < 64 && !level.empty() && !wanted.empty(); ++depth) {
+    std::vector<const DtNode*> next;
+    for (const DtNode* node : level) {
+      for (const char* prop : {"phandle", "linux,phandle"}) {
+        std::vector<uint32_t> cells = node->Cells(prop);
+        if (cells.size() == 1 && wanted.erase(cells[0])) found.emplace(cells[0], node);
+      }
+      for (const DtNode& c : node->children) next.push_back(&c);
+    }
+    level = std::move(next);
   }
-  for (const DtNode& c : node.children) IndexPhandles(c, index, depth + 1);
+  return found;
 }
 
 uint64_t RegValue(const DtNode& cpu) {
@@ -122,8 +132,12 @@ std::vector<DtCpu> ReadDeviceTreeCpus(const DtNode& root) {
   std::vector<DtCpu> out;
   const DtNode* cpus = root.Child("cpus");
   if (cpus == nullptr) return out;
-  std::map<uint32_t, const DtNode*> phandles;
-  IndexPhandles(root, phandles, 0);
+  std::set<uint32_t> opp_refs;
+  for (const DtNode& n : cpus->children) {
+    std::vector<uint32_t> ref = n.Cells("operating-points-v2");
+    if (IsCpuNode(n) && !ref.empty()) opp_refs.insert(ref[0]);
+  }
+  std::map<uint32_t, const DtNode*> phandles = FindPhandles(root, std::move(opp_refs));
 
   std::map<uint32_t, std::pair<int, int>> placement;
   if (const DtNode* map = cpus->Child("cpu-map")) {
