@@ -92,6 +92,7 @@ constexpr std::array kCores = std::to_array<CoreInfo>({
     {0x51, 0x02d, "scorpion", "arm", 210},
     {0x51, 0x04d, "krait", "arm", 330},
     {0x51, 0x06f, "krait", "arm", 330},
+    {0x51, 0x200, "kryo", "arm64", 500},
     {0x51, 0x201, "kryo", "arm64", 500},
     {0x51, 0x205, "kryo", "arm64", 500},
     {0x51, 0x211, "kryo", "arm64", 500},
@@ -181,6 +182,7 @@ constexpr std::array kIntelHybrid = std::to_array<IntelHybrid>({
     {0xbf, "raptor-cove", "gracemont"},   // Raptor Lake-S (B0)
     {0xaa, "redwood-cove", "crestmont"},  // Meteor Lake
     {0xac, "redwood-cove", "crestmont"},  // Meteor Lake
+    {0xb5, "redwood-cove", "crestmont"},  // Arrow Lake-U
     {0xbd, "lion-cove", "skymont"},       // Lunar Lake
     {0xc5, "lion-cove", "skymont"},       // Arrow Lake-H
     {0xc6, "lion-cove", "skymont"},       // Arrow Lake-S
