@@ -80,9 +80,10 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
   for (const Device& d : inventory.devices) {
     if (!d.resource || d.id.empty()) continue;
     if (!ValidResourceName(d.rule)) {
-      spdlog::warn("rule '{}' cannot be a resource name (edgefd.io/<name> needs 1-63 of "
-                   "[A-Za-z0-9._-], alphanumeric at both ends); not advertising it",
-                   d.rule);
+      spdlog::warn(
+          "rule '{}' cannot be a resource name (edgefd.io/<name> needs 1-63 of "
+          "[A-Za-z0-9._-], alphanumeric at both ends); not advertising it",
+          d.rule);
       continue;
     }
     ResourceSnapshot& r = out[std::string(kResourceDomain) + d.rule];

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <future>
+#include <vector>
 
 #include "fake_kubelet.h"
 #include "test_util.h"
@@ -72,6 +73,62 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu (EDGEFD_LITTLE_CPUS)"));
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES)"));
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
+}
+
+// Starts the real binary with `args` against `dir`; returns its pid.
+pid_t Spawn(const fs::path& dir, std::vector<std::string> args) {
+  args.insert(args.begin(),
+              {kBin, "--kubelet-dir", dir.string(), "--metrics-address", "none", "--rescan", "0"});
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(kBin.c_str(), argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int StopAndWait(pid_t pid) {
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+TEST(DevicePluginCli, RealDiscoveryOfAnRk3588ServesItsCoreClasses) {
+  // RK3588: four A55 (cluster 0), big A76 pairs in clusters 1 (cpu4-5) and 2 (cpu6-7).
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  pid_t pid = Spawn(dir.path(), {"--root", std::string(EDGEFD_TESTDATA_DIR) + "/cpu/rk3588"});
+  ASSERT_GT(pid, 0);
+  for (const char* r : {"edgefd.io/big-cpu", "edgefd.io/little-cpu"}) {
+    ASSERT_TRUE(kubelet.WaitFor(r, [](const auto& ep) { return !ep.lists.empty(); })) << r;
+  }
+  EXPECT_EQ(kubelet.Get("edgefd.io/big-cpu")->lists.back().devices_size(), 4);
+  EXPECT_EQ(kubelet.Get("edgefd.io/little-cpu")->lists.back().devices_size(), 4);
+  auto stub = kubelet.Dial("edgefd.io/big-cpu");
+  // The kubelet has cpu5, cpu6, cpu7 free and wants two: the plugin prefers one cluster.
+  v1beta1::PreferredAllocationRequest preq;
+  auto* c = preq.add_container_requests();
+  for (const char* id : {"cpu5", "cpu6", "cpu7"}) c->add_available_deviceids(id);
+  c->set_allocation_size(2);
+  v1beta1::PreferredAllocationResponse presp;
+  grpc::ClientContext pctx;
+  ASSERT_TRUE(stub->GetPreferredAllocation(&pctx, preq, &presp).ok());
+  ASSERT_EQ(presp.container_responses(0).deviceids_size(), 2);
+  EXPECT_EQ(presp.container_responses(0).deviceids(0), "cpu6");
+  EXPECT_EQ(presp.container_responses(0).deviceids(1), "cpu7");
+  v1beta1::AllocateRequest req;
+  auto* container = req.add_container_requests();
+  for (const auto& id : presp.container_responses(0).deviceids()) container->add_devices_ids(id);
+  v1beta1::AllocateResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub->Allocate(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.container_responses(0).envs().at("EDGEFD_BIG_CPUS"), "6,7");
+  EXPECT_EQ(StopAndWait(pid), 0);
 }
 
 TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
