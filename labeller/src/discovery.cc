@@ -3,6 +3,7 @@
 #include <system_error>
 
 #include "edgefd/devicetree.h"
+#include "edgefd/udev.h"
 
 namespace edgefd {
 namespace fs = std::filesystem;
@@ -51,6 +52,8 @@ Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
     names.insert(names.end(), options.extra_node_names.begin(), options.extra_node_names.end());
     inv.dt_nodes = ExtractNamedNodes(root, names);
   }
+  // Accelerators and cameras: udev devices merged with the devicetree nodes read above.
+  if (auto status = DiscoverUdevDevices(options, report); !status) return status.error();
   return report;
 }
 
