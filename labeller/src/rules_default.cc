@@ -44,18 +44,18 @@ std::string_view DefaultRulesYaml() {
     match:
       - compatible: ["arm,mali-*"]
     devnodes: ["/dev/mali*", "/dev/dri/card*", "/dev/dri/renderD*"]
-  # Rockchip NPUs (RK3588 rknn cores, RK356x rknpu).
+  # Rockchip NPUs (RK3588 rknn cores, RK356x rknpu; vendor rknpu or mainline rocket driver).
   - name: rknpu
     match:
       - compatible: ["rockchip,*rknn*", "rockchip,*rknpu*"]
-    devnodes: ["/dev/rknpu*", "/dev/dri/renderD*"]
+    devnodes: ["/dev/rknpu*", "/dev/accel/accel*", "/dev/dri/renderD*"]
   # VeriSilicon/Vivante GC NPUs (Amlogic A311D, i.MX 8M Plus) under an `npu` node; the same
   # compatible under a `gpu` node is a GPU and does not count.
   - name: vivante-npu
     match:
       - compatible: ["vivante,gc"]
         dt-node: ["npu"]
-    devnodes: ["/dev/galcore", "/dev/dri/renderD*"]
+    devnodes: ["/dev/galcore", "/dev/accel/accel*", "/dev/dri/renderD*"]
   # V4L2 capture devices. A camera's metadata and extra nodes share its USB/PCI/devicetree
   # parent, so it counts once.
   - name: camera

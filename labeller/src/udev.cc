@@ -158,6 +158,8 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
                                  const std::vector<UdevRecord>& records,
                                  const std::vector<DtNodeInfo>& dt_nodes) {
   std::vector<Device> out;
+  std::set<std::string> dt_paths;
+  for (const DtNodeInfo& node : dt_nodes) dt_paths.insert(node.path);
   for (const Rule& rule : rules) {
     if (!rule.enabled) continue;
     std::map<std::string, Device> found;  // by stable ID
@@ -206,10 +208,15 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
           }
         }
         // ... and for a devicetree device whose nodes hang elsewhere (Jetson's nvhost-* sit
-        // under host1x), any node the rule names.
+        // under host1x), any node the rule names that belongs to no USB/PCI device and to no
+        // other gpu/npu node (an RK3588's Mali render node is not its NPU's).
         if (d.devnodes.empty() && from_devicetree.count(id) != 0) {
           for (const UdevRecord& r : records) {
-            if (!r.devnode.empty() && AnyGlob(rule.devnodes, r.devnode)) AddDevnode(d, r.devnode);
+            bool owned_elsewhere = r.anchor_subsystem == "usb" || r.anchor_subsystem == "pci" ||
+                                   dt_paths.count(r.anchor_id) != 0;
+            if (!owned_elsewhere && !r.devnode.empty() && AnyGlob(rule.devnodes, r.devnode)) {
+              AddDevnode(d, r.devnode);
+            }
           }
         }
       }
