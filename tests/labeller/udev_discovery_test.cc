@@ -60,7 +60,7 @@ class UdevDeviceClass : public UdevDiscovery, public ::testing::WithParamInterfa
 
 TEST_P(UdevDeviceClass, LabelsExactly) {
   if (GetParam().file != nullptr) {
-    ASSERT_TRUE(tb_->Load(GetParam().file));
+    ASSERT_TRUE(tb_->Plug(GetParam().file));
   }
   auto report = DiscoverIn(*tb_);
   ASSERT_TRUE(report) << report.error().message;
@@ -89,7 +89,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST_F(UdevDiscovery, AllDevicesOnOneNodeWithStableIdsAndNodes) {
   for (const char* f : {"ncs2-pair.umockdev", "coral-usb-bootloader.umockdev", "coral-pcie.umockdev",
                         "hailo8.umockdev", "nvidia-dgpu.umockdev", "webcam.umockdev"}) {
-    ASSERT_TRUE(tb_->Load(f));
+    ASSERT_TRUE(tb_->Plug(f));
   }
   auto report = DiscoverIn(*tb_);
   ASSERT_TRUE(report) << report.error().message;
@@ -139,7 +139,7 @@ TEST_F(UdevDiscovery, AllDevicesOnOneNodeWithStableIdsAndNodes) {
 }
 
 TEST_F(UdevDiscovery, CoralKeepsItsIdWhenItsProductIdChanges) {
-  ASSERT_TRUE(tb_->Load("coral-usb-bootloader.umockdev"));
+  ASSERT_TRUE(tb_->Plug("coral-usb-bootloader.umockdev"));
   auto before = DiscoverIn(*tb_);
   ASSERT_TRUE(before) << before.error().message;
   const Device* boot = Find(before->inventory, "edgetpu", "1-3");
@@ -159,7 +159,7 @@ TEST_F(UdevDiscovery, CoralKeepsItsIdWhenItsProductIdChanges) {
 }
 
 TEST_F(UdevDiscovery, AcceleratorWithoutItsDriverNodeIsUnhealthyAndUnlabelled) {
-  ASSERT_TRUE(tb_->Load("hailo8.umockdev"));
+  ASSERT_TRUE(tb_->Plug("hailo8.umockdev"));
   // `rmmod hailo_pci`: the character device goes; the PCI function stays.
   tb_->Unplug("/sys/devices/pci0000:00/0000:02:00.0/hailo_chardev/hailo0");
   auto report = DiscoverIn(*tb_);
@@ -180,7 +180,7 @@ TEST_F(UdevDiscovery, DevicetreeGpuAndNpuMergeWithTheirPlatformDevices) {
   WriteDtNode(base / "npu@fdab0000", {"rockchip,rk3588-rknn-core"});
   WriteDtNode(base / "npu@fdac0000", {"rockchip,rk3588-rknn-core"});
   WriteDtNode(base / "npu@fdad0000", {"rockchip,rk3588-rknn-core"}, "disabled");
-  ASSERT_TRUE(tb_->Load("rk3588-soc.umockdev"));
+  ASSERT_TRUE(tb_->Plug("rk3588-soc.umockdev"));
 
   auto report = DiscoverIn(*tb_);
   ASSERT_TRUE(report) << report.error().message;
@@ -235,7 +235,7 @@ TEST(MatchDevices, JetsonGpuFromItsDevicetreeNode) {
 }
 
 TEST_F(UdevDiscovery, SiteRulesFileAddsADeviceClass) {
-  ASSERT_TRUE(tb_->Load("hailo8.umockdev"));
+  ASSERT_TRUE(tb_->Plug("hailo8.umockdev"));
   std::filesystem::path file = tb_->Root() + "/site.yaml";
   std::ofstream(file) << "rules:\n  - name: hailo\n    enabled: false\n"
                          "  - name: my-npu\n    match: {pci-class: \"12\", driver: hailo}\n";

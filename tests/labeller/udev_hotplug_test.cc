@@ -102,8 +102,8 @@ TEST_F(Hotplug, WithoutNetlinkAPeriodicRescanNoticesChanges) {
   ASSERT_TRUE(watcher.Start(changes.Callback()));
   EXPECT_EQ(watcher.mode(), "rescan every 0.02 s");
   EXPECT_THAT(watcher.warning(), HasSubstr("udev monitor unavailable"));
-  // No uevent at all: only a rescan can see this.
-  ASSERT_TRUE(tb_->Load("coral-pcie.umockdev"));
+  // Its uevents go out, but nothing listens: only a rescan can see it.
+  ASSERT_TRUE(tb_->Plug("coral-pcie.umockdev"));
   ASSERT_TRUE(changes.WaitFor(1));
   EXPECT_THAT(Ids(*tb_), ElementsAre("edgetpu@0000:01:00.0"));
   watcher.Stop();
@@ -133,11 +133,13 @@ std::unique_ptr<testing::Child> StartWatching(const Testbed& tb, std::vector<std
   return cli;
 }
 
-// Waits until what was printed after `from` ends with `expected`; returns all of it, so
-// callers see any extra lines too.
+// Waits until what was printed after `from` ends with the last line of `expected`; returns
+// all of it, so callers see any extra lines too.
 std::string NextDiff(testing::Child& cli, size_t& from, const std::string& expected) {
+  // A diff is one write and its last line comes last; wait for that line.
+  std::string last = expected.substr(expected.rfind('\n', expected.size() - 2) + 1);
   cli.WaitFor([&](const std::string& out, const std::string&) {
-    return out.size() >= from + expected.size() && out.ends_with(expected);
+    return out.size() >= from + last.size() && out.ends_with(last);
   });
   std::string diff = cli.out().substr(std::min(from, cli.out().size()));
   from = cli.out().size();
@@ -149,6 +151,9 @@ struct PlugCase {
   std::string unplug;  // the device to pull out again
   std::string plus;    // diff printed on plug
   std::string minus;   // diff printed on unplug
+  // Two devices plugged together are two bursts when their events are further apart than
+  // the coalescing window (a loaded test machine): the diff may come in two steps.
+  std::string split_plus = "";
 };
 
 void PrintTo(const PlugCase& c, std::ostream* os) { *os << (c.file != nullptr ? c.file : "(host only)"); }
@@ -159,7 +164,10 @@ TEST_P(WatchDiff, PlugAndUnplugPrintExactlyTheChangedLabels) {
   auto cli = StartWatching(*tb_);
   size_t from = cli->out().size();
   ASSERT_TRUE(tb_->Plug(GetParam().file));
-  EXPECT_EQ(NextDiff(*cli, from, GetParam().plus), GetParam().plus);
+  std::string printed = NextDiff(*cli, from, GetParam().plus);
+  if (GetParam().split_plus.empty() || printed != GetParam().split_plus) {
+    EXPECT_EQ(printed, GetParam().plus) << cli->err();
+  }
   tb_->Unplug(GetParam().unplug);
   EXPECT_EQ(NextDiff(*cli, from, GetParam().minus), GetParam().minus);
   EXPECT_EQ(cli->Terminate(), 0);
@@ -177,7 +185,8 @@ INSTANTIATE_TEST_SUITE_P(
     Testbeds, WatchDiff,
     ::testing::Values(
         PlugCase{"ncs2-pair.umockdev", kUsb + "1-1", Plus("accel.movidius-ncs", 2),
-                 "+edgefd.io/accel.movidius-ncs.count=1\n"},
+                 "+edgefd.io/accel.movidius-ncs.count=1\n",
+                 Plus("accel.movidius-ncs", 1) + "+edgefd.io/accel.movidius-ncs.count=2\n"},
         PlugCase{"coral-usb-bootloader.umockdev", kUsb + "1-3", Plus("accel.edgetpu", 1), Minus("accel.edgetpu")},
         PlugCase{"coral-pcie.umockdev", "/sys/devices/pci0000:00/0000:01:00.0", Plus("accel.edgetpu", 1),
                  Minus("accel.edgetpu")},
@@ -189,8 +198,8 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<PlugCase>& info) { return testing::FileParamName(info.param.file); });
 
 TEST_F(Hotplug, WatchKeepsTheCoralWhenItReenumeratesWithANewProductId) {
-  ASSERT_TRUE(tb_->Load("coral-usb-bootloader.umockdev"));
-  ASSERT_TRUE(tb_->Load("ncs2-pair.umockdev"));
+  ASSERT_TRUE(tb_->Plug("coral-usb-bootloader.umockdev"));
+  ASSERT_TRUE(tb_->Plug("ncs2-pair.umockdev"));
   auto cli = StartWatching(*tb_);
   EXPECT_THAT(cli->out(), HasSubstr("edgefd.io/accel.edgetpu.count=1\n"));
   size_t from = cli->out().size();
@@ -218,7 +227,7 @@ TEST_F(Hotplug, WatchFallsBackToRescanningWhenNetlinkCannotBind) {
   EXPECT_THAT(cli->err(), HasSubstr("udev monitor unavailable (cannot bind the netlink socket"));
   EXPECT_THAT(cli->err(), HasSubstr("watching for hardware changes (rescan every 0.05 s)"));
   size_t from = cli->out().size();
-  ASSERT_TRUE(tb_->Load("ncs2-pair.umockdev"));  // no uevent: the socket could not get one
+  ASSERT_TRUE(tb_->Plug("ncs2-pair.umockdev"));  // its uevents find no socket to go to
   // A rescan may catch the testbed half-written (one stick, then two); it ends at two.
   std::string printed = NextDiff(*cli, from, "+edgefd.io/accel.movidius-ncs.count=2\n");
   EXPECT_THAT(printed, HasSubstr("+edgefd.io/accel.movidius-ncs=true\n"));

@@ -1,7 +1,7 @@
 #pragma once
 
-// Test helpers for the udev tests: a umockdev testbed (real libudev sees a private /sys, /dev
-// and uevent socket) and a child process whose output is read with timeouts, never sleeps.
+// Test helpers for the udev tests: the umockdev fixture and a child process whose output is
+// read with timeouts, never sleeps.
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -9,7 +9,6 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
-#include <umockdev.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,13 +23,11 @@
 #include <string>
 #include <vector>
 
+#include "umockdev_testbed.h"
+
 extern char** environ;
 
 namespace edgefd::testing {
-
-inline std::string UdevTestdata(const std::string& name) {
-  return std::string(EDGEFD_TESTDATA_DIR) + "/udev/" + name;
-}
 
 /// Skips the test unless umockdev's preload library is active (ctest sets LD_PRELOAD).
 #define EDGEFD_REQUIRE_UMOCKDEV()                                                         \
@@ -40,94 +37,6 @@ inline std::string UdevTestdata(const std::string& name) {
       GTEST_SKIP() << "needs umockdev's preload: run through ctest or umockdev-wrapper"; \
     }                                                                                     \
   } while (0)
-
-/// A umockdev testbed. Creating it points UMOCKDEV_DIR (inherited by children) at a fresh
-/// temporary root; destroying it removes the root.
-class Testbed {
- public:
-  Testbed() : tb_(umockdev_testbed_new()) {}
-  ~Testbed() { g_object_unref(tb_); }
-  Testbed(const Testbed&) = delete;
-  Testbed& operator=(const Testbed&) = delete;
-
-  std::string Root() const {
-    gchar* dir = umockdev_testbed_get_root_dir(tb_);
-    std::string out(dir);
-    g_free(dir);
-    return out;
-  }
-
-  /// Adds the devices of a testdata/udev file without telling anyone (no uevent).
-  ::testing::AssertionResult Load(const std::string& file) {
-    GError* error = nullptr;
-    if (!umockdev_testbed_add_from_file(tb_, UdevTestdata(file).c_str(), &error)) {
-      std::string message = error != nullptr ? error->message : "unknown error";
-      g_clear_error(&error);
-      return ::testing::AssertionFailure() << file << ": " << message;
-    }
-    return ::testing::AssertionSuccess();
-  }
-
-  /// Plugs the devices of a file in: adds them, then sends an "add" uevent for each, parents
-  /// first, as the kernel does.
-  ::testing::AssertionResult Plug(const std::string& file) {
-    if (auto loaded = Load(file); !loaded) return loaded;
-    for (const std::string& path : DevicePaths(file)) Uevent(path, "add");
-    return ::testing::AssertionSuccess();
-  }
-
-  /// Unplugs a device and its children: by the time a udev "remove" event reaches a
-  /// listener the kernel has already removed the device from sysfs, so remove it first and
-  /// then send the event. umockdev builds events from the device's uevent file, so a stub
-  /// holding only that file (linked from no bus or class, so enumeration cannot see it) stands
-  /// in while the event is sent.
-  void Unplug(const std::string& syspath) {
-    std::filesystem::path dir = Root() + syspath;
-    std::ifstream in(dir / "uevent");
-    std::stringstream uevent;
-    uevent << in.rdbuf();
-    std::error_code ec;
-    std::filesystem::path subsystem = std::filesystem::read_symlink(dir / "subsystem", ec);
-    umockdev_testbed_remove_device(tb_, syspath.c_str());
-    PruneDanglingLinks();
-    std::filesystem::create_directories(dir);
-    std::ofstream(dir / "uevent") << uevent.str();
-    std::filesystem::create_directory_symlink(subsystem, dir / "subsystem", ec);
-    Uevent(syspath, "remove");
-    std::filesystem::remove_all(dir, ec);
-  }
-
-  void Uevent(const std::string& syspath, const char* action) {
-    umockdev_testbed_uevent(tb_, syspath.c_str(), action);
-  }
-
-  /// umockdev removes a device's own class link but leaves its bus link and its children's
-  /// links dangling; the kernel removes them all.
-  void PruneDanglingLinks() {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    for (const char* top : {"/sys/bus", "/sys/class"}) {
-      for (auto it = fs::recursive_directory_iterator(Root() + top, ec);
-           it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        if (ec) break;
-        if (it->is_symlink(ec) && !fs::exists(it->path(), ec)) fs::remove(it->path(), ec);
-      }
-    }
-  }
-
-  /// The sysfs paths ("/sys/devices/...") of the devices in a testdata/udev file, in order.
-  static std::vector<std::string> DevicePaths(const std::string& file) {
-    std::ifstream in(UdevTestdata(file));
-    std::vector<std::string> out;
-    for (std::string line; std::getline(in, line);) {
-      if (line.rfind("P: ", 0) == 0) out.push_back("/sys" + line.substr(3));
-    }
-    return out;
-  }
-
- private:
-  UMockdevTestbed* tb_;
-};
 
 /// A child process with stdout and stderr captured.
 class Child {
@@ -217,7 +126,7 @@ class HostTestbedTest : public ::testing::Test {
   void SetUp() override {
     EDGEFD_REQUIRE_UMOCKDEV();
     tb_ = std::make_unique<Testbed>();
-    ASSERT_TRUE(tb_->Load("host.umockdev"));
+    ASSERT_TRUE(tb_->Plug("host.umockdev"));
   }
   std::unique_ptr<Testbed> tb_;
 };
