@@ -50,6 +50,7 @@ Options:
                        (+name=value, -name) as devices come and go
   --rescan SECONDS     with --watch: rescan period when the udev netlink monitor
                        is unavailable (default: 30)
+  --print-rules        print the built-in accelerator/camera rules and exit
   --log-level LEVEL    trace, debug, info, warn, error or off (default: info)
   -h, --help           show this help and exit
   --version            show the version and exit
@@ -79,6 +80,7 @@ enum OptionId {
   kOptNoUdev,
   kOptWatch,
   kOptRescan,
+  kOptPrintRules,
 };
 
 void UsageError(const std::string& message) {
@@ -101,6 +103,7 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
       {"no-udev", no_argument, nullptr, kOptNoUdev},
       {"watch", no_argument, nullptr, kOptWatch},
       {"rescan", required_argument, nullptr, kOptRescan},
+      {"print-rules", no_argument, nullptr, kOptPrintRules},
       {nullptr, 0, nullptr, 0},
   };
   opterr = 0;
@@ -138,6 +141,7 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
       case kOptUdev: opts.discovery.udev = true; break;
       case kOptNoUdev: opts.discovery.udev = false; break;
       case kOptWatch: opts.watch = true; break;
+      case kOptPrintRules: std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout); return kExitOk;
       case kOptRescan: {
         char* end = nullptr;
         double seconds = std::strtod(optarg, &end);

@@ -234,6 +234,32 @@ TEST(MatchDevices, JetsonGpuFromItsDevicetreeNode) {
   EXPECT_THAT(devices[0].devnodes, ElementsAre("/dev/nvmap"));
 }
 
+TEST(MatchDevices, VideoNodesWithoutCaptureAreNotCameras) {
+  auto rules = LoadRules({});
+  ASSERT_TRUE(rules) << rules.error().message;
+  // A hardware codec (memory-to-memory) and a metadata-only node: video4linux, no capture.
+  auto node = [](const std::string& name, const std::string& caps, const std::string& anchor) {
+    UdevRecord r;
+    r.syspath = "/sys/devices/platform/" + anchor + "/video4linux/" + name;
+    r.subsystem = "video4linux";
+    r.devnode = "/dev/" + name;
+    r.properties["ID_V4L_CAPABILITIES"] = caps;
+    r.anchor_id = "/" + anchor;
+    r.anchor_syspath = "/sys/devices/platform/" + anchor;
+    r.anchor_subsystem = "platform";
+    return r;
+  };
+  EXPECT_THAT(MatchDevices(*rules, {node("video0", ":", "video-codec@fdb50000"),
+                                    node("video1", ":", "isp@ff910000")}, {}),
+              ::testing::IsEmpty());
+  // A CSI camera with two capture nodes on one ISP is one camera.
+  std::vector<Device> cams = MatchDevices(*rules, {node("video2", ":capture:", "isp@ff910000"),
+                                                    node("video3", ":capture:", "isp@ff910000")}, {});
+  ASSERT_EQ(cams.size(), 1u);
+  EXPECT_EQ(cams[0].id, "/isp@ff910000");
+  EXPECT_THAT(cams[0].devnodes, ElementsAre("/dev/video2", "/dev/video3"));
+}
+
 TEST_F(UdevDiscovery, SiteRulesFileAddsADeviceClass) {
   ASSERT_TRUE(tb_->Plug("hailo8.umockdev"));
   std::filesystem::path file = tb_->Root() + "/site.yaml";
