@@ -68,6 +68,9 @@ struct HotplugWatcher::Impl {
         udev_monitor_filter_add_match_subsystem_devtype(monitor.get(), s.c_str(), nullptr);
       }
     }
+    // Room for a burst of a few thousand events (a hub with many devices); needs
+    // CAP_NET_ADMIN beyond rmem_max, and overflow is handled anyway, so failure is fine.
+    udev_monitor_set_receive_buffer_size(monitor.get(), 4 << 20);
     if (int err = udev_monitor_enable_receiving(monitor.get()); err < 0) {
       monitor.reset();
       return std::string("cannot bind the netlink socket: ") + std::strerror(-err);
@@ -75,13 +78,21 @@ struct HotplugWatcher::Impl {
     return "";
   }
 
-  // Reads every queued event; returns how many there were.
+  // Reads every queued event; returns how many there were. A socket that overflowed lost
+  // events, which counts as a change too: the re-discovery that follows catches up.
   int Drain() {
     int n = 0;
-    while (UdevDevicePtr dev{udev_monitor_receive_device(monitor.get())}) {
+    for (;;) {
+      errno = 0;
+      UdevDevicePtr dev{udev_monitor_receive_device(monitor.get())};
+      if (!dev) break;
       ++n;
       spdlog::debug("udev event: {} {}", udev_device_get_action(dev.get()) ?: "?",
                     udev_device_get_syspath(dev.get()) ?: "?");
+    }
+    if (errno == ENOBUFS) {
+      spdlog::warn("udev event queue overflowed; re-discovering");
+      ++n;
     }
     return n;
   }
