@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "edgefd/cli.h"
+#include "edgefd/cpu.h"
 #include "edgefd/discovery.h"
 #include "edgefd/json.h"
 #include "edgefd/labels.h"
@@ -44,8 +45,8 @@ Options:
   --config FILE        accelerator/camera rules (YAML) over the built-in ones
                        (repeatable; later files override earlier rules by name)
   --udev, --no-udev    enumerate accelerators and cameras with libudev (default:
-                       on when --root is /; libudev reads this process's /sys and
-                       /run/udev)
+                       on when --root is / and there is no --dtb; libudev reads
+                       this process's /sys and /run/udev)
   --watch              with --dry-run: keep running and print label changes
                        (+name=value, -name) as devices come and go
   --rescan SECONDS     with --watch: rescan period when the udev netlink monitor
@@ -165,7 +166,7 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
   return std::nullopt;
 }
 
-void PrintLabels(const Labels& labels, const std::string& format) {
+void PrintLabels(const Labels& labels, const Inventory& inventory, const std::string& format) {
   std::string out;
   if (format == "json") {
     out = "{\"labels\": {";
@@ -175,7 +176,9 @@ void PrintLabels(const Labels& labels, const std::string& format) {
       first = false;
       out += JsonQuote(name) + ": " + JsonQuote(value);
     }
-    out += labels.empty() ? "}}\n" : "\n}}\n";
+    out += labels.empty() ? "}" : "\n}";
+    // Per-class CPU lists are data for the device plugin and runtime, not labels.
+    out += ",\n\"cpus\": " + CpuClassesJson(inventory.cpu) + "}\n";
   } else {
     for (const auto& [name, value] : labels) out += name + "=" + value + "\n";
   }
@@ -284,7 +287,7 @@ int RunLabellerCli(int argc, char** argv) {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
   Labels labels = RenderLabels(report->inventory);
-  PrintLabels(labels, opts.output);
+  PrintLabels(labels, report->inventory, opts.output);
   if (opts.watch) {
     std::fflush(stdout);
     return WatchLoop(opts, std::move(labels));

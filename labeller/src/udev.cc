@@ -243,7 +243,8 @@ Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& rep
   auto rules = LoadRules(options.rule_files);
   if (!rules) return rules.error();
   std::vector<UdevRecord> records;
-  if (options.udev.value_or(options.root == "/")) {
+  // Like the CPU source, a --dtb (some other board) never mixes in this host's devices.
+  if (options.udev.value_or(options.root == "/" && !options.dtb)) {
     auto enumerated = EnumerateUdev(UdevSubsystems(*rules));
     if (enumerated) {
       records = std::move(*enumerated);

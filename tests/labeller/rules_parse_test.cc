@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "edgefd/rules.h"
+#include "run_command.h"
 #include "udev_testbed.h"
 
 namespace edgefd {
@@ -186,11 +187,10 @@ TEST(LoadRules, AnyBadFileFailsTheWholeLoad) {
 TEST(LabellerCli, BadRulesFileExitsTwoAndPrintsNoLabels) {
   TempDir dir;
   auto bad = dir.Write("bad.yaml", "rules:\n  - name: x\n    match: {usb: \"03e7\"}\n    devnodes: 7\n  - nme: y\n");
-  testing::Child cli({EDGEFD_LABELLER_BIN, "--dry-run", "--no-udev", "--config", bad.string()});
-  ASSERT_TRUE(cli.started());
-  EXPECT_EQ(cli.Wait(), 2);
-  EXPECT_EQ(cli.out(), "");
-  EXPECT_THAT(cli.err(), HasSubstr(bad.string() + ":5: rule without a 'name'"));
+  testing::CommandResult cli = testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--no-udev", "--config", bad.string()});
+  EXPECT_EQ(cli.exit_code, 2);
+  EXPECT_EQ(cli.out, "");
+  EXPECT_THAT(cli.err, HasSubstr(bad.string() + ":5: rule without a 'name'"));
 }
 
 TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
@@ -199,11 +199,10 @@ TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
   std::filesystem::path base = rules.parent_path() / "sys/firmware/devicetree/base";
   testing::WriteDtNode(base, {"acme,board"});
   testing::WriteDtNode(base / "npu@1000", {"acme,npu-v2"});
-  testing::Child cli({EDGEFD_LABELLER_BIN, "--dry-run", "--root", rules.parent_path().string(),
+  testing::CommandResult cli = testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--root", rules.parent_path().string(),
                       "--config", rules.string()});
-  ASSERT_TRUE(cli.started());
-  EXPECT_EQ(cli.Wait(), 0) << cli.err();
-  EXPECT_THAT(cli.out(), HasSubstr("edgefd.io/accel.acme-npu=true\nedgefd.io/accel.acme-npu.count=1\n"));
+  EXPECT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_THAT(cli.out, HasSubstr("edgefd.io/accel.acme-npu=true\nedgefd.io/accel.acme-npu.count=1\n"));
 }
 
 }  // namespace

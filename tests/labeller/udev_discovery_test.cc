@@ -8,6 +8,7 @@
 #include "edgefd/discovery.h"
 #include "edgefd/labels.h"
 #include "edgefd/udev.h"
+#include "run_command.h"
 #include "udev_testbed.h"
 
 namespace edgefd {
@@ -46,7 +47,7 @@ const Device* Find(const Inventory& inv, const std::string& rule, const std::str
   return nullptr;
 }
 
-using UdevDiscovery = testing::HostTestbedTest;
+using UmockdevDiscovery = testing::HostTestbedTest;
 
 // Each device class alone on a host gives exactly its labels.
 struct Case {
@@ -56,9 +57,9 @@ struct Case {
 
 void PrintTo(const Case& c, std::ostream* os) { *os << (c.file != nullptr ? c.file : "(host only)"); }
 
-class UdevDeviceClass : public UdevDiscovery, public ::testing::WithParamInterface<Case> {};
+class UmockdevDeviceClass : public UmockdevDiscovery, public ::testing::WithParamInterface<Case> {};
 
-TEST_P(UdevDeviceClass, LabelsExactly) {
+TEST_P(UmockdevDeviceClass, LabelsExactly) {
   if (GetParam().file != nullptr) {
     ASSERT_TRUE(tb_->Plug(GetParam().file));
   }
@@ -69,7 +70,7 @@ TEST_P(UdevDeviceClass, LabelsExactly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Testbeds, UdevDeviceClass,
+    Testbeds, UmockdevDeviceClass,
     ::testing::Values(
         Case{"ncs2-pair.umockdev",
              {{"edgefd.io/accel.movidius-ncs", "true"}, {"edgefd.io/accel.movidius-ncs.count", "2"}}},
@@ -86,7 +87,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{nullptr, {}}),
     [](const ::testing::TestParamInfo<Case>& info) { return testing::FileParamName(info.param.file); });
 
-TEST_F(UdevDiscovery, AllDevicesOnOneNodeWithStableIdsAndNodes) {
+TEST_F(UmockdevDiscovery, AllDevicesOnOneNodeWithStableIdsAndNodes) {
   for (const char* f : {"ncs2-pair.umockdev", "coral-usb-bootloader.umockdev", "coral-pcie.umockdev",
                         "hailo8.umockdev", "nvidia-dgpu.umockdev", "webcam.umockdev"}) {
     ASSERT_TRUE(tb_->Plug(f));
@@ -138,7 +139,7 @@ TEST_F(UdevDiscovery, AllDevicesOnOneNodeWithStableIdsAndNodes) {
   EXPECT_THAT(cam->devnodes, ElementsAre("/dev/media0", "/dev/video0", "/dev/video1"));
 }
 
-TEST_F(UdevDiscovery, CoralKeepsItsIdWhenItsProductIdChanges) {
+TEST_F(UmockdevDiscovery, CoralKeepsItsIdWhenItsProductIdChanges) {
   ASSERT_TRUE(tb_->Plug("coral-usb-bootloader.umockdev"));
   auto before = DiscoverIn(*tb_);
   ASSERT_TRUE(before) << before.error().message;
@@ -158,7 +159,7 @@ TEST_F(UdevDiscovery, CoralKeepsItsIdWhenItsProductIdChanges) {
   EXPECT_EQ(DeviceLabels(after->inventory), DeviceLabels(before->inventory));
 }
 
-TEST_F(UdevDiscovery, AcceleratorWithoutItsDriverNodeIsUnhealthyAndUnlabelled) {
+TEST_F(UmockdevDiscovery, AcceleratorWithoutItsDriverNodeIsUnhealthyAndUnlabelled) {
   ASSERT_TRUE(tb_->Plug("hailo8.umockdev"));
   // `rmmod hailo_pci`: the character device goes; the PCI function stays.
   tb_->Unplug("/sys/devices/pci0000:00/0000:02:00.0/hailo_chardev/hailo0");
@@ -173,7 +174,7 @@ TEST_F(UdevDiscovery, AcceleratorWithoutItsDriverNodeIsUnhealthyAndUnlabelled) {
 
 using testing::WriteDtNode;
 
-TEST_F(UdevDiscovery, DevicetreeGpuAndNpuMergeWithTheirPlatformDevices) {
+TEST_F(UmockdevDiscovery, DevicetreeGpuAndNpuMergeWithTheirPlatformDevices) {
   std::filesystem::path base = tb_->Root() + "/sys/firmware/devicetree/base";
   WriteDtNode(base, {"radxa,rock-5b", "rockchip,rk3588"});
   WriteDtNode(base / "gpu@fb000000", {"rockchip,rk3588-mali", "arm,mali-valhall-csf"});
@@ -260,7 +261,7 @@ TEST(MatchDevices, VideoNodesWithoutCaptureAreNotCameras) {
   EXPECT_THAT(cams[0].devnodes, ElementsAre("/dev/video2", "/dev/video3"));
 }
 
-TEST_F(UdevDiscovery, SiteRulesFileAddsADeviceClass) {
+TEST_F(UmockdevDiscovery, SiteRulesFileAddsADeviceClass) {
   ASSERT_TRUE(tb_->Plug("hailo8.umockdev"));
   std::filesystem::path file = tb_->Root() + "/site.yaml";
   std::ofstream(file) << "rules:\n  - name: hailo\n    enabled: false\n"
@@ -281,13 +282,12 @@ TEST(RealSys, DryRunPrintsNoAcceleratorsAndNoWarnings) {
   ASSERT_TRUE(records) << records.error().message;
   if (!MatchDevices(*rules, *records, {}).empty()) GTEST_SKIP() << "this machine has accelerators";
 
-  testing::Child cli({EDGEFD_LABELLER_BIN, "--dry-run"});
-  ASSERT_TRUE(cli.started());
-  EXPECT_EQ(cli.Wait(), 0);
-  EXPECT_THAT(cli.out(), ::testing::Not(::testing::HasSubstr("edgefd.io/accel.")));
-  EXPECT_THAT(cli.out(), ::testing::Not(::testing::HasSubstr("edgefd.io/camera")));
+  testing::CommandResult cli = testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run"});
+  EXPECT_EQ(cli.exit_code, 0);
+  EXPECT_THAT(cli.out, ::testing::Not(::testing::HasSubstr("edgefd.io/accel.")));
+  EXPECT_THAT(cli.out, ::testing::Not(::testing::HasSubstr("edgefd.io/camera")));
   // Nothing on stderr but the note that there is no devicetree (none on x86).
-  std::istringstream err(cli.err());
+  std::istringstream err(cli.err);
   for (std::string line; std::getline(err, line);) {
     EXPECT_THAT(line, ::testing::HasSubstr("info: no devicetree found"));
   }

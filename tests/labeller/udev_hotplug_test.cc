@@ -55,9 +55,9 @@ std::vector<std::string> Ids(const Testbed& tb) {
   return out;
 }
 
-using Hotplug = testing::HostTestbedTest;
+using UmockdevHotplug = testing::HostTestbedTest;
 
-TEST_F(Hotplug, MonitorReportsPlugAndUnplugAndTheInventoryFollows) {
+TEST_F(UmockdevHotplug, MonitorReportsPlugAndUnplugAndTheInventoryFollows) {
   HotplugWatcher watcher(WatchOptions{});
   ChangeCounter changes;
   ASSERT_TRUE(watcher.Start(changes.Callback()));
@@ -75,7 +75,7 @@ TEST_F(Hotplug, MonitorReportsPlugAndUnplugAndTheInventoryFollows) {
   watcher.Stop();
 }
 
-TEST_F(Hotplug, BurstIsCoalescedIntoOneChange) {
+TEST_F(UmockdevHotplug, BurstIsCoalescedIntoOneChange) {
   WatchOptions options;
   options.quiet = 300ms;  // generous, so a slow test machine cannot split the burst
   options.max_delay = 5s;
@@ -93,7 +93,7 @@ TEST_F(Hotplug, BurstIsCoalescedIntoOneChange) {
   watcher.Stop();
 }
 
-TEST_F(Hotplug, WithoutNetlinkAPeriodicRescanNoticesChanges) {
+TEST_F(UmockdevHotplug, WithoutNetlinkAPeriodicRescanNoticesChanges) {
   WatchOptions options;
   options.netlink = false;
   options.rescan = 20ms;
@@ -109,7 +109,7 @@ TEST_F(Hotplug, WithoutNetlinkAPeriodicRescanNoticesChanges) {
   watcher.Stop();
 }
 
-TEST_F(Hotplug, StopIsIdempotentAndNoCallbackRunsAfterIt) {
+TEST_F(UmockdevHotplug, StopIsIdempotentAndNoCallbackRunsAfterIt) {
   HotplugWatcher watcher(WatchOptions{});
   ChangeCounter changes;
   ASSERT_TRUE(watcher.Start(changes.Callback()));
@@ -158,9 +158,9 @@ struct PlugCase {
 
 void PrintTo(const PlugCase& c, std::ostream* os) { *os << (c.file != nullptr ? c.file : "(host only)"); }
 
-class WatchDiff : public Hotplug, public ::testing::WithParamInterface<PlugCase> {};
+class UmockdevWatchDiff : public UmockdevHotplug, public ::testing::WithParamInterface<PlugCase> {};
 
-TEST_P(WatchDiff, PlugAndUnplugPrintExactlyTheChangedLabels) {
+TEST_P(UmockdevWatchDiff, PlugAndUnplugPrintExactlyTheChangedLabels) {
   auto cli = StartWatching(*tb_);
   size_t from = cli->out().size();
   ASSERT_TRUE(tb_->Plug(GetParam().file));
@@ -182,7 +182,7 @@ std::string Minus(const std::string& name) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    Testbeds, WatchDiff,
+    Testbeds, UmockdevWatchDiff,
     ::testing::Values(
         PlugCase{"ncs2-pair.umockdev", kUsb + "1-1", Plus("accel.movidius-ncs", 2),
                  "+edgefd.io/accel.movidius-ncs.count=1\n",
@@ -197,7 +197,7 @@ INSTANTIATE_TEST_SUITE_P(
         PlugCase{"webcam.umockdev", kUsb + "1-4", Plus("camera", 1), Minus("camera")}),
     [](const ::testing::TestParamInfo<PlugCase>& info) { return testing::FileParamName(info.param.file); });
 
-TEST_F(Hotplug, WatchKeepsTheCoralWhenItReenumeratesWithANewProductId) {
+TEST_F(UmockdevHotplug, WatchKeepsTheCoralWhenItReenumeratesWithANewProductId) {
   ASSERT_TRUE(tb_->Plug("coral-usb-bootloader.umockdev"));
   ASSERT_TRUE(tb_->Plug("ncs2-pair.umockdev"));
   auto cli = StartWatching(*tb_);
@@ -217,7 +217,7 @@ TEST_F(Hotplug, WatchKeepsTheCoralWhenItReenumeratesWithANewProductId) {
   EXPECT_EQ(cli->Terminate(), 0);
 }
 
-TEST_F(Hotplug, WatchFallsBackToRescanningWhenNetlinkCannotBind) {
+TEST_F(UmockdevHotplug, WatchFallsBackToRescanningWhenNetlinkCannotBind) {
   // umockdev's preload binds each emulated uevent socket at $UMOCKDEV_DIR/event<fd>; with
   // those names taken, the labeller's netlink bind fails as it does in a container that
   // forbids netlink sockets, and the real fallback path runs.

@@ -18,7 +18,7 @@ struct DiscoveryOptions {
   std::vector<std::filesystem::path> rule_files;  ///< `--config FILE`, over the built-in rules
   /// Enumerate accelerators and cameras with libudev. libudev always reads the process's own
   /// /sys and /run/udev (umockdev redirects them in tests), so the default is on only when
-  /// `root` is "/"; the DaemonSet (root /host) passes `--udev`.
+  /// `root` is "/" and there is no `dtb`; the DaemonSet (root /host) passes `--udev`.
   std::optional<bool> udev;
 };
 
