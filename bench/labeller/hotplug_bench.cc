@@ -55,7 +55,8 @@ Stats Summarise(std::vector<double> ms) {
   if (ms.empty()) return s;
   std::sort(ms.begin(), ms.end());
   s.median_ms = ms[ms.size() / 2];
-  s.p99_ms = ms[std::min(ms.size() - 1, static_cast<size_t>(static_cast<double>(ms.size()) * 0.99))];
+  s.p99_ms =
+      ms[std::min(ms.size() - 1, static_cast<size_t>(static_cast<double>(ms.size()) * 0.99))];
   s.max_ms = ms.back();
   return s;
 }
@@ -64,11 +65,13 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 void Print(const Options& opts, const char* what, const Stats& s, const std::string& extra) {
   if (opts.json) {
-    std::printf("{\"bench\": \"%s\", \"n\": %zu, \"median_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f%s}\n",
-                what, s.n, s.median_ms, s.p99_ms, s.max_ms, extra.empty() ? "" : (", " + extra).c_str());
+    std::printf(
+        "{\"bench\": \"%s\", \"n\": %zu, \"median_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": "
+        "%.3f%s}\n",
+        what, s.n, s.median_ms, s.p99_ms, s.max_ms, extra.empty() ? "" : (", " + extra).c_str());
   } else {
-    std::printf("%-28s n=%-5zu median %8.3f ms  p99 %8.3f ms  max %8.3f ms  %s\n", what, s.n, s.median_ms,
-                s.p99_ms, s.max_ms, extra.c_str());
+    std::printf("%-28s n=%-5zu median %8.3f ms  p99 %8.3f ms  max %8.3f ms  %s\n", what, s.n,
+                s.median_ms, s.p99_ms, s.max_ms, extra.c_str());
   }
   std::fflush(stdout);
 }
@@ -137,7 +140,8 @@ int Hotplug(const Options& opts) {
     cv.notify_all();
   });
   if (!started || watcher.mode() != "udev monitor") {
-    std::fprintf(stderr, "hotplug_bench: udev monitor did not start: %s\n", watcher.warning().c_str());
+    std::fprintf(stderr, "hotplug_bench: udev monitor did not start: %s\n",
+                 watcher.warning().c_str());
     return 1;
   }
 
@@ -168,19 +172,22 @@ int Hotplug(const Options& opts) {
     (i % 2 == 0 ? plug : unplug).push_back(latency.back());
   }
   watcher.Stop();
-  std::string extra = opts.json ? "\"timeouts\": " + std::to_string(timeouts) + ", \"target_p99_ms\": 20"
-                                : std::to_string(timeouts) + " timeouts, target p99 < 20 ms";
+  std::string extra = opts.json
+                          ? "\"timeouts\": " + std::to_string(timeouts) + ", \"target_p99_ms\": 20"
+                          : std::to_string(timeouts) + " timeouts, target p99 < 20 ms";
   Print(opts, "event_to_label_diff", Summarise(latency), extra);
   Print(opts, "event_to_label_diff_plug", Summarise(plug), "");
   Print(opts, "event_to_label_diff_unplug", Summarise(unplug), "");
-  Print(opts, "rediscover_in_testbed", Summarise(rescan_ms), opts.json ? "" : "(part of the above)");
+  Print(opts, "rediscover_in_testbed", Summarise(rescan_ms),
+        opts.json ? "" : "(part of the above)");
   return timeouts == 0 ? 0 : 1;
 }
 
 // Runs this program again with umockdev's preload library for the hotplug part.
 int RunHotplugChild(int argc, char** argv) {
   std::string preload = std::string(EDGEFD_UMOCKDEV_PRELOAD);
-  if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0') preload += std::string(":") + old;
+  if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0')
+    preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);
   std::vector<char*> args(argv, argv + argc);
   std::string flag = "--hotplug-child";

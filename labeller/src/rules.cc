@@ -1,14 +1,13 @@
 #include "edgefd/rules.h"
 
 #include <fnmatch.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <fstream>
 #include <optional>
 #include <set>
 #include <sstream>
-
-#include <yaml-cpp/yaml.h>
 
 namespace edgefd {
 namespace {
@@ -76,7 +75,8 @@ std::optional<std::string> GlobProblem(const std::string& glob) {
 }
 
 bool IsHex(std::string_view s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
 std::string Lower(std::string s) {
@@ -152,7 +152,8 @@ class RuleParser {
     std::vector<HexId> ids;
     for (const std::string& s : Strings(node, what)) {
       size_t colon = s.find(':');
-      HexId id{Lower(s.substr(0, colon)), colon == std::string::npos ? "" : Lower(s.substr(colon + 1))};
+      HexId id{Lower(s.substr(0, colon)),
+               colon == std::string::npos ? "" : Lower(s.substr(colon + 1))};
       if (id.product == "*") id.product.clear();
       bool ok = id.vendor.size() == 4 && IsHex(id.vendor) &&
                 (colon == std::string::npos ? true
@@ -169,9 +170,11 @@ class RuleParser {
   }
 
   RuleMatch ParseMatch(const YAML::Node& node) {
-    static const std::vector<std::string_view> kKeys = {
-        "subsystem", "usb", "pci", "pci-class", "driver", "devnode", "property", "compatible", "dt-node"};
-    if (!node.IsMap()) throw RuleError{node.Mark(), Where(rule_) + "match entries must be mappings"};
+    static const std::vector<std::string_view> kKeys = {"subsystem", "usb",        "pci",
+                                                        "pci-class", "driver",     "devnode",
+                                                        "property",  "compatible", "dt-node"};
+    if (!node.IsMap())
+      throw RuleError{node.Mark(), Where(rule_) + "match entries must be mappings"};
     if (node.size() == 0) throw RuleError{node.Mark(), Where(rule_) + "empty match entry"};
     RuleMatch m;
     bool udev_keys = false;
@@ -179,19 +182,27 @@ class RuleParser {
       std::string key = Scalar(kv.first, "a key");
       std::string what = Where(rule_) + "'" + key + "'";
       const YAML::Node& v = kv.second;
-      if (key == "subsystem") m.subsystems = Globs(v, what);
-      else if (key == "usb") m.usb = Ids(v, what);
-      else if (key == "pci") m.pci = Ids(v, what);
-      else if (key == "driver") m.drivers = Globs(v, what);
-      else if (key == "devnode") m.devnodes = Globs(v, what);
-      else if (key == "compatible") m.compatible = Globs(v, what);
-      else if (key == "dt-node") m.dt_nodes = Strings(v, what);
+      if (key == "subsystem")
+        m.subsystems = Globs(v, what);
+      else if (key == "usb")
+        m.usb = Ids(v, what);
+      else if (key == "pci")
+        m.pci = Ids(v, what);
+      else if (key == "driver")
+        m.drivers = Globs(v, what);
+      else if (key == "devnode")
+        m.devnodes = Globs(v, what);
+      else if (key == "compatible")
+        m.compatible = Globs(v, what);
+      else if (key == "dt-node")
+        m.dt_nodes = Strings(v, what);
       else if (key == "pci-class") {
         for (std::string c : Strings(v, what)) {
           if (c.rfind("0x", 0) == 0) c = c.substr(2);
           if ((c.size() != 2 && c.size() != 4 && c.size() != 6) || !IsHex(c)) {
-            throw RuleError{v.Mark(), what + ": bad class '" + c +
-                                          "' (expected 2, 4 or 6 hex digits, e.g. \"03\" or \"0302\")"};
+            throw RuleError{v.Mark(),
+                            what + ": bad class '" + c +
+                                "' (expected 2, 4 or 6 hex digits, e.g. \"03\" or \"0302\")"};
           }
           m.pci_classes.push_back(Lower(c));
         }
@@ -203,7 +214,8 @@ class RuleParser {
           std::string name = Scalar(p.first, what + " names");
           std::string glob = Scalar(p.second, what + " '" + name + "'");
           if (auto problem = GlobProblem(glob)) {
-            throw RuleError{p.second.Mark(), what + " '" + name + "': bad pattern '" + glob + "': " + *problem};
+            throw RuleError{p.second.Mark(),
+                            what + " '" + name + "': bad pattern '" + glob + "': " + *problem};
           }
           m.properties[name] = glob;
         }
@@ -213,8 +225,9 @@ class RuleParser {
       if (key != "compatible" && key != "dt-node") udev_keys = true;
     }
     if (udev_keys && m.IsDeviceTree()) {
-      throw RuleError{node.Mark(), Where(rule_) + "a match entry uses either udev keys or "
-                                                  "devicetree keys (compatible, dt-node), not both"};
+      throw RuleError{node.Mark(), Where(rule_) +
+                                       "a match entry uses either udev keys or "
+                                       "devicetree keys (compatible, dt-node), not both"};
     }
     return m;
   }
@@ -235,8 +248,9 @@ class RuleParser {
                      return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
                    });
       if (!valid) {
-        throw RuleError{name.Mark(), "'name': '" + rule.name + "' is not a valid rule name (lower-case "
-                                     "letters, digits and '-', at most 50 characters)"};
+        throw RuleError{name.Mark(), "'name': '" + rule.name +
+                                         "' is not a valid rule name (lower-case "
+                                         "letters, digits and '-', at most 50 characters)"};
       }
     } else {
       throw RuleError{node.Mark(), "rule without a 'name'"};
@@ -251,9 +265,12 @@ class RuleParser {
       if (key == "name") continue;
       if (key == "kind") {
         std::string kind = Scalar(v, what);
-        if (kind == "accelerator") rule.kind = RuleKind::kAccelerator;
-        else if (kind == "camera") rule.kind = RuleKind::kCamera;
-        else throw RuleError{v.Mark(), what + ": '" + kind + "' (expected accelerator or camera)"};
+        if (kind == "accelerator")
+          rule.kind = RuleKind::kAccelerator;
+        else if (kind == "camera")
+          rule.kind = RuleKind::kCamera;
+        else
+          throw RuleError{v.Mark(), what + ": '" + kind + "' (expected accelerator or camera)"};
       } else if (key == "resource") {
         rule.resource = Bool(v, what);
       } else if (key == "enabled") {
@@ -289,9 +306,12 @@ class RuleParser {
 
 void Merge(std::vector<Rule>& into, std::vector<Rule> more) {
   for (Rule& r : more) {
-    auto it = std::find_if(into.begin(), into.end(), [&](const Rule& x) { return x.name == r.name; });
-    if (it != into.end()) *it = std::move(r);
-    else into.push_back(std::move(r));
+    auto it =
+        std::find_if(into.begin(), into.end(), [&](const Rule& x) { return x.name == r.name; });
+    if (it != into.end())
+      *it = std::move(r);
+    else
+      into.push_back(std::move(r));
   }
 }
 

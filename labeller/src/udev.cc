@@ -60,7 +60,8 @@ bool AnyGlob(const std::vector<std::string>& globs, const std::string& text) {
                      [&](const std::string& g) { return GlobMatches(g, text); });
 }
 
-bool IdMatches(const std::vector<HexId>& ids, const std::string& vendor, const std::string& product) {
+bool IdMatches(const std::vector<HexId>& ids, const std::string& vendor,
+               const std::string& product) {
   return std::any_of(ids.begin(), ids.end(), [&](const HexId& id) {
     return id.vendor == vendor && (id.product.empty() || id.product == product);
   });
@@ -69,10 +70,12 @@ bool IdMatches(const std::vector<HexId>& ids, const std::string& vendor, const s
 bool Matches(const RuleMatch& m, const UdevRecord& r) {
   if (m.IsDeviceTree()) return false;
   if (!m.subsystems.empty() && !AnyGlob(m.subsystems, r.subsystem)) return false;
-  if (!m.usb.empty() && (r.anchor_subsystem != "usb" || !IdMatches(m.usb, r.usb_vendor, r.usb_product))) {
+  if (!m.usb.empty() &&
+      (r.anchor_subsystem != "usb" || !IdMatches(m.usb, r.usb_vendor, r.usb_product))) {
     return false;
   }
-  if (!m.pci.empty() && (r.anchor_subsystem != "pci" || !IdMatches(m.pci, r.pci_vendor, r.pci_product))) {
+  if (!m.pci.empty() &&
+      (r.anchor_subsystem != "pci" || !IdMatches(m.pci, r.pci_vendor, r.pci_product))) {
     return false;
   }
   if (!m.pci_classes.empty() &&
@@ -110,8 +113,8 @@ void AddDevnode(Device& d, const std::string& node) {
 }  // namespace
 
 std::vector<std::string> UdevSubsystems(const std::vector<Rule>& rules) {
-  std::vector<std::string> out = {"usb",  "pci",   "video4linux", "media",        "misc",
-                                  "drm",  "accel", "apex",        "gasket",       "hailo_chardev"};
+  std::vector<std::string> out = {"usb", "pci",   "video4linux", "media",  "misc",
+                                  "drm", "accel", "apex",        "gasket", "hailo_chardev"};
   for (const Rule& rule : rules) {
     for (const RuleMatch& m : rule.match) {
       for (const std::string& s : m.subsystems) {

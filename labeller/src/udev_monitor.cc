@@ -1,4 +1,5 @@
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 
 #include <algorithm>
@@ -6,8 +7,6 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/udev.h"
 #include "udev_handles.h"
@@ -29,7 +28,8 @@ std::string Fingerprint(const std::vector<std::string>& subsystems) {
   auto records = EnumerateUdev(subsystems);
   if (!records) return "error: " + records.error().message;
   std::vector<std::string> lines;
-  for (const UdevRecord& r : *records) lines.push_back(r.syspath + '|' + r.driver + '|' + r.devnode);
+  for (const UdevRecord& r : *records)
+    lines.push_back(r.syspath + '|' + r.driver + '|' + r.devnode);
   std::sort(lines.begin(), lines.end());
   std::string out;
   for (const std::string& l : lines) out += l + '\n';
@@ -61,8 +61,9 @@ struct HotplugWatcher::Impl {
              (errno != 0 ? std::strerror(errno) : "unknown error");
     }
     // Kernel-side filtering only works on exact names; with a glob in the rules, take all.
-    bool exact = std::none_of(options.subsystems.begin(), options.subsystems.end(),
-                              [](const std::string& s) { return s.find_first_of("*?[") != s.npos; });
+    bool exact =
+        std::none_of(options.subsystems.begin(), options.subsystems.end(),
+                     [](const std::string& s) { return s.find_first_of("*?[") != s.npos; });
     if (exact) {
       for (const std::string& s : options.subsystems) {
         udev_monitor_filter_add_match_subsystem_devtype(monitor.get(), s.c_str(), nullptr);
@@ -100,7 +101,8 @@ struct HotplugWatcher::Impl {
   // Polls the stop fd and optionally the monitor. Returns -1 on stop, 1 when the monitor
   // is readable, 0 on timeout.
   int Wait(std::chrono::milliseconds timeout) {
-    pollfd fds[2] = {{stop_fd.get(), POLLIN, 0}, {monitor ? udev_monitor_get_fd(monitor.get()) : -1, POLLIN, 0}};
+    pollfd fds[2] = {{stop_fd.get(), POLLIN, 0},
+                     {monitor ? udev_monitor_get_fd(monitor.get()) : -1, POLLIN, 0}};
     int ms = static_cast<int>(std::max<int64_t>(0, timeout.count()));
     int rc = ::poll(fds, monitor ? 2 : 1, timeout.count() < 0 ? -1 : ms);
     if (rc < 0) return errno == EINTR ? 0 : -1;

@@ -50,13 +50,14 @@ class TempDir {
 TEST(DefaultRules, CoverTheDesignList) {
   auto rules = LoadRules({});
   ASSERT_TRUE(rules) << rules.error().message;
-  EXPECT_THAT(Names(*rules),
-              ::testing::IsSupersetOf({"movidius-ncs", "edgetpu", "hailo", "nvidia-gpu", "jetson-gpu",
-                                       "mali-gpu", "rknpu", "vivante-npu", "camera"}));
+  EXPECT_THAT(Names(*rules), ::testing::IsSupersetOf({"movidius-ncs", "edgetpu", "hailo",
+                                                      "nvidia-gpu", "jetson-gpu", "mali-gpu",
+                                                      "rknpu", "vivante-npu", "camera"}));
   const Rule* ncs = Find(*rules, "movidius-ncs");
   ASSERT_NE(ncs, nullptr);
   ASSERT_EQ(ncs->match.size(), 1u);
-  EXPECT_EQ(ncs->match[0].usb, (std::vector<HexId>{{"03e7", "2150"}, {"03e7", "2485"}, {"03e7", "f63b"}}));
+  EXPECT_EQ(ncs->match[0].usb,
+            (std::vector<HexId>{{"03e7", "2150"}, {"03e7", "2485"}, {"03e7", "f63b"}}));
   EXPECT_TRUE(ncs->resource);
   EXPECT_EQ(ncs->origin, "built-in");
   const Rule* camera = Find(*rules, "camera");
@@ -103,7 +104,8 @@ TEST(ParseRules, UnknownKeyNamesFileLineAndSuggestion) {
             "site.yaml:3: rule 'x': unknown key 'matchs' \u2014 did you mean 'match'?");
   EXPECT_EQ(ErrorOf("rules:\n  - name: x\n    match:\n      - usbb: \"03e7\"\n"),
             "site.yaml:4: rule 'x': unknown key 'usbb' \u2014 did you mean 'usb'?");
-  EXPECT_THAT(ErrorOf("rule:\n  - name: x\n"), HasSubstr("site.yaml:1: unknown key 'rule' \u2014 did you mean 'rules'?"));
+  EXPECT_THAT(ErrorOf("rule:\n  - name: x\n"),
+              HasSubstr("site.yaml:1: unknown key 'rule' \u2014 did you mean 'rules'?"));
   EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    colour: red\n    match: {usb: \"03e7\"}\n"),
               HasSubstr("site.yaml:3: rule 'x': unknown key 'colour' (expected one of: name kind"));
 }
@@ -122,13 +124,17 @@ TEST(ParseRules, WrongTypesNameTheKey) {
 }
 
 TEST(ParseRules, BadGlobsAndHexIdsAreErrors) {
-  EXPECT_EQ(ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7\"}\n    devnodes: [\"/dev/[ab\"]\n"),
-            "site.yaml:4: rule 'x': 'devnodes': bad pattern '/dev/[ab': unclosed '['");
-  EXPECT_EQ(ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7:24g5\"}\n"),
-            "site.yaml:3: rule 'x': 'usb': bad id '03e7:24g5' (expected 4 hex digits, optionally ':' "
-            "and 4 hex digits or '*', e.g. \"03e7:2485\")");
-  EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: {pci: \"10de0\"}\n"), HasSubstr("bad id '10de0'"));
-  EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: {pci-class: \"030\"}\n"), HasSubstr("bad class '030'"));
+  EXPECT_EQ(
+      ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7\"}\n    devnodes: [\"/dev/[ab\"]\n"),
+      "site.yaml:4: rule 'x': 'devnodes': bad pattern '/dev/[ab': unclosed '['");
+  EXPECT_EQ(
+      ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7:24g5\"}\n"),
+      "site.yaml:3: rule 'x': 'usb': bad id '03e7:24g5' (expected 4 hex digits, optionally ':' "
+      "and 4 hex digits or '*', e.g. \"03e7:2485\")");
+  EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: {pci: \"10de0\"}\n"),
+              HasSubstr("bad id '10de0'"));
+  EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: {pci-class: \"030\"}\n"),
+              HasSubstr("bad class '030'"));
   EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: {property: {A: \"x\\\\\"}}\n"),
               HasSubstr("trailing backslash"));
 }
@@ -139,9 +145,11 @@ TEST(ParseRules, StructuralMistakes) {
   EXPECT_EQ(ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7\", compatible: \"a,b\"}\n"),
             "site.yaml:3: rule 'x': a match entry uses either udev keys or devicetree keys "
             "(compatible, dt-node), not both");
-  EXPECT_EQ(ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7\"}\n  - name: x\n    match: {usb: \"03e7\"}\n"),
+  EXPECT_EQ(ErrorOf("rules:\n  - name: x\n    match: {usb: \"03e7\"}\n  - name: x\n    match: "
+                    "{usb: \"03e7\"}\n"),
             "site.yaml:4: rule 'x' is defined twice in this file");
-  EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: [\n"), HasSubstr("site.yaml:4:1: YAML syntax error"));
+  EXPECT_THAT(ErrorOf("rules:\n  - name: x\n    match: [\n"),
+              HasSubstr("site.yaml:4:1: YAML syntax error"));
   EXPECT_EQ(ErrorOf(""), "(parsed)");  // an empty file adds nothing
 }
 
@@ -155,7 +163,8 @@ TEST(LoadRules, FilesAddOverrideAndDisableByName) {
   - name: camera
     enabled: false
 )");
-  auto second = dir.Write("b.yaml", "rules:\n  - name: my-npu\n    resource: false\n    match: {pci: \"1234\"}\n");
+  auto second = dir.Write(
+      "b.yaml", "rules:\n  - name: my-npu\n    resource: false\n    match: {pci: \"1234\"}\n");
   auto rules = LoadRules({first, second});
   ASSERT_TRUE(rules) << rules.error().message;
   const Rule* ncs = Find(*rules, "movidius-ncs");
@@ -179,15 +188,17 @@ TEST(LoadRules, AnyBadFileFailsTheWholeLoad) {
   ASSERT_FALSE(rules);
   EXPECT_EQ(rules.error().message,
             bad.string() + ":3: rule 'b': unknown key 'mach' \u2014 did you mean 'match'?");
-  auto missing = LoadRules({dir.Write("x", "") .parent_path() / "nope.yaml"});
+  auto missing = LoadRules({dir.Write("x", "").parent_path() / "nope.yaml"});
   ASSERT_FALSE(missing);
   EXPECT_THAT(missing.error().message, HasSubstr("nope.yaml: cannot open rules file"));
 }
 
 TEST(LabellerCli, BadRulesFileExitsTwoAndPrintsNoLabels) {
   TempDir dir;
-  auto bad = dir.Write("bad.yaml", "rules:\n  - name: x\n    match: {usb: \"03e7\"}\n    devnodes: 7\n  - nme: y\n");
-  testing::CommandResult cli = testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--no-udev", "--config", bad.string()});
+  auto bad = dir.Write(
+      "bad.yaml", "rules:\n  - name: x\n    match: {usb: \"03e7\"}\n    devnodes: 7\n  - nme: y\n");
+  testing::CommandResult cli = testing::RunCommand(
+      {EDGEFD_LABELLER_BIN, "--dry-run", "--no-udev", "--config", bad.string()});
   EXPECT_EQ(cli.exit_code, 2);
   EXPECT_EQ(cli.out, "");
   EXPECT_THAT(cli.err, HasSubstr(bad.string() + ":5: rule without a 'name'"));
@@ -195,14 +206,17 @@ TEST(LabellerCli, BadRulesFileExitsTwoAndPrintsNoLabels) {
 
 TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
   TempDir dir;
-  auto rules = dir.Write("site.yaml", "rules:\n  - name: acme-npu\n    match: {compatible: \"acme,npu-*\"}\n");
+  auto rules = dir.Write("site.yaml",
+                         "rules:\n  - name: acme-npu\n    match: {compatible: \"acme,npu-*\"}\n");
   std::filesystem::path base = rules.parent_path() / "sys/firmware/devicetree/base";
   testing::WriteDtNode(base, {"acme,board"});
   testing::WriteDtNode(base / "npu@1000", {"acme,npu-v2"});
-  testing::CommandResult cli = testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--root", rules.parent_path().string(),
-                      "--config", rules.string()});
+  testing::CommandResult cli =
+      testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--root", rules.parent_path().string(),
+                           "--config", rules.string()});
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
-  EXPECT_THAT(cli.out, HasSubstr("edgefd.io/accel.acme-npu=true\nedgefd.io/accel.acme-npu.count=1\n"));
+  EXPECT_THAT(cli.out,
+              HasSubstr("edgefd.io/accel.acme-npu=true\nedgefd.io/accel.acme-npu.count=1\n"));
 }
 
 }  // namespace

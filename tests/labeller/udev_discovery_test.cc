@@ -24,7 +24,8 @@ Labels DeviceLabels(const Inventory& inv) {
   return labels;
 }
 
-Result<DiscoveryReport> DiscoverIn(const Testbed& tb, std::vector<std::filesystem::path> rules = {}) {
+Result<DiscoveryReport> DiscoverIn(const Testbed& tb,
+                                   std::vector<std::filesystem::path> rules = {}) {
   DiscoveryOptions options;
   options.root = tb.Root();
   options.udev = true;
@@ -55,7 +56,9 @@ struct Case {
   Labels labels;
 };
 
-void PrintTo(const Case& c, std::ostream* os) { *os << (c.file != nullptr ? c.file : "(host only)"); }
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << (c.file != nullptr ? c.file : "(host only)");
+}
 
 class UmockdevDeviceClass : public UmockdevDiscovery, public ::testing::WithParamInterface<Case> {};
 
@@ -73,23 +76,28 @@ INSTANTIATE_TEST_SUITE_P(
     Testbeds, UmockdevDeviceClass,
     ::testing::Values(
         Case{"ncs2-pair.umockdev",
-             {{"edgefd.io/accel.movidius-ncs", "true"}, {"edgefd.io/accel.movidius-ncs.count", "2"}}},
+             {{"edgefd.io/accel.movidius-ncs", "true"},
+              {"edgefd.io/accel.movidius-ncs.count", "2"}}},
         Case{"coral-usb-bootloader.umockdev",
              {{"edgefd.io/accel.edgetpu", "true"}, {"edgefd.io/accel.edgetpu.count", "1"}}},
         Case{"coral-usb-runtime.umockdev",
              {{"edgefd.io/accel.edgetpu", "true"}, {"edgefd.io/accel.edgetpu.count", "1"}}},
         Case{"coral-pcie.umockdev",
              {{"edgefd.io/accel.edgetpu", "true"}, {"edgefd.io/accel.edgetpu.count", "1"}}},
-        Case{"hailo8.umockdev", {{"edgefd.io/accel.hailo", "true"}, {"edgefd.io/accel.hailo.count", "1"}}},
+        Case{"hailo8.umockdev",
+             {{"edgefd.io/accel.hailo", "true"}, {"edgefd.io/accel.hailo.count", "1"}}},
         Case{"nvidia-dgpu.umockdev",
              {{"edgefd.io/accel.nvidia-gpu", "true"}, {"edgefd.io/accel.nvidia-gpu.count", "1"}}},
         Case{"webcam.umockdev", {{"edgefd.io/camera", "true"}, {"edgefd.io/camera.count", "1"}}},
         Case{nullptr, {}}),
-    [](const ::testing::TestParamInfo<Case>& info) { return testing::FileParamName(info.param.file); });
+    [](const ::testing::TestParamInfo<Case>& info) {
+      return testing::FileParamName(info.param.file);
+    });
 
 TEST_F(UmockdevDiscovery, AllDevicesOnOneNodeWithStableIdsAndNodes) {
-  for (const char* f : {"ncs2-pair.umockdev", "coral-usb-bootloader.umockdev", "coral-pcie.umockdev",
-                        "hailo8.umockdev", "nvidia-dgpu.umockdev", "webcam.umockdev"}) {
+  for (const char* f :
+       {"ncs2-pair.umockdev", "coral-usb-bootloader.umockdev", "coral-pcie.umockdev",
+        "hailo8.umockdev", "nvidia-dgpu.umockdev", "webcam.umockdev"}) {
     ASSERT_TRUE(tb_->Plug(f));
   }
   auto report = DiscoverIn(*tb_);
@@ -206,8 +214,9 @@ TEST(MatchDevices, VivanteCountsAsNpuOnlyUnderAnNpuNode) {
   auto rules = LoadRules({});
   ASSERT_TRUE(rules) << rules.error().message;
   std::vector<DtNodeInfo> coral_dev_board = {{"/soc@0/gpu@38000000", "gpu", {"vivante,gc"}}};
-  std::vector<DtNodeInfo> vim3 = {{"/npu@ff100000", "npu", {"vivante,gc"}},
-                                  {"/soc/gpu@ffe40000", "gpu", {"amlogic,meson-g12a-mali", "arm,mali-bifrost"}}};
+  std::vector<DtNodeInfo> vim3 = {
+      {"/npu@ff100000", "npu", {"vivante,gc"}},
+      {"/soc/gpu@ffe40000", "gpu", {"amlogic,meson-g12a-mali", "arm,mali-bifrost"}}};
   EXPECT_THAT(MatchDevices(*rules, {}, coral_dev_board), ::testing::IsEmpty());
   std::vector<Device> devices = MatchDevices(*rules, {}, vim3);
   ASSERT_EQ(devices.size(), 2u);
@@ -250,12 +259,16 @@ TEST(MatchDevices, VideoNodesWithoutCaptureAreNotCameras) {
     r.anchor_subsystem = "platform";
     return r;
   };
-  EXPECT_THAT(MatchDevices(*rules, {node("video0", ":", "video-codec@fdb50000"),
-                                    node("video1", ":", "isp@ff910000")}, {}),
-              ::testing::IsEmpty());
+  EXPECT_THAT(
+      MatchDevices(
+          *rules,
+          {node("video0", ":", "video-codec@fdb50000"), node("video1", ":", "isp@ff910000")}, {}),
+      ::testing::IsEmpty());
   // A CSI camera with two capture nodes on one ISP is one camera.
-  std::vector<Device> cams = MatchDevices(*rules, {node("video2", ":capture:", "isp@ff910000"),
-                                                    node("video3", ":capture:", "isp@ff910000")}, {});
+  std::vector<Device> cams = MatchDevices(
+      *rules,
+      {node("video2", ":capture:", "isp@ff910000"), node("video3", ":capture:", "isp@ff910000")},
+      {});
   ASSERT_EQ(cams.size(), 1u);
   EXPECT_EQ(cams[0].id, "/isp@ff910000");
   EXPECT_THAT(cams[0].devnodes, ElementsAre("/dev/video2", "/dev/video3"));

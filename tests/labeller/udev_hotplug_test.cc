@@ -122,8 +122,10 @@ TEST_F(UmockdevHotplug, StopIsIdempotentAndNoCallbackRunsAfterIt) {
 // --- edgefd-labeller --dry-run --watch, as a user runs it ---------------------------------
 
 // Starts the labeller on the testbed and waits until it is watching.
-std::unique_ptr<testing::Child> StartWatching(const Testbed& tb, std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {EDGEFD_LABELLER_BIN, "--dry-run", "--watch", "--udev", "--root", tb.Root()};
+std::unique_ptr<testing::Child> StartWatching(const Testbed& tb,
+                                              std::vector<std::string> extra = {}) {
+  std::vector<std::string> args = {
+      EDGEFD_LABELLER_BIN, "--dry-run", "--watch", "--udev", "--root", tb.Root()};
   args.insert(args.end(), extra.begin(), extra.end());
   auto cli = std::make_unique<testing::Child>(args);
   EXPECT_TRUE(cli->started());
@@ -156,7 +158,9 @@ struct PlugCase {
   std::string split_plus = "";
 };
 
-void PrintTo(const PlugCase& c, std::ostream* os) { *os << (c.file != nullptr ? c.file : "(host only)"); }
+void PrintTo(const PlugCase& c, std::ostream* os) {
+  *os << (c.file != nullptr ? c.file : "(host only)");
+}
 
 class UmockdevWatchDiff : public UmockdevHotplug, public ::testing::WithParamInterface<PlugCase> {};
 
@@ -175,7 +179,8 @@ TEST_P(UmockdevWatchDiff, PlugAndUnplugPrintExactlyTheChangedLabels) {
 }
 
 std::string Plus(const std::string& name, int count) {
-  return "+edgefd.io/" + name + "=true\n+edgefd.io/" + name + ".count=" + std::to_string(count) + "\n";
+  return "+edgefd.io/" + name + "=true\n+edgefd.io/" + name + ".count=" + std::to_string(count) +
+         "\n";
 }
 std::string Minus(const std::string& name) {
   return "-edgefd.io/" + name + "\n-edgefd.io/" + name + ".count\n";
@@ -187,15 +192,18 @@ INSTANTIATE_TEST_SUITE_P(
         PlugCase{"ncs2-pair.umockdev", kUsb + "1-1", Plus("accel.movidius-ncs", 2),
                  "+edgefd.io/accel.movidius-ncs.count=1\n",
                  Plus("accel.movidius-ncs", 1) + "+edgefd.io/accel.movidius-ncs.count=2\n"},
-        PlugCase{"coral-usb-bootloader.umockdev", kUsb + "1-3", Plus("accel.edgetpu", 1), Minus("accel.edgetpu")},
-        PlugCase{"coral-pcie.umockdev", "/sys/devices/pci0000:00/0000:01:00.0", Plus("accel.edgetpu", 1),
+        PlugCase{"coral-usb-bootloader.umockdev", kUsb + "1-3", Plus("accel.edgetpu", 1),
                  Minus("accel.edgetpu")},
+        PlugCase{"coral-pcie.umockdev", "/sys/devices/pci0000:00/0000:01:00.0",
+                 Plus("accel.edgetpu", 1), Minus("accel.edgetpu")},
         PlugCase{"hailo8.umockdev", "/sys/devices/pci0000:00/0000:02:00.0/hailo_chardev/hailo0",
                  Plus("accel.hailo", 1), Minus("accel.hailo")},
-        PlugCase{"nvidia-dgpu.umockdev", "/sys/devices/pci0000:00/0000:03:00.0", Plus("accel.nvidia-gpu", 1),
-                 Minus("accel.nvidia-gpu")},
+        PlugCase{"nvidia-dgpu.umockdev", "/sys/devices/pci0000:00/0000:03:00.0",
+                 Plus("accel.nvidia-gpu", 1), Minus("accel.nvidia-gpu")},
         PlugCase{"webcam.umockdev", kUsb + "1-4", Plus("camera", 1), Minus("camera")}),
-    [](const ::testing::TestParamInfo<PlugCase>& info) { return testing::FileParamName(info.param.file); });
+    [](const ::testing::TestParamInfo<PlugCase>& info) {
+      return testing::FileParamName(info.param.file);
+    });
 
 TEST_F(UmockdevHotplug, WatchKeepsTheCoralWhenItReenumeratesWithANewProductId) {
   ASSERT_TRUE(tb_->Plug("coral-usb-bootloader.umockdev"));
@@ -221,7 +229,8 @@ TEST_F(UmockdevHotplug, WatchFallsBackToRescanningWhenNetlinkCannotBind) {
   // umockdev's preload binds each emulated uevent socket at $UMOCKDEV_DIR/event<fd>; with
   // those names taken, the labeller's netlink bind fails as it does in a container that
   // forbids netlink sockets, and the real fallback path runs.
-  for (int fd = 0; fd < 256; ++fd) std::filesystem::create_directory(tb_->Root() + "/event" + std::to_string(fd));
+  for (int fd = 0; fd < 256; ++fd)
+    std::filesystem::create_directory(tb_->Root() + "/event" + std::to_string(fd));
   auto cli = StartWatching(*tb_, {"--rescan", "0.05"});
   EXPECT_THAT(cli->err(), HasSubstr("warn"));
   EXPECT_THAT(cli->err(), HasSubstr("udev monitor unavailable (cannot bind the netlink socket"));

@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -30,12 +30,12 @@ extern char** environ;
 namespace edgefd::testing {
 
 /// Skips the test unless umockdev's preload library is active (ctest sets LD_PRELOAD).
-#define EDGEFD_REQUIRE_UMOCKDEV()                                                         \
-  do {                                                                                    \
+#define EDGEFD_REQUIRE_UMOCKDEV()                                                        \
+  do {                                                                                   \
     const char* preload = getenv("LD_PRELOAD");                                          \
-    if (preload == nullptr || strstr(preload, "libumockdev-preload") == nullptr) {        \
+    if (preload == nullptr || strstr(preload, "libumockdev-preload") == nullptr) {       \
       GTEST_SKIP() << "needs umockdev's preload: run through ctest or umockdev-wrapper"; \
-    }                                                                                     \
+    }                                                                                    \
   } while (0)
 
 /// A child process with stdout and stderr captured.
@@ -79,7 +79,8 @@ class Child {
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return false;
       if (!out_open_ && !err_open_) return false;  // exited and said nothing more
-      pollfd fds[2] = {{out_open_ ? out_fd_ : -1, POLLIN, 0}, {err_open_ ? err_fd_ : -1, POLLIN, 0}};
+      pollfd fds[2] = {{out_open_ ? out_fd_ : -1, POLLIN, 0},
+                       {err_open_ ? err_fd_ : -1, POLLIN, 0}};
       if (::poll(fds, 2, static_cast<int>(left.count())) <= 0) continue;
       if (fds[0].revents != 0) out_open_ = Read(out_fd_, out_);
       if (fds[1].revents != 0) err_open_ = Read(err_fd_, err_);
@@ -142,8 +143,8 @@ inline std::string FileParamName(const char* file) {
 }
 
 /// Writes a devicetree node in the kernel's directory form (compatible, optional status).
-inline void WriteDtNode(const std::filesystem::path& dir, const std::vector<std::string>& compatible,
-                        const char* status = nullptr) {
+inline void WriteDtNode(const std::filesystem::path& dir,
+                        const std::vector<std::string>& compatible, const char* status = nullptr) {
   std::filesystem::create_directories(dir);
   std::string value;
   for (const std::string& c : compatible) value += c + '\0';

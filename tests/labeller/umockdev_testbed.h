@@ -41,7 +41,8 @@ class Testbed {
   bool Plug(const std::string& file) {
     GError* error = nullptr;
     if (!umockdev_testbed_add_from_file(tb_, UdevTestdata(file).c_str(), &error)) {
-      std::fprintf(stderr, "%s: %s\n", file.c_str(), error != nullptr ? error->message : "unknown error");
+      std::fprintf(stderr, "%s: %s\n", file.c_str(),
+                   error != nullptr ? error->message : "unknown error");
       g_clear_error(&error);
       return false;
     }
@@ -55,7 +56,8 @@ class Testbed {
   /// in while the event is sent.
   /// `before_event` runs just before the event goes out (the bench starts its clock there).
   template <typename BeforeEvent = void (*)()>
-  void Unplug(const std::string& syspath, BeforeEvent before_event = [] {}) {
+  void Unplug(
+      const std::string& syspath, BeforeEvent before_event = [] {}) {
     std::filesystem::path dir = Root() + syspath;
     std::ifstream in(dir / "uevent");
     std::stringstream uevent;

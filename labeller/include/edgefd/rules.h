@@ -22,15 +22,15 @@ struct HexId {
 /// matches when any of its alternatives does (OR). Globs are fnmatch(3) patterns.
 /// Udev keys and devicetree keys (`compatible`, `dt-node`) are never mixed in one entry.
 struct RuleMatch {
-  std::vector<std::string> subsystems;              ///< `subsystem`: globs
-  std::vector<HexId> usb;                           ///< `usb`: ids of the USB device
-  std::vector<HexId> pci;                           ///< `pci`: ids of the PCI function
-  std::vector<std::string> pci_classes;             ///< `pci-class`: 2, 4 or 6 hex digits (prefix)
-  std::vector<std::string> drivers;                 ///< `driver`: globs on the bound driver
-  std::vector<std::string> devnodes;                ///< `devnode`: globs on the /dev node
-  std::map<std::string, std::string> properties;    ///< `property`: udev property -> glob
-  std::vector<std::string> compatible;              ///< `compatible`: devicetree globs
-  std::vector<std::string> dt_nodes;                ///< `dt-node`: node base names ("npu")
+  std::vector<std::string> subsystems;            ///< `subsystem`: globs
+  std::vector<HexId> usb;                         ///< `usb`: ids of the USB device
+  std::vector<HexId> pci;                         ///< `pci`: ids of the PCI function
+  std::vector<std::string> pci_classes;           ///< `pci-class`: 2, 4 or 6 hex digits (prefix)
+  std::vector<std::string> drivers;               ///< `driver`: globs on the bound driver
+  std::vector<std::string> devnodes;              ///< `devnode`: globs on the /dev node
+  std::map<std::string, std::string> properties;  ///< `property`: udev property -> glob
+  std::vector<std::string> compatible;            ///< `compatible`: devicetree globs
+  std::vector<std::string> dt_nodes;              ///< `dt-node`: node base names ("npu")
 
   bool IsDeviceTree() const { return !compatible.empty() || !dt_nodes.empty(); }
   bool operator==(const RuleMatch&) const = default;
@@ -42,7 +42,7 @@ enum class RuleKind { kAccelerator, kCamera };
 
 /// A named device class: how to recognise it and which /dev nodes a container needs.
 struct Rule {
-  std::string name;                   ///< label/resource name: [a-z0-9-], at most 50 chars
+  std::string name;  ///< label/resource name: [a-z0-9-], at most 50 chars
   RuleKind kind = RuleKind::kAccelerator;
   bool resource = true;               ///< advertised by the device plugin as edgefd.io/<name>
   bool enabled = true;                ///< `enabled: false` switches a built-in rule off
@@ -50,7 +50,7 @@ struct Rule {
   std::vector<std::string> devnodes;  ///< globs: /dev nodes of the device and its children
   /// When `devnodes` is given and none exists, the device is unhealthy (driver not loaded).
   bool require_devnodes = true;
-  std::string origin;                 ///< "built-in" or "FILE:LINE", for messages
+  std::string origin;  ///< "built-in" or "FILE:LINE", for messages
 
   bool operator==(const Rule&) const = default;
 };

@@ -17,14 +17,14 @@ namespace edgefd {
 
 /// One udev device with the facts rules match on. Ids are lower-case hex without "0x".
 struct UdevRecord {
-  std::string syspath;    ///< "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2"
-  std::string subsystem;  ///< "usb", "pci", "video4linux", "apex", ...
-  std::string devtype;    ///< "usb_device", "usb_interface", ... or ""
-  std::string devnode;    ///< "/dev/bus/usb/001/003" or ""
-  std::string driver;     ///< bound driver of this device, or ""
-  std::string usb_vendor, usb_product;   ///< of the nearest USB device (self or ancestor)
-  std::string pci_vendor, pci_product;   ///< of the nearest PCI function (self or ancestor)
-  std::string pci_class;                 ///< "030000"
+  std::string syspath;                  ///< "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2"
+  std::string subsystem;                ///< "usb", "pci", "video4linux", "apex", ...
+  std::string devtype;                  ///< "usb_device", "usb_interface", ... or ""
+  std::string devnode;                  ///< "/dev/bus/usb/001/003" or ""
+  std::string driver;                   ///< bound driver of this device, or ""
+  std::string usb_vendor, usb_product;  ///< of the nearest USB device (self or ancestor)
+  std::string pci_vendor, pci_product;  ///< of the nearest PCI function (self or ancestor)
+  std::string pci_class;                ///< "030000"
   std::map<std::string, std::string> properties;  ///< udev properties (ID_V4L_CAPABILITIES...)
 
   /// The physical device this one belongs to: the nearest USB device, PCI function or
