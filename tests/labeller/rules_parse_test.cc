@@ -219,5 +219,18 @@ TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
               HasSubstr("edgefd.io/accel.acme-npu=true\nedgefd.io/accel.acme-npu.count=1\n"));
 }
 
+TEST(LabellerCli, WatchOptionsAreChecked) {
+  testing::CommandResult bad =
+      testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--watch", "--rescan", "0"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_THAT(bad.err, HasSubstr("--rescan '0': expected seconds between 0 and 86400"));
+  testing::CommandResult junk =
+      testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--rescan", "5s"});
+  EXPECT_EQ(junk.exit_code, 2);
+  testing::CommandResult rules = testing::RunCommand({EDGEFD_LABELLER_BIN, "--print-rules"});
+  EXPECT_EQ(rules.exit_code, 0);
+  EXPECT_EQ(rules.out, std::string(DefaultRulesYaml()));
+}
+
 }  // namespace
 }  // namespace edgefd
