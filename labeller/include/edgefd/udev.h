@@ -81,7 +81,7 @@ struct WatchOptions {
 /// (labeller reconcile loop, device plugin ListAndWatch).
 ///
 ///   HotplugWatcher watcher(options);
-///   watcher.Start([&] { queue.Notify(); });     // never fails: falls back to rescanning
+///   watcher.Start([&] { queue.Notify(); });  // no netlink: falls back, does not fail
 ///   if (!watcher.warning().empty()) log(watcher.warning());
 class HotplugWatcher final : public ChangeSource {
  public:
@@ -90,7 +90,10 @@ class HotplugWatcher final : public ChangeSource {
   HotplugWatcher(const HotplugWatcher&) = delete;
   HotplugWatcher& operator=(const HotplugWatcher&) = delete;
 
+  /// Fails only when already started or out of file descriptors; a missing netlink socket
+  /// is not a failure (see warning()).
   Status Start(std::function<void()> on_change) override;
+  /// Idempotent; no callback runs after it returns. The destructor calls it.
   void Stop() override;
 
   /// "udev monitor" or "rescan every N s"; valid after Start.
