@@ -16,7 +16,8 @@
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/discovery.h"
-#include "edgefd/json.h"
+#include "edgefd/rules.h"
+#include "edgefd/udev.h"
 
 namespace edgefd::deviceplugin {
 namespace {
@@ -33,11 +34,14 @@ Options:
   --root DIR             discover below DIR, e.g. /host with the host's /sys there (default /)
   --dtb FILE             read this devicetree blob instead of the live tree
   --config FILE          extra accelerator rules (YAML); may be repeated
+  --udev, --no-udev      enumerate accelerators with libudev (default: on when --root
+                         is / and there is no --dtb; the DaemonSet passes --udev)
   --inventory FILE       use a static inventory (YAML/JSON) instead of discovery
   --socket-prefix P      socket file name prefix (default edgefd-)
   --metrics-address A    serve /metrics, /healthz and /readyz on HOST:PORT
                          (default :9479; "none" disables)
-  --rescan SECONDS       rediscover every SECONDS (default 30; 0 disables)
+  --rescan SECONDS       when the udev netlink monitor cannot run, rescan every
+                         SECONDS instead (default 30; 0: never)
   --list                 print the resources and devices it would serve, then exit
   --log-level LEVEL      trace, debug, info, warn, error (default info)
   --version              print the version and exit
@@ -84,6 +88,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
       flags.list = true;
       continue;
     }
+    if (arg == "--udev" || arg == "--no-udev") {
+      flags.discovery.udev = arg == "--udev";
+      continue;
+    }
     auto v = [&]() { return value(); };
     std::optional<std::string> val;
     if (arg == "--kubelet-dir" || arg == "--root" || arg == "--dtb" || arg == "--config" ||
@@ -107,10 +115,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
       try {
         size_t used = 0;
         flags.rescan_seconds = std::stoi(*val, &used);
-        if (used != val->size() || flags.rescan_seconds < 0) throw std::invalid_argument("");
+        if (used != val->size() || flags.rescan_seconds < 0 || flags.rescan_seconds > 86400) {
+          throw std::invalid_argument("");
+        }
       } catch (const std::exception&) {
         std::cerr << "edgefd-deviceplugin: --rescan '" << *val
-                  << "': expected a whole number of seconds >= 0\n";
+                  << "': expected whole seconds between 0 and 86400\n";
         return kExitUsage;
       }
     }
@@ -168,8 +178,24 @@ int RunDevicePluginCli(int argc, char** argv) {
   }
   Metrics metrics;
   InventoryRegistry registry;
-  PeriodicChangeSource rescan(std::chrono::seconds(flags.rescan_seconds));
-  InventoryFeed feed(registry, discover, rescan, &metrics);
+  // Hardware changes: the udev monitor (falling back to rescans without netlink); nothing
+  // to watch for a static inventory.
+  WatchOptions watch;
+  if (!flags.inventory_file) {
+    auto rules = LoadRules(flags.discovery.rule_files);
+    if (!rules) {
+      std::cerr << "edgefd-deviceplugin: " << rules.error().message << "\n";
+      return kExitUsage;
+    }
+    watch.subsystems = UdevSubsystems(*rules);
+  }
+  watch.rescan = flags.rescan_seconds > 0 ? std::chrono::milliseconds(flags.rescan_seconds * 1000)
+                                          : std::chrono::hours(24 * 365);
+  HotplugWatcher udev_watcher(watch);
+  NoChangeSource no_changes;
+  ChangeSource& changes = flags.inventory_file ? static_cast<ChangeSource&>(no_changes)
+                                               : static_cast<ChangeSource&>(udev_watcher);
+  InventoryFeed feed(registry, discover, changes, &metrics);
   if (flags.list) {
     auto inventory = discover();
     if (!inventory) {
@@ -183,6 +209,10 @@ int RunDevicePluginCli(int argc, char** argv) {
   if (Status s = feed.Start(); !s) {
     std::cerr << "edgefd-deviceplugin: " << s.error().message << "\n";
     return kExitUsage;
+  }
+  if (!flags.inventory_file) {
+    if (!udev_watcher.warning().empty()) spdlog::warn("{}", udev_watcher.warning());
+    spdlog::info("watching for hardware changes ({})", udev_watcher.mode());
   }
   feed.Refresh();  // fills the device gauges
   PluginServer server(registry, flags.server, &metrics);

@@ -51,29 +51,6 @@ bool InventoryFeed::Refresh() {
   return true;
 }
 
-Status PeriodicChangeSource::Start(std::function<void()> on_change) {
-  if (interval_.count() <= 0) return Ok{};
-  stop_ = false;
-  thread_ = std::thread([this, on_change = std::move(on_change)] {
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, interval_, [this] { return stop_; })) {
-      lock.unlock();
-      on_change();
-      lock.lock();
-    }
-  });
-  return Ok{};
-}
-
-void PeriodicChangeSource::Stop() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
 Result<Inventory> LoadInventoryFile(const std::filesystem::path& path) {
   const std::string file = path.string();
   try {

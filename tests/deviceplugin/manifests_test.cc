@@ -38,6 +38,7 @@ TEST(Manifests, DaemonSetMountsWhatThePluginNeedsWithLeastPrivilege) {
   std::set<std::string> args;
   for (const auto& a : c["args"]) args.insert(a.as<std::string>());
   EXPECT_TRUE(args.contains("--root=/host"));
+  EXPECT_TRUE(args.contains("--udev"));
   EXPECT_TRUE(args.contains("--metrics-address=:9479"));
 }
 

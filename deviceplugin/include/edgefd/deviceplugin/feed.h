@@ -1,11 +1,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <functional>
 #include <mutex>
-#include <thread>
 
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
@@ -16,7 +14,7 @@
 namespace edgefd::deviceplugin {
 
 /// Keeps an InventoryRegistry in step with the hardware: whenever the ChangeSource (udev
-/// monitor, periodic rescan, a test) reports a change it runs discovery again and hands the
+/// monitor, its rescan fallback, a test) reports a change it runs discovery again and hands the
 /// new inventory to the registry, which pushes changed device lists to ListAndWatch streams.
 class InventoryFeed {
  public:
@@ -43,21 +41,11 @@ class InventoryFeed {
   bool started_ = false;
 };
 
-/// A ChangeSource that reports a change every `interval`: the fallback where no udev
-/// monitor can run (no netlink in the container), and the only one before udev lands.
-class PeriodicChangeSource final : public ChangeSource {
+/// A ChangeSource that never reports: for a static inventory (--inventory).
+class NoChangeSource final : public ChangeSource {
  public:
-  explicit PeriodicChangeSource(std::chrono::milliseconds interval) : interval_(interval) {}
-  ~PeriodicChangeSource() override { Stop(); }
-  Status Start(std::function<void()> on_change) override;
-  void Stop() override;
-
- private:
-  std::chrono::milliseconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  Status Start(std::function<void()>) override { return Ok{}; }
+  void Stop() override {}
 };
 
 /// Reads a static inventory from a YAML (or JSON) file, for boards discovery cannot see
