@@ -56,10 +56,19 @@ void FakeKubelet::FailRegistrations(std::optional<grpc::Status> status) {
   fail_ = std::move(status);
 }
 
+bool FakeKubelet::WaitForRejections(int n, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return rejections_ >= n; });
+}
+
 grpc::Status FakeKubelet::OnRegister(const v1beta1::RegisterRequest& request) {
   {
     std::lock_guard lock(mu_);
-    if (fail_) return *fail_;
+    if (fail_) {
+      ++rejections_;
+      cv_.notify_all();
+      return *fail_;
+    }
   }
   // The kubelet's own checks: supported version, a resource name with a domain, and an
   // endpoint that is a file name in its directory.

@@ -61,6 +61,8 @@ class FakeKubelet {
 
   /// Answer Register with this error instead of accepting (for failure tests).
   void FailRegistrations(std::optional<grpc::Status> status);
+  /// Waits until at least `n` Register calls were answered with that error.
+  bool WaitForRejections(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
  private:
   class RegistrationService;
@@ -81,6 +83,7 @@ class FakeKubelet {
   std::map<std::string, Endpoint> endpoints_;
   std::map<std::string, std::unique_ptr<Connection>> connections_;
   std::optional<grpc::Status> fail_;
+  int rejections_ = 0;
 };
 
 }  // namespace edgefd::deviceplugin::testing

@@ -43,7 +43,7 @@ bool LastListHas(const FakeKubelet::Endpoint& ep, const std::string& id,
 class PluginServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    inventory_ = BigLittleInventory(2);
+    inventory_ = BigLittleInventory(InitialSticks());
     feed_ = std::make_unique<InventoryFeed>(
         registry_,
         [this]() -> Result<Inventory> {
@@ -72,6 +72,7 @@ class PluginServerTest : public ::testing::Test {
     changes_.Fire();  // what the udev monitor does on an event
   }
   static bool Registered(const FakeKubelet::Endpoint& ep) { return !ep.lists.empty(); }
+  virtual int InitialSticks() const { return 2; }
 
   TempDir dir_;
   FakeKubelet kubelet_{dir_.path()};
@@ -126,6 +127,7 @@ TEST_F(PluginServerTest, WaitsForAnAbsentKubelet) {
 TEST_F(PluginServerTest, HotplugIsReflectedInTheStream) {
   ASSERT_TRUE(kubelet_.Start());
   StartServer();
+  ASSERT_TRUE(kubelet_.WaitFor(kLittle, Registered));
   ASSERT_TRUE(
       kubelet_.WaitFor(kNcs, [](const auto& ep) { return LastListHas(ep, "1-1.2", "Healthy"); }));
   SetHardware(BigLittleInventory(1));  // unplug stick 1-1.2
@@ -140,12 +142,19 @@ TEST_F(PluginServerTest, HotplugIsReflectedInTheStream) {
   EXPECT_EQ(kubelet_.Get(kLittle)->lists.size(), 1u);
 }
 
-TEST_F(PluginServerTest, FirstDeviceOfANewKindGetsItsOwnSocketAndRegistration) {
-  SetHardware(BigLittleInventory(0));
+// A node that starts without any stick.
+class PluginServerNoSticksTest : public PluginServerTest {
+ protected:
+  int InitialSticks() const override { return 0; }
+};
+
+TEST_F(PluginServerNoSticksTest, FirstDeviceOfANewKindGetsItsOwnSocketAndRegistration) {
   ASSERT_TRUE(kubelet_.Start());
   StartServer();
   ASSERT_TRUE(kubelet_.WaitFor(kLittle, Registered));
+  ASSERT_TRUE(kubelet_.WaitFor(kBig, Registered));
   EXPECT_FALSE(kubelet_.Get(kNcs));
+  EXPECT_FALSE(fs::exists(dir_.path() / "edgefd-movidius-ncs.sock"));
   SetHardware(BigLittleInventory(1));
   EXPECT_TRUE(
       kubelet_.WaitFor(kNcs, [](const auto& ep) { return LastListHas(ep, "1-1.1", "Healthy"); }));
@@ -193,6 +202,8 @@ TEST_F(PluginServerTest, RejectedRegistrationIsRetried) {
   kubelet_.FailRegistrations(grpc::Status(grpc::StatusCode::UNAVAILABLE, "busy"));
   ASSERT_TRUE(kubelet_.Start());
   StartServer();
+  ASSERT_TRUE(kubelet_.WaitForRejections(2));  // it tried, was refused, and tried again
+  EXPECT_FALSE(kubelet_.Get(kLittle));
   kubelet_.FailRegistrations(std::nullopt);
   EXPECT_TRUE(kubelet_.WaitFor(kLittle, Registered));
 }

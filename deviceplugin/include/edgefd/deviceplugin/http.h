@@ -4,7 +4,7 @@
 #include <string>
 #include <thread>
 
-#include "edgefd/deviceplugin/unique_fd.h"
+#include "edgefd/unique_fd.h"
 #include "edgefd/result.h"
 
 namespace edgefd::deviceplugin {

@@ -10,7 +10,7 @@
 
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/deviceplugin/unique_fd.h"
+#include "edgefd/unique_fd.h"
 #include "edgefd/result.h"
 
 namespace edgefd::deviceplugin {

@@ -1,12 +1,14 @@
 #pragma once
 
+// The owner of a file descriptor, shared by every component (udev monitor, device plugin).
+
 #include <unistd.h>
 
 #include <utility>
 
-namespace edgefd::deviceplugin {
+namespace edgefd {
 
-/// Owns a file descriptor (inotify, eventfd, sockets) and closes it once.
+/// An owned file descriptor (eventfd, timerfd, ...); -1 when empty.
 class UniqueFd {
  public:
   UniqueFd() = default;
@@ -22,14 +24,14 @@ class UniqueFd {
 
   int get() const { return fd_; }
   bool valid() const { return fd_ >= 0; }
+  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
   void Reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = fd;
   }
-  [[nodiscard]] int Release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_ = -1;
 };
 
-}  // namespace edgefd::deviceplugin
+}  // namespace edgefd
