@@ -286,8 +286,9 @@ int Main(int argc, char** argv) {
   // udev → ListAndWatch under umockdev, in a child with the preload library.
   Stats u;
   {
-    std::string cmd = std::string("LD_PRELOAD=") + EDGEFD_UMOCKDEV_PRELOAD +
-                      " " + fs::read_symlink("/proc/self/exe").string() + " --udev-phase " + std::to_string(quick ? 50 : 500);
+    std::string cmd = std::string("LD_PRELOAD=") + EDGEFD_UMOCKDEV_PRELOAD + " " +
+                      fs::read_symlink("/proc/self/exe").string() + " --udev-phase " +
+                      std::to_string(quick ? 50 : 500);
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr || std::fscanf(p, "%zu %lf %lf %lf", &u.n, &u.median, &u.p99, &u.max) != 4) {
       std::cerr << "the umockdev part failed\n";

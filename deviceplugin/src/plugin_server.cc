@@ -230,6 +230,16 @@ void PluginServer::HandleInotify() {
     for (char* p = buf; p < buf + n;) {
       auto* ev = reinterpret_cast<inotify_event*>(p);
       p += sizeof(inotify_event) + ev->len;
+      if (ev->mask & IN_Q_OVERFLOW) {
+        // Events were lost: assume the worst, check every socket and register again.
+        spdlog::warn("inotify queue overflowed: checking every socket and registering again");
+        for (auto& pl : plugins_) {
+          pl->need_register = true;
+          pl->next_try = Clock::time_point{};
+          if (pl->inode == 0 || InodeOf(pl->socket) != pl->inode) pl->need_serve = true;
+        }
+        continue;
+      }
       if (ev->len == 0) continue;
       const std::string name = ev->name;
       if (name == kKubeletSocket && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {

@@ -4,8 +4,8 @@
 #include <string>
 #include <thread>
 
-#include "edgefd/unique_fd.h"
 #include "edgefd/result.h"
+#include "edgefd/unique_fd.h"
 
 namespace edgefd::deviceplugin {
 
