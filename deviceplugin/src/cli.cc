@@ -165,6 +165,8 @@ int RunDevicePluginCli(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A closed log pipe must not kill the plugin (and with it every resource on the node).
+  ::signal(SIGPIPE, SIG_IGN);
 
   InventoryFeed::DiscoverFn discover;
   if (flags.inventory_file) {

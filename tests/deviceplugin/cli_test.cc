@@ -1,7 +1,12 @@
 // edgefd-deviceplugin as a user runs it: the real binary as a subprocess.
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -128,6 +133,77 @@ TEST(DevicePluginCli, RealDiscoveryOfAnRk3588ServesItsCoreClasses) {
   grpc::ClientContext ctx;
   ASSERT_TRUE(stub->Allocate(&ctx, req, &resp).ok());
   EXPECT_EQ(resp.container_responses(0).envs().at("EDGEFD_BIG_CPUS"), "6,7");
+  EXPECT_EQ(StopAndWait(pid), 0);
+}
+
+// One HTTP GET to 127.0.0.1:port; the whole response.
+std::string HttpGet(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+    char buf[4096];
+    for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;)
+      out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST(DevicePluginCli, ServesMetricsAndProbesOverHttp) {
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  // Its log (stderr) says which port it bound; read it through a pipe, with a deadline.
+  int err[2];
+  ASSERT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::dup2(err[1], 2);
+    ::execl(kBin.c_str(), kBin.c_str(), "--kubelet-dir", dir.path().c_str(), "--inventory",
+            kInventory.c_str(), "--metrics-address", "127.0.0.1:0", nullptr);
+    ::_exit(127);
+  }
+  ::close(err[1]);
+  std::string log;
+  int port = 0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (port == 0 && std::chrono::steady_clock::now() < deadline) {
+    pollfd pfd{err[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 1000) <= 0) continue;
+    char buf[1024];
+    ssize_t n = ::read(err[0], buf, sizeof buf);
+    if (n <= 0) break;
+    log.append(buf, static_cast<size_t>(n));
+    if (auto at = log.find("(port ");
+        at != std::string::npos && log.find(')', at) != std::string::npos) {
+      port = std::atoi(log.c_str() + at + 6);
+    }
+  }
+  // The pipe stays open until it exits: closing it would kill its next log line (SIGPIPE).
+  struct CloseAtEnd {
+    int fd;
+    ~CloseAtEnd() { ::close(fd); }
+  } close_at_end{err[0]};
+  ASSERT_GT(port, 0) << log;
+  ASSERT_TRUE(
+      kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  std::string metrics = HttpGet(port, "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("HTTP/1.1 200 OK"));
+  EXPECT_THAT(metrics, HasSubstr("edgefd_deviceplugin_devices{resource=\"edgefd.io/little-cpu\","
+                                 "health=\"Healthy\"} 4"));
+  EXPECT_THAT(metrics, HasSubstr("edgefd_deviceplugin_registrations_total{resource=\"edgefd.io/"
+                                 "movidius-ncs\",result=\"ok\"}"));
+  EXPECT_THAT(HttpGet(port, "/healthz"), HasSubstr("HTTP/1.1 200 OK"));
+  std::string ready = HttpGet(port, "/readyz");
+  EXPECT_TRUE(ready.find("HTTP/1.1 200") == 0 || ready.find("HTTP/1.1 503") == 0) << ready;
+  EXPECT_THAT(HttpGet(port, "/nope"), HasSubstr("HTTP/1.1 404"));
   EXPECT_EQ(StopAndWait(pid), 0);
 }
 
