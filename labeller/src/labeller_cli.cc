@@ -1,6 +1,7 @@
 #include <getopt.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "edgefd/discovery.h"
 #include "edgefd/json.h"
 #include "edgefd/labels.h"
+#include "edgefd/reconcile.h"
 
 namespace edgefd {
 namespace {
@@ -19,7 +21,9 @@ namespace {
 constexpr char kUsage[] = R"(Usage: edgefd-labeller [OPTIONS]
 
 Discovers this node's board, CPU cores, accelerators and cameras and labels the
-Kubernetes Node with them. With --dry-run it prints the labels and exits.
+Kubernetes Node with them. With --dry-run it prints the labels and exits;
+without, it keeps the Node's labels equal to what it discovers, touching only
+the labels it owns, until stopped.
 
 Options:
   --dry-run            print the labels this node would get, then exit
@@ -29,7 +33,19 @@ Options:
                        tree (ROOT/sys/firmware/devicetree/base or ROOT/sys/firmware/fdt)
   --node NAME          also label compatibles of enabled devicetree nodes named
                        NAME (repeatable; cpu, gpu and npu are always included)
-  --output FORMAT      text (name=value per line, sorted) or json (default: text)
+  --output FORMAT      text (name=value per line, sorted) or json (default: text);
+                       nfd: write an NFD feature file instead of patching the Node
+  --nfd-file PATH      the feature file for --output nfd (default:
+                       /etc/kubernetes/node-feature-discovery/features.d/edgefd)
+  --once               label the Node (or write the NFD file) once, then exit
+  --kubeconfig FILE    reach the API server with this kubeconfig's current
+                       context (default: the in-cluster service account)
+  --node-name NAME     the Node to label (default: $NODE_NAME, else the hostname)
+  --resync SECONDS     re-check the Node at least this often (default: 300)
+  --insecure-skip-tls-verify
+                       do not verify the API server's certificate (unsafe)
+  --metrics-addr ADDR  serve /healthz, /readyz and /metrics on HOST:PORT
+                       (default: :9402; an empty ADDR disables it)
   --log-level LEVEL    trace, debug, info, warn, error or off (default: info)
   -h, --help           show this help and exit
   --version            show the version and exit
@@ -42,6 +58,7 @@ struct Options {
   std::string output = "text";
   std::string log_level = "info";
   DiscoveryOptions discovery;
+  AgentCliOptions agent;
 };
 
 enum OptionId {
@@ -52,6 +69,13 @@ enum OptionId {
   kOptOutput,
   kOptLogLevel,
   kOptVersion,
+  kOptNfdFile,
+  kOptOnce,
+  kOptKubeconfig,
+  kOptNodeName,
+  kOptResync,
+  kOptInsecure,
+  kOptMetricsAddr,
 };
 
 void UsageError(const std::string& message) {
@@ -69,6 +93,13 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
       {"log-level", required_argument, nullptr, kOptLogLevel},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kOptVersion},
+      {"nfd-file", required_argument, nullptr, kOptNfdFile},
+      {"once", no_argument, nullptr, kOptOnce},
+      {"kubeconfig", required_argument, nullptr, kOptKubeconfig},
+      {"node-name", required_argument, nullptr, kOptNodeName},
+      {"resync", required_argument, nullptr, kOptResync},
+      {"insecure-skip-tls-verify", no_argument, nullptr, kOptInsecure},
+      {"metrics-addr", required_argument, nullptr, kOptMetricsAddr},
       {nullptr, 0, nullptr, 0},
   };
   opterr = 0;
@@ -88,8 +119,8 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
         break;
       case kOptOutput:
         opts.output = optarg;
-        if (opts.output != "text" && opts.output != "json") {
-          UsageError("--output '" + opts.output + "': expected text or json");
+        if (opts.output != "text" && opts.output != "json" && opts.output != "nfd") {
+          UsageError("--output '" + opts.output + "': expected text, json or nfd");
           return kExitUsage;
         }
         break;
@@ -102,6 +133,22 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
           return kExitUsage;
         }
         break;
+      case kOptNfdFile: opts.agent.nfd_file = optarg; break;
+      case kOptOnce: opts.agent.once = true; break;
+      case kOptKubeconfig: opts.agent.kubeconfig = optarg; break;
+      case kOptNodeName: opts.agent.node_name = optarg; break;
+      case kOptResync: {
+        char* end = nullptr;
+        long seconds = std::strtol(optarg, &end, 10);
+        if (*optarg == '\0' || *end != '\0' || seconds < 1 || seconds > 86400) {
+          UsageError(std::string("--resync '") + optarg + "': expected seconds, 1 to 86400");
+          return kExitUsage;
+        }
+        opts.agent.resync = std::chrono::seconds(seconds);
+        break;
+      }
+      case kOptInsecure: opts.agent.insecure_skip_tls_verify = true; break;
+      case kOptMetricsAddr: opts.agent.metrics_addr = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return kExitOk;
       case kOptVersion: std::printf("edgefd-labeller %s\n", EDGEFD_VERSION); return kExitOk;
       case ':': UsageError(std::string(argv[optind - 1]) + " needs a value"); return kExitUsage;
@@ -146,9 +193,13 @@ int RunLabellerCli(int argc, char** argv) {
   if (auto exit_code = ParseArgs(argc, argv, opts)) return *exit_code;
   SetUpLogging(opts.log_level);
   if (!opts.dry_run) {
-    UsageError("labelling the Node through the API server is not available in this build; "
-               "use --dry-run");
-    return kExitUsage;
+    opts.agent.discovery = opts.discovery;
+    opts.agent.nfd = opts.output == "nfd";
+    if (opts.output == "json") {
+      UsageError("--output json prints labels and needs --dry-run");
+      return kExitUsage;
+    }
+    return RunAgentCli(opts.agent);
   }
 
   auto report = Discover(opts.discovery);
@@ -164,7 +215,8 @@ int RunLabellerCli(int argc, char** argv) {
   } else {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
-  PrintLabels(RenderLabels(report->inventory), opts.output);
+  // An NFD feature file is name=value lines, like the text output.
+  PrintLabels(RenderLabels(report->inventory), opts.output == "nfd" ? "text" : opts.output);
   return kExitOk;
 }
 

@@ -1,0 +1,121 @@
+// edgefd-labeller without --dry-run: wires discovery, the API client, the reconcile loop and
+// the health endpoint together.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "edgefd/cli.h"
+#include "edgefd/labels.h"
+#include "edgefd/reconcile.h"
+
+namespace edgefd {
+namespace {
+
+std::string DefaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return {};
+}
+
+}  // namespace
+
+int RunAgentCli(const AgentCliOptions& opts) {
+  // Block the stop signals before any thread starts, so every thread inherits the mask and
+  // only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
+  LimitHttpThreads(2);
+
+  AgentMetrics metrics;
+  std::unique_ptr<ApiTransport> api;
+  std::unique_ptr<LabelSink> sink;
+  if (opts.nfd) {
+    sink = std::make_unique<NfdFileSink>(opts.nfd_file);
+    spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
+  } else {
+    auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
+    if (!config) {
+      spdlog::error("{}", config.error().message);
+      return kExitUsage;
+    }
+    if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+    if (config->insecure_skip_tls_verify) {
+      spdlog::warn("TLS verification of the API server {} is OFF: anyone on the path can "
+                   "impersonate it", config->server);
+    }
+    auto client = MakeKubeClient(*config);
+    if (!client) {
+      spdlog::error("{}", client.error().message);
+      return kExitUsage;
+    }
+    api = std::move(*client);
+    std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
+    if (node.empty()) {
+      spdlog::error("no node name: give --node-name or set NODE_NAME");
+      return kExitUsage;
+    }
+    spdlog::info("labelling node {} through {} ({})", node, config->server, config->source);
+    sink = std::make_unique<NodeLabeller>(*api, node, &metrics);
+  }
+
+  DiscoveryOptions discovery = opts.discovery;
+  Agent::DiscoverFn discover = [discovery]() -> Result<Labels> {
+    auto report = Discover(discovery);
+    if (!report) return report.error();
+    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    return RenderLabels(report->inventory);
+  };
+  Agent::Options agent_options;
+  agent_options.resync = opts.resync;
+  Agent agent(discover, *sink, metrics, agent_options);
+
+  if (opts.once) {
+    Status done = agent.RunOnce();
+    if (!done) {
+      spdlog::error("{}", done.error().message);
+      return kExitFailure;
+    }
+    return kExitOk;
+  }
+
+  std::unique_ptr<HealthServer> health;
+  if (!opts.metrics_addr.empty()) {
+    auto started = HealthServer::Start(opts.metrics_addr, metrics);
+    if (!started) {
+      spdlog::error("{}", started.error().message);
+      return kExitUsage;
+    }
+    health = std::move(*started);
+    spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
+  }
+
+  std::thread signals([&agent, &stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("signal {} received, stopping", sig);
+    agent.Stop();
+  });
+  // Hardware change notifications: the udev monitor (issue 4) plugs in here; until then the
+  // loop reconciles at start, every --resync and on retries.
+  ChangeSource* changes = nullptr;
+  Status ran = agent.Run(changes);
+  signals.join();
+  if (!ran) {
+    spdlog::error("{}", ran.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace edgefd
