@@ -33,6 +33,8 @@ int RunAgentCli(const AgentCliOptions& opts) {
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A peer that hangs up is an error to report, not a reason to die.
+  signal(SIGPIPE, SIG_IGN);
 
   // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
   LimitHttpThreads(2);
