@@ -125,7 +125,12 @@ Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config) {
     std::string cert = config.client_cert_pem;
     std::string key = config.client_key_pem;
     client_config.set_ssl_context_callback([ca, cert, key](boost::asio::ssl::context& ctx) {
-      if (!ca.empty()) ctx.add_certificate_authority(boost::asio::buffer(ca));
+      if (!ca.empty()) {
+        // Trust exactly the cluster's CA, as client-go does: cpprestsdk has already loaded
+        // the system bundle, which would let any public CA vouch for the API server.
+        SSL_CTX_set_cert_store(ctx.native_handle(), X509_STORE_new());
+        ctx.add_certificate_authority(boost::asio::buffer(ca));
+      }
       if (!cert.empty()) {
         ctx.use_certificate_chain(boost::asio::buffer(cert));
         ctx.use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);

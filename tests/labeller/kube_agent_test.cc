@@ -211,7 +211,7 @@ TEST_F(KubeAgentTest, ReconcilesOnEveryInventoryChange) {
   AgentMetrics metrics;
   NodeLabeller labeller(*api, "n1", &metrics);
   Hardware hw(kRk3399);
-  TestChangeSource changes;
+  ManualChangeSource changes;
   Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());  // resync: 1 h
   RunningAgent running(agent, &changes);
   ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));

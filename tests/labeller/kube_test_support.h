@@ -14,32 +14,6 @@
 
 namespace edgefd::testing {
 
-/// A ChangeSource the test fires by hand (the udev monitor's stand-in in these tests).
-class TestChangeSource final : public ChangeSource {
- public:
-  Status Start(std::function<void()> on_change) override {
-    std::lock_guard lock(mu_);
-    on_change_ = std::move(on_change);
-    return Ok{};
-  }
-  void Stop() override {
-    std::lock_guard lock(mu_);
-    on_change_ = nullptr;
-  }
-  void Fire() {
-    std::function<void()> cb;
-    {
-      std::lock_guard lock(mu_);
-      cb = on_change_;
-    }
-    if (cb) cb();
-  }
-
- private:
-  std::mutex mu_;
-  std::function<void()> on_change_;
-};
-
 /// What discovery reports; tests change it as if hardware were plugged in.
 class Hardware {
  public:

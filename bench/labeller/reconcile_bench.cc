@@ -1,0 +1,221 @@
+// The labelling agent's two targets (issue 5):
+// - BM_EventToPatch: a change notification (what the udev monitor sends) until the merge
+//   patch reaches the test API server, over TLS on loopback, with real discovery of the
+//   Jetson Nano fixture root each time. Target p99 < 100 ms.
+// - BM_IdleRss: resident memory of a running `edgefd-labeller` daemon after it converged
+//   and went idle (target < 15 MiB), and BM_DryRunMaxRss: peak RSS of `--dry-run`
+//   (target < 10 MiB).
+// Run: build/bench/labeller/reconcile_bench  (add --benchmark_format=json for a report)
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <fstream>
+#include <thread>
+
+#include <cpprest/asyncrt_utils.h>
+
+#include "edgefd/discovery.h"
+#include "edgefd/labels.h"
+#include "edgefd/reconcile.h"
+#include "fake_apiserver.h"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace edgefd;
+using namespace edgefd::testing;
+
+const fs::path kRoot = fs::path(EDGEFD_TESTDATA_DIR) / "roots/jetson-nano-blog";
+
+// One PKI, server and kubeconfig for the whole program.
+struct Setup {
+  TestPki pki;
+  fs::path dir;
+  std::unique_ptr<FakeApiServer> server;
+  fs::path kubeconfig;
+
+  static Setup& Get() {
+    static Setup* setup = [] {
+      auto* s = new Setup;
+      s->dir = MakeTempDir("edgefd-bench");
+      auto pki = TestPki::Create(s->dir);
+      if (!pki) std::abort();
+      s->pki = *pki;
+      s->server = std::make_unique<FakeApiServer>(
+          FakeApiServer::Options{s->pki.server_cert, s->pki.server_key, {}});
+      s->server->SetToken("bench-token");
+      WriteFile(s->dir / "token", "bench-token\n");
+      std::string ca = ReadFile(s->pki.ca_cert);
+      s->kubeconfig = s->dir / "kubeconfig";
+      WriteFile(s->kubeconfig,
+                "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
+                "contexts:\n- name: b\n  context: {cluster: c, user: u}\n"
+                "clusters:\n- name: c\n  cluster:\n    server: " + s->server->url() +
+                    "\n    certificate-authority-data: " +
+                    utility::conversions::to_base64(
+                        std::vector<unsigned char>(ca.begin(), ca.end())) +
+                    "\nusers:\n- name: u\n  user:\n    tokenFile: token\n");
+      return s;
+    }();
+    return *setup;
+  }
+
+  KubeConfig Config() const {
+    KubeConfig c;
+    c.server = server->url();
+    c.ca_pem = ReadFile(pki.ca_cert);
+    c.token_file = dir / "token";
+    c.source = "bench";
+    return c;
+  }
+};
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+void BM_EventToPatch(benchmark::State& state) {
+  Setup& s = Setup::Get();
+  s.server->AddNode("bench-node", {{"kubernetes.io/hostname", "bench-node"}});
+  auto api = MakeKubeClient(s.Config());
+  if (!api) {
+    state.SkipWithError(api.error().message.c_str());
+    return;
+  }
+  AgentMetrics metrics;
+  NodeLabeller labeller(**api, "bench-node", &metrics);
+  // Real discovery of the fixture root; the camera count stands for the device that was
+  // plugged in, so every event has something to patch.
+  std::atomic<int> cameras{0};
+  DiscoveryOptions options;
+  options.root = kRoot;
+  Agent::DiscoverFn discover = [&]() -> Result<Labels> {
+    auto report = Discover(options);
+    if (!report) return report.error();
+    Labels labels = RenderLabels(report->inventory);
+    labels["edgefd.io/camera"] = "true";
+    labels["edgefd.io/camera.count"] = std::to_string(cameras.load());
+    return labels;
+  };
+  Agent::Options agent_options;
+  agent_options.resync = std::chrono::hours(1);
+  Agent agent(discover, labeller, metrics, agent_options);
+  ManualChangeSource changes;
+  std::thread runner([&] { (void)agent.Run(&changes); });
+  s.server->WaitFor([&] { return metrics.ready.load(); });
+
+  std::vector<double> ms;
+  for (auto _ : state) {
+    size_t patches = s.server->Count("PATCH", 200);
+    ++cameras;
+    auto t0 = std::chrono::steady_clock::now();
+    changes.Fire();
+    if (!s.server->WaitFor([&] { return s.server->Count("PATCH", 200) > patches; })) {
+      state.SkipWithError("no patch within 20 s");
+      break;
+    }
+    auto requests = s.server->Requests();
+    auto arrived = std::find_if(requests.rbegin(), requests.rend(), [](const auto& r) {
+                     return r.method == "PATCH" && r.status == 200;
+                   })->at;
+    double elapsed = std::chrono::duration<double>(arrived - t0).count();
+    state.SetIterationTime(elapsed);
+    ms.push_back(elapsed * 1e3);
+  }
+  agent.Stop();
+  runner.join();
+  state.counters["p50_ms"] = Percentile(ms, 0.50);
+  state.counters["p99_ms"] = Percentile(ms, 0.99);
+  state.counters["max_ms"] = Percentile(ms, 1.0);
+}
+BENCHMARK(BM_EventToPatch)->UseManualTime()->Iterations(200)->Unit(benchmark::kMillisecond);
+
+long StatusKb(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  }
+  return -1;
+}
+
+pid_t Spawn(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  return pid;
+}
+
+void BM_IdleRss(benchmark::State& state) {
+  Setup& s = Setup::Get();
+  s.server->AddNode("rss-node", {});
+  for (auto _ : state) {
+    pid_t pid = Spawn({EDGEFD_LABELLER_BIN, "--kubeconfig", s.kubeconfig.string(), "--node-name",
+                       "rss-node", "--root", kRoot.string(), "--metrics-addr", "127.0.0.1:0",
+                       "--resync", "1", "--log-level", "warn"});
+    if (pid < 0) {
+      state.SkipWithError("cannot start edgefd-labeller");
+      return;
+    }
+    bool labelled = s.server->WaitFor(
+        [&] { return s.server->NodeLabels("rss-node").count("edgefd.io/board") == 1; });
+    // Idle: a few resyncs (1 s) have run and the agent waits for the next one.
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+    state.counters["rss_kib"] = static_cast<double>(StatusKb(pid, "VmRSS"));
+    state.counters["hwm_kib"] = static_cast<double>(StatusKb(pid, "VmHWM"));
+    state.counters["threads"] = static_cast<double>(StatusKb(pid, "Threads"));
+    if (const char* dump = std::getenv("EDGEFD_BENCH_SMAPS"); dump != nullptr) {
+      // Where the memory is, for whoever wants to make it smaller.
+      WriteFile(dump, ReadFile("/proc/" + std::to_string(pid) + "/smaps"));
+    }
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!labelled) state.SkipWithError("the daemon did not label the node");
+  }
+}
+BENCHMARK(BM_IdleRss)->Iterations(1)->Unit(benchmark::kSecond);
+
+void BM_DryRunMaxRss(benchmark::State& state) {
+  // Peak RSS through /usr/bin/time: a child spawned from this (large) process would report
+  // this process's peak, which exec inherits into ru_maxrss.
+  const fs::path time_bin = "/usr/bin/time";
+  if (!fs::exists(time_bin)) {
+    state.SkipWithError("/usr/bin/time is missing (Debian package 'time')");
+    return;
+  }
+  fs::path report = Setup::Get().dir / "dry-run.maxrss";
+  for (auto _ : state) {
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    std::vector<std::string> args = {time_bin.string(), "-f", "%M", "-o", report.string(),
+                                     EDGEFD_LABELLER_BIN, "--dry-run", "--root", kRoot.string()};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = 0;
+    posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    state.counters["maxrss_kib"] = std::atof(ReadFile(report).c_str());
+  }
+}
+BENCHMARK(BM_DryRunMaxRss)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
