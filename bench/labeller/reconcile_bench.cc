@@ -6,18 +6,16 @@
 //   and went idle (target < 15 MiB), and BM_DryRunMaxRss: peak RSS of `--dry-run`
 //   (target < 10 MiB).
 // Run: build/bench/labeller/reconcile_bench  (add --benchmark_format=json for a report)
+#include <benchmark/benchmark.h>
+#include <cpprest/asyncrt_utils.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <benchmark/benchmark.h>
-
 #include <algorithm>
 #include <fstream>
 #include <thread>
-
-#include <cpprest/asyncrt_utils.h>
 
 #include "edgefd/discovery.h"
 #include "edgefd/labels.h"
@@ -54,14 +52,14 @@ struct Setup {
       WriteFile(s->dir / "token", "bench-token\n");
       std::string ca = ReadFile(s->pki.ca_cert);
       s->kubeconfig = s->dir / "kubeconfig";
-      WriteFile(s->kubeconfig,
-                "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
-                "contexts:\n- name: b\n  context: {cluster: c, user: u}\n"
-                "clusters:\n- name: c\n  cluster:\n    server: " + s->server->url() +
-                    "\n    certificate-authority-data: " +
-                    utility::conversions::to_base64(
-                        std::vector<unsigned char>(ca.begin(), ca.end())) +
-                    "\nusers:\n- name: u\n  user:\n    tokenFile: token\n");
+      WriteFile(
+          s->kubeconfig,
+          "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
+          "contexts:\n- name: b\n  context: {cluster: c, user: u}\n"
+          "clusters:\n- name: c\n  cluster:\n    server: " +
+              s->server->url() + "\n    certificate-authority-data: " +
+              utility::conversions::to_base64(std::vector<unsigned char>(ca.begin(), ca.end())) +
+              "\nusers:\n- name: u\n  user:\n    tokenFile: token\n");
       return s;
     }();
     return *setup;
@@ -201,8 +199,9 @@ void BM_DryRunMaxRss(benchmark::State& state) {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<std::string> args = {time_bin.string(), "-f", "%M", "-o", report.string(),
-                                     EDGEFD_LABELLER_BIN, "--dry-run", "--root", kRoot.string()};
+    std::vector<std::string> args = {
+        time_bin.string(),   "-f",        "%M",     "-o",          report.string(),
+        EDGEFD_LABELLER_BIN, "--dry-run", "--root", kRoot.string()};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);

@@ -68,9 +68,8 @@ Result<std::optional<HttpRequest>> ReadHttpRequest(const ReadFn& read, std::stri
   while (line_end != std::string_view::npos) {
     size_t start = line_end + 2;
     line_end = head.find("\r\n", start);
-    std::string_view line = head.substr(start, line_end == std::string_view::npos
-                                                   ? std::string_view::npos
-                                                   : line_end - start);
+    std::string_view line = head.substr(
+        start, line_end == std::string_view::npos ? std::string_view::npos : line_end - start);
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) {
       return Error{"malformed HTTP header line '" + std::string(line) + "'"};
@@ -99,22 +98,38 @@ Result<std::optional<HttpRequest>> ReadHttpRequest(const ReadFn& read, std::stri
 
 std::string_view HttpReason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 

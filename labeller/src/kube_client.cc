@@ -1,17 +1,16 @@
 // The cpprestsdk adapter: every cpprestsdk/Boost exception stops here and becomes an Error.
+#include <cpprest/http_client.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pplx/threadpool.h>
 
+#include <boost/asio/ssl.hpp>
 #include <charconv>
 #include <fstream>
 #include <memory>
 #include <sstream>
-
-#include <boost/asio/ssl.hpp>
-#include <cpprest/http_client.h>
-#include <pplx/threadpool.h>
 
 #include "edgefd/kube.h"
 
@@ -58,8 +57,9 @@ class CpprestTransport final : public ApiTransport {
     if (!config_.token_file.empty()) {
       // Re-read every time: the kubelet rotates projected service-account tokens.
       std::ifstream in(config_.token_file);
-      if (!in) return Error{config_.source + ": token file " + config_.token_file.string() +
-                            " cannot be read"};
+      if (!in)
+        return Error{config_.source + ": token file " + config_.token_file.string() +
+                     " cannot be read"};
       std::ostringstream ss;
       ss << in.rdbuf();
       token = TrimToken(ss.str());
@@ -84,8 +84,8 @@ class CpprestTransport final : public ApiTransport {
       }
       return out;
     } catch (const std::exception& e) {
-      return Error{config_.server + ": " + std::string(method) + " " + path + " failed: " +
-                   e.what()};
+      return Error{config_.server + ": " + std::string(method) + " " + path +
+                   " failed: " + e.what()};
     }
   }
 
@@ -136,8 +136,7 @@ Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config) {
         ctx.use_private_key(boost::asio::buffer(key), boost::asio::ssl::context::pem);
       }
     });
-    return std::unique_ptr<ApiTransport>(
-        std::make_unique<CpprestTransport>(config, client_config));
+    return std::unique_ptr<ApiTransport>(std::make_unique<CpprestTransport>(config, client_config));
   } catch (const std::exception& e) {
     return Error{where + ": server '" + config.server + "': " + e.what()};
   }

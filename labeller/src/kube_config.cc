@@ -1,9 +1,9 @@
+#include <cpprest/asyncrt_utils.h>
+#include <yaml-cpp/yaml.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <cpprest/asyncrt_utils.h>
-#include <yaml-cpp/yaml.h>
 
 #include "edgefd/kube.h"
 
@@ -64,8 +64,9 @@ Result<KubeConfig> InClusterConfig(const fs::path& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");
   if (host == nullptr || *host == '\0' || port == nullptr || *port == '\0') {
-    return Error{"not running in a cluster: KUBERNETES_SERVICE_HOST and "
-                 "KUBERNETES_SERVICE_PORT are not set; use --kubeconfig FILE"};
+    return Error{
+        "not running in a cluster: KUBERNETES_SERVICE_HOST and "
+        "KUBERNETES_SERVICE_PORT are not set; use --kubeconfig FILE"};
   }
   KubeConfig config;
   std::string h = host;
@@ -140,7 +141,8 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
     }
     const std::string user_where = where + "user '" + user_name + "' ";
     if (user["exec"] || user["auth-provider"]) {
-      return Error{user_where + "uses an exec/auth-provider plugin, which edgefd does not run; "
+      return Error{user_where +
+                   "uses an exec/auth-provider plugin, which edgefd does not run; "
                    "give a token, tokenFile or client certificate"};
     }
     config.token = Scalar(user, "token");
@@ -154,7 +156,8 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
     config.client_cert_pem = std::move(*cert);
     config.client_key_pem = std::move(*key);
     if (config.client_cert_pem.empty() != config.client_key_pem.empty()) {
-      return Error{user_where + "has a client certificate without a key, or a key without a "
+      return Error{user_where +
+                   "has a client certificate without a key, or a key without a "
                    "certificate"};
     }
     return config;

@@ -2,6 +2,7 @@
 // needs no HTTP server library and stays small.
 #include <netdb.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/http_wire.h"
 #include "edgefd/metrics.h"
@@ -47,8 +46,11 @@ void AppendMetric(std::string& out, const char* name, const char* type, const ch
 class HealthServerImpl final : public HealthServer {
  public:
   HealthServerImpl(Fd listener, uint16_t port, const AgentMetrics& metrics)
-      : listener_(std::move(listener)), stop_(eventfd(0, EFD_CLOEXEC)), port_(port),
-        metrics_(metrics), thread_([this] { Serve(); }) {}
+      : listener_(std::move(listener)),
+        stop_(eventfd(0, EFD_CLOEXEC)),
+        port_(port),
+        metrics_(metrics),
+        thread_([this] { Serve(); }) {}
 
   ~HealthServerImpl() override {
     uint64_t one = 1;
@@ -92,8 +94,8 @@ class HealthServerImpl final : public HealthServer {
       const HttpRequest& req = **request;
       std::string_view path = req.Path();
       if (req.method != "GET" && req.method != "HEAD") {
-        response = FormatHttpResponse(405, "text/plain", "only GET\n", "Allow: GET, HEAD\r\n",
-                                      true);
+        response =
+            FormatHttpResponse(405, "text/plain", "only GET\n", "Allow: GET, HEAD\r\n", true);
       } else if (path == "/healthz") {
         response = FormatHttpResponse(200, "text/plain", "ok\n", {}, true);
       } else if (path == "/readyz") {
@@ -183,9 +185,9 @@ Result<std::unique_ptr<HealthServer>> HealthServer::Start(const std::string& add
     sockaddr_storage bound{};
     socklen_t len = sizeof bound;
     getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &len);
-    uint16_t bound_port = ntohs(bound.ss_family == AF_INET6
-                                    ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                    : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    uint16_t bound_port =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     return std::unique_ptr<HealthServer>(
         std::make_unique<HealthServerImpl>(std::move(fd), bound_port, metrics));
   }

@@ -1,7 +1,9 @@
 // Node label reconciliation: what to patch, and how to get it to the API server.
 #include "edgefd/reconcile.h"
 
+#include <cpprest/json.h>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,9 +11,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-
-#include <cpprest/json.h>
-#include <spdlog/spdlog.h>
 
 #include "edgefd/json.h"
 #include "edgefd/labels.h"
@@ -171,8 +170,7 @@ ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
       ApplyOutcome out;
       out.ok = true;
       out.labels_owned = node->owned.size();
-      spdlog::debug("node {}: labels already up to date ({} owned)", node_name_,
-                    out.labels_owned);
+      spdlog::debug("node {}: labels already up to date ({} owned)", node_name_, out.labels_owned);
       return out;
     }
     auto patched = api_.Send("PATCH", path_, *patch, "application/merge-patch+json");
@@ -245,8 +243,7 @@ ApplyOutcome NfdFileSink::Apply(const Labels& wanted) {
   if (!written || std::rename(tmp.c_str(), path_.c_str()) != 0) {
     if (written) saved_errno = errno;
     unlink(tmp.c_str());
-    return Failure("NFD feature file " + path_.string() + ": " + std::strerror(saved_errno),
-                   false);
+    return Failure("NFD feature file " + path_.string() + ": " + std::strerror(saved_errno), false);
   }
   out.ok = true;
   out.changed = true;

@@ -1,8 +1,8 @@
 // The reconcile loop: when to reconcile (start, changes, resync, retries), not how.
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/reconcile.h"
 

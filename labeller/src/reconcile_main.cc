@@ -2,12 +2,11 @@
 // the health endpoint together.
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/cli.h"
 #include "edgefd/labels.h"
@@ -53,8 +52,10 @@ int RunAgentCli(const AgentCliOptions& opts) {
     }
     if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
     if (config->insecure_skip_tls_verify) {
-      spdlog::warn("TLS verification of the API server {} is OFF: anyone on the path can "
-                   "impersonate it", config->server);
+      spdlog::warn(
+          "TLS verification of the API server {} is OFF: anyone on the path can "
+          "impersonate it",
+          config->server);
     }
     if (!config->ca_pem.empty()) {
       // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we

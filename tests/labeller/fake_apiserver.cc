@@ -1,6 +1,7 @@
 #include "fake_apiserver.h"
 
 #include <arpa/inet.h>
+#include <cpprest/json.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -13,8 +14,6 @@
 #include <random>
 #include <set>
 #include <sstream>
-
-#include <cpprest/json.h>
 
 #include "edgefd/http_wire.h"
 #include "edgefd/labels.h"
@@ -66,9 +65,9 @@ using SslPtr = std::unique_ptr<SSL, decltype(&SSL_free)>;
 
 fs::path MakeTempDir(const std::string& prefix) {
   const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ = (fs::path(base != nullptr ? base : fs::temp_directory_path().c_str()) /
-                       (prefix + ".XXXXXX"))
-                          .string();
+  std::string templ =
+      (fs::path(base != nullptr ? base : fs::temp_directory_path().c_str()) / (prefix + ".XXXXXX"))
+          .string();
   if (mkdtemp(templ.data()) == nullptr) return {};
   return templ;
 }
@@ -106,13 +105,13 @@ Result<TestPki> TestPki::Create(const fs::path& dir) {
       "openssl req" + ec + " -keyout " + Q(pki.server_key) + " -out " + Q(dir / "server.csr") +
           " -subj /CN=kube-apiserver",
       "openssl x509 -req -in " + Q(dir / "server.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
-          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "server.ext") +
-          " -out " + Q(pki.server_cert),
+          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "server.ext") + " -out " +
+          Q(pki.server_cert),
       "openssl req" + ec + " -keyout " + Q(pki.client_key) + " -out " + Q(dir / "client.csr") +
           " -subj /CN=system:serviceaccount:edgefd:edgefd-labeller",
       "openssl x509 -req -in " + Q(dir / "client.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
-          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "client.ext") +
-          " -out " + Q(pki.client_cert),
+          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "client.ext") + " -out " +
+          Q(pki.client_cert),
   };
   for (const std::string& c : commands) {
     if (Run(c) != 0) return Error{"test PKI: '" + c + "' failed"};
@@ -123,9 +122,9 @@ Result<TestPki> TestPki::Create(const fs::path& dir) {
 struct FakeApiServer::Impl {
   std::mutex mu;
   std::condition_variable cv;
-  uint64_t generation = 0;          // bumped on every change; WaitFor watches it
+  uint64_t generation = 0;  // bumped on every change; WaitFor watches it
   bool stopping = false;
-  uint64_t connection_epoch = 0;    // bumped by StopListening: hung requests give up
+  uint64_t connection_epoch = 0;  // bumped by StopListening: hung requests give up
   int listen_fd = -1;
   std::thread accept_thread;
   std::set<int> open_fds;
@@ -162,8 +161,7 @@ struct FakeApiServer::Impl {
     value& node = it->second;
     const std::string current_rv = node.at("metadata").at("resourceVersion").as_string();
     // A resourceVersion in the patch is a precondition, as in kube-apiserver.
-    if (patch.has_object_field("metadata") &&
-        patch.at("metadata").has_field("resourceVersion")) {
+    if (patch.has_object_field("metadata") && patch.at("metadata").has_field("resourceVersion")) {
       const value& rv = patch.at("metadata").at("resourceVersion");
       if (!rv.is_string() || rv.as_string() != current_rv) {
         return {409, StatusBody(409, "Conflict",
@@ -180,18 +178,18 @@ struct FakeApiServer::Impl {
     for (const char* field : {"labels", "annotations"}) {
       if (!meta.has_field(field)) continue;
       if (!meta.at(field).is_object()) {
-        return {422, StatusBody(422, "Invalid", std::string("metadata.") + field +
-                                                    " is not an object")};
+        return {422,
+                StatusBody(422, "Invalid", std::string("metadata.") + field + " is not an object")};
       }
       for (const auto& [k, v] : meta.at(field).as_object()) {
         if (!v.is_string()) {
-          return {422, StatusBody(422, "Invalid", "metadata." + std::string(field) + "[" + k +
-                                                      "]: not a string")};
+          return {422, StatusBody(422, "Invalid",
+                                  "metadata." + std::string(field) + "[" + k + "]: not a string")};
         }
         if (std::string(field) == "labels" &&
             (!IsValidLabelKey(k) || !IsValidLabelValue(v.as_string()))) {
-          return {422, StatusBody(422, "Invalid", "metadata.labels: invalid label " + k + "=" +
-                                                      v.as_string())};
+          return {422, StatusBody(422, "Invalid",
+                                  "metadata.labels: invalid label " + k + "=" + v.as_string())};
         }
       }
     }
@@ -234,8 +232,8 @@ FakeApiServer::~FakeApiServer() {
 }
 
 std::string FakeApiServer::url() const {
-  return std::string(options_.cert_file.empty() ? "http" : "https") + "://127.0.0.1:" +
-         std::to_string(port_);
+  return std::string(options_.cert_file.empty() ? "http" : "https") +
+         "://127.0.0.1:" + std::to_string(port_);
 }
 
 void FakeApiServer::Listen() {
@@ -326,8 +324,8 @@ void FakeApiServer::ServeConnection(int fd) {
     auto request = ReadHttpRequest(read, pending);
     if (!request || !*request) break;
     const HttpRequest& req = **request;
-    Record record{req.method, std::string(req.Path()), req.Header("content-type"), req.body, 0,
-                  std::chrono::steady_clock::now()};
+    Record record{req.method, std::string(req.Path()),         req.Header("content-type"), req.body,
+                  0,          std::chrono::steady_clock::now()};
 
     std::unique_lock lock(s.mu);
     std::optional<Fault> fault;
@@ -361,7 +359,8 @@ void FakeApiServer::ServeConnection(int fd) {
     if (fault && fault->kind == FaultKind::kStatus) {
       status = fault->status;
       body = StatusBody(status, std::string(HttpReason(status)), "injected fault");
-      if (fault->retry_after > 0) extra = "Retry-After: " + std::to_string(fault->retry_after) + "\r\n";
+      if (fault->retry_after > 0)
+        extra = "Retry-After: " + std::to_string(fault->retry_after) + "\r\n";
     } else if (!s.token.empty() && auth != "Bearer " + s.token && !client_cert_ok) {
       status = 401;
       body = StatusBody(401, "Unauthorized", "Unauthorized");

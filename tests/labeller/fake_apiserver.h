@@ -71,16 +71,16 @@ class ManualChangeSource final : public ChangeSource {
 class FakeApiServer {
  public:
   struct Options {
-    std::filesystem::path cert_file;        ///< empty: plain HTTP
+    std::filesystem::path cert_file;  ///< empty: plain HTTP
     std::filesystem::path key_file;
-    std::filesystem::path client_ca_file;   ///< accept client certificates signed by it
+    std::filesystem::path client_ca_file;  ///< accept client certificates signed by it
   };
 
   enum class FaultKind {
-    kClose,    ///< read the request, close the connection without a response
-    kHang,     ///< read the request, answer nothing until `delay` passes, then close
-    kDelay,    ///< wait `delay`, then answer normally (a slow server)
-    kStatus,   ///< answer `status` with a Status object (and Retry-After when set)
+    kClose,   ///< read the request, close the connection without a response
+    kHang,    ///< read the request, answer nothing until `delay` passes, then close
+    kDelay,   ///< wait `delay`, then answer normally (a slow server)
+    kStatus,  ///< answer `status` with a Status object (and Retry-After when set)
   };
   struct Fault {
     FaultKind kind = FaultKind::kStatus;
@@ -96,7 +96,7 @@ class FakeApiServer {
     std::string path;
     std::string content_type;
     std::string body;
-    int status = 0;        ///< 0 when no response was sent (fault)
+    int status = 0;  ///< 0 when no response was sent (fault)
     std::chrono::steady_clock::time_point at;
   };
 

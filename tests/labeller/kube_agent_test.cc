@@ -1,7 +1,6 @@
 // The reconcile loop against the test API server over TLS on loopback.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "edgefd/labels.h"
 #include "kube_test_support.h"
@@ -31,12 +30,8 @@ class KubeAgentTest : public KubeTest {
 };
 
 TEST_F(KubeAgentTest, ConvergesWithOnePatchAndKeepsForeignLabels) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  ASSERT_TRUE(agent.RunOnce().ok());
+  Rig rig(Client(), kRk3399);
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
 
   EXPECT_EQ(server_->NodeLabels("n1"), Union(kForeign, kRk3399));
   EXPECT_EQ(ParseOwnedLabels(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels")),
@@ -48,9 +43,9 @@ TEST_F(KubeAgentTest, ConvergesWithOnePatchAndKeepsForeignLabels) {
       EXPECT_EQ(r.content_type, "application/merge-patch+json");
     }
   }
-  EXPECT_TRUE(metrics.ready);
-  EXPECT_EQ(metrics.labels_owned, 4);
-  EXPECT_EQ(metrics.patches, 1u);
+  EXPECT_TRUE(rig.metrics.ready);
+  EXPECT_EQ(rig.metrics.labels_owned, 4);
+  EXPECT_EQ(rig.metrics.patches, 1u);
 }
 
 TEST_F(KubeAgentTest, RemovesStaleOwnedLabelsButNeverForeignOnesInOurPrefix) {
@@ -63,41 +58,28 @@ TEST_F(KubeAgentTest, RemovesStaleOwnedLabelsButNeverForeignOnesInOurPrefix) {
                    {{"edgefd.io/owned-labels",
                      "edgefd.io/accel.movidius-ncs,edgefd.io/accel.movidius-ncs.count,"
                      "edgefd.io/cpu.arch"}});
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(Labels{{"edgefd.io/cpu.arch", "arm64"}});  // the stick was unplugged
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  ASSERT_TRUE(agent.RunOnce().ok());
+  Rig rig(Client(), Labels{{"edgefd.io/cpu.arch", "arm64"}});  // the stick was unplugged
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
 
-  EXPECT_EQ(server_->NodeLabels("n1"),
-            Union(kForeign, {{"edgefd.io/cpu.arch", "arm64"},
-                             {"edgefd.io/site", "plant-7"},
-                             {"beta.devicetree.org/acme-widget", "1"}}));
+  EXPECT_EQ(server_->NodeLabels("n1"), Union(kForeign, {{"edgefd.io/cpu.arch", "arm64"},
+                                                        {"edgefd.io/site", "plant-7"},
+                                                        {"beta.devicetree.org/acme-widget", "1"}}));
   EXPECT_EQ(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"), "edgefd.io/cpu.arch");
 }
 
 TEST_F(KubeAgentTest, ForeignLabelWithAWantedNameIsLeftAlone) {
   // The older devicetree labeller set this one; edgefd must not take it over.
   server_->AddNode("n1", {{"beta.devicetree.org/rockchip-rk3399", "1"}});
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  ASSERT_TRUE(agent.RunOnce().ok());
+  Rig rig(Client(), kRk3399);
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
   auto owned = ParseOwnedLabels(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"));
   EXPECT_EQ(owned.count("beta.devicetree.org/rockchip-rk3399"), 0u);
   EXPECT_EQ(server_->NodeLabels("n1"), kRk3399);  // value as it was, and ours all there
 }
 
 TEST_F(KubeAgentTest, ConcurrentWriterGetsNoLostUpdate) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  ASSERT_TRUE(agent.RunOnce().ok());
+  Rig rig(Client(), kRk3399);
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
 
   // Between the labeller's GET and its PATCH another writer adds its label and deletes one
   // of ours. Without the resourceVersion precondition our patch (which did not mention
@@ -110,50 +92,38 @@ TEST_F(KubeAgentTest, ConcurrentWriterGetsNoLostUpdate) {
         "team":"vision","edgefd.io/cpu.cores":null}}})"),
               200);
   });
-  hw.Set(Union(kRk3399, {{"edgefd.io/camera", "true"}}));
-  ASSERT_TRUE(agent.RunOnce().ok());
+  rig.hw.Set(Union(kRk3399, {{"edgefd.io/camera", "true"}}));
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
 
   EXPECT_EQ(server_->NodeLabels("n1"),
             Union(Union(kForeign, kRk3399), {{"team", "vision"}, {"edgefd.io/camera", "true"}}));
   EXPECT_EQ(server_->Count("PATCH", 409), 1u);
-  EXPECT_EQ(metrics.conflicts, 1u);
+  EXPECT_EQ(rig.metrics.conflicts, 1u);
 }
 
 TEST_F(KubeAgentTest, RestartNeitherWipesNorDuplicates) {
   {
-    auto api = Client();
-    AgentMetrics metrics;
-    NodeLabeller labeller(*api, "n1", &metrics);
-    Hardware hw(kRk3399);
-    Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-    ASSERT_TRUE(agent.RunOnce().ok());
+    Rig rig(Client(), kRk3399);
+    ASSERT_TRUE(rig.agent.RunOnce().ok());
   }
   const Labels before = server_->NodeLabels("n1");
   const std::string annotation = server_->NodeAnnotations("n1").at("edgefd.io/owned-labels");
   const size_t patches = server_->Count("PATCH");
 
   // A new process: fresh client, fresh state, same hardware.
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  ASSERT_TRUE(agent.RunOnce().ok());
+  Rig rig(Client(), kRk3399);
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
   EXPECT_EQ(server_->Count("PATCH"), patches);  // nothing to change
   EXPECT_EQ(server_->NodeLabels("n1"), before);
   EXPECT_EQ(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"), annotation);
-  EXPECT_EQ(metrics.labels_owned, 4);
-  EXPECT_TRUE(metrics.ready);
+  EXPECT_EQ(rig.metrics.labels_owned, 4);
+  EXPECT_TRUE(rig.metrics.ready);
 }
 
 TEST_F(KubeAgentTest, ConvergesThroughEveryFault) {
   auto config = Config();
   config.timeout = 300ms;
-  auto api = Client(config);
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
+  Rig rig(Client(config), kRk3399);
   server_->InjectFault({FaultKind::kClose, 0, 0ms, "GET"});
   server_->InjectFault({FaultKind::kStatus, 500, 0ms, "GET"});
   server_->InjectFault({FaultKind::kStatus, 429, 0ms, "GET"});
@@ -162,7 +132,7 @@ TEST_F(KubeAgentTest, ConvergesThroughEveryFault) {
   server_->InjectFault({FaultKind::kStatus, 409, 0ms, "PATCH"});
   server_->InjectFault({FaultKind::kClose, 0, 0ms, "PATCH"});
   server_->InjectFault({FaultKind::kDelay, 0, 100ms, "PATCH"});  // slow but in time
-  ASSERT_TRUE(agent.RunOnce().ok());
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
   EXPECT_EQ(server_->NodeLabels("n1"), Union(kForeign, kRk3399));
   // Every fault was met: three requests got no answer, and each error status was seen.
   size_t unanswered = 0;
@@ -172,18 +142,14 @@ TEST_F(KubeAgentTest, ConvergesThroughEveryFault) {
   EXPECT_EQ(server_->Count("GET", 429), 1u);
   EXPECT_EQ(server_->Count("PATCH", 503), 1u);
   EXPECT_EQ(server_->Count("PATCH", 409), 1u);
-  // (metrics.failures varies: cpprest resends a request whose reused connection was dropped.)
-  EXPECT_EQ(metrics.conflicts, 1u);
+  // (rig.metrics.failures varies: cpprest resends a request whose reused connection was dropped.)
+  EXPECT_EQ(rig.metrics.conflicts, 1u);
 }
 
 TEST_F(KubeAgentTest, HonoursRetryAfterOn429) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
+  Rig rig(Client(), kRk3399);
   server_->InjectFault({FaultKind::kStatus, 429, 0ms, "GET", 1});
-  ASSERT_TRUE(agent.RunOnce().ok());
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
   auto log = server_->Requests();
   ASSERT_GE(log.size(), 2u);
   EXPECT_EQ(log[0].status, 429);
@@ -202,73 +168,63 @@ TEST_F(KubeAgentTest, RecoversWhenTheApiServerComesBack) {
   ASSERT_TRUE(observed.WaitFor(0, 3));
   EXPECT_FALSE(metrics.ready);
   server_->StartListening();
-  ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
+  ASSERT_TRUE(
+      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
   ASSERT_TRUE(observed.WaitFor(1, 3));
 }
 
 TEST_F(KubeAgentTest, ReconcilesOnEveryInventoryChange) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
+  Rig rig(Client(), kRk3399);  // resync: 1 h, so only the notifications cause patches
   ManualChangeSource changes;
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());  // resync: 1 h
-  RunningAgent running(agent, &changes);
-  ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
+  RunningAgent running(rig.agent, &changes);
+  ASSERT_TRUE(
+      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
 
   const Labels plugged = Union(kRk3399, {{"edgefd.io/accel.movidius-ncs", "true"},
                                          {"edgefd.io/accel.movidius-ncs.count", "1"}});
-  hw.Set(plugged);
+  rig.hw.Set(plugged);
   changes.Fire();
-  ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, plugged); }));
+  ASSERT_TRUE(
+      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, plugged); }));
 
-  hw.Set(kRk3399);  // unplugged again
+  rig.hw.Set(kRk3399);  // unplugged again
   changes.Fire();
-  ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
-  EXPECT_EQ(metrics.events, 2u);
+  ASSERT_TRUE(
+      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
+  EXPECT_EQ(rig.metrics.events, 2u);
 }
 
 TEST_F(KubeAgentTest, ResyncRepairsLabelsSomebodyRemoved) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
   auto options = FastAgentOptions();
   options.resync = 50ms;
-  Agent agent(hw.Discover(), labeller, metrics, options);
-  RunningAgent running(agent, nullptr);
-  ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
+  Rig rig(Client(), kRk3399, "n1", options);
+  RunningAgent running(rig.agent, nullptr);
+  ASSERT_TRUE(
+      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
   ASSERT_EQ(server_->ForeignPatch("n1", R"({"metadata":{"labels":{"edgefd.io/cpu.arch":null,
       "edgefd.io/cpu.cores":"99"}}})"),
             200);
-  ASSERT_TRUE(server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
+  ASSERT_TRUE(
+      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
 }
 
 TEST_F(KubeAgentTest, FollowsARotatedToken) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  ASSERT_TRUE(agent.RunOnce().ok());
+  Rig rig(Client(), kRk3399);
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
 
   // The kubelet rotates the projected token: new file content, old token rejected.
   server_->SetToken("token-2");
   WriteFile(dir_ / "token", "token-2\n");
-  hw.Set(Union(kRk3399, {{"edgefd.io/camera", "true"}}));
-  ASSERT_TRUE(agent.RunOnce().ok());
+  rig.hw.Set(Union(kRk3399, {{"edgefd.io/camera", "true"}}));
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
   EXPECT_EQ(server_->NodeLabels("n1").at("edgefd.io/camera"), "true");
   EXPECT_EQ(server_->Count("GET", 401), 0u);
 }
 
 TEST_F(KubeAgentTest, RejectedTokenIsAClearPermanentError) {
   WriteFile(dir_ / "token", "stolen\n");
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "n1", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  Status st = agent.RunOnce();
+  Rig rig(Client(), kRk3399);
+  Status st = rig.agent.RunOnce();
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("401"), std::string::npos) << st.error().message;
   EXPECT_NE(st.error().message.find("credentials"), std::string::npos) << st.error().message;
@@ -277,12 +233,8 @@ TEST_F(KubeAgentTest, RejectedTokenIsAClearPermanentError) {
 }
 
 TEST_F(KubeAgentTest, UnknownNodeNamesTheNode) {
-  auto api = Client();
-  AgentMetrics metrics;
-  NodeLabeller labeller(*api, "nope", &metrics);
-  Hardware hw(kRk3399);
-  Agent agent(hw.Discover(), labeller, metrics, FastAgentOptions());
-  Status st = agent.RunOnce();
+  Rig rig(Client(), kRk3399, "nope");
+  Status st = rig.agent.RunOnce();
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("'nope'"), std::string::npos) << st.error().message;
 }

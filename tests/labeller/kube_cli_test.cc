@@ -1,13 +1,11 @@
 // edgefd-labeller without --dry-run, run as a process against the test API server.
+#include <cpprest/asyncrt_utils.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <gtest/gtest.h>
-
 #include <sstream>
-
-#include <cpprest/asyncrt_utils.h>
 
 #include "kube_test_support.h"
 
@@ -32,13 +30,14 @@ class KubeCliTest : public KubeTest {
     KubeTest::SetUp();
     std::string ca = ReadFile(pki_->ca_cert);
     kubeconfig_ = dir_ / "kubeconfig";
-    WriteFile(kubeconfig_,
-              "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
-              "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
-              "clusters:\n- name: c1\n  cluster:\n    server: " + server_->url() +
-                  "\n    certificate-authority-data: " +
-                  utility::conversions::to_base64(std::vector<unsigned char>(ca.begin(), ca.end())) +
-                  "\nusers:\n- name: u1\n  user:\n    tokenFile: token\n");
+    WriteFile(
+        kubeconfig_,
+        "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
+        "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
+        "clusters:\n- name: c1\n  cluster:\n    server: " +
+            server_->url() + "\n    certificate-authority-data: " +
+            utility::conversions::to_base64(std::vector<unsigned char>(ca.begin(), ca.end())) +
+            "\nusers:\n- name: u1\n  user:\n    tokenFile: token\n");
   }
 
   CliResult Run(const std::string& args) {
@@ -88,8 +87,8 @@ TEST_F(KubeCliTest, OnceLabelsTheNodeWithWhatTheDryRunPrints) {
 
 TEST_F(KubeCliTest, NodeNameComesFromTheEnvironment) {
   setenv("NODE_NAME", "n1", 1);
-  CliResult r = Run("--once --kubeconfig " + kubeconfig_.string() + " --root " +
-                    kJetsonRoot.string());
+  CliResult r =
+      Run("--once --kubeconfig " + kubeconfig_.string() + " --root " + kJetsonRoot.string());
   unsetenv("NODE_NAME");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(server_->NodeLabels("n1").count("edgefd.io/board"), 1u);
@@ -124,8 +123,8 @@ TEST_F(KubeCliTest, BadOptionValuesAreRejected) {
   EXPECT_EQ(Run("--resync 0").exit_code, 2);
   EXPECT_EQ(Run("--resync soon").exit_code, 2);
   EXPECT_EQ(Run("--output json").exit_code, 2);
-  CliResult r = Run("--kubeconfig " + kubeconfig_.string() +
-                    " --node-name n1 --metrics-addr nonsense");
+  CliResult r =
+      Run("--kubeconfig " + kubeconfig_.string() + " --node-name n1 --metrics-addr nonsense");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("--metrics-addr 'nonsense'"), std::string::npos) << r.err;
   EXPECT_EQ(server_->Requests().size(), 0u);  // refused before labelling anything
@@ -134,8 +133,8 @@ TEST_F(KubeCliTest, BadOptionValuesAreRejected) {
 TEST_F(KubeCliTest, NfdOutputWritesTheFeatureFile) {
   Labels expected = DryRunLabels();
   fs::path file = dir_ / "features.d" / "edgefd";
-  CliResult r = Run("--once --output nfd --nfd-file " + file.string() + " --root " +
-                    kJetsonRoot.string());
+  CliResult r =
+      Run("--once --output nfd --nfd-file " + file.string() + " --root " + kJetsonRoot.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string want;
   for (const auto& [k, v] : expected) want += k + "=" + v + "\n";
@@ -144,10 +143,19 @@ TEST_F(KubeCliTest, NfdOutputWritesTheFeatureFile) {
 }
 
 TEST_F(KubeCliTest, DaemonLabelsRepairsAndStopsCleanlyOnSigterm) {
-  std::vector<std::string> args = {EDGEFD_LABELLER_BIN, "--kubeconfig", kubeconfig_.string(),
-                                   "--node-name", "n1", "--root", kJetsonRoot.string(),
-                                   "--resync", "1", "--metrics-addr", "127.0.0.1:0",
-                                   "--log-level", "warn"};
+  std::vector<std::string> args = {EDGEFD_LABELLER_BIN,
+                                   "--kubeconfig",
+                                   kubeconfig_.string(),
+                                   "--node-name",
+                                   "n1",
+                                   "--root",
+                                   kJetsonRoot.string(),
+                                   "--resync",
+                                   "1",
+                                   "--metrics-addr",
+                                   "127.0.0.1:0",
+                                   "--log-level",
+                                   "warn"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -1,11 +1,10 @@
 // Configuration and transport: kubeconfig and in-cluster config, TLS verification, client
 // certificates, and the health endpoint, all over real sockets on loopback.
+#include <cpprest/asyncrt_utils.h>
+#include <cpprest/http_client.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-
-#include <cpprest/asyncrt_utils.h>
-#include <cpprest/http_client.h>
 
 #include "kube_test_support.h"
 
@@ -23,10 +22,11 @@ class KubeClientTest : public KubeTest {
   // A kubeconfig for the test server; `user` is the YAML body of the user entry.
   fs::path Kubeconfig(const std::string& cluster_extra, const std::string& user) {
     fs::path p = dir_ / "kubeconfig";
-    WriteFile(p, "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
-                 "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
-                 "clusters:\n- name: c1\n  cluster:\n    server: " + server_->url() + "\n" +
-                 cluster_extra + "users:\n- name: u1\n  user:\n" + user);
+    WriteFile(p,
+              "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
+              "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
+              "clusters:\n- name: c1\n  cluster:\n    server: " +
+                  server_->url() + "\n" + cluster_extra + "users:\n- name: u1\n  user:\n" + user);
     return p;
   }
   std::string CaData() const {
@@ -113,7 +113,8 @@ TEST_F(KubeClientTest, BadKubeconfigsGiveErrorsNamingFileAndKey) {
   ASSERT_FALSE(exec.ok());
   EXPECT_NE(exec.error().message.find("exec"), std::string::npos) << exec.error().message;
 
-  auto b64 = LoadKubeconfig(Kubeconfig("    certificate-authority-data: '%%%'\n", "    token: x\n"));
+  auto b64 =
+      LoadKubeconfig(Kubeconfig("    certificate-authority-data: '%%%'\n", "    token: x\n"));
   ASSERT_FALSE(b64.ok());
   EXPECT_NE(b64.error().message.find("certificate-authority-data"), std::string::npos)
       << b64.error().message;
@@ -156,8 +157,7 @@ TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {
   AgentMetrics metrics;
   auto server = HealthServer::Start("127.0.0.1:0", metrics);
   ASSERT_TRUE(server.ok()) << server.error().message;
-  web::http::client::http_client client("http://127.0.0.1:" +
-                                        std::to_string((*server)->port()));
+  web::http::client::http_client client("http://127.0.0.1:" + std::to_string((*server)->port()));
   auto get = [&](const std::string& path) {
     auto r = client.request(web::http::methods::GET, path).get();
     return std::make_pair(static_cast<int>(r.status_code()), r.extract_utf8string(true).get());

@@ -1,7 +1,6 @@
 // What the labeller asks the API server to change, decided without a network.
-#include <gtest/gtest.h>
-
 #include <cpprest/json.h>
+#include <gtest/gtest.h>
 
 #include "edgefd/reconcile.h"
 
@@ -36,8 +35,7 @@ TEST(MergePatchFor, NullsOwnedLabelsThatAreGoneAndNothingElse) {
   value labels = Parse(*patch).at("metadata").at("labels");
   EXPECT_TRUE(labels.at("edgefd.io/accel.edgetpu").is_null());
   EXPECT_EQ(labels.size(), 1u) << *patch;  // the foreign edgefd.io/custom is not mentioned
-  EXPECT_EQ(Parse(*patch).at("metadata").at("annotations").at("edgefd.io/owned-labels")
-                .as_string(),
+  EXPECT_EQ(Parse(*patch).at("metadata").at("annotations").at("edgefd.io/owned-labels").as_string(),
             "edgefd.io/cpu.arch");
 }
 
@@ -54,9 +52,8 @@ TEST(MergePatchFor, NothingToDoWhenConverged) {
 }
 
 TEST(MergePatchFor, RestoresAnOwnedLabelSomebodyRemovedOrChanged) {
-  NodeState node{{{"edgefd.io/cpu.cores", "1"}},
-                 {"edgefd.io/cpu.arch", "edgefd.io/cpu.cores"},
-                 "9"};
+  NodeState node{
+      {{"edgefd.io/cpu.cores", "1"}}, {"edgefd.io/cpu.arch", "edgefd.io/cpu.cores"}, "9"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}, {"edgefd.io/cpu.cores", "4"}});
   ASSERT_TRUE(patch);
   value labels = Parse(*patch).at("metadata").at("labels");

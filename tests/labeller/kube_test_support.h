@@ -85,6 +85,23 @@ inline Agent::Options FastAgentOptions() {
   return o;
 }
 
+/// The labeller's parts wired as in the daemon: a client, a NodeLabeller, the hardware's
+/// labels and an Agent over them.
+struct Rig {
+  Rig(std::unique_ptr<ApiTransport> client, Labels labels, const std::string& node = "n1",
+      Agent::Options options = FastAgentOptions())
+      : api(std::move(client)),
+        labeller(*api, node, &metrics),
+        hw(std::move(labels)),
+        agent(hw.Discover(), labeller, metrics, options) {}
+
+  std::unique_ptr<ApiTransport> api;
+  AgentMetrics metrics;
+  NodeLabeller labeller;
+  Hardware hw;
+  Agent agent;
+};
+
 /// A TLS API server with node "n1", a token file and a client configured for both.
 class KubeTest : public ::testing::Test {
  protected:
@@ -98,8 +115,8 @@ class KubeTest : public ::testing::Test {
 
   void SetUp() override {
     dir_ = MakeTempDir("edgefd-kube");
-    server_ = std::make_unique<FakeApiServer>(FakeApiServer::Options{
-        pki_->server_cert, pki_->server_key, pki_->ca_cert});
+    server_ = std::make_unique<FakeApiServer>(
+        FakeApiServer::Options{pki_->server_cert, pki_->server_key, pki_->ca_cert});
     server_->SetToken("token-1");
     WriteFile(dir_ / "token", "token-1\n");
     server_->AddNode("n1", {{"kubernetes.io/hostname", "n1"}, {"kubernetes.io/arch", "arm64"}});

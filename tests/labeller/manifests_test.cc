@@ -4,12 +4,11 @@
 // labeller's DaemonSet is unprivileged. Generic over the folder, so manifests other
 // components add later are checked too.
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <regex>
 #include <set>
-
-#include <yaml-cpp/yaml.h>
 
 #include "edgefd/labels.h"
 
@@ -23,8 +22,8 @@ struct Doc {
   YAML::Node node;
   std::string Where() const {
     return file.lexically_relative(EDGEFD_MANIFESTS_DIR).string() + " (" +
-           node["kind"].as<std::string>("?") + " " +
-           node["metadata"]["name"].as<std::string>("?") + ")";
+           node["kind"].as<std::string>("?") + " " + node["metadata"]["name"].as<std::string>("?") +
+           ")";
   }
 };
 
@@ -94,10 +93,12 @@ bool ProducibleByEdgefd(const std::string& key, const std::string& value, std::s
 
 // Well-known labels the kubelet sets, which manifests may select on too.
 bool SetByKubelet(const std::string& key) {
-  static const std::set<std::string> kKubelet = {
-      "kubernetes.io/arch", "kubernetes.io/os", "kubernetes.io/hostname",
-      "topology.kubernetes.io/zone", "topology.kubernetes.io/region",
-      "node.kubernetes.io/instance-type"};
+  static const std::set<std::string> kKubelet = {"kubernetes.io/arch",
+                                                 "kubernetes.io/os",
+                                                 "kubernetes.io/hostname",
+                                                 "topology.kubernetes.io/zone",
+                                                 "topology.kubernetes.io/region",
+                                                 "node.kubernetes.io/instance-type"};
   return kKubelet.count(key) != 0;
 }
 
@@ -161,8 +162,8 @@ TEST(Manifests, NodeSelectorsOnlyUseLabelsSomebodySets) {
           bool key_only = op == "Exists" || op == "DoesNotExist" || op == "Gt" || op == "Lt";
           bool ok = SetByKubelet(key) || ProducibleByEdgefd(key, v, &why) ||
                     (key_only && why.find("value") == 0);
-          EXPECT_TRUE(ok) << d.Where() << ": node affinity " << key << " " << op << " " << v
-                          << ": " << why;
+          EXPECT_TRUE(ok) << d.Where() << ": node affinity " << key << " " << op << " " << v << ": "
+                          << why;
         }
       }
     }
@@ -221,8 +222,7 @@ TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
     ASSERT_EQ(d.node["rules"].size(), 1u) << d.Where();
     const YAML::Node rule = d.node["rules"][0];
     EXPECT_EQ(rule["apiGroups"].as<std::vector<std::string>>(), std::vector<std::string>{""});
-    EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(),
-              std::vector<std::string>{"nodes"});
+    EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(), std::vector<std::string>{"nodes"});
     auto verbs = rule["verbs"].as<std::vector<std::string>>();
     EXPECT_EQ(std::set<std::string>(verbs.begin(), verbs.end()),
               (std::set<std::string>{"get", "patch"}))
@@ -267,8 +267,7 @@ TEST(Manifests, LabellerDaemonSetIsUnprivileged) {
     bool node_name = false;
     for (const YAML::Node& e : c["env"]) {
       node_name |= e["name"].as<std::string>("") == "NODE_NAME" &&
-                   e["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("") ==
-                       "spec.nodeName";
+                   e["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("") == "spec.nodeName";
     }
     EXPECT_TRUE(node_name) << "NODE_NAME must come from the downward API";
     bool sys = false;

@@ -12,15 +12,15 @@ namespace edgefd {
 
 /// How to reach and authenticate to the Kubernetes API server.
 struct KubeConfig {
-  std::string server;                  ///< "https://10.96.0.1:443"
-  std::string ca_pem;                  ///< CA bundle that signs the server's certificate
-  std::string token;                   ///< bearer token, when given inline
-  std::filesystem::path token_file;    ///< re-read on every request (rotated tokens)
-  std::string client_cert_pem;         ///< client certificate (kubeconfig users)
+  std::string server;                ///< "https://10.96.0.1:443"
+  std::string ca_pem;                ///< CA bundle that signs the server's certificate
+  std::string token;                 ///< bearer token, when given inline
+  std::filesystem::path token_file;  ///< re-read on every request (rotated tokens)
+  std::string client_cert_pem;       ///< client certificate (kubeconfig users)
   std::string client_key_pem;
   bool insecure_skip_tls_verify = false;
   std::chrono::milliseconds timeout{10000};  ///< per request
-  std::string source;                  ///< "in-cluster" or the kubeconfig path, for messages
+  std::string source;                        ///< "in-cluster" or the kubeconfig path, for messages
 };
 
 /// The service account directory mounted into every pod.

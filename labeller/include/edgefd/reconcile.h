@@ -22,7 +22,7 @@ namespace edgefd {
 /// What the labeller needs to know about its Node.
 struct NodeState {
   Labels labels;
-  std::set<std::string> owned;   ///< from the `edgefd.io/owned-labels` annotation
+  std::set<std::string> owned;  ///< from the `edgefd.io/owned-labels` annotation
   std::string resource_version;
 };
 
@@ -46,10 +46,10 @@ std::set<std::string> OwnedAfter(const NodeState& node, const Labels& wanted);
 /// The outcome of one attempt to make a destination carry the wanted labels.
 struct ApplyOutcome {
   bool ok = false;
-  bool retryable = false;              ///< connection error, timeout, 429, 5xx
-  std::string error;                   ///< one line naming the destination
+  bool retryable = false;  ///< connection error, timeout, 429, 5xx
+  std::string error;       ///< one line naming the destination
   std::chrono::milliseconds retry_after{0};
-  bool changed = false;                ///< a patch or a file write happened
+  bool changed = false;  ///< a patch or a file write happened
   size_t labels_owned = 0;
 };
 
@@ -151,14 +151,14 @@ namespace edgefd {
 /// What `edgefd-labeller` without `--dry-run` was asked to do.
 struct AgentCliOptions {
   DiscoveryOptions discovery;
-  bool once = false;                       ///< reconcile once and exit
-  std::filesystem::path kubeconfig;        ///< empty: in-cluster config
-  std::string node_name;                   ///< empty: $NODE_NAME, else the hostname
+  bool once = false;                 ///< reconcile once and exit
+  std::filesystem::path kubeconfig;  ///< empty: in-cluster config
+  std::string node_name;             ///< empty: $NODE_NAME, else the hostname
   std::chrono::seconds resync{300};
   bool insecure_skip_tls_verify = false;
-  bool nfd = false;                        ///< write the NFD feature file, not the Node
+  bool nfd = false;  ///< write the NFD feature file, not the Node
   std::filesystem::path nfd_file = kDefaultNfdFile;
-  std::string metrics_addr = ":9402";      ///< empty: no endpoint
+  std::string metrics_addr = ":9402";  ///< empty: no endpoint
 };
 
 /// Runs the labeller agent until SIGTERM/SIGINT (or once); returns the exit code.
