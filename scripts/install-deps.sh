@@ -16,9 +16,8 @@ packages=(
   libdnnl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev umockdev libumockdev-dev
-  # used by tests (openssl makes the test CA; procps for ps in scripts; time measures the
-  # dry run's peak memory in bench/labeller)
-  openssl procps time
+  # used by tests (openssl makes the test CA; procps for ps in scripts)
+  openssl procps
 )
 
 if [ "$(id -u)" -ne 0 ]; then

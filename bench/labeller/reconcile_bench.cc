@@ -3,12 +3,10 @@
 //   patch reaches the test API server, over TLS on loopback, with real discovery of the
 //   Jetson Nano fixture root each time. Target p99 < 100 ms.
 // - BM_IdleRss: resident memory of a running `edgefd-labeller` daemon after it converged
-//   and went idle (target < 15 MiB), and BM_DryRunMaxRss: peak RSS of `--dry-run`
-//   (target < 10 MiB).
+//   and went idle (target < 15 MiB). The dry run's peak RSS is dryrun_rss's.
 // Run: build/bench/labeller/reconcile_bench  (add --benchmark_format=json for a report)
 #include <benchmark/benchmark.h>
 #include <cpprest/asyncrt_utils.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -185,35 +183,6 @@ void BM_IdleRss(benchmark::State& state) {
 }
 BENCHMARK(BM_IdleRss)->Iterations(1)->Unit(benchmark::kSecond);
 
-void BM_DryRunMaxRss(benchmark::State& state) {
-  // Peak RSS through /usr/bin/time: a child spawned from this (large) process would report
-  // this process's peak, which exec inherits into ru_maxrss.
-  const fs::path time_bin = "/usr/bin/time";
-  if (!fs::exists(time_bin)) {
-    state.SkipWithError("/usr/bin/time is missing (Debian package 'time')");
-    return;
-  }
-  fs::path report = Setup::Get().dir / "dry-run.maxrss";
-  for (auto _ : state) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    std::vector<std::string> args = {
-        time_bin.string(),   "-f",        "%M",     "-o",          report.string(),
-        EDGEFD_LABELLER_BIN, "--dry-run", "--root", kRoot.string()};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    state.counters["maxrss_kib"] = std::atof(ReadFile(report).c_str());
-  }
-}
-BENCHMARK(BM_DryRunMaxRss)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

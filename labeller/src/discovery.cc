@@ -2,6 +2,7 @@
 
 #include <system_error>
 
+#include "edgefd/cpu.h"
 #include "edgefd/devicetree.h"
 
 namespace edgefd {
@@ -71,6 +72,10 @@ Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
     names.insert(names.end(), options.extra_node_names.begin(), options.extra_node_names.end());
     inv.dt_nodes = ExtractNamedNodes(root, names);
   }
+  // A --dtb describes some other board: never mix in this host's sysfs.
+  const DtNode* dt = *tree ? &**tree : nullptr;
+  inv.cpu = options.dtb ? CpuTopologyFromDeviceTree(*dt, &report.warnings)
+                        : ReadCpuTopology(options.root, dt, &report.warnings);
   return report;
 }
 

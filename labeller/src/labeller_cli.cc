@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "edgefd/cli.h"
+#include "edgefd/cpu.h"
 #include "edgefd/discovery.h"
 #include "edgefd/json.h"
 #include "edgefd/labels.h"
@@ -162,7 +163,7 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
   return std::nullopt;
 }
 
-void PrintLabels(const Labels& labels, const std::string& format) {
+void PrintLabels(const Labels& labels, const Inventory& inventory, const std::string& format) {
   std::string out;
   if (format == "json") {
     out = "{\"labels\": {";
@@ -172,7 +173,9 @@ void PrintLabels(const Labels& labels, const std::string& format) {
       first = false;
       out += JsonQuote(name) + ": " + JsonQuote(value);
     }
-    out += labels.empty() ? "}}\n" : "\n}}\n";
+    out += labels.empty() ? "}" : "\n}";
+    // Per-class CPU lists are data for the device plugin and runtime, not labels.
+    out += ",\n\"cpus\": " + CpuClassesJson(inventory.cpu) + "}\n";
   } else {
     for (const auto& [name, value] : labels) out += name + "=" + value + "\n";
   }
@@ -216,7 +219,8 @@ int RunLabellerCli(int argc, char** argv) {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
   // An NFD feature file is name=value lines, like the text output.
-  PrintLabels(RenderLabels(report->inventory), opts.output == "nfd" ? "text" : opts.output);
+  PrintLabels(RenderLabels(report->inventory), report->inventory,
+              opts.output == "nfd" ? "text" : opts.output);
   return kExitOk;
 }
 
