@@ -1,7 +1,10 @@
 #include <getopt.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -192,6 +195,22 @@ void SetUpLogging(const std::string& level) {
 }  // namespace
 
 int RunLabellerCli(int argc, char** argv) {
+  return RunLabellerCli(argc, argv, [](const AgentCliOptions&, char** args) {
+    std::error_code ec;
+    std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    std::filesystem::path agent = self.parent_path() / "edgefd-labeller-agent";
+    if (ec || access(agent.c_str(), X_OK) != 0) {
+      spdlog::error("cannot find {} (installed next to edgefd-labeller), which labels the "
+                    "Node; only --dry-run works without it", agent.string());
+      return kExitFailure;
+    }
+    execv(agent.c_str(), args);
+    spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
+    return kExitFailure;
+  });
+}
+
+int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   Options opts;
   if (auto exit_code = ParseArgs(argc, argv, opts)) return *exit_code;
   SetUpLogging(opts.log_level);
@@ -202,7 +221,7 @@ int RunLabellerCli(int argc, char** argv) {
       UsageError("--output json prints labels and needs --dry-run");
       return kExitUsage;
     }
-    return RunAgentCli(opts.agent);
+    return run_agent(opts.agent, argv);
   }
 
   auto report = Discover(opts.discovery);
