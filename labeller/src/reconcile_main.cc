@@ -38,6 +38,13 @@ int RunAgentCli(const AgentCliOptions& opts) {
   // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
   LimitHttpThreads(2);
 
+  // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
+  // stop now instead of retrying it forever.
+  if (auto first = Discover(opts.discovery); !first) {
+    spdlog::error("{}", first.error().message);
+    return kExitUsage;
+  }
+
   AgentMetrics metrics;
   std::unique_ptr<ApiTransport> api;
   std::unique_ptr<LabelSink> sink;

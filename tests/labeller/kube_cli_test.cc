@@ -102,6 +102,14 @@ TEST_F(KubeCliTest, BadKubeconfigIsUsageErrorNamingTheFile) {
   EXPECT_EQ(server_->Requests().size(), 0u);
 }
 
+TEST_F(KubeCliTest, MissingDtbIsUsageErrorBeforeAnyRequest) {
+  CliResult r = Run("--kubeconfig " + kubeconfig_.string() + " --node-name n1 --dtb " +
+                    (dir_ / "absent.dtb").string());
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("absent.dtb"), std::string::npos) << r.err;
+  EXPECT_EQ(server_->Requests().size(), 0u);
+}
+
 TEST_F(KubeCliTest, RejectedTokenFailsWithAClearMessage) {
   WriteFile(dir_ / "token", "wrong\n");
   CliResult r = Run("--once --kubeconfig " + kubeconfig_.string() + " --node-name n1 --root " +
