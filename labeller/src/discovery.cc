@@ -4,6 +4,7 @@
 
 #include "edgefd/cpu.h"
 #include "edgefd/devicetree.h"
+#include "edgefd/udev.h"
 
 namespace edgefd {
 namespace fs = std::filesystem;
@@ -76,6 +77,8 @@ Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
   const DtNode* dt = *tree ? &**tree : nullptr;
   inv.cpu = options.dtb ? CpuTopologyFromDeviceTree(*dt, &report.warnings)
                         : ReadCpuTopology(options.root, dt, &report.warnings);
+  // Accelerators and cameras: udev devices merged with the devicetree nodes read above.
+  if (auto status = DiscoverUdevDevices(options, report); !status) return status.error();
   return report;
 }
 

@@ -1,5 +1,12 @@
 #include <getopt.h>
 #include <unistd.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+
+#include <csignal>
+#include <algorithm>
+#include <chrono>
 
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +25,8 @@
 #include "edgefd/json.h"
 #include "edgefd/labels.h"
 #include "edgefd/reconcile.h"
+#include "edgefd/udev.h"
+#include "udev_handles.h"
 
 namespace edgefd {
 namespace {
@@ -50,6 +59,16 @@ Options:
                        do not verify the API server's certificate (unsafe)
   --metrics-addr ADDR  serve /healthz, /readyz and /metrics on HOST:PORT
                        (default: :9402; an empty ADDR disables it)
+  --config FILE        accelerator/camera rules (YAML) over the built-in ones
+                       (repeatable; later files override earlier rules by name)
+  --udev, --no-udev    enumerate accelerators and cameras with libudev (default:
+                       on when --root is / and there is no --dtb; libudev reads
+                       this process's /sys and /run/udev)
+  --watch              with --dry-run: keep running and print label changes
+                       (+name=value, -name) as devices come and go
+  --rescan SECONDS     with --watch or without --dry-run: rescan period when the
+                       udev netlink monitor is unavailable (default: 30)
+  --print-rules        print the built-in accelerator/camera rules and exit
   --log-level LEVEL    trace, debug, info, warn, error or off (default: info)
   -h, --help           show this help and exit
   --version            show the version and exit
@@ -63,6 +82,8 @@ struct Options {
   std::string log_level = "info";
   DiscoveryOptions discovery;
   AgentCliOptions agent;
+  bool watch = false;
+  std::chrono::milliseconds rescan{std::chrono::seconds(30)};
 };
 
 enum OptionId {
@@ -80,6 +101,12 @@ enum OptionId {
   kOptResync,
   kOptInsecure,
   kOptMetricsAddr,
+  kOptConfig,
+  kOptUdev,
+  kOptNoUdev,
+  kOptWatch,
+  kOptRescan,
+  kOptPrintRules,
 };
 
 void UsageError(const std::string& message) {
@@ -104,6 +131,12 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
       {"resync", required_argument, nullptr, kOptResync},
       {"insecure-skip-tls-verify", no_argument, nullptr, kOptInsecure},
       {"metrics-addr", required_argument, nullptr, kOptMetricsAddr},
+      {"config", required_argument, nullptr, kOptConfig},
+      {"udev", no_argument, nullptr, kOptUdev},
+      {"no-udev", no_argument, nullptr, kOptNoUdev},
+      {"watch", no_argument, nullptr, kOptWatch},
+      {"rescan", required_argument, nullptr, kOptRescan},
+      {"print-rules", no_argument, nullptr, kOptPrintRules},
       {nullptr, 0, nullptr, 0},
   };
   opterr = 0;
@@ -153,6 +186,21 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
       }
       case kOptInsecure: opts.agent.insecure_skip_tls_verify = true; break;
       case kOptMetricsAddr: opts.agent.metrics_addr = optarg; break;
+      case kOptConfig: opts.discovery.rule_files.emplace_back(optarg); break;
+      case kOptUdev: opts.discovery.udev = true; break;
+      case kOptNoUdev: opts.discovery.udev = false; break;
+      case kOptWatch: opts.watch = true; break;
+      case kOptPrintRules: std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout); return kExitOk;
+      case kOptRescan: {
+        char* end = nullptr;
+        double seconds = std::strtod(optarg, &end);
+        if (end == optarg || *end != '\0' || !(seconds > 0 && seconds <= 86400)) {
+          UsageError(std::string("--rescan '") + optarg + "': expected seconds between 0 and 86400");
+          return kExitUsage;
+        }
+        opts.rescan = std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
+        break;
+      }
       case 'h': std::fputs(kUsage, stdout); return kExitOk;
       case kOptVersion: std::printf("edgefd-labeller %s\n", EDGEFD_VERSION); return kExitOk;
       case ':': UsageError(std::string(argv[optind - 1]) + " needs a value"); return kExitUsage;
@@ -183,6 +231,75 @@ void PrintLabels(const Labels& labels, const Inventory& inventory, const std::st
     for (const auto& [name, value] : labels) out += name + "=" + value + "\n";
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+// Prints what changed: removed labels as "-name", new or changed ones as "+name=value".
+void PrintDiff(const Labels& before, const Labels& after) {
+  std::string out;
+  for (const auto& [name, value] : before) {
+    if (after.find(name) == after.end()) out += "-" + name + "\n";
+  }
+  for (const auto& [name, value] : after) {
+    auto it = before.find(name);
+    if (it == before.end() || it->second != value) out += "+" + name + "=" + value + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+// --dry-run --watch: re-discovers after every coalesced hardware change and prints the label
+// diff, until SIGINT or SIGTERM.
+int WatchLoop(const Options& opts, Labels labels) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  // Blocked before the watcher thread starts, so it inherits the mask and signalfd sees them.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  UniqueFd change_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!signal_fd.valid() || !change_fd.valid()) {
+    spdlog::error("cannot set up the watch loop: {}", std::strerror(errno));
+    return kExitFailure;
+  }
+  auto rules = LoadRules(opts.discovery.rule_files);  // already loaded once: cannot fail here
+  WatchOptions watch;
+  watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+  watch.rescan = opts.rescan;
+  HotplugWatcher watcher(watch);
+  int notify = change_fd.get();
+  if (auto status = watcher.Start([notify] {
+        uint64_t one = 1;
+        ssize_t n = ::write(notify, &one, sizeof one);
+        (void)n;  // the counter only saturates after 2^64 - 1 unread changes
+      });
+      !status) {
+    spdlog::error("{}", status.error().message);
+    return kExitFailure;
+  }
+  if (!watcher.warning().empty()) spdlog::warn("{}", watcher.warning());
+  spdlog::info("watching for hardware changes ({})", watcher.mode());
+  for (;;) {
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {change_fd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents != 0) break;
+    uint64_t count = 0;
+    if (::read(change_fd.get(), &count, sizeof count) != sizeof count) continue;
+    auto report = Discover(opts.discovery);
+    if (!report) {
+      // A rules file broken while running: keep the last good labels.
+      spdlog::error("{}; labels unchanged", report.error().message);
+      continue;
+    }
+    Labels now = RenderLabels(report->inventory);
+    PrintDiff(labels, now);
+    labels = std::move(now);
+  }
+  watcher.Stop();
+  return kExitOk;
 }
 
 void SetUpLogging(const std::string& level) {
@@ -217,6 +334,7 @@ int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   if (!opts.dry_run) {
     opts.agent.discovery = opts.discovery;
     opts.agent.nfd = opts.output == "nfd";
+    opts.agent.rescan = opts.rescan;
     if (opts.output == "json") {
       UsageError("--output json prints labels and needs --dry-run");
       return kExitUsage;
@@ -237,9 +355,13 @@ int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   } else {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
+  Labels labels = RenderLabels(report->inventory);
   // An NFD feature file is name=value lines, like the text output.
-  PrintLabels(RenderLabels(report->inventory), report->inventory,
-              opts.output == "nfd" ? "text" : opts.output);
+  PrintLabels(labels, report->inventory, opts.output == "nfd" ? "text" : opts.output);
+  if (opts.watch) {
+    std::fflush(stdout);
+    return WatchLoop(opts, std::move(labels));
+  }
   return kExitOk;
 }
 

@@ -11,6 +11,8 @@
 #include "edgefd/cli.h"
 #include "edgefd/labels.h"
 #include "edgefd/reconcile.h"
+#include "edgefd/rules.h"
+#include "edgefd/udev.h"
 
 namespace edgefd {
 namespace {
@@ -21,6 +23,24 @@ std::string DefaultNodeName() {
   if (gethostname(host, sizeof host - 1) == 0) return host;
   return {};
 }
+
+// The udev watcher, saying once started how it watches (monitor or rescan) and why.
+class LoggedWatcher final : public ChangeSource {
+ public:
+  explicit LoggedWatcher(WatchOptions options) : watcher_(std::move(options)) {}
+  Status Start(std::function<void()> on_change) override {
+    Status started = watcher_.Start(std::move(on_change));
+    if (started) {
+      if (!watcher_.warning().empty()) spdlog::warn("{}", watcher_.warning());
+      spdlog::info("watching for hardware changes ({})", watcher_.mode());
+    }
+    return started;
+  }
+  void Stop() override { watcher_.Stop(); }
+
+ private:
+  HotplugWatcher watcher_;
+};
 
 }  // namespace
 
@@ -125,10 +145,19 @@ int RunAgentCli(const AgentCliOptions& opts) {
     spdlog::info("signal {} received, stopping", sig);
     agent.Stop();
   });
-  // Hardware change notifications: the udev monitor (issue 4) plugs in here; until then the
-  // loop reconciles at start, every --resync and on retries.
-  ChangeSource* changes = nullptr;
-  Status ran = agent.Run(changes);
+  // Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only
+  // where discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing
+  // it reports could change the labels, and the --resync suffices.
+  std::unique_ptr<ChangeSource> watcher;
+  const DiscoveryOptions& d = opts.discovery;
+  if (d.udev.value_or(d.root == "/" && !d.dtb)) {
+    auto rules = LoadRules(d.rule_files);  // Discover above already accepted them
+    WatchOptions watch;
+    watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+    watch.rescan = opts.rescan;
+    watcher = std::make_unique<LoggedWatcher>(watch);
+  }
+  Status ran = agent.Run(watcher.get());
   signals.join();
   if (!ran) {
     spdlog::error("{}", ran.error().message);

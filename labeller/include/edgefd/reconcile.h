@@ -159,6 +159,8 @@ struct AgentCliOptions {
   bool nfd = false;  ///< write the NFD feature file, not the Node
   std::filesystem::path nfd_file = kDefaultNfdFile;
   std::string metrics_addr = ":9402";  ///< empty: no endpoint
+  /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable.
+  std::chrono::milliseconds rescan{std::chrono::seconds(30)};
 };
 
 /// Runs the labeller agent until SIGTERM/SIGINT (or once); returns the exit code.
