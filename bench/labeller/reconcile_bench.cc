@@ -251,7 +251,7 @@ void BM_IdleRss(benchmark::State& state) {
   s.server->AddNode("rss-node", {});
   for (auto _ : state) {
     pid_t pid = Spawn({EDGEFD_LABELLER_BIN, "--kubeconfig", s.kubeconfig.string(), "--node-name",
-                       "rss-node", "--root", kRoot.string(), "--metrics-addr", "127.0.0.1:0",
+                       "rss-node", "--root", kRoot.string(), "--udev", "--metrics-addr", "127.0.0.1:0",
                        "--resync", "1", "--log-level", "warn"});
     if (pid < 0) {
       state.SkipWithError("cannot start edgefd-labeller");
