@@ -153,9 +153,8 @@ int RunAgentCli(const AgentCliOptions& opts) {
   // where discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing
   // it reports could change the labels, and the --resync suffices.
   std::unique_ptr<ChangeSource> watcher;
-  const DiscoveryOptions& d = opts.discovery;
-  if (d.udev.value_or(d.root == "/" && !d.dtb)) {
-    auto rules = LoadRules(d.rule_files);  // Discover above already accepted them
+  if (UsesUdev(opts.discovery)) {
+    auto rules = LoadRules(opts.discovery.rule_files);  // Discover above accepted them
     WatchOptions watch;
     watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
     watch.rescan = opts.rescan;
