@@ -1,5 +1,7 @@
 // edgefd-labeller without --dry-run, run as a process against the test API server.
 #include <cpprest/asyncrt_utils.h>
+#include <cpprest/http_client.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -150,40 +152,59 @@ TEST_F(KubeCliTest, NfdOutputWritesTheFeatureFile) {
   EXPECT_EQ(server_->Requests().size(), 0u);  // NFD mode never talks to the API server
 }
 
-TEST_F(KubeCliTest, DaemonLabelsRepairsAndStopsCleanlyOnSigterm) {
-  std::vector<std::string> args = {EDGEFD_LABELLER_BIN,
-                                   "--kubeconfig",
-                                   kubeconfig_.string(),
-                                   "--node-name",
-                                   "n1",
-                                   "--root",
-                                   kJetsonRoot.string(),
-                                   "--resync",
-                                   "1",
-                                   "--metrics-addr",
-                                   "127.0.0.1:0",
-                                   "--log-level",
-                                   "warn"};
+TEST_F(KubeCliTest, DaemonLabelsRepairsServesHealthAndStopsCleanlyOnSigterm) {
+  std::vector<std::string> args = {EDGEFD_LABELLER_BIN,  "--kubeconfig", kubeconfig_.string(),
+                                   "--node-name",        "n1",           "--root",
+                                   kJetsonRoot.string(), "--resync",     "1",
+                                   "--metrics-addr",     "127.0.0.1:0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
+  const fs::path err = dir_ / "daemon.err";
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ), 0);
+  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+
   auto labelled = [&] { return server_->NodeLabels("n1").count("edgefd.io/board") == 1; };
   bool converged = server_->WaitFor(labelled);
   bool repaired = false;
+  std::string readyz, metrics;
   if (converged) {
     EXPECT_EQ(server_->ForeignPatch("n1", R"({"metadata":{"labels":{"edgefd.io/board":null}}})"),
               200);
     repaired = server_->WaitFor(labelled);  // the 1 s resync puts it back
+    // The health endpoint started before the first reconcile and logged its port.
+    std::string log = ReadFile(err);
+    const std::string marker = "/metrics on port ";
+    size_t at = log.find(marker);
+    EXPECT_NE(at, std::string::npos) << log;
+    if (at != std::string::npos) {
+      web::http::client::http_client client(
+          "http://127.0.0.1:" + std::to_string(std::stoi(log.substr(at + marker.size()))));
+      auto get = [&](const std::string& path) {
+        auto r = client.request(web::http::methods::GET, path).get();
+        return std::to_string(r.status_code()) + " " + r.extract_utf8string(true).get();
+      };
+      readyz = get("/readyz");
+      metrics = get("/metrics");
+    }
   }
   kill(pid, SIGTERM);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(converged);
   EXPECT_TRUE(repaired);
+  EXPECT_EQ(readyz.substr(0, 3), "200") << readyz;
+  // 2 patches (label, repair); the second may still be on its way back to the agent.
+  EXPECT_TRUE(metrics.find("\nedgefd_node_patches_total 2\n") != std::string::npos ||
+              metrics.find("\nedgefd_node_patches_total 1\n") != std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("\nedgefd_ready 1\n"), std::string::npos) << metrics;
   ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << ReadFile(err);
 }
 
 }  // namespace
