@@ -1,16 +1,16 @@
 #include <getopt.h>
-#include <unistd.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <algorithm>
 #include <chrono>
-
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <string>
