@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include "edgefd/discovery.h"
@@ -87,6 +88,32 @@ double Percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+// Waits for the next accepted PATCH after `patches` of them and returns when it arrived,
+// or nullopt after 20 s.
+std::optional<std::chrono::steady_clock::time_point> NextPatchArrival(FakeApiServer& server,
+                                                                      size_t patches) {
+  if (!server.WaitFor([&] { return server.Count("PATCH", 200) > patches; })) return std::nullopt;
+  auto requests = server.Requests();
+  return std::find_if(requests.rbegin(), requests.rend(),
+                      [](const auto& r) { return r.method == "PATCH" && r.status == 200; })
+      ->at;
+}
+
+// One latency sample: from `t0` to the patch's arrival.
+void Record(benchmark::State& state, std::vector<double>& ms,
+            std::chrono::steady_clock::time_point t0,
+            std::chrono::steady_clock::time_point arrived) {
+  double elapsed = std::chrono::duration<double>(arrived - t0).count();
+  state.SetIterationTime(elapsed);
+  ms.push_back(elapsed * 1e3);
+}
+
+void ReportPercentiles(benchmark::State& state, const std::vector<double>& ms) {
+  state.counters["p50_ms"] = Percentile(ms, 0.50);
+  state.counters["p99_ms"] = Percentile(ms, 0.99);
+  state.counters["max_ms"] = Percentile(ms, 1.0);
+}
+
 void BM_EventToPatch(benchmark::State& state) {
   Setup& s = Setup::Get();
   s.server->AddNode("bench-node", {{"kubernetes.io/hostname", "bench-node"}});
@@ -123,23 +150,16 @@ void BM_EventToPatch(benchmark::State& state) {
     ++cameras;
     auto t0 = std::chrono::steady_clock::now();
     changes.Fire();
-    if (!s.server->WaitFor([&] { return s.server->Count("PATCH", 200) > patches; })) {
+    auto arrived = NextPatchArrival(*s.server, patches);
+    if (!arrived) {
       state.SkipWithError("no patch within 20 s");
       break;
     }
-    auto requests = s.server->Requests();
-    auto arrived = std::find_if(requests.rbegin(), requests.rend(), [](const auto& r) {
-                     return r.method == "PATCH" && r.status == 200;
-                   })->at;
-    double elapsed = std::chrono::duration<double>(arrived - t0).count();
-    state.SetIterationTime(elapsed);
-    ms.push_back(elapsed * 1e3);
+    Record(state, ms, t0, *arrived);
   }
   agent.Stop();
   runner.join();
-  state.counters["p50_ms"] = Percentile(ms, 0.50);
-  state.counters["p99_ms"] = Percentile(ms, 0.99);
-  state.counters["max_ms"] = Percentile(ms, 1.0);
+  ReportPercentiles(state, ms);
 }
 BENCHMARK(BM_EventToPatch)->UseManualTime()->Iterations(200)->Unit(benchmark::kMillisecond);
 
@@ -201,23 +221,16 @@ void BM_UdevEventToPatch(benchmark::State& state) {
       tb.Unplug(stick, [&] { t0 = std::chrono::steady_clock::now(); });
     }
     plugged = !plugged;
-    if (!s.server->WaitFor([&] { return s.server->Count("PATCH", 200) > patches; })) {
+    auto arrived = NextPatchArrival(*s.server, patches);
+    if (!arrived) {
       state.SkipWithError("no patch within 20 s of the udev event");
       break;
     }
-    auto requests = s.server->Requests();
-    auto arrived = std::find_if(requests.rbegin(), requests.rend(), [](const auto& r) {
-                     return r.method == "PATCH" && r.status == 200;
-                   })->at;
-    double elapsed = std::chrono::duration<double>(arrived - t0).count();
-    state.SetIterationTime(elapsed);
-    ms.push_back(elapsed * 1e3);
+    Record(state, ms, t0, *arrived);
   }
   agent.Stop();
   runner.join();
-  state.counters["p50_ms"] = Percentile(ms, 0.50);
-  state.counters["p99_ms"] = Percentile(ms, 0.99);
-  state.counters["max_ms"] = Percentile(ms, 1.0);
+  ReportPercentiles(state, ms);
 }
 BENCHMARK(BM_UdevEventToPatch)->UseManualTime()->Iterations(100)->Unit(benchmark::kMillisecond);
 
@@ -251,8 +264,8 @@ void BM_IdleRss(benchmark::State& state) {
   s.server->AddNode("rss-node", {});
   for (auto _ : state) {
     pid_t pid = Spawn({EDGEFD_LABELLER_BIN, "--kubeconfig", s.kubeconfig.string(), "--node-name",
-                       "rss-node", "--root", kRoot.string(), "--udev", "--metrics-addr", "127.0.0.1:0",
-                       "--resync", "1", "--log-level", "warn"});
+                       "rss-node", "--root", kRoot.string(), "--udev", "--metrics-addr",
+                       "127.0.0.1:0", "--resync", "1", "--log-level", "warn"});
     if (pid < 0) {
       state.SkipWithError("cannot start edgefd-labeller");
       return;
