@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# edgefd: one image with every binary (edgefd-labeller and edgefd-labeller-agent, which it
-# execs; the device plugin and pipeline runtime once they install). Build:  docker build -t edgefd/edgefd:0.1.0 .
-# Multi-arch:  docker buildx build --platform linux/amd64,linux/arm64 -t ... .
+# edgefd: one image with every installed binary (edgefd-labeller and the edgefd-labeller-agent
+# it execs; the device plugin and pipeline runtime once they have install rules).
+#   docker build -t edgefd/edgefd:0.1.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 -t edgefd/edgefd:0.1.0 .
 
 # ---- build stage: the same Debian 12 packages CI uses, from the one list of them ----
 FROM debian:12 AS build
