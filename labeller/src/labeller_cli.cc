@@ -2,6 +2,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstring>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -22,6 +24,7 @@
 #include "edgefd/discovery.h"
 #include "edgefd/json.h"
 #include "edgefd/labels.h"
+#include "edgefd/reconcile.h"
 #include "edgefd/udev.h"
 #include "udev_handles.h"
 
@@ -31,7 +34,9 @@ namespace {
 constexpr char kUsage[] = R"(Usage: edgefd-labeller [OPTIONS]
 
 Discovers this node's board, CPU cores, accelerators and cameras and labels the
-Kubernetes Node with them. With --dry-run it prints the labels and exits.
+Kubernetes Node with them. With --dry-run it prints the labels and exits;
+without, it keeps the Node's labels equal to what it discovers, touching only
+the labels it owns, until stopped.
 
 Options:
   --dry-run            print the labels this node would get, then exit
@@ -41,7 +46,19 @@ Options:
                        tree (ROOT/sys/firmware/devicetree/base or ROOT/sys/firmware/fdt)
   --node NAME          also label compatibles of enabled devicetree nodes named
                        NAME (repeatable; cpu, gpu and npu are always included)
-  --output FORMAT      text (name=value per line, sorted) or json (default: text)
+  --output FORMAT      text (name=value per line, sorted) or json (default: text);
+                       nfd: write an NFD feature file instead of patching the Node
+  --nfd-file PATH      the feature file for --output nfd (default:
+                       /etc/kubernetes/node-feature-discovery/features.d/edgefd)
+  --once               label the Node (or write the NFD file) once, then exit
+  --kubeconfig FILE    reach the API server with this kubeconfig's current
+                       context (default: the in-cluster service account)
+  --node-name NAME     the Node to label (default: $NODE_NAME, else the hostname)
+  --resync SECONDS     re-check the Node at least this often (default: 300)
+  --insecure-skip-tls-verify
+                       do not verify the API server's certificate (unsafe)
+  --metrics-addr ADDR  serve /healthz, /readyz and /metrics on HOST:PORT
+                       (default: :9402; an empty ADDR disables it)
   --config FILE        accelerator/camera rules (YAML) over the built-in ones
                        (repeatable; later files override earlier rules by name)
   --udev, --no-udev    enumerate accelerators and cameras with libudev (default:
@@ -49,8 +66,8 @@ Options:
                        this process's /sys and /run/udev)
   --watch              with --dry-run: keep running and print label changes
                        (+name=value, -name) as devices come and go
-  --rescan SECONDS     with --watch: rescan period when the udev netlink monitor
-                       is unavailable (default: 30)
+  --rescan SECONDS     with --watch or without --dry-run: rescan period when the
+                       udev netlink monitor is unavailable (default: 30)
   --print-rules        print the built-in accelerator/camera rules and exit
   --log-level LEVEL    trace, debug, info, warn, error or off (default: info)
   -h, --help           show this help and exit
@@ -64,6 +81,7 @@ struct Options {
   std::string output = "text";
   std::string log_level = "info";
   DiscoveryOptions discovery;
+  AgentCliOptions agent;
   bool watch = false;
   std::chrono::milliseconds rescan{std::chrono::seconds(30)};
 };
@@ -76,6 +94,13 @@ enum OptionId {
   kOptOutput,
   kOptLogLevel,
   kOptVersion,
+  kOptNfdFile,
+  kOptOnce,
+  kOptKubeconfig,
+  kOptNodeName,
+  kOptResync,
+  kOptInsecure,
+  kOptMetricsAddr,
   kOptConfig,
   kOptUdev,
   kOptNoUdev,
@@ -99,6 +124,13 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
       {"log-level", required_argument, nullptr, kOptLogLevel},
       {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, kOptVersion},
+      {"nfd-file", required_argument, nullptr, kOptNfdFile},
+      {"once", no_argument, nullptr, kOptOnce},
+      {"kubeconfig", required_argument, nullptr, kOptKubeconfig},
+      {"node-name", required_argument, nullptr, kOptNodeName},
+      {"resync", required_argument, nullptr, kOptResync},
+      {"insecure-skip-tls-verify", no_argument, nullptr, kOptInsecure},
+      {"metrics-addr", required_argument, nullptr, kOptMetricsAddr},
       {"config", required_argument, nullptr, kOptConfig},
       {"udev", no_argument, nullptr, kOptUdev},
       {"no-udev", no_argument, nullptr, kOptNoUdev},
@@ -124,8 +156,8 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
         break;
       case kOptOutput:
         opts.output = optarg;
-        if (opts.output != "text" && opts.output != "json") {
-          UsageError("--output '" + opts.output + "': expected text or json");
+        if (opts.output != "text" && opts.output != "json" && opts.output != "nfd") {
+          UsageError("--output '" + opts.output + "': expected text, json or nfd");
           return kExitUsage;
         }
         break;
@@ -138,6 +170,22 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
           return kExitUsage;
         }
         break;
+      case kOptNfdFile: opts.agent.nfd_file = optarg; break;
+      case kOptOnce: opts.agent.once = true; break;
+      case kOptKubeconfig: opts.agent.kubeconfig = optarg; break;
+      case kOptNodeName: opts.agent.node_name = optarg; break;
+      case kOptResync: {
+        char* end = nullptr;
+        long seconds = std::strtol(optarg, &end, 10);
+        if (*optarg == '\0' || *end != '\0' || seconds < 1 || seconds > 86400) {
+          UsageError(std::string("--resync '") + optarg + "': expected seconds, 1 to 86400");
+          return kExitUsage;
+        }
+        opts.agent.resync = std::chrono::seconds(seconds);
+        break;
+      }
+      case kOptInsecure: opts.agent.insecure_skip_tls_verify = true; break;
+      case kOptMetricsAddr: opts.agent.metrics_addr = optarg; break;
       case kOptConfig: opts.discovery.rule_files.emplace_back(optarg); break;
       case kOptUdev: opts.discovery.udev = true; break;
       case kOptNoUdev: opts.discovery.udev = false; break;
@@ -264,13 +312,34 @@ void SetUpLogging(const std::string& level) {
 }  // namespace
 
 int RunLabellerCli(int argc, char** argv) {
+  return RunLabellerCli(argc, argv, [](const AgentCliOptions&, char** args) {
+    std::error_code ec;
+    std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    std::filesystem::path agent = self.parent_path() / "edgefd-labeller-agent";
+    if (ec || access(agent.c_str(), X_OK) != 0) {
+      spdlog::error("cannot find {} (installed next to edgefd-labeller), which labels the "
+                    "Node; only --dry-run works without it", agent.string());
+      return kExitFailure;
+    }
+    execv(agent.c_str(), args);
+    spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
+    return kExitFailure;
+  });
+}
+
+int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   Options opts;
   if (auto exit_code = ParseArgs(argc, argv, opts)) return *exit_code;
   SetUpLogging(opts.log_level);
   if (!opts.dry_run) {
-    UsageError("labelling the Node through the API server is not available in this build; "
-               "use --dry-run");
-    return kExitUsage;
+    opts.agent.discovery = opts.discovery;
+    opts.agent.nfd = opts.output == "nfd";
+    opts.agent.rescan = opts.rescan;
+    if (opts.output == "json") {
+      UsageError("--output json prints labels and needs --dry-run");
+      return kExitUsage;
+    }
+    return run_agent(opts.agent, argv);
   }
 
   auto report = Discover(opts.discovery);
@@ -287,7 +356,8 @@ int RunLabellerCli(int argc, char** argv) {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
   Labels labels = RenderLabels(report->inventory);
-  PrintLabels(labels, report->inventory, opts.output);
+  // An NFD feature file is name=value lines, like the text output.
+  PrintLabels(labels, report->inventory, opts.output == "nfd" ? "text" : opts.output);
   if (opts.watch) {
     std::fflush(stdout);
     return WatchLoop(opts, std::move(labels));

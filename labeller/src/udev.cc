@@ -242,12 +242,16 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
   return out;
 }
 
+bool UsesUdev(const DiscoveryOptions& options) {
+  return options.udev.value_or(options.root == "/" && !options.dtb);
+}
+
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report) {
   auto rules = LoadRules(options.rule_files);
   if (!rules) return rules.error();
   std::vector<UdevRecord> records;
   // Like the CPU source, a --dtb (some other board) never mixes in this host's devices.
-  if (options.udev.value_or(options.root == "/" && !options.dtb)) {
+  if (UsesUdev(options)) {
     auto enumerated = EnumerateUdev(UdevSubsystems(*rules));
     if (enumerated) {
       records = std::move(*enumerated);

@@ -55,6 +55,10 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
                                  const std::vector<UdevRecord>& records,
                                  const std::vector<DtNodeInfo>& dt_nodes);
 
+/// Whether Discover() enumerates udev for these options: `options.udev`, by default on only
+/// when `root` is "/" and there is no `dtb`.
+bool UsesUdev(const DiscoveryOptions& options);
+
 /// The accelerator/camera source of Discover(): loads the rules (built-in + `rule_files`;
 /// a bad file is an error), enumerates udev when `options.udev` says so and fills
 /// `report.inventory.devices` from udev and the already-read devicetree nodes.
