@@ -12,10 +12,10 @@
 
 #include "edgefd/cli.h"
 #include "edgefd/deviceplugin/feed.h"
-#include "edgefd/deviceplugin/http.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/discovery.h"
+#include "edgefd/http_endpoint.h"
 #include "edgefd/rules.h"
 #include "edgefd/udev.h"
 
@@ -222,32 +222,38 @@ int RunDevicePluginCli(int argc, char** argv) {
     std::cerr << "edgefd-deviceplugin: " << s.error().message << "\n";
     return kExitFailure;
   }
-  HttpResponder http([&](const std::string& path) -> HttpResponse {
-    if (path == "/metrics") {
-      return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
-    }
-    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
-    if (path == "/readyz") {
-      // Ready once the kubelet has every resource (a node with none is ready as is).
-      bool ready = registry.ResourceNames().empty() || metrics.AllRegistered();
-      return {ready ? 200 : 503, "text/plain; charset=utf-8",
-              ready ? "ok\n" : "not registered with the kubelet yet\n"};
-    }
-    return {404, "text/plain; charset=utf-8", "not found\n"};
-  });
+  std::unique_ptr<HttpEndpoint> http;
   if (flags.metrics_address != "none" && !flags.metrics_address.empty()) {
-    if (Status s = http.Start(flags.metrics_address); !s) {
-      std::cerr << "edgefd-deviceplugin: " << s.error().message << "\n";
+    auto endpoint = HttpEndpoint::Start(
+        flags.metrics_address,
+        [&](std::string_view path) -> HttpReply {
+          if (path == "/metrics") {
+            return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
+          }
+          if (path == "/healthz") return {200, "text/plain", "ok\n"};
+          if (path == "/readyz") {
+            // Ready once the kubelet has every resource (a node with none is ready as is).
+            if (registry.ResourceNames().empty() || metrics.AllRegistered()) {
+              return {200, "text/plain", "ok\n"};
+            }
+            return {503, "text/plain", "not registered with the kubelet yet\n"};
+          }
+          return {404, "text/plain", "not found\n"};
+        },
+        "--metrics-address");
+    if (!endpoint) {
+      std::cerr << "edgefd-deviceplugin: " << endpoint.error().message << "\n";
       server.Stop();
       return kExitUsage;
     }
-    spdlog::info("metrics on {} (port {})", flags.metrics_address, http.port());
+    http = std::move(*endpoint);
+    spdlog::info("metrics on {} (port {})", flags.metrics_address, http->port());
   }
 
   int signal = 0;
   sigwait(&stop_signals, &signal);
   spdlog::info("signal {}: stopping", signal);
-  http.Stop();
+  http.reset();
   feed.Stop();
   server.Stop();
   return kExitOk;
