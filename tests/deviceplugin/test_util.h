@@ -7,10 +7,13 @@
 #include <mutex>
 #include <string>
 
+#include "../labeller/manual_change_source.h"
 #include "edgefd/inventory.h"
 #include "edgefd/watch.h"
 
 namespace edgefd::deviceplugin::testing {
+
+using ::edgefd::testing::ManualChangeSource;
 
 /// A fresh directory under /tmp (short, so unix socket paths fit), removed at the end.
 class TempDir {
@@ -27,28 +30,6 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
-};
-
-/// A ChangeSource the test fires by hand, standing in for the udev monitor.
-class ManualChangeSource final : public ChangeSource {
- public:
-  Status Start(std::function<void()> on_change) override {
-    std::lock_guard lock(mu_);
-    on_change_ = std::move(on_change);
-    return Ok{};
-  }
-  void Stop() override {
-    std::lock_guard lock(mu_);
-    on_change_ = nullptr;
-  }
-  void Fire() {
-    std::lock_guard lock(mu_);
-    if (on_change_) on_change_();
-  }
-
- private:
-  std::mutex mu_;
-  std::function<void()> on_change_;
 };
 
 /// An RK3399-like node: cores 0-3 little (cluster 0), 4-5 big (cluster 1), NUMA node 0,
