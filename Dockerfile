@@ -19,7 +19,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       libcpprest2.10 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libfdt1 libudev1 \
-      libgrpc++1.51 libprotobuf32 libdnnl2 ca-certificates \
+      libgrpc++1.51 libprotobuf32 libprotobuf-lite32 libdnnl2 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 edgefd \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

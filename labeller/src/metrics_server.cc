@@ -1,38 +1,11 @@
-// The agent's health and metrics endpoint: a few lines of HTTP on one thread, so the agent
-// needs no HTTP server library and stays small.
-#include <netdb.h>
-#include <poll.h>
-#include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <unistd.h>
+// The agent's health and metrics endpoint, served by the shared HttpEndpoint.
+#include <cstdio>
 
-#include <cerrno>
-#include <cstring>
-#include <thread>
-
-#include "edgefd/http_wire.h"
+#include "edgefd/http_endpoint.h"
 #include "edgefd/metrics.h"
 
 namespace edgefd {
 namespace {
-
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  Fd& operator=(Fd&& other) noexcept {
-    std::swap(fd_, other.fd_);
-    return *this;
-  }
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 void AppendMetric(std::string& out, const char* name, const char* type, const char* help,
                   double value) {
@@ -45,84 +18,12 @@ void AppendMetric(std::string& out, const char* name, const char* type, const ch
 
 class HealthServerImpl final : public HealthServer {
  public:
-  HealthServerImpl(Fd listener, uint16_t port, const AgentMetrics& metrics)
-      : listener_(std::move(listener)),
-        stop_(eventfd(0, EFD_CLOEXEC)),
-        port_(port),
-        metrics_(metrics),
-        thread_([this] { Serve(); }) {}
-
-  ~HealthServerImpl() override {
-    uint64_t one = 1;
-    ssize_t ignored = write(stop_.get(), &one, sizeof one);
-    (void)ignored;
-    thread_.join();
-  }
-
-  uint16_t port() const override { return port_; }
+  explicit HealthServerImpl(std::unique_ptr<HttpEndpoint> endpoint)
+      : endpoint_(std::move(endpoint)) {}
+  uint16_t port() const override { return endpoint_->port(); }
 
  private:
-  void Serve() {
-    pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    while (true) {
-      if (poll(fds, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        spdlog::error("metrics endpoint: poll: {}", std::strerror(errno));
-        return;
-      }
-      if (fds[1].revents != 0) return;
-      if (fds[0].revents != 0) {
-        Fd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-        if (conn.get() >= 0) Handle(conn.get());
-      }
-    }
-  }
-
-  // One request per connection; probes and scrapers reconnect anyway.
-  void Handle(int fd) {
-    timeval tv{2, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    std::string pending;
-    auto request = ReadHttpRequest(
-        [fd](char* buf, size_t n) { return static_cast<long>(recv(fd, buf, n, 0)); }, pending,
-        16 * 1024);
-    std::string response;
-    if (!request || !*request) {
-      response = FormatHttpResponse(400, "text/plain", "bad request\n", {}, true);
-    } else {
-      const HttpRequest& req = **request;
-      std::string_view path = req.Path();
-      if (req.method != "GET" && req.method != "HEAD") {
-        response =
-            FormatHttpResponse(405, "text/plain", "only GET\n", "Allow: GET, HEAD\r\n", true);
-      } else if (path == "/healthz") {
-        response = FormatHttpResponse(200, "text/plain", "ok\n", {}, true);
-      } else if (path == "/readyz") {
-        response = metrics_.ready
-                       ? FormatHttpResponse(200, "text/plain", "ok\n", {}, true)
-                       : FormatHttpResponse(503, "text/plain",
-                                            "not ready: no successful reconcile yet\n", {}, true);
-      } else if (path == "/metrics") {
-        response = FormatHttpResponse(200, "text/plain; version=0.0.4; charset=utf-8",
-                                      RenderPrometheus(metrics_), {}, true);
-      } else {
-        response = FormatHttpResponse(404, "text/plain", "not found\n", {}, true);
-      }
-      if (req.method == "HEAD") response.resize(response.find("\r\n\r\n") + 4);
-    }
-    for (size_t off = 0; off < response.size();) {
-      ssize_t n = send(fd, response.data() + off, response.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) break;
-      off += static_cast<size_t>(n);
-    }
-  }
-
-  Fd listener_;
-  Fd stop_;
-  uint16_t port_;
-  const AgentMetrics& metrics_;
-  std::thread thread_;
+  std::unique_ptr<HttpEndpoint> endpoint_;
 };
 
 }  // namespace
@@ -154,44 +55,22 @@ std::string RenderPrometheus(const AgentMetrics& m) {
 
 Result<std::unique_ptr<HealthServer>> HealthServer::Start(const std::string& address,
                                                           const AgentMetrics& metrics) {
-  const std::string where = "--metrics-addr '" + address + "'";
-  size_t colon = address.rfind(':');
-  if (colon == std::string::npos) return Error{where + ": expected HOST:PORT or :PORT"};
-  std::string host = address.substr(0, colon);
-  std::string port = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
-      rc != 0) {
-    return Error{where + ": " + gai_strerror(rc)};
-  }
-  std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(found, &freeaddrinfo);
-  std::string last_error = "no address";
-  for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
-    Fd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
-    if (fd.get() < 0) continue;
-    int one = 1;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd.get(), 16) != 0) {
-      last_error = std::strerror(errno);
-      continue;
-    }
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &len);
-    uint16_t bound_port =
-        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    return std::unique_ptr<HealthServer>(
-        std::make_unique<HealthServerImpl>(std::move(fd), bound_port, metrics));
-  }
-  return Error{where + ": cannot listen: " + last_error};
+  auto endpoint = HttpEndpoint::Start(
+      address,
+      [&metrics](std::string_view path) -> HttpReply {
+        if (path == "/healthz") return {200, "text/plain", "ok\n"};
+        if (path == "/readyz") {
+          if (metrics.ready) return {200, "text/plain", "ok\n"};
+          return {503, "text/plain", "not ready: no successful reconcile yet\n"};
+        }
+        if (path == "/metrics") {
+          return {200, "text/plain; version=0.0.4; charset=utf-8", RenderPrometheus(metrics)};
+        }
+        return {404, "text/plain", "not found\n"};
+      },
+      "--metrics-addr");
+  if (!endpoint) return endpoint.error();
+  return std::unique_ptr<HealthServer>(std::make_unique<HealthServerImpl>(std::move(*endpoint)));
 }
 
 }  // namespace edgefd

@@ -19,6 +19,7 @@
 #include "edgefd/inventory.h"
 #include "edgefd/result.h"
 #include "edgefd/watch.h"
+#include "manual_change_source.h"
 
 namespace edgefd::testing {
 
@@ -40,33 +41,6 @@ std::filesystem::path MakeTempDir(const std::string& prefix);
 /// Reads / writes a whole file (test helpers).
 std::string ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::string& content);
-
-/// A ChangeSource fired by hand: the udev monitor's stand-in in tests and benches.
-class ManualChangeSource final : public ChangeSource {
- public:
-  Status Start(std::function<void()> on_change) override {
-    std::lock_guard lock(mu_);
-    on_change_ = std::move(on_change);
-    return Ok{};
-  }
-  void Stop() override {
-    std::lock_guard lock(mu_);
-    on_change_ = nullptr;
-  }
-  /// Calls the subscriber, as a coalesced burst of udev events would.
-  void Fire() {
-    std::function<void()> cb;
-    {
-      std::lock_guard lock(mu_);
-      cb = on_change_;
-    }
-    if (cb) cb();
-  }
-
- private:
-  std::mutex mu_;
-  std::function<void()> on_change_;
-};
 
 class FakeApiServer {
  public:
