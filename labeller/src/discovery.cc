@@ -2,19 +2,41 @@
 
 #include <system_error>
 
+#include "edgefd/cpu.h"
 #include "edgefd/devicetree.h"
+#include "edgefd/udev.h"
 
 namespace edgefd {
 namespace fs = std::filesystem;
 
 namespace {
 
+// The properties discovery reads; a live tree has thousands of property files and reading
+// only these keeps a DaemonSet rescan cheap.
+bool DiscoveryProperty(std::string_view name) {
+  static constexpr std::string_view kNames[] = {
+      "compatible", "status", "model", "device_type", "reg", "phandle", "linux,phandle",
+      "capacity-dmips-mhz", "operating-points-v2", "operating-points", "opp-hz",
+      "opp-supported-hw", "clock-frequency", "cpu", "numa-node-id", "#address-cells",
+      "#size-cells", "enable-method"};
+  for (std::string_view n : kNames) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+DtLimits DiscoveryReadOptions() {
+  DtLimits limits;
+  limits.keep_property = DiscoveryProperty;
+  return limits;
+}
+
 // Finds and reads the devicetree: --dtb, else the live directory tree, else the kernel's
 // flattened copy. Returns nullopt (not an error) when the node has none, as on x86.
 Result<std::optional<DtNode>> LoadDeviceTree(const DiscoveryOptions& options,
                                              DiscoveryReport& report) {
   if (options.dtb) {
-    auto tree = ReadDeviceTreeBlobFile(*options.dtb);
+    auto tree = ReadDeviceTreeBlobFile(*options.dtb, DiscoveryReadOptions());
     if (!tree) return tree.error();
     report.devicetree_source = options.dtb->string();
     return std::optional<DtNode>(std::move(*tree));
@@ -22,14 +44,14 @@ Result<std::optional<DtNode>> LoadDeviceTree(const DiscoveryOptions& options,
   std::error_code ec;
   fs::path live = options.root / "sys/firmware/devicetree/base";
   if (fs::is_directory(live, ec)) {
-    auto tree = ReadDeviceTreeDir(live, &report.warnings);
+    auto tree = ReadDeviceTreeDir(live, &report.warnings, DiscoveryReadOptions());
     if (!tree) return tree.error();
     report.devicetree_source = live.string();
     return std::optional<DtNode>(std::move(*tree));
   }
   fs::path blob = options.root / "sys/firmware/fdt";
   if (fs::exists(blob, ec)) {
-    auto tree = ReadDeviceTreeBlobFile(blob);
+    auto tree = ReadDeviceTreeBlobFile(blob, DiscoveryReadOptions());
     if (!tree) return tree.error();
     report.devicetree_source = blob.string();
     return std::optional<DtNode>(std::move(*tree));
@@ -51,6 +73,12 @@ Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
     names.insert(names.end(), options.extra_node_names.begin(), options.extra_node_names.end());
     inv.dt_nodes = ExtractNamedNodes(root, names);
   }
+  // A --dtb describes some other board: never mix in this host's sysfs.
+  const DtNode* dt = *tree ? &**tree : nullptr;
+  inv.cpu = options.dtb ? CpuTopologyFromDeviceTree(*dt, &report.warnings)
+                        : ReadCpuTopology(options.root, dt, &report.warnings);
+  // Accelerators and cameras: udev devices merged with the devicetree nodes read above.
+  if (auto status = DiscoverUdevDevices(options, report); !status) return status.error();
   return report;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,11 +37,15 @@ struct DtNode {
   std::string BaseName() const;
 };
 
-/// Limits that keep a hostile tree from exhausting the reader.
+/// How to read a tree: limits that keep a hostile tree from exhausting the reader, and which
+/// properties to keep.
 struct DtLimits {
   int max_depth = 64;
   size_t max_nodes = 200000;
   size_t max_property_bytes = 1 << 20;
+  /// When set, only properties it accepts are read (a live tree has thousands of files and
+  /// discovery needs a handful of names); empty reads everything.
+  std::function<bool(std::string_view property)> keep_property;
 };
 
 /// Reads the kernel's directory form (`/sys/firmware/devicetree/base`): a directory per node,

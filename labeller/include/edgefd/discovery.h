@@ -16,6 +16,10 @@ struct DiscoveryOptions {
   std::optional<std::filesystem::path> dtb;    ///< read this blob instead of the live tree
   std::vector<std::string> extra_node_names;   ///< `--node NAME`, added to cpu/gpu/npu
   std::vector<std::filesystem::path> rule_files;  ///< `--config FILE`, over the built-in rules
+  /// Enumerate accelerators and cameras with libudev. libudev always reads the process's own
+  /// /sys and /run/udev (umockdev redirects them in tests), so the default is on only when
+  /// `root` is "/" and there is no `dtb`; the DaemonSet (root /host) passes `--udev`.
+  std::optional<bool> udev;
 };
 
 /// The inventory plus what discovery had to say about it.

@@ -69,6 +69,7 @@ struct CpuTopology {
 /// An accelerator or camera found by a rule.
 struct Device {
   std::string rule;                   ///< rule name: "movidius-ncs", "edgetpu", "camera"
+  bool camera = false;                ///< found by a `kind: camera` rule (counted as a camera)
   std::string id;                     ///< stable: USB port path, PCI address or devicetree path
   std::string subsystem;              ///< "usb", "pci", "video4linux", "devicetree", ...
   std::string syspath;                ///< udev syspath or devicetree path

@@ -1,0 +1,333 @@
+// Device-plugin figures against the stand-in kubelet over real gRPC on unix sockets:
+//   allocate      Allocate round trip (2 cores), median and p99      target p99 < 1 ms
+//   change        hardware change reported → new list in the kubelet's
+//                 ListAndWatch stream, median and p99                 target p99 < 50 ms
+//   reregister    kubelet restart (sockets wiped, kubelet.sock recreated) →
+//                 every resource registered and streaming again      target < 1 s
+//   idle_rss      resident memory of the real binary, registered and idle  target < 15 MiB
+//   udev          under umockdev (real libudev): uevent sent → new list in the kubelet's
+//                 ListAndWatch stream, through HotplugWatcher's default coalescing and a
+//                 full Discover(); a Coral USB plugged and pulled in turn  target p99 < 50 ms
+//                 (runs itself again with umockdev's preload library for this part)
+// Usage: deviceplugin_bench [--json] [--quick] [--verbose]
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "edgefd/deviceplugin/feed.h"
+#include "edgefd/deviceplugin/plugin_server.h"
+#include "edgefd/discovery.h"
+#include "edgefd/udev.h"
+#include "fake_kubelet.h"
+#include "test_util.h"
+#include "umockdev_testbed.h"
+
+namespace edgefd::deviceplugin {
+namespace {
+
+using testing::BigLittleInventory;
+using testing::FakeKubelet;
+using testing::ManualChangeSource;
+using testing::TempDir;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using Ms = std::chrono::duration<double, std::milli>;
+
+struct Stats {
+  double median = 0, p99 = 0, max = 0;
+  size_t n = 0;
+};
+
+Stats Summarise(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) return s;
+  std::sort(v.begin(), v.end());
+  s.n = v.size();
+  s.median = v[v.size() / 2];
+  s.p99 = v[std::min(v.size() - 1, static_cast<size_t>(v.size() * 0.99))];
+  s.max = v.back();
+  return s;
+}
+
+constexpr const char* kNcs = "edgefd.io/movidius-ncs";
+constexpr const char* kLittle = "edgefd.io/little-cpu";
+
+bool Streaming(const FakeKubelet::Endpoint& ep) { return !ep.lists.empty(); }
+
+std::string HealthOf(const v1beta1::ListAndWatchResponse& list, const std::string& id) {
+  for (const auto& d : list.devices()) {
+    if (d.id() == id) return d.health();
+  }
+  return "";
+}
+
+long RssKiB(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// The umockdev part, in a process started with umockdev's preload library. Prints
+// "n median p99 max" in milliseconds.
+int UdevPhase(int events) {
+  edgefd::testing::Testbed tb;
+  if (!tb.Plug("host.umockdev")) return 1;
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  if (!kubelet.Start()) return 1;
+  InventoryRegistry registry;
+  HotplugWatcher watcher{WatchOptions{}};
+  DiscoveryOptions options;
+  options.root = tb.Root();
+  options.udev = true;
+  InventoryFeed feed(
+      registry,
+      [&]() -> Result<Inventory> {
+        auto report = Discover(options);
+        if (!report) return report.error();
+        return std::move(report->inventory);
+      },
+      watcher);
+  if (!feed.Start() || watcher.mode() != "udev monitor") {
+    std::cerr << "udev monitor unavailable under umockdev\n";
+    return 1;
+  }
+  PluginServerOptions server_options;
+  server_options.kubelet_dir = dir.path();
+  PluginServer server(registry, server_options);
+  if (!server.Start()) return 1;
+  const std::string kTpu = "edgefd.io/edgetpu";
+  const std::string stick = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3";
+  std::vector<double> latency;
+  for (int i = 0; i <= events; ++i) {
+    const bool plug = i % 2 == 0;
+    Clock::time_point t0;
+    if (plug) {
+      t0 = Clock::now();  // umockdev writes the device, then sends its uevent
+      if (!tb.Plug("coral-usb-runtime.umockdev")) return 1;
+    } else {
+      tb.Unplug(stick, [&] { t0 = Clock::now(); });
+    }
+    const std::string want = plug ? "Healthy" : "Unhealthy";
+    Clock::time_point arrived{};
+    if (!kubelet.WaitFor(kTpu, [&](const auto& ep) {
+          if (ep.lists.empty() || HealthOf(ep.lists.back(), "1-3") != want) return false;
+          arrived = ep.list_times.back();
+          return true;
+        })) {
+      std::cerr << "udev event " << i << " never reached the stream\n";
+      return 1;
+    }
+    if (i > 0) latency.push_back(Ms(arrived - t0).count());  // the first also registers
+  }
+  server.Stop();
+  feed.Stop();
+  Stats st = Summarise(latency);
+  std::printf("%zu %.4f %.4f %.4f\n", st.n, st.median, st.p99, st.max);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  bool json = false, quick = false, verbose = false;
+  if (argc == 3 && std::string(argv[1]) == "--udev-phase") {
+    spdlog::set_level(spdlog::level::warn);
+    return UdevPhase(std::atoi(argv[2]));
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--json")
+      json = true;
+    else if (a == "--quick")
+      quick = true;
+    else if (a == "--verbose")
+      verbose = true;
+    else {
+      std::cerr << "usage: deviceplugin_bench [--json] [--quick] [--verbose]\n";
+      return 2;
+    }
+  }
+  spdlog::set_level(verbose ? spdlog::level::info : spdlog::level::warn);
+  const int n_alloc = quick ? 500 : 5000;
+  const int n_change = quick ? 100 : 1000;
+  const int n_restart = quick ? 10 : 50;
+
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  if (!kubelet.Start()) return 1;
+  std::mutex mu;
+  Inventory hardware = BigLittleInventory(2);
+  InventoryRegistry registry;
+  ManualChangeSource changes;
+  InventoryFeed feed(
+      registry,
+      [&]() -> Result<Inventory> {
+        std::lock_guard lock(mu);
+        return hardware;
+      },
+      changes);
+  if (!feed.Start()) return 1;
+  PluginServerOptions options;
+  options.kubelet_dir = dir.path();
+  PluginServer server(registry, options);
+  if (auto s = server.Start(); !s) {
+    std::cerr << s.error().message << "\n";
+    return 1;
+  }
+  for (const char* r : {"edgefd.io/big-cpu", kLittle, kNcs}) {
+    if (!kubelet.WaitFor(r, Streaming)) {
+      std::cerr << "no registration of " << r << "\n";
+      return 1;
+    }
+  }
+
+  // Allocate: what the kubelet does at container creation.
+  std::vector<double> alloc;
+  {
+    auto stub = kubelet.Dial(kLittle);
+    v1beta1::AllocateRequest req;
+    req.add_container_requests()->add_devices_ids("cpu0");
+    req.mutable_container_requests(0)->add_devices_ids("cpu1");
+    for (int i = 0; i < n_alloc + 100; ++i) {
+      v1beta1::AllocateResponse resp;
+      grpc::ClientContext ctx;
+      auto t0 = Clock::now();
+      auto s = stub->Allocate(&ctx, req, &resp);
+      auto t1 = Clock::now();
+      if (!s.ok()) return 1;
+      if (i >= 100) alloc.push_back(Ms(t1 - t0).count());  // first 100 warm up
+    }
+  }
+
+  // Change → ListAndWatch: stick 1-1.2 unplugged / plugged in turn.
+  std::vector<double> change;
+  for (int i = 0; i < n_change; ++i) {
+    const bool present = i % 2 == 1;
+    {
+      std::lock_guard lock(mu);
+      hardware = BigLittleInventory(present ? 2 : 1);
+    }
+    const std::string want = present ? "Healthy" : "Unhealthy";
+    auto t0 = Clock::now();
+    changes.Fire();
+    Clock::time_point arrived{};
+    if (!kubelet.WaitFor(kNcs, [&](const auto& ep) {
+          if (ep.lists.empty() || HealthOf(ep.lists.back(), "1-1.2") != want) return false;
+          arrived = ep.list_times.back();
+          return true;
+        })) {
+      std::cerr << "change " << i << " never reached the stream\n";
+      return 1;
+    }
+    change.push_back(Ms(arrived - t0).count());
+  }
+
+  // Kubelet restarts.
+  std::vector<double> rereg;
+  for (int i = 0; i < n_restart; ++i) {
+    int before = kubelet.Get(kNcs)->registrations;
+    auto t0 = Clock::now();
+    kubelet.Restart();
+    Clock::time_point last{};
+    for (const char* r : {"edgefd.io/big-cpu", kLittle, kNcs}) {
+      if (!kubelet.WaitFor(r, [&](const auto& ep) {
+            if (ep.registrations <= before || ep.lists.empty() ||
+                ep.list_times.back() < ep.registered_at) {
+              return false;
+            }
+            last = std::max(last, ep.list_times.back());
+            return true;
+          })) {
+        std::cerr << "restart " << i << ": " << r << " not registered again\n";
+        return 1;
+      }
+    }
+    rereg.push_back(Ms(last - t0).count());
+  }
+  server.Stop();
+  feed.Stop();
+  kubelet.Stop();
+
+  // Idle RSS of the real binary, registered with three resources.
+  long rss_kib = -1;
+  {
+    TempDir d2;
+    FakeKubelet k2(d2.path());
+    k2.Start();
+    const std::string bin = EDGEFD_DEVICEPLUGIN_BIN;
+    const std::string inv = std::string(EDGEFD_TESTDATA_DIR) + "/deviceplugin/rk3399-ncs.yaml";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::execl(bin.c_str(), bin.c_str(), "--kubelet-dir", d2.path().c_str(), "--inventory",
+              inv.c_str(), "--metrics-address", "127.0.0.1:0", "--log-level", "warn", nullptr);
+      ::_exit(127);
+    }
+    bool ok = true;
+    for (const char* r : {"edgefd.io/big-cpu", kLittle, kNcs}) ok = ok && k2.WaitFor(r, Streaming);
+    if (ok) {
+      std::this_thread::sleep_for(std::chrono::seconds(2));  // let it settle into idle
+      rss_kib = RssKiB(pid);
+    }
+    ::kill(pid, SIGTERM);
+    int status;
+    ::waitpid(pid, &status, 0);
+  }
+
+  // udev → ListAndWatch under umockdev, in a child with the preload library.
+  Stats u;
+  {
+    std::string cmd = std::string("LD_PRELOAD=") + EDGEFD_UMOCKDEV_PRELOAD + " " +
+                      fs::read_symlink("/proc/self/exe").string() + " --udev-phase " +
+                      std::to_string(quick ? 50 : 500);
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr || std::fscanf(p, "%zu %lf %lf %lf", &u.n, &u.median, &u.p99, &u.max) != 4) {
+      std::cerr << "the umockdev part failed\n";
+    }
+    if (p != nullptr) ::pclose(p);
+  }
+
+  Stats a = Summarise(alloc), c = Summarise(change), r = Summarise(rereg);
+  if (json) {
+    std::printf(
+        "{\"allocate_ms\":{\"n\":%zu,\"median\":%.4f,\"p99\":%.4f,\"max\":%.4f},"
+        "\"change_to_list_ms\":{\"n\":%zu,\"median\":%.4f,\"p99\":%.4f,\"max\":%.4f},"
+        "\"reregister_ms\":{\"n\":%zu,\"median\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+        "\"idle_rss_mib\":%.2f,"
+        "\"udev_to_list_ms\":{\"n\":%zu,\"median\":%.4f,\"p99\":%.4f,\"max\":%.4f}}\n",
+        a.n, a.median, a.p99, a.max, c.n, c.median, c.p99, c.max, r.n, r.median, r.p99, r.max,
+        rss_kib / 1024.0, u.n, u.median, u.p99, u.max);
+  } else {
+    std::printf(
+        "allocate (2 cores)        n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 1 ms)\n", a.n,
+        a.median, a.p99);
+    std::printf(
+        "change -> ListAndWatch    n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 50 ms)\n", c.n,
+        c.median, c.p99);
+    std::printf(
+        "kubelet restart -> registered+streaming  n=%zu median %.1f ms  max %.1f ms  (target < 1 "
+        "s)\n",
+        r.n, r.median, r.max);
+    std::printf("idle RSS (real binary, 3 resources)       %.1f MiB  (target < 15 MiB)\n",
+                rss_kib / 1024.0);
+    std::printf(
+        "udev event -> ListAndWatch (umockdev)     n=%zu median %.3f ms  p99 %.3f ms  (target p99 "
+        "< 50 ms)\n",
+        u.n, u.median, u.p99);
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace edgefd::deviceplugin
+
+int main(int argc, char** argv) { return edgefd::deviceplugin::Main(argc, argv); }

@@ -1,0 +1,46 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+namespace edgefd::deviceplugin {
+
+/// Counters of the device plugin, rendered in the Prometheus text format on /metrics.
+/// Every method is safe from any thread.
+class Metrics {
+ public:
+  void CountAllocate(const std::string& resource, bool ok);
+  void CountRegistration(const std::string& resource, bool ok);
+  void CountKubeletRestart() { kubelet_restarts_.fetch_add(1, std::memory_order_relaxed); }
+  void CountInventoryRefresh(bool ok);
+  void SetDevices(const std::string& resource, int healthy, int unhealthy);
+  void SetRegistered(const std::string& resource, bool registered);
+  void AddWatchStreams(int delta) { watch_streams_.fetch_add(delta, std::memory_order_relaxed); }
+
+  /// True once every known resource is registered with the kubelet (and at least one is).
+  bool AllRegistered() const;
+  /// The Prometheus text exposition of every counter.
+  std::string Render() const;
+
+ private:
+  struct PerResource {
+    uint64_t allocations = 0;
+    uint64_t allocation_errors = 0;
+    uint64_t registrations = 0;
+    uint64_t registration_failures = 0;
+    int healthy = 0;
+    int unhealthy = 0;
+    bool registered = false;
+  };
+  mutable std::mutex mu_;
+  std::map<std::string, PerResource> resources_;
+  uint64_t refreshes_ = 0;
+  uint64_t refresh_failures_ = 0;
+  std::atomic<uint64_t> kubelet_restarts_{0};
+  std::atomic<int64_t> watch_streams_{0};
+};
+
+}  // namespace edgefd::deviceplugin

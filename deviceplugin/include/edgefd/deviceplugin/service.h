@@ -1,0 +1,74 @@
+#pragma once
+
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "edgefd/deviceplugin/metrics.h"
+#include "edgefd/deviceplugin/registry.h"
+#include "v1beta1/api.grpc.pb.h"
+
+namespace edgefd::deviceplugin {
+
+/// The options edgefd registers with and GetDevicePluginOptions returns (they must agree):
+/// no PreStartContainer, GetPreferredAllocation available.
+v1beta1::DevicePluginOptions PluginOptions();
+
+/// Fills `out` with the kubelet's view of `snapshot`'s devices (ID, health, NUMA topology).
+void FillListAndWatchResponse(const ResourceSnapshot& snapshot, v1beta1::ListAndWatchResponse& out);
+
+/// Answers one container's Allocate request from `snapshot`: a DeviceSpec (host path =
+/// container path, "rw") per device node and the contract's environment variable. An ID
+/// the resource does not know, or a device that is gone or unhealthy, is an error naming it.
+grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
+                               const v1beta1::ContainerAllocateRequest& request,
+                               v1beta1::ContainerAllocateResponse& response);
+
+/// The DevicePlugin gRPC service for one resource. It only reads the registry and knows
+/// nothing about sockets or the kubelet's lifecycle (PluginServer owns those). Uses the
+/// callback API, so an open ListAndWatch stream costs no thread: a registry change pushes
+/// the new list to every open stream at once.
+class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService {
+ public:
+  /// `registry` and `metrics` (may be null) must outlive the service.
+  DevicePluginService(DeviceRegistry& registry, std::string resource, Metrics* metrics);
+  ~DevicePluginService() override;
+  DevicePluginService(const DevicePluginService&) = delete;
+  DevicePluginService& operator=(const DevicePluginService&) = delete;
+
+  /// Ends every open ListAndWatch stream (the server is about to go away).
+  void FinishStreams();
+
+  const std::string& resource() const { return resource_; }
+
+  grpc::ServerUnaryReactor* GetDevicePluginOptions(grpc::CallbackServerContext* context,
+                                                   const v1beta1::Empty* request,
+                                                   v1beta1::DevicePluginOptions* response) override;
+  grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse>* ListAndWatch(
+      grpc::CallbackServerContext* context, const v1beta1::Empty* request) override;
+  grpc::ServerUnaryReactor* GetPreferredAllocation(
+      grpc::CallbackServerContext* context, const v1beta1::PreferredAllocationRequest* request,
+      v1beta1::PreferredAllocationResponse* response) override;
+  grpc::ServerUnaryReactor* Allocate(grpc::CallbackServerContext* context,
+                                     const v1beta1::AllocateRequest* request,
+                                     v1beta1::AllocateResponse* response) override;
+  grpc::ServerUnaryReactor* PreStartContainer(
+      grpc::CallbackServerContext* context, const v1beta1::PreStartContainerRequest* request,
+      v1beta1::PreStartContainerResponse* response) override;
+
+ private:
+  class Watch;
+  friend class Watch;
+  void OnRegistryChange(const std::string& resource);
+  void Forget(Watch* watch);
+
+  DeviceRegistry& registry_;
+  const std::string resource_;
+  Metrics* metrics_;
+  int listener_ = 0;
+  std::mutex mu_;             // guards watches_ and finishing_
+  std::set<Watch*> watches_;  // open ListAndWatch streams
+  bool finishing_ = false;
+};
+
+}  // namespace edgefd::deviceplugin

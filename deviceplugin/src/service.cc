@@ -1,0 +1,264 @@
+#include "edgefd/deviceplugin/service.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "edgefd/deviceplugin/preferred.h"
+
+namespace edgefd::deviceplugin {
+
+v1beta1::DevicePluginOptions PluginOptions() {
+  v1beta1::DevicePluginOptions options;
+  options.set_pre_start_required(false);
+  options.set_get_preferred_allocation_available(true);
+  return options;
+}
+
+void FillListAndWatchResponse(const ResourceSnapshot& snapshot,
+                              v1beta1::ListAndWatchResponse& out) {
+  out.Clear();
+  for (const PluginDevice& d : snapshot.devices) {
+    v1beta1::Device* dev = out.add_devices();
+    dev->set_id(d.id);
+    dev->set_health(d.healthy && d.present ? "Healthy" : "Unhealthy");
+    if (d.numa_node >= 0) dev->mutable_topology()->add_nodes()->set_id(d.numa_node);
+  }
+}
+
+grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
+                               const v1beta1::ContainerAllocateRequest& request,
+                               v1beta1::ContainerAllocateResponse& response) {
+  if (request.devices_ids().empty()) {
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            snapshot.resource + ": Allocate request for a container names no device IDs"};
+  }
+  std::vector<const PluginDevice*> devices;
+  for (const std::string& id : request.devices_ids()) {
+    const PluginDevice* d = snapshot.Find(id);
+    if (d == nullptr) {
+      return {grpc::StatusCode::NOT_FOUND,
+              snapshot.resource + ": unknown device ID \"" + id + "\""};
+    }
+    if (!d->present) {
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              snapshot.resource + ": device \"" + id + "\" is gone (removed from the node)"};
+    }
+    if (!d->healthy) {
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              snapshot.resource + ": device \"" + id + "\" is unhealthy"};
+    }
+    if (std::find(devices.begin(), devices.end(), d) == devices.end()) devices.push_back(d);
+  }
+  std::sort(devices.begin(), devices.end(),
+            [](const PluginDevice* a, const PluginDevice* b) { return NaturalLess(a->id, b->id); });
+
+  std::string value;
+  std::vector<std::string> paths;
+  for (const PluginDevice* d : devices) {
+    if (!value.empty()) value += ',';
+    value += snapshot.kind == ResourceKind::kCpu ? std::to_string(d->cpu) : d->id;
+    for (const std::string& node : d->devnodes) {
+      if (std::find(paths.begin(), paths.end(), node) == paths.end()) paths.push_back(node);
+    }
+  }
+  (*response.mutable_envs())[EnvVarName(snapshot)] = value;
+  for (const std::string& path : paths) {
+    v1beta1::DeviceSpec* spec = response.add_devices();
+    spec->set_host_path(path);
+    spec->set_container_path(path);
+    spec->set_permissions("rw");
+  }
+  return grpc::Status::OK;
+}
+
+// One open ListAndWatch stream. At most one write is in flight; a change that arrives during
+// a write is sent when the write completes (only the newest list, never a stale one).
+class DevicePluginService::Watch final
+    : public grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse> {
+ public:
+  explicit Watch(DevicePluginService& service) : service_(service) {}
+
+  /// Sends the current list unless this stream already has it.
+  void Push() {
+    {
+      std::lock_guard lock(mu_);
+      if (finished_ || finish_requested_) return;
+      pending_ = true;
+      if (writing_) return;  // OnWriteDone picks it up
+      if (!PrepareLocked()) return;
+    }
+    StartWrite(&response_);
+  }
+
+  /// Ends the stream with `status` as soon as no write is in flight.
+  void End(grpc::Status status) {
+    {
+      std::lock_guard lock(mu_);
+      if (finished_ || finish_requested_) return;
+      finish_requested_ = true;
+      final_status_ = std::move(status);
+      if (writing_) return;  // OnWriteDone finishes
+      finished_ = true;
+    }
+    Finish(final_status_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool write = false, finish = false;
+    {
+      std::lock_guard lock(mu_);
+      writing_ = false;
+      if (!ok && !finish_requested_) {
+        // The kubelet went away mid-write; OnCancel may or may not follow.
+        finish_requested_ = true;
+        final_status_ = grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed");
+      }
+      if (finish_requested_) {
+        if (!finished_) finish = finished_ = true;
+      } else if (pending_) {
+        write = PrepareLocked();
+      }
+    }
+    if (write) StartWrite(&response_);
+    if (finish) Finish(final_status_);
+  }
+
+  void OnCancel() override { End(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    service_.Forget(this);
+    delete this;
+  }
+
+ private:
+  // Fills response_ with the newest list; false when there is nothing new to send.
+  bool PrepareLocked() {
+    pending_ = false;
+    std::optional<ResourceSnapshot> snapshot = service_.registry_.Snapshot(service_.resource_);
+    if (!snapshot) return false;
+    if (sent_any_ && snapshot->generation == sent_generation_) return false;
+    FillListAndWatchResponse(*snapshot, response_);
+    sent_any_ = true;
+    sent_generation_ = snapshot->generation;
+    writing_ = true;
+    return true;
+  }
+
+  DevicePluginService& service_;
+  std::mutex mu_;
+  v1beta1::ListAndWatchResponse response_;  // owned by gRPC while writing_
+  bool writing_ = false;
+  bool pending_ = false;
+  bool sent_any_ = false;
+  uint64_t sent_generation_ = 0;
+  bool finish_requested_ = false;
+  bool finished_ = false;
+  grpc::Status final_status_;
+};
+
+DevicePluginService::DevicePluginService(DeviceRegistry& registry, std::string resource,
+                                         Metrics* metrics)
+    : registry_(registry), resource_(std::move(resource)), metrics_(metrics) {
+  listener_ = registry_.AddListener([this](const std::string& r) { OnRegistryChange(r); });
+}
+
+DevicePluginService::~DevicePluginService() { registry_.RemoveListener(listener_); }
+
+void DevicePluginService::OnRegistryChange(const std::string& resource) {
+  if (resource != resource_) return;
+  std::lock_guard lock(mu_);
+  for (Watch* w : watches_) w->Push();
+}
+
+void DevicePluginService::Forget(Watch* watch) {
+  std::lock_guard lock(mu_);
+  if (watches_.erase(watch) > 0 && metrics_ != nullptr) metrics_->AddWatchStreams(-1);
+}
+
+void DevicePluginService::FinishStreams() {
+  std::lock_guard lock(mu_);
+  finishing_ = true;
+  for (Watch* w : watches_) {
+    w->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "device plugin is restarting"));
+  }
+}
+
+grpc::ServerUnaryReactor* DevicePluginService::GetDevicePluginOptions(
+    grpc::CallbackServerContext* context, const v1beta1::Empty* /*request*/,
+    v1beta1::DevicePluginOptions* response) {
+  *response = PluginOptions();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse>* DevicePluginService::ListAndWatch(
+    grpc::CallbackServerContext* /*context*/, const v1beta1::Empty* /*request*/) {
+  auto* watch = new Watch(*this);
+  {
+    std::lock_guard lock(mu_);
+    watches_.insert(watch);
+    if (metrics_ != nullptr) metrics_->AddWatchStreams(1);
+    if (finishing_) {
+      watch->End(grpc::Status(grpc::StatusCode::UNAVAILABLE, "device plugin is restarting"));
+      return watch;
+    }
+    // Under mu_, so a change between the snapshot and the insert cannot be missed.
+    watch->Push();
+  }
+  return watch;
+}
+
+grpc::ServerUnaryReactor* DevicePluginService::GetPreferredAllocation(
+    grpc::CallbackServerContext* context, const v1beta1::PreferredAllocationRequest* request,
+    v1beta1::PreferredAllocationResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<ResourceSnapshot> snapshot = registry_.Snapshot(resource_);
+  if (!snapshot) {
+    reactor->Finish({grpc::StatusCode::NOT_FOUND, resource_ + ": resource is not served"});
+    return reactor;
+  }
+  for (const v1beta1::ContainerPreferredAllocationRequest& req : request->container_requests()) {
+    std::vector<std::string> available(req.available_deviceids().begin(),
+                                       req.available_deviceids().end());
+    std::vector<std::string> must(req.must_include_deviceids().begin(),
+                                  req.must_include_deviceids().end());
+    std::vector<std::string> picked =
+        PreferredAllocation(*snapshot, available, must, req.allocation_size());
+    v1beta1::ContainerPreferredAllocationResponse* out = response->add_container_responses();
+    for (std::string& id : picked) out->add_deviceids(std::move(id));
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DevicePluginService::Allocate(grpc::CallbackServerContext* context,
+                                                        const v1beta1::AllocateRequest* request,
+                                                        v1beta1::AllocateResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  grpc::Status status = grpc::Status::OK;
+  std::optional<ResourceSnapshot> snapshot = registry_.Snapshot(resource_);
+  if (!snapshot) {
+    status = {grpc::StatusCode::NOT_FOUND, resource_ + ": resource is not served"};
+  } else {
+    for (const v1beta1::ContainerAllocateRequest& req : request->container_requests()) {
+      status = AllocateContainer(*snapshot, req, *response->add_container_responses());
+      if (!status.ok()) break;
+    }
+  }
+  if (!status.ok()) response->Clear();
+  if (metrics_ != nullptr) metrics_->CountAllocate(resource_, status.ok());
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DevicePluginService::PreStartContainer(
+    grpc::CallbackServerContext* context, const v1beta1::PreStartContainerRequest* /*request*/,
+    v1beta1::PreStartContainerResponse* /*response*/) {
+  // Registered with pre_start_required=false; answer anyway for kubelets that call it.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace edgefd::deviceplugin

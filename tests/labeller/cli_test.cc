@@ -1,0 +1,72 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "run_command.h"
+#include "test_paths.h"
+
+namespace edgefd {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+using testing::LabellerBin;
+using testing::RunCommand;
+using testing::TestdataBin;
+using testing::TestdataDir;
+
+TEST(LabellerCli, HelpAndVersion) {
+  auto help = RunCommand({LabellerBin(), "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.out, StartsWith("Usage: edgefd-labeller"));
+  for (const char* option : {"--dry-run", "--root", "--dtb", "--node", "--output"}) {
+    EXPECT_THAT(help.out, HasSubstr(option));
+  }
+  auto version = RunCommand({LabellerBin(), "--version"});
+  EXPECT_EQ(version.exit_code, 0);
+  EXPECT_THAT(version.out, StartsWith("edgefd-labeller "));
+}
+
+TEST(LabellerCli, TextOutputIsSortedNameEqualsValueLines) {
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--dtb",
+                       (TestdataBin() / "jetson-nano-blog.dtb").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-jetson-nano=1\n"));
+  EXPECT_THAT(r.out, HasSubstr("edgefd.io/board=nvidia-jetson-nano\n"));
+  std::vector<std::string> names;
+  for (size_t start = 0, nl; (nl = r.out.find('\n', start)) != std::string::npos; start = nl + 1) {
+    std::string line = r.out.substr(start, nl - start);
+    ASSERT_NE(line.find('='), std::string::npos) << line;
+    names.push_back(line.substr(0, line.find('=')));
+  }
+  EXPECT_GT(names.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(LabellerCli, JsonOutputHoldsTheSameLabels) {
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--output", "json", "--dtb",
+                       (TestdataBin() / "jetson-nano-blog.dtb").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, StartsWith("{\"labels\": {"));
+  EXPECT_THAT(r.out, HasSubstr("\"beta.devicetree.org/nvidia-gm20b\": \"1\""));
+  EXPECT_THAT(r.out, HasSubstr("\"edgefd.io/soc\": \"nvidia-tegra210\""));
+}
+
+TEST(LabellerCli, RootWithoutDevicetreeSaysSoAndStillSucceeds) {
+  testing::TempDir empty_root;
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--root", empty_root.path().string()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("no devicetree found"));
+  EXPECT_EQ(r.out.find("beta.devicetree.org/"), std::string::npos);
+}
+
+TEST(LabellerCli, LiveTreeUnderRootIsRead) {
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--root",
+                       (TestdataDir() / "roots/jetson-nano-blog").string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-tegra210-gm20b=1\n"));
+  EXPECT_EQ(r.err.find("no devicetree"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgefd

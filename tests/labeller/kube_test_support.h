@@ -1,0 +1,147 @@
+#pragma once
+
+// Shared pieces of the kube_*_test.cc suites: a TLS API server with a throw-away PKI, a
+// client configured for it, a ChangeSource the test fires, and a sink observer to wait on.
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "edgefd/kube.h"
+#include "edgefd/reconcile.h"
+#include "fake_apiserver.h"
+
+namespace edgefd::testing {
+
+/// What discovery reports; tests change it as if hardware were plugged in.
+class Hardware {
+ public:
+  explicit Hardware(Labels labels) : labels_(std::move(labels)) {}
+  void Set(Labels labels) {
+    std::lock_guard lock(mu_);
+    labels_ = std::move(labels);
+  }
+  Agent::DiscoverFn Discover() {
+    return [this]() -> Result<Labels> {
+      std::lock_guard lock(mu_);
+      return labels_;
+    };
+  }
+
+ private:
+  std::mutex mu_;
+  Labels labels_;
+};
+
+/// Passes Apply through and lets the test wait for outcomes.
+class ObservedSink final : public LabelSink {
+ public:
+  explicit ObservedSink(LabelSink& inner) : inner_(inner) {}
+  ApplyOutcome Apply(const Labels& wanted) override {
+    ApplyOutcome out = inner_.Apply(wanted);
+    std::lock_guard lock(mu_);
+    (out.ok ? successes_ : failures_)++;
+    cv_.notify_all();
+    return out;
+  }
+  bool WaitFor(int successes, int failures,
+               std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, timeout,
+                        [&] { return successes_ >= successes && failures_ >= failures; });
+  }
+
+ private:
+  LabelSink& inner_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int successes_ = 0;
+  int failures_ = 0;
+};
+
+/// Runs Agent::Run on a thread for the scope's lifetime.
+class RunningAgent {
+ public:
+  RunningAgent(Agent& agent, ChangeSource* source)
+      : agent_(agent), thread_([this, source] { (void)agent_.Run(source); }) {}
+  ~RunningAgent() {
+    agent_.Stop();
+    thread_.join();
+  }
+
+ private:
+  Agent& agent_;
+  std::thread thread_;
+};
+
+/// Fast retries so fault tests finish quickly.
+inline Agent::Options FastAgentOptions() {
+  Agent::Options o;
+  o.backoff.initial = std::chrono::milliseconds(5);
+  o.backoff.max = std::chrono::milliseconds(50);
+  o.resync = std::chrono::hours(1);
+  o.once_attempts = 20;
+  return o;
+}
+
+/// The labeller's parts wired as in the daemon: a client, a NodeLabeller, the hardware's
+/// labels and an Agent over them.
+struct Rig {
+  Rig(std::unique_ptr<ApiTransport> client, Labels labels, const std::string& node = "n1",
+      Agent::Options options = FastAgentOptions())
+      : api(std::move(client)),
+        labeller(*api, node, &metrics),
+        hw(std::move(labels)),
+        agent(hw.Discover(), labeller, metrics, options) {}
+
+  std::unique_ptr<ApiTransport> api;
+  AgentMetrics metrics;
+  NodeLabeller labeller;
+  Hardware hw;
+  Agent agent;
+};
+
+/// A TLS API server with node "n1", a token file and a client configured for both.
+class KubeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (pki_ == nullptr) {
+      auto pki = TestPki::Create(MakeTempDir("edgefd-pki"));
+      ASSERT_TRUE(pki.ok()) << pki.error().message;
+      pki_ = new TestPki(*pki);
+    }
+  }
+
+  void SetUp() override {
+    dir_ = MakeTempDir("edgefd-kube");
+    server_ = std::make_unique<FakeApiServer>(
+        FakeApiServer::Options{pki_->server_cert, pki_->server_key, pki_->ca_cert});
+    server_->SetToken("token-1");
+    WriteFile(dir_ / "token", "token-1\n");
+    server_->AddNode("n1", {{"kubernetes.io/hostname", "n1"}, {"kubernetes.io/arch", "arm64"}});
+  }
+
+  KubeConfig Config() const {
+    KubeConfig c;
+    c.server = server_->url();
+    c.ca_pem = ReadFile(pki_->ca_cert);
+    c.token_file = dir_ / "token";
+    c.source = "test";
+    c.timeout = std::chrono::milliseconds(2000);
+    return c;
+  }
+
+  std::unique_ptr<ApiTransport> Client(const KubeConfig& config) {
+    auto client = MakeKubeClient(config);
+    EXPECT_TRUE(client.ok()) << client.error().message;
+    return client.ok() ? std::move(*client) : nullptr;
+  }
+  std::unique_ptr<ApiTransport> Client() { return Client(Config()); }
+
+  static inline TestPki* pki_ = nullptr;
+  std::filesystem::path dir_;
+  std::unique_ptr<FakeApiServer> server_;
+};
+
+}  // namespace edgefd::testing

@@ -1,0 +1,308 @@
+// Every manifest under manifests/ checked against the contracts in DESIGN.md: node selectors
+// only use labels edgefd (or the kubelet) sets, the labeller's RBAC is exactly get+patch on
+// nodes, no role anywhere uses wildcards, kustomizations name files that exist, and the
+// labeller's DaemonSet is unprivileged. Generic over the folder, so manifests other
+// components add later are checked too.
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include "edgefd/labels.h"
+
+namespace edgefd {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Doc {
+  fs::path file;
+  YAML::Node node;
+  std::string Where() const {
+    return file.lexically_relative(EDGEFD_MANIFESTS_DIR).string() + " (" +
+           node["kind"].as<std::string>("?") + " " + node["metadata"]["name"].as<std::string>("?") +
+           ")";
+  }
+};
+
+std::vector<Doc> LoadAll() {
+  std::vector<Doc> docs;
+  for (const auto& entry : fs::recursive_directory_iterator(EDGEFD_MANIFESTS_DIR)) {
+    const auto ext = entry.path().extension();
+    if (!entry.is_regular_file() || (ext != ".yaml" && ext != ".yml")) continue;
+    for (const YAML::Node& n : YAML::LoadAllFromFile(entry.path().string())) {
+      if (n && !n.IsNull()) docs.push_back({entry.path(), n});
+    }
+  }
+  return docs;
+}
+
+// Labels the labeller can produce, by name pattern (DESIGN.md "Label contract"), with the
+// values each may take ("" = any valid value).
+bool ProducibleByEdgefd(const std::string& key, const std::string& value, std::string* why) {
+  static const std::regex kName("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  static const std::regex kNumber("[0-9]+");
+  static const std::set<std::string> kArch = {"amd64", "arm64", "arm", "riscv64"};
+  static const std::set<std::string> kBool = {"true", "false"};
+  auto is = [&](const std::set<std::string>& allowed) {
+    if (allowed.count(value) == 0) *why = "value '" + value + "' is never produced";
+    return allowed.count(value) != 0;
+  };
+  auto number = [&] {
+    bool ok = std::regex_match(value, kNumber);
+    if (!ok) *why = "value '" + value + "' is not a count";
+    return ok;
+  };
+  if (key.rfind(kDtLabelPrefix, 0) == 0) {
+    // beta.devicetree.org/<vendor>-<model>=<count of enabled nodes>
+    bool ok = IsValidLabelKey(key) && key.size() > kDtLabelPrefix.size();
+    if (!ok) *why = "not a valid devicetree label name";
+    return ok && number();
+  }
+  if (key.rfind(kLabelPrefix, 0) != 0) {
+    *why = "not an edgefd.io/ or beta.devicetree.org/ label";
+    return false;
+  }
+  const std::string name = key.substr(kLabelPrefix.size());
+  if (name == "board" || name == "soc" || name == "board.model" || name == "cpu.model") {
+    return IsValidLabelValue(value);
+  }
+  if (name == "cpu.arch") return is(kArch);
+  if (name == "cpu.heterogeneous" || name == "camera") return is(kBool);
+  if (name == "cpu.cores" || name == "cpu.threads-per-core" || name == "camera.count") {
+    return number();
+  }
+  static const std::regex kCpuClass("cpu\\.(big|mid|little)\\.(cores|model|max-mhz|capacity)");
+  std::smatch m;
+  if (std::regex_match(name, m, kCpuClass)) return m[2] == "model" || number();
+  if (name.rfind("accel.", 0) == 0) {
+    std::string rest = name.substr(6);
+    bool count = rest.size() > 6 && rest.compare(rest.size() - 6, 6, ".count") == 0;
+    if (count) rest.resize(rest.size() - 6);
+    if (!std::regex_match(rest, kName)) {
+      *why = "'" + rest + "' is not a rule name";
+      return false;
+    }
+    return count ? number() : is({"true"});
+  }
+  *why = "edgefd never sets " + key;
+  return false;
+}
+
+// Well-known labels the kubelet sets, which manifests may select on too.
+bool SetByKubelet(const std::string& key) {
+  static const std::set<std::string> kKubelet = {"kubernetes.io/arch",
+                                                 "kubernetes.io/os",
+                                                 "kubernetes.io/hostname",
+                                                 "topology.kubernetes.io/zone",
+                                                 "topology.kubernetes.io/region",
+                                                 "node.kubernetes.io/instance-type"};
+  return kKubelet.count(key) != 0;
+}
+
+// The pod spec of a workload, or an undefined node.
+YAML::Node PodSpec(const YAML::Node& doc) {
+  const std::string kind = doc["kind"].as<std::string>("");
+  if (kind == "Pod") return doc["spec"];
+  if (kind == "CronJob") return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+  if (kind == "Deployment" || kind == "DaemonSet" || kind == "StatefulSet" ||
+      kind == "ReplicaSet" || kind == "Job") {
+    return doc["spec"]["template"]["spec"];
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+TEST(Manifests, EveryDocumentIsAKubernetesObject) {
+  auto docs = LoadAll();
+  ASSERT_FALSE(docs.empty()) << "no manifests under " << EDGEFD_MANIFESTS_DIR;
+  for (const Doc& d : docs) {
+    EXPECT_TRUE(d.node.IsMap()) << d.file;
+    if (!d.node.IsMap()) continue;
+    EXPECT_TRUE(d.node["apiVersion"].IsScalar()) << d.Where();
+    EXPECT_TRUE(d.node["kind"].IsScalar()) << d.Where();
+    if (d.node["kind"].as<std::string>("") != "Kustomization") {
+      EXPECT_TRUE(d.node["metadata"]["name"].IsScalar()) << d.Where() << ": no metadata.name";
+    }
+  }
+}
+
+TEST(Manifests, NodeSelectorsOnlyUseLabelsSomebodySets) {
+  size_t checked = 0;
+  for (const Doc& d : LoadAll()) {
+    YAML::Node spec = PodSpec(d.node);
+    if (!spec || !spec.IsMap()) continue;
+    if (YAML::Node sel = spec["nodeSelector"]; sel && sel.IsMap()) {
+      for (const auto& kv : sel) {
+        const std::string key = kv.first.as<std::string>();
+        const std::string value = kv.second.as<std::string>("");
+        std::string why;
+        ++checked;
+        EXPECT_TRUE(SetByKubelet(key) || ProducibleByEdgefd(key, value, &why))
+            << d.Where() << ": nodeSelector " << key << "=" << value << ": " << why;
+      }
+    }
+    // Required node affinity selects nodes just the same.
+    YAML::Node terms = spec["affinity"]["nodeAffinity"]
+                           ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"];
+    if (!terms || !terms.IsSequence()) continue;
+    for (const YAML::Node& term : terms) {
+      if (!term["matchExpressions"]) continue;
+      for (const YAML::Node& e : term["matchExpressions"]) {
+        const std::string key = e["key"].as<std::string>("");
+        const std::string op = e["operator"].as<std::string>("");
+        std::vector<std::string> values;
+        if (e["values"]) values = e["values"].as<std::vector<std::string>>();
+        if (values.empty()) values.push_back(op == "Exists" || op == "DoesNotExist" ? "true" : "");
+        for (const std::string& v : values) {
+          std::string why;
+          ++checked;
+          // Exists/Gt/Lt do not name a value: check only the key then.
+          bool key_only = op == "Exists" || op == "DoesNotExist" || op == "Gt" || op == "Lt";
+          bool ok = SetByKubelet(key) || ProducibleByEdgefd(key, v, &why) ||
+                    (key_only && why.find("value") == 0);
+          EXPECT_TRUE(ok) << d.Where() << ": node affinity " << key << " " << op << " " << v << ": "
+                          << why;
+        }
+      }
+    }
+  }
+  RecordProperty("selectors_checked", static_cast<int>(checked));
+}
+
+TEST(Manifests, TheContractCheckerRejectsLabelsNobodySets) {
+  std::string why;
+  EXPECT_FALSE(ProducibleByEdgefd("edgefd.io/gpu", "true", &why));
+  EXPECT_FALSE(ProducibleByEdgefd("edgefd.io/cpu.arch", "x86_64", &why));
+  EXPECT_FALSE(ProducibleByEdgefd("edgefd.io/accel.movidius-ncs.count", "two", &why));
+  EXPECT_FALSE(ProducibleByEdgefd("feature.node.kubernetes.io/cpu-x", "true", &why));
+  EXPECT_TRUE(ProducibleByEdgefd("edgefd.io/accel.movidius-ncs", "true", &why)) << why;
+  EXPECT_TRUE(ProducibleByEdgefd("edgefd.io/cpu.big.cores", "2", &why)) << why;
+  EXPECT_TRUE(ProducibleByEdgefd("beta.devicetree.org/nvidia-jetson-nano", "1", &why)) << why;
+}
+
+TEST(Manifests, NoRoleUsesWildcards) {
+  for (const Doc& d : LoadAll()) {
+    const std::string kind = d.node["kind"].as<std::string>("");
+    if (kind != "ClusterRole" && kind != "Role") continue;
+    for (const YAML::Node& rule : d.node["rules"]) {
+      for (const char* field : {"apiGroups", "resources", "verbs"}) {
+        if (!rule[field]) continue;
+        for (const YAML::Node& v : rule[field]) {
+          EXPECT_NE(v.as<std::string>(), "*") << d.Where() << ": wildcard in " << field;
+        }
+      }
+    }
+  }
+}
+
+TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
+  auto docs = LoadAll();
+  // The roles bound to the labeller's service account, whatever they are called.
+  std::set<std::string> roles;
+  for (const Doc& d : docs) {
+    const std::string kind = d.node["kind"].as<std::string>("");
+    if (kind != "ClusterRoleBinding" && kind != "RoleBinding") continue;
+    for (const YAML::Node& s : d.node["subjects"]) {
+      if (s["kind"].as<std::string>("") == "ServiceAccount" &&
+          s["name"].as<std::string>("") == "edgefd-labeller") {
+        roles.insert(d.node["roleRef"]["name"].as<std::string>());
+      }
+    }
+  }
+  ASSERT_EQ(roles.size(), 1u) << "the labeller's service account should have one role";
+  bool found = false;
+  for (const Doc& d : docs) {
+    if (d.node["kind"].as<std::string>("") != "ClusterRole" ||
+        roles.count(d.node["metadata"]["name"].as<std::string>()) == 0) {
+      continue;
+    }
+    found = true;
+    ASSERT_EQ(d.node["rules"].size(), 1u) << d.Where();
+    const YAML::Node rule = d.node["rules"][0];
+    EXPECT_EQ(rule["apiGroups"].as<std::vector<std::string>>(), std::vector<std::string>{""});
+    EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(), std::vector<std::string>{"nodes"});
+    auto verbs = rule["verbs"].as<std::vector<std::string>>();
+    EXPECT_EQ(std::set<std::string>(verbs.begin(), verbs.end()),
+              (std::set<std::string>{"get", "patch"}))
+        << d.Where();
+    EXPECT_FALSE(rule["resourceNames"]) << "node names are not known in advance";
+  }
+  EXPECT_TRUE(found) << "ClusterRole " << *roles.begin() << " is not in manifests/";
+}
+
+TEST(Manifests, LabellerDaemonSetIsUnprivileged) {
+  bool found = false;
+  for (const Doc& d : LoadAll()) {
+    if (d.node["kind"].as<std::string>("") != "DaemonSet" ||
+        d.node["metadata"]["name"].as<std::string>("") != "edgefd-labeller") {
+      continue;
+    }
+    found = true;
+    YAML::Node spec = PodSpec(d.node);
+    EXPECT_EQ(spec["serviceAccountName"].as<std::string>(""), "edgefd-labeller");
+    EXPECT_TRUE(spec["securityContext"]["runAsNonRoot"].as<bool>(false));
+    EXPECT_FALSE(spec["hostPID"].as<bool>(false));
+    bool tolerates_all = false;
+    for (const YAML::Node& t : spec["tolerations"]) {
+      tolerates_all |= t["operator"].as<std::string>("") == "Exists" && !t["key"];
+    }
+    EXPECT_TRUE(tolerates_all) << "must run on every node, tainted or not";
+
+    std::map<std::string, YAML::Node> volumes;
+    for (const YAML::Node& v : spec["volumes"]) volumes[v["name"].as<std::string>()] = v;
+    ASSERT_EQ(spec["containers"].size(), 1u);
+    const YAML::Node c = spec["containers"][0];
+    const YAML::Node sc = c["securityContext"];
+    EXPECT_FALSE(sc["privileged"].as<bool>(false));
+    EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>(true));
+    EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>(false));
+    EXPECT_EQ(sc["capabilities"]["drop"].as<std::vector<std::string>>(),
+              std::vector<std::string>{"ALL"});
+    EXPECT_FALSE(sc["capabilities"]["add"]);
+
+    auto args = c["args"].as<std::vector<std::string>>();
+    EXPECT_NE(std::find(args.begin(), args.end(), "--root=/host"), args.end());
+    bool node_name = false;
+    for (const YAML::Node& e : c["env"]) {
+      node_name |= e["name"].as<std::string>("") == "NODE_NAME" &&
+                   e["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("") == "spec.nodeName";
+    }
+    EXPECT_TRUE(node_name) << "NODE_NAME must come from the downward API";
+    bool sys = false;
+    for (const YAML::Node& m : c["volumeMounts"]) {
+      // Every host mount is read-only.
+      const YAML::Node& v = volumes[m["name"].as<std::string>()];
+      if (v["hostPath"]) {
+        EXPECT_TRUE(m["readOnly"].as<bool>(false)) << m["mountPath"].as<std::string>();
+      }
+      if (m["mountPath"].as<std::string>("") == "/host/sys") {
+        sys = v["hostPath"]["path"].as<std::string>("") == "/sys";
+      }
+    }
+    EXPECT_TRUE(sys) << "the host's /sys must be mounted at /host/sys";
+    EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(""), "/healthz");
+    EXPECT_EQ(c["readinessProbe"]["httpGet"]["path"].as<std::string>(""), "/readyz");
+    EXPECT_TRUE(c["resources"]["limits"]["memory"]);
+    EXPECT_TRUE(c["resources"]["requests"]["memory"]);
+  }
+  EXPECT_TRUE(found) << "no DaemonSet edgefd-labeller under manifests/";
+}
+
+TEST(Manifests, KustomizationsNameFilesThatExist) {
+  size_t kustomizations = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(EDGEFD_MANIFESTS_DIR)) {
+    if (entry.path().filename() != "kustomization.yaml") continue;
+    ++kustomizations;
+    YAML::Node k = YAML::LoadFile(entry.path().string());
+    for (const YAML::Node& r : k["resources"]) {
+      fs::path p = entry.path().parent_path() / r.as<std::string>();
+      EXPECT_TRUE(fs::exists(p)) << entry.path() << " names missing " << r.as<std::string>();
+    }
+  }
+  EXPECT_GE(kustomizations, 1u);
+}
+
+}  // namespace
+}  // namespace edgefd
