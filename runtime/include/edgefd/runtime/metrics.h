@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "edgefd/http_endpoint.h"
 #include "edgefd/result.h"
 
 namespace edgefd::runtime {
@@ -23,25 +24,17 @@ struct StageCounters {
 /// Prometheus text exposition of `counters` for stage `stage` (fps, drops, stage ms).
 std::string PrometheusText(const StageCounters& counters, int stage);
 
-/// A minimal HTTP/1.0 server answering GET /metrics with PrometheusText and /healthz with
-/// "ok", on its own thread. Port 0 picks a free port.
+/// Serves GET /metrics (PrometheusText) and /healthz ("ok") for one stage on the shared
+/// edgefd::HttpEndpoint. Port 0 picks a free port.
 class MetricsServer {
  public:
   static Result<std::unique_ptr<MetricsServer>> Start(int port, const StageCounters* counters,
                                                       int stage);
-  ~MetricsServer();
-  int port() const { return port_; }
+  int port() const { return endpoint_->port(); }
 
  private:
-  MetricsServer() = default;
-  void Serve();
-  int listen_fd_ = -1;
-  int stop_pipe_[2] = {-1, -1};
-  int port_ = 0;
-  const StageCounters* counters_ = nullptr;
-  int stage_ = 0;
-  struct Thread;
-  std::unique_ptr<Thread> thread_;
+  explicit MetricsServer(std::unique_ptr<HttpEndpoint> endpoint) : endpoint_(std::move(endpoint)) {}
+  std::unique_ptr<HttpEndpoint> endpoint_;
 };
 
 }  // namespace edgefd::runtime
