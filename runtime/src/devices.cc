@@ -7,40 +7,21 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+
+#include "edgefd/cpu.h"
 
 namespace edgefd::runtime {
 
 Result<std::vector<int>> ParseCpuList(const std::string& variable, const std::string& text) {
-  std::vector<int> cpus;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find(',', pos);
-    if (end == std::string::npos) end = text.size();
-    std::string item = text.substr(pos, end - pos);
-    pos = end + 1;
-    if (item.empty()) continue;
-    size_t dash = item.find('-');
-    auto number = [&](const std::string& s) -> int {
-      if (s.empty() || s.size() > 5 ||
-          !std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); })) {
-        return -1;
-      }
-      return std::stoi(s);
-    };
-    int lo = number(item.substr(0, dash));
-    int hi = dash == std::string::npos ? lo : number(item.substr(dash + 1));
-    if (lo < 0 || hi < lo || hi >= CPU_SETSIZE) {
-      return Error{variable + "=" + text + ": '" + item +
-                   "' is not a CPU number or range like 4,5 or 0-3"};
-    }
-    for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+  // The kernel's list syntax, parsed by the same code that reads /sys.
+  std::optional<std::vector<int>> cpus = edgefd::ParseCpuList(text);
+  if (!cpus || (!cpus->empty() && cpus->back() >= CPU_SETSIZE)) {
+    return Error{variable + "=" + text + ": not a CPU list like 4,5 or 0-3"};
   }
-  std::sort(cpus.begin(), cpus.end());
-  cpus.erase(std::unique(cpus.begin(), cpus.end()), cpus.end());
-  return cpus;
+  return *cpus;
 }
 
 namespace {
