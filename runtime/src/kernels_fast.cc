@@ -68,6 +68,18 @@ void MaxPool2x2(const float* __restrict in, Shape s, float* __restrict out, int 
                 int row_end) {
   const int ow = (s.w - 2) / 2 + 1;
   const int c = s.c;
+  if (c == 1) {
+    // One channel: a flat stride-2 loop the compiler vectorises with permutes.
+    for (int y = row_begin; y < row_end; ++y) {
+      const float* __restrict a = in + size_t(2 * y) * s.w;
+      const float* __restrict b = a + s.w;
+      float* __restrict o = out + size_t(y) * ow;
+      for (int x = 0; x < ow; ++x) {
+        o[x] = std::max(std::max(a[2 * x], a[2 * x + 1]), std::max(b[2 * x], b[2 * x + 1]));
+      }
+    }
+    return;
+  }
   for (int y = row_begin; y < row_end; ++y) {
     const float* __restrict a = in + size_t(2 * y) * s.w * c;
     const float* __restrict b = a + size_t(s.w) * c;
