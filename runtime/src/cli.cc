@@ -1,5 +1,6 @@
 #include "edgefd/runtime/cli.h"
 
+#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -316,7 +317,7 @@ int CmdStage(const Args& a) {
 
 int CmdSource(const Args& a) {
   EDGEFD_TRY(spec, ParseModel(a));
-  EDGEFD_TRY(frames, a.Int("--frames", 100, 1, 1L << 40));
+  EDGEFD_TRY(frames, a.Int("--frames", 100, 1, 2147483647));
   EDGEFD_TRY(fps, a.Num("--fps", 0.0, 0.0));
   EDGEFD_TRY(model, MakeModel(spec.name, spec.conv));
   if (!a.Has("--next")) {
@@ -357,6 +358,7 @@ int CmdSink(const Args& a) {
   EDGEFD_TRY(in, OpenReader(a.Str("--listen", ""), model.Output(), policy));
   SinkOptions so;
   so.timeout = std::chrono::milliseconds(timeout);
+  so.log_every = std::chrono::seconds(10);
   auto r = RunSink(*in, so);
   if (!r) {
     std::fprintf(stderr, "edgefd-pipeline sink: %s\n", r.error().message.c_str());
@@ -380,6 +382,8 @@ int PipelineMain(int argc, char** argv) {
     return argc < 2 ? kUsage : 0;
   }
   std::string cmd = argv[1];
+  // Logs go to stderr: stdout carries the --json report.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("edgefd-pipeline"));
   spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
   const std::set<std::string> run_opts = With(
       kModelOpts, {"--stages", "--transport", "--frames", "--warmup", "--policy", "--fps",

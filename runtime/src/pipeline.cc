@@ -188,7 +188,12 @@ SinkReport SinkAccumulator::Finish() {
 Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& o) {
   SinkAccumulator acc(o);
   auto silent_since = std::chrono::steady_clock::now();
+  auto next_log = silent_since + o.log_every;
   for (;;) {
+    if (o.log_every.count() > 0 && std::chrono::steady_clock::now() >= next_log) {
+      spdlog::info("sink: {} frames, {} dropped so far", acc.frames(), acc.drops());
+      next_log += o.log_every;
+    }
     FrameMeta meta;
     const float* data = nullptr;
     ReadResult r = in.Next(&meta, &data, std::chrono::milliseconds(100));

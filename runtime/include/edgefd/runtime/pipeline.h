@@ -83,6 +83,7 @@ struct SinkOptions {
   bool keep_outputs = false;
   std::chrono::milliseconds timeout{30000};  ///< give up when nothing arrives this long
   std::atomic<bool>* abort = nullptr;        ///< set by the caller to stop waiting
+  std::chrono::milliseconds log_every{0};    ///< log frames and drops so far (0: never)
 };
 Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& options);
 
@@ -92,6 +93,8 @@ class SinkAccumulator {
   explicit SinkAccumulator(const SinkOptions& options) : options_(options) {}
   void Add(const FrameMeta& meta, const float* data, int64_t now_ns);
   SinkReport Finish();
+  uint64_t frames() const { return rep_.frames; }
+  uint64_t drops() const { return rep_.drops; }
 
  private:
   SinkOptions options_;
