@@ -249,6 +249,18 @@ Result<PartitionPlan> PlanFor(const RunOptions& o, const Model& model) {
 
 std::string PolicyName(Policy p) { return p == Policy::kLatest ? "latest" : "block"; }
 
+/// The /dev/shm rings (`tag`-0..count-1) and the socket directory of a run, removed on scope
+/// exit.
+struct RunFiles {
+  int rings;
+  std::string tag;
+  std::string dir;
+  ~RunFiles() {
+    for (int l = 0; l < rings; ++l) UnlinkShm(tag + "-" + std::to_string(l));
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+};
+
 /// Child processes of a run (shm / grpc), killed by pid if the run fails.
 class Children {
  public:
@@ -400,6 +412,9 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     }
     const std::string tag =
         "edgefd-" + std::to_string(getpid()) + "-" + std::to_string(NowNs() % 1000000);
+    // Whatever way the run ends (children are reaped first, declared below), its rings and
+    // sockets go.
+    RunFiles files{o.transport == "shm" ? n + 1 : 0, tag, o.work_dir.empty() ? dir : ""};
     auto address = [&](int link) {
       if (o.transport == "shm") return "shm:" + tag + "-" + std::to_string(link);
       return "unix:" + dir + "/link" + std::to_string(link) + ".sock";
@@ -478,10 +493,6 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     } else {
       children.Join();
     }
-    if (o.transport == "shm") {
-      for (int l = 0; l <= n; ++l) UnlinkShm(tag + "-" + std::to_string(l));
-    }
-    if (o.work_dir.empty()) std::filesystem::remove_all(dir);
     if (!src_status) return src_status.error();
     if (!sink) return sink.error();
     report.sink = std::move(*sink);
