@@ -202,6 +202,7 @@ Status SaveWeights(const Model& model, const std::string& path) {
     if (l.weights.size() != l.WeightCount() || l.bias.size() != l.BiasCount()) {
       return Error{path + ": layer " + l.name + " has no weights to save"};
     }
+    if (l.weights.empty()) continue;  // layers without weights write nothing
     std::fwrite(l.weights.data(), sizeof(float), l.weights.size(), f.get());
     std::fwrite(l.bias.data(), sizeof(float), l.bias.size(), f.get());
   }
