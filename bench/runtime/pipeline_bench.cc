@@ -1,0 +1,192 @@
+// Reproduces the thesis table on this machine: the conv pipeline (3x3 conv → ReLU → 2x2 pool)
+// monolithic and in 2/3/4 stages over every transport at 128², 256², 512², 1024² and 1280x720,
+// and tiny-YOLO monolithic vs 2 stages. Prints a table, or one JSON report with --json.
+//
+//   pipeline_bench [--quick] [--json] [--policy block|latest] [--pipeline-bin PATH]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "edgefd/json.h"
+#include "edgefd/runtime/pipeline.h"
+
+extern char** environ;
+
+namespace {
+
+using edgefd::runtime::Policy;
+using edgefd::runtime::RunOptions;
+using edgefd::runtime::RunPipeline;
+
+struct Row {
+  std::string model;
+  int width, height, stages;
+  std::string transport;
+  int frames;
+  edgefd::runtime::RunReport report;
+  std::string error;
+};
+
+// DESIGN.md targets on 2 cores (720p f32 between stages).
+struct Target {
+  const char* what;
+  std::string model;
+  int width, stages;
+  std::string transport;
+  double fps;
+};
+const Target kTargets[] = {
+    {"conv 720p monolithic", "conv", 1280, 1, "inproc", 5000},
+    {"conv 720p 4-stage gRPC", "conv", 1280, 4, "grpc", 200},
+    {"conv 720p 4-stage shm", "conv", 1280, 4, "shm", 1000},
+    {"tiny-YOLO monolithic", "yolo-tiny", 448, 1, "inproc", 55},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false, json = false;
+  Policy policy = Policy::kBlock;
+  std::string bin = EDGEFD_PIPELINE_BIN;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--policy" && i + 1 < argc) {
+      policy = std::strcmp(argv[++i], "latest") == 0 ? Policy::kLatest : Policy::kBlock;
+    } else if (a == "--pipeline-bin" && i + 1 < argc) {
+      bin = argv[++i];
+    } else {
+      std::fprintf(stderr,
+                   "usage: pipeline_bench [--quick] [--json] [--policy block|latest] "
+                   "[--pipeline-bin PATH]\n");
+      return 2;
+    }
+  }
+  auto alloc = edgefd::runtime::ReadAllocation(environ);
+  if (!alloc) {
+    std::fprintf(stderr, "pipeline_bench: %s\n", alloc.error().message.c_str());
+    return 2;
+  }
+  std::vector<std::pair<int, int>> sizes = {
+      {128, 128}, {256, 256}, {512, 512}, {1024, 1024}, {1280, 720}};
+  std::vector<int> stage_counts = {2, 3, 4};
+  std::vector<std::string> transports = {"inproc", "shm", "grpc"};
+  if (quick) {
+    sizes = {{256, 256}, {1280, 720}};
+    stage_counts = {4};
+  }
+  std::vector<Row> rows;
+  auto add = [&](const std::string& model, int w, int h, int stages, const std::string& t,
+                 int frames) {
+    Row r{model, w, h, stages, t, frames, {}, {}};
+    RunOptions o;
+    o.model.name = model;
+    o.model.conv = {w, h, 1};
+    o.stages = stages;
+    o.transport = t;
+    o.frames = frames;
+    o.warmup = std::max(2, frames / 10);
+    o.policy = policy;
+    o.self_exe = bin;
+    o.allocation = *alloc;
+    auto rep = RunPipeline(o);
+    if (rep) {
+      r.report = std::move(*rep);
+    } else {
+      r.error = rep.error().message;
+    }
+    if (!json) {
+      const auto& s = r.report.sink;
+      std::fprintf(stderr,
+                   "%-9s %4dx%-4d %d %-6s %9.1f fps %9.1f med %8.2f %8.2f ms p50/p99 CCR %6.3f "
+                   "drops %llu %s\n",
+                   model.c_str(), w, h, stages, t.c_str(), s.fps, s.fps_median, s.latency_p50_ms,
+                   s.latency_p99_ms, s.ccr, (unsigned long long)s.drops, r.error.c_str());
+    }
+    rows.push_back(std::move(r));
+  };
+  for (auto [w, h] : sizes) {
+    double pixels = double(w) * h;
+    int frames = quick ? 300 : int(std::clamp(2.0e9 / pixels, 300.0, 3000.0));
+    add("conv", w, h, 1, "inproc", frames * 3);
+    for (int n : stage_counts) {
+      for (const std::string& t : transports) add("conv", w, h, n, t, frames);
+    }
+  }
+  int yolo_frames = quick ? 20 : 60;
+  add("yolo-tiny", 448, 448, 1, "inproc", yolo_frames);
+  for (const std::string& t : transports) add("yolo-tiny", 448, 448, 2, t, yolo_frames);
+
+  auto find = [&](const Target& t) -> const Row* {
+    for (const Row& r : rows) {
+      if (r.model == t.model && r.width == t.width && r.stages == t.stages &&
+          r.transport == t.transport) {
+        return &r;
+      }
+    }
+    return nullptr;
+  };
+  if (json) {
+    std::string out = "{\"quick\":" + std::string(quick ? "true" : "false") + ",\"policy\":\"" +
+                      (policy == Policy::kBlock ? "block" : "latest") + "\",\"rows\":[";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      const auto& s = r.report.sink;
+      char buf[1024];
+      std::snprintf(buf, sizeof buf,
+                    "{\"model\":\"%s\",\"width\":%d,\"height\":%d,\"stages\":%d,"
+                    "\"transport\":\"%s\",\"frames\":%d,\"frames_received\":%llu,"
+                    "\"drops\":%llu,\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,"
+                    "\"latency_p99_ms\":%.3f,\"ccr\":%.4f,\"checksum\":%.6f,\"error\":",
+                    r.model.c_str(), r.width, r.height, r.stages, r.transport.c_str(), r.frames,
+                    (unsigned long long)s.frames, (unsigned long long)s.drops, s.fps, s.fps_median,
+                    s.latency_p50_ms, s.latency_p99_ms, s.ccr, s.checksum);
+      if (i) out += ',';
+      out += buf;
+      out += edgefd::JsonQuote(r.error);
+      out += ",\"stage_compute_ms\":[";
+      for (size_t k = 0; k < s.stage_compute_ms.size(); ++k) {
+        if (k) out += ',';
+        out += std::to_string(s.stage_compute_ms[k]);
+      }
+      out += "],\"stage_comm_ms\":[";
+      for (size_t k = 0; k < s.stage_comm_ms.size(); ++k) {
+        if (k) out += ',';
+        out += std::to_string(s.stage_comm_ms[k]);
+      }
+      out += "]}";
+    }
+    out += "],\"targets\":[";
+    bool first = true;
+    for (const Target& t : kTargets) {
+      const Row* r = find(t);
+      if (r == nullptr) continue;
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "%s{\"target\":\"%s\",\"need_fps\":%.0f,\"fps\":%.2f,\"fps_median\":%.2f,"
+                    "\"met\":%s}",
+                    first ? "" : ",", t.what, t.fps, r->report.sink.fps, r->report.sink.fps_median,
+                    r->report.sink.fps >= t.fps ? "true" : "false");
+      out += buf;
+      first = false;
+    }
+    std::printf("%s]}\n", out.c_str());
+  } else {
+    for (const Target& t : kTargets) {
+      const Row* r = find(t);
+      if (r == nullptr) continue;
+      std::printf("target %-24s need %6.0f fps: %8.1f fps (median interval %8.1f) %s\n", t.what,
+                  t.fps, r->report.sink.fps, r->report.sink.fps_median,
+                  r->report.sink.fps >= t.fps ? "MET" : "missed");
+    }
+  }
+  for (const Row& r : rows) {
+    if (!r.error.empty()) return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,312 @@
+// gRPC links: the Stage service (receiving end) and a pushing client (sending end). Messages
+// are reused on both sides so the steady state allocates nothing of frame size.
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include "edgefd/runtime/transport.h"
+#include "pipeline.grpc.pb.h"
+
+namespace edgefd::runtime {
+namespace {
+
+namespace pb = ::edgefd::pipeline::v1;
+
+grpc::Status Invalid(uint64_t seq, const std::string& what) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "frame seq " + std::to_string(seq) + ": " + what);
+}
+
+/// Three reused Frame messages: the handler parses into `back`, the stage reads `front`,
+/// `middle` holds the newest complete frame. No frame-sized copy beyond gRPC's own.
+class FrameTriple {
+ public:
+  explicit FrameTriple(Policy policy) : policy_(policy) {}
+
+  pb::Frame& Back() { return frames_[back_]; }
+
+  /// Publishes Back(); under kBlock waits until the previous frame was taken.
+  void Publish() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (policy_ == Policy::kBlock) cv_.wait(lock, [&] { return !fresh_ || shutdown_; });
+    std::swap(back_, middle_);
+    if (fresh_) ++drops_;
+    fresh_ = true;
+    cv_.notify_all();
+  }
+
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+
+  /// Wakes a handler blocked in Publish (server shutting down).
+  void Shutdown() {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+    cv_.notify_all();
+  }
+
+  ReadResult Next(FrameMeta* meta, const float** data, std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, timeout, [&] { return fresh_ || closed_; }))
+      return ReadResult::kTimeout;
+    if (!fresh_) return ReadResult::kClosed;
+    std::swap(front_, middle_);
+    fresh_ = false;
+    cv_.notify_all();
+    const pb::Frame& f = frames_[front_];
+    meta->seq = f.seq();
+    meta->t_source_ns = f.t_source_ns();
+    meta->shape = {int(f.height()), int(f.width()), int(f.channels())};
+    meta->stamp_count = uint32_t(f.stamps_size() / 2);
+    for (int i = 0; i < f.stamps_size(); ++i) meta->stamps[i] = f.stamps(i);
+    *data = reinterpret_cast<const float*>(f.data().data());
+    return ReadResult::kFrame;
+  }
+
+  uint64_t Drops() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return drops_;
+  }
+
+ private:
+  Policy policy_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  pb::Frame frames_[3];
+  int back_ = 0, middle_ = 1, front_ = 2;
+  bool fresh_ = false, closed_ = false, shutdown_ = false;
+  uint64_t drops_ = 0;
+};
+
+/// Validates pushed frames and hands them to the stage's input.
+class StageService final : public pb::Stage::Service {
+ public:
+  StageService(Shape expected, FrameTriple* input) : expected_(expected), input_(input) {}
+
+  grpc::Status Push(grpc::ServerContext*, grpc::ServerReader<pb::Frame>* reader,
+                    pb::PushReply* reply) override {
+    // One upstream feeds a stage; a reconnecting upstream waits for its stale stream to end.
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t frames = 0;
+    for (;;) {
+      pb::Frame& frame = input_->Back();  // reused: its data keeps its capacity
+      if (!reader->Read(&frame)) break;
+      if (frame.end_of_stream()) {
+        input_->Close();
+        break;
+      }
+      grpc::Status bad = Validate(frame, frames > 0);
+      if (!bad.ok()) return bad;
+      last_seq_ = frame.seq();
+      input_->Publish();
+      ++frames;
+    }
+    reply->set_frames(frames);
+    return grpc::Status::OK;
+  }
+
+ private:
+  grpc::Status Validate(const pb::Frame& f, bool has_previous) const {
+    Shape s{int(f.height()), int(f.width()), int(f.channels())};
+    if (!(s == expected_)) {
+      return Invalid(f.seq(),
+                     "shape " + s.ToString() + ", this stage takes " + expected_.ToString());
+    }
+    if (f.data().size() != expected_.Bytes()) {
+      return Invalid(f.seq(), "data is " + std::to_string(f.data().size()) + " bytes, expected " +
+                                  std::to_string(expected_.Bytes()) + " float32 for " +
+                                  s.ToString());
+    }
+    if (f.stamps_size() % 2 != 0 || f.stamps_size() > 2 * (kMaxStages - 1)) {
+      return Invalid(f.seq(), std::to_string(f.stamps_size()) +
+                                  " stamps, expected an even number up to " +
+                                  std::to_string(2 * (kMaxStages - 1)));
+    }
+    if (has_previous && f.seq() <= last_seq_) {
+      return Invalid(f.seq(), "sequence went backwards (after " + std::to_string(last_seq_) + ")");
+    }
+    return grpc::Status::OK;
+  }
+
+  Shape expected_;
+  FrameTriple* input_;
+  std::mutex mu_;
+  uint64_t last_seq_ = 0;
+};
+
+class GrpcReader final : public FrameReader {
+ public:
+  static Result<std::unique_ptr<FrameReader>> Listen(const std::string& address, Shape expected,
+                                                     Policy policy) {
+    auto r = std::unique_ptr<GrpcReader>(new GrpcReader(policy));
+    r->service_ = std::make_unique<StageService>(expected, &r->input_);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+    builder.SetMaxReceiveMessageSize(-1);
+    builder.RegisterService(r->service_.get());
+    r->server_ = builder.BuildAndStart();
+    if (!r->server_) return Error{"--listen " + address + ": cannot serve gRPC there"};
+    r->address_ = address;
+    if (address.rfind("unix:", 0) != 0) {
+      size_t colon = address.rfind(':');
+      if (port <= 0) return Error{"--listen " + address + ": cannot bind"};
+      r->address_ = address.substr(0, colon + 1) + std::to_string(port);
+    }
+    return std::unique_ptr<FrameReader>(std::move(r));
+  }
+
+  ~GrpcReader() override {
+    input_.Shutdown();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  }
+
+  ReadResult Next(FrameMeta* meta, const float** data, std::chrono::milliseconds timeout) override {
+    return input_.Next(meta, data, timeout);
+  }
+  uint64_t Drops() const override { return input_.Drops(); }
+  std::string Address() const override { return address_; }
+
+ private:
+  explicit GrpcReader(Policy policy) : input_(policy) {}
+  mutable FrameTriple input_;
+  std::unique_ptr<StageService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+};
+
+class GrpcWriter final : public FrameWriter {
+ public:
+  GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout)
+      : target_(std::move(target)),
+        frame_bytes_(frame_bytes),
+        reconnect_timeout_(reconnect_timeout) {
+    grpc::ChannelArguments args;
+    args.SetMaxSendMessageSize(-1);
+    args.SetMaxReceiveMessageSize(-1);
+    // Redial quickly after the next stage restarts (the default backoff grows to minutes).
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+    channel_ = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+    stub_ = pb::Stage::NewStub(channel_);
+  }
+
+  ~GrpcWriter() override { EndStream(); }
+
+  // The stage computes straight into the reused message's bytes: no staging copy.
+  float* Buffer() override {
+    std::string* d = frame_.mutable_data();
+    if (d->size() != frame_bytes_) d->resize(frame_bytes_);
+    return reinterpret_cast<float*>(d->data());
+  }
+
+  Status Publish(const FrameMeta& meta) override {
+    Buffer();
+    frame_.mutable_data()->resize(meta.shape.Bytes());
+    return Send(meta);
+  }
+
+  Status PublishFrom(const FrameMeta& meta, const float* data) override {
+    frame_.mutable_data()->assign(reinterpret_cast<const char*>(data), meta.shape.Bytes());
+    return Send(meta);
+  }
+
+  Status Close() override {
+    if (!stream_) {
+      Status s = Connect();
+      if (!s) return s;
+    }
+    pb::Frame end;
+    end.set_end_of_stream(true);
+    stream_->Write(end);
+    EndStream();
+    return Ok{};
+  }
+
+  uint64_t Drops() const override { return drops_; }
+  uint64_t Reconnects() const override { return reconnects_; }
+
+ private:
+  Status Send(const FrameMeta& meta) {
+    if (!stream_) {
+      Status s = Connect();
+      if (!s) {
+        ++drops_;
+        return s;
+      }
+    }
+    frame_.set_seq(meta.seq);
+    frame_.set_t_source_ns(meta.t_source_ns);
+    frame_.set_height(uint32_t(meta.shape.h));
+    frame_.set_width(uint32_t(meta.shape.w));
+    frame_.set_channels(uint32_t(meta.shape.c));
+    frame_.clear_stamps();
+    for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) frame_.add_stamps(meta.stamps[i]);
+    if (!stream_->Write(frame_)) {
+      grpc::Status st = stream_->Finish();
+      stream_.reset();
+      context_.reset();
+      ++drops_;
+      return Error{"next stage " + target_ + ": stream broke (" + st.error_message() + ", code " +
+                   std::to_string(int(st.error_code())) + "); frame " + std::to_string(meta.seq) +
+                   " lost, reconnecting"};
+    }
+    return Ok{};
+  }
+
+  Status Connect() {
+    auto deadline = std::chrono::system_clock::now() + reconnect_timeout_;
+    if (!channel_->WaitForConnected(deadline)) {
+      return Error{"next stage " + target_ + ": not reachable within " +
+                   std::to_string(reconnect_timeout_.count()) + " ms"};
+    }
+    context_ = std::make_unique<grpc::ClientContext>();
+    stream_ = stub_->Push(context_.get(), &reply_);
+    if (connected_before_) ++reconnects_;
+    connected_before_ = true;
+    return Ok{};
+  }
+
+  void EndStream() {
+    if (!stream_) return;
+    stream_->WritesDone();
+    (void)stream_->Finish();
+    stream_.reset();
+    context_.reset();
+  }
+
+  std::string target_;
+  size_t frame_bytes_;
+  std::chrono::milliseconds reconnect_timeout_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<pb::Stage::Stub> stub_;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::ClientWriter<pb::Frame>> stream_;
+  pb::PushReply reply_;
+  pb::Frame frame_;
+  uint64_t drops_ = 0;
+  uint64_t reconnects_ = 0;
+  bool connected_before_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
+                                                Policy policy) {
+  return GrpcReader::Listen(address, expected, policy);
+}
+
+Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
+                                                 std::chrono::milliseconds reconnect_timeout) {
+  return std::unique_ptr<FrameWriter>(
+      std::make_unique<GrpcWriter>(target, frame_bytes, reconnect_timeout));
+}
+
+}  // namespace edgefd::runtime

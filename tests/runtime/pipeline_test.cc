@@ -1,0 +1,258 @@
+// Whole pipelines over every transport, in one process (threads) and as child processes.
+#include "edgefd/runtime/pipeline.h"
+#include "run_cli.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+namespace edgefd::runtime {
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/edgefd-rt-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+/// Both ends of every link of an N-stage pipeline over one transport.
+struct Links {
+  std::vector<std::unique_ptr<FrameWriter>> writers;
+  std::vector<std::unique_ptr<FrameReader>> readers;
+};
+
+Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, Policy policy,
+                const TempDir& dir) {
+  Links l;
+  static int counter = 0;
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    Policy p = k == 0 ? Policy::kBlock : policy;
+    if (transport == "inproc") {
+      MailboxPair pair = MakeInprocLink(shapes[k].Bytes(), p);
+      l.writers.push_back(std::move(pair.writer));
+      l.readers.push_back(std::move(pair.reader));
+    } else if (transport == "shm") {
+      std::string name =
+          "edgefd-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+      auto r = OpenShmReader(name, shapes[k].Bytes(), p);
+      auto w = OpenShmWriter(name, shapes[k].Bytes(), p);
+      EXPECT_TRUE(r.ok() && w.ok());
+      UnlinkShm(name);  // both ends hold the mapping; nothing is left in /dev/shm
+      l.readers.push_back(std::move(*r));
+      l.writers.push_back(std::move(*w));
+    } else {
+      auto r =
+          ListenGrpc("unix:" + dir.path() + "/link" + std::to_string(k) + ".sock", shapes[k], p);
+      EXPECT_TRUE(r.ok()) << r.error().message;
+      auto w = ConnectGrpc((*r)->Address(), shapes[k].Bytes(), std::chrono::seconds(10));
+      EXPECT_TRUE(w.ok());
+      l.readers.push_back(std::move(*r));
+      l.writers.push_back(std::move(*w));
+    }
+  }
+  return l;
+}
+
+struct Threaded {
+  SinkReport sink;
+  std::vector<uint64_t> link_drops;
+};
+
+/// Source, N stage threads and the sink over `transport`, outputs kept.
+Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& transport, Policy policy,
+                     int frames, std::vector<double> delays = {}) {
+  auto model = BuildModel(spec);
+  EXPECT_TRUE(model.ok());
+  PartitionOptions po;
+  po.stages = stages;
+  auto plan = Partition(*model, po);
+  EXPECT_TRUE(plan.ok());
+  std::vector<Shape> shapes = {model->Input()};
+  for (const StagePlan& s : plan->stages) shapes.push_back(model->layers[s.last - 1].out);
+  TempDir dir;
+  Links links = MakeLinks(transport, shapes, policy, dir);
+  std::vector<std::unique_ptr<Executor>> execs;
+  for (const StagePlan& s : plan->stages) {
+    auto e = MakeCpuBackend()->Compile(*model, s.first, s.last, ExecOptions{1, {}, true});
+    EXPECT_TRUE(e.ok());
+    execs.push_back(std::move(*e));
+  }
+  SourceOptions so;
+  so.frames = frames;
+  so.seed = spec.seed;
+  SourceImages images = MakeSourceImages(model->Input(), so);
+  std::vector<StageCounters> counters(stages);
+  std::vector<std::thread> threads;
+  threads.emplace_back([&] { EXPECT_TRUE(RunSource(*links.writers[0], images, so).ok()); });
+  for (int s = 0; s < stages; ++s) {
+    threads.emplace_back([&, s] {
+      StageOptions o;
+      o.index = s;
+      if (size_t(s) < delays.size()) o.delay_ms = delays[s];
+      EXPECT_TRUE(
+          RunStage(*links.readers[s], *links.writers[s + 1], *execs[s], o, counters[s]).ok());
+    });
+  }
+  SinkOptions sink_options;
+  sink_options.keep_outputs = true;
+  sink_options.warmup = 0;
+  auto sink = RunSink(*links.readers[stages], sink_options);
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(sink.ok()) << sink.error().message;
+  Threaded out;
+  out.sink = std::move(*sink);
+  for (auto& r : links.readers) out.link_drops.push_back(r->Drops());
+  return out;
+}
+
+/// The monolithic output for source frame `seq`.
+std::vector<float> Monolithic(const ModelSpec& spec, uint64_t seq) {
+  auto model = BuildModel(spec);
+  auto exec =
+      MakeCpuBackend()->Compile(*model, 0, int(model->layers.size()), ExecOptions{1, {}, true});
+  std::vector<float> in(model->Input().Elements()), out(model->Output().Elements());
+  SourceFrame(model->Input(), spec.seed, seq, SourceOptions{}.distinct, in.data());
+  (*exec)->Run(in.data(), out.data());
+  return out;
+}
+
+float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  float m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+class EveryTransport : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EveryTransport, PartitionedConvEqualsMonolithicForEveryStageCount) {
+  ModelSpec spec;
+  spec.conv = {67, 41, 1};
+  std::vector<std::vector<float>> expected;
+  for (uint64_t seq = 0; seq < 4; ++seq) expected.push_back(Monolithic(spec, seq));
+  for (int stages = 1; stages <= 4; ++stages) {
+    Threaded run = RunThreaded(spec, stages, GetParam(), Policy::kBlock, 6);
+    ASSERT_EQ(run.sink.frames, 6u) << stages << " stages";
+    EXPECT_EQ(run.sink.drops, 0u);
+    EXPECT_TRUE(run.sink.in_order);
+    for (const auto& [seq, out] : run.sink.outputs) {
+      EXPECT_LT(MaxAbsDiff(out, expected[seq % 4]), 1e-4f)
+          << stages << " stages, frame " << seq << " over " << GetParam();
+    }
+  }
+}
+
+TEST_P(EveryTransport, PartitionedYoloTinyEqualsMonolithic) {
+  ModelSpec spec;
+  spec.name = "yolo-tiny";
+  Threaded run = RunThreaded(spec, 2, GetParam(), Policy::kBlock, 2);
+  ASSERT_EQ(run.sink.frames, 2u);
+  for (const auto& [seq, out] : run.sink.outputs) {
+    EXPECT_LT(MaxAbsDiff(out, Monolithic(spec, seq)), 1e-4f) << "frame " << seq;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, EveryTransport, ::testing::Values("inproc", "shm", "grpc"));
+
+class SlowStage : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SlowStage, KeepsOrderAndCountsEveryDroppedFrame) {
+  ModelSpec spec;
+  spec.conv = {64, 48, 1};
+  const int frames = 120;
+  Threaded run = RunThreaded(spec, 3, GetParam(), Policy::kLatest, frames, {0, 3.0, 0});
+  const SinkReport& s = run.sink;
+  EXPECT_TRUE(s.in_order);
+  EXPECT_EQ(s.last_seq, uint64_t(frames)) << "the newest frame always gets through";
+  EXPECT_EQ(s.frames + s.drops, uint64_t(frames));
+  EXPECT_GT(s.drops, 0u) << "a 3 ms stage behind a fast one must drop";
+  uint64_t link_drops = 0;
+  for (uint64_t d : run.link_drops) link_drops += d;
+  EXPECT_EQ(link_drops, s.drops) << "drops counted at the links equal the gaps the sink saw";
+  ModelSpec check = spec;
+  for (const auto& [seq, out] : s.outputs) {
+    EXPECT_LT(MaxAbsDiff(out, Monolithic(check, seq)), 1e-4f);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, SlowStage, ::testing::Values("inproc", "shm", "grpc"));
+
+using testing::RunCli;
+
+double JsonNumber(const std::string& json, const std::string& key) {
+  size_t pos = json.find("\"" + key + "\":");
+  if (pos == std::string::npos) return NAN;
+  return std::strtod(json.c_str() + pos + key.size() + 3, nullptr);
+}
+
+TEST(RunCommand, ChildProcessPipelinesOverShmAndGrpcMatchInProcess) {
+  const std::string common =
+      "run --model conv --width 96 --height 64 --stages 3 --frames 25 --policy block --json";
+  int st = 0;
+  std::string inproc = RunCli(common + " --transport inproc", &st);
+  ASSERT_EQ(st, 0) << inproc;
+  double checksum = JsonNumber(inproc, "checksum");
+  ASSERT_FALSE(std::isnan(checksum)) << inproc;
+  for (const char* t : {"shm", "grpc"}) {
+    std::string out = RunCli(common + " --transport " + t, &st);
+    ASSERT_EQ(st, 0) << out;
+    EXPECT_EQ(JsonNumber(out, "frames_received"), 25) << out;
+    EXPECT_EQ(JsonNumber(out, "drops"), 0) << out;
+    EXPECT_NEAR(JsonNumber(out, "checksum"), checksum, 1e-6 * std::abs(checksum)) << out;
+    EXPECT_GT(JsonNumber(out, "fps"), 0) << out;
+    EXPECT_NE(out.find("\"stage_compute_ms\":["), std::string::npos);
+  }
+}
+
+TEST(RunCommand, MonolithicReportsThroughputLatencyAndPlan) {
+  int st = 0;
+  std::string out = RunCli("run --model conv --width 128 --height 128 --frames 20 --json", &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(JsonNumber(out, "frames_received"), 20);
+  EXPECT_GT(JsonNumber(out, "latency_p50_ms"), 0);
+  EXPECT_NE(out.find("\"plan\":{"), std::string::npos);
+  EXPECT_NE(out.find("\"backend\":\"cpu\""), std::string::npos);
+}
+
+TEST(Cli, PartitionPrintsThePlan) {
+  int st = 0;
+  std::string out = RunCli("partition --model yolo-tiny --stages 2", &st);
+  EXPECT_EQ(st, 0);
+  EXPECT_NE(out.find("4.844 GFLOP"), std::string::npos) << out;
+  EXPECT_NE(out.find("conv1.."), std::string::npos) << out;
+  EXPECT_NE(out.find("bottleneck"), std::string::npos) << out;
+}
+
+TEST(Cli, BadInputNamesItAndFails) {
+  int st = 0;
+  std::string out = RunCli("run --model conv --stages 9 --frames 2", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(out.find("--stages 9"), std::string::npos) << out;
+  out = RunCli("run --model resnet", &st);
+  EXPECT_EQ(st, 2);
+  EXPECT_NE(out.find("resnet"), std::string::npos) << out;
+  out = RunCli("run --model conv --frmes 3", &st);
+  EXPECT_EQ(st, 2);
+  EXPECT_NE(out.find("--frmes"), std::string::npos) << out;
+  out = RunCli("run --model conv --width 64 --height 64 --weights /nonexistent/w.bin", &st);
+  EXPECT_NE(st, 0);
+  EXPECT_NE(out.find("/nonexistent/w.bin"), std::string::npos) << out;
+  out = RunCli("stage --model conv --listen shm:x", &st);
+  EXPECT_EQ(st, 2);
+  EXPECT_NE(out.find("--next"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace edgefd::runtime
