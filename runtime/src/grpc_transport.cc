@@ -1,5 +1,6 @@
-// gRPC links: the Stage service (receiving end) and a pushing client (sending end). Messages
-// are reused on both sides so the steady state allocates nothing of frame size.
+// gRPC links: the Stage service (receiving end) and a pushing client (sending end). The
+// receiver parses into reused messages and the sender lends pooled frame buffers to gRPC, so
+// the steady state allocates nothing of frame size (docs/pipeline.md, "gRPC transport tuning").
 #include <fcntl.h>
 #include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
@@ -317,16 +318,21 @@ class GrpcWriter final : public FrameWriter {
     // The message is the Frame's small fields serialised by protobuf, then field 6 (data)
     // as its tag and length followed by the pooled buffer itself; the receiver parses an
     // ordinary Frame (protobuf accepts fields in any order).
-    pb::Frame& head = head_;
-    head.set_seq(meta.seq);
-    head.set_t_source_ns(meta.t_source_ns);
-    head.set_height(uint32_t(meta.shape.h));
-    head.set_width(uint32_t(meta.shape.w));
-    head.set_channels(uint32_t(meta.shape.c));
-    head.clear_stamps();
-    for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) head.add_stamps(meta.stamps[i]);
-    head.SerializeToString(&head_bytes_);
     size_t n = meta.shape.Bytes();
+    if (n > frame_bytes_) {
+      ++drops_;
+      return Error{"frame " + std::to_string(meta.seq) + ": shape " + meta.shape.ToString() +
+                   " is " + std::to_string(n) + " bytes, the link to " + target_ +
+                   " carries at most " + std::to_string(frame_bytes_)};
+    }
+    head_.set_seq(meta.seq);
+    head_.set_t_source_ns(meta.t_source_ns);
+    head_.set_height(uint32_t(meta.shape.h));
+    head_.set_width(uint32_t(meta.shape.w));
+    head_.set_channels(uint32_t(meta.shape.c));
+    head_.clear_stamps();
+    for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) head_.add_stamps(meta.stamps[i]);
+    head_.SerializeToString(&head_bytes_);
     head_bytes_.push_back(char((pb::Frame::kDataFieldNumber << 3) | 2));  // length-delimited
     for (uint64_t v = n; ; v >>= 7) {  // varint
       if (v < 0x80) {
