@@ -29,7 +29,10 @@ std::string HexAttr(udev_device* dev, const char* attr) {
 
 // Finds the physical device `dev` belongs to and copies its identity into `rec`.
 void FillAnchor(udev_device* dev, UdevRecord& rec) {
-  for (udev_device* d = dev; d != nullptr; d = udev_device_get_parent(d)) {
+  // A virtual device (a misc or tty class device with no hardware) has no USB, PCI or
+  // devicetree ancestor; skipping the walk spares libudev probing each parent directory.
+  bool is_virtual = rec.syspath.rfind("/sys/devices/virtual/", 0) == 0;
+  for (udev_device* d = is_virtual ? nullptr : dev; d != nullptr; d = udev_device_get_parent(d)) {
     std::string subsystem = Str(udev_device_get_subsystem(d));
     const char* of_path = udev_device_get_property_value(d, "OF_FULLNAME");
     bool usb = subsystem == "usb" && Str(udev_device_get_devtype(d)) == "usb_device";
