@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <set>
 
 #include "edgefd/discovery.h"
@@ -27,12 +29,17 @@ std::string HexAttr(udev_device* dev, const char* attr) {
   return v;
 }
 
+// A device with no hardware: a misc or tty class device that is no USB, PCI or platform
+// device's child, and so has no driver and no anchor but itself.
+bool IsVirtual(const std::string& syspath) {
+  return syspath.rfind("/sys/devices/virtual/", 0) == 0;
+}
+
 // Finds the physical device `dev` belongs to and copies its identity into `rec`.
 void FillAnchor(udev_device* dev, UdevRecord& rec) {
-  // A virtual device (a misc or tty class device with no hardware) has no USB, PCI or
-  // devicetree ancestor; skipping the walk spares libudev probing each parent directory.
-  bool is_virtual = rec.syspath.rfind("/sys/devices/virtual/", 0) == 0;
-  for (udev_device* d = is_virtual ? nullptr : dev; d != nullptr; d = udev_device_get_parent(d)) {
+  // Skipping the walk for a virtual device spares libudev probing each parent directory.
+  udev_device* start = IsVirtual(rec.syspath) ? nullptr : dev;
+  for (udev_device* d = start; d != nullptr; d = udev_device_get_parent(d)) {
     std::string subsystem = Str(udev_device_get_subsystem(d));
     const char* of_path = udev_device_get_property_value(d, "OF_FULLNAME");
     bool usb = subsystem == "usb" && Str(udev_device_get_devtype(d)) == "usb_device";
@@ -75,7 +82,8 @@ bool IdMatches(const std::vector<HexId>& ids, const std::string& vendor,
   });
 }
 
-bool Matches(const RuleMatch& m, const UdevRecord& r) {
+// `check_properties` false: the udev properties are not known yet and taken as matching.
+bool Matches(const RuleMatch& m, const UdevRecord& r, bool check_properties = true) {
   if (m.IsDeviceTree()) return false;
   if (!m.subsystems.empty() && !AnyGlob(m.subsystems, r.subsystem)) return false;
   if (!m.usb.empty() &&
@@ -95,6 +103,7 @@ bool Matches(const RuleMatch& m, const UdevRecord& r) {
   if (!m.drivers.empty() && (r.driver.empty() || !AnyGlob(m.drivers, r.driver))) return false;
   if (!m.devnodes.empty() && (r.devnode.empty() || !AnyGlob(m.devnodes, r.devnode))) return false;
   for (const auto& [name, glob] : m.properties) {
+    if (!check_properties) break;
     auto it = r.properties.find(name);
     if (it == r.properties.end() || !GlobMatches(glob, it->second)) return false;
   }
@@ -144,23 +153,57 @@ std::string DeviceDir(const std::string& dir, const std::string& name) {
       .string();
 }
 
+// A device directory and the subsystem it was listed under.
+struct ListedDevice {
+  std::string syspath;
+  std::string subsystem;
+  bool operator<(const ListedDevice& o) const { return syspath < o.syspath; }
+};
+
 // The sysfs directories of the devices of `subsystems` (all subsystems when empty), sorted
 // and without duplicates: what udev_enumerate_scan_devices() lists for subsystem matches
 // (/sys/bus/X/devices/ and /sys/class/X/), read directly. libudev's enumerator builds a
 // device object for every entry and for each of its parents, resolving every path one
 // component at a time, only to hand back the paths, and EnumerateUdev() then builds its own
 // objects: on this project's x86 test VM that was half of the enumeration's system calls.
-std::vector<std::string> ListSubsystemDevices(const std::vector<std::string>& subsystems) {
-  std::set<std::string> paths;
+std::vector<ListedDevice> ListSubsystemDevices(const std::vector<std::string>& subsystems) {
+  std::set<ListedDevice> devices;
   for (const char* kind : {"bus", "class"}) {
     std::string top = std::string("/sys/") + kind;
     std::vector<std::string> names = subsystems.empty() ? DirEntries(top) : subsystems;
     for (const std::string& s : names) {
       std::string dir = top + "/" + s + (std::string_view(kind) == "bus" ? "/devices" : "");
-      for (const std::string& entry : DirEntries(dir)) paths.insert(DeviceDir(dir, entry));
+      for (const std::string& entry : DirEntries(dir)) devices.insert({DeviceDir(dir, entry), s});
     }
   }
-  return {paths.begin(), paths.end()};
+  return {devices.begin(), devices.end()};
+}
+
+// The /dev node from a device's uevent file (DEVNAME=...), as libudev forms it; nullopt
+// when the file cannot be read.
+std::optional<std::string> UeventDevnode(const std::string& syspath) {
+  std::ifstream in(syspath + "/uevent");
+  if (!in) return std::nullopt;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("DEVNAME=", 0) != 0) continue;
+    std::string name = line.substr(8);
+    return name.empty() || name[0] == '/' ? name : "/dev/" + name;
+  }
+  return std::string();
+}
+
+// Whether a virtual device (one with no driver and no USB, PCI or devicetree ancestor) can
+// matter to `rules`: some udev alternative may match it (its properties, unread, taken as
+// matching) or some rule names its /dev node (a devicetree device's nodes can be virtual,
+// as Jetson's /dev/nvmap). MatchDevices() drops every other one.
+bool VirtualDeviceMatters(const std::vector<Rule>& rules, const UdevRecord& r) {
+  return std::any_of(rules.begin(), rules.end(), [&](const Rule& rule) {
+    if (!rule.enabled) return false;
+    if (!r.devnode.empty() && AnyGlob(rule.devnodes, r.devnode)) return true;
+    return std::any_of(rule.match.begin(), rule.match.end(), [&](const RuleMatch& m) {
+      return Matches(m, r, /*check_properties=*/false);
+    });
+  });
 }
 
 }  // namespace
@@ -178,12 +221,23 @@ std::vector<std::string> UdevSubsystems(const std::vector<Rule>& rules) {
   return out;
 }
 
-Result<std::vector<UdevRecord>> EnumerateUdev(const std::vector<std::string>& subsystems) {
+Result<std::vector<UdevRecord>> EnumerateUdev(const std::vector<std::string>& subsystems,
+                                              const std::vector<Rule>* rules) {
   UdevPtr udev(udev_new());
   if (!udev) return Error{std::string("libudev: udev_new failed: ") + std::strerror(errno)};
   std::vector<UdevRecord> records;
-  for (const std::string& syspath : ListSubsystemDevices(subsystems)) {
-    UdevDevicePtr dev(udev_device_new_from_syspath(udev.get(), syspath.c_str()));
+  for (const ListedDevice& listed : ListSubsystemDevices(subsystems)) {
+    if (rules != nullptr && IsVirtual(listed.syspath)) {
+      // Most virtual devices (loop-control, tun, fuse, ...) matter to no rule; telling
+      // that from their uevent file is far cheaper than a libudev device.
+      std::optional<std::string> devnode = UeventDevnode(listed.syspath);
+      UdevRecord partial;
+      partial.syspath = partial.anchor_id = partial.anchor_syspath = listed.syspath;
+      partial.subsystem = partial.anchor_subsystem = listed.subsystem;
+      partial.devnode = devnode.value_or("");
+      if (devnode && !VirtualDeviceMatters(*rules, partial)) continue;
+    }
+    UdevDevicePtr dev(udev_device_new_from_syspath(udev.get(), listed.syspath.c_str()));
     if (!dev) continue;  // gone since the listing: its remove event will follow
     UdevRecord rec;
     rec.syspath = Str(udev_device_get_syspath(dev.get()));
@@ -296,7 +350,7 @@ Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& rep
   std::vector<UdevRecord> records;
   // Like the CPU source, a --dtb (some other board) never mixes in this host's devices.
   if (UsesUdev(options)) {
-    auto enumerated = EnumerateUdev(UdevSubsystems(*rules));
+    auto enumerated = EnumerateUdev(UdevSubsystems(*rules), &*rules);
     if (enumerated) {
       records = std::move(*enumerated);
     } else {
