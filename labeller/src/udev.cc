@@ -153,6 +153,27 @@ std::string DeviceDir(const std::string& dir, const std::string& name) {
       .string();
 }
 
+// The subsystem directories of `top` (/sys/bus or /sys/class) that `subsystems` name: a
+// literal name as it is, a glob ("hailo*", as rules may write) expanded as libudev's
+// subsystem match does; all of them when `subsystems` is empty.
+std::vector<std::string> SubsystemNames(const std::string& top,
+                                        const std::vector<std::string>& subsystems) {
+  if (subsystems.empty()) return DirEntries(top);
+  std::vector<std::string> names;
+  std::optional<std::vector<std::string>> all;  // read only when a glob needs it
+  for (const std::string& s : subsystems) {
+    if (s.find_first_of("*?[") == std::string::npos) {
+      names.push_back(s);
+      continue;
+    }
+    if (!all) all = DirEntries(top);
+    for (const std::string& entry : *all) {
+      if (GlobMatches(s, entry)) names.push_back(entry);
+    }
+  }
+  return names;
+}
+
 // A device directory and the subsystem it was listed under.
 struct ListedDevice {
   std::string syspath;
@@ -170,8 +191,7 @@ std::vector<ListedDevice> ListSubsystemDevices(const std::vector<std::string>& s
   std::set<ListedDevice> devices;
   for (const char* kind : {"bus", "class"}) {
     std::string top = std::string("/sys/") + kind;
-    std::vector<std::string> names = subsystems.empty() ? DirEntries(top) : subsystems;
-    for (const std::string& s : names) {
+    for (const std::string& s : SubsystemNames(top, subsystems)) {
       std::string dir = top + "/" + s + (std::string_view(kind) == "bus" ? "/devices" : "");
       for (const std::string& entry : DirEntries(dir)) devices.insert({DeviceDir(dir, entry), s});
     }

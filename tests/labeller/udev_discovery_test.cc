@@ -258,6 +258,18 @@ TEST_F(UmockdevDiscovery, VirtualDevicesStillMatchByPropertyAndServeDevicetreeGp
   EXPECT_THAT(xcl->devnodes, ElementsAre("/dev/xclmgmt"));
 }
 
+TEST_F(UmockdevDiscovery, ARuleSubsystemGlobFindsAClassNoBuiltInRuleNames) {
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  std::filesystem::path file = tb_->Root() + "/site.yaml";
+  std::ofstream(file) << "rules:\n  - name: vivante\n    match: {subsystem: \"galc*\"}\n";
+  auto report = DiscoverIn(*tb_, {file});
+  ASSERT_TRUE(report) << report.error().message;
+  const Device* gpu = Find(report->inventory, "vivante", "/sys/devices/virtual/galcore/galcore");
+  ASSERT_NE(gpu, nullptr);
+  EXPECT_THAT(gpu->devnodes, ElementsAre("/dev/galcore"));
+  EXPECT_EQ(Ids(report->inventory, "vivante").size(), 1u);
+}
+
 TEST(MatchDevices, VivanteCountsAsNpuOnlyUnderAnNpuNode) {
   auto rules = LoadRules({});
   ASSERT_TRUE(rules) << rules.error().message;
