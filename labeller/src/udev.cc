@@ -187,6 +187,9 @@ struct ListedDevice {
 // device object for every entry and for each of its parents, resolving every path one
 // component at a time, only to hand back the paths, and EnumerateUdev() then builds its own
 // objects: on this project's x86 test VM that was half of the enumeration's system calls.
+// (The enumerator also adds a listed device's parents of a wanted subsystem, for root buses
+// that no /sys/bus or /sys/class entry links; every usb and pci device and every device of
+// a /dev class is linked there.)
 std::vector<ListedDevice> ListSubsystemDevices(const std::vector<std::string>& subsystems) {
   std::set<ListedDevice> devices;
   for (const char* kind : {"bus", "class"}) {
