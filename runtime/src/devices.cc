@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,8 +13,6 @@
 #include <set>
 #include <string_view>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "edgefd/cpu.h"
 
@@ -185,11 +184,11 @@ std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation) {
 void LogOpenedDevices(const std::vector<OpenedDevice>& devices, const std::string& who) {
   for (const OpenedDevice& d : devices) {
     if (d.opened) {
-      spdlog::info("{}: device {} {} {} (cpu backend: held, not driven)", who, d.resource, d.id,
-                   d.Describe());
+      spdlog::info("{}: device {} {} {}; held, not driven: only the CPU backend computes", who,
+                   d.resource, d.id, d.Describe());
     } else {
-      spdlog::warn("{}: device {} {} {}; running on the CPU backend only", who, d.resource,
-                   d.id, d.Describe());
+      spdlog::warn("{}: device {} {} {}; only the CPU backend computes", who, d.resource, d.id,
+                   d.Describe());
     }
   }
 }

@@ -1,16 +1,16 @@
 #include "edgefd/runtime/devices.h"
 
 #include <arpa/inet.h>
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 
 #include "edgefd/runtime/metrics.h"
@@ -33,7 +33,9 @@ TEST(CpuList, ParsesListsAndRanges) {
 
 TEST(Allocation, ReadsTheDevicePluginEnvironment) {
   std::string allowed = "0";  // every process may run on CPU 0 here
-  std::vector<std::string> env = {"PATH=/bin", "EDGEFD_BIG_CPUS=0,999", "EDGEFD_LITTLE_CPUS=",
+  std::vector<std::string> env = {"PATH=/bin",
+                                  "EDGEFD_BIG_CPUS=0,999",
+                                  "EDGEFD_LITTLE_CPUS=",
                                   "EDGEFD_MOVIDIUS_NCS_DEVICES=1-1.2,1-1.3",
                                   "EDGEFD_MOVIDIUS_NCS_DEVNODES=/dev/bus/usb/001/004,"
                                   "/dev/bus/usb/001/005",
@@ -198,17 +200,17 @@ TEST(PipelineCli, RunOpensAllocatedNodesWarnsAboutMissingOnesAndComputesOnTheCpu
   ScopedEnv ids("EDGEFD_EDGETPU_DEVICES", "0000:01:00.0,0000:02:00.0");
   ScopedEnv nodes("EDGEFD_EDGETPU_DEVNODES", dev / "apex_0" + "," + dev / "apex_1");
   int st = 0;
-  std::string out = testing::RunCli(
-      "run --model conv --width 96 --height 64 --stages 1 --frames 3 --json", &st);
+  std::string out =
+      testing::RunCli("run --model conv --width 96 --height 64 --stages 1 --frames 3 --json", &st);
   ASSERT_EQ(st, 0) << "a missing node is a warning, not a failure: " << out;
   EXPECT_NE(out.find("{\"resource\":\"EDGETPU\",\"id\":\"0000:01:00.0\",\"path\":\"" +
                      dev / "apex_0" + "\",\"opened\":true,\"mode\":\"rw\",\"errno\":0,"),
             std::string::npos)
       << out;
-  EXPECT_NE(out.find("{\"resource\":\"EDGETPU\",\"id\":\"0000:02:00.0\",\"path\":\"" +
-                     dev / "apex_1" + "\",\"opened\":false,\"mode\":\"\",\"errno\":" +
-                     std::to_string(ENOENT)),
-            std::string::npos)
+  EXPECT_NE(
+      out.find("{\"resource\":\"EDGETPU\",\"id\":\"0000:02:00.0\",\"path\":\"" + dev / "apex_1" +
+               "\",\"opened\":false,\"mode\":\"\",\"errno\":" + std::to_string(ENOENT)),
+      std::string::npos)
       << out;
   // The warning on stderr names the node that is missing.
   EXPECT_NE(out.find("[warning] run: device EDGETPU 0000:02:00.0 not opened: " + dev / "apex_1" +

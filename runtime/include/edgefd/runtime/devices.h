@@ -50,7 +50,7 @@ struct OpenedDevice {
   /// The device ID the node belongs to. When the plugin's node list does not pair one to one
   /// with the IDs (a device with two nodes), every ID of the resource, comma-separated.
   std::string id;
-  std::string path;        ///< the node; empty when the plugin named none for the ID
+  std::string path;  ///< the node; empty when the plugin named none for the ID
   bool opened = false;
   bool read_only = false;  ///< opened O_RDONLY because O_RDWR was refused
   int error_number = 0;    ///< errno of the failed open; 0 when opened or when no node was named
