@@ -31,7 +31,8 @@ const char kHelp[] =
     "  partition  --model M --stages N [--profile] [--json]\n"
     "stage/source/sink --check: validate the options and print the stage's shapes, then exit\n"
     "model options: --width W --height H --channels C (conv), --seed S, --weights FILE\n"
-    "run/stage options: --policy latest|block, --threads T, --delay-ms D[,D...], --profile,\n"
+    "run/stage options: --policy latest|block (run: block unless --fps paces the source;\n"
+    "  stage: latest), --threads T, --delay-ms D[,D...], --profile,\n"
     "  --gflops G --link-mbps B (partition cost model), --warmup N, --fps F\n"
     "addresses: shm:NAME (/dev/shm ring), unix:/path or host:port or dns:///svc:port (gRPC)\n";
 
@@ -118,8 +119,8 @@ Result<ModelSpec> ParseModel(const Args& a) {
   return m;
 }
 
-Result<Policy> ParsePolicy(const Args& a) {
-  std::string p = a.Str("--policy", "latest");
+Result<Policy> ParsePolicy(const Args& a, const char* default_policy = "latest") {
+  std::string p = a.Str("--policy", default_policy);
   if (p == "latest") return Policy::kLatest;
   if (p == "block") return Policy::kBlock;
   return Error{"--policy " + p + ": use latest or block"};
@@ -187,7 +188,10 @@ int CmdRun(const Args& a) {
   EDGEFD_TRY(fps, a.Num("--fps", 0.0, 0.0));
   EDGEFD_TRY(gflops, a.Num("--gflops", 100.0, 1e-6));
   EDGEFD_TRY(mbps, a.Num("--link-mbps", 1000.0, 0.0));
-  EDGEFD_TRY(policy, ParsePolicy(a));
+  // An unpaced source produces frames as fast as it can: with newest-only links a run would
+  // measure how fast frames are thrown away (and a sink that attaches late sees only the
+  // last one). So `run` blocks unless the source is paced like a camera (--fps).
+  EDGEFD_TRY(policy, ParsePolicy(a, fps > 0 ? "latest" : "block"));
   EDGEFD_TRY(delays, ParseDelays(a));
   EDGEFD_TRY(alloc, ReadAllocation(environ));
   o.stages = int(stages);

@@ -39,7 +39,7 @@ TEST(Manifests, DaemonSetMountsWhatThePluginNeedsWithLeastPrivilege) {
   for (const auto& a : c["args"]) args.insert(a.as<std::string>());
   EXPECT_TRUE(args.contains("--root=/host"));
   EXPECT_TRUE(args.contains("--udev"));
-  EXPECT_TRUE(args.contains("--metrics-address=:9479"));
+  EXPECT_TRUE(args.contains("--metrics-addr=:9479"));
 }
 
 TEST(Manifests, ExamplePodRequestsTwoLittleCoresAndAnAccelerator) {
