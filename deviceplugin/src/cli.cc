@@ -143,7 +143,11 @@ void PrintResources(const DeviceRegistry& registry) {
   for (const std::string& name : registry.ResourceNames()) {
     auto snapshot = registry.Snapshot(name);
     if (!snapshot) continue;
-    std::cout << name << " (" << EnvVarName(*snapshot) << ")\n";
+    std::cout << name << " (" << EnvVarName(*snapshot);
+    if (snapshot->kind == ResourceKind::kAccelerator) {
+      std::cout << ", " << DevnodesEnvVarName(*snapshot);
+    }
+    std::cout << ")\n";
     for (const PluginDevice& d : snapshot->devices) {
       std::cout << "  " << d.id << (d.healthy && d.present ? " Healthy" : " Unhealthy");
       if (d.numa_node >= 0) std::cout << " numa=" << d.numa_node;

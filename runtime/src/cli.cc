@@ -285,11 +285,9 @@ int CmdStage(const Args& a) {
     EDGEFD_TRY(c, ParseCpuList("--cpus", cpu_arg));
     cpus = c;
   }
-  auto devices = OpenAllocatedDevices(alloc);
-  for (const OpenedDevice& d : devices) {
-    spdlog::info("stage {}: device {} {} {} (cpu backend: held, not driven)", index, d.resource,
-                 d.id, d.opened ? "opened " + d.path : "not opened: " + d.error);
-  }
+  // Held until the stage exits: the allocation is in use, though only the CPU computes.
+  const std::vector<OpenedDevice> devices = OpenAllocatedDevices(alloc);
+  LogOpenedDevices(devices, "stage " + std::to_string(index));
   EDGEFD_TRY(exec, MakeCpuBackend()->Compile(model, range.first, range.second,
                                              ExecOptions{int(threads), cpus, true}));
   // gRPC's I/O threads start from this thread and inherit its affinity.

@@ -76,7 +76,8 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   RunResult r = RunBinary("--inventory " + kInventory + " --list");
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu (EDGEFD_LITTLE_CPUS)"));
-  EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES)"));
+  EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES, "
+                                        "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
 }
 
