@@ -38,8 +38,9 @@ Options:
                          is / and there is no --dtb; the DaemonSet passes --udev)
   --inventory FILE       use a static inventory (YAML/JSON) instead of discovery
   --socket-prefix P      socket file name prefix (default edgefd-)
-  --metrics-address A    serve /metrics, /healthz and /readyz on HOST:PORT
-                         (default :9479; "none" disables)
+  --metrics-addr A       serve /metrics, /healthz and /readyz on HOST:PORT
+                         (default :9479; "none" disables; the labeller's flag
+                         has the same name; --metrics-address is an alias)
   --rescan SECONDS       when the udev netlink monitor cannot run, rescan every
                          SECONDS instead (default 30; 0: never)
   --list                 print the resources and devices it would serve, then exit
@@ -95,7 +96,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     auto v = [&]() { return value(); };
     std::optional<std::string> val;
     if (arg == "--kubelet-dir" || arg == "--root" || arg == "--dtb" || arg == "--config" ||
-        arg == "--inventory" || arg == "--socket-prefix" || arg == "--metrics-address" ||
+        arg == "--inventory" || arg == "--socket-prefix" || arg == "--metrics-addr" ||
+        arg == "--metrics-address" ||
         arg == "--rescan" || arg == "--log-level") {
       val = v();
       if (!val) return kExitUsage;
@@ -109,7 +111,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     if (arg == "--config") flags.discovery.rule_files.emplace_back(*val);
     if (arg == "--inventory") flags.inventory_file = *val;
     if (arg == "--socket-prefix") flags.server.socket_prefix = *val;
-    if (arg == "--metrics-address") flags.metrics_address = *val;
+    if (arg == "--metrics-addr" || arg == "--metrics-address") flags.metrics_address = *val;
     if (arg == "--log-level") flags.log_level = *val;
     if (arg == "--rescan") {
       try {
@@ -141,7 +143,11 @@ void PrintResources(const DeviceRegistry& registry) {
   for (const std::string& name : registry.ResourceNames()) {
     auto snapshot = registry.Snapshot(name);
     if (!snapshot) continue;
-    std::cout << name << " (" << EnvVarName(*snapshot) << ")\n";
+    std::cout << name << " (" << EnvVarName(*snapshot);
+    if (snapshot->kind == ResourceKind::kAccelerator) {
+      std::cout << ", " << DevnodesEnvVarName(*snapshot);
+    }
+    std::cout << ")\n";
     for (const PluginDevice& d : snapshot->devices) {
       std::cout << "  " << d.id << (d.healthy && d.present ? " Healthy" : " Unhealthy");
       if (d.numa_node >= 0) std::cout << " numa=" << d.numa_node;
@@ -240,7 +246,7 @@ int RunDevicePluginCli(int argc, char** argv) {
           }
           return {404, "text/plain", "not found\n"};
         },
-        "--metrics-address");
+        "--metrics-addr");
     if (!endpoint) {
       std::cerr << "edgefd-deviceplugin: " << endpoint.error().message << "\n";
       server.Stop();

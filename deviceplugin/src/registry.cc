@@ -40,19 +40,29 @@ const PluginDevice* ResourceSnapshot::Find(std::string_view id) const {
   return nullptr;
 }
 
-std::string EnvVarName(const ResourceSnapshot& snapshot) {
-  std::string name = snapshot.name;
-  if (snapshot.kind == ResourceKind::kCpu) {
-    // "little-cpu" → LITTLE_CPUS: the contract names the variable after the core class.
-    name += "s";
-  }
+namespace {
+
+// "movidius-ncs" → "EDGEFD_MOVIDIUS_NCS": upper-cased, '-' and '.' turned into '_'.
+std::string EnvPrefix(const std::string& name) {
   std::string out = "EDGEFD_";
   for (char c : name) {
     out += (c == '-' || c == '.') ? '_'
                                   : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
-  if (snapshot.kind == ResourceKind::kAccelerator) out += "_DEVICES";
   return out;
+}
+
+}  // namespace
+
+std::string EnvVarName(const ResourceSnapshot& snapshot) {
+  // "little-cpu" → LITTLE_CPUS: the contract names the variable after the core class.
+  if (snapshot.kind == ResourceKind::kCpu) return EnvPrefix(snapshot.name + "s");
+  return EnvPrefix(snapshot.name) + "_DEVICES";
+}
+
+std::string DevnodesEnvVarName(const ResourceSnapshot& snapshot) {
+  if (snapshot.kind != ResourceKind::kAccelerator) return "";
+  return EnvPrefix(snapshot.name) + "_DEVNODES";
 }
 
 namespace {

@@ -62,11 +62,19 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
     }
   }
   (*response.mutable_envs())[EnvVarName(snapshot)] = value;
+  std::string devnodes;
   for (const std::string& path : paths) {
     v1beta1::DeviceSpec* spec = response.add_devices();
     spec->set_host_path(path);
     spec->set_container_path(path);
     spec->set_permissions("rw");
+    if (!devnodes.empty()) devnodes += ',';
+    devnodes += spec->container_path();
+  }
+  // The IDs above are stable names, not paths; the workload needs the paths to open. Set even
+  // when empty, so a runtime can tell "no nodes" from a plugin that predates the variable.
+  if (snapshot.kind == ResourceKind::kAccelerator) {
+    (*response.mutable_envs())[DevnodesEnvVarName(snapshot)] = devnodes;
   }
   return grpc::Status::OK;
 }

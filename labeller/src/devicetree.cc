@@ -119,6 +119,7 @@ class DirReader {
       return;
     }
     std::unique_ptr<DIR, int (*)(DIR*)> owner(dir, ::closedir);
+    std::vector<std::string> deferred;
     while (dirent* entry = ::readdir(dir)) {
       std::string_view name = entry->d_name;
       if (name == "." || name == "..") continue;
@@ -155,9 +156,18 @@ class DirReader {
         node.children.push_back(std::move(child));
       } else if (type == DT_REG) {
         if (limits_.keep_property && !limits_.keep_property(name)) continue;
+        if (limits_.defer_property && limits_.defer_property(name)) {
+          deferred.emplace_back(name);
+          continue;
+        }
         ReadProperty(fd, entry->d_name, child_path, node);
       } else {
         Warn(child_path + ": not a regular file, skipping");
+      }
+    }
+    for (const std::string& name : deferred) {
+      if (!limits_.keep_deferred || limits_.keep_deferred(node, name)) {
+        ReadProperty(fd, name.c_str(), path + "/" + name, node);
       }
     }
     // The kernel synthesises a `name` property from the node name; the blob has none.

@@ -1,5 +1,6 @@
 #include "edgefd/discovery.h"
 
+#include <algorithm>
 #include <system_error>
 
 #include "edgefd/cpu.h"
@@ -25,9 +26,27 @@ bool DiscoveryProperty(std::string_view name) {
   return false;
 }
 
+// Read late in a live tree, where most nodes have them and only CPU nodes and OPP tables
+// need them: `reg` (a CPU's id), `phandle` (what cpu-map and operating-points-v2 point at).
+bool LateDiscoveryProperty(std::string_view name) {
+  return name == "reg" || name == "phandle" || name == "linux,phandle";
+}
+
+bool NeedsLateDiscoveryProperty(const DtNode& node, std::string_view name) {
+  std::optional<std::string> type = node.String("device_type");
+  bool cpu = type ? *type == "cpu" : node.BaseName() == "cpu";
+  if (cpu) return true;
+  if (name == "reg") return false;
+  // An OPP table: only its `opp-hz` entries give a CPU a frequency.
+  return std::any_of(node.children.begin(), node.children.end(),
+                     [](const DtNode& c) { return c.Property("opp-hz") != nullptr; });
+}
+
 DtLimits DiscoveryReadOptions() {
   DtLimits limits;
   limits.keep_property = DiscoveryProperty;
+  limits.defer_property = LateDiscoveryProperty;
+  limits.keep_deferred = NeedsLateDiscoveryProperty;
   return limits;
 }
 

@@ -31,7 +31,8 @@ const char kHelp[] =
     "  partition  --model M --stages N [--profile] [--json]\n"
     "stage/source/sink --check: validate the options and print the stage's shapes, then exit\n"
     "model options: --width W --height H --channels C (conv), --seed S, --weights FILE\n"
-    "run/stage options: --policy latest|block, --threads T, --delay-ms D[,D...], --profile,\n"
+    "run/stage options: --policy latest|block (run: block unless --fps paces the source;\n"
+    "  stage: latest), --threads T, --delay-ms D[,D...], --profile,\n"
     "  --gflops G --link-mbps B (partition cost model), --warmup N, --fps F\n"
     "addresses: shm:NAME (/dev/shm ring), unix:/path or host:port or dns:///svc:port (gRPC)\n";
 
@@ -118,8 +119,8 @@ Result<ModelSpec> ParseModel(const Args& a) {
   return m;
 }
 
-Result<Policy> ParsePolicy(const Args& a) {
-  std::string p = a.Str("--policy", "latest");
+Result<Policy> ParsePolicy(const Args& a, const char* default_policy = "latest") {
+  std::string p = a.Str("--policy", default_policy);
   if (p == "latest") return Policy::kLatest;
   if (p == "block") return Policy::kBlock;
   return Error{"--policy " + p + ": use latest or block"};
@@ -187,7 +188,10 @@ int CmdRun(const Args& a) {
   EDGEFD_TRY(fps, a.Num("--fps", 0.0, 0.0));
   EDGEFD_TRY(gflops, a.Num("--gflops", 100.0, 1e-6));
   EDGEFD_TRY(mbps, a.Num("--link-mbps", 1000.0, 0.0));
-  EDGEFD_TRY(policy, ParsePolicy(a));
+  // An unpaced source produces frames as fast as it can: with newest-only links a run would
+  // measure how fast frames are thrown away (and a sink that attaches late sees only the
+  // last one). So `run` blocks unless the source is paced like a camera (--fps).
+  EDGEFD_TRY(policy, ParsePolicy(a, fps > 0 ? "latest" : "block"));
   EDGEFD_TRY(delays, ParseDelays(a));
   EDGEFD_TRY(alloc, ReadAllocation(environ));
   o.stages = int(stages);
@@ -281,11 +285,9 @@ int CmdStage(const Args& a) {
     EDGEFD_TRY(c, ParseCpuList("--cpus", cpu_arg));
     cpus = c;
   }
-  auto devices = OpenAllocatedDevices(alloc);
-  for (const OpenedDevice& d : devices) {
-    spdlog::info("stage {}: device {} {} {} (cpu backend: held, not driven)", index, d.resource,
-                 d.id, d.opened ? "opened " + d.path : "not opened: " + d.error);
-  }
+  // Held until the stage exits: the allocation is in use, though only the CPU computes.
+  const std::vector<OpenedDevice> devices = OpenAllocatedDevices(alloc);
+  LogOpenedDevices(devices, "stage " + std::to_string(index));
   EDGEFD_TRY(exec, MakeCpuBackend()->Compile(model, range.first, range.second,
                                              ExecOptions{int(threads), cpus, true}));
   // gRPC's I/O threads start from this thread and inherit its affinity.

@@ -3,13 +3,16 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <sys/stat.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <set>
+#include <string_view>
+#include <utility>
 
 #include "edgefd/cpu.h"
 
@@ -32,6 +35,50 @@ std::vector<int> Intersect(const std::vector<int>& a, const std::vector<int>& al
     if (std::find(allowed.begin(), allowed.end(), c) != allowed.end()) out.push_back(c);
   }
   return out;
+}
+
+// "a,b,,c" → {"a", "b", "c"}: the plugin never sends empty entries, a hand-written
+// variable might.
+std::vector<std::string> SplitList(const std::string& value) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= value.size()) {
+    size_t end = value.find(',', pos);
+    if (end == std::string::npos) end = value.size();
+    if (end > pos) out.push_back(value.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+std::string JoinIds(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
+// Opens one node the way a device runtime would: read-write, else read-only when write access
+// is refused. O_NONBLOCK so a FIFO or a modem-like node never blocks start-up, O_NOCTTY so a
+// tty node never becomes our controlling terminal, and no O_CREAT: a missing node stays missing.
+void OpenNode(OpenedDevice& d) {
+  if (d.path.empty() || d.path.front() != '/') {
+    d.error_number = EINVAL;
+    d.error = "'" + d.path + "': not an absolute device node path";
+    return;
+  }
+  const int flags = O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  int fd = open(d.path.c_str(), O_RDWR | flags);
+  if (fd < 0 && (errno == EACCES || errno == EPERM || errno == EROFS)) {
+    fd = open(d.path.c_str(), O_RDONLY | flags);
+    d.read_only = fd >= 0;
+  }
+  if (fd < 0) {
+    d.error_number = errno;
+    d.error = d.path + ": " + std::strerror(errno);
+    return;
+  }
+  d.fd.Reset(fd);
+  d.opened = true;
 }
 
 }  // namespace
@@ -62,17 +109,14 @@ Result<Allocation> ReadAllocation(char** env) {
       *target = Intersect(*cpus, a.allowed_cpus);
       continue;
     }
-    const std::string suffix = "_DEVICES";
-    if (key.size() > 7 + suffix.size() &&
-        key.compare(key.size() - suffix.size(), suffix.size(), suffix) == 0) {
-      std::string name = key.substr(7, key.size() - 7 - suffix.size());
-      std::vector<std::string>& ids = a.devices[name];
-      size_t pos = 0;
-      while (pos <= value.size()) {
-        size_t end = value.find(',', pos);
-        if (end == std::string::npos) end = value.size();
-        if (end > pos) ids.push_back(value.substr(pos, end - pos));
-        pos = end + 1;
+    // EDGEFD_<NAME>_DEVICES (IDs) and EDGEFD_<NAME>_DEVNODES (paths) of accelerators.
+    for (auto [suffix, target_map] : {std::pair{std::string_view("_DEVICES"), &a.devices},
+                                      std::pair{std::string_view("_DEVNODES"), &a.devnodes}}) {
+      const size_t prefix = std::string_view("EDGEFD_").size();
+      if (key.size() > prefix + suffix.size() && key.ends_with(suffix)) {
+        std::string name = key.substr(prefix, key.size() - prefix - suffix.size());
+        (*target_map)[name] = SplitList(value);
+        break;
       }
     }
   }
@@ -91,32 +135,62 @@ std::vector<int> Allocation::IoCpus() const {
   return ComputeCpus();
 }
 
-std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation,
-                                               const std::string& dev_root) {
+std::string OpenedDevice::Describe() const {
+  if (opened) return "opened " + path + (read_only ? " (read-only)" : " (rw)");
+  return "not opened: " + error;
+}
+
+std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation) {
   std::vector<OpenedDevice> out;
-  for (const auto& [resource, ids] : allocation.devices) {
-    for (const std::string& id : ids) {
+  std::set<std::string> resources;
+  for (const auto& [name, ids] : allocation.devices) resources.insert(name);
+  for (const auto& [name, nodes] : allocation.devnodes) resources.insert(name);
+  for (const std::string& resource : resources) {
+    auto ids_it = allocation.devices.find(resource);
+    const std::vector<std::string> ids =
+        ids_it == allocation.devices.end() ? std::vector<std::string>{} : ids_it->second;
+    auto nodes_it = allocation.devnodes.find(resource);
+    if (nodes_it == allocation.devnodes.end() || nodes_it->second.empty()) {
+      // Nothing to open for these IDs. IDs are never guessed to be paths: "1-1.2" is a USB
+      // port, not a file, and a lookalike under /dev would be some other device.
+      const std::string why =
+          nodes_it == allocation.devnodes.end()
+              ? "EDGEFD_" + resource + "_DEVNODES is not set, so no device node is known"
+              : "the device plugin allocated no device node (EDGEFD_" + resource +
+                    "_DEVNODES is empty)";
+      for (const std::string& id : ids) {
+        OpenedDevice d;
+        d.resource = resource;
+        d.id = id;
+        d.error = why;
+        out.push_back(std::move(d));
+      }
+      continue;
+    }
+    const std::vector<std::string>& nodes = nodes_it->second;
+    for (size_t i = 0; i < nodes.size(); ++i) {
       OpenedDevice d;
       d.resource = resource;
-      d.id = id;
-      std::string candidate = id.front() == '/' ? id : dev_root + "/" + id;
-      struct stat st;
-      if (id.find("..") == std::string::npos && stat(candidate.c_str(), &st) == 0) {
-        d.path = candidate;
-        int fd = open(candidate.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK);
-        if (fd < 0) fd = open(candidate.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-        if (fd >= 0) {
-          d.opened = true;  // Held open on purpose until exit: the allocation is in use.
-        } else {
-          d.error = std::strerror(errno);
-        }
-      } else {
-        d.error = "no device node for this ID under " + dev_root;
-      }
-      out.push_back(d);
+      // The plugin lists nodes in device-ID order; only one node per ID pairs them up.
+      d.id = nodes.size() == ids.size() ? ids[i] : JoinIds(ids);
+      d.path = nodes[i];
+      OpenNode(d);
+      out.push_back(std::move(d));
     }
   }
   return out;
+}
+
+void LogOpenedDevices(const std::vector<OpenedDevice>& devices, const std::string& who) {
+  for (const OpenedDevice& d : devices) {
+    if (d.opened) {
+      spdlog::info("{}: device {} {} {}; held, not driven: only the CPU backend computes", who,
+                   d.resource, d.id, d.Describe());
+    } else {
+      spdlog::warn("{}: device {} {} {}; only the CPU backend computes", who, d.resource, d.id,
+                   d.Describe());
+    }
+  }
 }
 
 Status PinThisThread(const std::vector<int>& cpus) {

@@ -329,6 +329,7 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     report.io_cpus = o.allocation.IoCpus();
   }
   report.devices = OpenAllocatedDevices(o.allocation);
+  LogOpenedDevices(report.devices, "run");
   auto model = BuildModel(o.model);
   if (!model) return model.error();
   auto plan = PlanFor(o, *model);
@@ -541,7 +542,9 @@ std::string RunReport::Json(const Model& model) const {
     if (i) out += ',';
     out += "{\"resource\":" + JsonQuote(d.resource) + ",\"id\":" + JsonQuote(d.id) +
            ",\"path\":" + JsonQuote(d.path) + ",\"opened\":" + (d.opened ? "true" : "false") +
-           ",\"error\":" + JsonQuote(d.error) + "}";
+           ",\"mode\":" + JsonQuote(d.opened ? (d.read_only ? "r" : "rw") : "") +
+           ",\"errno\":" + std::to_string(d.error_number) + ",\"error\":" + JsonQuote(d.error) +
+           "}";
   }
   return out + "]}";
 }
@@ -562,6 +565,9 @@ std::string RunReport::Text() const {
     std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms\n", i,
                   s.stage_compute_ms[i], s.stage_comm_ms[i]);
     out += buf;
+  }
+  for (const OpenedDevice& d : devices) {
+    out += "  device " + d.resource + " " + d.id + ": " + d.Describe() + "\n";
   }
   return out;
 }

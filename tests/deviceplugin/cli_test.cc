@@ -47,7 +47,7 @@ RunResult RunBinary(const std::string& args) {
 TEST(DevicePluginCli, HelpDescribesTheFlags) {
   RunResult r = RunBinary("--help");
   EXPECT_EQ(r.code, 0);
-  for (const char* flag : {"--kubelet-dir", "--root", "--metrics-address", "--rescan",
+  for (const char* flag : {"--kubelet-dir", "--root", "--metrics-addr", "--rescan",
                            "/var/lib/kubelet/device-plugins"}) {
     EXPECT_THAT(r.output, HasSubstr(flag));
   }
@@ -67,7 +67,7 @@ TEST(DevicePluginCli, BadUsageExitsTwoNamingTheInput) {
 
 TEST(DevicePluginCli, MissingKubeletDirIsARuntimeFailureNamingIt) {
   RunResult r = RunBinary("--inventory " + kInventory +
-                          " --kubelet-dir /nonexistent/plugins --metrics-address none");
+                          " --kubelet-dir /nonexistent/plugins --metrics-addr none");
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("/nonexistent/plugins"));
 }
@@ -76,14 +76,15 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   RunResult r = RunBinary("--inventory " + kInventory + " --list");
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu (EDGEFD_LITTLE_CPUS)"));
-  EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES)"));
+  EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES, "
+                                        "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
 }
 
 // Starts the real binary with `args` against `dir`; returns its pid.
 pid_t Spawn(const fs::path& dir, std::vector<std::string> args) {
   args.insert(args.begin(),
-              {kBin, "--kubelet-dir", dir.string(), "--metrics-address", "none", "--rescan", "0"});
+              {kBin, "--kubelet-dir", dir.string(), "--metrics-addr", "none", "--rescan", "0"});
   pid_t pid = ::fork();
   if (pid == 0) {
     std::vector<char*> argv;
@@ -167,7 +168,7 @@ TEST(DevicePluginCli, ServesMetricsAndProbesOverHttp) {
   if (pid == 0) {
     ::dup2(err[1], 2);
     ::execl(kBin.c_str(), kBin.c_str(), "--kubelet-dir", dir.path().c_str(), "--inventory",
-            kInventory.c_str(), "--metrics-address", "127.0.0.1:0", nullptr);
+            kInventory.c_str(), "--metrics-addr", "127.0.0.1:0", nullptr);
     ::_exit(127);
   }
   ::close(err[1]);
@@ -215,7 +216,7 @@ TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::execl(kBin.c_str(), kBin.c_str(), "--kubelet-dir", dir.path().c_str(), "--inventory",
-            kInventory.c_str(), "--metrics-address", "none", "--rescan", "0", nullptr);
+            kInventory.c_str(), "--metrics-addr", "none", "--rescan", "0", nullptr);
     ::_exit(127);
   }
   auto exited = std::async(std::launch::async, [pid] {

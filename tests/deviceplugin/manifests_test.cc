@@ -39,7 +39,7 @@ TEST(Manifests, DaemonSetMountsWhatThePluginNeedsWithLeastPrivilege) {
   for (const auto& a : c["args"]) args.insert(a.as<std::string>());
   EXPECT_TRUE(args.contains("--root=/host"));
   EXPECT_TRUE(args.contains("--udev"));
-  EXPECT_TRUE(args.contains("--metrics-address=:9479"));
+  EXPECT_TRUE(args.contains("--metrics-addr=:9479"));
 }
 
 TEST(Manifests, ExamplePodRequestsTwoLittleCoresAndAnAccelerator) {
@@ -47,6 +47,13 @@ TEST(Manifests, ExamplePodRequestsTwoLittleCoresAndAnAccelerator) {
   YAML::Node limits = pod["spec"]["containers"][0]["resources"]["limits"];
   EXPECT_EQ(limits["edgefd.io/little-cpu"].as<int>(), 2);
   EXPECT_EQ(limits["edgefd.io/movidius-ncs"].as<int>(), 1);
+  // It shows the IDs and lists the nodes by the paths the plugin names.
+  std::string script;
+  for (const auto& part : pod["spec"]["containers"][0]["command"]) script += part.as<std::string>();
+  EXPECT_NE(script.find("$EDGEFD_MOVIDIUS_NCS_DEVICES"), std::string::npos) << script;
+  EXPECT_NE(script.find("ls -l \"$d\""), std::string::npos) << script;
+  EXPECT_NE(script.find("\"$EDGEFD_MOVIDIUS_NCS_DEVNODES\" | tr , ' '"), std::string::npos)
+      << script;
 }
 
 }  // namespace

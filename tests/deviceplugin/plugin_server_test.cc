@@ -228,7 +228,12 @@ TEST_F(PluginServerTest, AllocateGivesDeviceNodesAndEnvironment) {
   EXPECT_EQ(r.devices(0).host_path(), "/dev/bus/usb/001/002");
   EXPECT_EQ(r.devices(0).container_path(), "/dev/bus/usb/001/002");
   EXPECT_EQ(r.devices(0).permissions(), "rw");
+  // IDs are not paths: the nodes to open come in their own variable, in device-ID order.
+  EXPECT_EQ(r.envs().at("EDGEFD_MOVIDIUS_NCS_DEVNODES"),
+            "/dev/bus/usb/001/002,/dev/bus/usb/001/003");
   EXPECT_EQ(resp.container_responses(1).envs().at("EDGEFD_MOVIDIUS_NCS_DEVICES"), "1-1.2");
+  EXPECT_EQ(resp.container_responses(1).envs().at("EDGEFD_MOVIDIUS_NCS_DEVNODES"),
+            "/dev/bus/usb/001/003");
 
   auto cores = kubelet_.Dial(kLittle);
   v1beta1::AllocateRequest creq;
@@ -239,6 +244,68 @@ TEST_F(PluginServerTest, AllocateGivesDeviceNodesAndEnvironment) {
   ASSERT_TRUE(cores->Allocate(&cctx, creq, &cresp).ok());
   EXPECT_EQ(cresp.container_responses(0).envs().at("EDGEFD_LITTLE_CPUS"), "1,3");
   EXPECT_EQ(cresp.container_responses(0).devices_size(), 0);
+  // Cores have no device nodes, so no DEVNODES variable of any name.
+  EXPECT_EQ(cresp.container_responses(0).envs_size(), 1);
+}
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : ",") + p;
+  return out;
+}
+
+TEST_F(PluginServerTest, DevnodesAreTheMountedContainerPathsInDeviceIdOrder) {
+  Inventory inv = BigLittleInventory(0);
+  auto stick = [](std::string id, std::vector<std::string> nodes) {
+    Device d;
+    d.rule = "movidius-ncs";
+    d.id = std::move(id);
+    d.subsystem = "usb";
+    d.devnodes = std::move(nodes);
+    d.resource = true;
+    return d;
+  };
+  // 1-1.10 sorts after 1-1.2 (port numbers compare as numbers) and brings two nodes.
+  inv.devices.push_back(stick("1-1.10", {"/dev/bus/usb/001/011", "/dev/ncs-extra"}));
+  inv.devices.push_back(stick("1-1.2", {"/dev/bus/usb/001/003"}));
+  Device npu;  // an accelerator the container reaches without a /dev node
+  npu.rule = "rk-npu";
+  npu.id = "/soc/npu@fdab0000";
+  npu.resource = true;
+  inv.devices.push_back(npu);
+  ASSERT_TRUE(kubelet_.Start());
+  StartServer();
+  SetHardware(inv);
+  ASSERT_TRUE(kubelet_.WaitFor(kNcs, [](const auto& ep) {
+    return LastListHas(ep, "1-1.10", "Healthy") && LastListHas(ep, "1-1.2", "Healthy");
+  }));
+  ASSERT_TRUE(kubelet_.WaitFor("edgefd.io/rk-npu", Registered));
+
+  // One container asking for `ids` of `resource`.
+  auto allocate = [&](const std::string& resource, const std::vector<std::string>& ids) {
+    v1beta1::AllocateRequest req;
+    auto* c = req.add_container_requests();
+    for (const auto& id : ids) c->add_devices_ids(id);
+    v1beta1::AllocateResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(kubelet_.Dial(resource)->Allocate(&ctx, req, &resp).ok());
+    if (resp.container_responses_size() == 0) resp.add_container_responses();
+    return resp.container_responses(0);
+  };
+  v1beta1::ContainerAllocateResponse r = allocate(kNcs, {"1-1.10", "1-1.2"});
+  EXPECT_EQ(r.envs().at("EDGEFD_MOVIDIUS_NCS_DEVICES"), "1-1.2,1-1.10");
+  std::vector<std::string> container_paths;
+  for (const auto& spec : r.devices()) container_paths.push_back(spec.container_path());
+  EXPECT_THAT(container_paths,
+              ElementsAre("/dev/bus/usb/001/003", "/dev/bus/usb/001/011", "/dev/ncs-extra"));
+  EXPECT_EQ(r.envs().at("EDGEFD_MOVIDIUS_NCS_DEVNODES"), Join(container_paths));
+
+  // No node to mount: the variable is there and empty, so a runtime can tell "nothing to open"
+  // from a plugin that does not set it.
+  v1beta1::ContainerAllocateResponse npu_r = allocate("edgefd.io/rk-npu", {"/soc/npu@fdab0000"});
+  EXPECT_EQ(npu_r.devices_size(), 0);
+  EXPECT_EQ(npu_r.envs().at("EDGEFD_RK_NPU_DEVICES"), "/soc/npu@fdab0000");
+  EXPECT_EQ(npu_r.envs().at("EDGEFD_RK_NPU_DEVNODES"), "");
 }
 
 TEST_F(PluginServerTest, AllocateOfUnknownOrVanishedIdFailsNamingIt) {

@@ -67,6 +67,10 @@ TEST(EnvVarName, FollowsTheContract) {
   s.name = "movidius-ncs";
   s.kind = ResourceKind::kAccelerator;
   EXPECT_EQ(EnvVarName(s), "EDGEFD_MOVIDIUS_NCS_DEVICES");
+  EXPECT_EQ(DevnodesEnvVarName(s), "EDGEFD_MOVIDIUS_NCS_DEVNODES");
+  s.name = "little-cpu";
+  s.kind = ResourceKind::kCpu;
+  EXPECT_EQ(DevnodesEnvVarName(s), "") << "cores have no device nodes";
 }
 
 TEST(NaturalLess, NumbersCompareAsNumbers) {

@@ -210,6 +210,66 @@ TEST_F(UmockdevDiscovery, DevicetreeGpuAndNpuMergeWithTheirPlatformDevices) {
   EXPECT_THAT(npu1->devnodes, ::testing::IsEmpty());
 }
 
+std::vector<std::string> Syspaths(const std::vector<UdevRecord>& records) {
+  std::vector<std::string> out;
+  for (const UdevRecord& r : records) out.push_back(r.syspath);
+  return out;
+}
+
+TEST_F(UmockdevDiscovery, VirtualDevicesNoRuleCanUseAreLeftOutOfTheRuleDrivenEnumeration) {
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  auto rules = LoadRules({});
+  ASSERT_TRUE(rules) << rules.error().message;
+  auto all = EnumerateUdev({"misc"});
+  ASSERT_TRUE(all) << all.error().message;
+  EXPECT_THAT(Syspaths(*all), ElementsAre("/sys/devices/virtual/misc/fuse",
+                                          "/sys/devices/virtual/misc/loop-control",
+                                          "/sys/devices/virtual/misc/nvmap",
+                                          "/sys/devices/virtual/misc/xclmgmt"));
+  // jetson-gpu names /dev/nvmap; nothing names fuse, loop-control or xclmgmt.
+  auto needed = EnumerateUdev({"misc"}, &*rules);
+  ASSERT_TRUE(needed) << needed.error().message;
+  EXPECT_THAT(Syspaths(*needed), ElementsAre("/sys/devices/virtual/misc/nvmap"));
+  ASSERT_EQ(needed->size(), 1u);
+  EXPECT_EQ((*needed)[0].devnode, "/dev/nvmap");
+  EXPECT_EQ((*needed)[0].anchor_id, "/sys/devices/virtual/misc/nvmap");
+}
+
+TEST_F(UmockdevDiscovery, VirtualDevicesStillMatchByPropertyAndServeDevicetreeGpus) {
+  std::filesystem::path base = tb_->Root() + "/sys/firmware/devicetree/base";
+  WriteDtNode(base, {"nvidia,p3768-0000+p3767-0005", "nvidia,tegra234"});
+  WriteDtNode(base / "gpu@17000000", {"nvidia,ga10b"});
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  std::filesystem::path file = tb_->Root() + "/site.yaml";
+  std::ofstream(file) << "rules:\n  - name: xilinx\n"
+                         "    match: {property: {ID_SITE_ACCEL: \"1\"}}\n";
+  auto report = DiscoverIn(*tb_, {file});
+  ASSERT_TRUE(report) << report.error().message;
+  const Inventory& inv = report->inventory;
+  EXPECT_EQ(DeviceLabels(inv), (Labels{{"edgefd.io/accel.jetson-gpu", "true"},
+                                       {"edgefd.io/accel.jetson-gpu.count", "1"},
+                                       {"edgefd.io/accel.xilinx", "true"},
+                                       {"edgefd.io/accel.xilinx.count", "1"}}));
+  const Device* gpu = Find(inv, "jetson-gpu", "/gpu@17000000");
+  ASSERT_NE(gpu, nullptr);
+  EXPECT_THAT(gpu->devnodes, ElementsAre("/dev/nvmap"));
+  const Device* xcl = Find(inv, "xilinx", "/sys/devices/virtual/misc/xclmgmt");
+  ASSERT_NE(xcl, nullptr);
+  EXPECT_THAT(xcl->devnodes, ElementsAre("/dev/xclmgmt"));
+}
+
+TEST_F(UmockdevDiscovery, ARuleSubsystemGlobFindsAClassNoBuiltInRuleNames) {
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  std::filesystem::path file = tb_->Root() + "/site.yaml";
+  std::ofstream(file) << "rules:\n  - name: vivante\n    match: {subsystem: \"galc*\"}\n";
+  auto report = DiscoverIn(*tb_, {file});
+  ASSERT_TRUE(report) << report.error().message;
+  const Device* gpu = Find(report->inventory, "vivante", "/sys/devices/virtual/galcore/galcore");
+  ASSERT_NE(gpu, nullptr);
+  EXPECT_THAT(gpu->devnodes, ElementsAre("/dev/galcore"));
+  EXPECT_EQ(Ids(report->inventory, "vivante").size(), 1u);
+}
+
 TEST(MatchDevices, VivanteCountsAsNpuOnlyUnderAnNpuNode) {
   auto rules = LoadRules({});
   ASSERT_TRUE(rules) << rules.error().message;

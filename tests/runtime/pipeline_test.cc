@@ -1,6 +1,7 @@
 // Whole pipelines over every transport, in one process (threads) and as child processes.
 #include "edgefd/runtime/pipeline.h"
 #include "run_cli.h"
+#include "temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -14,18 +15,7 @@
 namespace edgefd::runtime {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/edgefd-rt-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 /// Both ends of every link of an N-stage pipeline over one transport.
 struct Links {

@@ -46,6 +46,12 @@ struct DtLimits {
   /// When set, only properties it accepts are read (a live tree has thousands of files and
   /// discovery needs a handful of names); empty reads everything.
   std::function<bool(std::string_view property)> keep_property;
+  /// Directory form only (a blob's properties cost nothing to keep): properties that
+  /// `defer_property` names are read after the node's other properties and its children, and
+  /// only if `keep_deferred` accepts them for the node as read so far. A live tree has a
+  /// `phandle` file in most nodes, and discovery needs the few a reference points at.
+  std::function<bool(std::string_view property)> defer_property;
+  std::function<bool(const DtNode& node, std::string_view property)> keep_deferred;
 };
 
 /// Reads the kernel's directory form (`/sys/firmware/devicetree/base`): a directory per node,

@@ -43,9 +43,12 @@ struct UdevRecord {
 /// rules name literally.
 std::vector<std::string> UdevSubsystems(const std::vector<Rule>& rules);
 
-/// Enumerates the devices of `subsystems` with libudev. Devices that vanish while being read
-/// are skipped. Fails only when libudev cannot be used at all.
-Result<std::vector<UdevRecord>> EnumerateUdev(const std::vector<std::string>& subsystems);
+/// Enumerates the devices of `subsystems` (all when empty) with libudev. Devices that vanish
+/// while being read are skipped. With `rules`, a virtual device (/sys/devices/virtual/...)
+/// that no rule can match and whose /dev node no rule names is left out, as MatchDevices()
+/// would drop it. Fails only when libudev cannot be used at all.
+Result<std::vector<UdevRecord>> EnumerateUdev(const std::vector<std::string>& subsystems,
+                                              const std::vector<Rule>* rules = nullptr);
 
 /// Applies the rules to udev devices and enabled devicetree nodes. A device matched several
 /// times by one rule (a PCI function and its /dev child, a camera's capture and metadata

@@ -48,6 +48,11 @@ struct ResourceSnapshot {
 /// upper-cased with `-` turned into `_` ("little-cpu" → "EDGEFD_LITTLE_CPUS").
 std::string EnvVarName(const ResourceSnapshot& snapshot);
 
+/// `EDGEFD_<NAME>_DEVNODES` for accelerators (an edgefd extension of the contract: the
+/// container paths of the allocated device nodes, because device IDs are not paths); empty
+/// for core resources, which have no nodes.
+std::string DevnodesEnvVarName(const ResourceSnapshot& snapshot);
+
 /// Where the device plugin gets its devices from. The gRPC service only reads it; whoever
 /// owns the inventory feeds it. Implementations are safe to use from many threads.
 class DeviceRegistry {

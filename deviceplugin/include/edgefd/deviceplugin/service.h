@@ -18,7 +18,8 @@ v1beta1::DevicePluginOptions PluginOptions();
 void FillListAndWatchResponse(const ResourceSnapshot& snapshot, v1beta1::ListAndWatchResponse& out);
 
 /// Answers one container's Allocate request from `snapshot`: a DeviceSpec (host path =
-/// container path, "rw") per device node and the contract's environment variable. An ID
+/// container path, "rw") per device node, the contract's environment variable and, for
+/// accelerators, `EDGEFD_<NAME>_DEVNODES` listing those container paths in device-ID order. An ID
 /// the resource does not know, or a device that is gone or unhealthy, is an error naming it.
 grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
                                const v1beta1::ContainerAllocateRequest& request,

@@ -5,19 +5,27 @@
 #include <vector>
 
 #include "edgefd/result.h"
+#include "edgefd/unique_fd.h"
 
 namespace edgefd::runtime {
 
 /// What the device plugin allocated to this container (DESIGN.md, device plugin contract),
-/// read from EDGEFD_BIG_CPUS / EDGEFD_MID_CPUS / EDGEFD_LITTLE_CPUS and every
-/// EDGEFD_<NAME>_DEVICES, intersected with the CPUs this process may run on.
+/// read from EDGEFD_BIG_CPUS / EDGEFD_MID_CPUS / EDGEFD_LITTLE_CPUS, every
+/// EDGEFD_<NAME>_DEVICES and every EDGEFD_<NAME>_DEVNODES, with the cores intersected with
+/// the CPUs this process may run on.
 struct Allocation {
   std::vector<int> big_cpus;
   std::vector<int> mid_cpus;
   std::vector<int> little_cpus;
   std::vector<int> allowed_cpus;  ///< sched_getaffinity at start
-  /// Resource NAME (as in the variable) -> device IDs.
+  /// Resource NAME (as in the variable) -> device IDs: stable names such as a USB port path
+  /// or PCI address, never paths. Kept for reporting.
   std::map<std::string, std::vector<std::string>> devices;
+  /// Resource NAME -> container paths of its device nodes, in device-ID order, from
+  /// EDGEFD_<NAME>_DEVNODES (edgefd's extension of the contract). A resource is absent when
+  /// the variable was not set (a plugin that predates it); present and empty when the plugin
+  /// allocated no node.
+  std::map<std::string, std::vector<std::string>> devnodes;
 
   /// Cores for compute threads: big, else mid, else every allowed core.
   std::vector<int> ComputeCpus() const;
@@ -34,20 +42,33 @@ Result<std::vector<int>> ParseCpuList(const std::string& variable, const std::st
 /// Reads the allocation from `env` (KEY=VALUE strings; pass environ in production).
 Result<Allocation> ReadAllocation(char** env);
 
-/// A device node opened for the lifetime of the process (the CPU backend only holds it so
-/// the allocation is visibly in use; no accelerator backend is built).
+/// One allocated device node and what became of it. The file descriptor is held for as long
+/// as this object lives, so the allocation is visibly in use; only the CPU backend computes,
+/// nothing drives the device.
 struct OpenedDevice {
   std::string resource;
+  /// The device ID the node belongs to. When the plugin's node list does not pair one to one
+  /// with the IDs (a device with two nodes), every ID of the resource, comma-separated.
   std::string id;
-  std::string path;  ///< empty when no node was found for the ID
+  std::string path;  ///< the node; empty when the plugin named none for the ID
   bool opened = false;
-  std::string error;
+  bool read_only = false;  ///< opened O_RDONLY because O_RDWR was refused
+  int error_number = 0;    ///< errno of the failed open; 0 when opened or when no node was named
+  std::string error;       ///< why it is not open, naming the node
+  UniqueFd fd;
+
+  /// "opened /dev/apex_0 (rw)", or "not opened: /dev/apex_1: No such file or directory".
+  std::string Describe() const;
 };
 
-/// Opens the /dev node of every allocated device ID: the ID itself if it is an absolute
-/// path, else /dev/<id> if that exists. File descriptors stay open until process exit.
-std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation,
-                                               const std::string& dev_root = "/dev");
+/// Opens every node in `allocation.devnodes` (O_RDWR, else O_RDONLY when that is refused;
+/// never creating a file, never blocking on a FIFO). An ID with no node to open is reported
+/// too, with the reason. Never fails as a whole: a missing node is one entry with its errno.
+std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation);
+
+/// Logs each entry of OpenAllocatedDevices: info when opened, a warning naming the node when
+/// not. `who` prefixes the line ("stage 1", "run").
+void LogOpenedDevices(const std::vector<OpenedDevice>& devices, const std::string& who);
 
 /// Pins the calling thread to `cpus` (all of them, letting the kernel choose among them).
 Status PinThisThread(const std::vector<int>& cpus);
