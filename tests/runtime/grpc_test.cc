@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "edgefd/runtime/transport.h"
 #include "pipeline.grpc.pb.h"
@@ -129,6 +130,51 @@ TEST_F(GrpcLink, UpstreamReportsADeadStageAndReconnectsToItsReplacement) {
   EXPECT_EQ((*writer)->Reconnects(), 1u);
   ASSERT_TRUE((*writer)->Close().ok());
   EXPECT_EQ((*replacement)->Next(&got, &data, seconds(10)), ReadResult::kClosed);
+}
+
+TEST_F(GrpcLink, LargeFramesArriveIntactWithTheirFields) {
+  // The writer encodes the frame's fields itself and sends its buffers without copying;
+  // 720p frames, back to back from reused buffers, must parse as the Frames they were:
+  // every value names its frame's sequence number, stamps and shape travel beside it.
+  const Shape big{720, 1280, 1};
+  const size_t n = big.Bytes() / sizeof(float);
+  auto stage = ListenGrpc(address_, big, Policy::kBlock);
+  ASSERT_TRUE(stage.ok());
+  auto writer = ConnectGrpc(address_, big.Bytes(), seconds(10));
+  ASSERT_TRUE(writer.ok());
+  constexpr uint64_t kFrames = 24;
+  std::thread producer([&] {
+    for (uint64_t seq = 1; seq <= kFrames; ++seq) {
+      float* out = (*writer)->Buffer();
+      for (size_t i = 0; i < n; ++i) out[i] = float(seq * 1000 + i % 997);
+      FrameMeta meta;
+      meta.shape = big;
+      meta.seq = seq;
+      meta.t_source_ns = int64_t(seq) * 7;
+      meta.stamp_count = 1;
+      meta.stamps[0] = int64_t(seq);
+      meta.stamps[1] = int64_t(seq) + 1;
+      ASSERT_TRUE((*writer)->Publish(meta).ok());
+    }
+    ASSERT_TRUE((*writer)->Close().ok());
+  });
+  for (uint64_t seq = 1; seq <= kFrames; ++seq) {
+    FrameMeta got;
+    const float* data = nullptr;
+    ASSERT_EQ((*stage)->Next(&got, &data, seconds(20)), ReadResult::kFrame);
+    ASSERT_EQ(got.seq, seq);
+    EXPECT_EQ(got.t_source_ns, int64_t(seq) * 7);
+    EXPECT_TRUE(got.shape == big);
+    ASSERT_EQ(got.stamp_count, 1u);
+    EXPECT_EQ(got.stamps[1], int64_t(seq) + 1);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; ++i) bad += data[i] != float(seq * 1000 + i % 997);
+    EXPECT_EQ(bad, 0u) << "frame " << seq;
+  }
+  FrameMeta got;
+  const float* data = nullptr;
+  EXPECT_EQ((*stage)->Next(&got, &data, seconds(20)), ReadResult::kClosed);
+  producer.join();
 }
 
 TEST_F(GrpcLink, PublishingToNothingFailsWithinTheReconnectTimeout) {
