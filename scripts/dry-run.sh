@@ -3,6 +3,15 @@
 # Extra arguments go to edgefd-labeller (e.g. --output json, --dtb FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh >/dev/null
-bash scripts/build.sh >/dev/null
+log=$(mktemp -t edgefd-setup.XXXXXX.log)
+quiet() {
+  if ! "$@" >>"$log" 2>&1; then
+    echo "dry-run.sh: '$*' failed; the last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+}
+echo "dry-run.sh: installing packages and building (log: $log)..." >&2
+quiet bash scripts/install-deps.sh
+quiet bash scripts/build.sh
 exec ./build/labeller/edgefd-labeller --dry-run "$@"
