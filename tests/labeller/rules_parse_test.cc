@@ -7,6 +7,7 @@
 
 #include "edgefd/rules.h"
 #include "run_command.h"
+#include "test_paths.h"
 #include "udev_testbed.h"
 
 namespace edgefd {
@@ -30,22 +31,7 @@ std::string ErrorOf(std::string_view yaml) {
   return rules ? std::string("(parsed)") : rules.error().message;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/edgefd-rules-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::filesystem::path Write(const std::string& name, const std::string& text) const {
-    std::filesystem::path p = path_ / name;
-    std::ofstream(p) << text;
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
-};
+using testing::TempDir;
 
 TEST(DefaultRules, CoverTheDesignList) {
   auto rules = LoadRules({});

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace edgefd::testing {
@@ -33,6 +34,12 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::filesystem::path& path() const { return path_; }
+  /// Writes `text` to `name` inside the directory and returns its path.
+  std::filesystem::path Write(const std::string& name, const std::string& text) const {
+    std::filesystem::path p = path_ / name;
+    std::ofstream(p) << text;
+    return p;
+  }
 
  private:
   std::filesystem::path path_;

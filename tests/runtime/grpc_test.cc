@@ -9,22 +9,21 @@
 
 #include "edgefd/runtime/transport.h"
 #include "pipeline.grpc.pb.h"
+#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {
 
 namespace pb = ::edgefd::pipeline::v1;
+using testing::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 class GrpcLink : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/edgefd-grpc-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    address_ = "unix:" + dir_ + "/stage.sock";
+    address_ = "unix:" + dir_ / "stage.sock";
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
   /// Pushes `frames` on one raw stream and returns the stream's status.
   grpc::Status PushRaw(const std::vector<pb::Frame>& frames, pb::PushReply* reply) {
@@ -51,7 +50,7 @@ class GrpcLink : public ::testing::Test {
     return f;
   }
 
-  std::string dir_;
+  TempDir dir_;
   std::string address_;
   const Shape shape_{4, 4, 1};
 };

@@ -16,6 +16,7 @@
 
 #include "edgefd/runtime/model.h"
 #include "edgefd/runtime/transport.h"
+#include "temp_dir.h"
 
 extern char** environ;
 
@@ -23,6 +24,7 @@ namespace edgefd::runtime {
 namespace {
 
 using std::chrono::seconds;
+using testing::TempDir;
 
 /// A child process whose stderr the test reads; killed by pid when the test ends.
 class Child {
@@ -78,8 +80,8 @@ class Child {
 };
 
 TEST(Processes, SourceReportsADeadStageAndReconnectsToItsReplacement) {
-  char tmpl[] = "/tmp/edgefd-proc-XXXXXX";
-  std::string dir = mkdtemp(tmpl);
+  TempDir tmp;
+  const std::string& dir = tmp.path();
   auto model = MakeConvModel({64, 48, 1});
   ASSERT_TRUE(model.ok());
   auto sink = ListenGrpc("unix:" + dir + "/sink.sock", model->Output(), Policy::kLatest);
@@ -122,7 +124,6 @@ TEST(Processes, SourceReportsADeadStageAndReconnectsToItsReplacement) {
       << source.output();
   EXPECT_GT(meta.seq, before);
   stage.reset();
-  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
