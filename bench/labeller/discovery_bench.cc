@@ -9,6 +9,7 @@
 #include "edgefd/devicetree.h"
 #include "edgefd/discovery.h"
 #include "edgefd/labels.h"
+#include "dt_directory_form.h"
 
 namespace {
 
@@ -27,14 +28,6 @@ void RunDiscovery(benchmark::State& state, const edgefd::DiscoveryOptions& optio
     benchmark::DoNotOptimize(rendered);
   }
   state.counters["labels"] = static_cast<double>(labels);
-}
-
-void WriteDirectoryForm(const edgefd::DtNode& node, const fs::path& dir) {
-  fs::create_directories(dir);
-  for (const auto& [name, value] : node.properties) {
-    std::ofstream(dir / name, std::ios::binary) << value;
-  }
-  for (const edgefd::DtNode& child : node.children) WriteDirectoryForm(child, dir / child.name);
 }
 
 }  // namespace
@@ -60,7 +53,7 @@ int main(int argc, char** argv) {
     if (!tree.ok()) continue;
     edgefd::DiscoveryOptions live;
     live.root = live_root / blob.stem();
-    WriteDirectoryForm(*tree, live.root / "sys/firmware/devicetree/base");
+    edgefd::testing::WriteDirectoryForm(*tree, live.root / "sys/firmware/devicetree/base");
     benchmark::RegisterBenchmark(("Discover/live-dir/" + blob.stem().string()).c_str(),
                                  [live](benchmark::State& s) { RunDiscovery(s, live); })
         ->Unit(benchmark::kMicrosecond);

@@ -10,6 +10,7 @@
 #include "edgefd/devicetree.h"
 #include "edgefd/discovery.h"
 #include "edgefd/labels.h"
+#include "dt_directory_form.h"
 #include "run_command.h"
 #include "test_paths.h"
 
@@ -107,14 +108,7 @@ TEST_F(Corpus, DisabledAcceleratorNodesGiveNoLabels) {
   }
 }
 
-// Writes a tree out in the kernel's directory form, as /sys/firmware/devicetree/base has it.
-void WriteDirectoryForm(const DtNode& node, const fs::path& dir) {
-  fs::create_directories(dir);
-  for (const auto& [name, value] : node.properties) {
-    std::ofstream(dir / name, std::ios::binary) << value;
-  }
-  for (const DtNode& child : node.children) WriteDirectoryForm(child, dir / child.name);
-}
+using testing::WriteDirectoryForm;
 
 TEST_F(Corpus, EveryBlobReadsTheSameInDirectoryForm) {
   for (const auto& row : rows_) {
