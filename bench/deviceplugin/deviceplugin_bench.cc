@@ -24,11 +24,11 @@
 
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
-#include "edgefd/discovery.h"
-#include "edgefd/udev.h"
-#include "fake_kubelet.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/fake_kubelet.h"
 #include "test_util.h"
-#include "umockdev_testbed.h"
+#include "edgefd/testing/umockdev_testbed.h"
 
 namespace edgefd::deviceplugin {
 namespace {

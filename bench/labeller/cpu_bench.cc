@@ -5,10 +5,10 @@
 
 #include <filesystem>
 
-#include "edgefd/cpu.h"
-#include "edgefd/devicetree.h"
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
+#include "edgefd/discovery/cpu.h"
+#include "edgefd/discovery/devicetree.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
 
 namespace {
 

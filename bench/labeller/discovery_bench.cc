@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "edgefd/devicetree.h"
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "dt_directory_form.h"
+#include "edgefd/discovery/devicetree.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/testing/dt_directory_form.h"
 
 namespace {
 

@@ -25,10 +25,10 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "edgefd/udev.h"
-#include "umockdev_testbed.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/umockdev_testbed.h"
 
 extern char** environ;
 

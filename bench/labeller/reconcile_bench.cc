@@ -20,13 +20,13 @@
 #include <optional>
 #include <thread>
 
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "edgefd/reconcile.h"
-#include "edgefd/rules.h"
-#include "edgefd/udev.h"
-#include "fake_apiserver.h"
-#include "umockdev_testbed.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/fake_apiserver.h"
+#include "edgefd/testing/umockdev_testbed.h"
 
 extern char** environ;
 

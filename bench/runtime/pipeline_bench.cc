@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/pipeline.h"
 
 extern char** environ;

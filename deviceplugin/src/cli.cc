@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/cli.h"
+#include "edgefd/common/cli.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/discovery.h"
-#include "edgefd/http_endpoint.h"
-#include "edgefd/rules.h"
-#include "edgefd/udev.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/common/http_endpoint.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
 
 namespace edgefd::deviceplugin {
 namespace {

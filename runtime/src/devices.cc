@@ -14,7 +14,7 @@
 #include <string_view>
 #include <utility>
 
-#include "edgefd/cpu.h"
+#include "edgefd/common/cpu_list.h"
 
 namespace edgefd::runtime {
 

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/transport.h"
 
 namespace edgefd::runtime {

@@ -13,7 +13,7 @@
 #include <mutex>
 #include <thread>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/kernels.h"
 
 extern char** environ;

@@ -15,7 +15,7 @@
 #include <future>
 #include <vector>
 
-#include "fake_kubelet.h"
+#include "edgefd/testing/fake_kubelet.h"
 #include "test_util.h"
 
 namespace edgefd::deviceplugin {

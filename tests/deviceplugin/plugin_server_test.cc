@@ -9,7 +9,7 @@
 
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/service.h"
-#include "fake_kubelet.h"
+#include "edgefd/testing/fake_kubelet.h"
 #include "test_util.h"
 
 namespace edgefd::deviceplugin {

@@ -7,9 +7,9 @@
 #include <mutex>
 #include <string>
 
-#include "../labeller/manual_change_source.h"
-#include "edgefd/inventory.h"
-#include "edgefd/watch.h"
+#include "edgefd/testing/manual_change_source.h"
+#include "edgefd/discovery/inventory.h"
+#include "edgefd/discovery/watch.h"
 
 namespace edgefd::deviceplugin::testing {
 

@@ -1,8 +1,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "run_command.h"
-#include "test_paths.h"
+#include "edgefd/testing/run_command.h"
+#include "edgefd/testing/paths.h"
 
 namespace edgefd {
 namespace {

@@ -2,7 +2,7 @@
 #include <cpprest/json.h>
 #include <gtest/gtest.h>
 
-#include "edgefd/reconcile.h"
+#include "edgefd/agent/reconcile.h"
 
 namespace edgefd {
 namespace {

@@ -10,7 +10,7 @@
 #include <regex>
 #include <set>
 
-#include "edgefd/labels.h"
+#include "edgefd/discovery/labels.h"
 
 namespace edgefd {
 namespace {

@@ -7,9 +7,9 @@
 
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/inventory.h"
-#include "edgefd/result.h"
-#include "edgefd/watch.h"
+#include "edgefd/discovery/inventory.h"
+#include "edgefd/common/result.h"
+#include "edgefd/discovery/watch.h"
 
 namespace edgefd::deviceplugin {
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "edgefd/inventory.h"
+#include "edgefd/discovery/inventory.h"
 
 namespace edgefd::deviceplugin {
 

@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
-#include "edgefd/unique_fd.h"
+#include "edgefd/common/result.h"
+#include "edgefd/common/unique_fd.h"
 
 namespace edgefd::runtime {
 

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "edgefd/http_endpoint.h"
-#include "edgefd/result.h"
+#include "edgefd/common/http_endpoint.h"
+#include "edgefd/common/result.h"
 
 namespace edgefd::runtime {
 

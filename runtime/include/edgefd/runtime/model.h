@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/tensor.h"
 
 namespace edgefd::runtime {

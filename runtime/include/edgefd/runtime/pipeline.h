@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/backend.h"
 #include "edgefd/runtime/devices.h"
 #include "edgefd/runtime/metrics.h"

@@ -1,0 +1,172 @@
+// edgefd-labeller without --dry-run: wires discovery, the API client, the reconcile loop and
+// the health endpoint together.
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "edgefd/labeller/cli.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
+
+namespace edgefd {
+namespace {
+
+std::string DefaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return {};
+}
+
+// The udev watcher, saying once started how it watches (monitor or rescan) and why.
+class LoggedWatcher final : public ChangeSource {
+ public:
+  explicit LoggedWatcher(WatchOptions options) : watcher_(std::move(options)) {}
+  Status Start(std::function<void()> on_change) override {
+    Status started = watcher_.Start(std::move(on_change));
+    if (started) {
+      if (!watcher_.warning().empty()) spdlog::warn("{}", watcher_.warning());
+      spdlog::info("watching for hardware changes ({})", watcher_.mode());
+    }
+    return started;
+  }
+  void Stop() override { watcher_.Stop(); }
+
+ private:
+  HotplugWatcher watcher_;
+};
+
+}  // namespace
+
+int RunAgentCli(const AgentCliOptions& opts) {
+  // Block the stop signals before any thread starts, so every thread inherits the mask and
+  // only sigwait below sees them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // A peer that hangs up is an error to report, not a reason to die.
+  signal(SIGPIPE, SIG_IGN);
+
+  // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
+  LimitHttpThreads(2);
+  // One malloc arena for all threads: the agent allocates little and rarely, and each extra
+  // arena keeps its own partly used pages (measured: BM_IdleRss).
+  mallopt(M_ARENA_MAX, 1);
+
+  // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
+  // stop now instead of retrying it forever.
+  if (auto first = Discover(opts.discovery); !first) {
+    spdlog::error("{}", first.error().message);
+    return kExitUsage;
+  }
+
+  AgentMetrics metrics;
+  std::unique_ptr<ApiTransport> api;
+  std::unique_ptr<LabelSink> sink;
+  if (opts.nfd) {
+    sink = std::make_unique<NfdFileSink>(opts.nfd_file);
+    spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
+  } else {
+    auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
+    if (!config) {
+      spdlog::error("{}", config.error().message);
+      return kExitUsage;
+    }
+    if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+    if (config->insecure_skip_tls_verify) {
+      spdlog::warn(
+          "TLS verification of the API server {} is OFF: anyone on the path can "
+          "impersonate it",
+          config->server);
+    }
+    if (!config->ca_pem.empty()) {
+      // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we
+      // replace it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves
+      // parsing ~140 certificates per connection and about 1 MiB of resident memory.
+      // The bundle would be replaced anyway, so a SSL_CERT_FILE from the environment is
+      // overridden too. Without a cluster CA the system bundle verifies the server.
+      setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+      setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+    }
+    auto client = MakeKubeClient(*config);
+    if (!client) {
+      spdlog::error("{}", client.error().message);
+      return kExitUsage;
+    }
+    api = std::move(*client);
+    std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
+    if (node.empty()) {
+      spdlog::error("no node name: give --node-name or set NODE_NAME");
+      return kExitUsage;
+    }
+    spdlog::info("labelling node {} through {} ({})", node, config->server, config->source);
+    sink = std::make_unique<NodeLabeller>(*api, node, &metrics);
+  }
+
+  DiscoveryOptions discovery = opts.discovery;
+  Agent::DiscoverFn discover = [discovery]() -> Result<Labels> {
+    auto report = Discover(discovery);
+    if (!report) return report.error();
+    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    return RenderLabels(report->inventory);
+  };
+  Agent::Options agent_options;
+  agent_options.resync = opts.resync;
+  Agent agent(discover, *sink, metrics, agent_options);
+
+  if (opts.once) {
+    Status done = agent.RunOnce();
+    if (!done) {
+      spdlog::error("{}", done.error().message);
+      return kExitFailure;
+    }
+    return kExitOk;
+  }
+
+  std::unique_ptr<HealthServer> health;
+  if (!opts.metrics_addr.empty()) {
+    auto started = HealthServer::Start(opts.metrics_addr, metrics);
+    if (!started) {
+      spdlog::error("{}", started.error().message);
+      return kExitUsage;
+    }
+    health = std::move(*started);
+    spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
+  }
+
+  std::thread signals([&agent, &stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("signal {} received, stopping", sig);
+    agent.Stop();
+  });
+  // Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only
+  // where discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing
+  // it reports could change the labels, and the --resync suffices.
+  std::unique_ptr<ChangeSource> watcher;
+  if (UsesUdev(opts.discovery)) {
+    auto rules = LoadRules(opts.discovery.rule_files);  // Discover above accepted them
+    WatchOptions watch;
+    watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+    watch.rescan = opts.rescan;
+    watcher = std::make_unique<LoggedWatcher>(watch);
+  }
+  Status ran = agent.Run(watcher.get());
+  signals.join();
+  if (!ran) {
+    spdlog::error("{}", ran.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace edgefd
