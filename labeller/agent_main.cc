@@ -1,7 +1,7 @@
 // edgefd-labeller-agent: the labeller with the Kubernetes API client linked in.
 // edgefd-labeller execs it for everything but --dry-run.
-#include "edgefd/labeller/cli.h"
 #include "edgefd/agent/reconcile.h"
+#include "edgefd/labeller/cli.h"
 
 int main(int argc, char** argv) {
   return edgefd::RunLabellerCli(argc, argv, [](const edgefd::AgentCliOptions& options, char**) {

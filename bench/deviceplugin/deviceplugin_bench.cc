@@ -27,8 +27,8 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_kubelet.h"
-#include "test_util.h"
 #include "edgefd/testing/umockdev_testbed.h"
+#include "test_util.h"
 
 namespace edgefd::deviceplugin {
 namespace {

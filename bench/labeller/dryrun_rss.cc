@@ -1,10 +1,10 @@
 // Peak resident memory of `edgefd-labeller --dry-run`, as the kernel accounts it (ru_maxrss
 // of the finished child). Usage: dryrun_rss [--runs N] [--json] [-- extra labeller args].
 // Target: < 10 MiB.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,11 +60,15 @@ int main(int argc, char** argv) {
   double median_mib = kib[kib.size() / 2] / 1024.0;
   double max_mib = kib.back() / 1024.0;
   if (json) {
-    std::printf("{\"runs\": %d, \"peak_rss_mib_median\": %.2f, \"peak_rss_mib_max\": %.2f, "
-                "\"target_mib\": 10}\n", runs, median_mib, max_mib);
+    std::printf(
+        "{\"runs\": %d, \"peak_rss_mib_median\": %.2f, \"peak_rss_mib_max\": %.2f, "
+        "\"target_mib\": 10}\n",
+        runs, median_mib, max_mib);
   } else {
-    std::printf("edgefd-labeller --dry-run peak RSS over %d runs: median %.2f MiB, max %.2f MiB "
-                "(target < 10 MiB)\n", runs, median_mib, max_mib);
+    std::printf(
+        "edgefd-labeller --dry-run peak RSS over %d runs: median %.2f MiB, max %.2f MiB "
+        "(target < 10 MiB)\n",
+        runs, median_mib, max_mib);
   }
   return 0;
 }

@@ -20,9 +20,9 @@
 #include <optional>
 #include <thread>
 
+#include "edgefd/agent/reconcile.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
-#include "edgefd/agent/reconcile.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_apiserver.h"

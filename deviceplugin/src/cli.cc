@@ -11,11 +11,11 @@
 #include <vector>
 
 #include "edgefd/common/cli.h"
+#include "edgefd/common/http_endpoint.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/discovery/discovery.h"
-#include "edgefd/common/http_endpoint.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
 
@@ -97,8 +97,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     std::optional<std::string> val;
     if (arg == "--kubelet-dir" || arg == "--root" || arg == "--dtb" || arg == "--config" ||
         arg == "--inventory" || arg == "--socket-prefix" || arg == "--metrics-addr" ||
-        arg == "--metrics-address" ||
-        arg == "--rescan" || arg == "--log-level") {
+        arg == "--metrics-address" || arg == "--rescan" || arg == "--log-level") {
       val = v();
       if (!val) return kExitUsage;
     } else {

@@ -1,7 +1,7 @@
 // CPU labels (DESIGN.md label contract point 3) and the per-class CPU lists for --output json.
 
-#include "edgefd/discovery/cpu.h"
 #include "edgefd/common/json.h"
+#include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/labels.h"
 
 namespace edgefd {

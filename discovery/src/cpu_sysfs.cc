@@ -13,8 +13,8 @@
 #include <system_error>
 
 #include "cpu_internal.h"
-#include "edgefd/discovery/cpu.h"
 #include "edgefd/common/cpu_list.h"
+#include "edgefd/discovery/cpu.h"
 
 namespace edgefd {
 namespace fs = std::filesystem;

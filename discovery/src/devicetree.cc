@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <set>
 #include <utility>
 
@@ -59,7 +59,9 @@ std::vector<uint32_t> DtNode::Cells(std::string_view prop) const {
   const std::string* raw = Property(prop);
   if (raw == nullptr) return out;
   for (size_t i = 0; i + 4 <= raw->size(); i += 4) {
-    auto b = [&](size_t k) { return static_cast<uint32_t>(static_cast<unsigned char>((*raw)[i + k])); };
+    auto b = [&](size_t k) {
+      return static_cast<uint32_t>(static_cast<unsigned char>((*raw)[i + k]));
+    };
     out.push_back(b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3));
   }
   return out;
@@ -91,8 +93,8 @@ class DirReader {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
       int err = errno;
-      return Error{dir.string() + ": " + (err == ENOTDIR ? std::string("not a directory")
-                                                         : std::strerror(err))};
+      return Error{dir.string() + ": " +
+                   (err == ENOTDIR ? std::string("not a directory") : std::strerror(err))};
     }
     DtNode root;
     ReadNode(fd, dir.string(), root, 0);
@@ -128,8 +130,10 @@ class DirReader {
       if (type == DT_UNKNOWN) {
         struct stat est {};
         if (::fstatat(fd, entry->d_name, &est, AT_SYMLINK_NOFOLLOW) != 0) continue;
-        type = S_ISDIR(est.st_mode) ? DT_DIR : S_ISREG(est.st_mode) ? DT_REG
-                                             : S_ISLNK(est.st_mode) ? DT_LNK : DT_UNKNOWN;
+        type = S_ISDIR(est.st_mode)   ? DT_DIR
+               : S_ISREG(est.st_mode) ? DT_REG
+               : S_ISLNK(est.st_mode) ? DT_LNK
+                                      : DT_UNKNOWN;
       }
       if (type == DT_LNK) {
         // The kernel never exposes symlinks inside the tree; following one could loop.
@@ -171,7 +175,8 @@ class DirReader {
       }
     }
     // The kernel synthesises a `name` property from the node name; the blob has none.
-    if (const std::string* n = node.Property("name"); n != nullptr && *n == node.BaseName() + '\0') {
+    if (const std::string* n = node.Property("name");
+        n != nullptr && *n == node.BaseName() + '\0') {
       node.properties.erase("name");
     }
     SortChildren(node);
@@ -249,12 +254,11 @@ class BlobReader {
                      "': " + FdtErrorText(prop_len)};
       }
       if (limits_.keep_property && !limits_.keep_property(prop_name)) continue;
-      node.properties[prop_name] = std::string(static_cast<const char*>(value),
-                                               static_cast<size_t>(prop_len));
+      node.properties[prop_name] =
+          std::string(static_cast<const char*>(value), static_cast<size_t>(prop_len));
     }
     if (prop < 0 && prop != -FDT_ERR_NOTFOUND) {
-      return Error{source_ + ": bad properties in node '" + node.name +
-                   "': " + FdtErrorText(prop)};
+      return Error{source_ + ": bad properties in node '" + node.name + "': " + FdtErrorText(prop)};
     }
     int child = 0;
     fdt_for_each_subnode(child, fdt_, offset) {
@@ -296,7 +300,8 @@ Result<DtNode> ParseDeviceTreeBlob(std::string_view blob, std::string_view sourc
   if (fdt_magic(fdt) != FDT_MAGIC) {
     char magic[16];
     std::snprintf(magic, sizeof magic, "0x%08x", fdt_magic(fdt));
-    return Error{src + ": bad magic " + magic + ", not a flattened devicetree (expected 0xd00dfeed)"};
+    return Error{src + ": bad magic " + magic +
+                 ", not a flattened devicetree (expected 0xd00dfeed)"};
   }
   if (fdt_totalsize(fdt) > blob.size()) {
     return Error{src + ": header says " + std::to_string(fdt_totalsize(fdt)) +
@@ -376,7 +381,8 @@ void Walk(const DtNode& node, const std::string& path, const std::vector<std::st
 
 }  // namespace
 
-std::vector<DtNodeInfo> ExtractNamedNodes(const DtNode& root, const std::vector<std::string>& names) {
+std::vector<DtNodeInfo> ExtractNamedNodes(const DtNode& root,
+                                          const std::vector<std::string>& names) {
   std::vector<DtNodeInfo> out;
   Walk(root, "/", names, out);
   return out;

@@ -15,11 +15,24 @@ namespace {
 // The properties discovery reads; a live tree has thousands of property files and reading
 // only these keeps a DaemonSet rescan cheap.
 bool DiscoveryProperty(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "compatible", "status", "model", "device_type", "reg", "phandle", "linux,phandle",
-      "capacity-dmips-mhz", "operating-points-v2", "operating-points", "opp-hz",
-      "opp-supported-hw", "clock-frequency", "cpu", "numa-node-id", "#address-cells",
-      "#size-cells", "enable-method"};
+  static constexpr std::string_view kNames[] = {"compatible",
+                                                "status",
+                                                "model",
+                                                "device_type",
+                                                "reg",
+                                                "phandle",
+                                                "linux,phandle",
+                                                "capacity-dmips-mhz",
+                                                "operating-points-v2",
+                                                "operating-points",
+                                                "opp-hz",
+                                                "opp-supported-hw",
+                                                "clock-frequency",
+                                                "cpu",
+                                                "numa-node-id",
+                                                "#address-cells",
+                                                "#size-cells",
+                                                "enable-method"};
   for (std::string_view n : kNames) {
     if (n == name) return true;
   }

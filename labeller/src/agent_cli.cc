@@ -9,11 +9,11 @@
 #include <cstdlib>
 #include <thread>
 
-#include "edgefd/labeller/cli.h"
-#include "edgefd/discovery/labels.h"
 #include "edgefd/agent/reconcile.h"
+#include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/labeller/cli.h"
 
 namespace edgefd {
 namespace {

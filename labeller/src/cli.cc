@@ -1,31 +1,30 @@
+#include "edgefd/labeller/cli.h"
+
 #include <getopt.h>
 #include <poll.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <csignal>
 #include <algorithm>
 #include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-
-#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
-#include "edgefd/labeller/cli.h"
+#include "edgefd/common/json.h"
+#include "edgefd/common/unique_fd.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/discovery.h"
-#include "edgefd/common/json.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
-#include "edgefd/common/unique_fd.h"
 
 namespace edgefd {
 namespace {
@@ -143,9 +142,15 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
   int c;
   while ((c = getopt_long(argc, argv, ":h", kLongOptions, nullptr)) != -1) {
     switch (c) {
-      case kOptDryRun: opts.dry_run = true; break;
-      case kOptRoot: opts.discovery.root = optarg; break;
-      case kOptDtb: opts.discovery.dtb = optarg; break;
+      case kOptDryRun:
+        opts.dry_run = true;
+        break;
+      case kOptRoot:
+        opts.discovery.root = optarg;
+        break;
+      case kOptDtb:
+        opts.discovery.dtb = optarg;
+        break;
       case kOptNode:
         if (SanitizeLabelName(optarg) != optarg) {
           UsageError(std::string("--node '") + optarg + "': not a devicetree node name");
@@ -164,15 +169,24 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
         opts.log_level = optarg;
         if (spdlog::level::from_str(opts.log_level) == spdlog::level::off &&
             opts.log_level != "off") {
-          UsageError("--log-level '" + opts.log_level + "': expected trace, debug, info, warn, "
+          UsageError("--log-level '" + opts.log_level +
+                     "': expected trace, debug, info, warn, "
                      "error or off");
           return kExitUsage;
         }
         break;
-      case kOptNfdFile: opts.agent.nfd_file = optarg; break;
-      case kOptOnce: opts.agent.once = true; break;
-      case kOptKubeconfig: opts.agent.kubeconfig = optarg; break;
-      case kOptNodeName: opts.agent.node_name = optarg; break;
+      case kOptNfdFile:
+        opts.agent.nfd_file = optarg;
+        break;
+      case kOptOnce:
+        opts.agent.once = true;
+        break;
+      case kOptKubeconfig:
+        opts.agent.kubeconfig = optarg;
+        break;
+      case kOptNodeName:
+        opts.agent.node_name = optarg;
+        break;
       case kOptResync: {
         char* end = nullptr;
         long seconds = std::strtol(optarg, &end, 10);
@@ -183,27 +197,51 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
         opts.agent.resync = std::chrono::seconds(seconds);
         break;
       }
-      case kOptInsecure: opts.agent.insecure_skip_tls_verify = true; break;
-      case kOptMetricsAddr: opts.agent.metrics_addr = optarg; break;
-      case kOptConfig: opts.discovery.rule_files.emplace_back(optarg); break;
-      case kOptUdev: opts.discovery.udev = true; break;
-      case kOptNoUdev: opts.discovery.udev = false; break;
-      case kOptWatch: opts.watch = true; break;
-      case kOptPrintRules: std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout); return kExitOk;
+      case kOptInsecure:
+        opts.agent.insecure_skip_tls_verify = true;
+        break;
+      case kOptMetricsAddr:
+        opts.agent.metrics_addr = optarg;
+        break;
+      case kOptConfig:
+        opts.discovery.rule_files.emplace_back(optarg);
+        break;
+      case kOptUdev:
+        opts.discovery.udev = true;
+        break;
+      case kOptNoUdev:
+        opts.discovery.udev = false;
+        break;
+      case kOptWatch:
+        opts.watch = true;
+        break;
+      case kOptPrintRules:
+        std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout);
+        return kExitOk;
       case kOptRescan: {
         char* end = nullptr;
         double seconds = std::strtod(optarg, &end);
         if (end == optarg || *end != '\0' || !(seconds > 0 && seconds <= 86400)) {
-          UsageError(std::string("--rescan '") + optarg + "': expected seconds between 0 and 86400");
+          UsageError(std::string("--rescan '") + optarg +
+                     "': expected seconds between 0 and 86400");
           return kExitUsage;
         }
-        opts.rescan = std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
+        opts.rescan =
+            std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
         break;
       }
-      case 'h': std::fputs(kUsage, stdout); return kExitOk;
-      case kOptVersion: std::printf("edgefd-labeller %s\n", EDGEFD_VERSION); return kExitOk;
-      case ':': UsageError(std::string(argv[optind - 1]) + " needs a value"); return kExitUsage;
-      default: UsageError(std::string("unknown option '") + argv[optind - 1] + "'"); return kExitUsage;
+      case 'h':
+        std::fputs(kUsage, stdout);
+        return kExitOk;
+      case kOptVersion:
+        std::printf("edgefd-labeller %s\n", EDGEFD_VERSION);
+        return kExitOk;
+      case ':':
+        UsageError(std::string(argv[optind - 1]) + " needs a value");
+        return kExitUsage;
+      default:
+        UsageError(std::string("unknown option '") + argv[optind - 1] + "'");
+        return kExitUsage;
     }
   }
   if (optind < argc) {
@@ -316,8 +354,10 @@ int RunLabellerCli(int argc, char** argv) {
     std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
     std::filesystem::path agent = self.parent_path() / "edgefd-labeller-agent";
     if (ec || access(agent.c_str(), X_OK) != 0) {
-      spdlog::error("cannot find {} (installed next to edgefd-labeller), which labels the "
-                    "Node; only --dry-run works without it", agent.string());
+      spdlog::error(
+          "cannot find {} (installed next to edgefd-labeller), which labels the "
+          "Node; only --dry-run works without it",
+          agent.string());
       return kExitFailure;
     }
     execv(agent.c_str(), args);

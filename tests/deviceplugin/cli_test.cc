@@ -77,7 +77,7 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu (EDGEFD_LITTLE_CPUS)"));
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES, "
-                                        "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
+                                  "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
 }
 

@@ -7,9 +7,9 @@
 #include <mutex>
 #include <string>
 
-#include "edgefd/testing/manual_change_source.h"
 #include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
+#include "edgefd/testing/manual_change_source.h"
 
 namespace edgefd::deviceplugin::testing {
 

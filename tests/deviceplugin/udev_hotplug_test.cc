@@ -4,12 +4,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "edgefd/testing/udev_testbed.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/udev_testbed.h"
 #include "test_util.h"
 
 namespace edgefd::deviceplugin {

@@ -11,8 +11,8 @@
 #include "edgefd/discovery/devicetree.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
-#include "edgefd/testing/run_command.h"
 #include "edgefd/testing/paths.h"
+#include "edgefd/testing/run_command.h"
 
 namespace edgefd {
 namespace {
@@ -31,7 +31,8 @@ std::string ReadFile(const fs::path& p) {
 
 void WriteFile(const fs::path& p, std::string_view bytes) {
   fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(p, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 void PutBe32(std::string& blob, size_t offset, uint32_t v) {
@@ -217,7 +218,8 @@ TEST(BadTree, UnreadableFilesAreSkippedWithAWarning) {
   WriteFile(base / "compatible", std::string("a,b\0", 4));
   WriteFile(base / "gpu/compatible", std::string("x,y\0", 4));
   WriteFile(base / "npu@1/compatible", std::string("x,z\0", 4));
-  fs::permissions(tmp.path(), fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  fs::permissions(tmp.path(),
+                  fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   fs::permissions(base / "gpu/compatible", fs::perms::none);
   fs::permissions(base / "npu@1", fs::perms::none);
   std::vector<std::string> argv = {LabellerBin(), "--dry-run", "--root", tmp.path().string()};
@@ -280,13 +282,12 @@ TEST_F(CliBadInput, MalformedLiveFdtIsAnError) {
 }
 
 TEST_F(CliBadInput, BadUsageExitsTwo) {
-  for (auto args : std::vector<std::vector<std::string>>{
-           {"--dry-run", "--output", "xml"},
-           {"--dry-run", "--bogus"},
-           {"--dry-run", "--dtb"},
-           {"--dry-run", "stray"},
-           {"--dry-run", "--node", "bad name!"},
-           {"--dry-run", "--log-level", "loud"}}) {
+  for (auto args : std::vector<std::vector<std::string>>{{"--dry-run", "--output", "xml"},
+                                                         {"--dry-run", "--bogus"},
+                                                         {"--dry-run", "--dtb"},
+                                                         {"--dry-run", "stray"},
+                                                         {"--dry-run", "--node", "bad name!"},
+                                                         {"--dry-run", "--log-level", "loud"}}) {
     auto r = Run(args);
     EXPECT_EQ(r.exit_code, 2) << args[1];
     EXPECT_THAT(r.err, HasSubstr("edgefd-labeller: ")) << args[1];

@@ -11,8 +11,8 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/testing/dt_directory_form.h"
-#include "edgefd/testing/run_command.h"
 #include "edgefd/testing/paths.h"
+#include "edgefd/testing/run_command.h"
 
 namespace edgefd {
 namespace {

@@ -12,7 +12,9 @@ TEST(SanitizeLabelName, KeepsValidNames) {
 
 TEST(SanitizeLabelName, ReplacesAndCollapsesInvalidBytes) {
   EXPECT_EQ(SanitizeLabelName("NVIDIA Jetson  Nano (Dev Kit)"), "NVIDIA-Jetson-Nano-Dev-Kit");
-  EXPECT_EQ(SanitizeLabelName("\xff\xfe" "abc\x01"), "abc");
+  EXPECT_EQ(SanitizeLabelName("\xff\xfe"
+                              "abc\x01"),
+            "abc");
   EXPECT_EQ(SanitizeLabelName("---"), "");
 }
 

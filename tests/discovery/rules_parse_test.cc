@@ -6,8 +6,8 @@
 #include <fstream>
 
 #include "edgefd/discovery/rules.h"
-#include "edgefd/testing/run_command.h"
 #include "edgefd/testing/paths.h"
+#include "edgefd/testing/run_command.h"
 #include "edgefd/testing/udev_testbed.h"
 
 namespace edgefd {

@@ -222,10 +222,10 @@ TEST_F(UmockdevDiscovery, VirtualDevicesNoRuleCanUseAreLeftOutOfTheRuleDrivenEnu
   ASSERT_TRUE(rules) << rules.error().message;
   auto all = EnumerateUdev({"misc"});
   ASSERT_TRUE(all) << all.error().message;
-  EXPECT_THAT(Syspaths(*all), ElementsAre("/sys/devices/virtual/misc/fuse",
-                                          "/sys/devices/virtual/misc/loop-control",
-                                          "/sys/devices/virtual/misc/nvmap",
-                                          "/sys/devices/virtual/misc/xclmgmt"));
+  EXPECT_THAT(
+      Syspaths(*all),
+      ElementsAre("/sys/devices/virtual/misc/fuse", "/sys/devices/virtual/misc/loop-control",
+                  "/sys/devices/virtual/misc/nvmap", "/sys/devices/virtual/misc/xclmgmt"));
   // jetson-gpu names /dev/nvmap; nothing names fuse, loop-control or xclmgmt.
   auto needed = EnumerateUdev({"misc"}, &*rules);
   ASSERT_TRUE(needed) << needed.error().message;

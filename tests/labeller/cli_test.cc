@@ -1,16 +1,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "edgefd/testing/run_command.h"
 #include "edgefd/testing/paths.h"
+#include "edgefd/testing/run_command.h"
 
 namespace edgefd {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::LabellerBin;
 using testing::RunCommand;
+using ::testing::StartsWith;
 using testing::TestdataBin;
 using testing::TestdataDir;
 
@@ -27,8 +27,8 @@ TEST(LabellerCli, HelpAndVersion) {
 }
 
 TEST(LabellerCli, TextOutputIsSortedNameEqualsValueLines) {
-  auto r = RunCommand({LabellerBin(), "--dry-run", "--dtb",
-                       (TestdataBin() / "jetson-nano-blog.dtb").string()});
+  auto r = RunCommand(
+      {LabellerBin(), "--dry-run", "--dtb", (TestdataBin() / "jetson-nano-blog.dtb").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-jetson-nano=1\n"));
   EXPECT_THAT(r.out, HasSubstr("edgefd.io/board=nvidia-jetson-nano\n"));
@@ -61,8 +61,8 @@ TEST(LabellerCli, RootWithoutDevicetreeSaysSoAndStillSucceeds) {
 }
 
 TEST(LabellerCli, LiveTreeUnderRootIsRead) {
-  auto r = RunCommand({LabellerBin(), "--dry-run", "--root",
-                       (TestdataDir() / "roots/jetson-nano-blog").string()});
+  auto r = RunCommand(
+      {LabellerBin(), "--dry-run", "--root", (TestdataDir() / "roots/jetson-nano-blog").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-tegra210-gm20b=1\n"));
   EXPECT_EQ(r.err.find("no devicetree"), std::string::npos);

@@ -2,8 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "edgefd/testing/run_command.h"
 #include "edgefd/testing/paths.h"
+#include "edgefd/testing/run_command.h"
 
 namespace edgefd {
 namespace {

@@ -6,8 +6,8 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
-#include "kube_test_support.h"
 #include "edgefd/testing/udev_testbed.h"
+#include "kube_test_support.h"
 
 namespace edgefd::testing {
 namespace {

@@ -1,7 +1,5 @@
 // Whole pipelines over every transport, in one process (threads) and as child processes.
 #include "edgefd/runtime/pipeline.h"
-#include "run_cli.h"
-#include "temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -11,6 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+
+#include "run_cli.h"
+#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {

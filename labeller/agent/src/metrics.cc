@@ -1,8 +1,9 @@
 // The agent's health and metrics endpoint, served by the shared HttpEndpoint.
+#include "edgefd/agent/metrics.h"
+
 #include <cstdio>
 
 #include "edgefd/common/http_endpoint.h"
-#include "edgefd/agent/metrics.h"
 
 namespace edgefd {
 namespace {

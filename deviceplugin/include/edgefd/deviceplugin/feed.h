@@ -5,10 +5,10 @@
 #include <functional>
 #include <mutex>
 
+#include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/discovery/inventory.h"
-#include "edgefd/common/result.h"
 #include "edgefd/discovery/watch.h"
 
 namespace edgefd::deviceplugin {

@@ -8,10 +8,10 @@
 #include <thread>
 #include <vector>
 
-#include "edgefd/deviceplugin/metrics.h"
-#include "edgefd/deviceplugin/registry.h"
 #include "edgefd/common/result.h"
 #include "edgefd/common/unique_fd.h"
+#include "edgefd/deviceplugin/metrics.h"
+#include "edgefd/deviceplugin/registry.h"
 
 namespace edgefd::deviceplugin {
 

@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "edgefd/discovery/inventory.h"
 #include "edgefd/common/result.h"
+#include "edgefd/discovery/inventory.h"
 
 namespace edgefd {
 
@@ -57,8 +57,8 @@ struct DtLimits {
 /// Reads the kernel's directory form (`/sys/firmware/devicetree/base`): a directory per node,
 /// a file per property. Symlinks are not followed (the kernel exposes none; a cycle made of
 /// them is skipped). Unreadable entries are skipped with a warning added to `warnings`.
-Result<DtNode> ReadDeviceTreeDir(const std::filesystem::path& dir, std::vector<std::string>* warnings,
-                                 const DtLimits& limits = {});
+Result<DtNode> ReadDeviceTreeDir(const std::filesystem::path& dir,
+                                 std::vector<std::string>* warnings, const DtLimits& limits = {});
 
 /// Parses a flattened devicetree blob with libfdt. `source` names the input in errors.
 Result<DtNode> ParseDeviceTreeBlob(std::string_view blob, std::string_view source,
@@ -74,6 +74,7 @@ std::vector<std::string> DefaultDtNodeNames();
 /// Board facts and the enabled nodes with the given base names (recursive walk; a disabled
 /// node hides its subtree; `__symbols__`, `__fixups__` and `__local_fixups__` are ignored).
 BoardInfo ExtractBoard(const DtNode& root);
-std::vector<DtNodeInfo> ExtractNamedNodes(const DtNode& root, const std::vector<std::string>& names);
+std::vector<DtNodeInfo> ExtractNamedNodes(const DtNode& root,
+                                          const std::vector<std::string>& names);
 
 }  // namespace edgefd

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/common/result.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/inventory.h"
-#include "edgefd/common/result.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/watch.h"
 

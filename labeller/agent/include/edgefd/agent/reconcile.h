@@ -10,10 +10,10 @@
 #include <set>
 #include <string>
 
-#include "edgefd/discovery/inventory.h"
 #include "edgefd/agent/kube.h"
 #include "edgefd/agent/metrics.h"
 #include "edgefd/common/result.h"
+#include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
 
 namespace edgefd {

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "edgefd/discovery/inventory.h"
 #include "edgefd/common/result.h"
+#include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
 #include "edgefd/testing/manual_change_source.h"
 
