@@ -1,6 +1,5 @@
 // CPU labels (DESIGN.md label contract point 3) and the per-class CPU lists for --output json.
 
-#include "edgefd/common/json.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/labels.h"
 
@@ -33,29 +32,15 @@ void AddCpuLabels(const Inventory& inventory, Labels& labels) {
   }
 }
 
-std::string CpuClassesJson(const CpuTopology& topology) {
-  auto list = [](const std::vector<int>& cpus) {
-    std::string out = "[";
-    for (size_t i = 0; i < cpus.size(); ++i) {
-      if (i) out += ", ";
-      out += std::to_string(cpus[i]);
-    }
-    return out + "]";
-  };
-  std::string out = "{";
-  bool first = true;
-  auto add = [&](const std::string& key, const std::vector<int>& cpus) {
-    out += first ? "" : ", ";
-    first = false;
-    out += JsonQuote(key) + ": " + list(cpus);
-  };
-  for (const CpuClass& c : topology.classes) add(c.name, c.cpus);
+std::vector<std::pair<std::string, std::vector<int>>> CpuClassLists(const CpuTopology& topology) {
+  std::vector<std::pair<std::string, std::vector<int>>> out;
+  for (const CpuClass& c : topology.classes) out.emplace_back(c.name, c.cpus);
   std::vector<int> offline;
   for (const CpuCore& c : topology.cores) {
     if (!c.online) offline.push_back(c.id);
   }
-  if (!offline.empty()) add("offline", offline);
-  return out + "}";
+  if (!offline.empty()) out.emplace_back("offline", std::move(offline));
+  return out;
 }
 
 }  // namespace edgefd

@@ -254,16 +254,11 @@ std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
 void PrintLabels(const Labels& labels, const Inventory& inventory, const std::string& format) {
   std::string out;
   if (format == "json") {
-    out = "{\"labels\": {";
-    bool first = true;
-    for (const auto& [name, value] : labels) {
-      out += first ? "\n  " : ",\n  ";
-      first = false;
-      out += JsonQuote(name) + ": " + JsonQuote(value);
-    }
-    out += labels.empty() ? "}" : "\n}";
+    Json doc = {{"labels", Json::object()}, {"cpus", Json::object()}};
+    for (const auto& [name, value] : labels) doc["labels"][name] = value;
     // Per-class CPU lists are data for the device plugin and runtime, not labels.
-    out += ",\n\"cpus\": " + CpuClassesJson(inventory.cpu) + "}\n";
+    for (const auto& [name, cpus] : CpuClassLists(inventory.cpu)) doc["cpus"][name] = cpus;
+    out = DumpJson(doc, 2) + "\n";
   } else {
     for (const auto& [name, value] : labels) out += name + "=" + value + "\n";
   }

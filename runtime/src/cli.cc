@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "edgefd/common/cpu_list.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/pipeline.h"
 
 extern char** environ;
@@ -167,7 +169,7 @@ int CmdPartition(const Args& a) {
   }
   EDGEFD_TRY(plan, Partition(model, p));
   if (a.Has("--json")) {
-    std::printf("%s\n", PlanJson(model, plan).c_str());
+    std::printf("%s\n", DumpJson(PlanJson(model, plan)).c_str());
   } else {
     std::printf("%s: %.3f GFLOP per frame, input %s, %s cost model\n%s", model.name.c_str(),
                 model.Flops(0, int(model.layers.size())) / 1e9, model.Input().ToString().c_str(),
@@ -304,7 +306,7 @@ int CmdStage(const Args& a) {
   }
   spdlog::info("stage {}: layers {}..{} of {}, {} -> {}, {} thread(s) on CPUs {}", index,
                range.first, range.second - 1, spec.name, in->Address(), a.Str("--next", ""),
-               threads, CpuListJson(cpus));
+               threads, cpus.empty() ? "any" : FormatCpuList(cpus));
   StageOptions so;
   so.index = int(index);
   so.delay_ms = delays.empty() ? 0 : delays.front();
@@ -366,13 +368,22 @@ int CmdSink(const Args& a) {
     std::fprintf(stderr, "edgefd-pipeline sink: %s\n", r.error().message.c_str());
     return kFailed;
   }
-  std::printf(a.Has("--json") ? "{\"frames\":%llu,\"drops\":%llu,\"fps\":%.2f,"
-                                "\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"ccr\":%.4f,"
-                                "\"checksum\":%.6f}\n"
-                              : "%llu frames, %llu dropped, %.1f fps, latency p50 %.2f ms p99 "
-                                "%.2f ms, CCR %.3f, checksum %.4f\n",
-              (unsigned long long)r->frames, (unsigned long long)r->drops, r->fps,
-              r->latency_p50_ms, r->latency_p99_ms, r->ccr, r->checksum);
+  if (a.Has("--json")) {
+    const Json report = {{"frames", r->frames},
+                         {"drops", r->drops},
+                         {"fps", RoundTo(r->fps, 2)},
+                         {"latency_p50_ms", RoundTo(r->latency_p50_ms, 3)},
+                         {"latency_p99_ms", RoundTo(r->latency_p99_ms, 3)},
+                         {"ccr", RoundTo(r->ccr, 4)},
+                         {"checksum", RoundTo(r->checksum, 6)}};
+    std::printf("%s\n", DumpJson(report).c_str());
+  } else {
+    std::printf(
+        "%llu frames, %llu dropped, %.1f fps, latency p50 %.2f ms p99 %.2f ms, CCR %.3f, "
+        "checksum %.4f\n",
+        (unsigned long long)r->frames, (unsigned long long)r->drops, r->fps, r->latency_p50_ms,
+        r->latency_p99_ms, r->ccr, r->checksum);
+  }
   return 0;
 }
 

@@ -199,17 +199,8 @@ Status PinThisThread(const std::vector<int>& cpus) {
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
   int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  if (rc != 0) return Error{"pinning to CPUs " + CpuListJson(cpus) + ": " + std::strerror(rc)};
+  if (rc != 0) return Error{"pinning to CPUs " + FormatCpuList(cpus) + ": " + std::strerror(rc)};
   return Ok{};
-}
-
-std::string CpuListJson(const std::vector<int>& cpus) {
-  std::string s = "[";
-  for (size_t i = 0; i < cpus.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(cpus[i]);
-  }
-  return s + "]";
 }
 
 }  // namespace edgefd::runtime

@@ -506,47 +506,48 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
 
 std::string RunReport::Json(const Model& model) const {
   const SinkReport& s = sink;
-  auto list = [](const std::vector<double>& v) {
-    std::string out = "[";
-    char b[32];
-    for (size_t i = 0; i < v.size(); ++i) {
-      std::snprintf(b, sizeof b, "%s%.4f", i ? "," : "", v[i]);
-      out += b;
-    }
-    return out + "]";
+  auto rounded = [](const std::vector<double>& v) {
+    edgefd::Json out = edgefd::Json::array();
+    for (double x : v) out.push_back(RoundTo(x, 4));
+    return out;
   };
-  char buf[1024];
-  std::snprintf(buf, sizeof buf,
-                "\"frames_sent\":%d,\"frames_received\":%llu,\"drops\":%llu,\"in_order\":%s,"
-                "\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,"
-                "\"sink_comm_ms\":%.4f,"
-                "\"ccr\":%.4f,\"checksum\":%.6f,\"wall_s\":%.3f,",
-                options.frames, (unsigned long long)s.frames, (unsigned long long)s.drops,
-                s.in_order ? "true" : "false", s.fps, s.fps_median, s.latency_p50_ms,
-                s.latency_p99_ms, s.sink_comm_ms, s.ccr, s.checksum, wall_s);
-  std::string out = "{\"model\":" + JsonQuote(options.model.name) +
-                    ",\"input\":" + JsonQuote(model.Input().ToString()) +
-                    ",\"stages\":" + std::to_string(options.stages) +
-                    ",\"transport\":" + JsonQuote(options.transport) +
-                    ",\"policy\":" + JsonQuote(PolicyName(options.policy)) + "," + buf;
-  out += "\"stage_compute_ms\":" + list(s.stage_compute_ms) +
-         ",\"stage_comm_ms\":" + list(s.stage_comm_ms);
-  std::vector<double> drops(link_drops.begin(), link_drops.end());
-  out += ",\"link_drops\":" + list(drops);
-  out += ",\"plan\":" + PlanJson(model, plan);
-  out += ",\"backend\":\"cpu\",\"compute_cpus\":" + CpuListJson(compute_cpus) +
-         ",\"io_cpus\":" + CpuListJson(io_cpus) +
-         ",\"pinned\":" + (compute_cpus.empty() ? "false" : "true") + ",\"devices\":[";
-  for (size_t i = 0; i < devices.size(); ++i) {
-    const OpenedDevice& d = devices[i];
-    if (i) out += ',';
-    out += "{\"resource\":" + JsonQuote(d.resource) + ",\"id\":" + JsonQuote(d.id) +
-           ",\"path\":" + JsonQuote(d.path) + ",\"opened\":" + (d.opened ? "true" : "false") +
-           ",\"mode\":" + JsonQuote(d.opened ? (d.read_only ? "r" : "rw") : "") +
-           ",\"errno\":" + std::to_string(d.error_number) + ",\"error\":" + JsonQuote(d.error) +
-           "}";
+  edgefd::Json devices_json = edgefd::Json::array();
+  for (const OpenedDevice& d : devices) {
+    devices_json.push_back({{"resource", d.resource},
+                            {"id", d.id},
+                            {"path", d.path},
+                            {"opened", d.opened},
+                            {"mode", d.opened ? (d.read_only ? "r" : "rw") : ""},
+                            {"errno", d.error_number},
+                            {"error", d.error}});
   }
-  return out + "]}";
+  const edgefd::Json report = {{"model", options.model.name},
+                               {"input", model.Input().ToString()},
+                               {"stages", options.stages},
+                               {"transport", options.transport},
+                               {"policy", PolicyName(options.policy)},
+                               {"frames_sent", options.frames},
+                               {"frames_received", s.frames},
+                               {"drops", s.drops},
+                               {"in_order", s.in_order},
+                               {"fps", RoundTo(s.fps, 2)},
+                               {"fps_median", RoundTo(s.fps_median, 2)},
+                               {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
+                               {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+                               {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
+                               {"ccr", RoundTo(s.ccr, 4)},
+                               {"checksum", RoundTo(s.checksum, 6)},
+                               {"wall_s", RoundTo(wall_s, 3)},
+                               {"stage_compute_ms", rounded(s.stage_compute_ms)},
+                               {"stage_comm_ms", rounded(s.stage_comm_ms)},
+                               {"link_drops", link_drops},
+                               {"plan", PlanJson(model, plan)},
+                               {"backend", "cpu"},
+                               {"compute_cpus", compute_cpus},
+                               {"io_cpus", io_cpus},
+                               {"pinned", !compute_cpus.empty()},
+                               {"devices", std::move(devices_json)}};
+  return DumpJson(report);
 }
 
 std::string RunReport::Text() const {

@@ -10,7 +10,9 @@
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/service.h"
 #include "edgefd/testing/fake_kubelet.h"
-#include "test_util.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/manual_change_source.h"
 
 namespace edgefd::deviceplugin {
 namespace {

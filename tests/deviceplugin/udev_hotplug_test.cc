@@ -9,8 +9,10 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/manual_change_source.h"
 #include "edgefd/testing/udev_testbed.h"
-#include "test_util.h"
 
 namespace edgefd::deviceplugin {
 namespace {

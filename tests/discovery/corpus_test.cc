@@ -11,8 +11,9 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/testing/dt_directory_form.h"
+#include "edgefd/testing/files.h"
 #include "edgefd/testing/paths.h"
-#include "edgefd/testing/run_command.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd {
 namespace {

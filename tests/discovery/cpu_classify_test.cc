@@ -2,7 +2,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "edgefd/common/cpu_list.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/labels.h"
 
@@ -186,16 +185,6 @@ TEST(CoreTables, MachineNamesBecomeKubernetesArches) {
   EXPECT_EQ(NormalizeArch("aarch64"), "arm64");
   EXPECT_EQ(NormalizeArch("armv7l"), "arm");
   EXPECT_EQ(NormalizeArch("riscv64"), "riscv64");
-}
-
-TEST(ParseCpuList, ReadsKernelListsAndRejectsGarbage) {
-  EXPECT_THAT(*ParseCpuList("0-3,6,8-9\n"), ElementsAre(0, 1, 2, 3, 6, 8, 9));
-  EXPECT_THAT(*ParseCpuList("5"), ElementsAre(5));
-  EXPECT_TRUE(ParseCpuList("\n")->empty());
-  EXPECT_FALSE(ParseCpuList("3-1"));
-  EXPECT_FALSE(ParseCpuList("a-b"));
-  EXPECT_FALSE(ParseCpuList("0,,1"));
-  EXPECT_FALSE(ParseCpuList("0-4294967296"));
 }
 
 }  // namespace

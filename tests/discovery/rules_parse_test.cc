@@ -6,8 +6,9 @@
 #include <fstream>
 
 #include "edgefd/discovery/rules.h"
+#include "edgefd/testing/files.h"
 #include "edgefd/testing/paths.h"
-#include "edgefd/testing/run_command.h"
+#include "edgefd/testing/process.h"
 #include "edgefd/testing/udev_testbed.h"
 
 namespace edgefd {
@@ -184,7 +185,7 @@ TEST(LabellerCli, BadRulesFileExitsTwoAndPrintsNoLabels) {
   auto bad = dir.Write(
       "bad.yaml", "rules:\n  - name: x\n    match: {usb: \"03e7\"}\n    devnodes: 7\n  - nme: y\n");
   testing::CommandResult cli = testing::RunCommand(
-      {EDGEFD_LABELLER_BIN, "--dry-run", "--no-udev", "--config", bad.string()});
+      {testing::LabellerBin(), "--dry-run", "--no-udev", "--config", bad.string()});
   EXPECT_EQ(cli.exit_code, 2);
   EXPECT_EQ(cli.out, "");
   EXPECT_THAT(cli.err, HasSubstr(bad.string() + ":5: rule without a 'name'"));
@@ -198,8 +199,8 @@ TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
   testing::WriteDtNode(base, {"acme,board"});
   testing::WriteDtNode(base / "npu@1000", {"acme,npu-v2"});
   testing::CommandResult cli =
-      testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--root", rules.parent_path().string(),
-                           "--config", rules.string()});
+      testing::RunCommand({testing::LabellerBin(), "--dry-run", "--root",
+                           rules.parent_path().string(), "--config", rules.string()});
   EXPECT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_THAT(cli.out,
               HasSubstr("edgefd.io/accel.acme-npu=true\nedgefd.io/accel.acme-npu.count=1\n"));
@@ -207,13 +208,13 @@ TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
 
 TEST(LabellerCli, WatchOptionsAreChecked) {
   testing::CommandResult bad =
-      testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--watch", "--rescan", "0"});
+      testing::RunCommand({testing::LabellerBin(), "--dry-run", "--watch", "--rescan", "0"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--rescan '0': expected seconds between 0 and 86400"));
   testing::CommandResult junk =
-      testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run", "--rescan", "5s"});
+      testing::RunCommand({testing::LabellerBin(), "--dry-run", "--rescan", "5s"});
   EXPECT_EQ(junk.exit_code, 2);
-  testing::CommandResult rules = testing::RunCommand({EDGEFD_LABELLER_BIN, "--print-rules"});
+  testing::CommandResult rules = testing::RunCommand({testing::LabellerBin(), "--print-rules"});
   EXPECT_EQ(rules.exit_code, 0);
   EXPECT_EQ(rules.out, std::string(DefaultRulesYaml()));
 }

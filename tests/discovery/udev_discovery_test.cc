@@ -8,7 +8,7 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
-#include "edgefd/testing/run_command.h"
+#include "edgefd/testing/process.h"
 #include "edgefd/testing/udev_testbed.h"
 
 namespace edgefd {
@@ -355,7 +355,7 @@ TEST(RealSys, DryRunPrintsNoAcceleratorsAndNoWarnings) {
   ASSERT_TRUE(records) << records.error().message;
   if (!MatchDevices(*rules, *records, {}).empty()) GTEST_SKIP() << "this machine has accelerators";
 
-  testing::CommandResult cli = testing::RunCommand({EDGEFD_LABELLER_BIN, "--dry-run"});
+  testing::CommandResult cli = testing::RunCommand({testing::LabellerBin(), "--dry-run"});
   EXPECT_EQ(cli.exit_code, 0);
   EXPECT_THAT(cli.out, ::testing::Not(::testing::HasSubstr("edgefd.io/accel.")));
   EXPECT_THAT(cli.out, ::testing::Not(::testing::HasSubstr("edgefd.io/camera")));

@@ -125,7 +125,7 @@ TEST_F(UmockdevHotplug, StopIsIdempotentAndNoCallbackRunsAfterIt) {
 std::unique_ptr<testing::Child> StartWatching(const Testbed& tb,
                                               std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {
-      EDGEFD_LABELLER_BIN, "--dry-run", "--watch", "--udev", "--root", tb.Root()};
+      testing::LabellerBin(), "--dry-run", "--watch", "--udev", "--root", tb.Root()};
   args.insert(args.end(), extra.begin(), extra.end());
   auto cli = std::make_unique<testing::Child>(args);
   EXPECT_TRUE(cli->started());

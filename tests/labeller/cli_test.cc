@@ -1,8 +1,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "edgefd/common/json.h"
+#include "edgefd/testing/files.h"
 #include "edgefd/testing/paths.h"
-#include "edgefd/testing/run_command.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd {
 namespace {
@@ -47,9 +49,18 @@ TEST(LabellerCli, JsonOutputHoldsTheSameLabels) {
   auto r = RunCommand({LabellerBin(), "--dry-run", "--output", "json", "--dtb",
                        (TestdataBin() / "jetson-nano-blog.dtb").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, StartsWith("{\"labels\": {"));
-  EXPECT_THAT(r.out, HasSubstr("\"beta.devicetree.org/nvidia-gm20b\": \"1\""));
-  EXPECT_THAT(r.out, HasSubstr("\"edgefd.io/soc\": \"nvidia-tegra210\""));
+  auto json = ParseJson(r.out, "stdout");
+  ASSERT_TRUE(json.ok()) << json.error().message;
+  EXPECT_EQ((*json)["labels"]["beta.devicetree.org/nvidia-gm20b"], "1");
+  EXPECT_EQ((*json)["labels"]["edgefd.io/soc"], "nvidia-tegra210");
+  // The same labels as the text output.
+  auto text = RunCommand(
+      {LabellerBin(), "--dry-run", "--dtb", (TestdataBin() / "jetson-nano-blog.dtb").string()});
+  std::string from_json;
+  for (const auto& [name, value] : (*json)["labels"].items()) {
+    from_json += name + "=" + value.get<std::string>() + "\n";
+  }
+  EXPECT_EQ(from_json, text.out);
 }
 
 TEST(LabellerCli, RootWithoutDevicetreeSaysSoAndStillSucceeds) {

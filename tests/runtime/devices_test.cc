@@ -14,8 +14,9 @@
 #include <fstream>
 
 #include "edgefd/runtime/metrics.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/http.h"
 #include "run_cli.h"
-#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -229,19 +230,7 @@ TEST(Metrics, ServesPrometheusTextOverHttp) {
   c.compute_ns = 42 * 2000000;
   auto server = MetricsServer::Start(0, &c, 2);
   ASSERT_TRUE(server.ok()) << server.error().message;
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t((*server)->port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
-  ASSERT_EQ(write(fd, req.data(), req.size()), ssize_t(req.size()));
-  std::string resp;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
-  close(fd);
+  std::string resp = testing::HttpGet(uint16_t((*server)->port()), "/metrics");
   EXPECT_NE(resp.find("200 OK"), std::string::npos);
   EXPECT_NE(resp.find("edgefd_pipeline_frames_total{stage=\"2\"} 42"), std::string::npos) << resp;
   EXPECT_NE(resp.find("edgefd_pipeline_drops_total{stage=\"2\"} 3"), std::string::npos);

@@ -8,8 +8,8 @@
 #include <thread>
 
 #include "edgefd/runtime/transport.h"
+#include "edgefd/testing/files.h"
 #include "pipeline.grpc.pb.h"
-#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {

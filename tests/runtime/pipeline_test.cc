@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <thread>
 
+#include "edgefd/testing/files.h"
 #include "run_cli.h"
-#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -44,8 +44,7 @@ Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, 
       l.readers.push_back(std::move(*r));
       l.writers.push_back(std::move(*w));
     } else {
-      auto r =
-          ListenGrpc("unix:" + dir.path() + "/link" + std::to_string(k) + ".sock", shapes[k], p);
+      auto r = ListenGrpc("unix:" + dir / ("link" + std::to_string(k) + ".sock"), shapes[k], p);
       EXPECT_TRUE(r.ok()) << r.error().message;
       auto w = ConnectGrpc((*r)->Address(), shapes[k].Bytes(), std::chrono::seconds(10));
       EXPECT_TRUE(w.ok());

@@ -1,7 +1,6 @@
 // Node label reconciliation: what to patch, and how to get it to the API server.
 #include "edgefd/agent/reconcile.h"
 
-#include <cpprest/json.h>
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -20,10 +19,9 @@ namespace {
 
 // The API server's Status message, when the body is one; else the body's start.
 std::string StatusMessage(const std::string& body) {
-  try {
-    web::json::value v = web::json::value::parse(body);
-    if (v.is_object() && v.has_string_field("message")) return v.at("message").as_string();
-  } catch (const std::exception&) {
+  Json v = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (v.is_object() && v.contains("message") && v["message"].is_string()) {
+    return v["message"].get<std::string>();
   }
   return body.substr(0, 200);
 }
@@ -57,32 +55,30 @@ ApplyOutcome HttpFailure(const std::string& what, const std::string& node,
 }  // namespace
 
 Result<NodeState> ParseNode(std::string_view json) {
-  try {
-    web::json::value v = web::json::value::parse(std::string(json));
-    if (!v.is_object() || !v.has_object_field("metadata")) {
-      return Error{"Node object without metadata"};
-    }
-    const web::json::value& meta = v.at("metadata");
-    NodeState node;
-    if (meta.has_string_field("resourceVersion")) {
-      node.resource_version = meta.at("resourceVersion").as_string();
-    }
-    if (meta.has_object_field("labels")) {
-      for (const auto& [name, value] : meta.at("labels").as_object()) {
-        if (value.is_string()) node.labels[name] = value.as_string();
-      }
-    }
-    if (meta.has_object_field("annotations")) {
-      const auto& annotations = meta.at("annotations").as_object();
-      auto it = annotations.find(std::string(kOwnedLabelsAnnotation));
-      if (it != annotations.end() && it->second.is_string()) {
-        node.owned = ParseOwnedLabels(it->second.as_string());
-      }
-    }
-    return node;
-  } catch (const std::exception& e) {
-    return Error{std::string("Node object is not valid JSON: ") + e.what()};
+  auto parsed = ParseJson(json, "Node object");
+  if (!parsed) return parsed.error();
+  const Json& v = *parsed;
+  if (!v.is_object() || !v.contains("metadata") || !v["metadata"].is_object()) {
+    return Error{"Node object without metadata"};
   }
+  const Json& meta = v["metadata"];
+  NodeState node;
+  if (auto it = meta.find("resourceVersion"); it != meta.end() && it->is_string()) {
+    node.resource_version = it->get<std::string>();
+  }
+  if (auto labels = meta.find("labels"); labels != meta.end() && labels->is_object()) {
+    for (const auto& [name, value] : labels->items()) {
+      if (value.is_string()) node.labels[name] = value.get<std::string>();
+    }
+  }
+  if (auto annotations = meta.find("annotations");
+      annotations != meta.end() && annotations->is_object()) {
+    auto it = annotations->find(std::string(kOwnedLabelsAnnotation));
+    if (it != annotations->end() && it->is_string()) {
+      node.owned = ParseOwnedLabels(it->get<std::string>());
+    }
+  }
+  return node;
 }
 
 std::string FormatOwnedLabels(const std::set<std::string>& owned) {
@@ -120,33 +116,26 @@ std::set<std::string> OwnedAfter(const NodeState& node, const Labels& wanted) {
 
 std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wanted) {
   const std::set<std::string> owned = OwnedAfter(node, wanted);
-  std::string labels;
-  auto add = [&labels](const std::string& name, const std::string& json_value) {
-    labels += labels.empty() ? "" : ",";
-    labels += JsonQuote(name) + ":" + json_value;
-  };
+  Json labels = Json::object();
   for (const std::string& name : owned) {
     const std::string& value = wanted.at(name);
     auto it = node.labels.find(name);
-    if (it == node.labels.end() || it->second != value) add(name, JsonQuote(value));
+    if (it == node.labels.end() || it->second != value) labels[name] = value;
   }
   for (const std::string& name : node.owned) {
-    if (owned.count(name) == 0 && node.labels.count(name) != 0) add(name, "null");
+    if (owned.count(name) == 0 && node.labels.count(name) != 0) labels[name] = nullptr;
   }
   const bool annotation_changes = owned != node.owned;
   if (labels.empty() && !annotation_changes) return std::nullopt;
 
-  std::string patch = "{\"metadata\":{";
-  if (!node.resource_version.empty()) {
-    patch += "\"resourceVersion\":" + JsonQuote(node.resource_version) + ",";
-  }
-  patch += "\"labels\":{" + labels + "}";
+  Json metadata = Json::object();
+  if (!node.resource_version.empty()) metadata["resourceVersion"] = node.resource_version;
+  metadata["labels"] = std::move(labels);
   if (annotation_changes) {
-    patch += ",\"annotations\":{" + JsonQuote(std::string(kOwnedLabelsAnnotation)) + ":" +
-             (owned.empty() ? std::string("null") : JsonQuote(FormatOwnedLabels(owned))) + "}";
+    Json& annotation = metadata["annotations"][std::string(kOwnedLabelsAnnotation)];
+    if (!owned.empty()) annotation = FormatOwnedLabels(owned);  // null removes it
   }
-  patch += "}}";
-  return patch;
+  return DumpJson(Json{{"metadata", std::move(metadata)}});
 }
 
 NodeLabeller::NodeLabeller(ApiTransport& api, std::string node_name, AgentMetrics* metrics,

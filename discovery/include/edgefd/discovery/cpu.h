@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "edgefd/discovery/devicetree.h"
@@ -59,8 +60,8 @@ std::string X86ModelName(std::string_view model_name);
 /// `uname -m` style machine names as Kubernetes arch names (x86_64 → amd64, aarch64 → arm64).
 std::string NormalizeArch(std::string_view machine);
 
-/// The per-class CPU lists as a JSON object: {"big": [4, 5], "little": [0, 1, 2, 3]},
-/// plus "offline" when CPUs are offline. `{}` when nothing is known.
-std::string CpuClassesJson(const CpuTopology& topology);
+/// The CPUs of each class, big first, then "offline" when CPUs are offline (what the dry run's
+/// JSON output lists under "cpus"); empty when nothing is known.
+std::vector<std::pair<std::string, std::vector<int>>> CpuClassLists(const CpuTopology& topology);
 
 }  // namespace edgefd

@@ -73,7 +73,4 @@ void LogOpenedDevices(const std::vector<OpenedDevice>& devices, const std::strin
 /// Pins the calling thread to `cpus` (all of them, letting the kernel choose among them).
 Status PinThisThread(const std::vector<int>& cpus);
 
-/// "[4,5]" for JSON.
-std::string CpuListJson(const std::vector<int>& cpus);
-
 }  // namespace edgefd::runtime

@@ -2,7 +2,7 @@
 
 #include <system_error>
 
-namespace edgefd::deviceplugin::testing {
+namespace edgefd::testing {
 namespace fs = std::filesystem;
 
 class FakeKubelet::RegistrationService final : public v1beta1::Registration::Service {
@@ -190,4 +190,4 @@ std::unique_ptr<v1beta1::DevicePlugin::Stub> FakeKubelet::Dial(const std::string
                                                             grpc::InsecureChannelCredentials()));
 }
 
-}  // namespace edgefd::deviceplugin::testing
+}  // namespace edgefd::testing

@@ -13,10 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/testing/paths.h"
+
 namespace edgefd::testing {
 
 inline std::string UdevTestdata(const std::string& name) {
-  return std::string(EDGEFD_TESTDATA_DIR) + "/udev/" + name;
+  return (TestdataDir() / "udev" / name).string();
 }
 
 /// A umockdev testbed. Creating it points UMOCKDEV_DIR (inherited by children) at a fresh

@@ -16,7 +16,7 @@
 
 #include "v1beta1/api.grpc.pb.h"
 
-namespace edgefd::deviceplugin::testing {
+namespace edgefd::testing {
 
 /// Stands in for the kubelet's device manager at the wire level: serves Registration on
 /// `<dir>/kubelet.sock` and, for every accepted Register, does what the kubelet does: dials
@@ -86,4 +86,4 @@ class FakeKubelet {
   int rejections_ = 0;
 };
 
-}  // namespace edgefd::deviceplugin::testing
+}  // namespace edgefd::testing

@@ -19,6 +19,7 @@
 #include "edgefd/common/result.h"
 #include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
+#include "edgefd/testing/files.h"
 #include "edgefd/testing/manual_change_source.h"
 
 namespace edgefd::testing {
@@ -35,12 +36,6 @@ struct TestPki {
   /// Creates the files under `dir`; an Error carries the failing openssl command.
   static Result<TestPki> Create(const std::filesystem::path& dir);
 };
-
-/// A new empty directory under the test temp dir.
-std::filesystem::path MakeTempDir(const std::string& prefix);
-/// Reads / writes a whole file (test helpers).
-std::string ReadFile(const std::filesystem::path& path);
-void WriteFile(const std::filesystem::path& path, const std::string& content);
 
 class FakeApiServer {
  public:

@@ -1,7 +1,6 @@
 #include "edgefd/testing/fake_apiserver.h"
 
 #include <arpa/inet.h>
-#include <cpprest/json.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -16,11 +15,11 @@
 #include <sstream>
 
 #include "edgefd/common/http_wire.h"
+#include "edgefd/common/json.h"
 #include "edgefd/discovery/labels.h"
 
 namespace edgefd::testing {
 namespace fs = std::filesystem;
-using web::json::value;
 
 namespace {
 
@@ -32,57 +31,20 @@ std::string Q(const fs::path& p) {
   return out;
 }
 
-// RFC 7386 JSON merge patch.
-value MergePatch(value target, const value& patch) {
-  if (!patch.is_object()) return patch;
-  if (!target.is_object()) target = value::object();
-  for (const auto& [key, v] : patch.as_object()) {
-    if (v.is_null()) {
-      if (target.has_field(key)) target.erase(key);
-    } else {
-      target[key] = MergePatch(target.has_field(key) ? target.at(key) : value::null(), v);
-    }
-  }
-  return target;
-}
-
 std::string StatusBody(int code, const std::string& reason, const std::string& message) {
-  value v = value::object();
-  v["kind"] = value::string("Status");
-  v["apiVersion"] = value::string("v1");
-  v["metadata"] = value::object();
-  v["status"] = value::string("Failure");
-  v["message"] = value::string(message);
-  v["reason"] = value::string(reason);
-  v["code"] = value::number(code);
-  return v.serialize();
+  return DumpJson(Json{{"kind", "Status"},
+                       {"apiVersion", "v1"},
+                       {"metadata", Json::object()},
+                       {"status", "Failure"},
+                       {"message", message},
+                       {"reason", reason},
+                       {"code", code}});
 }
 
 using SslCtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
 using SslPtr = std::unique_ptr<SSL, decltype(&SSL_free)>;
 
 }  // namespace
-
-fs::path MakeTempDir(const std::string& prefix) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string templ =
-      (fs::path(base != nullptr ? base : fs::temp_directory_path().c_str()) / (prefix + ".XXXXXX"))
-          .string();
-  if (mkdtemp(templ.data()) == nullptr) return {};
-  return templ;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const fs::path& path, const std::string& content) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << content;
-}
 
 Result<TestPki> TestPki::Create(const fs::path& dir) {
   TestPki pki;
@@ -131,7 +93,7 @@ struct FakeApiServer::Impl {
   std::vector<std::thread> connections;
   SslCtxPtr ssl_ctx{nullptr, &SSL_CTX_free};
 
-  std::map<std::string, value> nodes;
+  std::map<std::string, Json> nodes;
   uint64_t next_rv = 1000;
   std::string token;
   std::deque<Fault> faults;
@@ -149,54 +111,55 @@ struct FakeApiServer::Impl {
     if (it == nodes.end()) {
       return {404, StatusBody(404, "NotFound", "nodes \"" + name + "\" not found")};
     }
-    value patch;
-    try {
-      patch = value::parse(body);
-    } catch (const std::exception& e) {
-      return {400, StatusBody(400, "BadRequest", std::string("invalid JSON: ") + e.what())};
+    Json patch = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (patch.is_discarded()) {
+      return {400, StatusBody(400, "BadRequest", "invalid JSON")};
     }
     if (!patch.is_object()) {
       return {400, StatusBody(400, "BadRequest", "merge patch is not a JSON object")};
     }
-    value& node = it->second;
-    const std::string current_rv = node.at("metadata").at("resourceVersion").as_string();
+    Json& node = it->second;
+    const std::string current_rv = node["metadata"]["resourceVersion"].get<std::string>();
     // A resourceVersion in the patch is a precondition, as in kube-apiserver.
-    if (patch.has_object_field("metadata") && patch.at("metadata").has_field("resourceVersion")) {
-      const value& rv = patch.at("metadata").at("resourceVersion");
-      if (!rv.is_string() || rv.as_string() != current_rv) {
+    if (patch.contains("metadata") && patch["metadata"].is_object() &&
+        patch["metadata"].contains("resourceVersion")) {
+      const Json& rv = patch["metadata"]["resourceVersion"];
+      if (!rv.is_string() || rv.get<std::string>() != current_rv) {
         return {409, StatusBody(409, "Conflict",
                                 "Operation cannot be fulfilled on nodes \"" + name +
                                     "\": the object has been modified; please apply your "
                                     "changes to the latest version and try again")};
       }
     }
-    value merged = MergePatch(node, patch);
-    if (!merged.has_object_field("metadata")) {
+    Json merged = node;
+    merged.merge_patch(patch);  // RFC 7386
+    if (!merged.contains("metadata") || !merged["metadata"].is_object()) {
       return {422, StatusBody(422, "Invalid", "metadata removed")};
     }
-    value& meta = merged["metadata"];
+    Json& meta = merged["metadata"];
     for (const char* field : {"labels", "annotations"}) {
-      if (!meta.has_field(field)) continue;
-      if (!meta.at(field).is_object()) {
+      if (!meta.contains(field)) continue;
+      if (!meta[field].is_object()) {
         return {422,
                 StatusBody(422, "Invalid", std::string("metadata.") + field + " is not an object")};
       }
-      for (const auto& [k, v] : meta.at(field).as_object()) {
+      for (const auto& [k, v] : meta[field].items()) {
         if (!v.is_string()) {
           return {422, StatusBody(422, "Invalid",
                                   "metadata." + std::string(field) + "[" + k + "]: not a string")};
         }
         if (std::string(field) == "labels" &&
-            (!IsValidLabelKey(k) || !IsValidLabelValue(v.as_string()))) {
-          return {422, StatusBody(422, "Invalid",
-                                  "metadata.labels: invalid label " + k + "=" + v.as_string())};
+            (!IsValidLabelKey(k) || !IsValidLabelValue(v.get<std::string>()))) {
+          return {422,
+                  StatusBody(422, "Invalid",
+                             "metadata.labels: invalid label " + k + "=" + v.get<std::string>())};
         }
       }
     }
-    meta["resourceVersion"] = value::string(std::to_string(next_rv++));
-    node = merged;
+    meta["resourceVersion"] = std::to_string(next_rv++);
+    node = std::move(merged);
     Changed();
-    return {200, node.serialize()};
+    return {200, DumpJson(node)};
   }
 };
 
@@ -375,7 +338,7 @@ void FakeApiServer::ServeConnection(int fd) {
           status = 404;
           body = StatusBody(404, "NotFound", "nodes \"" + name + "\" not found");
         } else {
-          body = it->second.serialize();
+          body = DumpJson(it->second);
         }
       } else if (req.method == "PATCH") {
         if (record.content_type != "application/merge-patch+json") {
@@ -414,33 +377,27 @@ void FakeApiServer::ServeConnection(int fd) {
 
 void FakeApiServer::AddNode(const std::string& name, const Labels& labels,
                             const std::map<std::string, std::string>& annotations) {
-  value node = value::object();
-  node["kind"] = value::string("Node");
-  node["apiVersion"] = value::string("v1");
-  value meta = value::object();
-  meta["name"] = value::string(name);
-  meta["uid"] = value::string("6a1c0d8e-0000-4000-8000-" + std::to_string(name.size()));
-  value l = value::object();
-  for (const auto& [k, v] : labels) l[k] = value::string(v);
-  meta["labels"] = l;
-  value a = value::object();
-  for (const auto& [k, v] : annotations) a[k] = value::string(v);
-  meta["annotations"] = a;
+  Json meta = {{"name", name},
+               {"uid", "6a1c0d8e-0000-4000-8000-" + std::to_string(name.size())},
+               {"labels", Json(labels)},
+               {"annotations", Json(annotations)}};
   std::lock_guard lock(impl_->mu);
-  meta["resourceVersion"] = value::string(std::to_string(impl_->next_rv++));
-  node["metadata"] = meta;
-  node["spec"] = value::object();
-  node["status"] = value::object();
+  meta["resourceVersion"] = std::to_string(impl_->next_rv++);
+  Json node = {{"kind", "Node"},
+               {"apiVersion", "v1"},
+               {"metadata", std::move(meta)},
+               {"spec", Json::object()},
+               {"status", Json::object()}};
   impl_->nodes[name] = node;
   impl_->Changed();
 }
 
 namespace {
-std::map<std::string, std::string> StringMap(const value& node, const char* field) {
+std::map<std::string, std::string> StringMap(const Json& node, const char* field) {
   std::map<std::string, std::string> out;
-  const value& meta = node.at("metadata");
-  if (!meta.has_object_field(field)) return out;
-  for (const auto& [k, v] : meta.at(field).as_object()) out[k] = v.as_string();
+  const Json& meta = node["metadata"];
+  if (!meta.contains(field) || !meta[field].is_object()) return out;
+  for (const auto& [k, v] : meta[field].items()) out[k] = v.get<std::string>();
   return out;
 }
 }  // namespace
@@ -457,7 +414,7 @@ std::map<std::string, std::string> FakeApiServer::NodeAnnotations(const std::str
 
 std::string FakeApiServer::ResourceVersion(const std::string& name) {
   std::lock_guard lock(impl_->mu);
-  return impl_->nodes.at(name).at("metadata").at("resourceVersion").as_string();
+  return impl_->nodes.at(name)["metadata"]["resourceVersion"].get<std::string>();
 }
 
 int FakeApiServer::ForeignPatch(const std::string& name, const std::string& merge_patch) {

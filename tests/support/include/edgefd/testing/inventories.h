@@ -1,36 +1,12 @@
 #pragma once
 
-#include <stdlib.h>
+// Inventories for the device plugin's tests and bench (header-only; needs edgefd_discovery).
 
-#include <filesystem>
-#include <functional>
-#include <mutex>
 #include <string>
 
 #include "edgefd/discovery/inventory.h"
-#include "edgefd/discovery/watch.h"
-#include "edgefd/testing/manual_change_source.h"
 
-namespace edgefd::deviceplugin::testing {
-
-using ::edgefd::testing::ManualChangeSource;
-
-/// A fresh directory under /tmp (short, so unix socket paths fit), removed at the end.
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/edgefd-dp-XXXXXX";
-    path_ = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+namespace edgefd::testing {
 
 /// An RK3399-like node: cores 0-3 little (cluster 0), 4-5 big (cluster 1), NUMA node 0,
 /// plus `sticks` Movidius sticks (IDs "1-1.1", "1-1.2", ...) and a camera that is no resource.
@@ -67,4 +43,4 @@ inline Inventory BigLittleInventory(int sticks) {
   return inv;
 }
 
-}  // namespace edgefd::deviceplugin::testing
+}  // namespace edgefd::testing
