@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "edgefd/common/cli.h"
-#include "edgefd/common/http_endpoint.h"
+#include "edgefd/common/health.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
@@ -229,23 +229,8 @@ int RunDevicePluginCli(int argc, char** argv) {
   }
   std::unique_ptr<HttpEndpoint> http;
   if (flags.metrics_address != "none" && !flags.metrics_address.empty()) {
-    auto endpoint = HttpEndpoint::Start(
-        flags.metrics_address,
-        [&](std::string_view path) -> HttpReply {
-          if (path == "/metrics") {
-            return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
-          }
-          if (path == "/healthz") return {200, "text/plain", "ok\n"};
-          if (path == "/readyz") {
-            // Ready once the kubelet has every resource (a node with none is ready as is).
-            if (registry.ResourceNames().empty() || metrics.AllRegistered()) {
-              return {200, "text/plain", "ok\n"};
-            }
-            return {503, "text/plain", "not registered with the kubelet yet\n"};
-          }
-          return {404, "text/plain", "not found\n"};
-        },
-        "--metrics-addr");
+    auto endpoint = StartHealthEndpoint(flags.metrics_address, PluginHealth(metrics, registry),
+                                        "--metrics-addr");
     if (!endpoint) {
       std::cerr << "edgefd-deviceplugin: " << endpoint.error().message << "\n";
       server.Stop();

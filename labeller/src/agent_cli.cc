@@ -132,9 +132,9 @@ int RunAgentCli(const AgentCliOptions& opts) {
     return kExitOk;
   }
 
-  std::unique_ptr<HealthServer> health;
+  std::unique_ptr<HttpEndpoint> health;
   if (!opts.metrics_addr.empty()) {
-    auto started = HealthServer::Start(opts.metrics_addr, metrics);
+    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
     if (!started) {
       spdlog::error("{}", started.error().message);
       return kExitUsage;

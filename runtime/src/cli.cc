@@ -298,9 +298,10 @@ int CmdStage(const Args& a) {
   EDGEFD_TRY(
       out, OpenWriter(a.Str("--next", ""), exec->OutputShape(), policy, std::chrono::seconds(30)));
   StageCounters counters;
-  std::unique_ptr<MetricsServer> metrics;
+  std::unique_ptr<HttpEndpoint> metrics;
   if (metrics_port >= 0) {
-    EDGEFD_TRY(m, MetricsServer::Start(int(metrics_port), &counters, int(index)));
+    EDGEFD_TRY(m, StartHealthEndpoint(":" + std::to_string(metrics_port),
+                                      StageHealth(counters, int(index)), "--metrics-port"));
     metrics = std::move(m);
     spdlog::info("stage {}: metrics on :{}/metrics", index, metrics->port());
   }

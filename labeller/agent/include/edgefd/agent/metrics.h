@@ -2,10 +2,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 
-#include "edgefd/common/result.h"
+#include "edgefd/common/health.h"
 
 namespace edgefd {
 
@@ -25,16 +24,8 @@ struct AgentMetrics {
 /// The metrics in Prometheus text exposition format (version 0.0.4).
 std::string RenderPrometheus(const AgentMetrics& metrics);
 
-/// Serves `/healthz` (always 200 while running), `/readyz` (200 once `metrics.ready`, else
-/// 503) and `/metrics` over plain HTTP/1.1 from one small thread.
-class HealthServer {
- public:
-  /// `address` is "host:port" or ":port" (all interfaces); port 0 picks a free one.
-  static Result<std::unique_ptr<HealthServer>> Start(const std::string& address,
-                                                     const AgentMetrics& metrics);
-  virtual ~HealthServer() = default;
-  /// The port actually bound.
-  virtual uint16_t port() const = 0;
-};
+/// What the agent's /readyz and /metrics say (edgefd/common/health.h): ready once a reconcile
+/// has succeeded. `metrics` must outlive what is served from it.
+HealthChecks AgentHealth(const AgentMetrics& metrics);
 
 }  // namespace edgefd
