@@ -40,8 +40,7 @@ PrometheusWriter& PrometheusWriter::Family(std::string_view name, std::string_vi
   return *this;
 }
 
-PrometheusWriter& PrometheusWriter::Sample(std::string_view name, LabelList labels,
-                                           double value) {
+PrometheusWriter& PrometheusWriter::Sample(std::string_view name, LabelList labels, double value) {
   out_.append(name);
   if (labels.size() > 0) {
     out_ += '{';

@@ -9,10 +9,10 @@
 
 namespace edgefd::runtime {
 
-/// What the device plugin allocated to this container (DESIGN.md, device plugin contract),
-/// read from EDGEFD_BIG_CPUS / EDGEFD_MID_CPUS / EDGEFD_LITTLE_CPUS, every
-/// EDGEFD_<NAME>_DEVICES and every EDGEFD_<NAME>_DEVNODES, with the cores intersected with
-/// the CPUs this process may run on.
+/// What the device plugin allocated to this container, read from the variables of the
+/// allocation contract (edgefd/common/allocation.h: EDGEFD_BIG/MID/LITTLE_CPUS, every
+/// EDGEFD_<NAME>_DEVICES and EDGEFD_<NAME>_DEVNODES), with the cores intersected with the CPUs
+/// this process may run on.
 struct Allocation {
   std::vector<int> big_cpus;
   std::vector<int> mid_cpus;
