@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     o.model.name = model;
     o.model.conv = {w, h, 1};
     o.stages = stages;
-    o.transport = t;
+    o.transport = *edgefd::runtime::ParseTransport(t);
     o.frames = frames;
     o.warmup = std::max(2, frames / 10);
     o.policy = policy;

@@ -27,7 +27,8 @@ std::optional<std::string> NameIn(std::string_view key, std::string_view suffix)
 std::string AllocationEnvName(std::string_view resource) {
   std::string out;
   for (char c : resource) {
-    out += (c == '-' || c == '.') ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    out += (c == '-' || c == '.') ? '_'
+                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
   return out;
 }

@@ -129,6 +129,10 @@ struct HotplugWatcher::Impl {
   }
 
   void RunRescan() {
+    if (options.rescan.count() <= 0) {  // --rescan 0: never; wait for Stop
+      Wait(std::chrono::milliseconds(-1));
+      return;
+    }
     for (;;) {
       if (Wait(options.rescan) < 0) return;
       std::string now = Fingerprint(options.subsystems);
@@ -159,9 +163,15 @@ Status HotplugWatcher::Start(std::function<void()> on_change) {
     im.thread = std::thread([&im] { im.RunMonitor(); });
   } else {
     im.monitor.reset();
-    im.mode = "rescan every " + Seconds(im.options.rescan) + " s";
-    im.warning = "udev monitor unavailable (" + why + "); falling back to a rescan every " +
-                 Seconds(im.options.rescan) + " s";
+    if (im.options.rescan.count() > 0) {
+      im.mode = "rescan every " + Seconds(im.options.rescan) + " s";
+      im.warning = "udev monitor unavailable (" + why + "); falling back to a rescan every " +
+                   Seconds(im.options.rescan) + " s";
+    } else {
+      im.mode = "no rescan";
+      im.warning = "udev monitor unavailable (" + why +
+                   ") and rescans are off (--rescan 0): hardware changes go unnoticed";
+    }
     im.fingerprint = Fingerprint(im.options.subsystems);
     im.thread = std::thread([&im] { im.RunRescan(); });
   }

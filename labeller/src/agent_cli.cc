@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "edgefd/agent/reconcile.h"
+#include "edgefd/common/cli.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
@@ -133,7 +134,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   }
 
   std::unique_ptr<HttpEndpoint> health;
-  if (!opts.metrics_addr.empty()) {
+  if (MetricsEnabled(opts.metrics_addr)) {
     auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
     if (!started) {
       spdlog::error("{}", started.error().message);

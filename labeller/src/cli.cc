@@ -1,254 +1,99 @@
 #include "edgefd/labeller/cli.h"
 
-#include <getopt.h>
 #include <poll.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <string>
 #include <vector>
 
+#include "edgefd/common/cli.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/unique_fd.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/flags.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
 
 namespace edgefd {
 namespace {
 
-constexpr char kUsage[] = R"(Usage: edgefd-labeller [OPTIONS]
+constexpr char kDescription[] =
+    R"(Discovers this node's board, CPU cores, accelerators and cameras and labels the
+Kubernetes Node with them. With --dry-run it prints the labels and exits; without, it keeps
+the Node's labels equal to what it discovers, touching only the labels it owns, until
+stopped.)";
 
-Discovers this node's board, CPU cores, accelerators and cameras and labels the
-Kubernetes Node with them. With --dry-run it prints the labels and exits;
-without, it keeps the Node's labels equal to what it discovers, touching only
-the labels it owns, until stopped.
-
-Options:
-  --dry-run            print the labels this node would get, then exit
-  --root DIR           read sysfs/procfs below DIR instead of / (default: /;
-                       /host in the DaemonSet, with the host's /sys at /host/sys)
-  --dtb FILE           read the devicetree from this .dtb instead of the live
-                       tree (ROOT/sys/firmware/devicetree/base or ROOT/sys/firmware/fdt)
-  --node NAME          also label compatibles of enabled devicetree nodes named
-                       NAME (repeatable; cpu, gpu and npu are always included)
-  --output FORMAT      text (name=value per line, sorted) or json (default: text);
-                       nfd: write an NFD feature file instead of patching the Node
-  --nfd-file PATH      the feature file for --output nfd (default:
-                       /etc/kubernetes/node-feature-discovery/features.d/edgefd)
-  --once               label the Node (or write the NFD file) once, then exit
-  --kubeconfig FILE    reach the API server with this kubeconfig's current
-                       context (default: the in-cluster service account)
-  --node-name NAME     the Node to label (default: $NODE_NAME, else the hostname)
-  --resync SECONDS     re-check the Node at least this often (default: 300)
-  --insecure-skip-tls-verify
-                       do not verify the API server's certificate (unsafe)
-  --metrics-addr ADDR  serve /healthz, /readyz and /metrics on HOST:PORT
-                       (default: :9402; an empty ADDR disables it)
-  --config FILE        accelerator/camera rules (YAML) over the built-in ones
-                       (repeatable; later files override earlier rules by name)
-  --udev, --no-udev    enumerate accelerators and cameras with libudev (default:
-                       on when --root is / and there is no --dtb; libudev reads
-                       this process's /sys and /run/udev)
-  --watch              with --dry-run: keep running and print label changes
-                       (+name=value, -name) as devices come and go
-  --rescan SECONDS     with --watch or without --dry-run: rescan period when the
-                       udev netlink monitor is unavailable (default: 30)
-  --print-rules        print the built-in accelerator/camera rules and exit
-  --log-level LEVEL    trace, debug, info, warn, error or off (default: info)
-  -h, --help           show this help and exit
-  --version            show the version and exit
-
-Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.
-)";
+constexpr char kFooter[] =
+    R"(Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.)";
 
 struct Options {
   bool dry_run = false;
   std::string output = "text";
   std::string log_level = "info";
-  DiscoveryOptions discovery;
+  DiscoveryFlags discovery;
   AgentCliOptions agent;
   bool watch = false;
-  std::chrono::milliseconds rescan{std::chrono::seconds(30)};
+  bool print_rules = false;
 };
 
-enum OptionId {
-  kOptDryRun = 256,
-  kOptRoot,
-  kOptDtb,
-  kOptNode,
-  kOptOutput,
-  kOptLogLevel,
-  kOptVersion,
-  kOptNfdFile,
-  kOptOnce,
-  kOptKubeconfig,
-  kOptNodeName,
-  kOptResync,
-  kOptInsecure,
-  kOptMetricsAddr,
-  kOptConfig,
-  kOptUdev,
-  kOptNoUdev,
-  kOptWatch,
-  kOptRescan,
-  kOptPrintRules,
-};
-
-void UsageError(const std::string& message) {
-  std::fprintf(stderr, "edgefd-labeller: %s\nTry 'edgefd-labeller --help'.\n", message.c_str());
+// --kubeconfig, --node-name, --insecure-skip-tls-verify, --resync: how the agent reaches its
+// Node.
+void AddKubeFlags(CLI::App& app, AgentCliOptions& agent) {
+  const std::string group = "Kubernetes";
+  app.add_option("--kubeconfig", agent.kubeconfig,
+                 "reach the API server with this kubeconfig's current context (default: the "
+                 "in-cluster service account)")
+      ->type_name("FILE")
+      ->group(group);
+  app.add_option("--node-name", agent.node_name,
+                 "the Node to label (default: $NODE_NAME, else the hostname)")
+      ->type_name("NAME")
+      ->group(group);
+  app.add_flag("--insecure-skip-tls-verify", agent.insecure_skip_tls_verify,
+               "do not verify the API server's certificate (unsafe)")
+      ->group(group);
+  app.add_option_function<long long>(
+         "--resync", [&agent](long long seconds) { agent.resync = std::chrono::seconds(seconds); },
+         "re-check the Node at least this often (default: 300)")
+      ->type_name("SECONDS")
+      ->check(IntegerIn(1, 86400))
+      ->group(group);
 }
 
-// Returns an exit code when the program should stop now (help, version, bad usage).
-std::optional<int> ParseArgs(int argc, char** argv, Options& opts) {
-  static const option kLongOptions[] = {
-      {"dry-run", no_argument, nullptr, kOptDryRun},
-      {"root", required_argument, nullptr, kOptRoot},
-      {"dtb", required_argument, nullptr, kOptDtb},
-      {"node", required_argument, nullptr, kOptNode},
-      {"output", required_argument, nullptr, kOptOutput},
-      {"log-level", required_argument, nullptr, kOptLogLevel},
-      {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, kOptVersion},
-      {"nfd-file", required_argument, nullptr, kOptNfdFile},
-      {"once", no_argument, nullptr, kOptOnce},
-      {"kubeconfig", required_argument, nullptr, kOptKubeconfig},
-      {"node-name", required_argument, nullptr, kOptNodeName},
-      {"resync", required_argument, nullptr, kOptResync},
-      {"insecure-skip-tls-verify", no_argument, nullptr, kOptInsecure},
-      {"metrics-addr", required_argument, nullptr, kOptMetricsAddr},
-      {"config", required_argument, nullptr, kOptConfig},
-      {"udev", no_argument, nullptr, kOptUdev},
-      {"no-udev", no_argument, nullptr, kOptNoUdev},
-      {"watch", no_argument, nullptr, kOptWatch},
-      {"rescan", required_argument, nullptr, kOptRescan},
-      {"print-rules", no_argument, nullptr, kOptPrintRules},
-      {nullptr, 0, nullptr, 0},
-  };
-  opterr = 0;
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, ":h", kLongOptions, nullptr)) != -1) {
-    switch (c) {
-      case kOptDryRun:
-        opts.dry_run = true;
-        break;
-      case kOptRoot:
-        opts.discovery.root = optarg;
-        break;
-      case kOptDtb:
-        opts.discovery.dtb = optarg;
-        break;
-      case kOptNode:
-        if (SanitizeLabelName(optarg) != optarg) {
-          UsageError(std::string("--node '") + optarg + "': not a devicetree node name");
-          return kExitUsage;
-        }
-        opts.discovery.extra_node_names.emplace_back(optarg);
-        break;
-      case kOptOutput:
-        opts.output = optarg;
-        if (opts.output != "text" && opts.output != "json" && opts.output != "nfd") {
-          UsageError("--output '" + opts.output + "': expected text, json or nfd");
-          return kExitUsage;
-        }
-        break;
-      case kOptLogLevel:
-        opts.log_level = optarg;
-        if (spdlog::level::from_str(opts.log_level) == spdlog::level::off &&
-            opts.log_level != "off") {
-          UsageError("--log-level '" + opts.log_level +
-                     "': expected trace, debug, info, warn, "
-                     "error or off");
-          return kExitUsage;
-        }
-        break;
-      case kOptNfdFile:
-        opts.agent.nfd_file = optarg;
-        break;
-      case kOptOnce:
-        opts.agent.once = true;
-        break;
-      case kOptKubeconfig:
-        opts.agent.kubeconfig = optarg;
-        break;
-      case kOptNodeName:
-        opts.agent.node_name = optarg;
-        break;
-      case kOptResync: {
-        char* end = nullptr;
-        long seconds = std::strtol(optarg, &end, 10);
-        if (*optarg == '\0' || *end != '\0' || seconds < 1 || seconds > 86400) {
-          UsageError(std::string("--resync '") + optarg + "': expected seconds, 1 to 86400");
-          return kExitUsage;
-        }
-        opts.agent.resync = std::chrono::seconds(seconds);
-        break;
-      }
-      case kOptInsecure:
-        opts.agent.insecure_skip_tls_verify = true;
-        break;
-      case kOptMetricsAddr:
-        opts.agent.metrics_addr = optarg;
-        break;
-      case kOptConfig:
-        opts.discovery.rule_files.emplace_back(optarg);
-        break;
-      case kOptUdev:
-        opts.discovery.udev = true;
-        break;
-      case kOptNoUdev:
-        opts.discovery.udev = false;
-        break;
-      case kOptWatch:
-        opts.watch = true;
-        break;
-      case kOptPrintRules:
-        std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout);
-        return kExitOk;
-      case kOptRescan: {
-        char* end = nullptr;
-        double seconds = std::strtod(optarg, &end);
-        if (end == optarg || *end != '\0' || !(seconds > 0 && seconds <= 86400)) {
-          UsageError(std::string("--rescan '") + optarg +
-                     "': expected seconds between 0 and 86400");
-          return kExitUsage;
-        }
-        opts.rescan =
-            std::chrono::milliseconds(std::max<int64_t>(1, static_cast<int64_t>(seconds * 1000)));
-        break;
-      }
-      case 'h':
-        std::fputs(kUsage, stdout);
-        return kExitOk;
-      case kOptVersion:
-        std::printf("edgefd-labeller %s\n", EDGEFD_VERSION);
-        return kExitOk;
-      case ':':
-        UsageError(std::string(argv[optind - 1]) + " needs a value");
-        return kExitUsage;
-      default:
-        UsageError(std::string("unknown option '") + argv[optind - 1] + "'");
-        return kExitUsage;
-    }
-  }
-  if (optind < argc) {
-    UsageError(std::string("unexpected argument '") + argv[optind] + "'");
-    return kExitUsage;
-  }
-  return std::nullopt;
+void AddFlags(CLI::App& app, Options& opts) {
+  app.add_flag("--dry-run", opts.dry_run, "print the labels this node would get, then exit");
+  app.add_option("--output", opts.output,
+                 "text (name=value per line, sorted) or json (default: text); nfd: write an "
+                 "NFD feature file instead of patching the Node")
+      ->type_name("FORMAT")
+      ->check(OneOf({"text", "json", "nfd"}));
+  app.add_option(
+         "--nfd-file", opts.agent.nfd_file,
+         std::string("the feature file for --output nfd (default: ") + kDefaultNfdFile + ")")
+      ->type_name("PATH");
+  app.add_flag("--once", opts.agent.once, "label the Node (or write the NFD file) once, then exit");
+  app.add_flag("--watch", opts.watch,
+               "with --dry-run: keep running and print label changes (+name=value, -name) as "
+               "devices come and go");
+  app.add_flag("--print-rules", opts.print_rules,
+               "print the built-in accelerator/camera rules and exit");
+  AddDiscoveryFlags(app, opts.discovery);
+  AddKubeFlags(app, opts.agent);
+  AddMetricsAddrFlag(app, opts.agent.metrics_addr)
+      ->description(
+          "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
+          "(default: :9402; none or an empty ADDR turns it off)");
+  AddLogLevelFlag(app, opts.log_level);
 }
 
 void PrintLabels(const Labels& labels, const Inventory& inventory, const std::string& format) {
@@ -294,10 +139,10 @@ int WatchLoop(const Options& opts, Labels labels) {
     spdlog::error("cannot set up the watch loop: {}", std::strerror(errno));
     return kExitFailure;
   }
-  auto rules = LoadRules(opts.discovery.rule_files);  // already loaded once: cannot fail here
+  auto rules = LoadRules(opts.discovery.discovery.rule_files);  // loaded once: cannot fail here
   WatchOptions watch;
   watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
-  watch.rescan = opts.rescan;
+  watch.rescan = opts.discovery.rescan;
   HotplugWatcher watcher(watch);
   int notify = change_fd.get();
   if (auto status = watcher.Start([notify] {
@@ -320,7 +165,7 @@ int WatchLoop(const Options& opts, Labels labels) {
     if (fds[0].revents != 0) break;
     uint64_t count = 0;
     if (::read(change_fd.get(), &count, sizeof count) != sizeof count) continue;
-    auto report = Discover(opts.discovery);
+    auto report = Discover(opts.discovery.discovery);
     if (!report) {
       // A rules file broken while running: keep the last good labels.
       spdlog::error("{}; labels unchanged", report.error().message);
@@ -332,13 +177,6 @@ int WatchLoop(const Options& opts, Labels labels) {
   }
   watcher.Stop();
   return kExitOk;
-}
-
-void SetUpLogging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("edgefd-labeller");
-  logger->set_pattern("%n: %^%l%$: %v");
-  logger->set_level(spdlog::level::from_str(level));
-  spdlog::set_default_logger(logger);
 }
 
 }  // namespace
@@ -363,20 +201,30 @@ int RunLabellerCli(int argc, char** argv) {
 
 int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   Options opts;
-  if (auto exit_code = ParseArgs(argc, argv, opts)) return *exit_code;
-  SetUpLogging(opts.log_level);
+  CLI::App app(kDescription, "edgefd-labeller");
+  ConfigureApp(app, kFooter);
+  AddFlags(app, opts);
+  if (auto exit_code = ParseCommandLine(app, argc, argv)) return *exit_code;
+  if (opts.print_rules) {
+    std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout);
+    return kExitOk;
+  }
+  SetUpLogging("edgefd-labeller", opts.log_level);
+  const DiscoveryOptions& discovery = opts.discovery.discovery;
   if (!opts.dry_run) {
-    opts.agent.discovery = opts.discovery;
-    opts.agent.nfd = opts.output == "nfd";
-    opts.agent.rescan = opts.rescan;
     if (opts.output == "json") {
-      UsageError("--output json prints labels and needs --dry-run");
+      std::fprintf(stderr,
+                   "edgefd-labeller: --output json prints labels and needs --dry-run\n"
+                   "Try 'edgefd-labeller --help'.\n");
       return kExitUsage;
     }
+    opts.agent.discovery = discovery;
+    opts.agent.nfd = opts.output == "nfd";
+    opts.agent.rescan = opts.discovery.rescan;
     return run_agent(opts.agent, argv);
   }
 
-  auto report = Discover(opts.discovery);
+  auto report = Discover(discovery);
   if (!report) {
     spdlog::error("{}", report.error().message);
     return kExitUsage;
@@ -384,8 +232,8 @@ int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   for (const std::string& w : report->warnings) spdlog::warn("{}", w);
   if (report->devicetree_source.empty()) {
     spdlog::info("no devicetree found (looked for {} and {}); devicetree labels skipped",
-                 (opts.discovery.root / "sys/firmware/devicetree/base").string(),
-                 (opts.discovery.root / "sys/firmware/fdt").string());
+                 (discovery.root / "sys/firmware/devicetree/base").string(),
+                 (discovery.root / "sys/firmware/fdt").string());
   } else {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }

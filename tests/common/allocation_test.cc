@@ -24,16 +24,17 @@ TEST(ParseAllocationEnv, ReadsEveryVariableOfTheContractAndIgnoresTheRest) {
   auto env = ParseAllocationEnv({"PATH=/bin", "EDGEFD_BIG_CPUS=4,5", "EDGEFD_LITTLE_CPUS=0-3",
                                  DevicesVariable("movidius-ncs") + "=1-1.2,,1-1.3",
                                  DevnodesVariable("movidius-ncs") + "=/dev/bus/usb/001/004",
-                                 "EDGEFD_EDGETPU_DEVICES=0000:01:00.0", "EDGEFD_EDGETPU_DEVNODES=",
-                                 "EDGEFD_VERSION=1"});
+                                 "EDGEFD_EDGETPU_DEVICES=0000:01:00.0",
+                                 "EDGEFD_EDGETPU_DEVNODES=", "EDGEFD_VERSION=1"});
   ASSERT_TRUE(env.ok()) << env.error().message;
-  EXPECT_THAT(env->cpus, ElementsAre(Pair("big", ElementsAre(4, 5)),
-                                     Pair("little", ElementsAre(0, 1, 2, 3))));
+  EXPECT_THAT(env->cpus,
+              ElementsAre(Pair("big", ElementsAre(4, 5)), Pair("little", ElementsAre(0, 1, 2, 3))));
   EXPECT_THAT(env->devices, ElementsAre(Pair("EDGETPU", ElementsAre("0000:01:00.0")),
                                         Pair("MOVIDIUS_NCS", ElementsAre("1-1.2", "1-1.3"))));
   // Set but empty (no node allocated) is not the same as not set.
-  EXPECT_THAT(env->devnodes, ElementsAre(Pair("EDGETPU", IsEmpty()),
-                                         Pair("MOVIDIUS_NCS", ElementsAre("/dev/bus/usb/001/004"))));
+  EXPECT_THAT(env->devnodes,
+              ElementsAre(Pair("EDGETPU", IsEmpty()),
+                          Pair("MOVIDIUS_NCS", ElementsAre("/dev/bus/usb/001/004"))));
 }
 
 TEST(ParseAllocationEnv, ABadCpuListNamesTheVariable) {

@@ -22,8 +22,8 @@ namespace edgefd::deviceplugin {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::Pair;
 using testing::FakeKubelet;
+using ::testing::Pair;
 using testing::TempDir;
 
 std::vector<int> AllowedCpus() {
@@ -119,8 +119,8 @@ class AllocationContract : public ::testing::Test {
 TEST_F(AllocationContract, TheContractReaderGetsWhatAllocateSet) {
   auto stated = ParseAllocationEnv(ContainerEnvironment());
   ASSERT_TRUE(stated.ok()) << stated.error().message;
-  EXPECT_THAT(stated->cpus, ElementsAre(Pair("big", ElementsAre(big_)),
-                                        Pair("little", ElementsAre(little_))));
+  EXPECT_THAT(stated->cpus,
+              ElementsAre(Pair("big", ElementsAre(big_)), Pair("little", ElementsAre(little_))));
   EXPECT_THAT(stated->devices,
               ElementsAre(Pair("EDGETPU", ElementsAre("0000:01:00.0", "0000:02:00.0"))));
   EXPECT_THAT(stated->devnodes,
@@ -128,8 +128,8 @@ TEST_F(AllocationContract, TheContractReaderGetsWhatAllocateSet) {
 }
 
 TEST_F(AllocationContract, TheRuntimePinsToAndOpensWhatAllocateGaveIt) {
-  auto run = testing::RunCommand({testing::PipelineBin(), "run", "--model", "conv", "--width",
-                                  "32", "--height", "32", "--frames", "2", "--json"},
+  auto run = testing::RunCommand({testing::PipelineBin(), "run", "--model", "conv", "--width", "32",
+                                  "--height", "32", "--frames", "2", "--json"},
                                  ContainerEnvironment());
   ASSERT_EQ(run.exit_code, 0) << run.err;
   auto report = ParseJson(run.out, "edgefd-pipeline run --json");

@@ -207,13 +207,15 @@ TEST(LabellerCli, RulesFileAddsADevicetreeAccelerator) {
 }
 
 TEST(LabellerCli, WatchOptionsAreChecked) {
+  // --rescan takes seconds from 0 (never) to 86400, fractions allowed; the same in every binary.
   testing::CommandResult bad =
-      testing::RunCommand({testing::LabellerBin(), "--dry-run", "--watch", "--rescan", "0"});
+      testing::RunCommand({testing::LabellerBin(), "--dry-run", "--watch", "--rescan", "-1"});
   EXPECT_EQ(bad.exit_code, 2);
-  EXPECT_THAT(bad.err, HasSubstr("--rescan '0': expected seconds between 0 and 86400"));
+  EXPECT_THAT(bad.err, HasSubstr("--rescan: '-1' is not a number of seconds from 0 to 86400"));
   testing::CommandResult junk =
       testing::RunCommand({testing::LabellerBin(), "--dry-run", "--rescan", "5s"});
   EXPECT_EQ(junk.exit_code, 2);
+  EXPECT_THAT(junk.err, HasSubstr("'5s'"));
   testing::CommandResult rules = testing::RunCommand({testing::LabellerBin(), "--print-rules"});
   EXPECT_EQ(rules.exit_code, 0);
   EXPECT_EQ(rules.out, std::string(DefaultRulesYaml()));

@@ -109,6 +109,19 @@ TEST_F(UmockdevHotplug, WithoutNetlinkAPeriodicRescanNoticesChanges) {
   watcher.Stop();
 }
 
+TEST_F(UmockdevHotplug, RescanZeroMeansNeverRescan) {
+  WatchOptions options;
+  options.netlink = false;
+  options.rescan = 0ms;  // --rescan 0
+  HotplugWatcher watcher(options);
+  ChangeCounter changes;
+  ASSERT_TRUE(watcher.Start(changes.Callback()));
+  EXPECT_EQ(watcher.mode(), "no rescan");
+  EXPECT_THAT(watcher.warning(), HasSubstr("hardware changes go unnoticed"));
+  watcher.Stop();  // returns at once: the watcher thread waits only for Stop
+  EXPECT_EQ(changes.count(), 0);
+}
+
 TEST_F(UmockdevHotplug, StopIsIdempotentAndNoCallbackRunsAfterIt) {
   HotplugWatcher watcher(WatchOptions{});
   ChangeCounter changes;

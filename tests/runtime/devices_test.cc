@@ -214,8 +214,8 @@ TEST(PipelineCli, RunOpensAllocatedNodesWarnsAboutMissingOnesAndComputesOnTheCpu
       std::string::npos)
       << out;
   // The warning on stderr names the node that is missing.
-  EXPECT_NE(out.find("[warning] run: device EDGETPU 0000:02:00.0 not opened: " + dev / "apex_1" +
-                     ": No such file or directory"),
+  EXPECT_NE(out.find("edgefd-pipeline: warning: run: device EDGETPU 0000:02:00.0 not opened: " +
+                     dev / "apex_1" + ": No such file or directory"),
             std::string::npos)
       << out;
   EXPECT_NE(out.find("\"backend\":\"cpu\""), std::string::npos);

@@ -244,5 +244,27 @@ TEST(Cli, BadInputNamesItAndFails) {
   EXPECT_NE(out.find("--next"), std::string::npos) << out;
 }
 
+TEST(Cli, EveryCommandHasHelpAndExitCodesMeanWhatTheyMeanElsewhere) {
+  int st = -1;
+  for (const char* command : {"run", "stage", "source", "sink", "partition"}) {
+    std::string out = RunCli(std::string(command) + " --help", &st);
+    EXPECT_EQ(st, 0) << command << ": " << out;
+    EXPECT_NE(out.find(std::string("Usage: edgefd-pipeline ") + command), std::string::npos) << out;
+    EXPECT_NE(out.find("--model"), std::string::npos) << out;
+  }
+  std::string out = RunCli("", &st);
+  EXPECT_EQ(st, 2) << out;  // no command: bad usage
+  out = RunCli("run --model conv --width 64 --height 64 --weights /nonexistent/w.bin", &st);
+  EXPECT_EQ(st, 2) << out;  // a weights file that cannot be read is bad input, named
+  EXPECT_NE(out.find("/nonexistent/w.bin"), std::string::npos) << out;
+  // Well-formed input, failed job: a sink whose upstream never comes.
+  TempDir dir;
+  out = RunCli("sink --model conv --width 64 --height 64 --listen unix:" + dir / "in.sock" +
+                   " --timeout-ms 50",
+               &st);
+  EXPECT_EQ(st, 1) << out;
+  EXPECT_NE(out.find("no frame on"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace edgefd::runtime

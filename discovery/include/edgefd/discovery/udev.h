@@ -75,7 +75,7 @@ struct WatchOptions {
   std::chrono::milliseconds quiet{5};
   /// ...or this long after its first event, whichever comes first.
   std::chrono::milliseconds max_delay{50};
-  /// Fallback rescan period when the netlink monitor cannot run.
+  /// Fallback rescan period when the netlink monitor cannot run; 0: never rescan.
   std::chrono::milliseconds rescan{std::chrono::seconds(30)};
   /// false: do not try the netlink monitor (as in a container without netlink).
   bool netlink = true;

@@ -24,7 +24,7 @@ struct AgentCliOptions {
   bool insecure_skip_tls_verify = false;
   bool nfd = false;  ///< write the NFD feature file, not the Node
   std::filesystem::path nfd_file = kDefaultNfdFile;
-  std::string metrics_addr = ":9402";  ///< empty: no endpoint
+  std::string metrics_addr = ":9402";  ///< "none" or empty: no endpoint
   /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable.
   std::chrono::milliseconds rescan{std::chrono::seconds(30)};
 };
