@@ -1,8 +1,5 @@
 #include "edgefd/common/cli.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -72,8 +69,6 @@ std::string FormatNumber(double v) {
 }
 
 }  // namespace
-
-std::string_view Version() { return EDGEFD_VERSION; }
 
 void ConfigureApp(CLI::App& app, const std::string& footer) {
   app.formatter(std::make_shared<HelpFormatter>());
@@ -159,13 +154,6 @@ void AddLogLevelFlag(CLI::App& app, std::string& level) {
       ->group("Logging");
 }
 
-void SetUpLogging(const std::string& program, const std::string& level) {
-  auto logger = spdlog::stderr_color_mt(program);
-  logger->set_pattern("%n: %^%l%$: %v");
-  logger->set_level(spdlog::level::from_str(level));
-  spdlog::set_default_logger(logger);
-}
-
 CLI::Option* AddMetricsAddrFlag(CLI::App& app, std::string& address) {
   return app
       .add_option("--metrics-addr,--metrics-address", address,
@@ -174,7 +162,5 @@ CLI::Option* AddMetricsAddrFlag(CLI::App& app, std::string& address) {
       ->type_name("ADDR")
       ->group("Metrics");
 }
-
-bool MetricsEnabled(std::string_view address) { return !address.empty() && address != "none"; }
 
 }  // namespace edgefd

@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "edgefd/agent/reconcile.h"
-#include "edgefd/common/cli.h"
+#include "edgefd/common/program.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
@@ -45,6 +45,20 @@ class LoggedWatcher final : public ChangeSource {
 };
 
 }  // namespace
+
+int RunAgentMain(int argc, char** argv) {
+  auto options = argc == 2 ? AgentOptionsFromJson(argv[1])
+                           : Result<AgentCliOptions>(Error{"expected one argument"});
+  if (!options) {
+    std::fprintf(stderr,
+                 "edgefd-labeller-agent: %s\nIt is started by edgefd-labeller, with the options "
+                 "that program parsed: run edgefd-labeller instead.\n",
+                 options.error().message.c_str());
+    return kExitUsage;
+  }
+  SetUpLogging("edgefd-labeller", options->log_level);
+  return RunAgentCli(*options);
+}
 
 int RunAgentCli(const AgentCliOptions& opts) {
   // Block the stop signals before any thread starts, so every thread inherits the mask and

@@ -179,27 +179,34 @@ int WatchLoop(const Options& opts, Labels labels) {
   return kExitOk;
 }
 
+// Replaces this process with edgefd-labeller-agent, from this executable's directory, handing
+// it the parsed options; returns only on failure.
+int ExecAgent(const AgentCliOptions& options) {
+  auto json = AgentOptionsToJson(options);
+  if (!json) {
+    spdlog::error("{}", json.error().message);
+    return kExitUsage;
+  }
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::filesystem::path agent = self.parent_path() / "edgefd-labeller-agent";
+  if (ec || access(agent.c_str(), X_OK) != 0) {
+    spdlog::error(
+        "cannot find {} (installed next to edgefd-labeller), which labels the Node; only "
+        "--dry-run works without it",
+        agent.string());
+    return kExitFailure;
+  }
+  std::string agent_path = agent.string();
+  char* args[] = {agent_path.data(), json->data(), nullptr};
+  execv(agent.c_str(), args);
+  spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
+  return kExitFailure;
+}
+
 }  // namespace
 
 int RunLabellerCli(int argc, char** argv) {
-  return RunLabellerCli(argc, argv, [](const AgentCliOptions&, char** args) {
-    std::error_code ec;
-    std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-    std::filesystem::path agent = self.parent_path() / "edgefd-labeller-agent";
-    if (ec || access(agent.c_str(), X_OK) != 0) {
-      spdlog::error(
-          "cannot find {} (installed next to edgefd-labeller), which labels the "
-          "Node; only --dry-run works without it",
-          agent.string());
-      return kExitFailure;
-    }
-    execv(agent.c_str(), args);
-    spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
-    return kExitFailure;
-  });
-}
-
-int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
   Options opts;
   CLI::App app(kDescription, "edgefd-labeller");
   ConfigureApp(app, kFooter);
@@ -221,7 +228,8 @@ int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent) {
     opts.agent.discovery = discovery;
     opts.agent.nfd = opts.output == "nfd";
     opts.agent.rescan = opts.discovery.rescan;
-    return run_agent(opts.agent, argv);
+    opts.agent.log_level = opts.log_level;
+    return ExecAgent(opts.agent);
   }
 
   auto report = Discover(discovery);

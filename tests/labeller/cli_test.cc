@@ -1,3 +1,5 @@
+#include "edgefd/labeller/cli.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -77,6 +79,53 @@ TEST(LabellerCli, LiveTreeUnderRootIsRead) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-tegra210-gm20b=1\n"));
   EXPECT_EQ(r.err.find("no devicetree"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgefd
+
+namespace edgefd {
+namespace {
+
+TEST(AgentOptions, WhatTheCommandLineHandsTheAgentArrivesUnchanged) {
+  AgentCliOptions o;
+  o.discovery.root = "/host";
+  o.discovery.dtb = "/boot/board.dtb";
+  o.discovery.extra_node_names = {"vpu", "isp"};
+  o.discovery.rule_files = {"/etc/edgefd/site.yaml", "a b.yaml"};
+  o.discovery.udev = false;
+  o.once = true;
+  o.kubeconfig = "/root/.kube/config";
+  o.node_name = "rock-1";
+  o.resync = std::chrono::seconds(17);
+  o.insecure_skip_tls_verify = true;
+  o.nfd = true;
+  o.nfd_file = "/tmp/features.d/edgefd";
+  o.metrics_addr = "[::1]:9402";
+  o.rescan = std::chrono::milliseconds(50);
+  o.log_level = "debug";
+  for (const AgentCliOptions& options : {AgentCliOptions{}, o}) {
+    auto json = AgentOptionsToJson(options);
+    ASSERT_TRUE(json.ok()) << json.error().message;
+    auto back = AgentOptionsFromJson(*json);
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_TRUE(*back == options) << *json;
+  }
+}
+
+TEST(AgentOptions, APathThatIsNotUtf8IsRefusedRatherThanChanged) {
+  AgentCliOptions o;
+  o.discovery.root = "/host/\xff";
+  EXPECT_FALSE(AgentOptionsToJson(o).ok());
+}
+
+TEST(AgentOptions, TheAgentRunAlonePointsAtTheLabeller) {
+  auto r = testing::RunCommand(
+      {(std::filesystem::path(testing::LabellerBin()).parent_path() / "edgefd-labeller-agent")
+           .string(),
+       "--once"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("run edgefd-labeller instead"));
 }
 
 }  // namespace

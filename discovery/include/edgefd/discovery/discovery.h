@@ -20,6 +20,8 @@ struct DiscoveryOptions {
   /// /sys and /run/udev (umockdev redirects them in tests), so the default is on only when
   /// `root` is "/" and there is no `dtb`; the DaemonSet (root /host) passes `--udev`.
   std::optional<bool> udev;
+
+  bool operator==(const DiscoveryOptions&) const = default;
 };
 
 /// The inventory plus what discovery had to say about it.

@@ -2,10 +2,10 @@
 
 #include <chrono>
 #include <filesystem>
-#include <functional>
 #include <string>
+#include <string_view>
 
-#include "edgefd/common/cli.h"
+#include "edgefd/common/result.h"
 #include "edgefd/discovery/discovery.h"
 
 namespace edgefd {
@@ -25,25 +25,31 @@ struct AgentCliOptions {
   bool nfd = false;  ///< write the NFD feature file, not the Node
   std::filesystem::path nfd_file = kDefaultNfdFile;
   std::string metrics_addr = ":9402";  ///< "none" or empty: no endpoint
-  /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable.
+  /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable; 0: never.
   std::chrono::milliseconds rescan{std::chrono::seconds(30)};
+  std::string log_level = "info";
+
+  bool operator==(const AgentCliOptions&) const = default;
 };
 
-/// Runs the labelling agent (the command line without --dry-run); returns the exit code.
-/// `argv` is the original command line.
-using AgentRunner = std::function<int(const AgentCliOptions& options, char** argv)>;
-
-/// The whole edgefd-labeller command line; main() only calls this. Without --dry-run it
-/// hands over to `run_agent`.
-int RunLabellerCli(int argc, char** argv, const AgentRunner& run_agent);
-
-/// The same, where the agent is `edgefd-labeller-agent` next to this executable, exec'd
-/// with the same arguments: the dry run then never loads the HTTP/TLS libraries, which
-/// would double its memory.
+/// The whole edgefd-labeller command line; main() only calls this. Everything but the dry
+/// run is the agent's: it execs `edgefd-labeller-agent` (installed next to this executable)
+/// with the parsed options as its one argument (AgentOptionsToJson). So the dry run never
+/// loads the HTTP/TLS libraries, and the resident agent never holds the command-line parser
+/// (each would cost it hundreds of KiB; bench/labeller dryrun_rss and reconcile_bench).
 int RunLabellerCli(int argc, char** argv);
 
-/// Runs the labeller agent until SIGTERM/SIGINT (or once); returns the exit code. Built into
+/// The agent's options as edgefd-labeller hands them to edgefd-labeller-agent: one JSON
+/// document. An Error when a value cannot travel as JSON (a path that is not UTF-8).
+Result<std::string> AgentOptionsToJson(const AgentCliOptions& options);
+/// Reads back what AgentOptionsToJson wrote.
+Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json);
+
+/// edgefd-labeller-agent's main: `argv[1]` is AgentOptionsToJson's output. Runs the labeller
+/// agent until SIGTERM/SIGINT (or once); returns the exit code. Built into
 /// edgefd-labeller-agent only (labeller/src/agent_cli.cc), with the Kubernetes client.
+int RunAgentMain(int argc, char** argv);
+/// The agent itself, from parsed options.
 int RunAgentCli(const AgentCliOptions& options);
 
 }  // namespace edgefd
