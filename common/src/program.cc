@@ -1,5 +1,6 @@
 #include "edgefd/common/program.h"
 
+#include <pthread.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -15,5 +16,14 @@ void SetUpLogging(const std::string& program, const std::string& level) {
 }
 
 bool MetricsEnabled(std::string_view address) { return !address.empty() && address != "none"; }
+
+sigset_t BlockStopSignals() {
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
 
 }  // namespace edgefd

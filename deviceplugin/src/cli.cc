@@ -117,16 +117,6 @@ int ListResources(const InventoryFeed::DiscoverFn& discover) {
   return kExitOk;
 }
 
-// SIGTERM and SIGINT, blocked in every thread started after this, for sigwait.
-sigset_t BlockStopSignals() {
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  return stop_signals;
-}
-
 // Serves the resources until SIGTERM/SIGINT: the inventory feed following the hardware, the
 // kubelet sockets, and the health endpoint.
 int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {

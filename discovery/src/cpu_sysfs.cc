@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <functional>
 #include <map>
 #include <set>
 #include <system_error>
@@ -254,132 +255,175 @@ bool CapacitiesMissing(const std::vector<CpuCore>& cores) {
 
 }  // namespace
 
-CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
-                            std::vector<std::string>* warnings) {
-  auto warn = [&](std::string w) {
-    if (warnings) warnings->push_back(std::move(w));
-  };
-  CpuTopology topo;
-  const fs::path base = root / "sys/devices/system/cpu";
+namespace {
 
-  std::vector<int> possible;
+using Warn = std::function<void(std::string)>;
+
+// The possible CPUs: `possible`, else the cpuN directories.
+std::vector<int> PossibleCpus(const fs::path& base, const Warn& warn) {
   if (auto text = ReadFile(base / "possible", 65536)) {
     if (auto list = ParseCpuList(*text)) {
-      possible = *list;
+      if (!list->empty()) return *list;
     } else {
       warn(Where(base / "possible") + ": not a CPU list; using the cpuN directories");
     }
   }
-  if (possible.empty()) possible = EnumerateCpuDirs(base);
-  if (possible.empty()) {
-    if (devicetree != nullptr) return CpuTopologyFromDeviceTree(*devicetree, warnings);
-    return topo;
-  }
-  std::optional<std::vector<int>> online;
-  if (auto text = ReadFile(base / "online", 65536)) {
-    online = ParseCpuList(*text);
-    if (!online) warn(Where(base / "online") + ": not a CPU list; treating every CPU as online");
-  }
+  return EnumerateCpuDirs(base);
+}
 
-  std::string cpuinfo_text = ReadFile(root / "proc/cpuinfo", 4 << 20).value_or("");
-  CpuInfo cpuinfo = ParseCpuInfo(cpuinfo_text);
-  bool x86 = cpuinfo.first.count("vendor_id") > 0;
-  std::string x86_model;
-  if (x86) {
-    if (auto it = cpuinfo.first.find("model name"); it != cpuinfo.first.end()) {
-      x86_model = X86ModelName(it->second);
+// The online CPUs, when `online` says (else each cpuN/online does).
+std::optional<std::vector<int>> OnlineCpus(const fs::path& base, const Warn& warn) {
+  auto text = ReadFile(base / "online", 65536);
+  if (!text) return std::nullopt;
+  auto online = ParseCpuList(*text);
+  if (!online) warn(Where(base / "online") + ": not a CPU list; treating every CPU as online");
+  return online;
+}
+
+// What cpuN's own directory says: online, capacity, topology ids, max frequency.
+CpuCore ReadCoreFacts(int id, const fs::path& dir, const std::optional<std::vector<int>>& online) {
+  CpuCore core;
+  core.id = id;
+  if (online) {
+    core.online = std::binary_search(online->begin(), online->end(), id);
+  } else if (auto flag = ReadInt(dir / "online")) {
+    core.online = *flag != 0;
+  }
+  core.capacity = ReadInt(dir / "cpu_capacity").value_or(0);
+  core.cluster = ReadInt(dir / "topology/cluster_id").value_or(-1);
+  core.package = ReadInt(dir / "topology/physical_package_id").value_or(-1);
+  core.core = ReadInt(dir / "topology/core_id").value_or(-1);
+  if (auto khz = ReadInt(dir / "cpufreq/cpuinfo_max_freq"); khz && *khz > 0) {
+    core.max_mhz = *khz / 1000;
+  }
+  return core;
+}
+
+// SMT threads of an online core: how many CPUs share it.
+int ThreadsOfCore(const fs::path& dir) {
+  std::optional<std::string> siblings = ReadFile(dir / "topology/core_cpus_list", 4096);
+  if (!siblings) siblings = ReadFile(dir / "topology/thread_siblings_list", 4096);
+  if (!siblings) return 1;
+  auto list = ParseCpuList(*siblings);
+  return list && !list->empty() ? static_cast<int>(list->size()) : 1;
+}
+
+// The CPU-wide facts of /proc/cpuinfo the per-core reading needs.
+struct CpuInfoFacts {
+  CpuInfo cpuinfo;
+  bool x86 = false;
+  std::string x86_model;  // "intel-core-i9-12900k"
+};
+
+CpuInfoFacts ReadCpuInfoFacts(const fs::path& root) {
+  CpuInfoFacts f;
+  f.cpuinfo = ParseCpuInfo(ReadFile(root / "proc/cpuinfo", 4 << 20).value_or(""));
+  f.x86 = f.cpuinfo.first.count("vendor_id") > 0;
+  if (f.x86) {
+    if (auto it = f.cpuinfo.first.find("model name"); it != f.cpuinfo.first.end()) {
+      f.x86_model = X86ModelName(it->second);
     }
   }
-  std::map<int, int> numa = ReadNumaNodes(root);
+  return f;
+}
 
+// A core's model: its MIDR register, then /proc/cpuinfo's implementer/part (or RISC-V
+// uarch), then the x86 model name; "" when none says (the devicetree may, later).
+// `from_midr` is set when the MIDR register was read.
+std::string CoreModel(int id, const fs::path& dir, const CpuInfoFacts& facts, const Warn& warn,
+                      bool* from_midr) {
+  if (auto midr_text =
+          facts.x86 ? std::nullopt : ReadFile(dir / "regs/identification/midr_el1", 64)) {
+    if (auto midr = ParseMidr(*midr_text)) {
+      *from_midr = true;
+      return ArmCoreModel(midr->first, midr->second);
+    }
+    warn(Where(dir / "regs/identification/midr_el1") + ": not a MIDR value ('" +
+         Excerpt(*midr_text) + "'); using /proc/cpuinfo");
+  }
+  if (auto it = facts.cpuinfo.processors.find(id); it != facts.cpuinfo.processors.end()) {
+    if (auto midr = CpuInfoMidr(it->second)) return ArmCoreModel(midr->first, midr->second);
+    if (auto uarch = it->second.find("uarch"); uarch != it->second.end()) {
+      return CompatibleCoreModel(uarch->second);  // RISC-V: "sifive,u74-mc"
+    }
+  }
+  return facts.x86 ? facts.x86_model : std::string();
+}
+
+// Intel hybrid: the PMU devices list which CPUs are performance and which efficiency cores.
+void ApplyIntelHybrid(const fs::path& root, const CpuInfo& cpuinfo, CpuTopology& topo,
+                      const Warn& warn) {
+  auto core_cpus = ReadFile(root / "sys/devices/cpu_core/cpus", 65536);
+  auto atom_cpus = ReadFile(root / "sys/devices/cpu_atom/cpus", 65536);
+  if (!core_cpus || !atom_cpus) return;
+  auto p = ParseCpuList(*core_cpus);
+  auto e = ParseCpuList(*atom_cpus);
+  if (!p || !e) {
+    warn(Where(root / "sys/devices/cpu_core/cpus") + " or cpu_atom/cpus: not a CPU list");
+    return;
+  }
+  auto field = [&cpuinfo](const char* key) {
+    auto it = cpuinfo.first.find(key);
+    return static_cast<int>(ParseInt(it == cpuinfo.first.end() ? "" : it->second).value_or(0));
+  };
+  auto names = IntelHybridCoreNames(field("cpu family"), field("model"));
+  const std::string p_name = names ? names->first : "intel-p-core";
+  const std::string e_name = names ? names->second : "intel-e-core";
+  for (CpuCore& c : topo.cores) {
+    if (std::binary_search(p->begin(), p->end(), c.id)) c.model = p_name;
+    if (std::binary_search(e->begin(), e->end(), c.id)) c.model = e_name;
+  }
+}
+
+// The architecture as the running system says it: uname on a live root, else /proc/cpuinfo,
+// else a MIDR register (only arm64 has one); "" when none does (the devicetree, then the core
+// models, may tell).
+std::string SystemArch(const fs::path& root, const CpuInfo& cpuinfo, bool any_midr) {
+  std::string arch = IsLiveRoot(root) ? UnameArch() : "";
+  if (arch.empty()) arch = ArchFromCpuInfo(cpuinfo.first);
+  if (arch.empty() && any_midr) arch = "arm64";
+  return arch;
+}
+
+}  // namespace
+
+CpuTopology ReadCpuTopology(const fs::path& root, const DtNode* devicetree,
+                            std::vector<std::string>* warnings) {
+  const Warn warn = [warnings](std::string w) {
+    if (warnings) warnings->push_back(std::move(w));
+  };
+  const fs::path base = root / "sys/devices/system/cpu";
+  const std::vector<int> possible = PossibleCpus(base, warn);
+  if (possible.empty()) {
+    if (devicetree != nullptr) return CpuTopologyFromDeviceTree(*devicetree, warnings);
+    return {};
+  }
+  const std::optional<std::vector<int>> online = OnlineCpus(base, warn);
+  const CpuInfoFacts facts = ReadCpuInfoFacts(root);
+  const std::map<int, int> numa = ReadNumaNodes(root);
+
+  CpuTopology topo;
   topo.source = "sysfs";
   bool any_midr = false;
   for (int id : possible) {
-    CpuCore core;
-    core.id = id;
     const fs::path dir = base / ("cpu" + std::to_string(id));
-    if (online) {
-      core.online = std::binary_search(online->begin(), online->end(), id);
-    } else if (auto flag = ReadInt(dir / "online")) {
-      core.online = *flag != 0;
-    }
-    core.capacity = ReadInt(dir / "cpu_capacity").value_or(0);
-    core.cluster = ReadInt(dir / "topology/cluster_id").value_or(-1);
-    core.package = ReadInt(dir / "topology/physical_package_id").value_or(-1);
-    core.core = ReadInt(dir / "topology/core_id").value_or(-1);
-    if (auto khz = ReadInt(dir / "cpufreq/cpuinfo_max_freq"); khz && *khz > 0)
-      core.max_mhz = *khz / 1000;
+    CpuCore core = ReadCoreFacts(id, dir, online);
     if (auto it = numa.find(id); it != numa.end()) core.numa_node = it->second;
-
-    if (core.online) {
-      std::optional<std::string> siblings = ReadFile(dir / "topology/core_cpus_list", 4096);
-      if (!siblings) siblings = ReadFile(dir / "topology/thread_siblings_list", 4096);
-      if (siblings) {
-        if (auto list = ParseCpuList(*siblings); list && !list->empty()) {
-          topo.threads_per_core = std::max(topo.threads_per_core, static_cast<int>(list->size()));
-        }
-      }
-    }
-
-    // Model: MIDR register, then /proc/cpuinfo's implementer/part, then (later) devicetree.
-    if (auto midr_text = x86 ? std::nullopt : ReadFile(dir / "regs/identification/midr_el1", 64)) {
-      if (auto midr = ParseMidr(*midr_text)) {
-        core.model = ArmCoreModel(midr->first, midr->second);
-        any_midr = true;
-      } else {
-        warn(Where(dir / "regs/identification/midr_el1") + ": not a MIDR value ('" +
-             Excerpt(*midr_text) + "'); using /proc/cpuinfo");
-      }
-    }
-    if (core.model.empty()) {
-      if (auto it = cpuinfo.processors.find(id); it != cpuinfo.processors.end()) {
-        if (auto midr = CpuInfoMidr(it->second)) {
-          core.model = ArmCoreModel(midr->first, midr->second);
-        } else if (auto uarch = it->second.find("uarch"); uarch != it->second.end()) {
-          core.model = CompatibleCoreModel(uarch->second);  // RISC-V: "sifive,u74-mc"
-        }
-      }
-    }
-    if (core.model.empty() && x86) core.model = x86_model;
+    if (core.online) topo.threads_per_core = std::max(topo.threads_per_core, ThreadsOfCore(dir));
+    core.model = CoreModel(id, dir, facts, warn, &any_midr);
     topo.cores.push_back(std::move(core));
   }
-
-  // Intel hybrid: the PMU devices list which CPUs are performance and which efficiency cores.
-  auto core_cpus = ReadFile(root / "sys/devices/cpu_core/cpus", 65536);
-  auto atom_cpus = ReadFile(root / "sys/devices/cpu_atom/cpus", 65536);
-  if (core_cpus && atom_cpus) {
-    auto p = ParseCpuList(*core_cpus);
-    auto e = ParseCpuList(*atom_cpus);
-    if (p && e) {
-      auto family = ParseInt(cpuinfo.first.count("cpu family") ? cpuinfo.first["cpu family"] : "");
-      auto model = ParseInt(cpuinfo.first.count("model") ? cpuinfo.first["model"] : "");
-      auto names = IntelHybridCoreNames(static_cast<int>(family.value_or(0)),
-                                        static_cast<int>(model.value_or(0)));
-      std::string p_name = names ? names->first : "intel-p-core";
-      std::string e_name = names ? names->second : "intel-e-core";
-      for (CpuCore& c : topo.cores) {
-        if (std::binary_search(p->begin(), p->end(), c.id)) c.model = p_name;
-        if (std::binary_search(e->begin(), e->end(), c.id)) c.model = e_name;
-      }
-    } else {
-      warn(Where(root / "sys/devices/cpu_core/cpus") + " or cpu_atom/cpus: not a CPU list");
-    }
-  }
-
-  if (IsLiveRoot(root)) topo.arch = UnameArch();
-  if (topo.arch.empty()) topo.arch = ArchFromCpuInfo(cpuinfo.first);
-  if (topo.arch.empty() && any_midr) topo.arch = "arm64";  // midr_el1 exists only on arm64
-
+  ApplyIntelHybrid(root, facts.cpuinfo, topo, warn);
+  topo.arch = SystemArch(root, facts.cpuinfo, any_midr);
   if (devicetree != nullptr) {
+    // What sysfs lacks (models, capacity, frequencies, clusters) from the devicetree.
     FillFromDeviceTree(base, *devicetree, topo);
     bool all_dmips = std::all_of(topo.cores.begin(), topo.cores.end(),
                                  [](const CpuCore& c) { return c.dmips_mhz > 0; });
     if (CapacitiesMissing(topo.cores) && all_dmips) ComputeCapacityFromDmips(topo.cores);
   }
-  if (topo.arch.empty()) {
-    for (const CpuCore& c : topo.cores) {
-      if (topo.arch.empty()) topo.arch = CoreArch(c.model);
-    }
+  for (const CpuCore& c : topo.cores) {
+    if (topo.arch.empty()) topo.arch = CoreArch(c.model);
   }
   ClassifyCpus(topo);
   return topo;

@@ -44,6 +44,98 @@ class LoggedWatcher final : public ChangeSource {
   HotplugWatcher watcher_;
 };
 
+// The API server client: the kubeconfig (or the in-cluster service account), checked up front.
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const AgentCliOptions& opts,
+                                                         std::string* server) {
+  auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
+  if (!config) return config.error();
+  if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  if (config->insecure_skip_tls_verify) {
+    spdlog::warn(
+        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
+        config->server);
+  }
+  if (!config->ca_pem.empty()) {
+    // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we replace
+    // it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves parsing
+    // ~140 certificates per connection and about 1 MiB of resident memory. The bundle would
+    // be replaced anyway, so a SSL_CERT_FILE from the environment is overridden too. Without
+    // a cluster CA the system bundle verifies the server.
+    setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+    setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+  }
+  *server = config->server + " (" + config->source + ")";
+  return MakeKubeClient(*config);
+}
+
+// Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
+Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
+                                            std::unique_ptr<ApiTransport>& api) {
+  if (opts.nfd) {
+    spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
+    return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
+  }
+  std::string server;
+  auto client = ConnectToApiServer(opts, &server);
+  if (!client) return client.error();
+  api = std::move(*client);
+  std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
+  if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
+  spdlog::info("labelling node {} through {}", node, server);
+  return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
+}
+
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat).
+Agent::DiscoverFn DiscoverLabels(DiscoveryOptions discovery) {
+  return [discovery = std::move(discovery)]() -> Result<Labels> {
+    auto report = Discover(discovery);
+    if (!report) return report.error();
+    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    return RenderLabels(report->inventory);
+  };
+}
+
+// Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only where
+// discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing it
+// reports could change the labels, and the --resync suffices.
+std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
+  if (!UsesUdev(opts.discovery)) return nullptr;
+  auto rules = LoadRules(opts.discovery.rule_files);  // Discover accepted them before
+  WatchOptions watch;
+  watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+  watch.rescan = opts.rescan;
+  return std::make_unique<LoggedWatcher>(watch);
+}
+
+// The DaemonSet's mode: the health endpoint, then reconciles until SIGTERM/SIGINT.
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
+              const sigset_t& stop_signals) {
+  std::unique_ptr<HttpEndpoint> health;
+  if (MetricsEnabled(opts.metrics_addr)) {
+    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
+    if (!started) {
+      spdlog::error("{}", started.error().message);
+      return kExitUsage;
+    }
+    health = std::move(*started);
+    spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
+  }
+  std::thread signals([&agent, &stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("signal {} received, stopping", sig);
+    agent.Stop();
+  });
+  std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
+  Status ran = agent.Run(watcher.get());
+  signals.join();
+  if (!ran) {
+    spdlog::error("{}", ran.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunAgentMain(int argc, char** argv) {
@@ -61,16 +153,11 @@ int RunAgentMain(int argc, char** argv) {
 }
 
 int RunAgentCli(const AgentCliOptions& opts) {
-  // Block the stop signals before any thread starts, so every thread inherits the mask and
-  // only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Blocked before any thread starts, so every thread inherits the mask and only the
+  // daemon's sigwait sees them.
+  const sigset_t stop_signals = BlockStopSignals();
   // A peer that hangs up is an error to report, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
-
   // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
   LimitHttpThreads(2);
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
@@ -83,102 +170,19 @@ int RunAgentCli(const AgentCliOptions& opts) {
     spdlog::error("{}", first.error().message);
     return kExitUsage;
   }
-
   AgentMetrics metrics;
   std::unique_ptr<ApiTransport> api;
-  std::unique_ptr<LabelSink> sink;
-  if (opts.nfd) {
-    sink = std::make_unique<NfdFileSink>(opts.nfd_file);
-    spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
-  } else {
-    auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
-    if (!config) {
-      spdlog::error("{}", config.error().message);
-      return kExitUsage;
-    }
-    if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
-    if (config->insecure_skip_tls_verify) {
-      spdlog::warn(
-          "TLS verification of the API server {} is OFF: anyone on the path can "
-          "impersonate it",
-          config->server);
-    }
-    if (!config->ca_pem.empty()) {
-      // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we
-      // replace it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves
-      // parsing ~140 certificates per connection and about 1 MiB of resident memory.
-      // The bundle would be replaced anyway, so a SSL_CERT_FILE from the environment is
-      // overridden too. Without a cluster CA the system bundle verifies the server.
-      setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-      setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-    }
-    auto client = MakeKubeClient(*config);
-    if (!client) {
-      spdlog::error("{}", client.error().message);
-      return kExitUsage;
-    }
-    api = std::move(*client);
-    std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
-    if (node.empty()) {
-      spdlog::error("no node name: give --node-name or set NODE_NAME");
-      return kExitUsage;
-    }
-    spdlog::info("labelling node {} through {} ({})", node, config->server, config->source);
-    sink = std::make_unique<NodeLabeller>(*api, node, &metrics);
+  auto sink = MakeSink(opts, metrics, api);
+  if (!sink) {
+    spdlog::error("{}", sink.error().message);
+    return kExitUsage;
   }
-
-  DiscoveryOptions discovery = opts.discovery;
-  Agent::DiscoverFn discover = [discovery]() -> Result<Labels> {
-    auto report = Discover(discovery);
-    if (!report) return report.error();
-    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
-    return RenderLabels(report->inventory);
-  };
   Agent::Options agent_options;
   agent_options.resync = opts.resync;
-  Agent agent(discover, *sink, metrics, agent_options);
-
-  if (opts.once) {
-    Status done = agent.RunOnce();
-    if (!done) {
-      spdlog::error("{}", done.error().message);
-      return kExitFailure;
-    }
-    return kExitOk;
-  }
-
-  std::unique_ptr<HttpEndpoint> health;
-  if (MetricsEnabled(opts.metrics_addr)) {
-    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
-    if (!started) {
-      spdlog::error("{}", started.error().message);
-      return kExitUsage;
-    }
-    health = std::move(*started);
-    spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
-  }
-
-  std::thread signals([&agent, &stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    spdlog::info("signal {} received, stopping", sig);
-    agent.Stop();
-  });
-  // Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only
-  // where discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing
-  // it reports could change the labels, and the --resync suffices.
-  std::unique_ptr<ChangeSource> watcher;
-  if (UsesUdev(opts.discovery)) {
-    auto rules = LoadRules(opts.discovery.rule_files);  // Discover above accepted them
-    WatchOptions watch;
-    watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
-    watch.rescan = opts.rescan;
-    watcher = std::make_unique<LoggedWatcher>(watch);
-  }
-  Status ran = agent.Run(watcher.get());
-  signals.join();
-  if (!ran) {
-    spdlog::error("{}", ran.error().message);
+  Agent agent(DiscoverLabels(opts.discovery), **sink, metrics, agent_options);
+  if (!opts.once) return RunDaemon(opts, agent, metrics, stop_signals);
+  if (Status done = agent.RunOnce(); !done) {
+    spdlog::error("{}", done.error().message);
     return kExitFailure;
   }
   return kExitOk;

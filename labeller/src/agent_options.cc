@@ -19,23 +19,22 @@ std::vector<std::string> Strings(const std::vector<std::filesystem::path>& paths
 
 Result<std::string> AgentOptionsToJson(const AgentCliOptions& o) {
   const DiscoveryOptions& d = o.discovery;
-  const Json doc = {
-      {"discovery",
-       {{"root", d.root.string()},
-        {"dtb", OptionalPath(d.dtb)},
-        {"nodes", d.extra_node_names},
-        {"config", Strings(d.rule_files)},
-        {"udev", d.udev ? Json(*d.udev) : Json(nullptr)}}},
-      {"once", o.once},
-      {"kubeconfig", o.kubeconfig.string()},
-      {"node_name", o.node_name},
-      {"resync_s", o.resync.count()},
-      {"insecure_skip_tls_verify", o.insecure_skip_tls_verify},
-      {"nfd", o.nfd},
-      {"nfd_file", o.nfd_file.string()},
-      {"metrics_addr", o.metrics_addr},
-      {"rescan_ms", o.rescan.count()},
-      {"log_level", o.log_level}};
+  const Json doc = {{"discovery",
+                     {{"root", d.root.string()},
+                      {"dtb", OptionalPath(d.dtb)},
+                      {"nodes", d.extra_node_names},
+                      {"config", Strings(d.rule_files)},
+                      {"udev", d.udev ? Json(*d.udev) : Json(nullptr)}}},
+                    {"once", o.once},
+                    {"kubeconfig", o.kubeconfig.string()},
+                    {"node_name", o.node_name},
+                    {"resync_s", o.resync.count()},
+                    {"insecure_skip_tls_verify", o.insecure_skip_tls_verify},
+                    {"nfd", o.nfd},
+                    {"nfd_file", o.nfd_file.string()},
+                    {"metrics_addr", o.metrics_addr},
+                    {"rescan_ms", o.rescan.count()},
+                    {"log_level", o.log_level}};
   try {
     // Strict: a byte that is not UTF-8 would otherwise arrive as U+FFFD, another path.
     return doc.dump(-1, ' ', false, Json::error_handler_t::strict);

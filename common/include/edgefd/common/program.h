@@ -10,6 +10,8 @@
 //   2  bad usage or bad input, named on stderr (an unknown flag, a value out of range, a
 //      malformed devicetree, rules file or kubeconfig)
 
+#include <signal.h>
+
 #include <string>
 #include <string_view>
 
@@ -28,5 +30,10 @@ void SetUpLogging(const std::string& program, const std::string& level);
 
 /// Whether `address` (a --metrics-addr value) asks for an endpoint: not "none", not empty.
 bool MetricsEnabled(std::string_view address);
+
+/// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts later)
+/// and returns that set, for a sigwait that turns them into a clean stop. Call it before
+/// starting any thread.
+sigset_t BlockStopSignals();
 
 }  // namespace edgefd
