@@ -8,7 +8,12 @@ if ! command -v "$clang_format" >/dev/null; then
   echo "check-format: $clang_format not found (apt-get install clang-format)" >&2
   exit 2
 fi
-mapfile -t files < <(git ls-files -- '*.cc' '*.h' ':!:testdata/**')
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  mapfile -t files < <(git ls-files -- '*.cc' '*.h' ':!:testdata/**')
+else  # an exported tree: every source but build trees and fixtures
+  mapfile -t files < <(find . \( -path './build*' -o -path ./testdata -o -path ./.cache \) -prune \
+                         -o -type f \( -name '*.cc' -o -name '*.h' \) -print | sort)
+fi
 if [ "${1:-}" = "--fix" ]; then
   "$clang_format" -i "${files[@]}"
   exit 0

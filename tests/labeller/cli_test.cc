@@ -130,3 +130,19 @@ TEST(AgentOptions, TheAgentRunAlonePointsAtTheLabeller) {
 
 }  // namespace
 }  // namespace edgefd
+
+namespace edgefd {
+namespace {
+
+// The dry run never loads the agent's HTTP/TLS libraries (its memory, dryrun_rss).
+TEST(LinkedLibraries, TheDryRunLinksNoHttpOrTlsLibrary) {
+  const std::string needed = testing::NeededLibraries(testing::LabellerBin());
+  if (needed.empty()) GTEST_SKIP() << "readelf is not available";
+  EXPECT_THAT(needed, HasSubstr("libudev"));  // what it does link, so the check can fail
+  for (const char* lib : {"libcpprest", "libssl", "libcrypto", "libgrpc"}) {
+    EXPECT_THAT(needed, ::testing::Not(HasSubstr(lib))) << needed;
+  }
+}
+
+}  // namespace
+}  // namespace edgefd

@@ -109,6 +109,20 @@ CommandResult RunCommand(const std::vector<std::string>& argv,
   return result;
 }
 
+std::string NeededLibraries(const std::string& binary) {
+  CommandResult r;
+  try {
+    r = RunCommand({"/usr/bin/readelf", "--dynamic", "--wide", binary});
+  } catch (const std::exception&) {
+    return {};
+  }
+  std::string needed;
+  for (size_t at = 0; (at = r.out.find("(NEEDED)", at)) != std::string::npos; ++at) {
+    needed += r.out.substr(at, r.out.find('\n', at) - at) + "\n";
+  }
+  return needed;
+}
+
 std::vector<std::string> CommandLine(const std::string& binary, std::string_view args) {
   std::vector<std::string> out = {binary};
   std::string word;

@@ -25,6 +25,10 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& extra_env = {});
 
+/// The libraries `binary` names in its dynamic section (DT_NEEDED), as readelf prints them, one
+/// per line; "" when readelf is not available.
+std::string NeededLibraries(const std::string& binary);
+
 /// `binary` followed by `args` split at spaces, where '...' quotes a word that holds spaces
 /// ("run --model conv --frames 3").
 std::vector<std::string> CommandLine(const std::string& binary, std::string_view args);
