@@ -179,6 +179,15 @@ int WatchLoop(const Options& opts, Labels labels) {
   return kExitOk;
 }
 
+// Parses the command line into `opts`; an exit code when the program should stop now. The
+// parser's own objects are gone when it returns, before discovery needs the memory.
+std::optional<int> ParseOptions(int argc, char** argv, Options& opts) {
+  CLI::App app(kDescription, "edgefd-labeller");
+  ConfigureApp(app, kFooter);
+  AddFlags(app, opts);
+  return ParseCommandLine(app, argc, argv);
+}
+
 // Replaces this process with edgefd-labeller-agent, from this executable's directory, handing
 // it the parsed options; returns only on failure.
 int ExecAgent(const AgentCliOptions& options) {
@@ -208,10 +217,7 @@ int ExecAgent(const AgentCliOptions& options) {
 
 int RunLabellerCli(int argc, char** argv) {
   Options opts;
-  CLI::App app(kDescription, "edgefd-labeller");
-  ConfigureApp(app, kFooter);
-  AddFlags(app, opts);
-  if (auto exit_code = ParseCommandLine(app, argc, argv)) return *exit_code;
+  if (auto exit_code = ParseOptions(argc, argv, opts)) return *exit_code;
   if (opts.print_rules) {
     std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout);
     return kExitOk;
