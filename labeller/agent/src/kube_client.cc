@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "edgefd/agent/kube.h"
+#include "edgefd/common/program.h"
 
 namespace edgefd {
 namespace {
@@ -68,7 +69,7 @@ class CpprestTransport final : public ApiTransport {
       web::http::http_request request{web::http::method(method)};
       request.set_request_uri(path);
       request.headers().add("Accept", "application/json");
-      request.headers().add("User-Agent", "edgefd-labeller/" EDGEFD_VERSION);
+      request.headers().add("User-Agent", "edgefd-labeller/" + std::string(Version()));
       if (!token.empty()) request.headers().add("Authorization", "Bearer " + token);
       if (!body.empty()) request.set_body(body, std::string(content_type));
       web::http::http_response response = client_.request(request).get();
