@@ -265,6 +265,8 @@ int CmdStage(const StageArgs& a) {
   so.delay_ms = a.delay_ms;
   so.idle_exit = std::chrono::milliseconds(a.idle_exit_ms);
   Status s = RunStage(**in, **out, **exec, so, counters);
+  // A link another process corrupted is bad input, named in the message.
+  if (!s && ((*in)->Fault() || (*out)->Fault())) return UsageError("stage", s.error().message);
   if (!s) return Failure("stage", s.error().message);
   return kExitOk;
 }
@@ -302,6 +304,7 @@ int CmdSource(SourceArgs a) {
   if (!out) return UsageError("source", out.error().message);
   a.source.seed = a.model.seed;
   Status s = RunSource(**out, MakeSourceImages(model->Input(), a.source), a.source);
+  if (!s && (*out)->Fault()) return UsageError("source", s.error().message);
   if (!s) return Failure("source", s.error().message);
   return kExitOk;
 }
@@ -342,6 +345,7 @@ int CmdSink(const SinkArgs& a) {
   so.timeout = std::chrono::milliseconds(a.timeout_ms);
   so.log_every = std::chrono::seconds(10);
   auto r = RunSink(**in, so);
+  if (!r && (*in)->Fault()) return UsageError("sink", r.error().message);
   if (!r) return Failure("sink", r.error().message);
   if (a.json) {
     const Json report = {{"frames", r->frames},

@@ -64,7 +64,7 @@ Status RunSource(FrameWriter& out, const SourceImages& source, const SourceOptio
     meta.shape = shape;
     meta.t_source_ns = NowNs();
     Status s = out.PublishFrom(meta, images[size_t(f) % images.size()].data());
-    if (!s && out.Aborted()) return s;
+    if (!s && (out.Aborted() || out.Fault())) return s;
     if (!s) spdlog::warn("source: {}", s.error().message);
   }
   return out.Close();
@@ -81,6 +81,10 @@ Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const Sta
     ReadResult r = in.Next(&meta, &data, o.idle_report);
     counters.drops.store(in.Drops());
     if (r == ReadResult::kClosed) return out.Close();
+    if (r == ReadResult::kBroken) {
+      (void)out.Close();
+      return *in.Fault();
+    }
     if (r == ReadResult::kTimeout) {
       auto silent = std::chrono::steady_clock::now() - silent_since;
       spdlog::info("stage {}: no frames on {} for {} ms", o.index, in.Address(),
@@ -115,6 +119,7 @@ Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const Sta
     counters.last_frame_ns = t_done;
     Status s = out.Publish(meta);
     counters.reconnects.store(out.Reconnects());
+    if (!s && out.Fault()) return s;
     if (!s) {
       ++counters.send_errors;
       spdlog::warn("stage {}: {}", o.index, s.error().message);
@@ -197,6 +202,7 @@ Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& o) {
     const float* data = nullptr;
     ReadResult r = in.Next(&meta, &data, std::chrono::milliseconds(100));
     if (r == ReadResult::kClosed) break;
+    if (r == ReadResult::kBroken) return *in.Fault();
     if (o.abort != nullptr && o.abort->load()) return Error{"sink: pipeline aborted"};
     if (r == ReadResult::kTimeout) {
       if (std::chrono::steady_clock::now() - silent_since > o.timeout) {

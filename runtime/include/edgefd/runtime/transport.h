@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "edgefd/common/result.h"
@@ -22,6 +23,11 @@ struct FrameMeta {
   uint32_t stamp_count = 0;
   int64_t stamps[2 * kMaxStages] = {};
 };
+
+/// Why `meta` cannot describe a frame another party sent over a link whose frames hold at most
+/// `max_bytes` (a dimension below 1, more floats than fit, more stamps than stages, a time
+/// outside [0, 2^62] ns), or "" when it can. Every frame read from another process is checked.
+std::string CheckFrameMeta(const FrameMeta& meta, size_t max_bytes);
 
 /// When a consumer falls behind: keep only the newest frame (drops counted) or make the
 /// producer wait.
@@ -47,12 +53,18 @@ class FrameWriter {
   /// callable from another thread.
   void Abort() { aborted_.store(true); }
   bool Aborted() const { return aborted_.load(); }
+  /// Set when the link's shared state was found corrupt (another process wrote a shm ring's
+  /// header): every Publish fails from then on, and the program should exit kExitUsage with
+  /// this message, which names the link.
+  const std::optional<Error>& Fault() const { return fault_; }
 
  protected:
   std::atomic<bool> aborted_{false};
+  std::optional<Error> fault_;
 };
 
-enum class ReadResult { kFrame, kClosed, kTimeout };
+/// kBroken: the link's shared state is corrupt (see FrameReader::Fault); nothing more comes.
+enum class ReadResult { kFrame, kClosed, kTimeout, kBroken };
 
 /// The consuming end of a link.
 class FrameReader {
@@ -66,6 +78,11 @@ class FrameReader {
   virtual uint64_t Drops() const = 0;
   /// Where a producer connects to ("unix:/...", "shm:name", ...), for logs.
   virtual std::string Address() const = 0;
+  /// After kBroken: what the peer broke, naming the link; the program should exit kExitUsage.
+  const std::optional<Error>& Fault() const { return fault_; }
+
+ protected:
+  std::optional<Error> fault_;
 };
 
 /// A link's two ends over one triple buffer: the producer never waits under kLatest, the
@@ -77,11 +94,15 @@ struct MailboxPair {
 /// In-process link (threads of one process); zero-copy PublishFrom.
 MailboxPair MakeInprocLink(size_t frame_bytes, Policy policy);
 
-/// Shared-memory link: /dev/shm/<name>, three pre-faulted frame slots plus a header. Either
-/// side may create it; both must agree on frame_bytes. `unlink_on_close` removes the file when
-/// this end is destroyed.
-Result<std::unique_ptr<FrameWriter>> OpenShmWriter(const std::string& name, size_t frame_bytes,
-                                                   Policy policy);
+/// Shared-memory link: /dev/shm/<name>, three pre-faulted frame slots after a header (layout:
+/// shm_ring.h). The consumer creates the file exclusively (a ring left by a dead run is
+/// replaced; one with a live consumer is refused) and removes it when it goes; the producer
+/// attaches to a live consumer's ring, waiting up to `wait` for one, and re-attaches by itself
+/// when its consumer dies and another takes the name. Both must agree on frame_bytes. Errors
+/// name the ring ("shm:NAME: ...").
+Result<std::unique_ptr<FrameWriter>> OpenShmWriter(
+    const std::string& name, size_t frame_bytes, Policy policy,
+    std::chrono::milliseconds wait = std::chrono::seconds(10));
 Result<std::unique_ptr<FrameReader>> OpenShmReader(const std::string& name, size_t frame_bytes,
                                                    Policy policy);
 /// Removes /dev/shm/<name> (ignores a missing file).
