@@ -19,17 +19,8 @@
 #include "edgefd/discovery/labels.h"
 
 namespace edgefd::testing {
-namespace fs = std::filesystem;
 
 namespace {
-
-int Run(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
-
-std::string Q(const fs::path& p) {
-  std::string out = "'";
-  out.append(p.string()).append("'");
-  return out;
-}
 
 std::string StatusBody(int code, const std::string& reason, const std::string& message) {
   return DumpJson(Json{{"kind", "Status"},
@@ -45,41 +36,6 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
 using SslPtr = std::unique_ptr<SSL, decltype(&SSL_free)>;
 
 }  // namespace
-
-Result<TestPki> TestPki::Create(const fs::path& dir) {
-  TestPki pki;
-  pki.dir = dir;
-  pki.ca_cert = dir / "ca.crt";
-  pki.ca_key = dir / "ca.key";
-  pki.server_cert = dir / "server.crt";
-  pki.server_key = dir / "server.key";
-  pki.client_cert = dir / "client.crt";
-  pki.client_key = dir / "client.key";
-  pki.other_ca_cert = dir / "other-ca.crt";
-  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-  WriteFile(dir / "server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  WriteFile(dir / "client.ext", "extendedKeyUsage=clientAuth\n");
-  const std::vector<std::string> commands = {
-      "openssl req -x509" + ec + " -keyout " + Q(pki.ca_key) + " -out " + Q(pki.ca_cert) +
-          " -days 2 -subj /CN=edgefd-test-ca",
-      "openssl req -x509" + ec + " -keyout " + Q(dir / "other-ca.key") + " -out " +
-          Q(pki.other_ca_cert) + " -days 2 -subj /CN=edgefd-other-ca",
-      "openssl req" + ec + " -keyout " + Q(pki.server_key) + " -out " + Q(dir / "server.csr") +
-          " -subj /CN=kube-apiserver",
-      "openssl x509 -req -in " + Q(dir / "server.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
-          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "server.ext") + " -out " +
-          Q(pki.server_cert),
-      "openssl req" + ec + " -keyout " + Q(pki.client_key) + " -out " + Q(dir / "client.csr") +
-          " -subj /CN=system:serviceaccount:edgefd:edgefd-labeller",
-      "openssl x509 -req -in " + Q(dir / "client.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
-          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "client.ext") + " -out " +
-          Q(pki.client_cert),
-  };
-  for (const std::string& c : commands) {
-    if (Run(c) != 0) return Error{"test PKI: '" + c + "' failed"};
-  }
-  return pki;
-}
 
 struct FakeApiServer::Impl {
   std::mutex mu;

@@ -21,21 +21,9 @@
 #include "edgefd/discovery/watch.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/manual_change_source.h"
+#include "edgefd/testing/pki.h"
 
 namespace edgefd::testing {
-
-/// A throw-away PKI made with the openssl tool: a CA, a server certificate for 127.0.0.1, a
-/// client certificate, and a second CA that signed nothing the server uses.
-struct TestPki {
-  std::filesystem::path dir;
-  std::filesystem::path ca_cert, ca_key;
-  std::filesystem::path server_cert, server_key;
-  std::filesystem::path client_cert, client_key;
-  std::filesystem::path other_ca_cert;
-
-  /// Creates the files under `dir`; an Error carries the failing openssl command.
-  static Result<TestPki> Create(const std::filesystem::path& dir);
-};
 
 class FakeApiServer {
  public:
