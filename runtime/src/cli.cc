@@ -244,9 +244,9 @@ int CmdStage(const StageArgs& a) {
   if (!exec) return UsageError("stage", exec.error().message);
   // gRPC's I/O threads start from this thread and inherit its affinity.
   if (allocation->Explicit()) (void)PinThisThread(allocation->IoCpus());
-  auto in = OpenReader(a.listen, (*exec)->InputShape(), a.policy);
+  auto in = OpenReader(a.listen, (*exec)->InputShape(), a.policy, a.tls);
   if (!in) return UsageError("stage", in.error().message);
-  auto out = OpenWriter(a.next, (*exec)->OutputShape(), a.policy, std::chrono::seconds(30));
+  auto out = OpenWriter(a.next, (*exec)->OutputShape(), a.policy, std::chrono::seconds(30), a.tls);
   if (!out) return UsageError("stage", out.error().message);
   StageCounters counters;
   std::unique_ptr<HttpEndpoint> metrics;
@@ -277,6 +277,7 @@ struct SourceArgs {
   ModelSpec model;
   std::string next;
   SourceOptions source;
+  TlsFiles tls;
   bool check = false;
 };
 
@@ -289,6 +290,7 @@ void AddSourceFlags(CLI::App& app, SourceArgs& a) {
   app.add_option("--fps", a.source.fps, "frames per second (default: 0, as fast as taken)")
       ->type_name("F")
       ->check(NumberIn(0, 1e9));
+  AddTlsFlags(app, a.tls);
   app.add_flag("--check", a.check, "print the frames' shape, then exit");
 }
 
@@ -300,7 +302,7 @@ int CmdSource(SourceArgs a) {
                 model->Input().ToString().c_str());
     return kExitOk;
   }
-  auto out = OpenWriter(a.next, model->Input(), Policy::kBlock, std::chrono::seconds(30));
+  auto out = OpenWriter(a.next, model->Input(), Policy::kBlock, std::chrono::seconds(30), a.tls);
   if (!out) return UsageError("source", out.error().message);
   a.source.seed = a.model.seed;
   Status s = RunSource(**out, MakeSourceImages(model->Input(), a.source), a.source);
@@ -314,6 +316,7 @@ struct SinkArgs {
   std::string listen;
   Policy policy = Policy::kLatest;
   int64_t timeout_ms = 600000;
+  TlsFiles tls;
   bool json = false;
   bool check = false;
 };
@@ -327,6 +330,7 @@ void AddSinkFlags(CLI::App& app, SinkArgs& a) {
                  "give up after this long without a frame (default: 600000)")
       ->type_name("MS")
       ->check(IntegerIn(1, 1LL << 40));
+  AddTlsFlags(app, a.tls);
   app.add_flag("--json", a.json, "print the report as JSON");
   app.add_flag("--check", a.check, "print the outputs' shape, then exit");
 }
@@ -339,7 +343,7 @@ int CmdSink(const SinkArgs& a) {
                 model->Output().ToString().c_str());
     return kExitOk;
   }
-  auto in = OpenReader(a.listen, model->Output(), a.policy);
+  auto in = OpenReader(a.listen, model->Output(), a.policy, a.tls);
   if (!in) return UsageError("sink", in.error().message);
   SinkOptions so;
   so.timeout = std::chrono::milliseconds(a.timeout_ms);

@@ -5,18 +5,22 @@
 #include <grpcpp/create_channel_posix.h>
 #include <grpcpp/grpcpp.h>
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 #include "edgefd/runtime/transport.h"
@@ -47,26 +51,115 @@ grpc::Status Invalid(uint64_t seq, const std::string& what) {
                       "frame seq " + std::to_string(seq) + ": " + what);
 }
 
-/// Three reused Frame messages: the handler parses into `back`, the stage reads `front`,
-/// `middle` holds the newest complete frame. No frame-sized copy beyond gRPC's own.
-class FrameTriple {
+using Clock = std::chrono::steady_clock;
+
+// A Frame's fields besides its pixels take a few hundred bytes (30 stamps at most); a message
+// larger than the frame plus this is refused before it is buffered.
+constexpr size_t kMessageMargin = 4096;
+// An upstream silent this long may be replaced by a new stream (a reconnecting upstream whose
+// old stream is half-dead, or the real upstream after a stream that never sends).
+constexpr auto kTakeover = std::chrono::seconds(1);
+// Keepalive: a ping after 10 s without traffic, the peer dead after 5 s more without an answer.
+constexpr int kKeepaliveMs = 10000;
+constexpr int kKeepaliveTimeoutMs = 5000;
+
+// --- mutual TLS ----------------------------------------------------------------------------
+
+struct Pems {
+  std::string cert, key, ca;
+};
+
+Result<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{flag + " " + path + ": cannot read: " + std::strerror(errno)};
+  constexpr size_t kMaxPem = 1 << 20;
+  std::string text(kMaxPem + 1, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(size_t(in.gcount()));
+  if (text.size() > kMaxPem)
+    return Error{flag + " " + path + ": larger than 1 MiB, not a PEM file"};
+  if (text.find("-----BEGIN ") == std::string::npos) {
+    return Error{flag + " " + path + ": not PEM (no '-----BEGIN ' line)"};
+  }
+  return text;
+}
+
+Result<Pems> ReadTls(const TlsFiles& tls) {
+  if (tls.cert.empty() || tls.key.empty() || tls.ca.empty()) {
+    return Error{
+        "--tls-cert, --tls-key and --tls-ca go together: mutual TLS needs this end's "
+        "certificate and key and the CA of the other end"};
+  }
+  Pems pems;
+  for (auto [flag, path, out] :
+       {std::tuple{"--tls-cert", &tls.cert, &pems.cert},
+        std::tuple{"--tls-key", &tls.key, &pems.key}, std::tuple{"--tls-ca", &tls.ca, &pems.ca}}) {
+    auto text = ReadPem(flag, *path);
+    if (!text) return text.error();
+    *out = std::move(*text);
+  }
+  return pems;
+}
+
+// --- the receiving end ---------------------------------------------------------------------
+
+/// The stage's input: two reused Frame messages (the newest complete frame and the one the
+/// stage reads; the upstream's handler parses into a third of its own and swaps it in, so no
+/// frame-sized copy beyond gRPC's own), and which Push stream is the upstream.
+class StageInput {
  public:
-  explicit FrameTriple(Policy policy) : policy_(policy) {}
+  explicit StageInput(Policy policy) : policy_(policy) {}
 
-  pb::Frame& Back() { return frames_[back_]; }
+  /// A new Push stream becomes the upstream when there is none, or when the current one has
+  /// been silent for kTakeover (it is cancelled); nullopt while the current one delivers.
+  std::optional<uint64_t> Admit(grpc::ServerContext* context) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (upstream_context_ != nullptr) {
+      if (waiting_ || Clock::now() - last_frame_ < kTakeover) return std::nullopt;
+      spdlog::warn("stage input: a new upstream stream replaces one silent for {} ms",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_frame_)
+                       .count());
+      upstream_context_->TryCancel();
+    }
+    upstream_context_ = context;
+    upstream_ = ++streams_;
+    last_frame_ = Clock::now();
+    cv_.notify_all();  // a replaced upstream waiting in Publish leaves
+    return upstream_;
+  }
 
-  /// Publishes Back(); under kBlock waits until the previous frame was taken.
-  void Publish() {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (policy_ == Policy::kBlock) cv_.wait(lock, [&] { return !fresh_ || shutdown_; });
-    std::swap(back_, middle_);
-    if (fresh_) ++drops_;
-    fresh_ = true;
+  /// Stream `id` ended.
+  void Leave(uint64_t id) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (upstream_ == id) {
+      upstream_ = 0;
+      upstream_context_ = nullptr;
+    }
     cv_.notify_all();
   }
 
-  void Close() {
+  /// Hands `frame` to the stage (it gets a reused buffer back); under kBlock waits until the
+  /// previous frame was taken. False when stream `id` is no longer the upstream.
+  bool Publish(uint64_t id, pb::Frame& frame) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (policy_ == Policy::kBlock) {
+      waiting_ = true;  // held up by us: not silent
+      cv_.wait(lock, [&] { return !fresh_ || shutdown_ || upstream_ != id; });
+      waiting_ = false;
+    }
+    if (upstream_ != id || shutdown_) return false;
+    frames_[middle_].Swap(&frame);
+    if (fresh_) ++drops_;
+    fresh_ = true;
+    last_frame_ = Clock::now();
+    cv_.notify_all();
+    return true;
+  }
+
+  /// End of stream from the upstream `id`.
+  void Close(uint64_t id) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (upstream_ != id) return;
     closed_ = true;
     cv_.notify_all();
   }
@@ -86,7 +179,7 @@ class FrameTriple {
     std::swap(front_, middle_);
     fresh_ = false;
     cv_.notify_all();
-    const pb::Frame& f = frames_[front_];
+    const pb::Frame& f = frames_[front_];  // validated by the handler
     meta->seq = f.seq();
     meta->t_source_ns = f.t_source_ns();
     meta->shape = {int(f.height()), int(f.width()), int(f.channels())};
@@ -105,33 +198,48 @@ class FrameTriple {
   Policy policy_;
   std::mutex mu_;
   std::condition_variable cv_;
-  pb::Frame frames_[3];
-  int back_ = 0, middle_ = 1, front_ = 2;
+  pb::Frame frames_[2];
+  int middle_ = 0, front_ = 1;
   bool fresh_ = false, closed_ = false, shutdown_ = false;
   uint64_t drops_ = 0;
+  uint64_t upstream_ = 0;  // the stream id allowed to publish; 0: none
+  uint64_t streams_ = 0;
+  grpc::ServerContext* upstream_context_ = nullptr;
+  Clock::time_point last_frame_{};
+  bool waiting_ = false;  // the upstream waits in Publish for the stage
 };
 
 /// Validates pushed frames and hands them to the stage's input.
 class StageService final : public pb::Stage::Service {
  public:
-  StageService(Shape expected, FrameTriple* input) : expected_(expected), input_(input) {}
+  StageService(Shape expected, StageInput* input) : expected_(expected), input_(input) {}
 
-  grpc::Status Push(grpc::ServerContext*, grpc::ServerReader<pb::Frame>* reader,
+  grpc::Status Push(grpc::ServerContext* context, grpc::ServerReader<pb::Frame>* reader,
                     pb::PushReply* reply) override {
-    // One upstream feeds a stage; a reconnecting upstream waits for its stale stream to end.
-    std::lock_guard<std::mutex> lock(mu_);
-    uint64_t frames = 0;
-    for (;;) {
-      pb::Frame& frame = input_->Back();  // reused: its data keeps its capacity
-      if (!reader->Read(&frame)) break;
+    const std::optional<uint64_t> id = input_->Admit(context);
+    if (!id) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "this stage has a live upstream; another stream is refused until it "
+                          "has been silent for 1 s");
+    }
+    struct Leave {
+      StageInput* input;
+      uint64_t id;
+      ~Leave() { input->Leave(id); }
+    } leave{input_, *id};
+    pb::Frame frame;  // this stream's buffer, swapped with the stage's
+    uint64_t frames = 0, last_seq = 0;
+    while (reader->Read(&frame)) {
       if (frame.end_of_stream()) {
-        input_->Close();
+        input_->Close(*id);
         break;
       }
-      grpc::Status bad = Validate(frame, frames > 0);
+      grpc::Status bad = Validate(frame, frames > 0, last_seq);
       if (!bad.ok()) return bad;
-      last_seq_ = frame.seq();
-      input_->Publish();
+      last_seq = frame.seq();
+      if (!input_->Publish(*id, frame)) {
+        return grpc::Status(grpc::StatusCode::ABORTED, "another stream took over this stage");
+      }
       ++frames;
     }
     reply->set_frames(frames);
@@ -139,7 +247,7 @@ class StageService final : public pb::Stage::Service {
   }
 
  private:
-  grpc::Status Validate(const pb::Frame& f, bool has_previous) const {
+  grpc::Status Validate(const pb::Frame& f, bool has_previous, uint64_t last_seq) const {
     Shape s{int(f.height()), int(f.width()), int(f.channels())};
     if (!(s == expected_)) {
       return Invalid(f.seq(),
@@ -155,32 +263,68 @@ class StageService final : public pb::Stage::Service {
                                   " stamps, expected an even number up to " +
                                   std::to_string(2 * (kMaxStages - 1)));
     }
-    if (has_previous && f.seq() <= last_seq_) {
-      return Invalid(f.seq(), "sequence went backwards (after " + std::to_string(last_seq_) + ")");
+    FrameMeta times;  // the times, checked as every link checks them
+    times.shape = s;
+    times.t_source_ns = f.t_source_ns();
+    times.stamp_count = uint32_t(f.stamps_size() / 2);
+    for (int i = 0; i < f.stamps_size(); ++i) times.stamps[i] = f.stamps(i);
+    if (std::string why = CheckFrameMeta(times, expected_.Bytes()); !why.empty()) {
+      return Invalid(f.seq(), why);
+    }
+    if (has_previous && f.seq() <= last_seq) {
+      return Invalid(f.seq(), "sequence went backwards (after " + std::to_string(last_seq) + ")");
     }
     return grpc::Status::OK;
   }
 
   Shape expected_;
-  FrameTriple* input_;
-  std::mutex mu_;
-  uint64_t last_seq_ = 0;
+  StageInput* input_;
 };
 
 class GrpcReader final : public FrameReader {
  public:
   static Result<std::unique_ptr<FrameReader>> Listen(const std::string& address, Shape expected,
-                                                     Policy policy) {
+                                                     Policy policy, const TlsFiles& tls) {
     KeepFrameSizedAllocationsWarm();
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (tls.Enabled()) {
+      auto pems = ReadTls(tls);
+      if (!pems) return Error{"--listen " + address + ": " + pems.error().message};
+      grpc::SslServerCredentialsOptions options(
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+      options.pem_root_certs = pems->ca;
+      options.pem_key_cert_pairs.push_back({pems->key, pems->cert});
+      credentials = grpc::SslServerCredentials(options);
+    }
     auto r = std::unique_ptr<GrpcReader>(new GrpcReader(policy));
     r->service_ = std::make_unique<StageService>(expected, &r->input_);
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
-    builder.SetMaxReceiveMessageSize(-1);
+    builder.AddListeningPort(address, credentials, &port);
+    builder.SetMaxReceiveMessageSize(
+        int(std::min<size_t>(expected.Bytes() + kMessageMargin, size_t(INT_MAX))));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    // The upstream's own keepalive pings, every kKeepaliveMs, are welcome.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                               kKeepaliveMs / 2);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 4);
+    // gRPC 1.51 buffers a message whole before it checks the size limit above, so the limit
+    // alone would let a 500 MB push into memory. The quota bounds what the stage's transport
+    // may hold (a few frames and the buffers around them): a stream that goes past it is reset
+    // (RESOURCE_EXHAUSTED, "Buffers full") and its memory freed. Each call also holds a thread
+    // of the synchronous server: a flood of streams is refused rather than growing the stage.
+    grpc::ResourceQuota quota("edgefd-stage");
+    quota.Resize(4 * expected.Bytes() + (8 << 20));
+    quota.SetMaxThreads(16);
+    builder.SetResourceQuota(quota);
     builder.RegisterService(r->service_.get());
     r->server_ = builder.BuildAndStart();
-    if (!r->server_) return Error{"--listen " + address + ": cannot serve gRPC there"};
+    if (!r->server_) {
+      return Error{"--listen " + address + ": cannot serve gRPC there" +
+                   (tls.Enabled() ? " (do --tls-cert and --tls-key make a pair?)" : "")};
+    }
     r->address_ = address;
     if (address.rfind("unix:", 0) != 0) {
       size_t colon = address.rfind(':');
@@ -203,10 +347,69 @@ class GrpcReader final : public FrameReader {
 
  private:
   explicit GrpcReader(Policy policy) : input_(policy) {}
-  mutable FrameTriple input_;
+  mutable StageInput input_;
   std::unique_ptr<StageService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::string address_;
+};
+
+/// Cancels a call that outlives its deadline, so no send or finish waits for ever on a next
+/// stage that stopped reading. Arm/Disarm per frame cost two uncontended locks: the thread
+/// sleeps until the earliest deadline it knows and is woken only for an earlier one.
+class CallWatchdog {
+ public:
+  CallWatchdog() : thread_([this] { Run(); }) {}
+  ~CallWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  CallWatchdog(const CallWatchdog&) = delete;
+  CallWatchdog& operator=(const CallWatchdog&) = delete;
+
+  void Arm(grpc::ClientContext* context, Clock::time_point deadline) {
+    std::lock_guard<std::mutex> lock(mu_);
+    context_ = context;
+    deadline_ = deadline;
+    fired_ = false;
+    if (deadline < sleeping_until_) cv_.notify_all();
+  }
+  /// Disarms; true when the deadline passed and the call was cancelled.
+  bool Disarm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    context_ = nullptr;
+    return fired_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (context_ != nullptr && Clock::now() >= deadline_) {
+        context_->TryCancel();
+        context_ = nullptr;
+        fired_ = true;
+      }
+      sleeping_until_ = context_ != nullptr ? deadline_ : Clock::time_point::max();
+      if (context_ != nullptr) {
+        cv_.wait_until(lock, deadline_);
+      } else {
+        cv_.wait(lock);
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  grpc::ClientContext* context_ = nullptr;
+  Clock::time_point deadline_{};
+  Clock::time_point sleeping_until_ = Clock::time_point::max();
+  bool fired_ = false;
+  bool stop_ = false;
+  std::thread thread_;  // last: starts once the rest is initialised
 };
 
 /// Frame buffers the sender lends to gRPC without copying: a buffer stays busy until gRPC
@@ -264,15 +467,21 @@ class SendPool : public std::enable_shared_from_this<SendPool> {
 
 class GrpcWriter final : public FrameWriter {
  public:
-  GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout)
+  /// `credentials`: null for plaintext.
+  GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout,
+             std::shared_ptr<grpc::ChannelCredentials> credentials)
       : target_(std::move(target)),
         frame_bytes_(frame_bytes),
         reconnect_timeout_(reconnect_timeout),
         pool_(std::make_shared<SendPool>(frame_bytes_)) {
     KeepFrameSizedAllocationsWarm();
     args_.SetMaxSendMessageSize(-1);
-    args_.SetMaxReceiveMessageSize(-1);
-    if (target_.rfind("unix:", 0) == 0) {
+    args_.SetMaxReceiveMessageSize(64 << 10);  // a PushReply
+    args_.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
+    args_.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+    args_.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args_.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    if (target_.rfind("unix:", 0) == 0 && credentials == nullptr) {
       unix_path_ = target_.substr(5);
       return;  // dialled by Connect(), one channel per connection
     }
@@ -280,7 +489,8 @@ class GrpcWriter final : public FrameWriter {
     args_.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 50);
     args_.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 50);
     args_.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-    channel_ = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args_);
+    channel_ = grpc::CreateCustomChannel(
+        target_, credentials ? credentials : grpc::InsecureChannelCredentials(), args_);
     PushMethodFor(channel_);
   }
 
@@ -299,7 +509,9 @@ class GrpcWriter final : public FrameWriter {
     pb::Frame end;
     end.set_end_of_stream(true);
     grpc::Slice bytes(end.SerializeAsString());
+    watchdog_.Arm(context_.get(), Clock::now() + kFinishTimeout);
     stream_->Write(grpc::ByteBuffer(&bytes, 1));
+    watchdog_.Disarm();
     EndStream();
     return Ok{};
   }
@@ -343,11 +555,21 @@ class GrpcWriter final : public FrameWriter {
       head_bytes_.push_back(char(0x80 | (v & 0x7f)));
     }
     grpc::Slice slices[2] = {grpc::Slice(head_bytes_), pool_->Lend(n)};
-    if (!stream_->Write(grpc::ByteBuffer(slices, 2))) {
+    watchdog_.Arm(context_.get(), Clock::now() + reconnect_timeout_);
+    const bool written = stream_->Write(grpc::ByteBuffer(slices, 2));
+    const bool timed_out = watchdog_.Disarm();
+    if (!written) {
+      watchdog_.Arm(context_.get(), Clock::now() + kFinishTimeout);
       grpc::Status st = stream_->Finish();
+      watchdog_.Disarm();
       stream_.reset();
       context_.reset();
       ++drops_;
+      if (timed_out) {
+        return Error{"next stage " + target_ + ": took no frame for " +
+                     std::to_string(reconnect_timeout_.count()) + " ms; stream cancelled, frame " +
+                     std::to_string(meta.seq) + " lost, reconnecting"};
+      }
       return Error{"next stage " + target_ + ": stream broke (" + st.error_message() + ", code " +
                    std::to_string(int(st.error_code())) + "); frame " + std::to_string(meta.seq) +
                    " lost, reconnecting"};
@@ -405,13 +627,18 @@ class GrpcWriter final : public FrameWriter {
                          grpc::internal::RpcMethod::CLIENT_STREAMING, channel);
   }
 
+  // Ends the stream; a next stage that does not answer within kFinishTimeout is cut off.
   void EndStream() {
     if (!stream_) return;
+    watchdog_.Arm(context_.get(), Clock::now() + kFinishTimeout);
     stream_->WritesDone();
     (void)stream_->Finish();
+    watchdog_.Disarm();
     stream_.reset();
     context_.reset();
   }
+
+  static constexpr std::chrono::seconds kFinishTimeout{1};
 
   std::string target_;
   size_t frame_bytes_;
@@ -429,19 +656,31 @@ class GrpcWriter final : public FrameWriter {
   uint64_t drops_ = 0;
   uint64_t reconnects_ = 0;
   bool connected_before_ = false;
+  CallWatchdog watchdog_;  // last: destroyed first, while the context it may cancel lives
 };
 
 }  // namespace
 
 Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
-                                                Policy policy) {
-  return GrpcReader::Listen(address, expected, policy);
+                                                Policy policy, const TlsFiles& tls) {
+  return GrpcReader::Listen(address, expected, policy, tls);
 }
 
 Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
-                                                 std::chrono::milliseconds reconnect_timeout) {
+                                                 std::chrono::milliseconds reconnect_timeout,
+                                                 const TlsFiles& tls) {
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (tls.Enabled()) {
+    auto pems = ReadTls(tls);
+    if (!pems) return Error{"--next " + target + ": " + pems.error().message};
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = pems->ca;
+    options.pem_private_key = pems->key;
+    options.pem_cert_chain = pems->cert;
+    credentials = grpc::SslCredentials(options);
+  }
   return std::unique_ptr<FrameWriter>(
-      std::make_unique<GrpcWriter>(target, frame_bytes, reconnect_timeout));
+      std::make_unique<GrpcWriter>(target, frame_bytes, reconnect_timeout, credentials));
 }
 
 }  // namespace edgefd::runtime

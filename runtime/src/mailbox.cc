@@ -641,19 +641,35 @@ Result<std::unique_ptr<FrameReader>> OpenShmReader(const std::string& name, size
 
 void UnlinkShm(const std::string& name) { shm_unlink(("/" + name).c_str()); }
 
+namespace {
+
+std::optional<Error> TlsOnShm(const std::string& address, const TlsFiles& tls) {
+  if (!tls.Enabled()) return std::nullopt;
+  return Error{address +
+               ": --tls-cert/--tls-key/--tls-ca secure gRPC links; a shm ring is "
+               "local to the node and has no TLS"};
+}
+
+}  // namespace
+
 Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shape shape,
-                                                Policy policy) {
-  if (address.rfind("shm:", 0) == 0) return OpenShmReader(address.substr(4), shape.Bytes(), policy);
-  return ListenGrpc(address, shape, policy);
+                                                Policy policy, const TlsFiles& tls) {
+  if (address.rfind("shm:", 0) == 0) {
+    if (auto e = TlsOnShm(address, tls)) return *e;
+    return OpenShmReader(address.substr(4), shape.Bytes(), policy);
+  }
+  return ListenGrpc(address, shape, policy, tls);
 }
 
 Result<std::unique_ptr<FrameWriter>> OpenWriter(const std::string& address, Shape shape,
                                                 Policy policy,
-                                                std::chrono::milliseconds reconnect_timeout) {
+                                                std::chrono::milliseconds reconnect_timeout,
+                                                const TlsFiles& tls) {
   if (address.rfind("shm:", 0) == 0) {
+    if (auto e = TlsOnShm(address, tls)) return *e;
     return OpenShmWriter(address.substr(4), shape.Bytes(), policy, reconnect_timeout);
   }
-  return ConnectGrpc(address, shape.Bytes(), reconnect_timeout);
+  return ConnectGrpc(address, shape.Bytes(), reconnect_timeout, tls);
 }
 
 }  // namespace edgefd::runtime

@@ -86,6 +86,17 @@ void AddModelFlags(CLI::App& app, ModelSpec& model) {
       ->group(group);
 }
 
+void AddTlsFlags(CLI::App& app, TlsFiles& tls) {
+  const std::string group = "TLS (gRPC links; all three or none)";
+  app.add_option("--tls-cert", tls.cert, "this end's certificate (PEM); serves and dials with it")
+      ->type_name("FILE")
+      ->group(group);
+  app.add_option("--tls-key", tls.key, "its private key (PEM)")->type_name("FILE")->group(group);
+  app.add_option("--tls-ca", tls.ca, "the CA (PEM) that signed the other ends' certificates")
+      ->type_name("FILE")
+      ->group(group);
+}
+
 void AddStageFlags(CLI::App& app, StageArgs& args) {
   AddModelFlags(app, args.model);
   app.add_option("--stages", args.stages, "stages of the pipeline (default: 1)")
@@ -153,6 +164,7 @@ void AddStageFlags(CLI::App& app, StageArgs& args) {
                  "exit after this long without input (default: 0, never)")
       ->type_name("MS")
       ->check(IntegerIn(0, 1LL << 40));
+  AddTlsFlags(app, args.tls);
   app.add_flag("--quiet", args.quiet, "log warnings and errors only");
   app.add_flag("--check", args.check, "print the stage's layers and shapes, then exit");
 }
@@ -196,6 +208,9 @@ std::vector<std::string> StageArgv(const StageArgs& a) {
     add("--layers", std::to_string(a.layers->first) + ":" + std::to_string(a.layers->second));
   }
   if (a.cpus) add("--cpus", a.cpus->empty() ? "none" : FormatCpuList(*a.cpus));
+  if (!a.tls.cert.empty()) add("--tls-cert", a.tls.cert);
+  if (!a.tls.key.empty()) add("--tls-key", a.tls.key);
+  if (!a.tls.ca.empty()) add("--tls-ca", a.tls.ca);
   if (a.quiet) out.push_back("--quiet");
   if (a.check) out.push_back("--check");
   return out;

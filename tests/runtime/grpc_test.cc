@@ -1,15 +1,23 @@
-// The gRPC link against a real server on a unix socket: bad frames, dying stages.
+// The gRPC link against a real server on a unix socket: bad frames, dying stages, oversized
+// messages, streams that never send, next stages that stop reading, and mutual TLS.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <future>
 #include <thread>
 
 #include "edgefd/runtime/transport.h"
 #include "edgefd/testing/files.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/pki.h"
+#include "edgefd/testing/process.h"
 #include "pipeline.grpc.pb.h"
+#include "run_cli.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -185,6 +193,220 @@ TEST_F(GrpcLink, PublishingToNothingFailsWithinTheReconnectTimeout) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("not reachable"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(10));
+}
+
+// Peak resident set of process `pid` in KiB (VmHWM), -1 when unknown.
+long PeakRssKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// The reproduction, scaled down: a sink that takes 2.8 KB frames is pushed a 64 MiB
+// message. It must refuse it and stay about as small as it was (gRPC 1.51 buffers a message
+// whole before checking its size, so the stage's memory quota is what stops this one).
+TEST_F(GrpcLink, AnOversizedPushIsRefusedAndTheStageDoesNotGrow) {
+  const Shape out{23, 31, 1};  // what a conv 64x48 sink takes
+  testing::Child sink({testing::PipelineBin(), "sink", "--model", "conv", "--width", "64",
+                       "--height", "48", "--listen", address_, "--timeout-ms", "60000"});
+  pb::PushReply reply;
+  ASSERT_TRUE(PushRaw({Frame(1, out, out.Bytes())}, &reply).ok()) << sink.err();  // it serves
+  const long before = PeakRssKb(sink.pid());
+  grpc::Status st = PushRaw({Frame(2, out, size_t(64) << 20)}, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  const long after = PeakRssKb(sink.pid());
+  ASSERT_GT(before, 0);
+  EXPECT_LT(after - before, 16 * 1024)
+      << "peak RSS went from " << before << " to " << after << " KiB";
+  // Just over the frame plus the margin for its other fields: refused by size, not shape.
+  st = PushRaw({Frame(3, out, out.Bytes() + 8192)}, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  EXPECT_TRUE(PushRaw({Frame(4, out, out.Bytes())}, &reply).ok());  // and still serves
+}
+
+// An intruder opens a Push stream, sends one frame, and then nothing, holding the stream open.
+// The real upstream must get its frames through all the same.
+TEST_F(GrpcLink, ASilentStreamDoesNotStarveTheRealUpstream) {
+  auto stage = ListenGrpc(address_, shape_, Policy::kLatest);
+  ASSERT_TRUE(stage.ok()) << stage.error().message;
+  auto stub = pb::Stage::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext silent_context;
+  silent_context.set_wait_for_ready(true);
+  pb::PushReply silent_reply;
+  auto silent = stub->Push(&silent_context, &silent_reply);
+  ASSERT_TRUE(silent->Write(Frame(1, shape_, shape_.Bytes())));
+  FrameMeta got;
+  const float* data = nullptr;
+  ASSERT_EQ((*stage)->Next(&got, &data, seconds(10)), ReadResult::kFrame);  // it was taken
+
+  auto writer = ConnectGrpc(address_, shape_.Bytes(), seconds(2));
+  ASSERT_TRUE(writer.ok());
+  FrameMeta meta;
+  meta.shape = shape_;
+  bool delivered = false;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(10);
+  for (meta.seq = 100; !delivered && std::chrono::steady_clock::now() < deadline; ++meta.seq) {
+    (void)(*writer)->Publish(meta);  // refused while the silent stream may still be alive
+    delivered =
+        (*stage)->Next(&got, &data, milliseconds(20)) == ReadResult::kFrame && got.seq >= 100;
+  }
+  ASSERT_TRUE(delivered) << "a stream that sends nothing kept the real upstream out for 10 s";
+  EXPECT_FALSE(silent->Finish().ok());  // the silent stream was ended
+}
+
+// While the upstream delivers, another stream is refused at once and the upstream carries on.
+TEST_F(GrpcLink, ASecondStreamIsRefusedWhileTheUpstreamDelivers) {
+  auto stage = ListenGrpc(address_, shape_, Policy::kLatest);
+  ASSERT_TRUE(stage.ok());
+  auto writer = ConnectGrpc(address_, shape_.Bytes(), seconds(10));
+  ASSERT_TRUE(writer.ok());
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread upstream([&] {
+    FrameMeta meta;
+    meta.shape = shape_;
+    for (meta.seq = 1; !stop.load(); ++meta.seq) {
+      if ((*writer)->Publish(meta).ok()) sent.store(meta.seq);
+      std::this_thread::yield();
+    }
+  });
+  FrameMeta got;
+  const float* data = nullptr;
+  ASSERT_EQ((*stage)->Next(&got, &data, seconds(10)), ReadResult::kFrame);
+  pb::PushReply reply;
+  grpc::Status st = PushRaw({Frame(1u << 30, shape_, shape_.Bytes())}, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  const uint64_t before = got.seq;
+  ASSERT_EQ((*stage)->Next(&got, &data, seconds(10)), ReadResult::kFrame);
+  EXPECT_GT(got.seq, before);
+  EXPECT_LT(got.seq, uint64_t(1) << 30);  // the refused stream's frame never arrived
+  stop.store(true);
+  upstream.join();
+}
+
+// A next stage that stops taking frames (stuck, or an intruder that never reads) must not hang
+// the sender: the send fails within the reconnect timeout.
+TEST_F(GrpcLink, PublishingToAStageThatStoppedReadingFailsWithinTheTimeout) {
+  const Shape big{256, 256, 1};
+  auto stage = ListenGrpc(address_, big, Policy::kBlock);  // nobody ever calls Next
+  ASSERT_TRUE(stage.ok());
+  auto writer = ConnectGrpc(address_, big.Bytes(), milliseconds(500));
+  ASSERT_TRUE(writer.ok());
+  auto result = std::async(std::launch::async, [&]() -> Status {
+    FrameMeta meta;
+    meta.shape = big;
+    for (meta.seq = 1; meta.seq < 10000; ++meta.seq) {
+      Status s = (*writer)->Publish(meta);
+      if (!s) return s;
+    }
+    return Ok{};
+  });
+  ASSERT_EQ(result.wait_for(seconds(30)), std::future_status::ready)
+      << "Publish still waits for a next stage that stopped reading 30 s ago";
+  Status s = result.get();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("took no frame for 500 ms"), std::string::npos)
+      << s.error().message;
+}
+
+class GrpcTls : public GrpcLink {
+ protected:
+  static void SetUpTestSuite() {
+    auto pki = testing::TestPki::Create(testing::MakeTempDir("edgefd-grpc-pki"));
+    ASSERT_TRUE(pki.ok()) << pki.error().message;
+    pki_ = new testing::TestPki(*pki);
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(pki_->dir);
+    delete pki_;
+  }
+  static TlsFiles Server() {
+    return {pki_->server_cert.string(), pki_->server_key.string(), pki_->ca_cert.string()};
+  }
+  static TlsFiles Client() {
+    return {pki_->client_cert.string(), pki_->client_key.string(), pki_->ca_cert.string()};
+  }
+  static inline testing::TestPki* pki_ = nullptr;
+};
+
+TEST_F(GrpcTls, OnlyClientsWithACertificateFromTheCaAreServed) {
+  auto stage = ListenGrpc("127.0.0.1:0", shape_, Policy::kLatest, Server());
+  ASSERT_TRUE(stage.ok()) << stage.error().message;
+  const std::string target = (*stage)->Address();
+  FrameMeta meta;
+  meta.shape = shape_;
+  meta.seq = 1;
+  {
+    auto client = ConnectGrpc(target, shape_.Bytes(), seconds(10), Client());
+    ASSERT_TRUE(client.ok()) << client.error().message;
+    Status s = (*client)->Publish(meta);
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    FrameMeta got;
+    const float* data = nullptr;
+    ASSERT_EQ((*stage)->Next(&got, &data, seconds(10)), ReadResult::kFrame);
+    EXPECT_EQ(got.seq, 1u);
+  }
+  const TlsFiles intruder = {pki_->other_client_cert.string(), pki_->other_client_key.string(),
+                             pki_->ca_cert.string()};
+  const TlsFiles distrustful = {pki_->client_cert.string(), pki_->client_key.string(),
+                                pki_->other_ca_cert.string()};
+  for (const TlsFiles& tls : {intruder, TlsFiles{}, distrustful}) {
+    auto client = ConnectGrpc(target, shape_.Bytes(), milliseconds(500), tls);
+    ASSERT_TRUE(client.ok()) << client.error().message;
+    ++meta.seq;
+    Status s = (*client)->Publish(meta);
+    ASSERT_FALSE(s.ok()) << "client with cert '" << tls.cert << "', CA '" << tls.ca << "' served";
+    EXPECT_NE(s.error().message.find("not reachable"), std::string::npos) << s.error().message;
+  }
+  FrameMeta got;
+  const float* data = nullptr;
+  EXPECT_EQ((*stage)->Next(&got, &data, milliseconds(200)), ReadResult::kTimeout);
+}
+
+TEST_F(GrpcTls, MissingOrPartialFilesAreNamed) {
+  TlsFiles half_files;
+  half_files.cert = pki_->server_cert.string();
+  auto half = ListenGrpc("127.0.0.1:0", shape_, Policy::kLatest, half_files);
+  ASSERT_FALSE(half.ok());
+  EXPECT_NE(half.error().message.find("go together"), std::string::npos);
+  TlsFiles missing = Client();
+  missing.key = dir_ / "nope.key";
+  auto client = ConnectGrpc("127.0.0.1:1", shape_.Bytes(), seconds(1), missing);
+  ASSERT_FALSE(client.ok());
+  EXPECT_NE(client.error().message.find("--tls-key " + missing.key + ": cannot read"),
+            std::string::npos)
+      << client.error().message;
+  TlsFiles not_pem = Server();
+  not_pem.ca = dir_.Write("ca.crt", "hello").string();
+  auto server = ListenGrpc("127.0.0.1:0", shape_, Policy::kLatest, not_pem);
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(server.error().message.find("not PEM"), std::string::npos) << server.error().message;
+}
+
+TEST_F(GrpcTls, SinkSourceAndStageTakeTheTlsFlags) {
+  const std::string model = "--model conv --width 64 --height 48 ";
+  const std::string server = " --tls-cert " + pki_->server_cert.string() + " --tls-key " +
+                             pki_->server_key.string() + " --tls-ca " + pki_->ca_cert.string();
+  int status = 0;
+  // Serves with them (then gives up for want of frames: exit 1, not a usage error).
+  std::string out =
+      testing::RunCli("sink " + model + "--listen 127.0.0.1:0 --timeout-ms 1" + server, &status);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("no frame"), std::string::npos) << out;
+  out = testing::RunCli("source " + model + "--next 127.0.0.1:1 --frames 1 --tls-cert " +
+                            pki_->client_cert.string() + " --tls-key " + (dir_ / "nope.key") +
+                            " --tls-ca " + pki_->ca_cert.string(),
+                        &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("--tls-key " + (dir_ / "nope.key") + ": cannot read"), std::string::npos)
+      << out;
+  out = testing::RunCli("stage " + model + "--listen 127.0.0.1:0 --next 127.0.0.1:1 --tls-cert " +
+                            pki_->server_cert.string(),
+                        &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("go together"), std::string::npos) << out;
 }
 
 TEST_F(GrpcLink, ListenRejectsAnAddressItCannotServe) {

@@ -108,21 +108,43 @@ Result<std::unique_ptr<FrameReader>> OpenShmReader(const std::string& name, size
 /// Removes /dev/shm/<name> (ignores a missing file).
 void UnlinkShm(const std::string& name);
 
-/// gRPC link: a Stage service listening on `address` ("unix:/path" or "host:port"; port 0
-/// picks a free port, see Address()) that accepts frames of exactly `expected` shape.
-Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
-                                                Policy policy);
-/// gRPC producer pushing to the Stage service at `target`. A failed send is reported and
-/// the stream re-established (retrying up to `reconnect_timeout`) on the next Publish.
-Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
-                                                 std::chrono::milliseconds reconnect_timeout);
+/// Mutual TLS on a gRPC link (--tls-cert, --tls-key, --tls-ca): PEM files of this end's
+/// certificate and key, and of the CA that must have signed the peer's. All empty: plaintext.
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+  std::string ca;
 
-/// Opens the consuming end for a --listen address: "shm:NAME", else gRPC.
+  bool Enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
+  bool operator==(const TlsFiles&) const = default;
+};
+
+/// gRPC link: a Stage service listening on `address` ("unix:/path" or "host:port"; port 0
+/// picks a free port, see Address()) that accepts frames of exactly `expected` shape. A
+/// message larger than that frame plus a small margin is refused (RESOURCE_EXHAUSTED) before
+/// it is buffered. One upstream at a time: a second Push stream is refused (UNAVAILABLE) while
+/// the current one delivers, and takes over (the old one is cancelled) once the current one
+/// has been silent for a second, so a stream that never sends cannot starve the real one.
+/// Keepalive pings find dead peers. With `tls`, only clients whose certificate the CA signed
+/// are served.
+Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
+                                                Policy policy, const TlsFiles& tls = {});
+/// gRPC producer pushing to the Stage service at `target`. A failed send is reported and
+/// the stream re-established (retrying up to `reconnect_timeout`) on the next Publish; a send
+/// the next stage does not take within `reconnect_timeout` fails (the stream is cancelled)
+/// rather than hanging. With `tls`, the server's certificate must be signed by the CA and
+/// name the target's host.
+Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
+                                                 std::chrono::milliseconds reconnect_timeout,
+                                                 const TlsFiles& tls = {});
+
+/// Opens the consuming end for a --listen address: "shm:NAME", else gRPC (with `tls`).
 Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shape shape,
-                                                Policy policy);
-/// Opens the producing end for a --next address: "shm:NAME", else gRPC.
+                                                Policy policy, const TlsFiles& tls = {});
+/// Opens the producing end for a --next address: "shm:NAME", else gRPC (with `tls`).
 Result<std::unique_ptr<FrameWriter>> OpenWriter(const std::string& address, Shape shape,
                                                 Policy policy,
-                                                std::chrono::milliseconds reconnect_timeout);
+                                                std::chrono::milliseconds reconnect_timeout,
+                                                const TlsFiles& tls = {});
 
 }  // namespace edgefd::runtime
