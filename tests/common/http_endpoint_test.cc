@@ -130,7 +130,7 @@ TEST(HttpEndpoint, AnswersHeadBadRequestsAndOtherMethods) {
     UniqueFd fd = SlowClient(ep->port(), request);
     std::string out;
     char buf[4096];
-    while (!HungUp(fd.get(), milliseconds(0))) {
+    for (;;) {  // to the server's close (HungUp would eat the first byte of the reply)
       pollfd p{fd.get(), POLLIN, 0};
       if (poll(&p, 1, 5000) <= 0) break;
       ssize_t n = recv(fd.get(), buf, sizeof buf, 0);
