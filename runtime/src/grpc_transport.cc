@@ -59,9 +59,6 @@ constexpr size_t kMessageMargin = 4096;
 // An upstream silent this long may be replaced by a new stream (a reconnecting upstream whose
 // old stream is half-dead, or the real upstream after a stream that never sends).
 constexpr auto kTakeover = std::chrono::seconds(1);
-// Keepalive: a ping after 10 s without traffic, the peer dead after 5 s more without an answer.
-constexpr int kKeepaliveMs = 10000;
-constexpr int kKeepaliveTimeoutMs = 5000;
 
 // --- mutual TLS ----------------------------------------------------------------------------
 
@@ -284,7 +281,8 @@ class StageService final : public pb::Stage::Service {
 class GrpcReader final : public FrameReader {
  public:
   static Result<std::unique_ptr<FrameReader>> Listen(const std::string& address, Shape expected,
-                                                     Policy policy, const TlsFiles& tls) {
+                                                     Policy policy, const TlsFiles& tls,
+                                                     const GrpcKeepalive& keepalive) {
     KeepFrameSizedAllocationsWarm();
     std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
     if (tls.Enabled()) {
@@ -303,12 +301,12 @@ class GrpcReader final : public FrameReader {
     builder.AddListeningPort(address, credentials, &port);
     builder.SetMaxReceiveMessageSize(
         int(std::min<size_t>(expected.Bytes() + kMessageMargin, size_t(INT_MAX))));
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, int(keepalive.time.count()));
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, int(keepalive.timeout.count()));
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-    // The upstream's own keepalive pings, every kKeepaliveMs, are welcome.
+    // The upstream's own keepalive pings, as frequent as ours, are welcome.
     builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
-                               kKeepaliveMs / 2);
+                               int(keepalive.time.count() / 2));
     builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 4);
     // gRPC 1.51 buffers a message whole before it checks the size limit above, so the limit
     // alone would let a 500 MB push into memory. The quota bounds what the stage's transport
@@ -469,7 +467,7 @@ class GrpcWriter final : public FrameWriter {
  public:
   /// `credentials`: null for plaintext.
   GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout,
-             std::shared_ptr<grpc::ChannelCredentials> credentials)
+             std::shared_ptr<grpc::ChannelCredentials> credentials, const GrpcKeepalive& keepalive)
       : target_(std::move(target)),
         frame_bytes_(frame_bytes),
         reconnect_timeout_(reconnect_timeout),
@@ -477,8 +475,8 @@ class GrpcWriter final : public FrameWriter {
     KeepFrameSizedAllocationsWarm();
     args_.SetMaxSendMessageSize(-1);
     args_.SetMaxReceiveMessageSize(64 << 10);  // a PushReply
-    args_.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveMs);
-    args_.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
+    args_.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, int(keepalive.time.count()));
+    args_.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, int(keepalive.timeout.count()));
     args_.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
     args_.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
     if (target_.rfind("unix:", 0) == 0 && credentials == nullptr) {
@@ -662,13 +660,15 @@ class GrpcWriter final : public FrameWriter {
 }  // namespace
 
 Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
-                                                Policy policy, const TlsFiles& tls) {
-  return GrpcReader::Listen(address, expected, policy, tls);
+                                                Policy policy, const TlsFiles& tls,
+                                                const GrpcKeepalive& keepalive) {
+  return GrpcReader::Listen(address, expected, policy, tls, keepalive);
 }
 
 Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
                                                  std::chrono::milliseconds reconnect_timeout,
-                                                 const TlsFiles& tls) {
+                                                 const TlsFiles& tls,
+                                                 const GrpcKeepalive& keepalive) {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (tls.Enabled()) {
     auto pems = ReadTls(tls);
@@ -680,7 +680,7 @@ Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size
     credentials = grpc::SslCredentials(options);
   }
   return std::unique_ptr<FrameWriter>(
-      std::make_unique<GrpcWriter>(target, frame_bytes, reconnect_timeout, credentials));
+      std::make_unique<GrpcWriter>(target, frame_bytes, reconnect_timeout, credentials, keepalive));
 }
 
 }  // namespace edgefd::runtime

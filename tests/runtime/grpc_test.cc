@@ -2,6 +2,7 @@
 // messages, streams that never send, next stages that stop reading, and mutual TLS.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -309,6 +310,41 @@ TEST_F(GrpcLink, PublishingToAStageThatStoppedReadingFailsWithinTheTimeout) {
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("took no frame for 500 ms"), std::string::npos)
       << s.error().message;
+}
+
+// A next stage that stops answering without closing its socket (frozen, or its node gone):
+// the kernel keeps taking bytes for a while, so only keepalive finds it before the send
+// deadline. Here the sink is stopped with SIGSTOP and the sender's pings go unanswered.
+TEST_F(GrpcLink, ANextStageThatStopsAnsweringIsFoundByKeepalive) {
+  const Shape out{23, 31, 1};  // what a conv 64x48 sink takes
+  testing::Child sink({testing::PipelineBin(), "sink", "--model", "conv", "--width", "64",
+                       "--height", "48", "--listen", address_, "--timeout-ms", "60000"});
+  pb::PushReply reply;
+  ASSERT_TRUE(PushRaw({Frame(1, out, out.Bytes())}, &reply).ok()) << sink.err();  // it serves
+  auto writer = ConnectGrpc(address_, out.Bytes(), seconds(60), {},
+                            GrpcKeepalive{milliseconds(200), milliseconds(300)});
+  ASSERT_TRUE(writer.ok());
+  FrameMeta meta;
+  meta.shape = out;
+  meta.seq = 2;
+  ASSERT_TRUE((*writer)->Publish(meta).ok());
+  sink.Signal(SIGSTOP);
+  std::atomic<bool> give_up{false};
+  auto result = std::async(std::launch::async, [&]() -> Status {
+    for (meta.seq = 3; !give_up.load(); ++meta.seq) {
+      Status s = (*writer)->Publish(meta);
+      if (!s) return s;
+      std::this_thread::sleep_for(milliseconds(10));  // a camera's pace, not a test's wait
+    }
+    return Ok{};
+  });
+  const bool found = result.wait_for(seconds(10)) == std::future_status::ready;
+  give_up.store(true);
+  sink.Signal(SIGKILL);  // unblocks a send that waits on the frozen sink
+  Status s = result.get();
+  ASSERT_TRUE(found) << "the sender still sends into a sink frozen 10 s ago";
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("stream broke"), std::string::npos) << s.error().message;
 }
 
 class GrpcTls : public GrpcLink {

@@ -119,6 +119,13 @@ struct TlsFiles {
   bool operator==(const TlsFiles&) const = default;
 };
 
+/// Keepalive on a gRPC link: a ping after `time` without one, the connection dropped when the
+/// peer has not answered `timeout` later (a next stage whose node vanished, a frozen peer).
+struct GrpcKeepalive {
+  std::chrono::milliseconds time{10000};
+  std::chrono::milliseconds timeout{5000};
+};
+
 /// gRPC link: a Stage service listening on `address` ("unix:/path" or "host:port"; port 0
 /// picks a free port, see Address()) that accepts frames of exactly `expected` shape. A
 /// message larger than that frame plus a small margin is refused (RESOURCE_EXHAUSTED) before
@@ -128,7 +135,8 @@ struct TlsFiles {
 /// Keepalive pings find dead peers. With `tls`, only clients whose certificate the CA signed
 /// are served.
 Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
-                                                Policy policy, const TlsFiles& tls = {});
+                                                Policy policy, const TlsFiles& tls = {},
+                                                const GrpcKeepalive& keepalive = {});
 /// gRPC producer pushing to the Stage service at `target`. A failed send is reported and
 /// the stream re-established (retrying up to `reconnect_timeout`) on the next Publish; a send
 /// the next stage does not take within `reconnect_timeout` fails (the stream is cancelled)
@@ -136,7 +144,8 @@ Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shap
 /// name the target's host.
 Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
                                                  std::chrono::milliseconds reconnect_timeout,
-                                                 const TlsFiles& tls = {});
+                                                 const TlsFiles& tls = {},
+                                                 const GrpcKeepalive& keepalive = {});
 
 /// Opens the consuming end for a --listen address: "shm:NAME", else gRPC (with `tls`).
 Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shape shape,
