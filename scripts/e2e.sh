@@ -407,12 +407,18 @@ state = "$RUN/containerd"
 
 [plugins."io.containerd.cri.v1.runtime"]
   cdi_spec_dirs = [${cdi_dirs%, }]
+  # This machine's root lacks CAP_SYS_RESOURCE, so no process may lower an oom_score_adj:
+  # runc failed every pod sandbox with "nsexec: failed to update /proc/self/oom_score_adj:
+  # Permission denied" (the kubelet asks -998 for sandboxes). containerd's own option for
+  # that case keeps the kubelet's values but never below containerd's own (0 here).
+  restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         BinaryName = "$(command -v runc)"
+        Root = "$RUN/runc"
         SystemdCgroup = false
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["/usr/lib/cni"]
