@@ -608,7 +608,8 @@ start_paper_nodes() {
     args+=(--board "$board=$SHARED_DT/$board.dtb")
   done
   start papernodes "$BIN/papernodes" --kubeconfig "$KUBECONFIG_ADMIN" \
-    --deviceplugin "$REPO/build/deviceplugin/edgefd-deviceplugin" "${args[@]}"
+    --deviceplugin "$REPO/build/deviceplugin/edgefd-deviceplugin" \
+    --labeller "$REPO/build/labeller/edgefd-labeller" "${args[@]}"
   # A kubeconfig for the labeller's service account: the paper nodes are labelled with exactly
   # the rights the DaemonSet has.
   local token
@@ -673,6 +674,27 @@ run_suite() {
     go test -count=1 -timeout 40m -v ./suite/ 2>&1 | tee "$OUT/logs/suite.log")
 }
 
+# The chains kube-proxy --cleanup leaves: the kubelet's own (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
+# KUBE-IPTABLES-HINT) in every table, IPv4 and IPv6: the jumps to them, then the chains.
+remove_kube_chains() {
+  local cmd table rule chain
+  for cmd in iptables ip6tables; do
+    command -v "$cmd" >/dev/null || continue
+    for table in filter nat mangle; do
+      "$cmd" -t "$table" -S 2>/dev/null | grep -E '^-A .* -j KUBE-' | grep -vE '^-A KUBE-' |
+        while read -r rule; do
+          eval "$cmd -t $table -D ${rule#-A }" 2>/dev/null || true
+        done || true # no such rule: grep's status 1
+      for chain in $("$cmd" -t "$table" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p'); do
+        "$cmd" -t "$table" -F "$chain" 2>/dev/null || true
+      done
+      for chain in $("$cmd" -t "$table" -S 2>/dev/null | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p'); do
+        "$cmd" -t "$table" -X "$chain" 2>/dev/null || true
+      done
+    done
+  done
+}
+
 # Removes everything `up` made. Safe to run at any time, also after a failed or partial up.
 down_quiet() {
   local name
@@ -697,6 +719,7 @@ down_quiet() {
     [[ "$exe" == "$BIN/containerd-shim-runc-v2" ]] && kill -KILL "$pid" 2>/dev/null || true
   done
   [[ -x "$BIN/kube-proxy" ]] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  remove_kube_chains
   while iptables -D FORWARD -s "$E2E_POD_CIDR" ! -o "$E2E_BRIDGE" -j DROP \
     -m comment --comment edgefd-e2e 2>/dev/null; do :; done
   # Mounts below our state directories (pod volumes, rootfs, network namespaces), deepest first.
@@ -714,6 +737,12 @@ down_quiet() {
     [[ -d "$cg" ]] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
   rm -rf "$KUBELET_DIR" "$STATE" "$RUN"
+  # containerd's shims put their sockets under /run/containerd/s whatever its state directory;
+  # remove that only when no other containerd runs on this machine.
+  if ! pgrep -x containerd >/dev/null; then
+    rm -rf /run/containerd/s /run/containerd/runc
+    rmdir /run/containerd 2>/dev/null || true
+  fi
 }
 
 down() {

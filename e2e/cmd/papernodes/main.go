@@ -35,6 +35,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 )
 
@@ -140,18 +141,21 @@ func ensureNode(ctx context.Context, client kubernetes.Interface, b *board) erro
 		!apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	current, err := client.CoreV1().Nodes().Get(ctx, b.node, metav1.GetOptions{})
-	if err != nil {
+	// The node controllers write to a new Node too: re-read and retry on a conflict.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		current, err := client.CoreV1().Nodes().Get(ctx, b.node, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.Now()
+		current.Status.Capacity = b.capacity
+		current.Status.Allocatable = b.capacity
+		current.Status.Conditions = []corev1.NodeCondition{readyCondition(now)}
+		current.Status.NodeInfo = corev1.NodeSystemInfo{Architecture: b.arch, OperatingSystem: "linux",
+			KubeletVersion: "paper"}
+		_, err = client.CoreV1().Nodes().UpdateStatus(ctx, current, metav1.UpdateOptions{})
 		return err
-	}
-	now := metav1.Now()
-	current.Status.Capacity = b.capacity
-	current.Status.Allocatable = b.capacity
-	current.Status.Conditions = []corev1.NodeCondition{readyCondition(now)}
-	current.Status.NodeInfo = corev1.NodeSystemInfo{Architecture: b.arch, OperatingSystem: "linux",
-		KubeletVersion: "paper"}
-	_, err = client.CoreV1().Nodes().UpdateStatus(ctx, current, metav1.UpdateOptions{})
-	return err
+	})
 }
 
 func renew(ctx context.Context, client kubernetes.Interface, b *board) error {
