@@ -4,7 +4,7 @@
 #   bash scripts/e2e.sh         build (cached), bring the cluster up, deploy edgefd, run the
 #                               suite, tear everything down; exit 0 iff every test passed
 #   bash scripts/e2e.sh up      build, bring up, deploy; leave it running (prints KUBECONFIG)
-#   bash scripts/e2e.sh test    run the suite against a cluster that is up
+#   bash scripts/e2e.sh test [GO TEST FLAGS]   run the suite against a cluster that is up
 #   bash scripts/e2e.sh down    stop every process this script started, remove its state
 #   bash scripts/e2e.sh stop|start|restart PROGRAM   one program (kubelet, kube-apiserver, ...)
 #
@@ -671,7 +671,7 @@ run_suite() {
   (cd "$E2E_SRC" && E2E_KUBECONFIG="$KUBECONFIG_ADMIN" E2E_REPO="$REPO" E2E_NODE_NAME="$NODE_NAME" \
     E2E_SHARED_DT="$SHARED_DT" E2E_NODE_ROOT="$STATE/node-root" E2E_BIN="$BIN" \
     E2E_RUN="$RUN" E2E_LOGS="$OUT/logs" \
-    go test -count=1 -timeout 40m -v ./suite/ 2>&1 | tee "$OUT/logs/suite.log")
+    go test -count=1 -timeout 40m -v ./suite/ "$@" 2>&1 | tee "$OUT/logs/suite.log")
 }
 
 # The chains kube-proxy --cleanup leaves: the kubelet's own (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
@@ -764,7 +764,7 @@ all() {
 case "${1:-all}" in
   all) all ;;
   up) up ;;
-  test) run_suite ;;
+  test) shift; run_suite "$@" ;; # e.g. test -run 'TestHotplug|TestFaults' 
   down) down ;;
   build) mkdir -p "$OUT/logs"; build ;;
   stop | start | restart) [[ $# -eq 2 ]] || die "usage: $0 $1 PROGRAM"; program "$1" "$2" ;;

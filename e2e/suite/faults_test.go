@@ -43,8 +43,10 @@ func TestFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		restartProgram(t, "kubelet")
+		// Timed from the new kubelet's start (the old one is stopped first).
+		program(t, "stop", "kubelet")
 		restarted := time.Now()
+		program(t, "start", "kubelet")
 		var reregistered time.Time
 		poll(t, "the plugin to register every resource again", 30*time.Second, func(context.Context) (bool, error) {
 			n, err := metric(pluginMetrics, "edgefd_deviceplugin_registrations_total", `result="ok"`)

@@ -252,10 +252,17 @@ func diffLabels(want, got map[string]string) string {
 // testNamespace creates a namespace for one test and deletes it (with its pods) afterwards.
 func testNamespace(t *testing.T, name string) string {
 	t.Helper()
-	ctx := context.Background()
-	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
+	// A namespace of the same name left by an interrupted run is deleted first.
+	_ = client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+	poll(t, "a namespace "+name+" of an earlier run to be gone", 90*time.Second, func(ctx context.Context) (bool, error) {
+		_ = client.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)},
+			metav1.ListOptions{})
+		_, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	_, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
 		ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
+	if err != nil {
 		t.Fatalf("creating namespace %s: %v", name, err)
 	}
 	poll(t, "the default service account in "+name, 30*time.Second, func(ctx context.Context) (bool, error) {
@@ -264,15 +271,19 @@ func testNamespace(t *testing.T, name string) string {
 	})
 	t.Cleanup(func() {
 		ctx := context.Background()
-		_ = client.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)},
-			metav1.ListOptions{})
+		// A terminating namespace takes no new pods; its pods are then removed at once (grace
+		// 0): a pod bound to a paper node would otherwise wait forever for a kubelet to confirm.
 		_ = client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-		// The next test may reuse the node's resources: wait until the pods are gone.
-		_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 60*time.Second, true,
+		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true,
 			func(ctx context.Context) (bool, error) {
+				_ = client.CoreV1().Pods(name).DeleteCollection(ctx,
+					metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
 				_, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 				return apierrors.IsNotFound(err), nil
 			})
+		if err != nil {
+			t.Errorf("namespace %s not deleted after 90 s", name)
+		}
 	})
 	return name
 }
@@ -333,6 +344,25 @@ func waitPodPhase(t *testing.T, namespace, name string, phase corev1.PodPhase, t
 	return pod
 }
 
+// logLineTime returns the time the container wrote its first log line containing text ("" for
+// the first line at all), as the container runtime stamped it (nanoseconds, this machine's
+// clock): the precise start of a process that logs as it starts.
+func logLineTime(namespace, name, text string) (time.Time, error) {
+	data, err := client.CoreV1().Pods(namespace).GetLogs(name, &corev1.PodLogOptions{Timestamps: true}).
+		DoRaw(context.Background())
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		stamp, rest, ok := strings.Cut(line, " ")
+		if !ok || !strings.Contains(rest, text) {
+			continue
+		}
+		return time.Parse(time.RFC3339Nano, stamp)
+	}
+	return time.Time{}, fmt.Errorf("pod %s/%s logged no line with %q", namespace, name, text)
+}
+
 func podLogs(namespace, name, container string) (string, error) {
 	data, err := client.CoreV1().Pods(namespace).GetLogs(name, &corev1.PodLogOptions{Container: container}).
 		DoRaw(context.Background())
@@ -358,13 +388,6 @@ func run(t *testing.T, name string, args ...string) string {
 func kubectl(t *testing.T, args ...string) string {
 	t.Helper()
 	return run(t, filepath.Join(env.bin, "kubectl"), append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
-}
-
-// restartProgram restarts one of the cluster's programs through scripts/e2e.sh, which keeps
-// its command line: the same restart a user does by hand.
-func restartProgram(t *testing.T, name string) {
-	t.Helper()
-	run(t, "bash", filepath.Join(env.repo, "scripts", "e2e.sh"), "restart", name)
 }
 
 // metric returns the sum of the samples of a Prometheus metric at url (0 when absent); with
