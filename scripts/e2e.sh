@@ -241,10 +241,15 @@ stop() { # NAME: SIGTERM, then SIGKILL after 15 s
   [[ -f "$pidfile" ]] || return 0
   pid="$(cat "$pidfile")"
   if kill -0 "$pid" 2>/dev/null; then
+    local t0=$SECONDS
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 15))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
-    kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$1 (pid $pid) still running 15 s after SIGTERM: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+    ((SECONDS - t0 < 3)) || log "$1 took $((SECONDS - t0)) s to stop"
   fi
   rm -f "$pidfile"
 }
@@ -350,6 +355,8 @@ start_controllers() {
 prepare_host() {
   mkdir -p "$STATE" "$RUN/cni/net.d" "$RUN/cni/networks" "$KUBELET_DIR/device-plugins"
   # Pods on the bridge go through iptables (kube-proxy's Service rules): br_netfilter is built in.
+  # (`down` puts back the values found here.)
+  sysctl -n net.bridge.bridge-nf-call-iptables net.ipv4.ip_forward >"$RUN/sysctl.orig"
   sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.ipv4.ip_forward=1
   # The bridge exists before any pod, so the API server can listen on its address.
   if ! ip link show "$E2E_BRIDGE" >/dev/null 2>&1; then
@@ -736,6 +743,12 @@ down_quiet() {
   for cg in /sys/fs/cgroup/*/kubepods; do
     [[ -d "$cg" ]] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
   done
+  if [[ -f "$RUN/sysctl.orig" ]]; then
+    local orig
+    mapfile -t orig <"$RUN/sysctl.orig"
+    sysctl -qw "net.bridge.bridge-nf-call-iptables=${orig[0]}" "net.ipv4.ip_forward=${orig[1]}" || true
+  fi
+  for d in $E2E_CDI_SPEC_DIRS; do rmdir "$d" 2>/dev/null || true; done
   rm -rf "$KUBELET_DIR" "$STATE" "$RUN"
   # containerd's shims put their sockets under /run/containerd/s whatever its state directory;
   # remove that only when no other containerd runs on this machine.
