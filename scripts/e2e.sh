@@ -749,6 +749,11 @@ down_quiet() {
     sysctl -qw "net.bridge.bridge-nf-call-iptables=${orig[0]}" "net.ipv4.ip_forward=${orig[1]}" || true
   fi
   for d in $E2E_CDI_SPEC_DIRS; do rmdir "$d" 2>/dev/null || true; done
+  # The CNI library's cache (its path is fixed), under our network's and containerd's loopback
+  # network's names, and the kubelet's pod logs (their path is fixed too).
+  rm -f /var/lib/cni/results/edgefd-e2e-* /var/lib/cni/results/cni-loopback-*
+  rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null || true
+  if ! pgrep -x kubelet >/dev/null; then rm -rf /var/log/pods /var/log/containers; fi
   rm -rf "$KUBELET_DIR" "$STATE" "$RUN"
   # containerd's shims put their sockets under /run/containerd/s whatever its state directory;
   # remove that only when no other containerd runs on this machine.
