@@ -1,7 +1,6 @@
 package suite
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -16,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"edgefd.io/e2e/internal/edgefdcli"
 )
 
 const pluginSelector = "app.kubernetes.io/name=edgefd-deviceplugin"
@@ -34,24 +35,9 @@ func expectedResources(t *testing.T) map[string]int64 {
 	out := run(t, filepath.Join(env.repo, "build", "deviceplugin", "edgefd-deviceplugin"), "--list",
 		"--root", env.nodeRoot, "--udev", "--config",
 		filepath.Join(env.repo, "e2e", "deploy", "rules", "rules.yaml"), "--log-level", "error")
-	counts := map[string]int64{}
-	current := ""
-	scanner := bufio.NewScanner(strings.NewReader(out))
-	for scanner.Scan() {
-		line := scanner.Text()
-		switch {
-		case strings.TrimSpace(line) == "" || line == "no resources":
-		case !strings.HasPrefix(line, " "):
-			current = strings.Fields(line)[0]
-			if !strings.Contains(current, "/") {
-				current = "edgefd.io/" + current
-			}
-			counts[current] = 0
-		default:
-			if f := strings.Fields(line); len(f) >= 2 && f[1] == "Healthy" {
-				counts[current]++
-			}
-		}
+	counts, err := edgefdcli.PluginResources([]byte(out))
+	if err != nil {
+		t.Fatalf("edgefd-deviceplugin --list: %v\n%s", err, out)
 	}
 	return counts
 }

@@ -14,8 +14,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -37,6 +35,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
+
+	"edgefd.io/e2e/internal/edgefdcli"
 )
 
 const (
@@ -60,40 +60,12 @@ type board struct {
 	arch     string
 }
 
-// pluginResources parses `edgefd-deviceplugin --list`: a resource line, then one indented line
-// per device ("  ID Healthy ..."); it returns the number of healthy devices per resource.
-func pluginResources(out []byte) (map[string]int64, error) {
-	counts := map[string]int64{}
-	current := ""
-	scanner := bufio.NewScanner(bytes.NewReader(out))
-	for scanner.Scan() {
-		line := scanner.Text()
-		switch {
-		case line == "no resources" || strings.TrimSpace(line) == "":
-		case !strings.HasPrefix(line, " "):
-			current = strings.Fields(line)[0]
-			if !strings.Contains(current, "/") {
-				current = "edgefd.io/" + current
-			}
-			counts[current] = 0
-		case current == "":
-			return nil, fmt.Errorf("device line before any resource: %q", line)
-		default:
-			fields := strings.Fields(line)
-			if len(fields) >= 2 && fields[1] == "Healthy" {
-				counts[current]++
-			}
-		}
-	}
-	return counts, scanner.Err()
-}
-
 func inspect(name, dtb, pluginBin, labellerBin string) (*board, error) {
 	list, err := exec.Command(pluginBin, "--list", "--dtb", dtb, "--log-level", "error").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --list --dtb %s: %w", pluginBin, dtb, err)
 	}
-	resources, err := pluginResources(list)
+	resources, err := edgefdcli.PluginResources(list)
 	if err != nil {
 		return nil, fmt.Errorf("%s --list --dtb %s: %w", pluginBin, dtb, err)
 	}
