@@ -69,7 +69,8 @@ inputs_hash() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 build_programs() {
   local hash
-  hash="$(inputs_hash "$E2E_SRC/go.mod" "$E2E_SRC/go.sum" "$E2E_SRC"/cmd/*/*.go)"
+  hash="$(inputs_hash "$E2E_SRC/go.mod" "$E2E_SRC/go.sum" "$E2E_SRC"/cmd/*/*.go \
+    "$E2E_SRC"/internal/*/*.go)"
   if [[ -f "$BIN/.stamp" && "$(cat "$BIN/.stamp")" == "$hash" ]]; then
     log "programs up to date in $BIN"
     return
@@ -678,7 +679,7 @@ run_suite() {
   (cd "$E2E_SRC" && E2E_KUBECONFIG="$KUBECONFIG_ADMIN" E2E_REPO="$REPO" E2E_NODE_NAME="$NODE_NAME" \
     E2E_SHARED_DT="$SHARED_DT" E2E_NODE_ROOT="$STATE/node-root" E2E_BIN="$BIN" \
     E2E_RUN="$RUN" E2E_LOGS="$OUT/logs" \
-    go test -count=1 -timeout 40m -v ./suite/ "$@" 2>&1 | tee "$OUT/logs/suite.log")
+    go test -count=1 -timeout 40m -v ./internal/... ./suite/ "$@" 2>&1 | tee "$OUT/logs/suite.log")
 }
 
 # The chains kube-proxy --cleanup leaves: the kubelet's own (KUBE-FIREWALL, KUBE-KUBELET-CANARY,
