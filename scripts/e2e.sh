@@ -138,7 +138,7 @@ build_edgefd() {
 build() {
   mkdir -p "$OUT/logs"
   if ! { command -v runc && [[ -x /usr/lib/cni/bridge ]] && command -v conntrack && command -v curl &&
-    [[ -x /lib/systemd/systemd-udevd ]] && command -v iptables; } >/dev/null; then
+    [[ -x /lib/systemd/systemd-udevd ]] && command -v iptables && command -v ip; } >/dev/null; then
     log "installing the e2e node's packages (scripts/install-deps.sh --e2e)"
     bash "$REPO/scripts/install-deps.sh" --e2e >"$OUT/logs/install-deps.log" 2>&1 ||
       { tail -20 "$OUT/logs/install-deps.log"; die "scripts/install-deps.sh --e2e failed"; }

@@ -24,8 +24,9 @@ packages=(
 
 # The e2e node: runc (containerd's runtime), the CNI plugins (bridge, host-local, portmap),
 # iptables and conntrack (kube-proxy), udev (systemd-udevd turns uevents into the events edgefd
-# follows, as on a real node), curl (health checks), python3 (the CPU fixture writer).
-e2e_packages=(runc containernetworking-plugins iptables conntrack udev curl python3)
+# follows, as on a real node), curl (health checks), python3 (the CPU fixture writer), iproute2
+# (the bridge, the hotplug veth pair).
+e2e_packages=(runc containernetworking-plugins iptables conntrack udev curl python3 iproute2)
 if [ "${1:-}" = "--e2e" ]; then
   packages+=("${e2e_packages[@]}")
 fi
