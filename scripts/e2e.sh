@@ -237,17 +237,17 @@ start() { # NAME COMMAND...
 
 running() { [[ -f "$RUN/pids/$1.pid" ]] && kill -0 "$(cat "$RUN/pids/$1.pid")" 2>/dev/null; }
 
-stop() { # NAME: SIGTERM, then SIGKILL after 15 s
-  local pidfile="$RUN/pids/$1.pid" pid
+stop() { # NAME [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 15)
+  local pidfile="$RUN/pids/$1.pid" pid grace="${2:-15}"
   [[ -f "$pidfile" ]] || return 0
   pid="$(cat "$pidfile")"
   if kill -0 "$pid" 2>/dev/null; then
     local t0=$SECONDS
     kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + 15))
+    local deadline=$((SECONDS + grace))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then
-      log "$1 (pid $pid) still running 15 s after SIGTERM: SIGKILL"
+      log "$1 (pid $pid) still running $grace s after SIGTERM: SIGKILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
     ((SECONDS - t0 < 3)) || log "$1 took $((SECONDS - t0)) s to stop"
@@ -718,7 +718,9 @@ down_quiet() {
     done
   fi
   if [[ -f "$RUN/pids/order" ]]; then
-    for name in $(tac "$RUN/pids/order"); do stop "$name"; done
+    # Their state is deleted next, so a short grace: kube-apiserver's graceful termination
+    # can take more than 15 s once its clients are gone.
+    for name in $(tac "$RUN/pids/order"); do stop "$name" 3; done
   fi
   # Shims that outlived their containerd: only ours, by the path of their executable.
   local pid exe
