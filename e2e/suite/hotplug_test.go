@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 )
@@ -99,15 +100,21 @@ func TestHotplug(t *testing.T) {
 			name := fmt.Sprintf("waits-for-device-%d", i)
 			pod := shellPod(name, "exec sleep 3600", corev1.RestartPolicyNever)
 			pod.Spec.NodeSelector = map[string]string{hotplugLabel: "true"}
-			createPod(t, ns, pod)
-			// It is Pending: no node has the device yet.
+			// It must be Pending: no node has the device. The scheduler's cache can lag the
+			// previous unplug by a moment (it then binds, and the kubelet rejects the pod:
+			// NodeAffinity): such a pod is removed and created again, until one is Pending.
 			poll(t, "pod "+name+" to be unschedulable", 30*time.Second, func(ctx context.Context) (bool, error) {
 				p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) {
+					_, err = client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+					return false, err
+				}
 				if err != nil {
 					return false, err
 				}
 				if p.Spec.NodeName != "" {
-					return false, fmt.Errorf("scheduled to %s before the device was plugged", p.Spec.NodeName)
+					deletePodNow(ns, name)
+					return false, nil
 				}
 				for _, c := range p.Status.Conditions {
 					if c.Type == corev1.PodScheduled && c.Reason == "Unschedulable" {
@@ -115,7 +122,7 @@ func TestHotplug(t *testing.T) {
 					}
 				}
 				return false, nil
-			}, describePod(ns, name))
+			}, describePod(ns, name), describeNode(env.node))
 
 			ctx, cancel := context.WithCancel(context.Background())
 			labels := watchNodeLabel(ctx, t, hotplugLabel)

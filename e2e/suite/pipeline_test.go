@@ -74,6 +74,22 @@ func TestPipeline(t *testing.T) {
 
 		kubectl(t, "apply", "-n", ns, "-k", filepath.Join(env.repo, "e2e", "deploy", "yolo-real"),
 			"-l", "app.kubernetes.io/part-of=yolo-pipeline")
+		// The source (0 replicas in the overlay) starts once the stages are Ready and the sink runs.
+		for _, name := range []string{"yolo-stage-0", "yolo-stage-1", "yolo-sink"} {
+			poll(t, name+" to run", 5*time.Minute, func(ctx context.Context) (bool, error) {
+				pod, err := deploymentPod(ctx, ns, name)
+				if err != nil {
+					return false, nil
+				}
+				return pod.Status.Phase == corev1.PodRunning && (name == "yolo-sink" || podReady(pod)), nil
+			}, func() string {
+				if pod, err := deploymentPod(context.Background(), ns, name); err == nil {
+					return describePod(ns, pod.Name)()
+				}
+				return "no pod of " + name
+			})
+		}
+		kubectl(t, "-n", ns, "scale", "deployment/yolo-source", "--replicas=1")
 		var got sinkReport
 		poll(t, "the sink's report", 5*time.Minute, func(ctx context.Context) (bool, error) {
 			pod, err := deploymentPod(ctx, ns, "yolo-sink")
