@@ -266,6 +266,7 @@ exec 3<>/dev/net/tun && echo opened=ok`, corev1.RestartPolicyNever), map[string]
 
 	t.Run("a device plugin pod started from the manifests makes the kubelet advertise its resources", func(t *testing.T) {
 		want := expectedResources(t)
+		reapplyOnFailure(t, "e2e/deploy/deviceplugin")
 		kubectl(t, "-n", edgefdNamespace, "delete", "daemonset", "edgefd-deviceplugin", "--wait=true")
 		poll(t, "the device plugin pod to be gone", time.Minute, func(ctx context.Context) (bool, error) {
 			pods, err := client.CoreV1().Pods(edgefdNamespace).List(ctx, metav1.ListOptions{LabelSelector: pluginSelector})

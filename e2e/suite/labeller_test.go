@@ -254,6 +254,7 @@ func TestLabeller(t *testing.T) {
 		want := realNodeDryRun(t)
 		// Remove the DaemonSet and every edgefd label, then apply the overlay again and time
 		// pod start -> labels on the Node.
+		reapplyOnFailure(t, "e2e/deploy/labeller")
 		kubectl(t, "-n", edgefdNamespace, "delete", "daemonset", "edgefd-labeller", "--wait=true")
 		poll(t, "the labeller pod to be gone", time.Minute, func(ctx context.Context) (bool, error) {
 			pods, err := client.CoreV1().Pods(edgefdNamespace).List(ctx, metav1.ListOptions{LabelSelector: labellerSelector})

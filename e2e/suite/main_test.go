@@ -369,6 +369,17 @@ func podLogs(namespace, name, container string) (string, error) {
 	return string(data), err
 }
 
+// reapplyOnFailure puts a kustomization back after the test if the test failed after deleting
+// part of it, so one failure does not break the tests after it.
+func reapplyOnFailure(t *testing.T, kustomization string) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			_ = exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "apply", "-k",
+				filepath.Join(env.repo, kustomization)).Run()
+		}
+	})
+}
+
 // ---------------------------------------------------------------------------------------------
 // This machine.
 
