@@ -67,6 +67,30 @@ TEST_F(KubeAgentTest, RemovesStaleOwnedLabelsButNeverForeignOnesInOurPrefix) {
   EXPECT_EQ(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"), "edgefd.io/cpu.arch");
 }
 
+TEST_F(KubeAgentTest, AForgedOwnershipAnnotationCannotMakeItDeleteForeignLabels) {
+  // Whoever can write the Node (its kubelet can) lists labels edgefd must never touch.
+  const Labels protected_labels = {{"node-restriction.kubernetes.io/pool", "gpu"},
+                                   {"node-role.kubernetes.io/control-plane", ""},
+                                   {"edgefd.io/cpu.arch", "arm64"}};
+  server_->AddNode("n1", Union(kForeign, protected_labels),
+                   {{"edgefd.io/owned-labels",
+                     "edgefd.io/cpu.arch,node-restriction.kubernetes.io/pool,"
+                     "node-role.kubernetes.io/control-plane,kubernetes.io/hostname"}});
+  Rig rig(Client(), Labels{{"edgefd.io/cpu.arch", "arm64"}});
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
+
+  EXPECT_EQ(server_->NodeLabels("n1"), Union(kForeign, protected_labels));
+  // The annotation is rewritten with only what edgefd may own.
+  EXPECT_EQ(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"), "edgefd.io/cpu.arch");
+  for (const auto& r : server_->Requests()) {
+    if (r.method != "PATCH") continue;
+    EXPECT_EQ(r.body.find("node-restriction"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("node-role"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("hostname"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(rig.metrics.labels_owned, 1);
+}
+
 TEST_F(KubeAgentTest, ForeignLabelWithAWantedNameIsLeftAlone) {
   // The older devicetree labeller set this one; edgefd must not take it over.
   server_->AddNode("n1", {{"beta.devicetree.org/rockchip-rk3399", "1"}});

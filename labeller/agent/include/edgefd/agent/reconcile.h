@@ -21,9 +21,17 @@ namespace edgefd {
 /// What the labeller needs to know about its Node.
 struct NodeState {
   Labels labels;
-  std::set<std::string> owned;  ///< from the `edgefd.io/owned-labels` annotation
+  /// From the `edgefd.io/owned-labels` annotation: only names edgefd may own (IsEdgefdLabel).
+  std::set<std::string> owned;
+  /// Names the annotation lists that edgefd never owns (anyone who can write the Node can
+  /// forge the annotation): ignored, and dropped when the annotation is rewritten.
+  std::set<std::string> refused;
   std::string resource_version;
 };
+
+/// Whether edgefd may ever set or remove the label `name`: names under `edgefd.io/` and
+/// `beta.devicetree.org/` only (DESIGN.md, label contract point 5).
+bool IsEdgefdLabel(std::string_view name);
 
 /// Parses a Node object (JSON as the API server returns it).
 Result<NodeState> ParseNode(std::string_view json);
@@ -36,7 +44,9 @@ std::set<std::string> ParseOwnedLabels(std::string_view annotation);
 /// missing or different, `null`s owned labels no longer wanted, rewrites the ownership
 /// annotation, and carries `metadata.resourceVersion` so a concurrent change makes the API
 /// server answer 409 instead of losing an update. A wanted label that exists on the node but
-/// is not owned is foreign and left alone (and not claimed). nullopt when nothing changes.
+/// is not owned is foreign and left alone (and not claimed); names outside edgefd's prefixes
+/// are never set, removed or claimed, whatever `node.owned` or `wanted` say. nullopt when
+/// nothing changes.
 std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wanted);
 
 /// Owned labels after `MergePatchFor(node, wanted)` is applied.
