@@ -55,15 +55,6 @@ Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const AgentCliOptions& 
         "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
         config->server);
   }
-  if (!config->ca_pem.empty()) {
-    // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we replace
-    // it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves parsing
-    // ~140 certificates per connection and about 1 MiB of resident memory. The bundle would
-    // be replaced anyway, so a SSL_CERT_FILE from the environment is overridden too. Without
-    // a cluster CA the system bundle verifies the server.
-    setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-    setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-  }
   *server = config->server + " (" + config->source + ")";
   return MakeKubeClient(*config);
 }
@@ -158,8 +149,6 @@ int RunAgentCli(const AgentCliOptions& opts) {
   const sigset_t stop_signals = BlockStopSignals();
   // A peer that hangs up is an error to report, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
-  // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
-  LimitHttpThreads(2);
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
   // arena keeps its own partly used pages (measured: BM_IdleRss).
   mallopt(M_ARENA_MAX, 1);

@@ -166,7 +166,8 @@ TEST_F(KubeAgentTest, ConvergesThroughEveryFault) {
   EXPECT_EQ(server_->Count("GET", 429), 1u);
   EXPECT_EQ(server_->Count("PATCH", 503), 1u);
   EXPECT_EQ(server_->Count("PATCH", 409), 1u);
-  // (rig.metrics.failures varies: cpprest resends a request whose reused connection was dropped.)
+  // (rig.metrics.failures varies: the client resends a request whose kept-alive connection was
+  // dropped.)
   EXPECT_EQ(rig.metrics.conflicts, 1u);
 }
 

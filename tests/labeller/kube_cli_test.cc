@@ -1,5 +1,4 @@
 // edgefd-labeller without --dry-run, run as a process against the test API server.
-#include <cpprest/asyncrt_utils.h>
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -22,16 +21,9 @@ class KubeCliTest : public KubeTest {
  protected:
   void SetUp() override {
     KubeTest::SetUp();
-    std::string ca = ReadFile(pki_->ca_cert);
     kubeconfig_ = dir_ / "kubeconfig";
-    WriteFile(
-        kubeconfig_,
-        "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
-        "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
-        "clusters:\n- name: c1\n  cluster:\n    server: " +
-            server_->url() + "\n    certificate-authority-data: " +
-            utility::conversions::to_base64(std::vector<unsigned char>(ca.begin(), ca.end())) +
-            "\nusers:\n- name: u1\n  user:\n    tokenFile: token\n");
+    WriteFile(kubeconfig_,
+              KubeconfigYaml(server_->url(), ReadFile(pki_->ca_cert), "    tokenFile: token\n"));
   }
 
   CliResult Run(const std::string& args) { return RunCommand(CommandLine(LabellerBin(), args)); }
