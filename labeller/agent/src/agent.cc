@@ -45,12 +45,21 @@ ApplyOutcome Agent::ReconcileOnce() {
   } else {
     outcome = sink_.Apply(*labels);
   }
+  const auto now = std::chrono::steady_clock::now();
   if (outcome.ok) {
     metrics_.labels_owned = static_cast<int64_t>(outcome.labels_owned);
     metrics_.last_success_unix = NowUnix();
-    metrics_.ready = true;
+    if (!metrics_.ready) spdlog::info("ready: the node's labels are up to date");
+    metrics_.SetReadiness(true);
+    failing_since_.reset();
   } else {
     ++metrics_.failures;
+    if (!failing_since_) failing_since_ = now;
+    // Probes must not stay green while labelling has stopped (a rotated CA, a revoked role).
+    if (!outcome.retryable || now - *failing_since_ >= options_.unready_after) {
+      if (metrics_.ready) spdlog::warn("not ready: {}", outcome.error);
+      metrics_.SetReadiness(false, outcome.error);
+    }
   }
   return outcome;
 }

@@ -115,13 +115,17 @@ class Backoff {
 };
 
 /// Keeps a LabelSink equal to discovery: reconciles at start, on every change notification,
-/// every `resync`, and after failures with backoff.
+/// every `resync`, and after failures with backoff. Readiness (AgentMetrics::ready) follows the
+/// last reconcile: a failure retrying cannot fix (401, 403, 404, bad input) makes it not ready
+/// at once, retryable ones (no answer, TLS, 429, 5xx) once they have lasted `unready_after`;
+/// the next success makes it ready again.
 class Agent {
  public:
   struct Options {
     std::chrono::milliseconds resync{std::chrono::seconds(300)};
     Backoff::Policy backoff;
     int once_attempts = 8;  ///< RunOnce gives up after this many retryable failures
+    std::chrono::milliseconds unready_after{std::chrono::seconds(30)};
   };
   using DiscoverFn = std::function<Result<Labels>()>;
 
@@ -147,6 +151,7 @@ class Agent {
   std::condition_variable cv_;
   bool triggered_ = false;
   bool stopping_ = false;
+  std::optional<std::chrono::steady_clock::time_point> failing_since_;
 };
 
 }  // namespace edgefd
