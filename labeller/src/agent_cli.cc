@@ -1,13 +1,11 @@
 // edgefd-labeller without --dry-run: wires discovery, the API client, the reconcile loop and
 // the health endpoint together.
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <thread>
 
 #include "edgefd/agent/reconcile.h"
 #include "edgefd/common/program.h"
@@ -98,9 +96,8 @@ std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
   return std::make_unique<LoggedWatcher>(watch);
 }
 
-// The DaemonSet's mode: the health endpoint, then reconciles until SIGTERM/SIGINT.
-int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
-              const sigset_t& stop_signals) {
+// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT).
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics) {
   std::unique_ptr<HttpEndpoint> health;
   if (MetricsEnabled(opts.metrics_addr)) {
     auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
@@ -111,25 +108,20 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
     health = std::move(*started);
     spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
   }
-  std::thread signals([&agent, &stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    spdlog::info("signal {} received, stopping", sig);
-    agent.Stop();
-  });
   std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
   Status ran = agent.Run(watcher.get());
-  signals.join();
   if (!ran) {
     spdlog::error("{}", ran.error().message);
     return kExitFailure;
   }
+  spdlog::info("stopped");
   return kExitOk;
 }
 
 }  // namespace
 
 int RunAgentMain(int argc, char** argv) {
+  InstallStopHandlers();
   auto options = argc == 2 ? AgentOptionsFromJson(argv[1])
                            : Result<AgentCliOptions>(Error{"expected one argument"});
   if (!options) {
@@ -144,9 +136,9 @@ int RunAgentMain(int argc, char** argv) {
 }
 
 int RunAgentCli(const AgentCliOptions& opts) {
-  // Blocked before any thread starts, so every thread inherits the mask and only the
-  // daemon's sigwait sees them.
-  const sigset_t stop_signals = BlockStopSignals();
+  // edgefd-labeller kept SIGTERM/SIGINT blocked across the exec: one that came meanwhile is
+  // delivered now, to the handler.
+  InstallStopHandlers();
   // A peer that hangs up is an error to report, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
@@ -169,7 +161,13 @@ int RunAgentCli(const AgentCliOptions& opts) {
   Agent::Options agent_options;
   agent_options.resync = opts.resync;
   Agent agent(DiscoverLabels(opts.discovery), **sink, metrics, agent_options);
-  if (!opts.once) return RunDaemon(opts, agent, metrics, stop_signals);
+  // A stop ends the loop's wait and the request in flight, whatever the mode.
+  OnStop on_stop([&agent, &api](int signal) {
+    spdlog::info("signal {} received, stopping", signal);
+    agent.Stop();
+    if (api) api->Cancel();
+  });
+  if (!opts.once) return RunDaemon(opts, agent, metrics);
   if (Status done = agent.RunOnce(); !done) {
     spdlog::error("{}", done.error().message);
     return kExitFailure;

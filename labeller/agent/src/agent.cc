@@ -66,16 +66,23 @@ ApplyOutcome Agent::ReconcileOnce() {
 
 Status Agent::RunOnce() {
   Backoff backoff(options_.backoff);
+  const Error stopped{"stopped (SIGTERM/SIGINT) before the labels were applied"};
   for (int attempt = 1;; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return stopped;
+    }
     ApplyOutcome outcome = ReconcileOnce();
     if (outcome.ok) return Ok{};
     if (!outcome.retryable || attempt >= options_.once_attempts) {
-      return Error{outcome.error};
+      std::lock_guard lock(mu_);
+      return stopping_ ? stopped : Error{outcome.error};
     }
     auto delay = std::max(backoff.Next(), outcome.retry_after);
     spdlog::warn("{} (attempt {}/{}, retrying in {} ms)", outcome.error, attempt,
                  options_.once_attempts, delay.count());
-    std::this_thread::sleep_for(delay);
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, delay, [this] { return stopping_; })) return stopped;
   }
 }
 

@@ -133,13 +133,14 @@ class Agent {
 
   /// One discovery + apply, metrics updated. No retry.
   ApplyOutcome ReconcileOnce();
-  /// Reconciles until success, a permanent error, or `once_attempts` retryable failures.
+  /// Reconciles until success, a permanent error, `once_attempts` retryable failures, or
+  /// Stop() (which also ends a wait between attempts at once).
   Status RunOnce();
   /// Runs until Stop(); subscribes to `source` (may be null) for change notifications.
   Status Run(ChangeSource* source);
   /// Asks for a reconcile now (what `source` calls).
   void Trigger();
-  /// Makes Run return; safe from any thread.
+  /// Makes Run and RunOnce return; safe from any thread (a signal's OnStop).
   void Stop();
 
  private:
