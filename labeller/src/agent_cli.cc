@@ -74,10 +74,12 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, warnings at debug level (they repeat).
-Agent::DiscoverFn DiscoverLabels(DiscoveryOptions discovery) {
-  return [discovery = std::move(discovery)]() -> Result<Labels> {
-    auto report = Discover(discovery);
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
+// Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
+// read it again).
+Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
+  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
+    auto report = discoverer->Run();
     if (!report) return report.error();
     for (const std::string& w : report->warnings) spdlog::debug("{}", w);
     return RenderLabels(report->inventory);
@@ -147,7 +149,8 @@ int RunAgentCli(const AgentCliOptions& opts) {
 
   // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
   // stop now instead of retrying it forever.
-  if (auto first = Discover(opts.discovery); !first) {
+  auto discoverer = std::make_shared<Discoverer>(opts.discovery);
+  if (auto first = discoverer->Run(); !first) {
     spdlog::error("{}", first.error().message);
     return kExitUsage;
   }
@@ -160,7 +163,9 @@ int RunAgentCli(const AgentCliOptions& opts) {
   }
   Agent::Options agent_options;
   agent_options.resync = opts.resync;
-  Agent agent(DiscoverLabels(opts.discovery), **sink, metrics, agent_options);
+  // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
+  agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
+  Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.
   OnStop on_stop([&agent, &api](int signal) {
     spdlog::info("signal {} received, stopping", signal);

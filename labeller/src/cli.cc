@@ -148,6 +148,8 @@ int WatchLoop(const Options& opts, Labels labels) {
   }
   if (!watcher.warning().empty()) spdlog::warn("{}", watcher.warning());
   spdlog::info("watching for hardware changes ({})", watcher.mode());
+  // Kept across events: the devicetree is read again only when it can have changed.
+  Discoverer discoverer(opts.discovery.discovery);
   for (;;) {
     pollfd fds[2] = {{StopFd(), POLLIN, 0}, {change_fd.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
@@ -157,7 +159,7 @@ int WatchLoop(const Options& opts, Labels labels) {
     if (fds[0].revents != 0) break;
     uint64_t count = 0;
     if (::read(change_fd.get(), &count, sizeof count) != sizeof count) continue;
-    auto report = Discover(opts.discovery.discovery);
+    auto report = discoverer.Run();
     if (!report) {
       // A rules file broken while running: keep the last good labels.
       spdlog::error("{}; labels unchanged", report.error().message);

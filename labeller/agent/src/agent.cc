@@ -124,8 +124,11 @@ Status Agent::Run(ChangeSource* source) {
     cv_.wait_until(lock, next, [&] { return stopping_ || (triggered_ && !backing_off); });
     if (stopping_) break;
     if (!triggered_ && std::chrono::steady_clock::now() < next) continue;
+    // The timer, not a change notification, and not a retry: a resync reads everything afresh.
+    const bool resync = !triggered_ && !backing_off;
     triggered_ = false;
     lock.unlock();
+    if (resync && options_.on_resync) options_.on_resync();
     ApplyOutcome outcome = ReconcileOnce();
     lock.lock();
     if (outcome.ok) {

@@ -126,6 +126,9 @@ class Agent {
     Backoff::Policy backoff;
     int once_attempts = 8;  ///< RunOnce gives up after this many retryable failures
     std::chrono::milliseconds unready_after{std::chrono::seconds(30)};
+    /// Called before a reconcile the resync timer started (not a change notification): what
+    /// discovery keeps between runs is to be read afresh.
+    std::function<void()> on_resync;
   };
   using DiscoverFn = std::function<Result<Labels>()>;
 
