@@ -69,10 +69,10 @@ TEST(ReadHttpResponse, HostileOrBrokenResponsesAreErrors) {
            ok_head + "Content-Length: -1\r\n\r\n",
            ok_head + "Content-Length: 12abc\r\n\r\n",
            ok_head + "Content-Length: 99999999999999999999999\r\n\r\n",
-           ok_head + "Content-Length: 10\r\n\r\nshort",            // truncated
-           ok_head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n",   // bad chunk size
+           ok_head + "Content-Length: 10\r\n\r\nshort",                           // truncated
+           ok_head + "Transfer-Encoding: chunked\r\n\r\nzz\r\n",                  // bad chunk size
            ok_head + "Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",  // no CRLF
-           ok_head + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",  // no last chunk
+           ok_head + "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",            // no last chunk
            ok_head + "Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
        }) {
     auto r = Read(wire);
@@ -90,8 +90,8 @@ TEST(ReadHttpResponse, LimitsHoldForEveryWayOfSendingABody) {
       Read("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks + "0\r\n\r\n", 1000)
           .ok());
   EXPECT_FALSE(Read("HTTP/1.1 200 OK\r\nX-Long: " + big + "\r\n\r\n", 1000).ok());
-  EXPECT_TRUE(Read("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + big.substr(0, 1000), 1000)
-                  .ok());
+  EXPECT_TRUE(
+      Read("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + big.substr(0, 1000), 1000).ok());
 }
 
 TEST(ReadHttpResponse, NoBodyFor204AndHead) {

@@ -36,8 +36,9 @@ bool Says(Child& child, const std::string& text) {
 }
 
 bool Prints(Child& child, const std::string& text) {
-  return child.WaitFor(
-      [&](const std::string& out, const std::string&) { return out.find(text) != std::string::npos; });
+  return child.WaitFor([&](const std::string& out, const std::string&) {
+    return out.find(text) != std::string::npos;
+  });
 }
 
 // A ring name no other test uses.
@@ -97,8 +98,8 @@ TEST(Signals, ASourceStopsAndEndsTheStreamAsPid1) {
   Child sink(Pipeline("sink", {"--listen", ring, "--json", "--timeout-ms", "60000"},
                       {"--model", "conv", "--width", "128", "--height", "96"}));
   ASSERT_TRUE(Says(sink, "sink: waiting")) << sink.err();
-  Child source(testing::AsPid1(
-      Pipeline("source", {"--next", ring, "--fps", "20", "--frames", "1000000"})));
+  Child source(
+      testing::AsPid1(Pipeline("source", {"--next", ring, "--fps", "20", "--frames", "1000000"})));
   ASSERT_TRUE(Says(source, "source: 1000000 frames")) << source.err();
   std::chrono::milliseconds took{};
   EXPECT_EQ(source.StopWithin(SIGTERM, testing::kStopDeadline, &took), 0) << source.err();
@@ -131,8 +132,7 @@ TEST_P(RunSignals, ARunStopsReportsWhatItMeasuredAndLeavesNoRing) {
   RecordProperty("stop_ms", static_cast<int>(took.count()));
   EXPECT_NE(child.out().find("2 stage(s) over " + GetParam()), std::string::npos) << child.out();
   // Rings of a run are named edgefd-<pid>-...: the pid is 1 inside the namespace.
-  const std::string prefix =
-      "edgefd-" + (pid1 ? std::string("1") : std::to_string(pid)) + "-";
+  const std::string prefix = "edgefd-" + (pid1 ? std::string("1") : std::to_string(pid)) + "-";
   for (const auto& entry : fs::directory_iterator("/dev/shm")) {
     EXPECT_NE(entry.path().filename().string().rfind(prefix, 0), 0u) << entry.path();
   }
