@@ -85,8 +85,11 @@ InventoryFeed::DiscoverFn MakeDiscover(const Flags& flags) {
   if (flags.inventory_file) {
     return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
   }
-  return [options = flags.discovery.discovery]() -> Result<Inventory> {
-    auto report = Discover(options);
+  // One Discoverer for every hotplug event: the devicetree is read again only when it can
+  // have changed (the feed calls this under its lock).
+  auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
+  return [discoverer]() -> Result<Inventory> {
+    auto report = discoverer->Run();
     if (!report) return report.error();
     return std::move(report->inventory);
   };
@@ -120,8 +123,6 @@ int ListResources(const InventoryFeed::DiscoverFn& discover) {
 // Serves the resources until SIGTERM/SIGINT: the inventory feed following the hardware, the
 // kubelet sockets, and the health endpoint.
 int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
-  // Blocked before any thread starts, so only sigwait below sees them.
-  const sigset_t stop_signals = BlockStopSignals();
   // A closed log pipe must not kill the plugin (and with it every resource on the node).
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -159,9 +160,8 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     spdlog::info("metrics on {} (port {})", flags.metrics_address, http->port());
   }
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
-  spdlog::info("signal {}: stopping", signal);
+  WaitForStop();
+  spdlog::info("signal {}: stopping", StopSignal());
   http.reset();
   feed.Stop();
   server.Stop();
@@ -171,6 +171,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
 }  // namespace
 
 int RunDevicePluginCli(int argc, char** argv) {
+  InstallStopHandlers();
   Flags flags;
   CLI::App app(kDescription, "edgefd-deviceplugin");
   ConfigureApp(app, kFooter);

@@ -1,6 +1,7 @@
 // edgefd-deviceplugin as a user runs it: the real binary as a subprocess.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <string>
 #include <vector>
@@ -158,6 +159,21 @@ TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
   EXPECT_TRUE(
       kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.stream_open; }));
   EXPECT_TRUE(fs::exists(dir.path() / "kubelet.sock"));  // never touches the kubelet's
+}
+
+TEST(DevicePluginCli, StopsWithinASecondOfSigtermAsPid1) {
+  if (!testing::CanRunAsPid1()) GTEST_SKIP() << "needs root and unshare(1) for a PID namespace";
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  Child plugin(testing::AsPid1({kBin, "--kubelet-dir", dir.path().string(), "--metrics-addr",
+                                "none", "--rescan", "0", "--inventory", kInventory}));
+  ASSERT_TRUE(
+      kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  std::chrono::milliseconds took{};
+  EXPECT_EQ(plugin.StopWithin(SIGTERM, testing::kStopDeadline, &took), 0) << plugin.err();
+  ::testing::Test::RecordProperty("stop_ms", static_cast<int>(took.count()));
+  EXPECT_FALSE(fs::exists(dir.path() / "edgefd-little-cpu.sock"));
 }
 
 }  // namespace

@@ -31,11 +31,13 @@ Result<TestPki> TestPki::Create(const fs::path& dir) {
   pki.client_cert = dir / "client.crt";
   pki.client_key = dir / "client.key";
   pki.other_ca_cert = dir / "other-ca.crt";
+  pki.other_server_cert = dir / "other-server.crt";
+  pki.other_server_key = dir / "other-server.key";
   pki.other_client_cert = dir / "other-client.crt";
   pki.other_client_key = dir / "other-client.key";
   const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
   WriteFile(dir / "server.ext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
+            "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
   WriteFile(dir / "client.ext", "extendedKeyUsage=clientAuth\n");
   // A certificate for `subject` with `ext`, signed by the CA `ca` (its .crt and .key).
   auto issue = [&](const fs::path& key, const fs::path& cert, const std::string& subject,
@@ -56,7 +58,10 @@ Result<TestPki> TestPki::Create(const fs::path& dir) {
        {issue(pki.server_key, pki.server_cert, "/CN=kube-apiserver", "server", "ca"),
         issue(pki.client_key, pki.client_cert, "/CN=system:serviceaccount:edgefd:edgefd-labeller",
               "client", "ca"),
-        issue(pki.other_client_key, pki.other_client_cert, "/CN=intruder", "client", "other-ca")}) {
+        issue(pki.other_server_key, pki.other_server_cert, "/CN=kube-apiserver", "server",
+              "other-ca"),
+        issue(pki.other_client_key, pki.other_client_cert,
+              "/CN=system:serviceaccount:edgefd:edgefd-labeller", "client", "other-ca")}) {
     commands.insert(commands.end(), more.begin(), more.end());
   }
   for (const std::string& c : commands) {
