@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
 
 extern char** environ;
@@ -384,6 +385,15 @@ int PipelineMain(int argc, char** argv) {
     return argc < 2 ? kUsage : 0;
   }
   std::string cmd = argv[1];
+  if (cmd == "--version") {
+    std::string onednn = OneDnnVersion();
+    std::printf("edgefd-pipeline %s\ncpu backend: %s, loops for %s\n", EDGEFD_VERSION,
+                onednn.empty() ? "built without oneDNN (multi-channel conv and fc run edgefd's "
+                                 "own loops, slower)"
+                               : ("oneDNN " + onednn).c_str(),
+                KernelIsa());
+    return 0;
+  }
   // Logs go to stderr: stdout carries the --json report.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("edgefd-pipeline"));
   spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
+#ifdef EDGEFD_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
 
 #include "edgefd/runtime/backend.h"
 #include "edgefd/runtime/devices.h"
@@ -11,10 +14,6 @@
 
 namespace edgefd::runtime {
 namespace {
-
-using dnnl::memory;
-using Tag = memory::format_tag;
-using Dt = memory::data_type;
 
 /// One step of the compiled range: reads `in`, writes `out`.
 struct Op {
@@ -25,6 +24,11 @@ struct Op {
   std::function<void(const float*, float*)> run;
 };
 
+#ifdef EDGEFD_HAVE_ONEDNN
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
 dnnl::post_ops ActivationPostOps(Activation act, float slope) {
   dnnl::post_ops po;
   if (act == Activation::kRelu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
@@ -33,26 +37,26 @@ dnnl::post_ops ActivationPostOps(Activation act, float slope) {
   }
   return po;
 }
+#endif
 
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Model& model, int first, int last, const ExecOptions& options)
-      : model_(model),
-        first_(first),
-        last_(last),
-        options_(options),
-        engine_(dnnl::engine::kind::cpu, 0),
-        stream_(engine_) {}
+      : model_(model), first_(first), last_(last), options_(options) {}
 
   Status Build() {
     // oneDNN sizes its kernels' work split for the thread count current at creation.
     omp_set_num_threads(Threads());
+#ifdef EDGEFD_HAVE_ONEDNN
     try {
       BuildOps();
     } catch (const dnnl::error& e) {
       return Error{"oneDNN could not build layers " + std::to_string(first_) + ".." +
                    std::to_string(last_) + " of " + model_.name + ": " + e.what()};
     }
+#else
+    BuildOps();
+#endif
     size_t max_elems = 0;
     for (const Op& op : ops_) max_elems = std::max(max_elems, op.out.Elements());
     ping_.Reserve(max_elems);
@@ -230,17 +234,41 @@ class CpuExecutor final : public Executor {
             });
           };
         } else {
-          AddDnnlConv(l, op);
+          AddConvLayer(l, op);
         }
         break;
       case LayerKind::kFullyConnected:
-        AddDnnlFc(l, op);
+        AddFcLayer(l, op);
         break;
     }
     ops_.push_back(std::move(op));
   }
 
-  void AddDnnlConv(const Layer& l, Op& op) {
+  // Multi-channel conv and fc layers: oneDNN, or where the build has none,
+#ifndef EDGEFD_HAVE_ONEDNN
+  // built without oneDNN (a target Debian has no build of it for): the runtime's own loops,
+  // with the weights reordered once for them.
+  void AddConvLayer(const Layer& l, Op& op) {
+    op.description += "loop (no oneDNN)";
+    auto w = std::make_shared<const std::vector<float>>(RepackConvWeights(l));
+    op.run = [this, w, &l](const float* s, float* d) {
+      ParallelRows(l.out.h, [&](int b, int e, int) { ConvLoop(l, w->data(), s, d, b, e); });
+    };
+  }
+
+  void AddFcLayer(const Layer& l, Op& op) {
+    op.description += "loop (no oneDNN)";
+    auto w = std::make_shared<const std::vector<float>>(TransposeFcWeights(l));
+    // Blocks of 64 outputs among the team: each thread streams its columns of the weights.
+    const int blocks = (l.out.c + 63) / 64;
+    op.run = [this, w, blocks, &l](const float* s, float* d) {
+      ParallelRows(blocks, [&](int b, int e, int) {
+        FullyConnectedLoop(l, w->data(), s, d, b * 64, std::min(l.out.c, e * 64));
+      });
+    };
+  }
+#else
+  void AddConvLayer(const Layer& l, Op& op) {
     memory::dims src_dims{1, l.in.c, l.in.h, l.in.w};
     memory::dims wei_dims{l.out.c, l.in.c, l.kernel, l.kernel};
     memory::dims dst_dims{1, l.out.c, l.out.h, l.out.w};
@@ -262,7 +290,7 @@ class CpuExecutor final : public Executor {
             pd.impl_info_str());
   }
 
-  void AddDnnlFc(const Layer& l, Op& op) {
+  void AddFcLayer(const Layer& l, Op& op) {
     int in = int(l.in.Elements());
     memory::desc src_md({1, in}, Dt::f32, Tag::nc);
     memory::desc dst_md({1, l.out.c}, Dt::f32, Tag::nc);
@@ -301,11 +329,15 @@ class CpuExecutor final : public Executor {
     };
   }
 
+#endif
+
   const Model& model_;
   int first_, last_;
   ExecOptions options_;
-  dnnl::engine engine_;
-  dnnl::stream stream_;
+#ifdef EDGEFD_HAVE_ONEDNN
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+#endif
   std::vector<Op> ops_;
   Buffer ping_, pong_;
   std::vector<Buffer> scratch_;
@@ -337,5 +369,14 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> MakeCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+std::string OneDnnVersion() {
+#ifdef EDGEFD_HAVE_ONEDNN
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+#else
+  return "";
+#endif
+}
 
 }  // namespace edgefd::runtime

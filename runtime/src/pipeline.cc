@@ -534,8 +534,10 @@ std::string RunReport::Json(const Model& model) const {
   std::vector<double> drops(link_drops.begin(), link_drops.end());
   out += ",\"link_drops\":" + list(drops);
   out += ",\"plan\":" + PlanJson(model, plan);
-  out += ",\"backend\":\"cpu\",\"compute_cpus\":" + CpuListJson(compute_cpus) +
-         ",\"io_cpus\":" + CpuListJson(io_cpus) +
+  const std::string onednn = OneDnnVersion();
+  out += ",\"backend\":\"cpu\",\"onednn\":" + (onednn.empty() ? "null" : JsonQuote(onednn)) +
+         ",\"kernels\":" + JsonQuote(KernelIsa());
+  out += ",\"compute_cpus\":" + CpuListJson(compute_cpus) + ",\"io_cpus\":" + CpuListJson(io_cpus) +
          ",\"pinned\":" + (compute_cpus.empty() ? "false" : "true") + ",\"devices\":[";
   for (size_t i = 0; i < devices.size(); ++i) {
     const OpenedDevice& d = devices[i];

@@ -1,7 +1,5 @@
 // Whole pipelines over every transport, in one process (threads) and as child processes.
 #include "edgefd/runtime/pipeline.h"
-#include "run_cli.h"
-#include "temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -11,6 +9,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+
+#include "edgefd/runtime/kernels.h"
+#include "run_cli.h"
+#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -214,6 +216,24 @@ TEST(RunCommand, MonolithicReportsThroughputLatencyAndPlan) {
   EXPECT_GT(JsonNumber(out, "latency_p50_ms"), 0);
   EXPECT_NE(out.find("\"plan\":{"), std::string::npos);
   EXPECT_NE(out.find("\"backend\":\"cpu\""), std::string::npos);
+  // What the backend was built with: never a silently different build.
+  const std::string onednn = OneDnnVersion();
+  EXPECT_NE(out.find(onednn.empty() ? "\"onednn\":null" : "\"onednn\":\"" + onednn + "\""),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(std::string("\"kernels\":\"") + KernelIsa() + "\""), std::string::npos) << out;
+}
+
+TEST(Cli, VersionSaysWhatTheCpuBackendWasBuiltWith) {
+  int st = 0;
+  std::string out = RunCli("--version", &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(out.rfind("edgefd-pipeline ", 0), 0u) << out;
+  const std::string onednn = OneDnnVersion();
+  EXPECT_NE(out.find(onednn.empty() ? "cpu backend: built without oneDNN" : "oneDNN " + onednn),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(std::string("loops for ") + KernelIsa()), std::string::npos) << out;
 }
 
 TEST(Cli, PartitionPrintsThePlan) {
