@@ -54,6 +54,9 @@ class CpuExecutor final : public Executor {
       return Error{"oneDNN could not build layers " + std::to_string(first_) + ".." +
                    std::to_string(last_) + " of " + model_.name + ": " + e.what()};
     }
+    // One scratchpad for every oneDNN op of this executor (they run one after the other).
+    dnnl_scratch_.Reserve(scratch_bytes_ / sizeof(float) + 1);
+    for (const auto& m : scratchpads_) m->set_data_handle(dnnl_scratch_.data());
 #else
     BuildOps();
 #endif
@@ -282,12 +285,10 @@ class CpuExecutor final : public Executor {
     dnnl::convolution_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_any,
         bias_md, dst_md, {l.stride, l.stride}, {l.pad, l.pad}, {pad_b, pad_r});
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ActivationPostOps(l.act, l.leaky_slope));
-    dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
+    dnnl::convolution_forward::primitive_desc pd(desc, Attributes(l), engine_);
     AddDnnl(l, op, dnnl::convolution_forward(pd), pd.weights_desc(),
             memory::desc(wei_dims, Dt::f32, Tag::ohwi), src_md, dst_md, bias_md,
-            pd.impl_info_str());
+            pd.scratchpad_desc(), pd.impl_info_str());
   }
 
   void AddFcLayer(const Layer& l, Op& op) {
@@ -298,17 +299,27 @@ class CpuExecutor final : public Executor {
     memory::desc bias_md({l.out.c}, Dt::f32, Tag::a);
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src_md, wei_any,
                                            bias_md, dst_md);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ActivationPostOps(l.act, l.leaky_slope));
-    dnnl::inner_product_forward::primitive_desc pd(desc, attr, engine_);
+    dnnl::inner_product_forward::primitive_desc pd(desc, Attributes(l), engine_);
     AddDnnl(l, op, dnnl::inner_product_forward(pd), pd.weights_desc(),
             memory::desc({l.out.c, in}, Dt::f32, Tag::oi), src_md, dst_md, bias_md,
-            pd.impl_info_str());
+            pd.scratchpad_desc(), pd.impl_info_str());
+  }
+
+  // The activation as a post-op, and a scratchpad we own. oneDNN's own ("library") scratchpad
+  // lives in the creating thread's storage: a stage thread running a primitive that the main
+  // thread created wrote through a null scratchpad (SIGSEGV on arm64, where the convolutions
+  // are im2col + GEMM and need one).
+  dnnl::primitive_attr Attributes(const Layer& l) const {
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ActivationPostOps(l.act, l.leaky_slope));
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
   }
 
   void AddDnnl(const Layer& l, Op& op, dnnl::primitive prim, const memory::desc& wei_md,
                const memory::desc& user_wei_md, const memory::desc& src_md,
-               const memory::desc& dst_md, const memory::desc& bias_md, const char* impl) {
+               const memory::desc& dst_md, const memory::desc& bias_md,
+               const memory::desc& scratch_md, const char* impl) {
     op.description += std::string("oneDNN ") + impl;
     // Reorder the weights into the kernel's preferred layout once.
     memory user_w(user_wei_md, engine_, const_cast<float*>(l.weights.data()));
@@ -317,14 +328,18 @@ class CpuExecutor final : public Executor {
     auto b = std::make_shared<memory>(bias_md, engine_, const_cast<float*>(l.bias.data()));
     auto src = std::make_shared<memory>(src_md, engine_, nullptr);
     auto dst = std::make_shared<memory>(dst_md, engine_, nullptr);
+    auto scratch = std::make_shared<memory>(scratch_md, engine_, nullptr);  // set in Build()
+    scratch_bytes_ = std::max(scratch_bytes_, scratch_md.get_size());
+    scratchpads_.push_back(scratch);
     stream_.wait();
-    op.run = [this, prim, w, b, src, dst](const float* s, float* d) {
+    op.run = [this, prim, w, b, src, dst, scratch](const float* s, float* d) {
       src->set_data_handle(const_cast<float*>(s));
       dst->set_data_handle(d);
       prim.execute(stream_, {{DNNL_ARG_SRC, *src},
                              {DNNL_ARG_WEIGHTS, *w},
                              {DNNL_ARG_BIAS, *b},
-                             {DNNL_ARG_DST, *dst}});
+                             {DNNL_ARG_DST, *dst},
+                             {DNNL_ARG_SCRATCHPAD, *scratch}});
       stream_.wait();
     };
   }
@@ -337,6 +352,9 @@ class CpuExecutor final : public Executor {
 #ifdef EDGEFD_HAVE_ONEDNN
   dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream_{engine_};
+  Buffer dnnl_scratch_;
+  size_t scratch_bytes_ = 0;
+  std::vector<std::shared_ptr<memory>> scratchpads_;
 #endif
   std::vector<Op> ops_;
   Buffer ping_, pong_;
