@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -61,12 +63,14 @@ class Args {
     auto it = v_.find(k);
     return it == v_.end() ? def : it->second;
   }
-  Result<long> Int(const std::string& k, long def, long lo, long hi) const {
+  // 64-bit on every target: `long` is 32 bits on armhf, where 1 << 40 did not even compile.
+  Result<int64_t> Int(const std::string& k, int64_t def, int64_t lo, int64_t hi) const {
     auto it = v_.find(k);
     if (it == v_.end()) return def;
     char* end = nullptr;
-    long v = std::strtol(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end != '\0' || v < lo || v > hi) {
+    errno = 0;
+    int64_t v = std::strtoll(it->second.c_str(), &end, 10);
+    if (it->second.empty() || *end != '\0' || errno == ERANGE || v < lo || v > hi) {
       return Error{k + " " + it->second + ": expected an integer " + std::to_string(lo) + ".." +
                    std::to_string(hi)};
     }
@@ -109,7 +113,7 @@ Result<ModelSpec> ParseModel(const Args& a) {
   auto w = a.Int("--width", 1280, 4, 16384);
   auto h = a.Int("--height", 720, 4, 16384);
   auto c = a.Int("--channels", 1, 1, 64);
-  auto seed = a.Int("--seed", 42, 0, 1L << 40);
+  auto seed = a.Int("--seed", 42, 0, int64_t{1} << 40);
   if (!w) return w.error();
   if (!h) return h.error();
   if (!c) return c.error();
@@ -197,7 +201,7 @@ int CmdRun(const Args& a) {
   EDGEFD_TRY(alloc, ReadAllocation(environ));
   o.stages = int(stages);
   o.frames = int(frames);
-  o.warmup = int(std::min<long>(warmup, frames - 1));
+  o.warmup = int(std::min<int64_t>(warmup, frames - 1));
   o.threads = int(threads);
   o.source.fps = fps;
   o.partition.gflops = gflops;
@@ -245,7 +249,7 @@ int CmdStage(const Args& a) {
   EDGEFD_TRY(index, a.Int("--index", 0, 0, kMaxStages - 1));
   EDGEFD_TRY(threads, a.Int("--threads", 1, 1, 1024));
   EDGEFD_TRY(metrics_port, a.Int("--metrics-port", -1, -1, 65535));
-  EDGEFD_TRY(idle_exit, a.Int("--idle-exit-ms", 0, 0, 1L << 40));
+  EDGEFD_TRY(idle_exit, a.Int("--idle-exit-ms", 0, 0, int64_t{1} << 40));
   EDGEFD_TRY(policy, ParsePolicy(a));
   EDGEFD_TRY(delays, ParseDelays(a));
   EDGEFD_TRY(alloc, ReadAllocation(environ));
@@ -254,8 +258,8 @@ int CmdStage(const Args& a) {
     return kUsage;
   }
   if (index >= stages) {
-    std::fprintf(stderr, "edgefd-pipeline stage: --index %ld must be below --stages %ld\n", index,
-                 stages);
+    std::fprintf(stderr, "edgefd-pipeline stage: --index %d must be below --stages %d\n",
+                 int(index), int(stages));
     return kUsage;
   }
   EDGEFD_TRY(shape_model, MakeModel(spec.name, spec.conv));
@@ -270,7 +274,7 @@ int CmdStage(const Args& a) {
     range = {plan.stages[index].first, plan.stages[index].last};
   }
   if (a.Has("--check")) {
-    std::printf("stage %ld: layers %d..%d of %s, input %s, output %s\n", index, range.first,
+    std::printf("stage %d: layers %d..%d of %s, input %s, output %s\n", int(index), range.first,
                 range.second - 1, spec.name.c_str(),
                 shape_model.layers[range.first].in.ToString().c_str(),
                 shape_model.layers[range.second - 1].out.ToString().c_str());
@@ -348,7 +352,7 @@ int CmdSource(const Args& a) {
 int CmdSink(const Args& a) {
   EDGEFD_TRY(spec, ParseModel(a));
   EDGEFD_TRY(policy, ParsePolicy(a));
-  EDGEFD_TRY(timeout, a.Int("--timeout-ms", 600000, 1, 1L << 40));
+  EDGEFD_TRY(timeout, a.Int("--timeout-ms", 600000, 1, int64_t{1} << 40));
   EDGEFD_TRY(model, MakeModel(spec.name, spec.conv));
   if (!a.Has("--listen")) {
     std::fprintf(stderr, "edgefd-pipeline sink: --listen ADDR is required\n");

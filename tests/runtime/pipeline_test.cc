@@ -264,5 +264,20 @@ TEST(Cli, BadInputNamesItAndFails) {
   EXPECT_NE(out.find("--next"), std::string::npos) << out;
 }
 
+// Integer options are 64-bit on every target (`long` is 32 bits on armhf).
+TEST(Cli, SeedTakesItsWhole40BitRange) {
+  int st = 0;
+  std::string out =
+      RunCli("partition --model conv --width 64 --height 64 --seed 1099511627776", &st);
+  EXPECT_EQ(st, 0) << out;
+  out = RunCli("partition --model conv --width 64 --height 64 --seed 1099511627777", &st);
+  EXPECT_EQ(st, 2) << out;
+  EXPECT_NE(out.find("--seed 1099511627777: expected an integer 0..1099511627776"),
+            std::string::npos)
+      << out;
+  out = RunCli("partition --model conv --seed 99999999999999999999999", &st);
+  EXPECT_EQ(st, 2) << out;
+}
+
 }  // namespace
 }  // namespace edgefd::runtime
