@@ -14,6 +14,7 @@
 namespace edgefd::runtime {
 namespace {
 
+#if defined(__x86_64__) && !defined(EDGEFD_NATIVE_KERNELS)
 using testing::RunCli;
 
 // The checksum printed by `run` (text report), or NaN when absent.
@@ -22,6 +23,7 @@ double Checksum(const std::string& out) {
   if (!std::regex_search(out, m, std::regex("checksum (-?[0-9.]+)"))) return std::nan("");
   return std::strtod(m[1].str().c_str(), nullptr);
 }
+#endif
 
 TEST(Portable, PipelineRunsOnX86CpusWithoutAvx512OrAvx2) {
 #if !defined(__x86_64__)
