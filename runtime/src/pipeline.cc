@@ -343,6 +343,7 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
   SinkOptions sink_options;
   sink_options.warmup = o.warmup;
   sink_options.keep_outputs = o.keep_outputs;
+  sink_options.timeout = o.sink_timeout;
   int64_t t0 = NowNs();
 
   if (o.transport == "inproc" && n == 1) {
@@ -398,6 +399,15 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
     }
     (void)PinThisThread(report.io_cpus);
     auto sink = RunSink(*links[n].reader, sink_options);
+    if (!sink) {
+      // The sink gave up: release the threads still waiting to hand it (or each other) a
+      // frame, or joining them waits forever. Seen under qemu, where a tiny-YOLO stage took
+      // longer than the sink's timeout and the run hung instead of failing.
+      for (MailboxPair& l : links) {
+        l.writer->Abort();
+        (void)l.writer->Close();
+      }
+    }
     for (auto& w : workers) w.join();
     if (!sink) return sink.error();
     report.sink = std::move(*sink);

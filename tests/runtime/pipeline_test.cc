@@ -100,6 +100,9 @@ Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& trans
   SinkOptions sink_options;
   sink_options.keep_outputs = true;
   sink_options.warmup = 0;
+  // A deadline for a failing run, not a speed limit: under qemu a tiny-YOLO stage without
+  // oneDNN (armhf) takes a minute per frame.
+  sink_options.timeout = std::chrono::minutes(10);
   auto sink = RunSink(*links.readers[stages], sink_options);
   for (auto& t : threads) t.join();
   EXPECT_TRUE(sink.ok()) << sink.error().message;
@@ -206,6 +209,26 @@ TEST(RunCommand, ChildProcessPipelinesOverShmAndGrpcMatchInProcess) {
     EXPECT_GT(JsonNumber(out, "fps"), 0) << out;
     EXPECT_NE(out.find("\"stage_compute_ms\":["), std::string::npos);
   }
+}
+
+// A sink that gives up (no frame for sink_timeout) fails the run; the stages and the source,
+// blocked on links nobody reads any more, are released instead of hanging the join.
+TEST(RunPipelineInproc, ASinkThatGivesUpFailsTheRunInsteadOfHangingIt) {
+  RunOptions o;
+  o.model.conv = {64, 48, 1};
+  o.stages = 2;
+  o.transport = "inproc";
+  o.frames = 6;
+  o.warmup = 0;
+  o.policy = Policy::kBlock;
+  o.stage_delay_ms = {0, 1500};  // the last stage is far slower than the sink waits
+  o.sink_timeout = std::chrono::milliseconds(200);
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunPipeline(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("sink: no frame"), std::string::npos) << r.error().message;
+  // Before: the source and stage 0 waited forever for consumers that had gone.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
 TEST(RunCommand, MonolithicReportsThroughputLatencyAndPlan) {

@@ -122,6 +122,8 @@ struct RunOptions {
   std::string self_exe;  ///< edgefd-pipeline, for shm/grpc child processes
   std::string work_dir;  ///< sockets live here (default: a fresh /tmp dir)
   Allocation allocation;
+  /// The run fails when no frame reaches the sink for this long (a stage died or is stuck).
+  std::chrono::milliseconds sink_timeout{30000};
 };
 struct RunReport {
   RunOptions options;
