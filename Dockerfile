@@ -36,8 +36,9 @@ RUN case "$TARGETARCH" in \
  && cmake --build /build \
  && DESTDIR=/out cmake --install /build --prefix /usr/local --strip
 
-# ---- runtime stage: only the shared libraries the binaries load
-FROM debian:12-slim
+# ---- runtime stage: only the shared libraries the binaries load. The platform is spelled out:
+# buildah 1.28 otherwise took the build machine's base (and its cached layers) here.
+FROM --platform=$TARGETPLATFORM debian:12-slim
 COPY scripts/install-deps.sh /tmp/install-deps.sh
 RUN bash /tmp/install-deps.sh --only runtime \
  && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
