@@ -86,11 +86,12 @@ for a in "${bases[@]}"; do
   done
 done
 
-run_in() {  # run_in IMAGE CMD...: as the image's user (10001), foreign ones under qemu-user
-  local img=$1
-  shift
+run_in() {  # run_in ARCH IMAGE CMD...: as the image's user (10001), foreign ones under qemu
+  local p img=$2
+  p=$(platform "$1")
+  shift 2
   local c rc=0
-  c=$(bah from --pull-never "${mounts[@]}" "$img")
+  c=$(bah from --pull-never --platform "$p" "${mounts[@]}" "$img")
   bah run --isolation chroot "$c" -- "$@" || rc=$?
   bah rm "$c" >/dev/null
   return $rc
@@ -118,14 +119,14 @@ for a in "${arches[@]}"; do
   python3 scripts/oci-name.py "$file" "$name"
   log "checking every binary inside the $a image"
   for b in edgefd-labeller edgefd-labeller-agent edgefd-deviceplugin edgefd-pipeline; do
-    run_in "$img" "/usr/local/bin/$b" --version | head -n 3 >&2
+    run_in "$a" "$img" "/usr/local/bin/$b" --version | head -n 3 >&2
   done
   if [ -d "$shared" ]; then
-    run_in "$img" /usr/local/bin/edgefd-labeller --dry-run --dtb /dt/rockpro64.dtb | grep 'edgefd.io/soc=rockchip-rk3399' >&2
+    run_in "$a" "$img" /usr/local/bin/edgefd-labeller --dry-run --dtb /dt/rockpro64.dtb | grep 'edgefd.io/soc=rockchip-rk3399' >&2
   else
     log "no ../shared/devicetrees: the labeller dry run over a real blob is skipped"
   fi
-  run_in "$img" /usr/local/bin/edgefd-pipeline run --model conv --width 64 --height 64 --frames 3 | head -n 1 >&2
+  run_in "$a" "$img" /usr/local/bin/edgefd-pipeline run --model conv --width 64 --height 64 --frames 3 | head -n 1 >&2
   size=$(bah images --format '{{.Size}}' "$img" | head -n 1)
   log "$file: $(du -m "$file" | cut -f1) MiB archive, image $size unpacked, built and checked in $((SECONDS - s)) s"
   images+=("$img")
