@@ -4,6 +4,7 @@
 #   install-deps.sh              what building, testing and benchmarking on this machine needs
 #   install-deps.sh --cross      also the arm64/armhf cross builds and their qemu-user tests
 #   install-deps.sh --image      also scripts/image.sh (buildah, debootstrap, qemu-user)
+#   install-deps.sh --e2e        also what the end-to-end suite's node needs (scripts/e2e.sh)
 #   install-deps.sh --only G[,G] only these groups (the image's stages, a target's sysroot)
 #   install-deps.sh --list G     print one group, one package a line
 #   --target-arch A              with --only build: add the cross compiler for Debian arch A
@@ -12,17 +13,20 @@
 # Packages in `optional` that Debian does not build for this machine's architecture (oneDNN on
 # armhf) are left out with a message; edgefd then builds without them and says so.
 # Run as root (or through sudo). Safe to run again: apt-get skips what is there.
+# Go >= 1.26 for the e2e suite comes from the machine (Debian 12's golang is too old to build
+# Kubernetes 1.37).
 set -euo pipefail
 
 # What a release build of edgefd runs on the build machine, whatever the target.
 build=(build-essential cmake ninja-build pkg-config device-tree-compiler protobuf-compiler
        protobuf-compiler-grpc)
 # Developing and testing here: the above plus (openssl makes the test CA; procps for ps).
-host=("${build[@]}" git ccache clang libclang-rt-14-dev umockdev openssl procps)
+host=("${build[@]}" git ccache clang libclang-rt-14-dev clang-format umockdev openssl procps)
 # Libraries edgefd links, as -dev packages.
 libs=(
   libudev-dev libfdt-dev libyaml-cpp-dev                 # discovery
-  libcpprest-dev libssl-dev libspdlog-dev libfmt-dev     # Kubernetes client, logging
+  libssl-dev libspdlog-dev libfmt-dev                   # Kubernetes client (TLS), logging
+  nlohmann-json3-dev libcli11-dev                       # JSON, command lines
   libgrpc++-dev libprotobuf-dev                          # device plugin, pipeline transport
   libdnnl-dev                                            # runtime conv/fc kernels (oneDNN)
   libgtest-dev libgmock-dev libbenchmark-dev libumockdev-dev  # tests and benchmarks
@@ -38,14 +42,19 @@ cross=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static bi
 # The image builder (no registry is reachable: the Debian base is made with debootstrap).
 image=(buildah debootstrap qemu-user-static binfmt-support)
 # What the binaries load at run time: the image's runtime stage installs exactly these.
-runtime=(libcpprest2.10 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libfdt1 libudev1
+runtime=(libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libfdt1 libudev1
          libgrpc++1.51 libprotobuf32 libprotobuf-lite32 libgomp1 libdnnl2 ca-certificates)
+# The e2e node: runc (containerd's runtime), the CNI plugins (bridge, host-local, portmap),
+# iptables and conntrack (kube-proxy), udev (systemd-udevd turns uevents into the events edgefd
+# follows, as on a real node), curl (health checks), python3 (the CPU fixture writer), iproute2
+# (the bridge, the hotplug veth pair).
+e2e=(runc containernetworking-plugins iptables conntrack udev curl python3 iproute2)
 optional=(libdnnl-dev libdnnl2)
 
 group() {
   case "$1" in
-    build | host | libs | sysroot | cross | image | runtime) declare -n g="$1"; printf '%s\n' "${g[@]}" ;;
-    *) echo "install-deps.sh: unknown group '$1' (build, host, libs, sysroot, cross, image, runtime)" >&2; exit 2 ;;
+    build | host | libs | sysroot | cross | image | runtime | e2e) declare -n g="$1"; printf '%s\n' "${g[@]}" ;;
+    *) echo "install-deps.sh: unknown group '$1' (build, host, libs, sysroot, cross, image, runtime, e2e)" >&2; exit 2 ;;
   esac
 }
 
@@ -55,6 +64,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cross) packages+=("${cross[@]}") ;;
     --image) packages+=("${image[@]}") ;;
+    --e2e) packages+=("${e2e[@]}") ;;
     --only)
       packages=()
       IFS=, read -r -a groups <<<"${2:?--only needs groups}"

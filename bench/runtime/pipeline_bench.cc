@@ -14,9 +14,10 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/testing/paths.h"
 #include "machine_peak.h"
 
 extern char** environ;
@@ -80,7 +81,7 @@ double OfMemcpy(const Row& r, const edgefd::bench::MachinePeak& m) {
 int main(int argc, char** argv) {
   bool quick = false, json = false, monolithic = false;
   Policy policy = Policy::kBlock;
-  std::string bin = EDGEFD_PIPELINE_BIN;
+  std::string bin = edgefd::testing::PipelineBin();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -131,7 +132,7 @@ int main(int argc, char** argv) {
     o.model.name = model;
     o.model.conv = {w, h, 1};
     o.stages = stages;
-    o.transport = t;
+    o.transport = *edgefd::runtime::ParseTransport(t);
     o.frames = frames;
     o.warmup = std::max(2, frames / 10);
     o.policy = policy;
@@ -180,62 +181,62 @@ int main(int argc, char** argv) {
     return nullptr;
   };
   if (json) {
-    char machine[512];
-    std::snprintf(machine, sizeof machine,
-                  "\"machine\":{\"threads\":%d,\"fma_peak_gflops\":%.2f,\"fma_isa\":\"%s\","
-                  "\"memcpy_gbps\":%.2f,\"kernels\":\"%s\",\"onednn\":%s},",
-                  peak.threads, peak.fma_gflops, peak.fma_isa.c_str(), peak.memcpy_gbps,
-                  edgefd::runtime::KernelIsa(),
-                  edgefd::JsonQuote(edgefd::runtime::OneDnnVersion()).c_str());
-    std::string out = "{\"quick\":" + std::string(quick ? "true" : "false") + ",\"policy\":\"" +
-                      (policy == Policy::kBlock ? "block" : "latest") + "\"," + machine +
-                      "\"rows\":[";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
+    using edgefd::Json;
+    using edgefd::RoundTo;
+    const std::string onednn = edgefd::runtime::OneDnnVersion();
+    const Json machine = {{"threads", peak.threads},
+                          {"fma_peak_gflops", RoundTo(peak.fma_gflops, 2)},
+                          {"fma_isa", peak.fma_isa},
+                          {"memcpy_gbps", RoundTo(peak.memcpy_gbps, 2)},
+                          {"kernels", edgefd::runtime::KernelIsa()},
+                          {"onednn", onednn.empty() ? Json(nullptr) : Json(onednn)}};
+    Json rows_json = Json::array();
+    for (const Row& r : rows) {
       const auto& s = r.report.sink;
-      char buf[1024];
-      std::snprintf(buf, sizeof buf,
-                    "{\"model\":\"%s\",\"width\":%d,\"height\":%d,\"stages\":%d,"
-                    "\"transport\":\"%s\",\"frames\":%d,\"frames_received\":%llu,"
-                    "\"drops\":%llu,\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,"
-                    "\"latency_p99_ms\":%.3f,\"ccr\":%.4f,\"checksum\":%.6f,"
-                    "\"gflops\":%.2f,\"of_fma_peak\":%.4f,\"of_memcpy\":%.4f,\"error\":",
-                    r.model.c_str(), r.width, r.height, r.stages, r.transport.c_str(), r.frames,
-                    (unsigned long long)s.frames, (unsigned long long)s.drops, s.fps, s.fps_median,
-                    s.latency_p50_ms, s.latency_p99_ms, s.ccr, s.checksum, GflopPerFrame(r) * s.fps,
-                    OfFmaPeak(r, peak), OfMemcpy(r, peak));
-      if (i) out += ',';
-      out += buf;
-      out += edgefd::JsonQuote(r.error);
-      out += ",\"stage_compute_ms\":[";
-      for (size_t k = 0; k < s.stage_compute_ms.size(); ++k) {
-        if (k) out += ',';
-        out += std::to_string(s.stage_compute_ms[k]);
-      }
-      out += "],\"stage_comm_ms\":[";
-      for (size_t k = 0; k < s.stage_comm_ms.size(); ++k) {
-        if (k) out += ',';
-        out += std::to_string(s.stage_comm_ms[k]);
-      }
-      out += "]}";
+      Json compute = Json::array(), comm = Json::array();
+      for (double v : s.stage_compute_ms) compute.push_back(RoundTo(v, 4));
+      for (double v : s.stage_comm_ms) comm.push_back(RoundTo(v, 4));
+      rows_json.push_back({{"model", r.model},
+                           {"width", r.width},
+                           {"height", r.height},
+                           {"stages", r.stages},
+                           {"transport", r.transport},
+                           {"frames", r.frames},
+                           {"frames_received", s.frames},
+                           {"drops", s.drops},
+                           {"fps", RoundTo(s.fps, 2)},
+                           {"fps_median", RoundTo(s.fps_median, 2)},
+                           {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
+                           {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+                           {"ccr", RoundTo(s.ccr, 4)},
+                           {"checksum", RoundTo(s.checksum, 6)},
+                           {"gflops", RoundTo(GflopPerFrame(r) * s.fps, 2)},
+                           {"of_fma_peak", RoundTo(OfFmaPeak(r, peak), 4)},
+                           {"of_memcpy", RoundTo(OfMemcpy(r, peak), 4)},
+                           {"error", r.error},
+                           {"stage_compute_ms", std::move(compute)},
+                           {"stage_comm_ms", std::move(comm)}});
     }
-    out += "],\"targets\":[";
-    bool first = true;
+    Json targets = Json::array();
     for (const Target& t : kTargets) {
       const Row* r = find(t);
       if (r == nullptr) continue;
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "%s{\"target\":\"%s\",\"need_fps\":%.0f,\"fps\":%.2f,\"fps_median\":%.2f,"
-                    "\"met\":%s,\"need_of_fma_peak\":%.2f,\"of_fma_peak\":%.4f,"
-                    "\"of_memcpy\":%.4f,\"ratio_met\":%s}",
-                    first ? "" : ",", t.what, t.fps, r->report.sink.fps, r->report.sink.fps_median,
-                    r->report.sink.fps >= t.fps ? "true" : "false", t.of_peak, OfFmaPeak(*r, peak),
-                    OfMemcpy(*r, peak), OfFmaPeak(*r, peak) >= t.of_peak ? "true" : "false");
-      out += buf;
-      first = false;
+      targets.push_back({{"target", t.what},
+                         {"need_fps", t.fps},
+                         {"fps", RoundTo(r->report.sink.fps, 2)},
+                         {"fps_median", RoundTo(r->report.sink.fps_median, 2)},
+                         {"met", r->report.sink.fps >= t.fps},
+                         {"need_of_fma_peak", t.of_peak},
+                         {"of_fma_peak", RoundTo(OfFmaPeak(*r, peak), 4)},
+                         {"of_memcpy", RoundTo(OfMemcpy(*r, peak), 4)},
+                         {"ratio_met", OfFmaPeak(*r, peak) >= t.of_peak}});
     }
-    std::printf("%s]}\n", out.c_str());
+    const Json report = {{"quick", quick},
+                         {"policy", policy == Policy::kBlock ? "block" : "latest"},
+                         {"machine", machine},
+                         {"rows", std::move(rows_json)},
+                         {"targets", std::move(targets)}};
+    std::printf("%s\n", edgefd::DumpJson(report).c_str());
   } else {
     for (const Target& t : kTargets) {
       const Row* r = find(t);

@@ -11,8 +11,8 @@
 #include <thread>
 
 #include "edgefd/runtime/kernels.h"
+#include "edgefd/testing/files.h"
 #include "run_cli.h"
-#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -45,8 +45,7 @@ Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, 
       l.readers.push_back(std::move(*r));
       l.writers.push_back(std::move(*w));
     } else {
-      auto r =
-          ListenGrpc("unix:" + dir.path() + "/link" + std::to_string(k) + ".sock", shapes[k], p);
+      auto r = ListenGrpc("unix:" + dir / ("link" + std::to_string(k) + ".sock"), shapes[k], p);
       EXPECT_TRUE(r.ok()) << r.error().message;
       auto w = ConnectGrpc((*r)->Address(), shapes[k].Bytes(), std::chrono::seconds(10));
       EXPECT_TRUE(w.ok());
@@ -295,11 +294,32 @@ TEST(Cli, SeedTakesItsWhole40BitRange) {
   EXPECT_EQ(st, 0) << out;
   out = RunCli("partition --model conv --width 64 --height 64 --seed 1099511627777", &st);
   EXPECT_EQ(st, 2) << out;
-  EXPECT_NE(out.find("--seed 1099511627777: expected an integer 0..1099511627776"),
-            std::string::npos)
-      << out;
+  EXPECT_NE(out.find("--seed"), std::string::npos) << out;
+  EXPECT_NE(out.find("1099511627777"), std::string::npos) << out;
   out = RunCli("partition --model conv --seed 99999999999999999999999", &st);
   EXPECT_EQ(st, 2) << out;
+}
+
+TEST(Cli, EveryCommandHasHelpAndExitCodesMeanWhatTheyMeanElsewhere) {
+  int st = -1;
+  for (const char* command : {"run", "stage", "source", "sink", "partition"}) {
+    std::string out = RunCli(std::string(command) + " --help", &st);
+    EXPECT_EQ(st, 0) << command << ": " << out;
+    EXPECT_NE(out.find(std::string("Usage: edgefd-pipeline ") + command), std::string::npos) << out;
+    EXPECT_NE(out.find("--model"), std::string::npos) << out;
+  }
+  std::string out = RunCli("", &st);
+  EXPECT_EQ(st, 2) << out;  // no command: bad usage
+  out = RunCli("run --model conv --width 64 --height 64 --weights /nonexistent/w.bin", &st);
+  EXPECT_EQ(st, 2) << out;  // a weights file that cannot be read is bad input, named
+  EXPECT_NE(out.find("/nonexistent/w.bin"), std::string::npos) << out;
+  // Well-formed input, failed job: a sink whose upstream never comes.
+  TempDir dir;
+  out = RunCli("sink --model conv --width 64 --height 64 --listen unix:" + dir / "in.sock" +
+                   " --timeout-ms 50",
+               &st);
+  EXPECT_EQ(st, 1) << out;
+  EXPECT_NE(out.find("no frame on"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <regex>
 #include <string>
 
+#include "edgefd/testing/paths.h"
 #include "run_cli.h"
 
 namespace edgefd::runtime {
@@ -49,8 +50,8 @@ TEST(Portable, PipelineRunsOnX86CpusWithoutAvx512OrAvx2) {
   for (const Cpu& cpu : cpus) {
     SCOPED_TRACE(cpu.name);
     // The binary itself, started by the emulator (RunCli prepends the binary's path).
-    const std::string qemu =
-        std::string("qemu-x86_64-static -cpu ") + cpu.name + " " + EDGEFD_PIPELINE_BIN + " ";
+    const std::string qemu = std::string("qemu-x86_64-static -cpu ") + cpu.name + " " +
+                             edgefd::testing::PipelineBin() + " ";
     std::string cmd = qemu + "--version 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     ASSERT_NE(p, nullptr);

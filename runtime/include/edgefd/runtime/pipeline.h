@@ -4,10 +4,12 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/backend.h"
 #include "edgefd/runtime/devices.h"
 #include "edgefd/runtime/metrics.h"
@@ -23,6 +25,8 @@ struct ModelSpec {
   ConvModelOptions conv;
   uint64_t seed = 42;
   std::string weights_path;  ///< flat float32 file; empty: seeded weights
+
+  bool operator==(const ModelSpec&) const = default;
 };
 
 /// Builds the model with weights for layers [first, last) only (-1: all).
@@ -38,6 +42,9 @@ struct SourceOptions {
   int distinct = 4;
   double fps = 0;
   uint64_t seed = 42;
+  /// When set and it becomes true (SIGTERM: edgefd/common/program.h StopRequested), the
+  /// source stops sending and closes the link: end-of-stream for everything downstream.
+  const std::atomic<bool>* stop = nullptr;
 };
 /// The pre-generated images a source cycles through. In-process links hand out pointers into
 /// them, so they must outlive every stage of the run.
@@ -57,6 +64,9 @@ struct StageOptions {
   std::chrono::milliseconds idle_report{5000};
   /// Stop (as if closed) after this long without input; 0 waits forever.
   std::chrono::milliseconds idle_exit{0};
+  /// When set and it becomes true, the stage stops (within 100 ms while it waits for input)
+  /// and sends end-of-stream downstream, as if its input had closed.
+  const std::atomic<bool>* stop = nullptr;
 };
 Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const StageOptions& options,
                 StageCounters& counters);
@@ -84,6 +94,8 @@ struct SinkOptions {
   std::chrono::milliseconds timeout{30000};  ///< give up when nothing arrives this long
   std::atomic<bool>* abort = nullptr;        ///< set by the caller to stop waiting
   std::chrono::milliseconds log_every{0};    ///< log frames and drops so far (0: never)
+  /// When set and it becomes true, the sink stops and reports what it received so far.
+  const std::atomic<bool>* stop = nullptr;
 };
 Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& options);
 
@@ -105,11 +117,21 @@ class SinkAccumulator {
   int64_t t_first_ = 0, t_last_ = 0;
 };
 
+/// How the stages of a `run` are connected.
+enum class Transport {
+  kInproc,  ///< threads of this process over in-memory mailboxes
+  kShm,     ///< one process per stage over /dev/shm rings
+  kGrpc,    ///< one process per stage over gRPC on unix sockets
+};
+/// "inproc", "shm", "grpc", and back.
+std::string TransportName(Transport transport);
+std::optional<Transport> ParseTransport(std::string_view name);
+
 /// A whole pipeline on this machine (`edgefd-pipeline run`).
 struct RunOptions {
   ModelSpec model;
   int stages = 1;
-  std::string transport = "inproc";  ///< inproc | shm | grpc
+  Transport transport = Transport::kInproc;
   int frames = 100;
   int warmup = 3;
   Policy policy = Policy::kLatest;
@@ -122,6 +144,10 @@ struct RunOptions {
   std::string self_exe;  ///< edgefd-pipeline, for shm/grpc child processes
   std::string work_dir;  ///< sockets live here (default: a fresh /tmp dir)
   Allocation allocation;
+  /// When set and it becomes true, the source stops and the run winds down: the stages and
+  /// the sink finish with what is in flight, child stages are stopped, the report covers the
+  /// frames received.
+  const std::atomic<bool>* stop = nullptr;
   /// The run fails when no frame reaches the sink for this long (a stage died or is stuck).
   std::chrono::milliseconds sink_timeout{30000};
 };

@@ -1,0 +1,183 @@
+// edgefd-labeller without --dry-run: wires discovery, the API client, the reconcile loop and
+// the health endpoint together.
+#include <malloc.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/common/program.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/labeller/cli.h"
+
+namespace edgefd {
+namespace {
+
+std::string DefaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return {};
+}
+
+// The udev watcher, saying once started how it watches (monitor or rescan) and why.
+class LoggedWatcher final : public ChangeSource {
+ public:
+  explicit LoggedWatcher(WatchOptions options) : watcher_(std::move(options)) {}
+  Status Start(std::function<void()> on_change) override {
+    Status started = watcher_.Start(std::move(on_change));
+    if (started) {
+      if (!watcher_.warning().empty()) spdlog::warn("{}", watcher_.warning());
+      spdlog::info("watching for hardware changes ({})", watcher_.mode());
+    }
+    return started;
+  }
+  void Stop() override { watcher_.Stop(); }
+
+ private:
+  HotplugWatcher watcher_;
+};
+
+// The API server client: the kubeconfig (or the in-cluster service account), checked up front.
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const AgentCliOptions& opts,
+                                                         std::string* server) {
+  auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
+  if (!config) return config.error();
+  if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  if (config->insecure_skip_tls_verify) {
+    spdlog::warn(
+        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
+        config->server);
+  }
+  *server = config->server + " (" + config->source + ")";
+  return MakeKubeClient(*config);
+}
+
+// Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
+Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
+                                            std::unique_ptr<ApiTransport>& api) {
+  if (opts.nfd) {
+    spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
+    return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
+  }
+  std::string server;
+  auto client = ConnectToApiServer(opts, &server);
+  if (!client) return client.error();
+  api = std::move(*client);
+  std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
+  if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
+  spdlog::info("labelling node {} through {}", node, server);
+  return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
+}
+
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
+// Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
+// read it again).
+Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
+  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
+    auto report = discoverer->Run();
+    if (!report) return report.error();
+    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    return RenderLabels(report->inventory);
+  };
+}
+
+// Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only where
+// discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing it
+// reports could change the labels, and the --resync suffices.
+std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
+  if (!UsesUdev(opts.discovery)) return nullptr;
+  auto rules = LoadRules(opts.discovery.rule_files);  // Discover accepted them before
+  WatchOptions watch;
+  watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+  watch.rescan = opts.rescan;
+  return std::make_unique<LoggedWatcher>(watch);
+}
+
+// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT).
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics) {
+  std::unique_ptr<HttpEndpoint> health;
+  if (MetricsEnabled(opts.metrics_addr)) {
+    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
+    if (!started) {
+      spdlog::error("{}", started.error().message);
+      return kExitUsage;
+    }
+    health = std::move(*started);
+    spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
+  }
+  std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
+  Status ran = agent.Run(watcher.get());
+  if (!ran) {
+    spdlog::error("{}", ran.error().message);
+    return kExitFailure;
+  }
+  spdlog::info("stopped");
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunAgentMain(int argc, char** argv) {
+  InstallStopHandlers();
+  auto options = argc == 2 ? AgentOptionsFromJson(argv[1])
+                           : Result<AgentCliOptions>(Error{"expected one argument"});
+  if (!options) {
+    std::fprintf(stderr,
+                 "edgefd-labeller-agent: %s\nIt is started by edgefd-labeller, with the options "
+                 "that program parsed: run edgefd-labeller instead.\n",
+                 options.error().message.c_str());
+    return kExitUsage;
+  }
+  SetUpLogging("edgefd-labeller", options->log_level);
+  return RunAgentCli(*options);
+}
+
+int RunAgentCli(const AgentCliOptions& opts) {
+  // edgefd-labeller kept SIGTERM/SIGINT blocked across the exec: one that came meanwhile is
+  // delivered now, to the handler.
+  InstallStopHandlers();
+  // A peer that hangs up is an error to report, not a reason to die.
+  signal(SIGPIPE, SIG_IGN);
+  // One malloc arena for all threads: the agent allocates little and rarely, and each extra
+  // arena keeps its own partly used pages (measured: BM_IdleRss).
+  mallopt(M_ARENA_MAX, 1);
+
+  // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
+  // stop now instead of retrying it forever.
+  auto discoverer = std::make_shared<Discoverer>(opts.discovery);
+  if (auto first = discoverer->Run(); !first) {
+    spdlog::error("{}", first.error().message);
+    return kExitUsage;
+  }
+  AgentMetrics metrics;
+  std::unique_ptr<ApiTransport> api;
+  auto sink = MakeSink(opts, metrics, api);
+  if (!sink) {
+    spdlog::error("{}", sink.error().message);
+    return kExitUsage;
+  }
+  Agent::Options agent_options;
+  agent_options.resync = opts.resync;
+  // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
+  agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
+  Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);
+  // A stop ends the loop's wait and the request in flight, whatever the mode.
+  OnStop on_stop([&agent, &api](int signal) {
+    spdlog::info("signal {} received, stopping", signal);
+    agent.Stop();
+    if (api) api->Cancel();
+  });
+  if (!opts.once) return RunDaemon(opts, agent, metrics);
+  if (Status done = agent.RunOnce(); !done) {
+    spdlog::error("{}", done.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace edgefd
