@@ -216,7 +216,7 @@ TEST(RunPipelineInproc, ASinkThatGivesUpFailsTheRunInsteadOfHangingIt) {
   RunOptions o;
   o.model.conv = {64, 48, 1};
   o.stages = 2;
-  o.transport = "inproc";
+  o.transport = Transport::kInproc;
   o.frames = 6;
   o.warmup = 0;
   o.policy = Policy::kBlock;
