@@ -1,26 +1,47 @@
 # syntax=docker/dockerfile:1
 # edgefd: one image with every installed binary (edgefd-labeller and the edgefd-labeller-agent
-# it execs; the device plugin and pipeline runtime once they have install rules).
-#   docker build -t edgefd/edgefd:0.1.0 .
-#   docker buildx build --platform linux/amd64,linux/arm64 -t edgefd/edgefd:0.1.0 .
+# it execs, edgefd-deviceplugin, edgefd-pipeline), for linux/amd64, linux/arm64, linux/arm/v7.
+#   bash scripts/image.sh --arch all     buildah on a Debian 12 base made by debootstrap
+#   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t edgefd/edgefd:0.1.0 .
+#
+# Nothing compiles under emulation (hours on 2 cores): the build stage runs on the build
+# machine's platform and cross-compiles against the target's libraries, which the sysroot
+# stage installs on the target's platform (only apt runs there, under qemu-user when foreign).
+# Package names come from scripts/install-deps.sh, the one list of them.
 
-# ---- build stage: the same Debian 12 packages CI uses, from the one list of them ----
-FROM debian:12 AS build
-COPY scripts/install-deps.sh /src/scripts/install-deps.sh
-RUN /src/scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+# ---- the target's Debian 12 with the -dev packages edgefd links: the cross build's sysroot
+FROM --platform=$TARGETPLATFORM debian:12 AS sysroot
+COPY scripts/install-deps.sh /tmp/install-deps.sh
+RUN bash /tmp/install-deps.sh --only sysroot \
+ && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh
+
+# ---- build stage: the build machine's compilers, a cross compiler for a foreign target
+FROM --platform=$BUILDPLATFORM debian:12 AS build
+ARG TARGETARCH
+COPY scripts/install-deps.sh /tmp/install-deps.sh
+RUN case "$TARGETARCH" in arm) deb=armhf ;; *) deb=$TARGETARCH ;; esac \
+ && bash /tmp/install-deps.sh --only build --target-arch "$deb" \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=sysroot / /sysroot
 COPY . /src
-RUN cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+RUN case "$TARGETARCH" in \
+      amd64) triple=x86_64-linux-gnu ;; \
+      arm64) triple=aarch64-linux-gnu ;; \
+      arm) triple=arm-linux-gnueabihf ;; \
+      *) echo "no toolchain for $TARGETARCH" >&2; exit 1 ;; \
+    esac \
+ && cmake -S /src -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+          -DCMAKE_TOOLCHAIN_FILE=/src/cmake/toolchains/$triple.cmake -DEDGEFD_SYSROOT=/sysroot \
           -DEDGEFD_BUILD_TESTS=OFF -DEDGEFD_BUILD_BENCH=OFF \
  && cmake --build /build \
  && DESTDIR=/out cmake --install /build --prefix /usr/local --strip
 
-# ---- runtime stage: only the shared libraries the binaries load ----
-FROM debian:12-slim
-RUN apt-get update \
- && apt-get install -y --no-install-recommends \
-      libcpprest2.10 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libfdt1 libudev1 \
-      libgrpc++1.51 libprotobuf32 libprotobuf-lite32 libdnnl2 ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+# ---- runtime stage: only the shared libraries the binaries load. The platform is spelled out:
+# buildah 1.28 otherwise took the build machine's base (and its cached layers) here.
+FROM --platform=$TARGETPLATFORM debian:12-slim
+COPY scripts/install-deps.sh /tmp/install-deps.sh
+RUN bash /tmp/install-deps.sh --only runtime \
+ && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh \
  && groupadd --system --gid 10001 edgefd \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin edgefd

@@ -1,8 +1,13 @@
 // Reproduces the thesis table on this machine: the conv pipeline (3x3 conv → ReLU → 2x2 pool)
 // monolithic and in 2/3/4 stages over every transport at 128², 256², 512², 1024² and 1280x720,
 // and tiny-YOLO monolithic vs 2 stages. Prints a table, or one JSON report with --json.
+// First it measures this machine's FMA peak and memcpy bandwidth, and quotes the figures as
+// ratios of them (machines of one kind differ by 2x): tiny-YOLO's GFLOP/s over the FMA peak,
+// conv's frame traffic (input + output bytes per second) over memcpy bandwidth.
 //
-//   pipeline_bench [--quick] [--json] [--policy block|latest] [--pipeline-bin PATH]
+//   pipeline_bench [--quick] [--monolithic] [--json] [--policy block|latest]
+//                  [--pipeline-bin PATH]
+//   --monolithic: only the monolithic rows (conv at each size, tiny-YOLO), for A/B runs
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -10,8 +15,10 @@
 #include <vector>
 
 #include "edgefd/common/json.h"
+#include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
 #include "edgefd/testing/paths.h"
+#include "machine_peak.h"
 
 extern char** environ;
 
@@ -31,30 +38,56 @@ struct Row {
 };
 
 // DESIGN.md targets on 2 cores (720p f32 between stages).
+// fps: the absolute Zen 5 figure; of_peak: the ratio of the machine's peak that counts
+// (DESIGN.md): tiny-YOLO's GFLOP/s over the FMA peak.
 struct Target {
   const char* what;
   std::string model;
   int width, stages;
   std::string transport;
   double fps;
+  double of_peak;
 };
 const Target kTargets[] = {
-    {"conv 720p monolithic", "conv", 1280, 1, "inproc", 5000},
-    {"conv 720p 4-stage gRPC", "conv", 1280, 4, "grpc", 200},
-    {"conv 720p 4-stage shm", "conv", 1280, 4, "shm", 1000},
-    {"tiny-YOLO monolithic", "yolo-tiny", 448, 1, "inproc", 55},
+    {"conv 720p monolithic", "conv", 1280, 1, "inproc", 5000, 0},
+    {"conv 720p 4-stage gRPC", "conv", 1280, 4, "grpc", 200, 0},
+    {"conv 720p 4-stage shm", "conv", 1280, 4, "shm", 1000, 0},
+    {"tiny-YOLO monolithic", "yolo-tiny", 448, 1, "inproc", 55, 0.70},
 };
+
+// Useful work per frame: GFLOP for tiny-YOLO, bytes in and out of the fused conv kernel.
+double GflopPerFrame(const Row& r) {
+  if (r.model != "yolo-tiny") return 0;
+  static const double gflop = [] {
+    edgefd::runtime::Model m = edgefd::runtime::MakeYoloTiny();
+    return m.Flops(0, int(m.layers.size())) / 1e9;
+  }();
+  return gflop;
+}
+double FrameBytes(const Row& r) {
+  if (r.model != "conv") return 0;
+  double out = double((r.width - 2) / 2) * ((r.height - 2) / 2);
+  return 4.0 * (double(r.width) * r.height + out);
+}
+double OfFmaPeak(const Row& r, const edgefd::bench::MachinePeak& m) {
+  return GflopPerFrame(r) * r.report.sink.fps / m.fma_gflops;
+}
+double OfMemcpy(const Row& r, const edgefd::bench::MachinePeak& m) {
+  return FrameBytes(r) * r.report.sink.fps / (m.memcpy_gbps * 1e9);
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, json = false;
+  bool quick = false, json = false, monolithic = false;
   Policy policy = Policy::kBlock;
   std::string bin = edgefd::testing::PipelineBin();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
+    } else if (a == "--monolithic") {
+      monolithic = true;
     } else if (a == "--json") {
       json = true;
     } else if (a == "--policy" && i + 1 < argc) {
@@ -62,9 +95,10 @@ int main(int argc, char** argv) {
     } else if (a == "--pipeline-bin" && i + 1 < argc) {
       bin = argv[++i];
     } else {
-      std::fprintf(stderr,
-                   "usage: pipeline_bench [--quick] [--json] [--policy block|latest] "
-                   "[--pipeline-bin PATH]\n");
+      std::fprintf(
+          stderr,
+          "usage: pipeline_bench [--quick] [--monolithic] [--json] [--policy block|latest] "
+          "[--pipeline-bin PATH]\n");
       return 2;
     }
   }
@@ -73,6 +107,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "pipeline_bench: %s\n", alloc.error().message.c_str());
     return 2;
   }
+  const edgefd::bench::MachinePeak peak = edgefd::bench::MeasureMachinePeak();
+  std::fprintf(
+      stderr,
+      "machine: FMA peak %.1f GFLOP/s (%s, %d threads), memcpy %.1f GB/s; runtime "
+      "loops for %s, oneDNN %s\n",
+      peak.fma_gflops, peak.fma_isa.c_str(), peak.threads, peak.memcpy_gbps,
+      edgefd::runtime::KernelIsa(),
+      edgefd::runtime::OneDnnVersion().empty() ? "none" : edgefd::runtime::OneDnnVersion().c_str());
   std::vector<std::pair<int, int>> sizes = {
       {128, 128}, {256, 256}, {512, 512}, {1024, 1024}, {1280, 720}};
   std::vector<int> stage_counts = {2, 3, 4};
@@ -81,6 +123,7 @@ int main(int argc, char** argv) {
     sizes = {{256, 256}, {1280, 720}};
     stage_counts = {4};
   }
+  if (monolithic) stage_counts.clear();
   std::vector<Row> rows;
   auto add = [&](const std::string& model, int w, int h, int stages, const std::string& t,
                  int frames) {
@@ -105,9 +148,12 @@ int main(int argc, char** argv) {
       const auto& s = r.report.sink;
       std::fprintf(stderr,
                    "%-9s %4dx%-4d %d %-6s %9.1f fps %9.1f med %8.2f %8.2f ms p50/p99 CCR %6.3f "
-                   "drops %llu %s\n",
+                   "drops %llu %s %s\n",
                    model.c_str(), w, h, stages, t.c_str(), s.fps, s.fps_median, s.latency_p50_ms,
-                   s.latency_p99_ms, s.ccr, (unsigned long long)s.drops, r.error.c_str());
+                   s.latency_p99_ms, s.ccr, (unsigned long long)s.drops,
+                   model == "conv" ? ("memcpy x" + std::to_string(OfMemcpy(r, peak))).c_str()
+                                   : ("FMA peak x" + std::to_string(OfFmaPeak(r, peak))).c_str(),
+                   r.error.c_str());
     }
     rows.push_back(std::move(r));
   };
@@ -121,7 +167,9 @@ int main(int argc, char** argv) {
   }
   int yolo_frames = quick ? 20 : 60;
   add("yolo-tiny", 448, 448, 1, "inproc", yolo_frames);
-  for (const std::string& t : transports) add("yolo-tiny", 448, 448, 2, t, yolo_frames);
+  if (!monolithic) {
+    for (const std::string& t : transports) add("yolo-tiny", 448, 448, 2, t, yolo_frames);
+  }
 
   auto find = [&](const Target& t) -> const Row* {
     for (const Row& r : rows) {
@@ -135,6 +183,13 @@ int main(int argc, char** argv) {
   if (json) {
     using edgefd::Json;
     using edgefd::RoundTo;
+    const std::string onednn = edgefd::runtime::OneDnnVersion();
+    const Json machine = {{"threads", peak.threads},
+                          {"fma_peak_gflops", RoundTo(peak.fma_gflops, 2)},
+                          {"fma_isa", peak.fma_isa},
+                          {"memcpy_gbps", RoundTo(peak.memcpy_gbps, 2)},
+                          {"kernels", edgefd::runtime::KernelIsa()},
+                          {"onednn", onednn.empty() ? Json(nullptr) : Json(onednn)}};
     Json rows_json = Json::array();
     for (const Row& r : rows) {
       const auto& s = r.report.sink;
@@ -155,6 +210,9 @@ int main(int argc, char** argv) {
                            {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
                            {"ccr", RoundTo(s.ccr, 4)},
                            {"checksum", RoundTo(s.checksum, 6)},
+                           {"gflops", RoundTo(GflopPerFrame(r) * s.fps, 2)},
+                           {"of_fma_peak", RoundTo(OfFmaPeak(r, peak), 4)},
+                           {"of_memcpy", RoundTo(OfMemcpy(r, peak), 4)},
                            {"error", r.error},
                            {"stage_compute_ms", std::move(compute)},
                            {"stage_comm_ms", std::move(comm)}});
@@ -167,10 +225,15 @@ int main(int argc, char** argv) {
                          {"need_fps", t.fps},
                          {"fps", RoundTo(r->report.sink.fps, 2)},
                          {"fps_median", RoundTo(r->report.sink.fps_median, 2)},
-                         {"met", r->report.sink.fps >= t.fps}});
+                         {"met", r->report.sink.fps >= t.fps},
+                         {"need_of_fma_peak", t.of_peak},
+                         {"of_fma_peak", RoundTo(OfFmaPeak(*r, peak), 4)},
+                         {"of_memcpy", RoundTo(OfMemcpy(*r, peak), 4)},
+                         {"ratio_met", OfFmaPeak(*r, peak) >= t.of_peak}});
     }
     const Json report = {{"quick", quick},
                          {"policy", policy == Policy::kBlock ? "block" : "latest"},
+                         {"machine", machine},
                          {"rows", std::move(rows_json)},
                          {"targets", std::move(targets)}};
     std::printf("%s\n", edgefd::DumpJson(report).c_str());
@@ -178,9 +241,16 @@ int main(int argc, char** argv) {
     for (const Target& t : kTargets) {
       const Row* r = find(t);
       if (r == nullptr) continue;
-      std::printf("target %-24s need %6.0f fps: %8.1f fps (median interval %8.1f) %s\n", t.what,
+      std::printf("target %-24s need %6.0f fps: %8.1f fps (median interval %8.1f) %s", t.what,
                   t.fps, r->report.sink.fps, r->report.sink.fps_median,
                   r->report.sink.fps >= t.fps ? "MET" : "missed");
+      if (t.model == "conv") {
+        std::printf("; frame traffic %.2f x memcpy bandwidth\n", OfMemcpy(*r, peak));
+      } else {
+        std::printf("; %.1f GFLOP/s = %.2f x FMA peak (need %.2f) %s\n",
+                    GflopPerFrame(*r) * r->report.sink.fps, OfFmaPeak(*r, peak), t.of_peak,
+                    OfFmaPeak(*r, peak) >= t.of_peak ? "MET" : "missed");
+      }
     }
   }
   for (const Row& r : rows) {

@@ -5,7 +5,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 #include "edgefd/agent/reconcile.h"
 #include "edgefd/common/program.h"
@@ -124,6 +127,18 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
 
 int RunAgentMain(int argc, char** argv) {
   InstallStopHandlers();
+  const std::string_view first = argc == 2 ? argv[1] : "";
+  if (first == "--version") {
+    std::printf("edgefd-labeller-agent %s\n", std::string(Version()).c_str());
+    return kExitOk;
+  }
+  if (first == "--help" || first == "-h") {
+    std::printf(
+        "Usage: edgefd-labeller-agent OPTIONS-AS-JSON\n\nThe labelling agent. It is started by "
+        "edgefd-labeller, which parses the command line and passes the options on as one JSON "
+        "argument: run `edgefd-labeller --help` for them.\n");
+    return kExitOk;
+  }
   auto options = argc == 2 ? AgentOptionsFromJson(argv[1])
                            : Result<AgentCliOptions>(Error{"expected one argument"});
   if (!options) {

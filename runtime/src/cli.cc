@@ -13,6 +13,7 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/cpu_list.h"
 #include "edgefd/common/json.h"
+#include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
 #include "edgefd/runtime/stage_args.h"
 
@@ -438,6 +439,17 @@ int PipelineMain(int argc, char** argv) {
   InstallStopHandlers();
   CLI::App app(kDescription, "edgefd-pipeline");
   ConfigureApp(app, kFooter);
+  // --version also says what computes: a build without oneDNN is slower, never silently so.
+  const std::string onednn = OneDnnVersion();
+  app.set_version_flag(
+      "--version",
+      "edgefd-pipeline " + std::string(Version()) + "\ncpu backend: " +
+          (onednn.empty()
+               ? std::string("built without oneDNN (multi-channel conv and fc run edgefd's own "
+                             "loops, slower)")
+               : "oneDNN " + onednn) +
+          ", loops for " + KernelIsa(),
+      "show the version and what computes, and exit");
   app.require_subcommand(1);
   // --log-level may come before or after the command.
   app.fallthrough();

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <memory>
+#ifdef EDGEFD_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
+#endif
 
 #include "edgefd/runtime/backend.h"
 #include "edgefd/runtime/devices.h"
@@ -11,10 +14,6 @@
 
 namespace edgefd::runtime {
 namespace {
-
-using dnnl::memory;
-using Tag = memory::format_tag;
-using Dt = memory::data_type;
 
 /// One step of the compiled range: reads `in`, writes `out`.
 struct Op {
@@ -25,6 +24,11 @@ struct Op {
   std::function<void(const float*, float*)> run;
 };
 
+#ifdef EDGEFD_HAVE_ONEDNN
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
 dnnl::post_ops ActivationPostOps(Activation act, float slope) {
   dnnl::post_ops po;
   if (act == Activation::kRelu) po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
@@ -33,26 +37,29 @@ dnnl::post_ops ActivationPostOps(Activation act, float slope) {
   }
   return po;
 }
+#endif
 
 class CpuExecutor final : public Executor {
  public:
   CpuExecutor(const Model& model, int first, int last, const ExecOptions& options)
-      : model_(model),
-        first_(first),
-        last_(last),
-        options_(options),
-        engine_(dnnl::engine::kind::cpu, 0),
-        stream_(engine_) {}
+      : model_(model), first_(first), last_(last), options_(options) {}
 
   Status Build() {
     // oneDNN sizes its kernels' work split for the thread count current at creation.
     omp_set_num_threads(Threads());
+#ifdef EDGEFD_HAVE_ONEDNN
     try {
       BuildOps();
     } catch (const dnnl::error& e) {
       return Error{"oneDNN could not build layers " + std::to_string(first_) + ".." +
                    std::to_string(last_) + " of " + model_.name + ": " + e.what()};
     }
+    // One scratchpad for every oneDNN op of this executor (they run one after the other).
+    dnnl_scratch_.Reserve(scratch_bytes_ / sizeof(float) + 1);
+    for (const auto& m : scratchpads_) m->set_data_handle(dnnl_scratch_.data());
+#else
+    BuildOps();
+#endif
     size_t max_elems = 0;
     for (const Op& op : ops_) max_elems = std::max(max_elems, op.out.Elements());
     ping_.Reserve(max_elems);
@@ -230,17 +237,41 @@ class CpuExecutor final : public Executor {
             });
           };
         } else {
-          AddDnnlConv(l, op);
+          AddConvLayer(l, op);
         }
         break;
       case LayerKind::kFullyConnected:
-        AddDnnlFc(l, op);
+        AddFcLayer(l, op);
         break;
     }
     ops_.push_back(std::move(op));
   }
 
-  void AddDnnlConv(const Layer& l, Op& op) {
+  // Multi-channel conv and fc layers: oneDNN, or where the build has none,
+#ifndef EDGEFD_HAVE_ONEDNN
+  // built without oneDNN (a target Debian has no build of it for): the runtime's own loops,
+  // with the weights reordered once for them.
+  void AddConvLayer(const Layer& l, Op& op) {
+    op.description += "loop (no oneDNN)";
+    auto w = std::make_shared<const std::vector<float>>(RepackConvWeights(l));
+    op.run = [this, w, &l](const float* s, float* d) {
+      ParallelRows(l.out.h, [&](int b, int e, int) { ConvLoop(l, w->data(), s, d, b, e); });
+    };
+  }
+
+  void AddFcLayer(const Layer& l, Op& op) {
+    op.description += "loop (no oneDNN)";
+    auto w = std::make_shared<const std::vector<float>>(TransposeFcWeights(l));
+    // Blocks of 64 outputs among the team: each thread streams its columns of the weights.
+    const int blocks = (l.out.c + 63) / 64;
+    op.run = [this, w, blocks, &l](const float* s, float* d) {
+      ParallelRows(blocks, [&](int b, int e, int) {
+        FullyConnectedLoop(l, w->data(), s, d, b * 64, std::min(l.out.c, e * 64));
+      });
+    };
+  }
+#else
+  void AddConvLayer(const Layer& l, Op& op) {
     memory::dims src_dims{1, l.in.c, l.in.h, l.in.w};
     memory::dims wei_dims{l.out.c, l.in.c, l.kernel, l.kernel};
     memory::dims dst_dims{1, l.out.c, l.out.h, l.out.w};
@@ -254,15 +285,13 @@ class CpuExecutor final : public Executor {
     dnnl::convolution_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_any,
         bias_md, dst_md, {l.stride, l.stride}, {l.pad, l.pad}, {pad_b, pad_r});
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ActivationPostOps(l.act, l.leaky_slope));
-    dnnl::convolution_forward::primitive_desc pd(desc, attr, engine_);
+    dnnl::convolution_forward::primitive_desc pd(desc, Attributes(l), engine_);
     AddDnnl(l, op, dnnl::convolution_forward(pd), pd.weights_desc(),
             memory::desc(wei_dims, Dt::f32, Tag::ohwi), src_md, dst_md, bias_md,
-            pd.impl_info_str());
+            pd.scratchpad_desc(), pd.impl_info_str());
   }
 
-  void AddDnnlFc(const Layer& l, Op& op) {
+  void AddFcLayer(const Layer& l, Op& op) {
     int in = int(l.in.Elements());
     memory::desc src_md({1, in}, Dt::f32, Tag::nc);
     memory::desc dst_md({1, l.out.c}, Dt::f32, Tag::nc);
@@ -270,17 +299,27 @@ class CpuExecutor final : public Executor {
     memory::desc bias_md({l.out.c}, Dt::f32, Tag::a);
     dnnl::inner_product_forward::desc desc(dnnl::prop_kind::forward_inference, src_md, wei_any,
                                            bias_md, dst_md);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ActivationPostOps(l.act, l.leaky_slope));
-    dnnl::inner_product_forward::primitive_desc pd(desc, attr, engine_);
+    dnnl::inner_product_forward::primitive_desc pd(desc, Attributes(l), engine_);
     AddDnnl(l, op, dnnl::inner_product_forward(pd), pd.weights_desc(),
             memory::desc({l.out.c, in}, Dt::f32, Tag::oi), src_md, dst_md, bias_md,
-            pd.impl_info_str());
+            pd.scratchpad_desc(), pd.impl_info_str());
+  }
+
+  // The activation as a post-op, and a scratchpad we own. oneDNN's own ("library") scratchpad
+  // lives in the creating thread's storage: a stage thread running a primitive that the main
+  // thread created wrote through a null scratchpad (SIGSEGV on arm64, where the convolutions
+  // are im2col + GEMM and need one).
+  dnnl::primitive_attr Attributes(const Layer& l) const {
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ActivationPostOps(l.act, l.leaky_slope));
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    return attr;
   }
 
   void AddDnnl(const Layer& l, Op& op, dnnl::primitive prim, const memory::desc& wei_md,
                const memory::desc& user_wei_md, const memory::desc& src_md,
-               const memory::desc& dst_md, const memory::desc& bias_md, const char* impl) {
+               const memory::desc& dst_md, const memory::desc& bias_md,
+               const memory::desc& scratch_md, const char* impl) {
     op.description += std::string("oneDNN ") + impl;
     // Reorder the weights into the kernel's preferred layout once.
     memory user_w(user_wei_md, engine_, const_cast<float*>(l.weights.data()));
@@ -289,23 +328,34 @@ class CpuExecutor final : public Executor {
     auto b = std::make_shared<memory>(bias_md, engine_, const_cast<float*>(l.bias.data()));
     auto src = std::make_shared<memory>(src_md, engine_, nullptr);
     auto dst = std::make_shared<memory>(dst_md, engine_, nullptr);
+    auto scratch = std::make_shared<memory>(scratch_md, engine_, nullptr);  // set in Build()
+    scratch_bytes_ = std::max(scratch_bytes_, scratch_md.get_size());
+    scratchpads_.push_back(scratch);
     stream_.wait();
-    op.run = [this, prim, w, b, src, dst](const float* s, float* d) {
+    op.run = [this, prim, w, b, src, dst, scratch](const float* s, float* d) {
       src->set_data_handle(const_cast<float*>(s));
       dst->set_data_handle(d);
       prim.execute(stream_, {{DNNL_ARG_SRC, *src},
                              {DNNL_ARG_WEIGHTS, *w},
                              {DNNL_ARG_BIAS, *b},
-                             {DNNL_ARG_DST, *dst}});
+                             {DNNL_ARG_DST, *dst},
+                             {DNNL_ARG_SCRATCHPAD, *scratch}});
       stream_.wait();
     };
   }
 
+#endif
+
   const Model& model_;
   int first_, last_;
   ExecOptions options_;
-  dnnl::engine engine_;
-  dnnl::stream stream_;
+#ifdef EDGEFD_HAVE_ONEDNN
+  dnnl::engine engine_{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream_{engine_};
+  Buffer dnnl_scratch_;
+  size_t scratch_bytes_ = 0;
+  std::vector<std::shared_ptr<memory>> scratchpads_;
+#endif
   std::vector<Op> ops_;
   Buffer ping_, pong_;
   std::vector<Buffer> scratch_;
@@ -337,5 +387,14 @@ class CpuBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> MakeCpuBackend() { return std::make_unique<CpuBackend>(); }
+
+std::string OneDnnVersion() {
+#ifdef EDGEFD_HAVE_ONEDNN
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
+#else
+  return "";
+#endif
+}
 
 }  // namespace edgefd::runtime

@@ -1,12 +1,59 @@
-// Hand-written kernels for the shapes oneDNN handles badly (one-channel images) and the cheap
-// element-wise layers. Written as plain loops the compiler vectorises; built with -O3
-// -march=native when EDGEFD_NATIVE_KERNELS is ON.
+// Hand-written kernels for the shapes oneDNN handles badly (one-channel images), the cheap
+// element-wise layers, and the multi-channel layers where the target has no oneDNN. Written as
+// plain loops the compiler vectorises, built with -O3.
+//
+// The default build runs on any x86-64 and still uses AVX2+FMA or AVX-512 where the CPU has
+// them: GCC compiles each kernel once per ISA level (target_clones) and the dynamic loader
+// picks one for the CPU at start-up (an ifunc). With EDGEFD_NATIVE_KERNELS the file is built
+// for the build machine's CPU alone (-march=native) and runs on nothing older.
 #include <algorithm>
 
 #include "edgefd/runtime/kernels.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(EDGEFD_NATIVE_KERNELS)
+#define EDGEFD_KERNEL_CLONES 1
+#define EDGEFD_KERNEL __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EDGEFD_KERNEL_CLONES 0
+#define EDGEFD_KERNEL
+#endif
+
 namespace edgefd::runtime {
 
+namespace {
+
+void Activate(float* v, int n, Activation act, float slope) {
+  if (act == Activation::kRelu) {
+    for (int i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+  } else if (act == Activation::kLeaky) {
+    for (int i = 0; i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : v[i] * slope;
+  }
+}
+
+}  // namespace
+
+const char* KernelIsa() {
+#if defined(EDGEFD_NATIVE_KERNELS)
+  return "native";
+#elif EDGEFD_KERNEL_CLONES
+  // The same tests the clones' resolver makes.
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return "x86-64-v4";
+  if (__builtin_cpu_supports("x86-64-v3")) return "x86-64-v3";
+  return "x86-64";
+#elif defined(__aarch64__)
+  return "aarch64";
+#elif defined(__arm__) && defined(__ARM_NEON)
+  return "armv7+neon";
+#elif defined(__arm__)
+  return "armv7";
+#else
+  return "generic";
+#endif
+}
+
+EDGEFD_KERNEL
 void Conv3x3SingleChannel(const float* __restrict in, int h, int w, const float* weights,
                           float bias, float* __restrict out, int row_begin, int row_end) {
   (void)h;
@@ -26,6 +73,7 @@ void Conv3x3SingleChannel(const float* __restrict in, int h, int w, const float*
   }
 }
 
+EDGEFD_KERNEL
 void FusedConvReluPool(const float* __restrict in, int h, int w, const float* weights, float bias,
                        float scale, float shift, float* __restrict out, int row_begin, int row_end,
                        float* __restrict scratch) {
@@ -64,6 +112,7 @@ void FusedConvReluPool(const float* __restrict in, int h, int w, const float* we
   }
 }
 
+EDGEFD_KERNEL
 void MaxPool2x2(const float* __restrict in, Shape s, float* __restrict out, int row_begin,
                 int row_end) {
   const int ow = (s.w - 2) / 2 + 1;
@@ -95,6 +144,7 @@ void MaxPool2x2(const float* __restrict in, Shape s, float* __restrict out, int 
   }
 }
 
+EDGEFD_KERNEL
 void ActivationKernel(const float* in, float* out, size_t n, Activation act, float slope) {
   if (act == Activation::kRelu) {
     for (size_t i = 0; i < n; ++i) out[i] = in[i] > 0.0f ? in[i] : 0.0f;
@@ -105,11 +155,13 @@ void ActivationKernel(const float* in, float* out, size_t n, Activation act, flo
   }
 }
 
+EDGEFD_KERNEL
 void NormalizeKernel(const float* __restrict in, float* __restrict out, size_t n, float scale,
                      float shift) {
   for (size_t i = 0; i < n; ++i) out[i] = in[i] * scale + shift;
 }
 
+EDGEFD_KERNEL
 double Checksum(const float* p, size_t n) {
   // Sixteen independent float lanes per block vectorise; doubles between blocks keep precision.
   double total = 0;
@@ -126,6 +178,70 @@ double Checksum(const float* p, size_t n) {
     i = end;
   }
   return total;
+}
+
+EDGEFD_KERNEL
+void ConvLoop(const Layer& l, const float* __restrict wt, const float* __restrict in,
+              float* __restrict out, int row_begin, int row_end) {
+  const int oc = l.out.c, ic = l.in.c, k = l.kernel;
+  const float* bias = l.bias.data();
+  for (int y = row_begin; y < row_end; ++y) {
+    for (int x = 0; x < l.out.w; ++x) {
+      float* __restrict o = out + (size_t(y) * l.out.w + x) * oc;
+      for (int c = 0; c < oc; ++c) o[c] = bias[c];
+      for (int ky = 0; ky < k; ++ky) {
+        const int iy = y * l.stride - l.pad + ky;
+        if (iy < 0 || iy >= l.in.h) continue;
+        for (int kx = 0; kx < k; ++kx) {
+          const int ix = x * l.stride - l.pad + kx;
+          if (ix < 0 || ix >= l.in.w) continue;
+          const float* __restrict px = in + (size_t(iy) * l.in.w + ix) * ic;
+          const float* __restrict w = wt + size_t(ky * k + kx) * ic * oc;
+          for (int i = 0; i < ic; ++i) {
+            const float v = px[i];
+            const float* __restrict wi = w + size_t(i) * oc;
+            for (int c = 0; c < oc; ++c) o[c] += v * wi[c];
+          }
+        }
+      }
+      Activate(o, oc, l.act, l.leaky_slope);
+    }
+  }
+}
+
+std::vector<float> RepackConvWeights(const Layer& l) {
+  const int oc = l.out.c, ic = l.in.c, k = l.kernel;
+  std::vector<float> w(l.weights.size());
+  for (int o = 0; o < oc; ++o) {
+    for (int t = 0; t < k * k; ++t) {
+      for (int i = 0; i < ic; ++i) {
+        w[(size_t(t) * ic + i) * oc + o] = l.weights[(size_t(o) * k * k + t) * ic + i];
+      }
+    }
+  }
+  return w;
+}
+
+EDGEFD_KERNEL
+void FullyConnectedLoop(const Layer& l, const float* __restrict wt, const float* __restrict in,
+                        float* __restrict out, int out_begin, int out_end) {
+  const size_t n = l.in.Elements(), oc = size_t(l.out.c);
+  for (int o = out_begin; o < out_end; ++o) out[o] = l.bias[o];
+  for (size_t i = 0; i < n; ++i) {
+    const float v = in[i];
+    const float* __restrict w = wt + i * oc;
+    for (int o = out_begin; o < out_end; ++o) out[o] += v * w[o];
+  }
+  Activate(out + out_begin, out_end - out_begin, l.act, l.leaky_slope);
+}
+
+std::vector<float> TransposeFcWeights(const Layer& l) {
+  const size_t n = l.in.Elements(), oc = size_t(l.out.c);
+  std::vector<float> w(l.weights.size());
+  for (size_t o = 0; o < oc; ++o) {
+    for (size_t i = 0; i < n; ++i) w[i * oc + o] = l.weights[o * n + i];
+  }
+  return w;
 }
 
 }  // namespace edgefd::runtime

@@ -422,9 +422,14 @@ Result<SinkReport> RunThreads(const RunContext& run, std::vector<uint64_t>* link
   }
   (void)PinThisThread(run.io_cpus);
   auto sink = RunSink(*links[n].reader, run.sink);
-  // Stopped early: nobody reads what blocked producers wait to hand over.
-  if (Stopping(o.stop)) {
-    for (MailboxPair& link : links) link.writer->Abort();
+  // Stopped early, or the sink gave up (no frame for its timeout: seen under qemu, where a
+  // tiny-YOLO stage took longer than that and the run hung instead of failing): nobody reads
+  // what blocked producers wait to hand over, so release them or joining them waits forever.
+  if (Stopping(o.stop) || !sink) {
+    for (MailboxPair& link : links) {
+      link.writer->Abort();
+      if (!sink) (void)link.writer->Close();
+    }
   }
   for (auto& w : workers) w.join();
   for (int s = 0; s <= n; ++s) link_drops->push_back(links[s].reader->Drops());
@@ -553,6 +558,7 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
   run.source.seed = o.model.seed;
   run.sink.warmup = o.warmup;
   run.sink.keep_outputs = o.keep_outputs;
+  run.sink.timeout = o.sink_timeout;
   run.source.stop = o.stop;
   run.sink.stop = o.stop;
 
@@ -582,6 +588,7 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
 
 std::string RunReport::Json(const Model& model) const {
   const SinkReport& s = sink;
+  const std::string onednn = OneDnnVersion();
   auto rounded = [](const std::vector<double>& v) {
     edgefd::Json out = edgefd::Json::array();
     for (double x : v) out.push_back(RoundTo(x, 4));
@@ -597,32 +604,35 @@ std::string RunReport::Json(const Model& model) const {
                             {"errno", d.error_number},
                             {"error", d.error}});
   }
-  const edgefd::Json report = {{"model", options.model.name},
-                               {"input", model.Input().ToString()},
-                               {"stages", options.stages},
-                               {"transport", TransportName(options.transport)},
-                               {"policy", PolicyName(options.policy)},
-                               {"frames_sent", options.frames},
-                               {"frames_received", s.frames},
-                               {"drops", s.drops},
-                               {"in_order", s.in_order},
-                               {"fps", RoundTo(s.fps, 2)},
-                               {"fps_median", RoundTo(s.fps_median, 2)},
-                               {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
-                               {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
-                               {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
-                               {"ccr", RoundTo(s.ccr, 4)},
-                               {"checksum", RoundTo(s.checksum, 6)},
-                               {"wall_s", RoundTo(wall_s, 3)},
-                               {"stage_compute_ms", rounded(s.stage_compute_ms)},
-                               {"stage_comm_ms", rounded(s.stage_comm_ms)},
-                               {"link_drops", link_drops},
-                               {"plan", PlanJson(model, plan)},
-                               {"backend", "cpu"},
-                               {"compute_cpus", compute_cpus},
-                               {"io_cpus", io_cpus},
-                               {"pinned", !compute_cpus.empty()},
-                               {"devices", std::move(devices_json)}};
+  const edgefd::Json report = {
+      {"model", options.model.name},
+      {"input", model.Input().ToString()},
+      {"stages", options.stages},
+      {"transport", TransportName(options.transport)},
+      {"policy", PolicyName(options.policy)},
+      {"frames_sent", options.frames},
+      {"frames_received", s.frames},
+      {"drops", s.drops},
+      {"in_order", s.in_order},
+      {"fps", RoundTo(s.fps, 2)},
+      {"fps_median", RoundTo(s.fps_median, 2)},
+      {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
+      {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+      {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
+      {"ccr", RoundTo(s.ccr, 4)},
+      {"checksum", RoundTo(s.checksum, 6)},
+      {"wall_s", RoundTo(wall_s, 3)},
+      {"stage_compute_ms", rounded(s.stage_compute_ms)},
+      {"stage_comm_ms", rounded(s.stage_comm_ms)},
+      {"link_drops", link_drops},
+      {"plan", PlanJson(model, plan)},
+      {"backend", "cpu"},
+      {"onednn", onednn.empty() ? edgefd::Json(nullptr) : edgefd::Json(onednn)},
+      {"kernels", KernelIsa()},
+      {"compute_cpus", compute_cpus},
+      {"io_cpus", io_cpus},
+      {"pinned", !compute_cpus.empty()},
+      {"devices", std::move(devices_json)}};
   return DumpJson(report);
 }
 

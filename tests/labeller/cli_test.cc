@@ -129,6 +129,18 @@ TEST(AgentOptions, TheAgentRunAlonePointsAtTheLabeller) {
   EXPECT_THAT(r.err, HasSubstr("run edgefd-labeller instead"));
 }
 
+TEST(AgentOptions, TheAgentAnswersVersionAndHelpLikeEveryBinary) {
+  const std::string agent =
+      (std::filesystem::path(testing::LabellerBin()).parent_path() / "edgefd-labeller-agent")
+          .string();
+  auto r = testing::RunCommand({agent, "--version"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("edgefd-labeller-agent 0."));
+  r = testing::RunCommand({agent, "--help"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("edgefd-labeller --help"));
+}
+
 }  // namespace
 }  // namespace edgefd
 

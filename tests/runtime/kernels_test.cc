@@ -45,17 +45,21 @@ Model SingleLayer(Layer l) {
   return m;
 }
 
-TEST(Kernels, OneDnnConvolutionMatchesReferenceOnOddShapes) {
-  struct Case {
-    Shape in;
-    int filters, k, stride, pad;
-    Activation act;
-  } cases[] = {
-      {{13, 11, 3}, 5, 3, 1, 1, Activation::kLeaky}, {{9, 7, 4}, 6, 3, 2, 1, Activation::kRelu},
-      {{10, 9, 2}, 3, 1, 1, 0, Activation::kNone},   {{12, 13, 5}, 7, 5, 2, 2, Activation::kLeaky},
-      {{7, 5, 17}, 33, 3, 1, 1, Activation::kNone},
-  };
-  for (const Case& c : cases) {
+// Odd multi-channel convolution shapes: strides, paddings, 1x1 and 5x5 kernels.
+struct ConvCase {
+  Shape in;
+  int filters, k, stride, pad;
+  Activation act;
+};
+const ConvCase kConvCases[] = {
+    {{13, 11, 3}, 5, 3, 1, 1, Activation::kLeaky}, {{9, 7, 4}, 6, 3, 2, 1, Activation::kRelu},
+    {{10, 9, 2}, 3, 1, 1, 0, Activation::kNone},   {{12, 13, 5}, 7, 5, 2, 2, Activation::kLeaky},
+    {{7, 5, 17}, 33, 3, 1, 1, Activation::kNone},
+};
+
+// oneDNN's, or where the build has none, the runtime's loops.
+TEST(Kernels, MultiChannelConvolutionMatchesReferenceOnOddShapes) {
+  for (const ConvCase& c : kConvCases) {
     Model m = SingleLayer(ConvLayer("conv", c.in, c.filters, c.k, c.stride, c.pad, c.act));
     ExpectMatchesReference(m, 0, 1, 2);
   }
@@ -126,6 +130,50 @@ TEST(Kernels, YoloTinyTailMatchesReference) {
   int fc1 = int(m.layers.size()) - 3;
   ASSERT_EQ(m.layers[fc1].name, "fc1");
   ExpectMatchesReference(m, fc1, int(m.layers.size()), 2);
+}
+
+// The loops a build without oneDNN (armhf) runs for multi-channel layers, tested directly so
+// that every build checks them, whichever library its backend uses.
+TEST(Kernels, LoopConvolutionAndFullyConnectedMatchReference) {
+  for (const ConvCase& c : kConvCases) {
+    Model m = SingleLayer(ConvLayer("conv", c.in, c.filters, c.k, c.stride, c.pad, c.act));
+    InitWeights(m, 1234, 0, 1);
+    const Layer& l = m.layers[0];
+    std::vector<float> in(l.in.Elements());
+    FillUniform(in.data(), in.size(), 99, -1.0f, 1.0f);
+    std::vector<float> ref(l.out.Elements()), loop(l.out.Elements(), -7.0f);
+    ReferenceLayer(l, in.data(), ref.data());
+    std::vector<float> w = RepackConvWeights(l);
+    // In two row ranges, as two threads would.
+    ConvLoop(l, w.data(), in.data(), loop.data(), 0, l.out.h / 2);
+    ConvLoop(l, w.data(), in.data(), loop.data(), l.out.h / 2, l.out.h);
+    EXPECT_LT(MaxAbsDiff(ref, loop), 1e-4f) << l.in.ToString() << " k" << c.k;
+  }
+  for (Activation act : {Activation::kNone, Activation::kLeaky, Activation::kRelu}) {
+    Model m = SingleLayer(FcLayer("fc", {3, 5, 7}, 130, act));
+    InitWeights(m, 1234, 0, 1);
+    const Layer& l = m.layers[0];
+    std::vector<float> in(l.in.Elements());
+    FillUniform(in.data(), in.size(), 99, -1.0f, 1.0f);
+    std::vector<float> ref(130), loop(130, -7.0f);
+    ReferenceLayer(l, in.data(), ref.data());
+    std::vector<float> w = TransposeFcWeights(l);
+    FullyConnectedLoop(l, w.data(), in.data(), loop.data(), 0, 64);
+    FullyConnectedLoop(l, w.data(), in.data(), loop.data(), 64, 130);
+    EXPECT_LT(MaxAbsDiff(ref, loop), 1e-4f);
+  }
+}
+
+TEST(Kernels, KernelIsaNamesTheCloneInUse) {
+  std::string isa = KernelIsa();
+#if defined(__x86_64__) && !defined(EDGEFD_NATIVE_KERNELS)
+  __builtin_cpu_init();
+  EXPECT_EQ(isa, __builtin_cpu_supports("x86-64-v4")   ? "x86-64-v4"
+                 : __builtin_cpu_supports("x86-64-v3") ? "x86-64-v3"
+                                                       : "x86-64");
+#else
+  EXPECT_FALSE(isa.empty());
+#endif
 }
 
 TEST(Kernels, ChecksumSumsEveryValue) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "edgefd/runtime/kernels.h"
 #include "edgefd/testing/files.h"
 #include "run_cli.h"
 
@@ -98,6 +99,9 @@ Threaded RunThreaded(const ModelSpec& spec, int stages, const std::string& trans
   SinkOptions sink_options;
   sink_options.keep_outputs = true;
   sink_options.warmup = 0;
+  // A deadline for a failing run, not a speed limit: under qemu a tiny-YOLO stage without
+  // oneDNN (armhf) takes a minute per frame.
+  sink_options.timeout = std::chrono::minutes(10);
   auto sink = RunSink(*links.readers[stages], sink_options);
   for (auto& t : threads) t.join();
   EXPECT_TRUE(sink.ok()) << sink.error().message;
@@ -206,6 +210,26 @@ TEST(RunCommand, ChildProcessPipelinesOverShmAndGrpcMatchInProcess) {
   }
 }
 
+// A sink that gives up (no frame for sink_timeout) fails the run; the stages and the source,
+// blocked on links nobody reads any more, are released instead of hanging the join.
+TEST(RunPipelineInproc, ASinkThatGivesUpFailsTheRunInsteadOfHangingIt) {
+  RunOptions o;
+  o.model.conv = {64, 48, 1};
+  o.stages = 2;
+  o.transport = Transport::kInproc;
+  o.frames = 6;
+  o.warmup = 0;
+  o.policy = Policy::kBlock;
+  o.stage_delay_ms = {0, 1500};  // the last stage is far slower than the sink waits
+  o.sink_timeout = std::chrono::milliseconds(200);
+  auto start = std::chrono::steady_clock::now();
+  auto r = RunPipeline(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("sink: no frame"), std::string::npos) << r.error().message;
+  // Before: the source and stage 0 waited forever for consumers that had gone.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
+}
+
 TEST(RunCommand, MonolithicReportsThroughputLatencyAndPlan) {
   int st = 0;
   std::string out = RunCli("run --model conv --width 128 --height 128 --frames 20 --json", &st);
@@ -214,6 +238,24 @@ TEST(RunCommand, MonolithicReportsThroughputLatencyAndPlan) {
   EXPECT_GT(JsonNumber(out, "latency_p50_ms"), 0);
   EXPECT_NE(out.find("\"plan\":{"), std::string::npos);
   EXPECT_NE(out.find("\"backend\":\"cpu\""), std::string::npos);
+  // What the backend was built with: never a silently different build.
+  const std::string onednn = OneDnnVersion();
+  EXPECT_NE(out.find(onednn.empty() ? "\"onednn\":null" : "\"onednn\":\"" + onednn + "\""),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(std::string("\"kernels\":\"") + KernelIsa() + "\""), std::string::npos) << out;
+}
+
+TEST(Cli, VersionSaysWhatTheCpuBackendWasBuiltWith) {
+  int st = 0;
+  std::string out = RunCli("--version", &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(out.rfind("edgefd-pipeline ", 0), 0u) << out;
+  const std::string onednn = OneDnnVersion();
+  EXPECT_NE(out.find(onednn.empty() ? "cpu backend: built without oneDNN" : "oneDNN " + onednn),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(std::string("loops for ") + KernelIsa()), std::string::npos) << out;
 }
 
 TEST(Cli, PartitionPrintsThePlan) {
@@ -242,6 +284,20 @@ TEST(Cli, BadInputNamesItAndFails) {
   out = RunCli("stage --model conv --listen shm:x", &st);
   EXPECT_EQ(st, 2);
   EXPECT_NE(out.find("--next"), std::string::npos) << out;
+}
+
+// Integer options are 64-bit on every target (`long` is 32 bits on armhf).
+TEST(Cli, SeedTakesItsWhole40BitRange) {
+  int st = 0;
+  std::string out =
+      RunCli("partition --model conv --width 64 --height 64 --seed 1099511627776", &st);
+  EXPECT_EQ(st, 0) << out;
+  out = RunCli("partition --model conv --width 64 --height 64 --seed 1099511627777", &st);
+  EXPECT_EQ(st, 2) << out;
+  EXPECT_NE(out.find("--seed"), std::string::npos) << out;
+  EXPECT_NE(out.find("1099511627777"), std::string::npos) << out;
+  out = RunCli("partition --model conv --seed 99999999999999999999999", &st);
+  EXPECT_EQ(st, 2) << out;
 }
 
 TEST(Cli, EveryCommandHasHelpAndExitCodesMeanWhatTheyMeanElsewhere) {

@@ -46,6 +46,12 @@ class Backend {
 
 /// oneDNN for multi-channel convolution and fully connected layers, hand-written loops for
 /// one-channel convolution (fused with ReLU and pooling) and element-wise layers.
+/// Where the build has no oneDNN (Debian builds none for armhf) those layers run the runtime's
+/// own loops instead (ConvLoop, FullyConnectedLoop): same results within float rounding,
+/// slower, and reported as such (OneDnnVersion() empty).
 std::unique_ptr<Backend> MakeCpuBackend();
+
+/// The oneDNN version the CPU backend runs ("2.6.3"), or "" when built without oneDNN.
+std::string OneDnnVersion();
 
 }  // namespace edgefd::runtime

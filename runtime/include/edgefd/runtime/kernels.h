@@ -1,5 +1,7 @@
 #pragma once
 
+#include <vector>
+
 #include "edgefd/runtime/model.h"
 
 namespace edgefd::runtime {
@@ -31,5 +33,26 @@ void NormalizeKernel(const float* in, float* out, size_t n, float scale, float s
 
 /// Sum of `n` floats in double precision (frame checksums).
 double Checksum(const float* p, size_t n);
+
+/// Multi-channel convolution without oneDNN (targets Debian builds no oneDNN for): HWC in,
+/// HWC out, rows [row_begin, row_end) of the output, activation applied. `weights_hwio` is
+/// the layer's weights repacked by RepackConvWeights.
+void ConvLoop(const Layer& layer, const float* weights_hwio, const float* in, float* out,
+              int row_begin, int row_end);
+/// The layer's [out][kh][kw][in] weights as [kh][kw][in][out], the order ConvLoop reads.
+std::vector<float> RepackConvWeights(const Layer& layer);
+
+/// Fully connected layer without oneDNN: outputs [out_begin, out_end), activation applied.
+/// `weights_io` is the layer's [out][in] weights transposed to [in][out].
+void FullyConnectedLoop(const Layer& layer, const float* weights_io, const float* in, float* out,
+                        int out_begin, int out_end);
+/// The layer's [out][in] weights as [in][out], the order FullyConnectedLoop reads.
+std::vector<float> TransposeFcWeights(const Layer& layer);
+
+/// The instruction set the hand-written loops run with on this CPU: on x86-64 the best of the
+/// clones the default build carries ("x86-64-v4" with AVX-512, "x86-64-v3" with AVX2+FMA,
+/// "x86-64" baseline), "native" when built with EDGEFD_NATIVE_KERNELS, else the target's
+/// baseline ("aarch64", "armv7").
+const char* KernelIsa();
 
 }  // namespace edgefd::runtime

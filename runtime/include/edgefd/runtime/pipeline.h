@@ -148,6 +148,8 @@ struct RunOptions {
   /// the sink finish with what is in flight, child stages are stopped, the report covers the
   /// frames received.
   const std::atomic<bool>* stop = nullptr;
+  /// The run fails when no frame reaches the sink for this long (a stage died or is stuck).
+  std::chrono::milliseconds sink_timeout{30000};
 };
 struct RunReport {
   RunOptions options;
