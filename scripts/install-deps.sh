@@ -20,8 +20,10 @@ set -euo pipefail
 # What a release build of edgefd runs on the build machine, whatever the target.
 build=(build-essential cmake ninja-build pkg-config device-tree-compiler protobuf-compiler
        protobuf-compiler-grpc)
-# Developing and testing here: the above plus (openssl makes the test CA; procps for ps).
-host=("${build[@]}" git ccache clang libclang-rt-14-dev clang-format umockdev openssl procps)
+# Developing and testing here: the above plus (openssl makes the test CA; procps for ps;
+# qemu-user-static runs the pipeline as on older x86-64 CPUs, test Portable.*).
+host=("${build[@]}" git ccache clang libclang-rt-14-dev clang-format umockdev openssl procps
+      qemu-user-static)
 # Libraries edgefd links, as -dev packages.
 libs=(
   libudev-dev libfdt-dev libyaml-cpp-dev                 # discovery
