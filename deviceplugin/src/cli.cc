@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "edgefd/cli.h"
+#include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
+#include "edgefd/deviceplugin/mode.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/discovery.h"
@@ -29,6 +31,13 @@ little CPU cores to the kubelet as extended resources edgefd.io/<name>, over the
 device-plugin API v1beta1. Runs until SIGTERM or SIGINT, then removes its sockets.
 
 Options:
+  --mode MODE            device-plugin (default), dra (the DRA kubelet plugin:
+                         ResourceSlices, NodePrepareResources, CDI) or both; dra and
+                         both run edgefd-deviceplugin-dra, installed next to this
+                         program, with the same arguments (see its --help)
+  --cdi                  also name each allocated device's CDI device in Allocate and
+                         keep the CDI spec in --cdi-dir up to date
+  --cdi-dir DIR          CDI spec directory (default /var/run/cdi)
   --kubelet-dir DIR      kubelet device-plugin directory holding kubelet.sock
                          (default /var/lib/kubelet/device-plugins)
   --root DIR             discover below DIR, e.g. /host with the host's /sys there (default /)
@@ -59,6 +68,8 @@ struct Flags {
   int rescan_seconds = 30;
   bool list = false;
   std::string log_level = "info";
+  bool cdi = false;
+  std::string cdi_dir = std::string(kDefaultCdiDir);
 };
 
 // Parses argv; returns an exit code when the program should stop right away.
@@ -93,12 +104,16 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
       flags.discovery.udev = arg == "--udev";
       continue;
     }
+    if (arg == "--cdi") {
+      flags.cdi = true;
+      continue;
+    }
     auto v = [&]() { return value(); };
     std::optional<std::string> val;
     if (arg == "--kubelet-dir" || arg == "--root" || arg == "--dtb" || arg == "--config" ||
         arg == "--inventory" || arg == "--socket-prefix" || arg == "--metrics-addr" ||
-        arg == "--metrics-address" ||
-        arg == "--rescan" || arg == "--log-level") {
+        arg == "--metrics-address" || arg == "--rescan" || arg == "--log-level" ||
+        arg == "--mode" || arg == "--cdi-dir") {
       val = v();
       if (!val) return kExitUsage;
     } else {
@@ -113,6 +128,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
     if (arg == "--socket-prefix") flags.server.socket_prefix = *val;
     if (arg == "--metrics-addr" || arg == "--metrics-address") flags.metrics_address = *val;
     if (arg == "--log-level") flags.log_level = *val;
+    if (arg == "--cdi-dir") flags.cdi_dir = *val;  // --mode: HandOverMode has checked it
     if (arg == "--rescan") {
       try {
         size_t used = 0;
@@ -162,6 +178,7 @@ void PrintResources(const DeviceRegistry& registry) {
 }  // namespace
 
 int RunDevicePluginCli(int argc, char** argv) {
+  if (auto code = HandOverMode(argc, argv)) return *code;
   Flags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
 
@@ -223,6 +240,15 @@ int RunDevicePluginCli(int argc, char** argv) {
     spdlog::info("watching for hardware changes ({})", udev_watcher.mode());
   }
   feed.Refresh();  // fills the device gauges
+  CdiSpecDir cdi_dir(flags.cdi_dir);
+  CdiSpecFeed cdi_feed(registry, cdi_dir);
+  if (flags.cdi) {
+    if (Status s = cdi_feed.Start(); !s) {
+      std::cerr << "edgefd-deviceplugin: --cdi: " << s.error().message << "\n";
+      return kExitFailure;
+    }
+    flags.server.cdi = true;
+  }
   PluginServer server(registry, flags.server, &metrics);
   if (Status s = server.Start(); !s) {
     std::cerr << "edgefd-deviceplugin: " << s.error().message << "\n";

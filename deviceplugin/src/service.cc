@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/preferred.h"
 
 namespace edgefd::deviceplugin {
@@ -27,7 +28,7 @@ void FillListAndWatchResponse(const ResourceSnapshot& snapshot,
 
 grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
                                const v1beta1::ContainerAllocateRequest& request,
-                               v1beta1::ContainerAllocateResponse& response) {
+                               v1beta1::ContainerAllocateResponse& response, bool cdi) {
   if (request.devices_ids().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT,
             snapshot.resource + ": Allocate request for a container names no device IDs"};
@@ -75,6 +76,11 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
   // when empty, so a runtime can tell "no nodes" from a plugin that predates the variable.
   if (snapshot.kind == ResourceKind::kAccelerator) {
     (*response.mutable_envs())[DevnodesEnvVarName(snapshot)] = devnodes;
+  }
+  if (cdi) {
+    for (const PluginDevice* d : devices) {
+      response.add_cdi_devices()->set_name(QualifiedCdiName(DeviceName(snapshot, *d)));
+    }
   }
   return grpc::Status::OK;
 }
@@ -165,8 +171,8 @@ class DevicePluginService::Watch final
 };
 
 DevicePluginService::DevicePluginService(DeviceRegistry& registry, std::string resource,
-                                         Metrics* metrics)
-    : registry_(registry), resource_(std::move(resource)), metrics_(metrics) {
+                                         Metrics* metrics, bool cdi)
+    : registry_(registry), resource_(std::move(resource)), metrics_(metrics), cdi_(cdi) {
   listener_ = registry_.AddListener([this](const std::string& r) { OnRegistryChange(r); });
 }
 
@@ -250,7 +256,7 @@ grpc::ServerUnaryReactor* DevicePluginService::Allocate(grpc::CallbackServerCont
     status = {grpc::StatusCode::NOT_FOUND, resource_ + ": resource is not served"};
   } else {
     for (const v1beta1::ContainerAllocateRequest& req : request->container_requests()) {
-      status = AllocateContainer(*snapshot, req, *response->add_container_responses());
+      status = AllocateContainer(*snapshot, req, *response->add_container_responses(), cdi_);
       if (!status.ok()) break;
     }
   }

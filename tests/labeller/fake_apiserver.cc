@@ -364,6 +364,9 @@ void FakeApiServer::ServeConnection(int fd) {
     } else if (!s.token.empty() && auth != "Bearer " + s.token && !client_cert_ok) {
       status = 401;
       body = StatusBody(401, "Unauthorized", "Unauthorized");
+    } else if (auto reply = resources_.Handle(req.method, req.target, req.body)) {
+      status = reply->status;
+      body = std::move(reply->body);
     } else if (record.path.rfind(prefix, 0) != 0 || record.path.size() == prefix.size()) {
       status = 404;
       body = StatusBody(404, "NotFound", "the server could not find the requested resource");

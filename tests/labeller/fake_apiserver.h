@@ -19,6 +19,7 @@
 #include "edgefd/inventory.h"
 #include "edgefd/result.h"
 #include "edgefd/watch.h"
+#include "fake_resource_api.h"
 #include "manual_change_source.h"
 
 namespace edgefd::testing {
@@ -107,6 +108,9 @@ class FakeApiServer {
   /// Listens again on the same port.
   void StartListening();
 
+  /// The resource.k8s.io API (ResourceSlices, ResourceClaims) this server also answers.
+  FakeResourceApi& resources() { return resources_; }
+
   std::vector<Record> Requests();
   size_t Count(const std::string& method, int status = -1);
 
@@ -122,6 +126,7 @@ class FakeApiServer {
   void ServeConnection(int fd);
 
   Options options_;
+  FakeResourceApi resources_;
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
 };
