@@ -8,8 +8,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
   # discovery
   libudev-dev libfdt-dev device-tree-compiler libyaml-cpp-dev
-  # Kubernetes client, logging
-  libcpprest-dev libssl-dev libspdlog-dev libfmt-dev
+  # Kubernetes client, logging, JSON, command lines
+  libcpprest-dev libssl-dev libspdlog-dev libfmt-dev nlohmann-json3-dev libcli11-dev
   # device plugin and pipeline transport
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # runtime kernels (oneDNN: conv/fc kernels faster than anything we would hand-write)

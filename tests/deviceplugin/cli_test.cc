@@ -77,7 +77,7 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu (EDGEFD_LITTLE_CPUS)"));
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES, "
-                                        "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
+                                  "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
 }
 
@@ -240,6 +240,46 @@ TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
   EXPECT_TRUE(
       kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.stream_open; }));
   EXPECT_TRUE(fs::exists(dir.path() / "kubelet.sock"));  // never touches the kubelet's
+}
+
+TEST(DevicePluginCli, WithCdiAllocateNamesCdiDevicesAndTheSpecIsWritten) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "cdi");
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  pid_t pid = Spawn(
+      dir.path(), {"--inventory", kInventory, "--cdi", "--cdi-dir", (dir.path() / "cdi").string()});
+  ASSERT_TRUE(
+      kubelet.WaitFor("edgefd.io/movidius-ncs", [](const auto& ep) { return !ep.lists.empty(); }));
+  EXPECT_TRUE(fs::exists(dir.path() / "cdi" / "edgefd.io-device.json"));
+  auto stub = kubelet.Dial("edgefd.io/movidius-ncs");
+  v1beta1::AllocateRequest req;
+  req.add_container_requests()->add_devices_ids("1-1.2");
+  v1beta1::AllocateResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub->Allocate(&ctx, req, &resp).ok());
+  const auto& c = resp.container_responses(0);
+  ASSERT_EQ(c.cdi_devices_size(), 1);
+  EXPECT_EQ(c.cdi_devices(0).name(), "edgefd.io/device=movidius-ncs-1-1-2");
+  EXPECT_EQ(c.envs().at("EDGEFD_MOVIDIUS_NCS_DEVICES"), "1-1.2");
+  EXPECT_EQ(c.devices_size(), 1);
+  EXPECT_EQ(StopAndWait(pid), 0);
+}
+
+TEST(DevicePluginCli, ModeHandsOverOrRefuses) {
+  RunResult r = RunBinary("--mode gpu");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--mode 'gpu'"));
+  // dra runs edgefd-deviceplugin-dra with the same arguments: its own usage errors show.
+  r = RunBinary("--mode dra --inventory " + kInventory);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--node-name"));
+  r = RunBinary("--mode=both --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("--kubelet-registry-dir"));
+  r = RunBinary("--mode device-plugin --inventory " + kInventory + " --list");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu"));
 }
 
 }  // namespace

@@ -1,0 +1,247 @@
+// edgefd-deviceplugin --mode dra|both as a user runs it: the real binaries as a subprocess,
+// against the API server stand-in over TLS (kubeconfig) and the kubelet stand-ins over gRPC.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <future>
+
+#include "dra_test_support.h"
+#include "fake_dra_kubelet.h"
+#include "fake_kubelet.h"
+
+namespace edgefd::dra {
+namespace {
+
+namespace fs = std::filesystem;
+using ::edgefd::testing::TestPki;
+using ::edgefd::testing::WriteFile;
+using nlohmann::json;
+using testing::FakeApiServer;
+using testing::FakeDraKubelet;
+using ::testing::HasSubstr;
+using testing::kNode;
+using testing::TempDir;
+
+const std::string kBin = EDGEFD_DEVICEPLUGIN_BIN;
+const std::string kInventory = std::string(EDGEFD_SOURCE_DIR) + "/testdata/dra/rock5b.yaml";
+
+struct RunResult {
+  int code = -1;
+  std::string output;
+};
+
+RunResult RunBinary(const std::string& args) {
+  RunResult r;
+  FILE* p = ::popen(("env -u NODE_NAME " + kBin + " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.output.append(buf.data(), n);
+  int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// A TLS API server with a token, a kubeconfig for it, and the kubelet's directories.
+class DraCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (pki_ == nullptr) {
+      auto pki = TestPki::Create(::edgefd::testing::MakeTempDir("edgefd-dra-pki"));
+      ASSERT_TRUE(pki.ok()) << pki.error().message;
+      pki_ = new TestPki(*pki);
+    }
+  }
+  void SetUp() override {
+    server_ = std::make_unique<FakeApiServer>(
+        FakeApiServer::Options{pki_->server_cert, pki_->server_key, pki_->ca_cert});
+    server_->SetToken("dra-token");
+    server_->AddNode(kNode, {});
+    WriteFile(dir_.path() / "kubeconfig",
+              "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+              "clusters: [{name: k, cluster: {server: '" +
+                  server_->url() + "', certificate-authority: '" + pki_->ca_cert.string() +
+                  "'}}]\n"
+                  "users: [{name: u, user: {token: dra-token}}]\n"
+                  "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+    for (const char* d : {"registry", "plugins", "cdi", "device-plugins"}) {
+      fs::create_directories(dir_.path() / d);
+    }
+  }
+  void TearDown() override {
+    if (pid_ > 0) Stop();
+  }
+  void Start(const std::string& mode, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {kBin,
+                                     "--mode",
+                                     mode,
+                                     "--inventory",
+                                     kInventory,
+                                     "--node-name",
+                                     kNode,
+                                     "--kubeconfig",
+                                     (dir_.path() / "kubeconfig").string(),
+                                     "--kubelet-registry-dir",
+                                     (dir_.path() / "registry").string(),
+                                     "--kubelet-plugins-dir",
+                                     (dir_.path() / "plugins").string(),
+                                     "--kubelet-dir",
+                                     (dir_.path() / "device-plugins").string(),
+                                     "--cdi-dir",
+                                     (dir_.path() / "cdi").string(),
+                                     "--metrics-addr",
+                                     "none"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = ::fork();
+    ASSERT_GE(pid_, 0);
+    if (pid_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(kBin.c_str(), argv.data());
+      ::_exit(127);
+    }
+  }
+  // SIGTERM; the exit status, or -1 when it took longer than `limit`.
+  int Stop(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    pid_t pid = std::exchange(pid_, 0);
+    auto exited = std::async(std::launch::async, [pid] {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      return status;
+    });
+    ::kill(pid, SIGTERM);
+    if (exited.wait_for(limit) != std::future_status::ready) {
+      ::kill(pid, SIGKILL);
+      exited.wait();
+      return -1;
+    }
+    int status = exited.get();
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  bool PoolHas(const std::string& device) {
+    for (const json& d : server_->resources().PoolDevices(kNode)) {
+      if (d.value("name", "") == device) return true;
+    }
+    return false;
+  }
+
+  static inline TestPki* pki_ = nullptr;
+  TempDir dir_;
+  std::unique_ptr<FakeApiServer> server_;
+  pid_t pid_ = 0;
+};
+
+TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("edgetpu-2-1") && PoolHas("cpu7"); }));
+  json slice = server_->resources().Slices().at(0);
+  // The Node's UID came from the API server: the slices go when the Node goes.
+  EXPECT_EQ(slice["metadata"]["ownerReferences"][0]["name"], kNode);
+  EXPECT_FALSE(slice["metadata"]["ownerReferences"][0].value("uid", "").empty());
+  EXPECT_TRUE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device.json"));
+
+  server_->resources().AddClaim(
+      "default", "two-big", "uid-1",
+      {{"cores", "edgefd.io", kNode, "cpu6"}, {"cores", "edgefd.io", kNode, "cpu7"}});
+  auto answer = kubelet.Prepare("edgefd.io", {{"default", "uid-1", "two-big"}});
+  ASSERT_TRUE(answer) << answer.error().message;
+  ASSERT_EQ(answer->at("uid-1").error, "");
+  EXPECT_EQ(answer->at("uid-1").devices.size(), 2u);
+  std::ifstream spec(dir_.path() / "cdi" / "edgefd.io-device_uid-1.json");
+  EXPECT_THAT(std::string(std::istreambuf_iterator<char>(spec), {}),
+              HasSubstr("EDGEFD_BIG_CPUS=6,7"));
+
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+  EXPECT_FALSE(fs::exists(dir_.path() / "registry" / "edgefd.io-reg.sock"));
+  // The slices stay for the restarted plugin (the kubelet removes them if it never comes back).
+  EXPECT_TRUE(PoolHas("cpu7"));
+}
+
+TEST_F(DraCliTest, ARestartedPluginKeepsItsPreparedClaims) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  server_->resources().AddClaim("default", "tpu", "uid-tpu",
+                                {{"tpu", "edgefd.io", kNode, "edgetpu-2-1"}});
+  auto first = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->at("uid-tpu").error, "");
+  ASSERT_EQ(Stop(), 0);
+  // The claim is gone from the API server meanwhile: only the checkpoint can answer.
+  server_->resources().DeleteClaim("default", "tpu");
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io",
+                              [](const auto& p) { return p.registered && p.registrations == 2; }));
+  auto again = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->at("uid-tpu").error, "");
+  EXPECT_EQ(again->at("uid-tpu").devices[0].cdi_ids, first->at("uid-tpu").devices[0].cdi_ids);
+  auto undone = kubelet.Unprepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  ASSERT_TRUE(undone);
+  EXPECT_EQ(undone->at("uid-tpu"), "");
+  EXPECT_FALSE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device_uid-tpu.json"));
+}
+
+TEST_F(DraCliTest, BothModesServeTheDevicePluginToo) {
+  FakeDraKubelet dra(dir_.path() / "registry");
+  ASSERT_TRUE(dra.Start());
+  deviceplugin::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ASSERT_TRUE(dp.Start());
+  Start("both", {"--cdi"});
+  ASSERT_TRUE(dra.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  ASSERT_TRUE(dp.WaitFor("edgefd.io/big-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  EXPECT_EQ(dp.Get("edgefd.io/big-cpu")->lists.back().devices_size(), 4);
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("cpu4"); }));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+  EXPECT_FALSE(fs::exists(dir_.path() / "device-plugins" / "edgefd-big-cpu.sock"));
+}
+
+TEST_F(DraCliTest, AWrongTokenIsReportedAndSigtermStillStopsIt) {
+  WriteFile(dir_.path() / "kubeconfig",
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+            "clusters: [{name: k, cluster: {server: '" +
+                server_->url() + "', certificate-authority: '" + pki_->ca_cert.string() +
+                "'}}]\n"
+                "users: [{name: u, user: {token: wrong}}]\n"
+                "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+  Start("dra");
+  ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET", 401) >= 2; }));
+  EXPECT_TRUE(server_->resources().Slices().empty());
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+}
+
+TEST(DraCli, UsageErrorsExitTwoNamingTheInput) {
+  RunResult r = RunBinary("--mode dra --inventory " + kInventory);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--node-name"));
+  r = RunBinary("--mode dra --device-taints maybe");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("maybe"));
+  r = RunBinary("--mode dra --node-name n --kubeconfig /nonexistent/kubeconfig");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/kubeconfig"));
+  r = RunBinary("--mode dra --print-slices --inventory /nonexistent/inv.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/inv.yaml"));
+}
+
+TEST(DraCli, PrintSlicesShowsWhatANodeWouldPublish) {
+  RunResult r = RunBinary("--mode dra --print-slices --node-name rock5b --inventory " + kInventory);
+  ASSERT_EQ(r.code, 0) << r.output;
+  json slices = json::parse(r.output);
+  ASSERT_EQ(slices.size(), 1u);
+  EXPECT_EQ(slices[0]["spec"]["pool"]["name"], "rock5b");
+  EXPECT_EQ(slices[0]["spec"]["devices"].size(), 9u);  // eight cores and the Edge TPU
+  EXPECT_EQ(slices[0]["spec"]["devices"][8]["attributes"]["productID"]["string"], "9302");
+}
+
+}  // namespace
+}  // namespace edgefd::dra
