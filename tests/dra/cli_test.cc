@@ -204,6 +204,17 @@ TEST_F(DraCliTest, BothModesServeTheDevicePluginToo) {
   EXPECT_FALSE(fs::exists(dir_.path() / "device-plugins" / "edgefd-big-cpu.sock"));
 }
 
+TEST_F(DraCliTest, BothModesServeTheDevicePluginWhileTheApiServerIsDown) {
+  server_->StopListening();
+  deviceplugin::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ASSERT_TRUE(dp.Start());
+  Start("both");
+  ASSERT_TRUE(dp.WaitFor("edgefd.io/edgetpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  server_->StartListening();  // back: the DRA side comes up too
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("edgetpu-2-1"); }));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+}
+
 TEST_F(DraCliTest, AWrongTokenIsReportedAndSigtermStillStopsIt) {
   WriteFile(dir_.path() / "kubeconfig",
             "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
@@ -216,6 +227,16 @@ TEST_F(DraCliTest, AWrongTokenIsReportedAndSigtermStillStopsIt) {
   ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET", 401) >= 2; }));
   EXPECT_TRUE(server_->resources().Slices().empty());
   EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+}
+
+TEST_F(DraCliTest, AHungApiServerDoesNotDelaySigterm) {
+  // The API server accepts the request and never answers (the client would wait 10 s).
+  server_->InjectFault({FakeApiServer::FaultKind::kHang, 0, std::chrono::seconds(30), "GET"});
+  Start("dra");
+  ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET") >= 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Stop(std::chrono::seconds(2)), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
 }
 
 TEST(DraCli, UsageErrorsExitTwoNamingTheInput) {

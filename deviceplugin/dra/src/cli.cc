@@ -24,6 +24,7 @@
 #include "edgefd/kube.h"
 #include "edgefd/rules.h"
 #include "edgefd/udev.h"
+#include "stop_signals.h"
 
 namespace edgefd::dra {
 namespace {
@@ -155,15 +156,6 @@ std::optional<int> Parse(int argc, char** argv, Flags& flags) {
   return std::nullopt;
 }
 
-// Waits up to `timeout` for SIGTERM/SIGINT (blocked in every thread); true when one came.
-bool StopRequested(const sigset_t& signals, std::chrono::milliseconds timeout) {
-  timespec ts{static_cast<time_t>(timeout.count() / 1000),
-              static_cast<long>((timeout.count() % 1000) * 1000000)};
-  int signal = sigtimedwait(&signals, nullptr, &ts);
-  if (signal > 0) spdlog::info("signal {}: stopping", signal);
-  return signal > 0;
-}
-
 Result<std::unique_ptr<ApiTransport>> MakeClient(const Flags& flags) {
   auto config = flags.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(flags.kubeconfig);
   if (!config) return config.error();
@@ -236,11 +228,8 @@ int RunDraCli(int argc, char** argv) {
     return kExitUsage;
   }
 
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // Before any thread starts, so that only its watcher sees the stop signals.
+  StopSignals stop;
   ::signal(SIGPIPE, SIG_IGN);
 
   // cpprestsdk's default pool has 40 threads; two carry this plugin's few requests.
@@ -285,6 +274,17 @@ int RunDraCli(int argc, char** argv) {
     return kExitFailure;
   }
 
+  // The device plugin needs no API server: it serves the kubelet whatever the API server does.
+  std::unique_ptr<PluginServer> dp_server;
+  if (flags.mode == "both") {
+    flags.server.cdi = flags.cdi;
+    dp_server = std::make_unique<PluginServer>(registry, flags.server, &dp_metrics);
+    if (Status s = dp_server->Start(); !s) {
+      std::cerr << kName << ": " << s.error().message << "\n";
+      return kExitFailure;
+    }
+  }
+
   // The API server may be restarting: keep asking, but stop at once on SIGTERM.
   std::optional<ResourceApi> version;
   if (flags.resource_api != "auto") version.emplace(flags.resource_api);
@@ -296,7 +296,7 @@ int RunDraCli(int argc, char** argv) {
       break;
     }
     spdlog::warn("{} (retrying in {} ms)", found.error().message, delay.count());
-    if (StopRequested(stop_signals, delay)) return kExitOk;
+    if (stop.WaitFor(delay)) return kExitOk;
   }
   spdlog::info("talking {} to {}", version->GroupVersion(),
                flags.kubeconfig.empty() ? "the in-cluster API server" : flags.kubeconfig);
@@ -327,16 +327,6 @@ int RunDraCli(int argc, char** argv) {
   if (Status s = plugin.Start(); !s) {
     std::cerr << kName << ": " << s.error().message << "\n";
     return kExitFailure;
-  }
-
-  std::unique_ptr<PluginServer> dp_server;
-  if (flags.mode == "both") {
-    flags.server.cdi = flags.cdi;
-    dp_server = std::make_unique<PluginServer>(registry, flags.server, &dp_metrics);
-    if (Status s = dp_server->Start(); !s) {
-      std::cerr << kName << ": " << s.error().message << "\n";
-      return kExitFailure;
-    }
   }
 
   std::unique_ptr<HttpEndpoint> http;
@@ -374,15 +364,14 @@ int RunDraCli(int argc, char** argv) {
     spdlog::info("metrics on {} (port {})", flags.metrics_address, http->port());
   }
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
-  spdlog::info("signal {}: stopping", signal);
+  stop.Wait();
   http.reset();
   plugin.Stop();
   loss.Stop();
   publisher.Stop();
   if (dp_server) dp_server->Stop();
   feed.Stop();
+  stop.Done();
   return kExitOk;
 }
 
