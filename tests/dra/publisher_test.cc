@@ -137,6 +137,19 @@ TEST_F(PublisherTest, RepairsASliceSomeoneElseDeletedOrChanged) {
   EXPECT_EQ(server_.resources().PoolDevices(kNode).size(), 8u);
 }
 
+TEST_F(PublisherTest, ACheckSoonAfterAKubeletRestartRepairsTheWipedPool) {
+  SlicePublisher::Options options = Options();
+  options.resync = std::chrono::hours(1);
+  auto publisher = Publisher(options);
+  publisher->Start();
+  ASSERT_TRUE(publisher->WaitForGeneration(1, std::chrono::seconds(10)));
+  // The kubelet registered us again, then wiped the node's slices: only the check notices.
+  publisher->CheckIn(std::chrono::milliseconds(100));
+  server_.resources().DeleteSlice("rock5b-edgefd.io-0");
+  ASSERT_TRUE(publisher->WaitForGeneration(2, std::chrono::seconds(10)));
+  EXPECT_EQ(server_.resources().PoolDevices(kNode).size(), 8u);
+}
+
 TEST_F(PublisherTest, ManyDevicesSplitIntoSeveralSlicesOfOnePool) {
   Inventory inv = DraInventory(0);
   for (int i = 0; i < 70; ++i) {

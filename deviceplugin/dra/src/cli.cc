@@ -323,7 +323,10 @@ int RunDraCli(int argc, char** argv) {
 
   KubeletPlugin plugin(claims, flags.plugin);
   // After a kubelet restart (which wipes this node's slices) the pool is written again.
-  plugin.SetOnRegistered([&] { publisher.Trigger(); });
+  plugin.SetOnRegistered([&] {
+    publisher.Trigger();
+    publisher.CheckIn(std::chrono::seconds(5));
+  });
   if (Status s = plugin.Start(); !s) {
     std::cerr << kName << ": " << s.error().message << "\n";
     return kExitFailure;

@@ -118,6 +118,8 @@ void SlicePublisher::Stop() {
 
 void SlicePublisher::Trigger() { worker_->Trigger(); }
 
+void SlicePublisher::CheckIn(std::chrono::milliseconds delay) { worker_->TriggerIn(delay); }
+
 PublisherStats SlicePublisher::Stats() const {
   std::lock_guard lock(mu_);
   return stats_;

@@ -16,6 +16,7 @@ namespace edgefd::dra {
 /// runs make it run once more. Stop waits for a running body.
 class TriggeredWorker {
  public:
+  using Clock = std::chrono::steady_clock;
   struct Options {
     std::chrono::milliseconds period{std::chrono::hours(24 * 365)};
     std::chrono::milliseconds min_backoff{200};
@@ -44,6 +45,14 @@ class TriggeredWorker {
     }
     cv_.notify_all();
   }
+  /// Makes the next periodic pass come within `delay` (a check soon, not now).
+  void TriggerIn(std::chrono::milliseconds delay) {
+    {
+      std::lock_guard lock(mu_);
+      soon_ = std::min(soon_, Clock::now() + delay);
+    }
+    cv_.notify_all();
+  }
   void Stop() {
     {
       std::lock_guard lock(mu_);
@@ -55,17 +64,18 @@ class TriggeredWorker {
   }
 
  private:
-  using Clock = std::chrono::steady_clock;
-
   void Loop() {
     Backoff backoff({options_.min_backoff, options_.max_backoff, 2.0});
     auto next_pass = Clock::now() + options_.period;
     auto retry_at = Clock::time_point::max();
     std::unique_lock lock(mu_);
     while (!stop_) {
+      next_pass = std::min(next_pass, soon_);
+      soon_ = Clock::time_point::max();
       const auto wake = std::min(next_pass, retry_at);
-      cv_.wait_until(lock, wake,
-                     [&] { return stop_ || (dirty_ && retry_at == Clock::time_point::max()); });
+      cv_.wait_until(lock, wake, [&] {
+        return stop_ || soon_ < next_pass || (dirty_ && retry_at == Clock::time_point::max());
+      });
       if (stop_) break;
       if (!dirty_ && Clock::now() < wake) continue;
       dirty_ = false;
@@ -94,6 +104,7 @@ class TriggeredWorker {
   std::condition_variable cv_;
   bool dirty_ = false;
   bool stop_ = false;
+  Clock::time_point soon_ = Clock::time_point::max();
   std::thread thread_;
 };
 

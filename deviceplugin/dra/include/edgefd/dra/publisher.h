@@ -73,6 +73,9 @@ class SlicePublisher {
   void Stop();
   /// Asks for a sync now (held devices changed, the kubelet registered us again).
   void Trigger();
+  /// Asks for a check of the pool within `delay`: after a kubelet restart, whose wipe of the
+  /// node's slices may come a moment after it registered us again.
+  void CheckIn(std::chrono::milliseconds delay);
   /// Runs one sync on the calling thread; for tests and the bench.
   Status SyncOnce();
 
