@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdio>
+#include <fstream>
 #include <future>
 #include <vector>
 
@@ -263,6 +264,14 @@ TEST(DevicePluginCli, WithCdiAllocateNamesCdiDevicesAndTheSpecIsWritten) {
   EXPECT_EQ(c.cdi_devices(0).name(), "edgefd.io/device=movidius-ncs-1-1-2");
   EXPECT_EQ(c.envs().at("EDGEFD_MOVIDIUS_NCS_DEVICES"), "1-1.2");
   EXPECT_EQ(c.devices_size(), 1);
+  // CDI or not, the device plugin never loads the API client's TLS and HTTP libraries (they
+  // would double its memory): those live in edgefd-deviceplugin-dra.
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string mapped((std::istreambuf_iterator<char>(maps)), std::istreambuf_iterator<char>());
+  ASSERT_THAT(mapped, HasSubstr("libgrpc"));
+  for (const char* lib : {"libcrypto", "libssl", "libcpprest"}) {
+    EXPECT_THAT(mapped, ::testing::Not(HasSubstr(lib)));
+  }
   EXPECT_EQ(StopAndWait(pid), 0);
 }
 
