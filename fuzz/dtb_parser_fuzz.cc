@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "edgefd/devicetree.h"
-#include "edgefd/labels.h"
+#include "edgefd/discovery/devicetree.h"
+#include "edgefd/discovery/labels.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view blob(reinterpret_cast<const char*>(data), size);

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "edgefd/labels.h"
+#include "edgefd/discovery/labels.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string raw(reinterpret_cast<const char*>(data), size);

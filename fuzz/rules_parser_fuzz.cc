@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "edgefd/labels.h"
-#include "edgefd/rules.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/rules.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);

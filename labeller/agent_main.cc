@@ -1,10 +1,5 @@
 // edgefd-labeller-agent: the labeller with the Kubernetes API client linked in.
-// edgefd-labeller execs it for everything but --dry-run.
-#include "edgefd/cli.h"
-#include "edgefd/reconcile.h"
+// edgefd-labeller execs it, with the options it parsed, for everything but --dry-run.
+#include "edgefd/labeller/cli.h"
 
-int main(int argc, char** argv) {
-  return edgefd::RunLabellerCli(argc, argv, [](const edgefd::AgentCliOptions& options, char**) {
-    return edgefd::RunAgentCli(options);
-  });
-}
+int main(int argc, char** argv) { return edgefd::RunAgentMain(argc, argv); }

@@ -1,3 +1,3 @@
-#include "edgefd/cli.h"
+#include "edgefd/labeller/cli.h"
 
 int main(int argc, char** argv) { return edgefd::RunLabellerCli(argc, argv); }

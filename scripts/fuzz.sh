@@ -18,7 +18,7 @@ for dts in testdata/dt/*.dts; do
 done
 if [ -d ../shared/devicetrees ]; then cp ../shared/devicetrees/*.dtb "$corpus/dtb/"; fi
 printf 'nvidia,tegra210-gm20b' > "$corpus/labels/compat"
-sed -n '/R"(rules:/,/^)";/p' labeller/src/rules_default.cc | sed '1s/.*R"(//;$d' > "$corpus/rules/default.yaml"
+sed -n '/R"(rules:/,/^)";/p' discovery/src/rules_default.cc | sed '1s/.*R"(//;$d' > "$corpus/rules/default.yaml"
 printf 'NVIDIA Jetson Nano \xff\xfe (rev 2)' > "$corpus/labels/model"
 
 for target in dtb_parser_fuzz:dtb label_sanitize_fuzz:labels rules_parser_fuzz:rules; do

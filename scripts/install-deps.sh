@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev clang-format
   # discovery
   libudev-dev libfdt-dev device-tree-compiler libyaml-cpp-dev
   # Kubernetes client, logging, JSON, command lines

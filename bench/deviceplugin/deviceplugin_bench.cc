@@ -22,13 +22,17 @@
 #include <sstream>
 #include <thread>
 
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
-#include "edgefd/discovery.h"
-#include "edgefd/udev.h"
-#include "fake_kubelet.h"
-#include "test_util.h"
-#include "umockdev_testbed.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/manual_change_source.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/umockdev_testbed.h"
 
 namespace edgefd::deviceplugin {
 namespace {
@@ -264,8 +268,8 @@ int Main(int argc, char** argv) {
     TempDir d2;
     FakeKubelet k2(d2.path());
     k2.Start();
-    const std::string bin = EDGEFD_DEVICEPLUGIN_BIN;
-    const std::string inv = std::string(EDGEFD_TESTDATA_DIR) + "/deviceplugin/rk3399-ncs.yaml";
+    const std::string bin = testing::DevicePluginBin();
+    const std::string inv = (testing::TestdataDir() / "deviceplugin/rk3399-ncs.yaml").string();
     pid_t pid = ::fork();
     if (pid == 0) {
       ::execl(bin.c_str(), bin.c_str(), "--kubelet-dir", d2.path().c_str(), "--inventory",
@@ -286,7 +290,7 @@ int Main(int argc, char** argv) {
   // udev → ListAndWatch under umockdev, in a child with the preload library.
   Stats u;
   {
-    std::string cmd = std::string("LD_PRELOAD=") + EDGEFD_UMOCKDEV_PRELOAD + " " +
+    std::string cmd = "LD_PRELOAD=" + testing::UmockdevPreload() + " " +
                       fs::read_symlink("/proc/self/exe").string() + " --udev-phase " +
                       std::to_string(quick ? 50 : 500);
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -298,14 +302,18 @@ int Main(int argc, char** argv) {
 
   Stats a = Summarise(alloc), c = Summarise(change), r = Summarise(rereg);
   if (json) {
-    std::printf(
-        "{\"allocate_ms\":{\"n\":%zu,\"median\":%.4f,\"p99\":%.4f,\"max\":%.4f},"
-        "\"change_to_list_ms\":{\"n\":%zu,\"median\":%.4f,\"p99\":%.4f,\"max\":%.4f},"
-        "\"reregister_ms\":{\"n\":%zu,\"median\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
-        "\"idle_rss_mib\":%.2f,"
-        "\"udev_to_list_ms\":{\"n\":%zu,\"median\":%.4f,\"p99\":%.4f,\"max\":%.4f}}\n",
-        a.n, a.median, a.p99, a.max, c.n, c.median, c.p99, c.max, r.n, r.median, r.p99, r.max,
-        rss_kib / 1024.0, u.n, u.median, u.p99, u.max);
+    auto stats = [](const Stats& s, int digits) {
+      return Json{{"n", s.n},
+                  {"median", RoundTo(s.median, digits)},
+                  {"p99", RoundTo(s.p99, digits)},
+                  {"max", RoundTo(s.max, digits)}};
+    };
+    const Json report = {{"allocate_ms", stats(a, 4)},
+                         {"change_to_list_ms", stats(c, 4)},
+                         {"reregister_ms", stats(r, 3)},
+                         {"idle_rss_mib", RoundTo(rss_kib / 1024.0, 2)},
+                         {"udev_to_list_ms", stats(u, 4)}};
+    std::printf("%s\n", DumpJson(report).c_str());
   } else {
     std::printf(
         "allocate (2 cores)        n=%zu median %.3f ms  p99 %.3f ms  (target p99 < 1 ms)\n", a.n,

@@ -11,10 +11,7 @@
 //   idle memory    resident memory (and its anonymous part) of the real binary, registered
 //                  and idle, in each mode: device-plugin (target RSS < 15 MiB), dra, both
 // Usage: dra_bench [--json] [--quick] [--verbose]
-#include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -23,28 +20,37 @@
 #include <map>
 #include <thread>
 
-#include "dra_test_support.h"
+#include "edgefd/agent/kube.h"
 #include "edgefd/dra/claims.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/publisher.h"
-#include "fake_dra_kubelet.h"
-#include "fake_kubelet.h"
+#include "edgefd/testing/fake_apiserver.h"
+#include "edgefd/testing/fake_dra_kubelet.h"
+#include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/fed_registry.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd::dra {
 namespace {
 
 namespace fs = std::filesystem;
+using ::edgefd::testing::Child;
+using ::edgefd::testing::DraInventory;
+using ::edgefd::testing::FakeApiServer;
+using ::edgefd::testing::FakeDraKubelet;
+using ::edgefd::testing::FakeKubelet;
+using ::edgefd::testing::FedRegistry;
+using ::edgefd::testing::TempDir;
 using ::edgefd::testing::TestPki;
 using ::edgefd::testing::WriteFile;
 using nlohmann::json;
-using testing::DraInventory;
-using testing::FakeApiServer;
-using testing::FakeDraKubelet;
-using testing::Hardware;
-using testing::kNode;
-using testing::TempDir;
 using Clock = std::chrono::steady_clock;
 using Ms = std::chrono::duration<double, std::milli>;
+
+constexpr char kNode[] = "rock5b";
 
 struct Stats {
   double median = 0, p99 = 0, max = 0;
@@ -86,12 +92,7 @@ struct Cluster {
     server.SetToken("bench-token");
     server.AddNode(kNode, {});
     kubeconfig = dir / "kubeconfig";
-    WriteFile(kubeconfig,
-              "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-              "clusters: [{name: k, cluster: {server: '" +
-                  server.url() + "', certificate-authority: '" + pki.ca_cert.string() +
-                  "'}}]\nusers: [{name: u, user: {token: bench-token}}]\n"
-                  "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+    WriteFile(kubeconfig, server.Kubeconfig(pki.ca_cert, "bench-token"));
   }
   std::unique_ptr<ApiTransport> Client() {
     auto config = LoadKubeconfig(kubeconfig);
@@ -113,7 +114,7 @@ Stats SliceUpdates(const TestPki& pki, int n) {
   TempDir dir;
   Cluster cluster(pki, dir.path());
   auto api = cluster.Client();
-  Hardware hw(DraInventory(2));
+  FedRegistry hw(DraInventory(2));
   SlicePublisher::Options options;
   options.node = kNode;
   options.taints = TaintMode::kOff;
@@ -145,7 +146,7 @@ PrepareFigures Prepares(const TestPki& pki, int n) {
   TempDir dir;
   Cluster cluster(pki, dir.path());
   auto api = cluster.Client();
-  Hardware hw(DraInventory(2));
+  FedRegistry hw(DraInventory(2));
   fs::create_directories(dir.path() / "registry");
   fs::create_directories(dir.path() / "cdi");
   deviceplugin::CdiSpecDir cdi(dir.path() / "cdi");
@@ -196,11 +197,11 @@ Memory IdleMemory(const TestPki& pki, const std::string& mode) {
   for (const char* d : {"registry", "plugins", "cdi", "device-plugins"}) {
     fs::create_directories(dir.path() / d);
   }
-  deviceplugin::testing::FakeKubelet dp(dir.path() / "device-plugins");
+  FakeKubelet dp(dir.path() / "device-plugins");
   FakeDraKubelet dra(dir.path() / "registry");
   if (!dp.Start() || !dra.Start()) return {};
-  const std::string bin = EDGEFD_DEVICEPLUGIN_BIN;
-  const std::string inventory = std::string(EDGEFD_SOURCE_DIR) + "/testdata/dra/rock5b.yaml";
+  const std::string bin = ::edgefd::testing::DevicePluginBin();
+  const std::string inventory = (::edgefd::testing::TestdataDir() / "dra/rock5b.yaml").string();
   std::vector<std::string> args = {bin,
                                    "--mode",
                                    mode,
@@ -225,14 +226,7 @@ Memory IdleMemory(const TestPki& pki, const std::string& mode) {
                                                (dir.path() / "cdi").string()};
     args.insert(args.end(), dra_args.begin(), dra_args.end());
   }
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(bin.c_str(), argv.data());
-    ::_exit(127);
-  }
+  Child plugin(args);
   bool ok = true;
   if (mode != "dra") {
     ok = dp.WaitFor("edgefd.io/big-cpu", [](const auto& ep) { return !ep.lists.empty(); });
@@ -244,11 +238,9 @@ Memory IdleMemory(const TestPki& pki, const std::string& mode) {
   Memory memory;
   if (ok) {
     std::this_thread::sleep_for(std::chrono::seconds(2));  // let it settle into idle
-    memory = MemoryOf(pid);
+    memory = MemoryOf(plugin.pid());
   }
-  ::kill(pid, SIGTERM);
-  int status;
-  ::waitpid(pid, &status, 0);
+  plugin.Terminate();
   return memory;
 }
 

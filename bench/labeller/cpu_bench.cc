@@ -5,16 +5,17 @@
 
 #include <filesystem>
 
-#include "edgefd/cpu.h"
-#include "edgefd/devicetree.h"
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
+#include "edgefd/discovery/cpu.h"
+#include "edgefd/discovery/devicetree.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/testing/paths.h"
 
 namespace {
 
 void DiscoverFixture(benchmark::State& state, const char* fixture) {
   edgefd::DiscoveryOptions options;
-  options.root = std::filesystem::path(EDGEFD_TESTDATA_DIR) / "cpu" / fixture;
+  options.root = edgefd::testing::TestdataDir() / "cpu" / fixture;
   for (auto _ : state) {
     auto report = edgefd::Discover(options);
     if (!report) {
@@ -32,7 +33,7 @@ BENCHMARK_CAPTURE(DiscoverFixture, devicetree_fallback, "devicetree-fallback")
     ->Unit(benchmark::kMicrosecond);
 
 void CpuTopologyFromBlob(benchmark::State& state) {
-  auto path = std::filesystem::path(EDGEFD_SHARED_DIR) / "devicetrees/rock-5b.dtb";
+  auto path = edgefd::testing::SharedDevicetrees() / "rock-5b.dtb";
   auto tree = edgefd::ReadDeviceTreeBlobFile(path);
   if (!tree) {
     state.SkipWithError("shared/devicetrees/rock-5b.dtb not found");

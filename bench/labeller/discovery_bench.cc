@@ -6,10 +6,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "edgefd/devicetree.h"
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "dt_directory_form.h"
+#include "edgefd/discovery/devicetree.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/testing/dt_directory_form.h"
+#include "edgefd/testing/paths.h"
 
 namespace {
 
@@ -33,7 +34,7 @@ void RunDiscovery(benchmark::State& state, const edgefd::DiscoveryOptions& optio
 }  // namespace
 
 int main(int argc, char** argv) {
-  fs::path corpus = fs::path(EDGEFD_SHARED_DIR) / "devicetrees";
+  fs::path corpus = edgefd::testing::SharedDevicetrees();
   fs::path live_root = fs::path("/dev/shm") / ("edgefd-bench-" + std::to_string(getpid()));
   std::vector<fs::path> blobs;
   if (fs::is_directory(corpus)) {

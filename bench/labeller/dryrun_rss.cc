@@ -1,10 +1,10 @@
 // Peak resident memory of `edgefd-labeller --dry-run`, as the kernel accounts it (ru_maxrss
 // of the finished child). Usage: dryrun_rss [--runs N] [--json] [-- extra labeller args].
 // Target: < 10 MiB.
+#include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,12 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/common/json.h"
+#include "edgefd/testing/paths.h"
+
 extern char** environ;
 
 int main(int argc, char** argv) {
   int runs = 21;
   bool json = false;
-  std::vector<std::string> args = {EDGEFD_LABELLER_BIN, "--dry-run"};
+  std::vector<std::string> args = {edgefd::testing::LabellerBin(), "--dry-run"};
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
       runs = std::max(1, std::atoi(argv[++i]));
@@ -60,11 +63,16 @@ int main(int argc, char** argv) {
   double median_mib = kib[kib.size() / 2] / 1024.0;
   double max_mib = kib.back() / 1024.0;
   if (json) {
-    std::printf("{\"runs\": %d, \"peak_rss_mib_median\": %.2f, \"peak_rss_mib_max\": %.2f, "
-                "\"target_mib\": 10}\n", runs, median_mib, max_mib);
+    const edgefd::Json report = {{"runs", runs},
+                                 {"peak_rss_mib_median", edgefd::RoundTo(median_mib, 2)},
+                                 {"peak_rss_mib_max", edgefd::RoundTo(max_mib, 2)},
+                                 {"target_mib", 10}};
+    std::printf("%s\n", edgefd::DumpJson(report).c_str());
   } else {
-    std::printf("edgefd-labeller --dry-run peak RSS over %d runs: median %.2f MiB, max %.2f MiB "
-                "(target < 10 MiB)\n", runs, median_mib, max_mib);
+    std::printf(
+        "edgefd-labeller --dry-run peak RSS over %d runs: median %.2f MiB, max %.2f MiB "
+        "(target < 10 MiB)\n",
+        runs, median_mib, max_mib);
   }
   return 0;
 }

@@ -25,10 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "edgefd/udev.h"
-#include "umockdev_testbed.h"
+#include "edgefd/common/json.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/umockdev_testbed.h"
 
 extern char** environ;
 
@@ -63,15 +64,20 @@ Stats Summarise(std::vector<double> ms) {
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
-void Print(const Options& opts, const char* what, const Stats& s, const std::string& extra) {
+// One line per measurement: a JSON object with `extra`'s fields, or a text row with `note`.
+void Print(const Options& opts, const char* what, const Stats& s, const Json& extra = {},
+           const std::string& note = "") {
   if (opts.json) {
-    std::printf(
-        "{\"bench\": \"%s\", \"n\": %zu, \"median_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": "
-        "%.3f%s}\n",
-        what, s.n, s.median_ms, s.p99_ms, s.max_ms, extra.empty() ? "" : (", " + extra).c_str());
+    Json line = {{"bench", what},
+                 {"n", s.n},
+                 {"median_ms", RoundTo(s.median_ms, 3)},
+                 {"p99_ms", RoundTo(s.p99_ms, 3)},
+                 {"max_ms", RoundTo(s.max_ms, 3)}};
+    if (extra.is_object()) line.update(extra);
+    std::printf("%s\n", DumpJson(line).c_str());
   } else {
     std::printf("%-28s n=%-5zu median %8.3f ms  p99 %8.3f ms  max %8.3f ms  %s\n", what, s.n,
-                s.median_ms, s.p99_ms, s.max_ms, extra.c_str());
+                s.median_ms, s.p99_ms, s.max_ms, note.c_str());
   }
   std::fflush(stdout);
 }
@@ -96,10 +102,10 @@ int RealSys(const Options& opts) {
     enumerate.push_back(Ms(t2 - t1));
     devices = records->size();
   }
-  std::string extra = opts.json ? "\"udev_devices\": " + std::to_string(devices)
-                                : std::to_string(devices) + " udev devices";
-  Print(opts, "discover_real_sys", Summarise(full), extra);
-  Print(opts, "udev_enumerate_real_sys", Summarise(enumerate), extra);
+  const Json extra = {{"udev_devices", devices}};
+  const std::string note = std::to_string(devices) + " udev devices";
+  Print(opts, "discover_real_sys", Summarise(full), extra, note);
+  Print(opts, "udev_enumerate_real_sys", Summarise(enumerate), extra, note);
   return 0;
 }
 
@@ -172,20 +178,18 @@ int Hotplug(const Options& opts) {
     (i % 2 == 0 ? plug : unplug).push_back(latency.back());
   }
   watcher.Stop();
-  std::string extra = opts.json
-                          ? "\"timeouts\": " + std::to_string(timeouts) + ", \"target_p99_ms\": 20"
-                          : std::to_string(timeouts) + " timeouts, target p99 < 20 ms";
-  Print(opts, "event_to_label_diff", Summarise(latency), extra);
-  Print(opts, "event_to_label_diff_plug", Summarise(plug), "");
-  Print(opts, "event_to_label_diff_unplug", Summarise(unplug), "");
-  Print(opts, "rediscover_in_testbed", Summarise(rescan_ms),
-        opts.json ? "" : "(part of the above)");
+  Print(opts, "event_to_label_diff", Summarise(latency),
+        {{"timeouts", timeouts}, {"target_p99_ms", 20}},
+        std::to_string(timeouts) + " timeouts, target p99 < 20 ms");
+  Print(opts, "event_to_label_diff_plug", Summarise(plug));
+  Print(opts, "event_to_label_diff_unplug", Summarise(unplug));
+  Print(opts, "rediscover_in_testbed", Summarise(rescan_ms), {}, "(part of the above)");
   return timeouts == 0 ? 0 : 1;
 }
 
 // Runs this program again with umockdev's preload library for the hotplug part.
 int RunHotplugChild(int argc, char** argv) {
-  std::string preload = std::string(EDGEFD_UMOCKDEV_PRELOAD);
+  std::string preload = testing::UmockdevPreload();
   if (const char* old = getenv("LD_PRELOAD"); old != nullptr && *old != '\0')
     preload += std::string(":") + old;
   setenv("LD_PRELOAD", preload.c_str(), 1);

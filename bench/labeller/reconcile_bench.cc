@@ -20,13 +20,13 @@
 #include <optional>
 #include <thread>
 
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "edgefd/reconcile.h"
-#include "edgefd/rules.h"
-#include "edgefd/udev.h"
-#include "fake_apiserver.h"
-#include "umockdev_testbed.h"
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/fake_apiserver.h"
+#include "edgefd/testing/umockdev_testbed.h"
 
 extern char** environ;
 
@@ -36,7 +36,7 @@ namespace fs = std::filesystem;
 using namespace edgefd;
 using namespace edgefd::testing;
 
-const fs::path kRoot = fs::path(EDGEFD_TESTDATA_DIR) / "roots/jetson-nano-blog";
+const fs::path kRoot = TestdataDir() / "roots/jetson-nano-blog";
 
 // One PKI, server and kubeconfig for the whole program.
 struct Setup {
@@ -263,7 +263,7 @@ void BM_IdleRss(benchmark::State& state) {
   Setup& s = Setup::Get();
   s.server->AddNode("rss-node", {});
   for (auto _ : state) {
-    pid_t pid = Spawn({EDGEFD_LABELLER_BIN, "--kubeconfig", s.kubeconfig.string(), "--node-name",
+    pid_t pid = Spawn({LabellerBin(), "--kubeconfig", s.kubeconfig.string(), "--node-name",
                        "rss-node", "--root", kRoot.string(), "--udev", "--metrics-addr",
                        "127.0.0.1:0", "--resync", "1", "--log-level", "warn"});
     if (pid < 0) {
@@ -294,7 +294,7 @@ BENCHMARK(BM_IdleRss)->Iterations(1)->Unit(benchmark::kSecond);
 int main(int argc, char** argv) {
   // umockdev must be preloaded from the process's start: run this program again with it.
   if (!Preloaded() && std::getenv("EDGEFD_BENCH_NO_UMOCKDEV") == nullptr) {
-    std::string preload = EDGEFD_UMOCKDEV_PRELOAD;
+    std::string preload = UmockdevPreload();
     if (const char* old = std::getenv("LD_PRELOAD"); old != nullptr && *old != '\0') {
       preload += std::string(":") + old;
     }

@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/testing/paths.h"
 
 extern char** environ;
 
@@ -49,7 +50,7 @@ const Target kTargets[] = {
 int main(int argc, char** argv) {
   bool quick = false, json = false;
   Policy policy = Policy::kBlock;
-  std::string bin = EDGEFD_PIPELINE_BIN;
+  std::string bin = edgefd::testing::PipelineBin();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -88,7 +89,7 @@ int main(int argc, char** argv) {
     o.model.name = model;
     o.model.conv = {w, h, 1};
     o.stages = stages;
-    o.transport = t;
+    o.transport = *edgefd::runtime::ParseTransport(t);
     o.frames = frames;
     o.warmup = std::max(2, frames / 10);
     o.policy = policy;
@@ -132,50 +133,47 @@ int main(int argc, char** argv) {
     return nullptr;
   };
   if (json) {
-    std::string out = "{\"quick\":" + std::string(quick ? "true" : "false") + ",\"policy\":\"" +
-                      (policy == Policy::kBlock ? "block" : "latest") + "\",\"rows\":[";
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const Row& r = rows[i];
+    using edgefd::Json;
+    using edgefd::RoundTo;
+    Json rows_json = Json::array();
+    for (const Row& r : rows) {
       const auto& s = r.report.sink;
-      char buf[1024];
-      std::snprintf(buf, sizeof buf,
-                    "{\"model\":\"%s\",\"width\":%d,\"height\":%d,\"stages\":%d,"
-                    "\"transport\":\"%s\",\"frames\":%d,\"frames_received\":%llu,"
-                    "\"drops\":%llu,\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,"
-                    "\"latency_p99_ms\":%.3f,\"ccr\":%.4f,\"checksum\":%.6f,\"error\":",
-                    r.model.c_str(), r.width, r.height, r.stages, r.transport.c_str(), r.frames,
-                    (unsigned long long)s.frames, (unsigned long long)s.drops, s.fps, s.fps_median,
-                    s.latency_p50_ms, s.latency_p99_ms, s.ccr, s.checksum);
-      if (i) out += ',';
-      out += buf;
-      out += edgefd::JsonQuote(r.error);
-      out += ",\"stage_compute_ms\":[";
-      for (size_t k = 0; k < s.stage_compute_ms.size(); ++k) {
-        if (k) out += ',';
-        out += std::to_string(s.stage_compute_ms[k]);
-      }
-      out += "],\"stage_comm_ms\":[";
-      for (size_t k = 0; k < s.stage_comm_ms.size(); ++k) {
-        if (k) out += ',';
-        out += std::to_string(s.stage_comm_ms[k]);
-      }
-      out += "]}";
+      Json compute = Json::array(), comm = Json::array();
+      for (double v : s.stage_compute_ms) compute.push_back(RoundTo(v, 4));
+      for (double v : s.stage_comm_ms) comm.push_back(RoundTo(v, 4));
+      rows_json.push_back({{"model", r.model},
+                           {"width", r.width},
+                           {"height", r.height},
+                           {"stages", r.stages},
+                           {"transport", r.transport},
+                           {"frames", r.frames},
+                           {"frames_received", s.frames},
+                           {"drops", s.drops},
+                           {"fps", RoundTo(s.fps, 2)},
+                           {"fps_median", RoundTo(s.fps_median, 2)},
+                           {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
+                           {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+                           {"ccr", RoundTo(s.ccr, 4)},
+                           {"checksum", RoundTo(s.checksum, 6)},
+                           {"error", r.error},
+                           {"stage_compute_ms", std::move(compute)},
+                           {"stage_comm_ms", std::move(comm)}});
     }
-    out += "],\"targets\":[";
-    bool first = true;
+    Json targets = Json::array();
     for (const Target& t : kTargets) {
       const Row* r = find(t);
       if (r == nullptr) continue;
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "%s{\"target\":\"%s\",\"need_fps\":%.0f,\"fps\":%.2f,\"fps_median\":%.2f,"
-                    "\"met\":%s}",
-                    first ? "" : ",", t.what, t.fps, r->report.sink.fps, r->report.sink.fps_median,
-                    r->report.sink.fps >= t.fps ? "true" : "false");
-      out += buf;
-      first = false;
+      targets.push_back({{"target", t.what},
+                         {"need_fps", t.fps},
+                         {"fps", RoundTo(r->report.sink.fps, 2)},
+                         {"fps_median", RoundTo(r->report.sink.fps_median, 2)},
+                         {"met", r->report.sink.fps >= t.fps}});
     }
-    std::printf("%s]}\n", out.c_str());
+    const Json report = {{"quick", quick},
+                         {"policy", policy == Policy::kBlock ? "block" : "latest"},
+                         {"rows", std::move(rows_json)},
+                         {"targets", std::move(targets)}};
+    std::printf("%s\n", edgefd::DumpJson(report).c_str());
   } else {
     for (const Target& t : kTargets) {
       const Row* r = find(t);

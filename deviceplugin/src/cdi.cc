@@ -14,8 +14,8 @@
 #include <set>
 #include <sstream>
 
-#include "edgefd/labels.h"
-#include "edgefd/unique_fd.h"
+#include "edgefd/common/unique_fd.h"
+#include "edgefd/discovery/labels.h"
 
 namespace edgefd::deviceplugin {
 namespace fs = std::filesystem;

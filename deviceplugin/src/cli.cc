@@ -1,7 +1,6 @@
 #include "edgefd/deviceplugin/cli.h"
 
 #include <signal.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -10,149 +9,71 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/cli.h"
+#include "edgefd/common/cli.h"
+#include "edgefd/common/health.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/mode.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/discovery.h"
-#include "edgefd/http_endpoint.h"
-#include "edgefd/rules.h"
-#include "edgefd/udev.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/flags.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
 
 namespace edgefd::deviceplugin {
 namespace {
 
-constexpr const char* kUsage = R"(Usage: edgefd-deviceplugin [OPTIONS]
-
-Advertises accelerators (rules marked as resources) and, on heterogeneous nodes, big/mid/
+constexpr char kDescription[] =
+    R"(Advertises accelerators (rules marked as resources) and, on heterogeneous nodes, big/mid/
 little CPU cores to the kubelet as extended resources edgefd.io/<name>, over the kubelet
-device-plugin API v1beta1. Runs until SIGTERM or SIGINT, then removes its sockets.
+device-plugin API v1beta1. Runs until SIGTERM or SIGINT, then removes its sockets.)";
 
-Options:
-  --mode MODE            device-plugin (default), dra (the DRA kubelet plugin:
-                         ResourceSlices, NodePrepareResources, CDI) or both; dra and
-                         both run edgefd-deviceplugin-dra, installed next to this
-                         program, with the same arguments (see its --help)
-  --cdi                  also name each allocated device's CDI device in Allocate and
-                         keep the CDI spec in --cdi-dir up to date
-  --cdi-dir DIR          CDI spec directory (default /var/run/cdi)
-  --kubelet-dir DIR      kubelet device-plugin directory holding kubelet.sock
-                         (default /var/lib/kubelet/device-plugins)
-  --root DIR             discover below DIR, e.g. /host with the host's /sys there (default /)
-  --dtb FILE             read this devicetree blob instead of the live tree
-  --config FILE          extra accelerator rules (YAML); may be repeated
-  --udev, --no-udev      enumerate accelerators with libudev (default: on when --root
-                         is / and there is no --dtb; the DaemonSet passes --udev)
-  --inventory FILE       use a static inventory (YAML/JSON) instead of discovery
-  --socket-prefix P      socket file name prefix (default edgefd-)
-  --metrics-addr A       serve /metrics, /healthz and /readyz on HOST:PORT
-                         (default :9479; "none" disables; the labeller's flag
-                         has the same name; --metrics-address is an alias)
-  --rescan SECONDS       when the udev netlink monitor cannot run, rescan every
-                         SECONDS instead (default 30; 0: never)
-  --list                 print the resources and devices it would serve, then exit
-  --log-level LEVEL      trace, debug, info, warn, error (default info)
-  --version              print the version and exit
-  -h, --help             print this help and exit
-
-Exit codes: 0 clean stop, 1 runtime failure, 2 bad usage or input.
-)";
+constexpr char kFooter[] =
+    R"(Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
 
 struct Flags {
   PluginServerOptions server;
-  DiscoveryOptions discovery;
+  DiscoveryFlags discovery;
   std::optional<std::string> inventory_file;
   std::string metrics_address = ":9479";
-  int rescan_seconds = 30;
   bool list = false;
   std::string log_level = "info";
+  std::string mode = "device-plugin";
   bool cdi = false;
   std::string cdi_dir = std::string(kDefaultCdiDir);
 };
 
-// Parses argv; returns an exit code when the program should stop right away.
-std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string arg = args[i];
-    std::optional<std::string> inline_value;
-    if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-      inline_value = arg.substr(arg.find('=') + 1);
-      arg.resize(arg.find('='));
-    }
-    auto value = [&]() -> std::optional<std::string> {
-      if (inline_value) return inline_value;
-      if (i + 1 < args.size()) return args[++i];
-      std::cerr << "edgefd-deviceplugin: " << arg << " needs a value (see --help)\n";
-      return std::nullopt;
-    };
-    if (arg == "-h" || arg == "--help") {
-      std::cout << kUsage;
-      return kExitOk;
-    }
-    if (arg == "--version") {
-      std::cout << "edgefd-deviceplugin " << EDGEFD_VERSION << "\n";
-      return kExitOk;
-    }
-    if (arg == "--list") {
-      flags.list = true;
-      continue;
-    }
-    if (arg == "--udev" || arg == "--no-udev") {
-      flags.discovery.udev = arg == "--udev";
-      continue;
-    }
-    if (arg == "--cdi") {
-      flags.cdi = true;
-      continue;
-    }
-    auto v = [&]() { return value(); };
-    std::optional<std::string> val;
-    if (arg == "--kubelet-dir" || arg == "--root" || arg == "--dtb" || arg == "--config" ||
-        arg == "--inventory" || arg == "--socket-prefix" || arg == "--metrics-addr" ||
-        arg == "--metrics-address" || arg == "--rescan" || arg == "--log-level" ||
-        arg == "--mode" || arg == "--cdi-dir") {
-      val = v();
-      if (!val) return kExitUsage;
-    } else {
-      std::cerr << "edgefd-deviceplugin: unknown option '" << args[i] << "' (see --help)\n";
-      return kExitUsage;
-    }
-    if (arg == "--kubelet-dir") flags.server.kubelet_dir = *val;
-    if (arg == "--root") flags.discovery.root = *val;
-    if (arg == "--dtb") flags.discovery.dtb = *val;
-    if (arg == "--config") flags.discovery.rule_files.emplace_back(*val);
-    if (arg == "--inventory") flags.inventory_file = *val;
-    if (arg == "--socket-prefix") flags.server.socket_prefix = *val;
-    if (arg == "--metrics-addr" || arg == "--metrics-address") flags.metrics_address = *val;
-    if (arg == "--log-level") flags.log_level = *val;
-    if (arg == "--cdi-dir") flags.cdi_dir = *val;  // --mode: HandOverMode has checked it
-    if (arg == "--rescan") {
-      try {
-        size_t used = 0;
-        flags.rescan_seconds = std::stoi(*val, &used);
-        if (used != val->size() || flags.rescan_seconds < 0 || flags.rescan_seconds > 86400) {
-          throw std::invalid_argument("");
-        }
-      } catch (const std::exception&) {
-        std::cerr << "edgefd-deviceplugin: --rescan '" << *val
-                  << "': expected whole seconds between 0 and 86400\n";
-        return kExitUsage;
-      }
-    }
-  }
-  auto level = spdlog::level::from_str(flags.log_level);
-  if (level == spdlog::level::off && flags.log_level != "off") {
-    std::cerr << "edgefd-deviceplugin: --log-level '" << flags.log_level
-              << "': expected trace, debug, info, warn, error or off\n";
-    return kExitUsage;
-  }
-  // Logs go to stderr; stdout carries only what --list prints.
-  spdlog::set_default_logger(spdlog::stderr_logger_mt("edgefd-deviceplugin"));
-  spdlog::set_level(level);
-  return std::nullopt;
+void AddFlags(CLI::App& app, Flags& flags) {
+  app.add_option("--kubelet-dir", flags.server.kubelet_dir,
+                 "kubelet device-plugin directory holding kubelet.sock (default: "
+                 "/var/lib/kubelet/device-plugins)")
+      ->type_name("DIR");
+  app.add_option_function<std::string>(
+         "--inventory", [&flags](const std::string& file) { flags.inventory_file = file; },
+         "use a static inventory (YAML/JSON) instead of discovery")
+      ->type_name("FILE");
+  app.add_option("--socket-prefix", flags.server.socket_prefix,
+                 "socket file name prefix (default: edgefd-)")
+      ->type_name("P");
+  app.add_flag("--list", flags.list, "print the resources and devices it would serve, then exit");
+  app.add_option("--mode", flags.mode,
+                 "device-plugin (default), dra (the DRA kubelet plugin: ResourceSlices, "
+                 "NodePrepareResources, CDI) or both; dra and both run edgefd-deviceplugin-dra, "
+                 "installed next to this program, with the same arguments (see --mode dra --help)")
+      ->type_name("MODE")
+      ->check(OneOf({"device-plugin", "dra", "both"}));
+  app.add_flag("--cdi", flags.cdi,
+               "also name each allocated device's CDI device in Allocate and keep the CDI spec "
+               "in --cdi-dir up to date");
+  app.add_option("--cdi-dir", flags.cdi_dir, "CDI spec directory (default: /var/run/cdi)")
+      ->type_name("DIR");
+  AddDiscoveryFlags(app, flags.discovery);
+  AddMetricsAddrFlag(app, flags.metrics_address)
+      ->description(
+          "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
+          "(default: :9479; none or an empty ADDR turns it off)");
+  AddLogLevelFlag(app, flags.log_level);
 }
 
 void PrintResources(const DeviceRegistry& registry) {
@@ -175,64 +96,60 @@ void PrintResources(const DeviceRegistry& registry) {
   if (registry.ResourceNames().empty()) std::cout << "no resources\n";
 }
 
-}  // namespace
+// Where devices come from: the static inventory file, or discovery.
+InventoryFeed::DiscoverFn MakeDiscover(const Flags& flags) {
+  if (flags.inventory_file) {
+    return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
+  }
+  return [options = flags.discovery.discovery]() -> Result<Inventory> {
+    auto report = Discover(options);
+    if (!report) return report.error();
+    return std::move(report->inventory);
+  };
+}
 
-int RunDevicePluginCli(int argc, char** argv) {
-  if (auto code = HandOverMode(argc, argv)) return *code;
-  Flags flags;
-  if (auto code = ParseFlags(argc, argv, flags)) return *code;
+// What the hardware watcher watches: the udev subsystems the rules need (nothing for a static
+// inventory). A broken rules file is the user's to fix.
+Result<WatchOptions> MakeWatchOptions(const Flags& flags) {
+  WatchOptions watch;
+  watch.rescan = flags.discovery.rescan;
+  if (flags.inventory_file) return watch;
+  auto rules = LoadRules(flags.discovery.discovery.rule_files);
+  if (!rules) return rules.error();
+  watch.subsystems = UdevSubsystems(*rules);
+  return watch;
+}
 
-  // Block the stop signals before any thread starts, so only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+// --list: one discovery, printed.
+int ListResources(const InventoryFeed::DiscoverFn& discover) {
+  auto inventory = discover();
+  if (!inventory) {
+    spdlog::error("{}", inventory.error().message);
+    return kExitUsage;
+  }
+  InventoryRegistry registry;
+  registry.Update(*inventory);
+  PrintResources(registry);
+  return kExitOk;
+}
+
+// Serves the resources until SIGTERM/SIGINT: the inventory feed following the hardware, the
+// kubelet sockets, and the health endpoint.
+int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
+  // Blocked before any thread starts, so only sigwait below sees them.
+  const sigset_t stop_signals = BlockStopSignals();
   // A closed log pipe must not kill the plugin (and with it every resource on the node).
   ::signal(SIGPIPE, SIG_IGN);
 
-  InventoryFeed::DiscoverFn discover;
-  if (flags.inventory_file) {
-    discover = [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
-  } else {
-    discover = [options = flags.discovery]() -> Result<Inventory> {
-      auto report = Discover(options);
-      if (!report) return report.error();
-      return std::move(report->inventory);
-    };
-  }
   Metrics metrics;
   InventoryRegistry registry;
-  // Hardware changes: the udev monitor (falling back to rescans without netlink); nothing
-  // to watch for a static inventory.
-  WatchOptions watch;
-  if (!flags.inventory_file) {
-    auto rules = LoadRules(flags.discovery.rule_files);
-    if (!rules) {
-      std::cerr << "edgefd-deviceplugin: " << rules.error().message << "\n";
-      return kExitUsage;
-    }
-    watch.subsystems = UdevSubsystems(*rules);
-  }
-  watch.rescan = flags.rescan_seconds > 0 ? std::chrono::milliseconds(flags.rescan_seconds * 1000)
-                                          : std::chrono::hours(24 * 365);
   HotplugWatcher udev_watcher(watch);
   NoChangeSource no_changes;
   ChangeSource& changes = flags.inventory_file ? static_cast<ChangeSource&>(no_changes)
                                                : static_cast<ChangeSource&>(udev_watcher);
-  InventoryFeed feed(registry, discover, changes, &metrics);
-  if (flags.list) {
-    auto inventory = discover();
-    if (!inventory) {
-      std::cerr << "edgefd-deviceplugin: " << inventory.error().message << "\n";
-      return kExitUsage;
-    }
-    registry.Update(*inventory);
-    PrintResources(registry);
-    return kExitOk;
-  }
+  InventoryFeed feed(registry, std::move(discover), changes, &metrics);
   if (Status s = feed.Start(); !s) {
-    std::cerr << "edgefd-deviceplugin: " << s.error().message << "\n";
+    spdlog::error("{}", s.error().message);
     return kExitUsage;
   }
   if (!flags.inventory_file) {
@@ -242,39 +159,25 @@ int RunDevicePluginCli(int argc, char** argv) {
   feed.Refresh();  // fills the device gauges
   CdiSpecDir cdi_dir(flags.cdi_dir);
   CdiSpecFeed cdi_feed(registry, cdi_dir);
+  PluginServerOptions server_options = flags.server;
   if (flags.cdi) {
     if (Status s = cdi_feed.Start(); !s) {
-      std::cerr << "edgefd-deviceplugin: --cdi: " << s.error().message << "\n";
+      spdlog::error("--cdi: {}", s.error().message);
       return kExitFailure;
     }
-    flags.server.cdi = true;
+    server_options.cdi = true;
   }
-  PluginServer server(registry, flags.server, &metrics);
+  PluginServer server(registry, server_options, &metrics);
   if (Status s = server.Start(); !s) {
-    std::cerr << "edgefd-deviceplugin: " << s.error().message << "\n";
+    spdlog::error("{}", s.error().message);
     return kExitFailure;
   }
   std::unique_ptr<HttpEndpoint> http;
-  if (flags.metrics_address != "none" && !flags.metrics_address.empty()) {
-    auto endpoint = HttpEndpoint::Start(
-        flags.metrics_address,
-        [&](std::string_view path) -> HttpReply {
-          if (path == "/metrics") {
-            return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
-          }
-          if (path == "/healthz") return {200, "text/plain", "ok\n"};
-          if (path == "/readyz") {
-            // Ready once the kubelet has every resource (a node with none is ready as is).
-            if (registry.ResourceNames().empty() || metrics.AllRegistered()) {
-              return {200, "text/plain", "ok\n"};
-            }
-            return {503, "text/plain", "not registered with the kubelet yet\n"};
-          }
-          return {404, "text/plain", "not found\n"};
-        },
-        "--metrics-addr");
+  if (MetricsEnabled(flags.metrics_address)) {
+    auto endpoint = StartHealthEndpoint(flags.metrics_address, PluginHealth(metrics, registry),
+                                        "--metrics-addr");
     if (!endpoint) {
-      std::cerr << "edgefd-deviceplugin: " << endpoint.error().message << "\n";
+      spdlog::error("{}", endpoint.error().message);
       server.Stop();
       return kExitUsage;
     }
@@ -289,6 +192,27 @@ int RunDevicePluginCli(int argc, char** argv) {
   feed.Stop();
   server.Stop();
   return kExitOk;
+}
+
+}  // namespace
+
+int RunDevicePluginCli(int argc, char** argv) {
+  if (auto code = HandOverMode(argc, argv)) return *code;
+  Flags flags;
+  CLI::App app(kDescription, "edgefd-deviceplugin");
+  ConfigureApp(app, kFooter);
+  AddFlags(app, flags);
+  if (auto code = ParseCommandLine(app, argc, argv)) return *code;
+  // Logs go to stderr; stdout carries only what --list prints.
+  SetUpLogging("edgefd-deviceplugin", flags.log_level);
+  InventoryFeed::DiscoverFn discover = MakeDiscover(flags);
+  if (flags.list) return ListResources(discover);
+  auto watch = MakeWatchOptions(flags);
+  if (!watch) {
+    spdlog::error("{}", watch.error().message);
+    return kExitUsage;
+  }
+  return Serve(flags, std::move(discover), *watch);
 }
 
 }  // namespace edgefd::deviceplugin

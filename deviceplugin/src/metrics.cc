@@ -1,6 +1,6 @@
 #include "edgefd/deviceplugin/metrics.h"
 
-#include <sstream>
+#include "edgefd/common/prometheus.h"
 
 namespace edgefd::deviceplugin {
 
@@ -49,51 +49,58 @@ bool Metrics::AllRegistered() const {
 }
 
 std::string Metrics::Render() const {
-  std::ostringstream out;
+  PrometheusWriter out;
   std::lock_guard lock(mu_);
-  auto family = [&](const char* name, const char* type, const char* help) {
-    out << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+  out.Family("edgefd_deviceplugin_devices", "gauge", "Devices advertised to the kubelet.");
+  for (const auto& [name, r] : resources_) {
+    out.Sample("edgefd_deviceplugin_devices", {{"resource", name}, {"health", "Healthy"}},
+               r.healthy);
+    out.Sample("edgefd_deviceplugin_devices", {{"resource", name}, {"health", "Unhealthy"}},
+               r.unhealthy);
+  }
+  out.Family("edgefd_deviceplugin_registered", "gauge",
+             "1 while the resource is registered with the kubelet.");
+  for (const auto& [name, r] : resources_) {
+    out.Sample("edgefd_deviceplugin_registered", {{"resource", name}}, r.registered ? 1 : 0);
+  }
+  out.Family("edgefd_deviceplugin_registrations_total", "counter",
+             "Register calls to the kubelet, by result.");
+  for (const auto& [name, r] : resources_) {
+    out.Sample("edgefd_deviceplugin_registrations_total", {{"resource", name}, {"result", "ok"}},
+               r.registrations);
+    out.Sample("edgefd_deviceplugin_registrations_total", {{"resource", name}, {"result", "error"}},
+               r.registration_failures);
+  }
+  out.Family("edgefd_deviceplugin_allocations_total", "counter", "Allocate calls, by result.");
+  for (const auto& [name, r] : resources_) {
+    out.Sample("edgefd_deviceplugin_allocations_total", {{"resource", name}, {"result", "ok"}},
+               r.allocations - r.allocation_errors);
+    out.Sample("edgefd_deviceplugin_allocations_total", {{"resource", name}, {"result", "error"}},
+               r.allocation_errors);
+  }
+  out.Counter("edgefd_deviceplugin_kubelet_restarts_total",
+              "Times kubelet.sock was recreated or our sockets were removed.",
+              kubelet_restarts_.load());
+  out.Gauge("edgefd_deviceplugin_list_and_watch_streams", "Open ListAndWatch streams.",
+            watch_streams_.load());
+  out.Family("edgefd_deviceplugin_inventory_refreshes_total", "counter",
+             "Rediscoveries after a hardware change, by result.");
+  out.Sample("edgefd_deviceplugin_inventory_refreshes_total", {{"result", "ok"}},
+             refreshes_ - refresh_failures_);
+  out.Sample("edgefd_deviceplugin_inventory_refreshes_total", {{"result", "error"}},
+             refresh_failures_);
+  return out.text();
+}
+
+HealthChecks PluginHealth(const Metrics& metrics, const DeviceRegistry& registry) {
+  HealthChecks checks;
+  checks.metrics = [&metrics] { return metrics.Render(); };
+  checks.not_ready = [&metrics, &registry]() -> std::optional<std::string> {
+    // Ready once the kubelet has every resource (a node with none is ready as is).
+    if (registry.ResourceNames().empty() || metrics.AllRegistered()) return std::nullopt;
+    return "not registered with the kubelet yet";
   };
-  family("edgefd_deviceplugin_devices", "gauge", "Devices advertised to the kubelet.");
-  for (const auto& [name, r] : resources_) {
-    out << "edgefd_deviceplugin_devices{resource=\"" << name << "\",health=\"Healthy\"} "
-        << r.healthy << '\n';
-    out << "edgefd_deviceplugin_devices{resource=\"" << name << "\",health=\"Unhealthy\"} "
-        << r.unhealthy << '\n';
-  }
-  family("edgefd_deviceplugin_registered", "gauge",
-         "1 while the resource is registered with the kubelet.");
-  for (const auto& [name, r] : resources_) {
-    out << "edgefd_deviceplugin_registered{resource=\"" << name << "\"} " << (r.registered ? 1 : 0)
-        << '\n';
-  }
-  family("edgefd_deviceplugin_registrations_total", "counter",
-         "Register calls to the kubelet, by result.");
-  for (const auto& [name, r] : resources_) {
-    out << "edgefd_deviceplugin_registrations_total{resource=\"" << name << "\",result=\"ok\"} "
-        << r.registrations << '\n';
-    out << "edgefd_deviceplugin_registrations_total{resource=\"" << name << "\",result=\"error\"} "
-        << r.registration_failures << '\n';
-  }
-  family("edgefd_deviceplugin_allocations_total", "counter", "Allocate calls, by result.");
-  for (const auto& [name, r] : resources_) {
-    out << "edgefd_deviceplugin_allocations_total{resource=\"" << name << "\",result=\"ok\"} "
-        << r.allocations - r.allocation_errors << '\n';
-    out << "edgefd_deviceplugin_allocations_total{resource=\"" << name << "\",result=\"error\"} "
-        << r.allocation_errors << '\n';
-  }
-  family("edgefd_deviceplugin_kubelet_restarts_total", "counter",
-         "Times kubelet.sock was recreated or our sockets were removed.");
-  out << "edgefd_deviceplugin_kubelet_restarts_total " << kubelet_restarts_.load() << '\n';
-  family("edgefd_deviceplugin_list_and_watch_streams", "gauge", "Open ListAndWatch streams.");
-  out << "edgefd_deviceplugin_list_and_watch_streams " << watch_streams_.load() << '\n';
-  family("edgefd_deviceplugin_inventory_refreshes_total", "counter",
-         "Rediscoveries after a hardware change, by result.");
-  out << "edgefd_deviceplugin_inventory_refreshes_total{result=\"ok\"} "
-      << refreshes_ - refresh_failures_ << '\n';
-  out << "edgefd_deviceplugin_inventory_refreshes_total{result=\"error\"} " << refresh_failures_
-      << '\n';
-  return out.str();
+  return checks;
 }
 
 }  // namespace edgefd::deviceplugin

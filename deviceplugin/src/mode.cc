@@ -8,7 +8,7 @@
 #include <iostream>
 #include <string>
 
-#include "edgefd/cli.h"
+#include "edgefd/common/program.h"
 
 namespace edgefd::deviceplugin {
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "edgefd/common/allocation.h"
+
 namespace edgefd::deviceplugin {
 
 bool NaturalLess(std::string_view a, std::string_view b) {
@@ -40,29 +42,20 @@ const PluginDevice* ResourceSnapshot::Find(std::string_view id) const {
   return nullptr;
 }
 
-namespace {
-
-// "movidius-ncs" → "EDGEFD_MOVIDIUS_NCS": upper-cased, '-' and '.' turned into '_'.
-std::string EnvPrefix(const std::string& name) {
-  std::string out = "EDGEFD_";
-  for (char c : name) {
-    out += (c == '-' || c == '.') ? '_'
-                                  : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string EnvVarName(const ResourceSnapshot& snapshot) {
-  // "little-cpu" → LITTLE_CPUS: the contract names the variable after the core class.
-  if (snapshot.kind == ResourceKind::kCpu) return EnvPrefix(snapshot.name + "s");
-  return EnvPrefix(snapshot.name) + "_DEVICES";
+  if (snapshot.kind == ResourceKind::kCpu) {
+    // "little-cpu" -> EDGEFD_LITTLE_CPUS: the contract names the variable after the class.
+    std::string_view core_class = snapshot.name;
+    if (core_class.ends_with(kCoreResourceSuffix))
+      core_class.remove_suffix(kCoreResourceSuffix.size());
+    return CpusVariable(core_class);
+  }
+  return DevicesVariable(snapshot.name);
 }
 
 std::string DevnodesEnvVarName(const ResourceSnapshot& snapshot) {
   if (snapshot.kind != ResourceKind::kAccelerator) return "";
-  return EnvPrefix(snapshot.name) + "_DEVNODES";
+  return DevnodesVariable(snapshot.name);
 }
 
 namespace {
@@ -116,7 +109,7 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
   if (inventory.cpu.Heterogeneous()) {
     for (const CpuClass& cls : inventory.cpu.classes) {
       if (cls.name != "big" && cls.name != "mid" && cls.name != "little") continue;
-      std::string name = cls.name + "-cpu";
+      std::string name = cls.name + std::string(kCoreResourceSuffix);
       ResourceSnapshot& r = out[std::string(kResourceDomain) + name];
       r.resource = std::string(kResourceDomain) + name;
       r.name = name;

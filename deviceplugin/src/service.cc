@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "edgefd/common/allocation.h"
+#include "edgefd/common/cpu_list.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/preferred.h"
 
@@ -53,29 +55,28 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
   std::sort(devices.begin(), devices.end(),
             [](const PluginDevice* a, const PluginDevice* b) { return NaturalLess(a->id, b->id); });
 
-  std::string value;
+  std::vector<std::string> ids;
+  std::vector<int> cpus;
   std::vector<std::string> paths;
   for (const PluginDevice* d : devices) {
-    if (!value.empty()) value += ',';
-    value += snapshot.kind == ResourceKind::kCpu ? std::to_string(d->cpu) : d->id;
+    ids.push_back(d->id);
+    cpus.push_back(d->cpu);
     for (const std::string& node : d->devnodes) {
       if (std::find(paths.begin(), paths.end(), node) == paths.end()) paths.push_back(node);
     }
   }
-  (*response.mutable_envs())[EnvVarName(snapshot)] = value;
-  std::string devnodes;
+  (*response.mutable_envs())[EnvVarName(snapshot)] =
+      snapshot.kind == ResourceKind::kCpu ? FormatCpuList(cpus) : JoinAllocationList(ids);
   for (const std::string& path : paths) {
     v1beta1::DeviceSpec* spec = response.add_devices();
     spec->set_host_path(path);
     spec->set_container_path(path);
     spec->set_permissions("rw");
-    if (!devnodes.empty()) devnodes += ',';
-    devnodes += spec->container_path();
   }
   // The IDs above are stable names, not paths; the workload needs the paths to open. Set even
   // when empty, so a runtime can tell "no nodes" from a plugin that predates the variable.
   if (snapshot.kind == ResourceKind::kAccelerator) {
-    (*response.mutable_envs())[DevnodesEnvVarName(snapshot)] = devnodes;
+    (*response.mutable_envs())[DevnodesEnvVarName(snapshot)] = JoinAllocationList(paths);
   }
   if (cdi) {
     for (const PluginDevice* d : devices) {

@@ -1,146 +1,52 @@
 #include "edgefd/runtime/cli.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
-#include <map>
-#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "edgefd/common/cli.h"
+#include "edgefd/common/cpu_list.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/runtime/stage_args.h"
 
 extern char** environ;
 
 namespace edgefd::runtime {
 namespace {
 
-constexpr int kUsage = 2;
-constexpr int kFailed = 3;
+constexpr char kDescription[] =
+    R"(The reference pipeline runtime: the conv and yolo-tiny models split into stages that run
+as threads, as processes over /dev/shm rings, or as pods chained by gRPC.)";
 
-const char kHelp[] =
-    "usage: edgefd-pipeline COMMAND [options]\n"
-    "  run        --model conv|yolo-tiny --stages N --transport inproc|shm|grpc --frames N "
-    "[--json]\n"
-    "  stage      --model M --stages N --index I --listen ADDR --next ADDR [--metrics-port P]\n"
-    "  source     --model M --next ADDR --frames N [--fps F]\n"
-    "  sink       --model M --listen ADDR [--json]\n"
-    "  partition  --model M --stages N [--profile] [--json]\n"
-    "stage/source/sink --check: validate the options and print the stage's shapes, then exit\n"
-    "model options: --width W --height H --channels C (conv), --seed S, --weights FILE\n"
-    "run/stage options: --policy latest|block (run: block unless --fps paces the source;\n"
-    "  stage: latest), --threads T, --delay-ms D[,D...], --profile,\n"
-    "  --gflops G --link-mbps B (partition cost model), --warmup N, --fps F\n"
-    "addresses: shm:NAME (/dev/shm ring), unix:/path or host:port or dns:///svc:port (gRPC)\n";
+constexpr char kFooter[] =
+    R"(Addresses: shm:NAME (/dev/shm ring), unix:/path, host:port or dns:///svc:port (gRPC).
+Exit status: 0 success, 1 the pipeline failed, 2 bad usage or bad input.
+Run 'edgefd-pipeline COMMAND --help' for the options of a command.)";
 
-class Args {
- public:
-  static Result<Args> Parse(int argc, char** argv, const std::set<std::string>& allowed) {
-    static const std::set<std::string> kFlags = {"--json", "--profile", "--quiet", "--check"};
-    Args a;
-    for (int i = 2; i < argc; ++i) {
-      std::string k = argv[i];
-      if (!allowed.count(k)) {
-        return Error{std::string(argv[1]) + ": unknown option '" + k + "' (see --help)"};
-      }
-      if (kFlags.count(k)) {
-        a.v_[k] = "1";
-        continue;
-      }
-      if (i + 1 >= argc) return Error{std::string(argv[1]) + ": " + k + " needs a value"};
-      a.v_[k] = argv[++i];
-    }
-    return a;
-  }
-  bool Has(const std::string& k) const { return v_.count(k) > 0; }
-  std::string Str(const std::string& k, const std::string& def) const {
-    auto it = v_.find(k);
-    return it == v_.end() ? def : it->second;
-  }
-  Result<long> Int(const std::string& k, long def, long lo, long hi) const {
-    auto it = v_.find(k);
-    if (it == v_.end()) return def;
-    char* end = nullptr;
-    long v = std::strtol(it->second.c_str(), &end, 10);
-    if (it->second.empty() || *end != '\0' || v < lo || v > hi) {
-      return Error{k + " " + it->second + ": expected an integer " + std::to_string(lo) + ".." +
-                   std::to_string(hi)};
-    }
-    return v;
-  }
-  Result<double> Num(const std::string& k, double def, double lo) const {
-    auto it = v_.find(k);
-    if (it == v_.end()) return def;
-    char* end = nullptr;
-    double v = std::strtod(it->second.c_str(), &end);
-    if (it->second.empty() || *end != '\0' || !(v >= lo)) {
-      return Error{k + " " + it->second + ": expected a number >= " + std::to_string(lo)};
-    }
-    return v;
-  }
-
- private:
-  std::map<std::string, std::string> v_;
-};
-
-const std::set<std::string> kModelOpts = {"--model",    "--width", "--height",
-                                          "--channels", "--seed",  "--weights"};
-
-std::set<std::string> With(std::set<std::string> base, std::initializer_list<const char*> more) {
-  for (const char* m : more) base.insert(m);
-  return base;
+// Prints a usage error naming the input, the way the parser does.
+int UsageError(const std::string& command, const std::string& message) {
+  std::fprintf(stderr, "edgefd-pipeline %s: %s\n", command.c_str(), message.c_str());
+  return kExitUsage;
 }
 
-#define EDGEFD_TRY(var, expr)                                                       \
-  auto var##_r = (expr);                                                            \
-  if (!var##_r) {                                                                   \
-    std::fprintf(stderr, "edgefd-pipeline: %s\n", var##_r.error().message.c_str()); \
-    return kUsage;                                                                  \
-  }                                                                                 \
-  auto var = std::move(*var##_r)
-
-Result<ModelSpec> ParseModel(const Args& a) {
-  ModelSpec m;
-  m.name = a.Str("--model", "conv");
-  auto w = a.Int("--width", 1280, 4, 16384);
-  auto h = a.Int("--height", 720, 4, 16384);
-  auto c = a.Int("--channels", 1, 1, 64);
-  auto seed = a.Int("--seed", 42, 0, 1L << 40);
-  if (!w) return w.error();
-  if (!h) return h.error();
-  if (!c) return c.error();
-  if (!seed) return seed.error();
-  m.conv = {int(*w), int(*h), int(*c)};
-  m.seed = uint64_t(*seed);
-  m.weights_path = a.Str("--weights", "");
-  return m;
+int Failure(const std::string& command, const std::string& message) {
+  std::fprintf(stderr, "edgefd-pipeline %s: %s\n", command.c_str(), message.c_str());
+  return kExitFailure;
 }
 
-Result<Policy> ParsePolicy(const Args& a, const char* default_policy = "latest") {
-  std::string p = a.Str("--policy", default_policy);
-  if (p == "latest") return Policy::kLatest;
-  if (p == "block") return Policy::kBlock;
-  return Error{"--policy " + p + ": use latest or block"};
-}
-
-Result<std::vector<double>> ParseDelays(const Args& a) {
-  std::vector<double> out;
-  std::string s = a.Str("--delay-ms", "");
+// "5,0,20" -> {"5", "0", "20"}; an empty item stays, to be refused.
+std::vector<std::string> SplitCommas(const std::string& text) {
+  std::vector<std::string> out;
   size_t pos = 0;
-  while (pos < s.size()) {
-    size_t end = s.find(',', pos);
-    if (end == std::string::npos) end = s.size();
-    std::string item = s.substr(pos, end - pos);
-    char* e = nullptr;
-    double v = std::strtod(item.c_str(), &e);
-    if (item.empty() || *e != '\0' || v < 0)
-      return Error{"--delay-ms " + s + ": bad value '" + item + "'"};
-    out.push_back(v);
-    pos = end + 1;
+  for (size_t comma; (comma = text.find(',', pos)) != std::string::npos; pos = comma + 1) {
+    out.push_back(text.substr(pos, comma - pos));
   }
+  out.push_back(text.substr(pos));
   return out;
 }
 
@@ -150,273 +56,351 @@ std::string SelfExe() {
   return n > 0 ? std::string(buf, size_t(n)) : std::string();
 }
 
-int CmdPartition(const Args& a) {
-  EDGEFD_TRY(spec, ParseModel(a));
-  EDGEFD_TRY(stages, a.Int("--stages", 2, 1, kMaxStages));
-  EDGEFD_TRY(gflops, a.Num("--gflops", 100.0, 1e-6));
-  EDGEFD_TRY(mbps, a.Num("--link-mbps", 1000.0, 0.0));
-  EDGEFD_TRY(model, a.Has("--profile") ? BuildModel(spec) : MakeModel(spec.name, spec.conv));
-  PartitionOptions p;
-  p.stages = int(stages);
-  p.gflops = gflops;
-  p.link_mbps = mbps;
-  if (a.Has("--profile")) {
-    EDGEFD_TRY(exec, MakeCpuBackend()->Compile(model, 0, int(model.layers.size()),
-                                               ExecOptions{1, {}, false}));
-    p.layer_ms = exec->ProfileLayers(5);
-  }
-  EDGEFD_TRY(plan, Partition(model, p));
-  if (a.Has("--json")) {
-    std::printf("%s\n", PlanJson(model, plan).c_str());
-  } else {
-    std::printf("%s: %.3f GFLOP per frame, input %s, %s cost model\n%s", model.name.c_str(),
-                model.Flops(0, int(model.layers.size())) / 1e9, model.Input().ToString().c_str(),
-                a.Has("--profile") ? "measured (1 thread)" : "FLOPs",
-                FormatPlan(model, plan).c_str());
-  }
-  return 0;
+// --gflops and --link-mbps: the partition's cost model.
+void AddCostModelFlags(CLI::App& app, PartitionOptions& p) {
+  app.add_option("--gflops", p.gflops, "compute speed the partition assumes (default: 100)")
+      ->type_name("G")
+      ->check(NumberIn(1e-6, 1e12));
+  app.add_option("--link-mbps", p.link_mbps, "link speed the partition assumes (default: 1000)")
+      ->type_name("B")
+      ->check(NumberIn(0, 1e12));
 }
 
-int CmdRun(const Args& a) {
-  RunOptions o;
-  EDGEFD_TRY(spec, ParseModel(a));
-  o.model = spec;
-  EDGEFD_TRY(stages, a.Int("--stages", 1, 1, kMaxStages));
-  EDGEFD_TRY(frames, a.Int("--frames", 100, 1, 100000000));
-  EDGEFD_TRY(warmup, a.Int("--warmup", 3, 0, 1000000));
-  EDGEFD_TRY(threads, a.Int("--threads", 0, 0, 1024));
-  EDGEFD_TRY(fps, a.Num("--fps", 0.0, 0.0));
-  EDGEFD_TRY(gflops, a.Num("--gflops", 100.0, 1e-6));
-  EDGEFD_TRY(mbps, a.Num("--link-mbps", 1000.0, 0.0));
+// --- partition ---------------------------------------------------------------------------
+
+struct PartitionArgs {
+  ModelSpec model;
+  PartitionOptions partition;
+  bool profile = false;
+  bool json = false;
+};
+
+void AddPartitionFlags(CLI::App& app, PartitionArgs& a) {
+  a.partition.stages = 2;
+  AddModelFlags(app, a.model);
+  app.add_option("--stages", a.partition.stages, "stages to split the model into (default: 2)")
+      ->type_name("N")
+      ->check(IntegerIn(1, kMaxStages));
+  app.add_flag("--profile", a.profile, "cost each layer by running it (1 thread), not by FLOPs");
+  AddCostModelFlags(app, a.partition);
+  app.add_flag("--json", a.json, "print the plan as JSON");
+}
+
+int CmdPartition(PartitionArgs a) {
+  auto model = a.profile ? BuildModel(a.model) : MakeModel(a.model.name, a.model.conv);
+  if (!model) return UsageError("partition", model.error().message);
+  if (a.profile) {
+    auto exec =
+        MakeCpuBackend()->Compile(*model, 0, int(model->layers.size()), ExecOptions{1, {}, false});
+    if (!exec) return Failure("partition", exec.error().message);
+    a.partition.layer_ms = (*exec)->ProfileLayers(5);
+  }
+  auto plan = Partition(*model, a.partition);
+  if (!plan) return UsageError("partition", plan.error().message);
+  if (a.json) {
+    std::printf("%s\n", DumpJson(PlanJson(*model, *plan)).c_str());
+  } else {
+    std::printf("%s: %.3f GFLOP per frame, input %s, %s cost model\n%s", model->name.c_str(),
+                model->Flops(0, int(model->layers.size())) / 1e9, model->Input().ToString().c_str(),
+                a.profile ? "measured (1 thread)" : "FLOPs", FormatPlan(*model, *plan).c_str());
+  }
+  return kExitOk;
+}
+
+// --- run ---------------------------------------------------------------------------------
+
+struct RunArgs {
+  RunOptions options;
+  std::optional<Policy> policy;  // default: block, latest when --fps paces the source
+  bool json = false;
+};
+
+void AddRunFlags(CLI::App& app, RunArgs& a) {
+  RunOptions& o = a.options;
+  AddModelFlags(app, o.model);
+  app.add_option("--stages", o.stages, "stages to split the model into (default: 1)")
+      ->type_name("N")
+      ->check(IntegerIn(1, kMaxStages));
+  app.add_option_function<std::string>(
+         "--transport", [&o](const std::string& name) { o.transport = *ParseTransport(name); },
+         "inproc (threads), shm or grpc (a process per stage) (default: inproc)")
+      ->type_name("T")
+      ->check(OneOf({"inproc", "shm", "grpc"}));
+  app.add_option("--frames", o.frames, "frames the source sends (default: 100)")
+      ->type_name("N")
+      ->check(IntegerIn(1, 100000000));
+  app.add_option("--warmup", o.warmup, "frames left out of the figures (default: 3)")
+      ->type_name("N")
+      ->check(IntegerIn(0, 1000000));
+  AddPolicyFlag(
+      app, [&a](Policy p) { a.policy = p; }, "block, latest with --fps");
+  app.add_option("--fps", o.source.fps, "pace the source like a camera (default: 0, unpaced)")
+      ->type_name("F")
+      ->check(NumberIn(0, 1e9));
+  app.add_option("--threads", o.threads, "compute threads per stage (default: 0, cores / stages)")
+      ->type_name("T")
+      ->check(IntegerIn(0, 1024));
+  AddCostModelFlags(app, o.partition);
+  app.add_option_function<std::string>(
+         "--delay-ms",
+         [&o](const std::string& text) {
+           o.stage_delay_ms.clear();
+           for (const std::string& d : SplitCommas(text)) {
+             o.stage_delay_ms.push_back(*ParseMilliseconds(d));
+           }
+         },
+         "extra milliseconds per frame, per stage: D[,D...]")
+      ->type_name("D")
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            for (const std::string& d : SplitCommas(text)) {
+              if (!ParseMilliseconds(d)) {
+                return "'" + text + "' is not a list of milliseconds like 5 or 0,20";
+              }
+            }
+            return {};
+          },
+          ""));
+  app.add_flag("--profile", o.profile, "partition by measured per-layer time");
+  app.add_flag("--json", a.json, "print the report as JSON");
+}
+
+int CmdRun(RunArgs a) {
+  RunOptions& o = a.options;
   // An unpaced source produces frames as fast as it can: with newest-only links a run would
   // measure how fast frames are thrown away (and a sink that attaches late sees only the
   // last one). So `run` blocks unless the source is paced like a camera (--fps).
-  EDGEFD_TRY(policy, ParsePolicy(a, fps > 0 ? "latest" : "block"));
-  EDGEFD_TRY(delays, ParseDelays(a));
-  EDGEFD_TRY(alloc, ReadAllocation(environ));
-  o.stages = int(stages);
-  o.frames = int(frames);
-  o.warmup = int(std::min<long>(warmup, frames - 1));
-  o.threads = int(threads);
-  o.source.fps = fps;
-  o.partition.gflops = gflops;
-  o.partition.link_mbps = mbps;
-  o.policy = policy;
-  o.stage_delay_ms = delays;
-  o.profile = a.Has("--profile");
-  o.transport = a.Str("--transport", "inproc");
+  o.policy = a.policy.value_or(o.source.fps > 0 ? Policy::kLatest : Policy::kBlock);
+  o.warmup = std::min(o.warmup, o.frames - 1);
   o.self_exe = SelfExe();
-  o.allocation = alloc;
-  auto model = MakeModel(spec.name, spec.conv);
-  if (!model) {
-    std::fprintf(stderr, "edgefd-pipeline: %s\n", model.error().message.c_str());
-    return kUsage;
+  auto allocation = ReadAllocation(environ);
+  if (!allocation) return UsageError("run", allocation.error().message);
+  o.allocation = std::move(*allocation);
+  auto model = MakeModel(o.model.name, o.model.conv);
+  if (!model) return UsageError("run", model.error().message);
+  if (!o.model.weights_path.empty()) {
+    // Only opens the file and checks its size (no layer in range): bad input before any work.
+    if (Status s = LoadWeights(*model, o.model.weights_path, 0, 0); !s) {
+      return UsageError("run", s.error().message);
+    }
   }
   auto report = RunPipeline(o);
-  if (!report) {
-    std::fprintf(stderr, "edgefd-pipeline run: %s\n", report.error().message.c_str());
-    return kFailed;
-  }
-  if (a.Has("--json")) {
+  if (!report) return Failure("run", report.error().message);
+  if (a.json) {
     std::printf("%s\n", report->Json(*model).c_str());
   } else {
     std::printf("%s", report->Text().c_str());
   }
-  return 0;
+  return kExitOk;
 }
 
-Result<std::pair<int, int>> ParseLayers(const std::string& s, int layers) {
-  size_t colon = s.find(':');
-  char* e1 = nullptr;
-  char* e2 = nullptr;
-  std::string a = s.substr(0, colon), b = colon == std::string::npos ? "" : s.substr(colon + 1);
-  long first = std::strtol(a.c_str(), &e1, 10), last = std::strtol(b.c_str(), &e2, 10);
-  if (a.empty() || b.empty() || *e1 || *e2 || first < 0 || last > layers || first >= last) {
-    return Error{"--layers " + s +
-                 ": expected FIRST:LAST with 0 <= FIRST < LAST <= " + std::to_string(layers)};
+// --- stage -------------------------------------------------------------------------------
+
+// The stage's layers: --layers, checked against the model, else its share of the partition.
+Result<std::pair<int, int>> StageLayers(const StageArgs& a, const Model& model) {
+  const int layers = int(model.layers.size());
+  if (a.layers) {
+    if (a.layers->second > layers) {
+      return Error{"--layers " + std::to_string(a.layers->first) + ":" +
+                   std::to_string(a.layers->second) + ": " + a.model.name + " has " +
+                   std::to_string(layers) + " layers"};
+    }
+    return *a.layers;
   }
-  return std::make_pair(int(first), int(last));
+  PartitionOptions p;
+  p.stages = a.stages;
+  auto plan = Partition(model, p);
+  if (!plan) return plan.error();
+  return std::make_pair(plan->stages[a.index].first, plan->stages[a.index].last);
 }
 
-int CmdStage(const Args& a) {
-  EDGEFD_TRY(spec, ParseModel(a));
-  EDGEFD_TRY(stages, a.Int("--stages", 1, 1, kMaxStages));
-  EDGEFD_TRY(index, a.Int("--index", 0, 0, kMaxStages - 1));
-  EDGEFD_TRY(threads, a.Int("--threads", 1, 1, 1024));
-  EDGEFD_TRY(metrics_port, a.Int("--metrics-port", -1, -1, 65535));
-  EDGEFD_TRY(idle_exit, a.Int("--idle-exit-ms", 0, 0, 1L << 40));
-  EDGEFD_TRY(policy, ParsePolicy(a));
-  EDGEFD_TRY(delays, ParseDelays(a));
-  EDGEFD_TRY(alloc, ReadAllocation(environ));
-  if (!a.Has("--listen") || !a.Has("--next")) {
-    std::fprintf(stderr, "edgefd-pipeline stage: --listen ADDR and --next ADDR are required\n");
-    return kUsage;
+int CmdStage(const StageArgs& a) {
+  if (a.index >= a.stages) {
+    return UsageError("stage", "--index " + std::to_string(a.index) + " must be below --stages " +
+                                   std::to_string(a.stages));
   }
-  if (index >= stages) {
-    std::fprintf(stderr, "edgefd-pipeline stage: --index %ld must be below --stages %ld\n", index,
-                 stages);
-    return kUsage;
+  auto allocation = ReadAllocation(environ);
+  if (!allocation) return UsageError("stage", allocation.error().message);
+  auto shape_model = MakeModel(a.model.name, a.model.conv);
+  if (!shape_model) return UsageError("stage", shape_model.error().message);
+  auto range = StageLayers(a, *shape_model);
+  if (!range) return UsageError("stage", range.error().message);
+  const auto [first, last] = *range;
+  if (a.check) {
+    std::printf("stage %d: layers %d..%d of %s, input %s, output %s\n", a.index, first, last - 1,
+                a.model.name.c_str(), shape_model->layers[first].in.ToString().c_str(),
+                shape_model->layers[last - 1].out.ToString().c_str());
+    return kExitOk;
   }
-  EDGEFD_TRY(shape_model, MakeModel(spec.name, spec.conv));
-  std::pair<int, int> range;
-  if (a.Has("--layers")) {
-    EDGEFD_TRY(r, ParseLayers(a.Str("--layers", ""), int(shape_model.layers.size())));
-    range = r;
-  } else {
-    PartitionOptions p;
-    p.stages = int(stages);
-    EDGEFD_TRY(plan, Partition(shape_model, p));
-    range = {plan.stages[index].first, plan.stages[index].last};
-  }
-  if (a.Has("--check")) {
-    std::printf("stage %ld: layers %d..%d of %s, input %s, output %s\n", index, range.first,
-                range.second - 1, spec.name.c_str(),
-                shape_model.layers[range.first].in.ToString().c_str(),
-                shape_model.layers[range.second - 1].out.ToString().c_str());
-    return 0;
-  }
-  EDGEFD_TRY(model, BuildModel(spec, range.first, range.second));
-  if (a.Has("--quiet")) spdlog::set_level(spdlog::level::warn);
-  std::vector<int> cpus = alloc.Explicit() ? alloc.ComputeCpus() : std::vector<int>{};
-  std::string cpu_arg = a.Str("--cpus", "");
-  if (cpu_arg == "none") {
-    cpus.clear();
-  } else if (!cpu_arg.empty()) {
-    EDGEFD_TRY(c, ParseCpuList("--cpus", cpu_arg));
-    cpus = c;
-  }
+  auto model = BuildModel(a.model, first, last);
+  if (!model) return UsageError("stage", model.error().message);
+  if (a.quiet) spdlog::set_level(spdlog::level::warn);
+  std::vector<int> cpus = allocation->Explicit() ? allocation->ComputeCpus() : std::vector<int>{};
+  if (a.cpus) cpus = *a.cpus;
   // Held until the stage exits: the allocation is in use, though only the CPU computes.
-  const std::vector<OpenedDevice> devices = OpenAllocatedDevices(alloc);
-  LogOpenedDevices(devices, "stage " + std::to_string(index));
-  EDGEFD_TRY(exec, MakeCpuBackend()->Compile(model, range.first, range.second,
-                                             ExecOptions{int(threads), cpus, true}));
+  const std::vector<OpenedDevice> devices = OpenAllocatedDevices(*allocation);
+  LogOpenedDevices(devices, "stage " + std::to_string(a.index));
+  auto exec = MakeCpuBackend()->Compile(*model, first, last, ExecOptions{a.threads, cpus, true});
+  if (!exec) return UsageError("stage", exec.error().message);
   // gRPC's I/O threads start from this thread and inherit its affinity.
-  if (alloc.Explicit()) (void)PinThisThread(alloc.IoCpus());
-  EDGEFD_TRY(in, OpenReader(a.Str("--listen", ""), exec->InputShape(), policy));
-  EDGEFD_TRY(
-      out, OpenWriter(a.Str("--next", ""), exec->OutputShape(), policy, std::chrono::seconds(30)));
+  if (allocation->Explicit()) (void)PinThisThread(allocation->IoCpus());
+  auto in = OpenReader(a.listen, (*exec)->InputShape(), a.policy);
+  if (!in) return UsageError("stage", in.error().message);
+  auto out = OpenWriter(a.next, (*exec)->OutputShape(), a.policy, std::chrono::seconds(30));
+  if (!out) return UsageError("stage", out.error().message);
   StageCounters counters;
-  std::unique_ptr<MetricsServer> metrics;
-  if (metrics_port >= 0) {
-    EDGEFD_TRY(m, MetricsServer::Start(int(metrics_port), &counters, int(index)));
-    metrics = std::move(m);
-    spdlog::info("stage {}: metrics on :{}/metrics", index, metrics->port());
+  std::unique_ptr<HttpEndpoint> metrics;
+  if (MetricsEnabled(a.metrics_addr)) {
+    auto started =
+        StartHealthEndpoint(a.metrics_addr, StageHealth(counters, a.index), "--metrics-addr");
+    if (!started) return UsageError("stage", started.error().message);
+    metrics = std::move(*started);
+    spdlog::info("stage {}: metrics on port {}", a.index, metrics->port());
   }
-  spdlog::info("stage {}: layers {}..{} of {}, {} -> {}, {} thread(s) on CPUs {}", index,
-               range.first, range.second - 1, spec.name, in->Address(), a.Str("--next", ""),
-               threads, CpuListJson(cpus));
+  spdlog::info("stage {}: layers {}..{} of {}, {} -> {}, {} thread(s) on CPUs {}", a.index, first,
+               last - 1, a.model.name, (*in)->Address(), a.next, a.threads,
+               cpus.empty() ? "any" : FormatCpuList(cpus));
   StageOptions so;
-  so.index = int(index);
-  so.delay_ms = delays.empty() ? 0 : delays.front();
-  so.idle_exit = std::chrono::milliseconds(idle_exit);
-  Status s = RunStage(*in, *out, *exec, so, counters);
-  if (!s) {
-    std::fprintf(stderr, "edgefd-pipeline stage: %s\n", s.error().message.c_str());
-    return kFailed;
-  }
-  return 0;
+  so.index = a.index;
+  so.delay_ms = a.delay_ms;
+  so.idle_exit = std::chrono::milliseconds(a.idle_exit_ms);
+  Status s = RunStage(**in, **out, **exec, so, counters);
+  if (!s) return Failure("stage", s.error().message);
+  return kExitOk;
 }
 
-int CmdSource(const Args& a) {
-  EDGEFD_TRY(spec, ParseModel(a));
-  EDGEFD_TRY(frames, a.Int("--frames", 100, 1, 2147483647));
-  EDGEFD_TRY(fps, a.Num("--fps", 0.0, 0.0));
-  EDGEFD_TRY(model, MakeModel(spec.name, spec.conv));
-  if (!a.Has("--next")) {
-    std::fprintf(stderr, "edgefd-pipeline source: --next ADDR is required\n");
-    return kUsage;
-  }
-  if (a.Has("--check")) {
-    std::printf("source: %s frames of %s\n", spec.name.c_str(), model.Input().ToString().c_str());
-    return 0;
-  }
-  EDGEFD_TRY(out, OpenWriter(a.Str("--next", ""), model.Input(), Policy::kBlock,
-                             std::chrono::seconds(30)));
-  SourceOptions so;
-  so.frames = int(frames);
-  so.fps = fps;
-  so.seed = spec.seed;
-  Status s = RunSource(*out, MakeSourceImages(model.Input(), so), so);
-  if (!s) {
-    std::fprintf(stderr, "edgefd-pipeline source: %s\n", s.error().message.c_str());
-    return kFailed;
-  }
-  return 0;
+// --- source and sink ---------------------------------------------------------------------
+
+struct SourceArgs {
+  ModelSpec model;
+  std::string next;
+  SourceOptions source;
+  bool check = false;
+};
+
+void AddSourceFlags(CLI::App& app, SourceArgs& a) {
+  AddModelFlags(app, a.model);
+  app.add_option("--next", a.next, "where frames go")->type_name("ADDR")->required();
+  app.add_option("--frames", a.source.frames, "frames to send (default: 100)")
+      ->type_name("N")
+      ->check(IntegerIn(1, 2147483647));
+  app.add_option("--fps", a.source.fps, "frames per second (default: 0, as fast as taken)")
+      ->type_name("F")
+      ->check(NumberIn(0, 1e9));
+  app.add_flag("--check", a.check, "print the frames' shape, then exit");
 }
 
-int CmdSink(const Args& a) {
-  EDGEFD_TRY(spec, ParseModel(a));
-  EDGEFD_TRY(policy, ParsePolicy(a));
-  EDGEFD_TRY(timeout, a.Int("--timeout-ms", 600000, 1, 1L << 40));
-  EDGEFD_TRY(model, MakeModel(spec.name, spec.conv));
-  if (!a.Has("--listen")) {
-    std::fprintf(stderr, "edgefd-pipeline sink: --listen ADDR is required\n");
-    return kUsage;
+int CmdSource(SourceArgs a) {
+  auto model = MakeModel(a.model.name, a.model.conv);
+  if (!model) return UsageError("source", model.error().message);
+  if (a.check) {
+    std::printf("source: %s frames of %s\n", a.model.name.c_str(),
+                model->Input().ToString().c_str());
+    return kExitOk;
   }
-  if (a.Has("--check")) {
-    std::printf("sink: %s outputs of %s\n", spec.name.c_str(), model.Output().ToString().c_str());
-    return 0;
+  auto out = OpenWriter(a.next, model->Input(), Policy::kBlock, std::chrono::seconds(30));
+  if (!out) return UsageError("source", out.error().message);
+  a.source.seed = a.model.seed;
+  Status s = RunSource(**out, MakeSourceImages(model->Input(), a.source), a.source);
+  if (!s) return Failure("source", s.error().message);
+  return kExitOk;
+}
+
+struct SinkArgs {
+  ModelSpec model;
+  std::string listen;
+  Policy policy = Policy::kLatest;
+  int64_t timeout_ms = 600000;
+  bool json = false;
+  bool check = false;
+};
+
+void AddSinkFlags(CLI::App& app, SinkArgs& a) {
+  AddModelFlags(app, a.model);
+  app.add_option("--listen", a.listen, "where frames arrive")->type_name("ADDR")->required();
+  AddPolicyFlag(
+      app, [&a](Policy p) { a.policy = p; }, "latest");
+  app.add_option("--timeout-ms", a.timeout_ms,
+                 "give up after this long without a frame (default: 600000)")
+      ->type_name("MS")
+      ->check(IntegerIn(1, 1LL << 40));
+  app.add_flag("--json", a.json, "print the report as JSON");
+  app.add_flag("--check", a.check, "print the outputs' shape, then exit");
+}
+
+int CmdSink(const SinkArgs& a) {
+  auto model = MakeModel(a.model.name, a.model.conv);
+  if (!model) return UsageError("sink", model.error().message);
+  if (a.check) {
+    std::printf("sink: %s outputs of %s\n", a.model.name.c_str(),
+                model->Output().ToString().c_str());
+    return kExitOk;
   }
-  EDGEFD_TRY(in, OpenReader(a.Str("--listen", ""), model.Output(), policy));
+  auto in = OpenReader(a.listen, model->Output(), a.policy);
+  if (!in) return UsageError("sink", in.error().message);
   SinkOptions so;
-  so.timeout = std::chrono::milliseconds(timeout);
+  so.timeout = std::chrono::milliseconds(a.timeout_ms);
   so.log_every = std::chrono::seconds(10);
-  auto r = RunSink(*in, so);
-  if (!r) {
-    std::fprintf(stderr, "edgefd-pipeline sink: %s\n", r.error().message.c_str());
-    return kFailed;
+  auto r = RunSink(**in, so);
+  if (!r) return Failure("sink", r.error().message);
+  if (a.json) {
+    const Json report = {{"frames", r->frames},
+                         {"drops", r->drops},
+                         {"fps", RoundTo(r->fps, 2)},
+                         {"latency_p50_ms", RoundTo(r->latency_p50_ms, 3)},
+                         {"latency_p99_ms", RoundTo(r->latency_p99_ms, 3)},
+                         {"ccr", RoundTo(r->ccr, 4)},
+                         {"checksum", RoundTo(r->checksum, 6)}};
+    std::printf("%s\n", DumpJson(report).c_str());
+  } else {
+    std::printf(
+        "%llu frames, %llu dropped, %.1f fps, latency p50 %.2f ms p99 %.2f ms, CCR %.3f, "
+        "checksum %.4f\n",
+        (unsigned long long)r->frames, (unsigned long long)r->drops, r->fps, r->latency_p50_ms,
+        r->latency_p99_ms, r->ccr, r->checksum);
   }
-  std::printf(a.Has("--json") ? "{\"frames\":%llu,\"drops\":%llu,\"fps\":%.2f,"
-                                "\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,\"ccr\":%.4f,"
-                                "\"checksum\":%.6f}\n"
-                              : "%llu frames, %llu dropped, %.1f fps, latency p50 %.2f ms p99 "
-                                "%.2f ms, CCR %.3f, checksum %.4f\n",
-              (unsigned long long)r->frames, (unsigned long long)r->drops, r->fps,
-              r->latency_p50_ms, r->latency_p99_ms, r->ccr, r->checksum);
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace
 
 int PipelineMain(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::fputs(kHelp, argc < 2 ? stderr : stdout);
-    return argc < 2 ? kUsage : 0;
+  CLI::App app(kDescription, "edgefd-pipeline");
+  ConfigureApp(app, kFooter);
+  app.require_subcommand(1);
+  // --log-level may come before or after the command.
+  app.fallthrough();
+  std::string log_level = "info";
+  AddLogLevelFlag(app, log_level);
+
+  RunArgs run;
+  StageArgs stage;
+  SourceArgs source;
+  SinkArgs sink;
+  PartitionArgs partition;
+  CLI::App* run_cmd = app.add_subcommand("run", "a whole pipeline on this machine, with a report");
+  AddRunFlags(*run_cmd, run);
+  CLI::App* stage_cmd = app.add_subcommand("stage", "one stage: frames in, layers, frames out");
+  AddStageFlags(*stage_cmd, stage);
+  CLI::App* source_cmd = app.add_subcommand("source", "sends synthetic frames to a stage");
+  AddSourceFlags(*source_cmd, source);
+  CLI::App* sink_cmd = app.add_subcommand("sink", "receives a pipeline's outputs and reports");
+  AddSinkFlags(*sink_cmd, sink);
+  CLI::App* partition_cmd =
+      app.add_subcommand("partition", "prints how a model splits into stages");
+  AddPartitionFlags(*partition_cmd, partition);
+  for (CLI::App* cmd : {run_cmd, stage_cmd, source_cmd, sink_cmd, partition_cmd}) {
+    cmd->formatter(app.get_formatter());
   }
-  std::string cmd = argv[1];
-  // Logs go to stderr: stdout carries the --json report.
-  spdlog::set_default_logger(spdlog::stderr_logger_mt("edgefd-pipeline"));
-  spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
-  const std::set<std::string> run_opts = With(
-      kModelOpts, {"--stages", "--transport", "--frames", "--warmup", "--policy", "--fps",
-                   "--threads", "--gflops", "--link-mbps", "--delay-ms", "--profile", "--json"});
-  const std::set<std::string> stage_opts =
-      With(kModelOpts,
-           {"--stages", "--index", "--layers", "--listen", "--next", "--policy", "--threads",
-            "--cpus", "--metrics-port", "--delay-ms", "--idle-exit-ms", "--quiet", "--check"});
-  const std::set<std::string> source_opts =
-      With(kModelOpts, {"--next", "--frames", "--fps", "--check"});
-  const std::set<std::string> sink_opts =
-      With(kModelOpts, {"--listen", "--policy", "--timeout-ms", "--json", "--check"});
-  const std::set<std::string> partition_opts =
-      With(kModelOpts, {"--stages", "--profile", "--gflops", "--link-mbps", "--json"});
-  const std::map<std::string, std::pair<const std::set<std::string>*, int (*)(const Args&)>>
-      commands = {{"run", {&run_opts, CmdRun}},
-                  {"stage", {&stage_opts, CmdStage}},
-                  {"source", {&source_opts, CmdSource}},
-                  {"sink", {&sink_opts, CmdSink}},
-                  {"partition", {&partition_opts, CmdPartition}}};
-  auto it = commands.find(cmd);
-  if (it == commands.end()) {
-    std::fprintf(stderr, "edgefd-pipeline: unknown command '%s'\n%s", cmd.c_str(), kHelp);
-    return kUsage;
-  }
-  auto args = Args::Parse(argc, argv, *it->second.first);
-  if (!args) {
-    std::fprintf(stderr, "edgefd-pipeline %s\n", args.error().message.c_str());
-    return kUsage;
-  }
-  return it->second.second(*args);
+
+  if (auto code = ParseCommandLine(app, argc, argv)) return *code;
+  // Logs go to stderr: stdout carries the reports.
+  SetUpLogging("edgefd-pipeline", log_level);
+  if (run_cmd->parsed()) return CmdRun(std::move(run));
+  if (stage_cmd->parsed()) return CmdStage(stage);
+  if (source_cmd->parsed()) return CmdSource(std::move(source));
+  if (sink_cmd->parsed()) return CmdSink(sink);
+  return CmdPartition(std::move(partition));
 }
 
 }  // namespace edgefd::runtime

@@ -14,7 +14,8 @@
 #include <string_view>
 #include <utility>
 
-#include "edgefd/cpu.h"
+#include "edgefd/common/allocation.h"
+#include "edgefd/common/cpu_list.h"
 
 namespace edgefd::runtime {
 
@@ -34,26 +35,6 @@ std::vector<int> Intersect(const std::vector<int>& a, const std::vector<int>& al
   for (int c : a) {
     if (std::find(allowed.begin(), allowed.end(), c) != allowed.end()) out.push_back(c);
   }
-  return out;
-}
-
-// "a,b,,c" → {"a", "b", "c"}: the plugin never sends empty entries, a hand-written
-// variable might.
-std::vector<std::string> SplitList(const std::string& value) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos <= value.size()) {
-    size_t end = value.find(',', pos);
-    if (end == std::string::npos) end = value.size();
-    if (end > pos) out.push_back(value.substr(pos, end - pos));
-    pos = end + 1;
-  }
-  return out;
-}
-
-std::string JoinIds(const std::vector<std::string>& ids) {
-  std::string out;
-  for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
   return out;
 }
 
@@ -84,6 +65,10 @@ void OpenNode(OpenedDevice& d) {
 }  // namespace
 
 Result<Allocation> ReadAllocation(char** env) {
+  std::vector<std::string> vars;
+  for (char** e = env; e != nullptr && *e != nullptr; ++e) vars.emplace_back(*e);
+  auto stated = ParseAllocationEnv(vars);
+  if (!stated) return stated.error();
   Allocation a;
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -92,34 +77,19 @@ Result<Allocation> ReadAllocation(char** env) {
       if (CPU_ISSET(c, &set)) a.allowed_cpus.push_back(c);
     }
   }
-  for (char** e = env; e != nullptr && *e != nullptr; ++e) {
-    std::string kv = *e;
-    size_t eq = kv.find('=');
-    if (eq == std::string::npos || kv.rfind("EDGEFD_", 0) != 0) continue;
-    std::string key = kv.substr(0, eq);
-    std::string value = kv.substr(eq + 1);
-    std::vector<int>* target = nullptr;
-    if (key == "EDGEFD_BIG_CPUS") target = &a.big_cpus;
-    if (key == "EDGEFD_MID_CPUS") target = &a.mid_cpus;
-    if (key == "EDGEFD_LITTLE_CPUS") target = &a.little_cpus;
-    if (target != nullptr) {
-      auto cpus = ParseCpuList(key, value);
-      if (!cpus) return cpus.error();
-      // A core we may not run on is not usable, whatever the variable says.
-      *target = Intersect(*cpus, a.allowed_cpus);
-      continue;
+  for (auto& [core_class, cpus] : stated->cpus) {
+    if (!cpus.empty() && cpus.back() >= CPU_SETSIZE) {
+      return Error{CpusVariable(core_class) + ": CPU " + std::to_string(cpus.back()) +
+                   " is beyond what this system can address"};
     }
-    // EDGEFD_<NAME>_DEVICES (IDs) and EDGEFD_<NAME>_DEVNODES (paths) of accelerators.
-    for (auto [suffix, target_map] : {std::pair{std::string_view("_DEVICES"), &a.devices},
-                                      std::pair{std::string_view("_DEVNODES"), &a.devnodes}}) {
-      const size_t prefix = std::string_view("EDGEFD_").size();
-      if (key.size() > prefix + suffix.size() && key.ends_with(suffix)) {
-        std::string name = key.substr(prefix, key.size() - prefix - suffix.size());
-        (*target_map)[name] = SplitList(value);
-        break;
-      }
-    }
+    // A core we may not run on is not usable, whatever the variable says.
+    std::vector<int> usable = Intersect(cpus, a.allowed_cpus);
+    if (core_class == "big") a.big_cpus = std::move(usable);
+    if (core_class == "mid") a.mid_cpus = std::move(usable);
+    if (core_class == "little") a.little_cpus = std::move(usable);
   }
+  a.devices = std::move(stated->devices);
+  a.devnodes = std::move(stated->devnodes);
   return a;
 }
 
@@ -155,9 +125,9 @@ std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation) {
       // port, not a file, and a lookalike under /dev would be some other device.
       const std::string why =
           nodes_it == allocation.devnodes.end()
-              ? "EDGEFD_" + resource + "_DEVNODES is not set, so no device node is known"
-              : "the device plugin allocated no device node (EDGEFD_" + resource +
-                    "_DEVNODES is empty)";
+              ? DevnodesVariable(resource) + " is not set, so no device node is known"
+              : "the device plugin allocated no device node (" + DevnodesVariable(resource) +
+                    " is empty)";
       for (const std::string& id : ids) {
         OpenedDevice d;
         d.resource = resource;
@@ -172,7 +142,7 @@ std::vector<OpenedDevice> OpenAllocatedDevices(const Allocation& allocation) {
       OpenedDevice d;
       d.resource = resource;
       // The plugin lists nodes in device-ID order; only one node per ID pairs them up.
-      d.id = nodes.size() == ids.size() ? ids[i] : JoinIds(ids);
+      d.id = nodes.size() == ids.size() ? ids[i] : JoinAllocationList(ids);
       d.path = nodes[i];
       OpenNode(d);
       out.push_back(std::move(d));
@@ -199,17 +169,8 @@ Status PinThisThread(const std::vector<int>& cpus) {
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
   int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-  if (rc != 0) return Error{"pinning to CPUs " + CpuListJson(cpus) + ": " + std::strerror(rc)};
+  if (rc != 0) return Error{"pinning to CPUs " + FormatCpuList(cpus) + ": " + std::strerror(rc)};
   return Ok{};
-}
-
-std::string CpuListJson(const std::vector<int>& cpus) {
-  std::string s = "[";
-  for (size_t i = 0; i < cpus.size(); ++i) {
-    if (i) s += ',';
-    s += std::to_string(cpus[i]);
-  }
-  return s + "]";
 }
 
 }  // namespace edgefd::runtime

@@ -225,7 +225,8 @@ class SendPool : public std::enable_shared_from_this<SendPool> {
     }
     if (current_ == bufs_.size()) {
       // value-initialised: every page touched now rather than on the hot path
-      bufs_.push_back(Buf{std::unique_ptr<float[]>(new float[bytes_ / sizeof(float) + 1]()), false});
+      bufs_.push_back(
+          Buf{std::unique_ptr<float[]>(new float[bytes_ / sizeof(float) + 1]()), false});
     }
     return bufs_[current_].data.get();
   }
@@ -334,7 +335,7 @@ class GrpcWriter final : public FrameWriter {
     for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) head_.add_stamps(meta.stamps[i]);
     head_.SerializeToString(&head_bytes_);
     head_bytes_.push_back(char((pb::Frame::kDataFieldNumber << 3) | 2));  // length-delimited
-    for (uint64_t v = n; ; v >>= 7) {  // varint
+    for (uint64_t v = n;; v >>= 7) {                                      // varint
       if (v < 0x80) {
         head_bytes_.push_back(char(v));
         break;

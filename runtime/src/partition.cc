@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/transport.h"
 
 namespace edgefd::runtime {
@@ -86,28 +86,22 @@ std::string FormatPlan(const Model& model, const PartitionPlan& plan) {
   return out;
 }
 
-std::string PlanJson(const Model& model, const PartitionPlan& plan) {
-  std::string out = "{\"model\":" + JsonQuote(model.name) + ",\"stages\":[";
-  for (size_t i = 0; i < plan.stages.size(); ++i) {
-    const StagePlan& s = plan.stages[i];
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "\"first_layer\":%d,\"last_layer\":%d,\"gflop\":%.6f,\"output_bytes\":%zu,"
-                  "\"compute_ms\":%.4f,\"comm_ms\":%.4f,",
-                  s.first, s.last - 1, s.gflop, s.output_bytes, s.compute_ms, s.comm_ms);
-    if (i) out += ',';
-    out += '{';
-    out += buf;
-    out += "\"layers\":[";
-    for (int l = s.first; l < s.last; ++l) {
-      if (l > s.first) out += ',';
-      out += JsonQuote(model.layers[l].name);
-    }
-    out += "]}";
+Json PlanJson(const Model& model, const PartitionPlan& plan) {
+  Json stages = Json::array();
+  for (const StagePlan& s : plan.stages) {
+    Json layers = Json::array();
+    for (int l = s.first; l < s.last; ++l) layers.push_back(model.layers[l].name);
+    stages.push_back({{"first_layer", s.first},
+                      {"last_layer", s.last - 1},
+                      {"gflop", RoundTo(s.gflop, 6)},
+                      {"output_bytes", s.output_bytes},
+                      {"compute_ms", RoundTo(s.compute_ms, 4)},
+                      {"comm_ms", RoundTo(s.comm_ms, 4)},
+                      {"layers", std::move(layers)}});
   }
-  char tail[64];
-  std::snprintf(tail, sizeof tail, "],\"bottleneck_ms\":%.4f}", plan.bottleneck_ms);
-  return out + tail;
+  return {{"model", model.name},
+          {"stages", std::move(stages)},
+          {"bottleneck_ms", RoundTo(plan.bottleneck_ms, 4)}};
 }
 
 }  // namespace edgefd::runtime

@@ -13,8 +13,9 @@
 #include <mutex>
 #include <thread>
 
-#include "edgefd/json.h"
+#include "edgefd/common/json.h"
 #include "edgefd/runtime/kernels.h"
+#include "edgefd/runtime/stage_args.h"
 
 extern char** environ;
 
@@ -120,8 +121,6 @@ Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const Sta
     }
   }
 }
-
-namespace {}  // namespace
 
 namespace {
 
@@ -247,8 +246,6 @@ Result<PartitionPlan> PlanFor(const RunOptions& o, const Model& model) {
   return Partition(model, p);
 }
 
-std::string PolicyName(Policy p) { return p == Policy::kLatest ? "latest" : "block"; }
-
 /// The /dev/shm rings (`tag`-0..count-1) and the socket directory of a run, removed on scope
 /// exit.
 struct RunFiles {
@@ -319,7 +316,183 @@ class Children {
   std::thread watcher_;
 };
 
+// What every way of running a pipeline shares: the model, its plan, the source and sink.
+struct RunContext {
+  const RunOptions& options;
+  const Model& model;
+  const PartitionPlan& plan;
+  int threads;  // compute threads per stage
+  SourceOptions source;
+  SinkOptions sink;
+  std::vector<int> io_cpus;
+};
+
+// Monolithic: source, model and sink on one thread, as a single process would run it.
+Result<SinkReport> RunMonolithic(const RunContext& run) {
+  const Model& model = run.model;
+  auto exec = MakeCpuBackend()->Compile(
+      model, 0, int(model.layers.size()),
+      ExecOptions{run.threads, StageCpus(run.options, 0, run.threads), true});
+  if (!exec) return exec.error();
+  SourceImages images = MakeSourceImages(model.Input(), run.source);
+  Buffer out(model.Output().Elements());
+  SinkAccumulator acc(run.sink);
+  for (int f = 1; f <= run.options.frames; ++f) {
+    FrameMeta meta;
+    meta.seq = uint64_t(f);
+    meta.t_source_ns = NowNs();
+    meta.stamps[0] = NowNs();
+    (*exec)->Run(images.images[size_t(f) % images.images.size()].data(), out.data());
+    meta.stamps[1] = NowNs();
+    meta.stamp_count = 1;
+    meta.shape = model.Output();
+    acc.Add(meta, out.data(), NowNs());
+  }
+  return acc.Finish();
+}
+
+// Stages as threads of this process over in-memory links; `link_drops` gets each link's drops.
+Result<SinkReport> RunThreads(const RunContext& run, std::vector<uint64_t>* link_drops) {
+  const RunOptions& o = run.options;
+  const Model& model = run.model;
+  const int n = o.stages;
+  std::vector<MailboxPair> links;
+  links.push_back(MakeInprocLink(model.Input().Bytes(), Policy::kBlock));
+  for (int s = 0; s < n; ++s) {
+    links.push_back(
+        MakeInprocLink(model.layers[run.plan.stages[s].last - 1].out.Bytes(), o.policy));
+  }
+  std::vector<std::unique_ptr<Executor>> execs;
+  for (int s = 0; s < n; ++s) {
+    auto e =
+        MakeCpuBackend()->Compile(model, run.plan.stages[s].first, run.plan.stages[s].last,
+                                  ExecOptions{run.threads, StageCpus(o, s, run.threads), true});
+    if (!e) return e.error();
+    execs.push_back(std::move(*e));
+  }
+  std::vector<StageCounters> counters(n);
+  std::vector<std::thread> workers;
+  SourceImages images = MakeSourceImages(model.Input(), run.source);
+  workers.emplace_back([&] {
+    (void)PinThisThread(run.io_cpus);
+    (void)RunSource(*links[0].writer, images, run.source);
+  });
+  for (int s = 0; s < n; ++s) {
+    workers.emplace_back([&, s] {
+      StageOptions so;
+      so.index = s;
+      if (size_t(s) < o.stage_delay_ms.size()) so.delay_ms = o.stage_delay_ms[s];
+      Status st = RunStage(*links[s].reader, *links[s + 1].writer, *execs[s], so, counters[s]);
+      if (!st) spdlog::error("{}", st.error().message);
+    });
+  }
+  (void)PinThisThread(run.io_cpus);
+  auto sink = RunSink(*links[n].reader, run.sink);
+  for (auto& w : workers) w.join();
+  for (int s = 0; s <= n; ++s) link_drops->push_back(links[s].reader->Drops());
+  return sink;
+}
+
+// What `run` tells child stage `s`: its layers of the plan, its links, its share of the cores.
+StageArgs ChildStageArgs(const RunContext& run, int s, std::string listen, std::string next) {
+  const RunOptions& o = run.options;
+  StageArgs args;
+  args.model = o.model;
+  args.stages = o.stages;
+  args.index = s;
+  args.layers = std::make_pair(run.plan.stages[s].first, run.plan.stages[s].last);
+  args.listen = std::move(listen);
+  args.next = std::move(next);
+  args.policy = o.policy;
+  args.threads = run.threads;
+  args.cpus = StageCpus(o, s, run.threads);  // empty: not pinned
+  if (size_t(s) < o.stage_delay_ms.size()) args.delay_ms = o.stage_delay_ms[s];
+  // A stage whose upstream died must not linger.
+  args.idle_exit_ms = 60000;
+  args.quiet = true;
+  return args;
+}
+
+// Stages as child processes of this one (edgefd-pipeline stage) over /dev/shm rings or gRPC
+// on unix sockets; source and sink run here.
+Result<SinkReport> RunProcesses(const RunContext& run) {
+  const RunOptions& o = run.options;
+  const int n = o.stages;
+  const bool shm = o.transport == Transport::kShm;
+  if (o.self_exe.empty()) {
+    return Error{"--transport " + TransportName(o.transport) + ": path of edgefd-pipeline unknown"};
+  }
+  std::string dir = o.work_dir;
+  if (dir.empty()) {
+    char tmpl[] = "/tmp/edgefd-run-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return Error{"cannot create a directory under /tmp"};
+    dir = tmpl;
+  }
+  const std::string tag =
+      "edgefd-" + std::to_string(getpid()) + "-" + std::to_string(NowNs() % 1000000);
+  // Whatever way the run ends (children are reaped first, declared below), its rings and
+  // sockets go.
+  RunFiles files{shm ? n + 1 : 0, tag, o.work_dir.empty() ? dir : ""};
+  auto address = [&](int link) {
+    if (shm) return "shm:" + tag + "-" + std::to_string(link);
+    return "unix:" + dir + "/link" + std::to_string(link) + ".sock";
+  };
+  // The sink's end exists before any stage starts.
+  auto sink_in = OpenReader(address(n), run.model.Output(), o.policy);
+  if (!sink_in) return sink_in.error();
+  Children children;
+  for (int s = 0; s < n; ++s) {
+    std::vector<std::string> argv = StageArgv(ChildStageArgs(run, s, address(s), address(s + 1)));
+    argv.insert(argv.begin(), o.self_exe);
+    Status st = children.Spawn(argv);
+    if (!st) return st.error();
+  }
+  std::atomic<bool> failed{false};
+  children.Watch(&failed);
+  SinkOptions sink_options = run.sink;
+  sink_options.abort = &failed;
+  auto src_out =
+      OpenWriter(address(0), run.model.Input(), Policy::kBlock, std::chrono::seconds(20));
+  if (!src_out) return src_out.error();
+  Status src_status = Ok{};
+  std::thread src([&] {
+    (void)PinThisThread(run.io_cpus);
+    src_status = RunSource(**src_out, MakeSourceImages(run.model.Input(), run.source), run.source);
+    if (!src_status) failed.store(true);
+  });
+  auto sink = RunSink(**sink_in, sink_options);
+  // A failed run must not leave the source waiting for a consumer that is gone.
+  if (!sink) (*src_out)->Abort();
+  src.join();
+  if (!sink) {
+    children.Reap();
+  } else {
+    children.Join();
+  }
+  if (!src_status) return src_status.error();
+  return sink;
+}
+
 }  // namespace
+
+std::string TransportName(Transport transport) {
+  switch (transport) {
+    case Transport::kInproc:
+      return "inproc";
+    case Transport::kShm:
+      return "shm";
+    case Transport::kGrpc:
+      return "grpc";
+  }
+  return "?";
+}
+
+std::optional<Transport> ParseTransport(std::string_view name) {
+  for (Transport t : {Transport::kInproc, Transport::kShm, Transport::kGrpc}) {
+    if (name == TransportName(t)) return t;
+  }
+  return std::nullopt;
+}
 
 Result<RunReport> RunPipeline(const RunOptions& o) {
   RunReport report;
@@ -335,218 +508,78 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
   auto plan = PlanFor(o, *model);
   if (!plan) return plan.error();
   report.plan = *plan;
-  const int n = o.stages;
-  const int threads = ThreadsPerStage(o);
-  SourceOptions source = o.source;
-  source.frames = o.frames;
-  source.seed = o.model.seed;
-  SinkOptions sink_options;
-  sink_options.warmup = o.warmup;
-  sink_options.keep_outputs = o.keep_outputs;
-  int64_t t0 = NowNs();
+  RunContext run{o, *model, report.plan, ThreadsPerStage(o), o.source, {}, report.io_cpus};
+  run.source.frames = o.frames;
+  run.source.seed = o.model.seed;
+  run.sink.warmup = o.warmup;
+  run.sink.keep_outputs = o.keep_outputs;
 
-  if (o.transport == "inproc" && n == 1) {
-    // Monolithic: source, model and sink on one thread, as a single process would run it.
-    auto exec = MakeCpuBackend()->Compile(*model, 0, int(model->layers.size()),
-                                          ExecOptions{threads, StageCpus(o, 0, threads), true});
-    if (!exec) return exec.error();
-    SourceImages images = MakeSourceImages(model->Input(), source);
-    Buffer out(model->Output().Elements());
-    SinkAccumulator acc(sink_options);
-    for (int f = 1; f <= o.frames; ++f) {
-      FrameMeta meta;
-      meta.seq = uint64_t(f);
-      meta.t_source_ns = NowNs();
-      meta.stamps[0] = NowNs();
-      (*exec)->Run(images.images[size_t(f) % images.images.size()].data(), out.data());
-      meta.stamps[1] = NowNs();
-      meta.stamp_count = 1;
-      meta.shape = model->Output();
-      acc.Add(meta, out.data(), NowNs());
-    }
-    report.sink = acc.Finish();
-    report.link_drops = {0, 0};
-  } else if (o.transport == "inproc") {
-    std::vector<MailboxPair> links;
-    links.push_back(MakeInprocLink(model->Input().Bytes(), Policy::kBlock));
-    for (int s = 0; s < n; ++s) {
-      links.push_back(
-          MakeInprocLink(model->layers[plan->stages[s].last - 1].out.Bytes(), o.policy));
-    }
-    std::vector<std::unique_ptr<Executor>> execs;
-    for (int s = 0; s < n; ++s) {
-      auto e = MakeCpuBackend()->Compile(*model, plan->stages[s].first, plan->stages[s].last,
-                                         ExecOptions{threads, StageCpus(o, s, threads), true});
-      if (!e) return e.error();
-      execs.push_back(std::move(*e));
-    }
-    std::vector<StageCounters> counters(n);
-    std::vector<std::thread> workers;
-    SourceImages images = MakeSourceImages(model->Input(), source);
-    workers.emplace_back([&] {
-      (void)PinThisThread(report.io_cpus);
-      (void)RunSource(*links[0].writer, images, source);
-    });
-    for (int s = 0; s < n; ++s) {
-      workers.emplace_back([&, s] {
-        StageOptions so;
-        so.index = s;
-        if (size_t(s) < o.stage_delay_ms.size()) so.delay_ms = o.stage_delay_ms[s];
-        Status st = RunStage(*links[s].reader, *links[s + 1].writer, *execs[s], so, counters[s]);
-        if (!st) spdlog::error("{}", st.error().message);
-      });
-    }
-    (void)PinThisThread(report.io_cpus);
-    auto sink = RunSink(*links[n].reader, sink_options);
-    for (auto& w : workers) w.join();
-    if (!sink) return sink.error();
-    report.sink = std::move(*sink);
-    for (int s = 0; s <= n; ++s) report.link_drops.push_back(links[s].reader->Drops());
-  } else if (o.transport == "shm" || o.transport == "grpc") {
-    if (o.self_exe.empty())
-      return Error{"--transport " + o.transport + ": path of edgefd-pipeline unknown"};
-    std::string dir = o.work_dir;
-    if (dir.empty()) {
-      char tmpl[] = "/tmp/edgefd-run-XXXXXX";
-      if (mkdtemp(tmpl) == nullptr) return Error{"cannot create a directory under /tmp"};
-      dir = tmpl;
-    }
-    const std::string tag =
-        "edgefd-" + std::to_string(getpid()) + "-" + std::to_string(NowNs() % 1000000);
-    // Whatever way the run ends (children are reaped first, declared below), its rings and
-    // sockets go.
-    RunFiles files{o.transport == "shm" ? n + 1 : 0, tag, o.work_dir.empty() ? dir : ""};
-    auto address = [&](int link) {
-      if (o.transport == "shm") return "shm:" + tag + "-" + std::to_string(link);
-      return "unix:" + dir + "/link" + std::to_string(link) + ".sock";
-    };
-    // The sink's end exists before any stage starts.
-    auto sink_in = OpenReader(address(n), model->Output(), o.policy);
-    if (!sink_in) return sink_in.error();
-    Children children;
-    for (int s = 0; s < n; ++s) {
-      std::vector<std::string> args = {
-          o.self_exe,
-          "stage",
-          "--model",
-          o.model.name,
-          "--width",
-          std::to_string(o.model.conv.width),
-          "--height",
-          std::to_string(o.model.conv.height),
-          "--channels",
-          std::to_string(o.model.conv.channels),
-          "--seed",
-          std::to_string(o.model.seed),
-          "--stages",
-          std::to_string(n),
-          "--index",
-          std::to_string(s),
-          "--layers",
-          std::to_string(plan->stages[s].first) + ":" + std::to_string(plan->stages[s].last),
-          "--listen",
-          address(s),
-          "--next",
-          address(s + 1),
-          "--policy",
-          PolicyName(o.policy),
-          "--threads",
-          std::to_string(threads),
-          "--idle-exit-ms",
-          "60000",
-          "--quiet"};
-      // --cpus: this stage's share of the allocated compute cores ("none": not pinned).
-      std::string list;
-      for (int c : StageCpus(o, s, threads)) {
-        if (!list.empty()) list += ',';
-        list += std::to_string(c);
+  const int64_t t0 = NowNs();
+  Result<SinkReport> sink = Error{"no transport"};
+  switch (o.transport) {
+    case Transport::kInproc:
+      if (o.stages == 1) {
+        sink = RunMonolithic(run);
+        report.link_drops = {0, 0};
+      } else {
+        sink = RunThreads(run, &report.link_drops);
       }
-      args.push_back("--cpus");
-      args.push_back(list.empty() ? "none" : list);
-      if (!o.model.weights_path.empty()) {
-        args.push_back("--weights");
-        args.push_back(o.model.weights_path);
-      }
-      if (size_t(s) < o.stage_delay_ms.size()) {
-        args.push_back("--delay-ms");
-        args.push_back(std::to_string(o.stage_delay_ms[s]));
-      }
-      Status st = children.Spawn(args);
-      if (!st) return st.error();
-    }
-    std::atomic<bool> failed{false};
-    children.Watch(&failed);
-    sink_options.abort = &failed;
-    auto src_out = OpenWriter(address(0), model->Input(), Policy::kBlock, std::chrono::seconds(20));
-    if (!src_out) return src_out.error();
-    Status src_status = Ok{};
-    std::thread src([&] {
-      (void)PinThisThread(report.io_cpus);
-      src_status = RunSource(**src_out, MakeSourceImages(model->Input(), source), source);
-      if (!src_status) failed.store(true);
-    });
-    auto sink = RunSink(**sink_in, sink_options);
-    // A failed run must not leave the source waiting for a consumer that is gone.
-    if (!sink) (*src_out)->Abort();
-    src.join();
-    if (!sink) {
-      children.Reap();
-    } else {
-      children.Join();
-    }
-    if (!src_status) return src_status.error();
-    if (!sink) return sink.error();
-    report.sink = std::move(*sink);
-  } else {
-    return Error{"--transport " + o.transport + ": unknown (use inproc, shm or grpc)"};
+      break;
+    case Transport::kShm:
+    case Transport::kGrpc:
+      sink = RunProcesses(run);
+      break;
   }
+  if (!sink) return sink.error();
+  report.sink = std::move(*sink);
   report.wall_s = double(NowNs() - t0) / 1e9;
   return report;
 }
 
 std::string RunReport::Json(const Model& model) const {
   const SinkReport& s = sink;
-  auto list = [](const std::vector<double>& v) {
-    std::string out = "[";
-    char b[32];
-    for (size_t i = 0; i < v.size(); ++i) {
-      std::snprintf(b, sizeof b, "%s%.4f", i ? "," : "", v[i]);
-      out += b;
-    }
-    return out + "]";
+  auto rounded = [](const std::vector<double>& v) {
+    edgefd::Json out = edgefd::Json::array();
+    for (double x : v) out.push_back(RoundTo(x, 4));
+    return out;
   };
-  char buf[1024];
-  std::snprintf(buf, sizeof buf,
-                "\"frames_sent\":%d,\"frames_received\":%llu,\"drops\":%llu,\"in_order\":%s,"
-                "\"fps\":%.2f,\"fps_median\":%.2f,\"latency_p50_ms\":%.3f,\"latency_p99_ms\":%.3f,"
-                "\"sink_comm_ms\":%.4f,"
-                "\"ccr\":%.4f,\"checksum\":%.6f,\"wall_s\":%.3f,",
-                options.frames, (unsigned long long)s.frames, (unsigned long long)s.drops,
-                s.in_order ? "true" : "false", s.fps, s.fps_median, s.latency_p50_ms,
-                s.latency_p99_ms, s.sink_comm_ms, s.ccr, s.checksum, wall_s);
-  std::string out = "{\"model\":" + JsonQuote(options.model.name) +
-                    ",\"input\":" + JsonQuote(model.Input().ToString()) +
-                    ",\"stages\":" + std::to_string(options.stages) +
-                    ",\"transport\":" + JsonQuote(options.transport) +
-                    ",\"policy\":" + JsonQuote(PolicyName(options.policy)) + "," + buf;
-  out += "\"stage_compute_ms\":" + list(s.stage_compute_ms) +
-         ",\"stage_comm_ms\":" + list(s.stage_comm_ms);
-  std::vector<double> drops(link_drops.begin(), link_drops.end());
-  out += ",\"link_drops\":" + list(drops);
-  out += ",\"plan\":" + PlanJson(model, plan);
-  out += ",\"backend\":\"cpu\",\"compute_cpus\":" + CpuListJson(compute_cpus) +
-         ",\"io_cpus\":" + CpuListJson(io_cpus) +
-         ",\"pinned\":" + (compute_cpus.empty() ? "false" : "true") + ",\"devices\":[";
-  for (size_t i = 0; i < devices.size(); ++i) {
-    const OpenedDevice& d = devices[i];
-    if (i) out += ',';
-    out += "{\"resource\":" + JsonQuote(d.resource) + ",\"id\":" + JsonQuote(d.id) +
-           ",\"path\":" + JsonQuote(d.path) + ",\"opened\":" + (d.opened ? "true" : "false") +
-           ",\"mode\":" + JsonQuote(d.opened ? (d.read_only ? "r" : "rw") : "") +
-           ",\"errno\":" + std::to_string(d.error_number) + ",\"error\":" + JsonQuote(d.error) +
-           "}";
+  edgefd::Json devices_json = edgefd::Json::array();
+  for (const OpenedDevice& d : devices) {
+    devices_json.push_back({{"resource", d.resource},
+                            {"id", d.id},
+                            {"path", d.path},
+                            {"opened", d.opened},
+                            {"mode", d.opened ? (d.read_only ? "r" : "rw") : ""},
+                            {"errno", d.error_number},
+                            {"error", d.error}});
   }
-  return out + "]}";
+  const edgefd::Json report = {{"model", options.model.name},
+                               {"input", model.Input().ToString()},
+                               {"stages", options.stages},
+                               {"transport", TransportName(options.transport)},
+                               {"policy", PolicyName(options.policy)},
+                               {"frames_sent", options.frames},
+                               {"frames_received", s.frames},
+                               {"drops", s.drops},
+                               {"in_order", s.in_order},
+                               {"fps", RoundTo(s.fps, 2)},
+                               {"fps_median", RoundTo(s.fps_median, 2)},
+                               {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
+                               {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+                               {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
+                               {"ccr", RoundTo(s.ccr, 4)},
+                               {"checksum", RoundTo(s.checksum, 6)},
+                               {"wall_s", RoundTo(wall_s, 3)},
+                               {"stage_compute_ms", rounded(s.stage_compute_ms)},
+                               {"stage_comm_ms", rounded(s.stage_comm_ms)},
+                               {"link_drops", link_drops},
+                               {"plan", PlanJson(model, plan)},
+                               {"backend", "cpu"},
+                               {"compute_cpus", compute_cpus},
+                               {"io_cpus", io_cpus},
+                               {"pinned", !compute_cpus.empty()},
+                               {"devices", std::move(devices_json)}};
+  return DumpJson(report);
 }
 
 std::string RunReport::Text() const {
@@ -556,10 +589,10 @@ std::string RunReport::Text() const {
                 "%s, %d stage(s) over %s: %.1f fps (median interval: %.1f fps), latency p50 %.2f "
                 "ms p99 %.2f ms, CCR %.3f, "
                 "%llu/%d frames, %llu dropped, checksum %.4f\n",
-                options.model.name.c_str(), options.stages, options.transport.c_str(), s.fps,
-                s.fps_median, s.latency_p50_ms, s.latency_p99_ms, s.ccr,
-                (unsigned long long)s.frames, options.frames, (unsigned long long)s.drops,
-                s.checksum);
+                options.model.name.c_str(), options.stages,
+                TransportName(options.transport).c_str(), s.fps, s.fps_median, s.latency_p50_ms,
+                s.latency_p99_ms, s.ccr, (unsigned long long)s.frames, options.frames,
+                (unsigned long long)s.drops, s.checksum);
   std::string out = buf;
   for (size_t i = 0; i < s.stage_compute_ms.size(); ++i) {
     std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms\n", i,

@@ -5,43 +5,33 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
-#include <fstream>
-#include <nlohmann/json.hpp>
-
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/service.h"
-#include "test_util.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd::deviceplugin {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
-using testing::BigLittleInventory;
+using json = nlohmann::json;
 using ::testing::Contains;
+using testing::DraInventory;
 using ::testing::ElementsAre;
 using ::testing::IsSupersetOf;
 using testing::TempDir;
 
 // A node with two sticks whose device nodes exist here, so a runtime could really inject them.
 Inventory NodeWithSticks() {
-  Inventory inv = BigLittleInventory(2);
-  for (CpuCore& c : inv.cpu.cores) {
-    c.capacity = c.id < 4 ? 485 : 1024;
-    c.max_mhz = c.id < 4 ? 1416 : 1800;
-  }
-  inv.devices[0].devnodes = {"/dev/null"};
-  inv.devices[0].serial = "KL 1234$(x)";
+  Inventory inv = DraInventory(2);
+  inv.devices[0].serial = "KL 1234$(x)";  // hardware strings are untrusted
+  inv.devices[0].driver.clear();
   inv.devices[1].devnodes = {"/dev/zero"};
+  inv.devices[1].driver.clear();
   return inv;
-}
-
-std::string ReadAll(const fs::path& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 const CdiDevice* Find(const std::vector<CdiDevice>& devices, const std::string& name) {
@@ -118,7 +108,8 @@ TEST(CdiSpecDir, WritesAtomicallyAndOnlyWhenChanged) {
   // A claim spec comes and goes by UID.
   ASSERT_TRUE(cdi.WriteClaim("uid-1", {"EDGEFD_BIG_CPUS=4,5"}));
   EXPECT_THAT(cdi.ClaimSpecs(), ElementsAre("uid-1"));
-  EXPECT_EQ(json::parse(ReadAll(cdi.ClaimSpecPath("uid-1")))["devices"][0]["name"], "claim-uid-1");
+  EXPECT_EQ(json::parse(testing::ReadFile(cdi.ClaimSpecPath("uid-1")))["devices"][0]["name"],
+            "claim-uid-1");
   ASSERT_TRUE(cdi.RemoveClaim("uid-1"));
   ASSERT_TRUE(cdi.RemoveClaim("uid-1"));  // already gone is fine
   EXPECT_TRUE(cdi.ClaimSpecs().empty());
@@ -137,11 +128,11 @@ TEST(CdiSpecFeed, FollowsTheRegistry) {
   InventoryRegistry registry(NodeWithSticks());
   CdiSpecFeed feed(registry, cdi);
   ASSERT_TRUE(feed.Start());
-  EXPECT_NE(ReadAll(cdi.CommonSpecPath()).find("movidius-ncs-1-1-2"), std::string::npos);
+  EXPECT_NE(testing::ReadFile(cdi.CommonSpecPath()).find("movidius-ncs-1-1-2"), std::string::npos);
   Inventory one = NodeWithSticks();
   one.devices.erase(one.devices.begin() + 1);
   registry.Update(one);  // listeners run before Update returns
-  EXPECT_EQ(ReadAll(cdi.CommonSpecPath()).find("movidius-ncs-1-1-2"), std::string::npos);
+  EXPECT_EQ(testing::ReadFile(cdi.CommonSpecPath()).find("movidius-ncs-1-1-2"), std::string::npos);
 }
 
 TEST(CdiAllocate, NamesTheCdiDevicesAndKeepsEnvironmentAndDeviceSpecs) {
@@ -172,27 +163,24 @@ TEST(CdiAllocate, NamesTheCdiDevicesAndKeepsEnvironmentAndDeviceSpecs) {
 
 // ---- The CDI project's validator (tools/cdi-validate, built with Go when Go is there) ----
 
+// Runs `command` with sh; stdout and stderr together.
 struct ShellResult {
   int code = -1;
   std::string out;
 };
 
 ShellResult Shell(const std::string& command) {
-  ShellResult r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.out.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  testing::CommandResult r = testing::RunCommand({"/bin/sh", "-c", command});
+  return {r.exit_code, r.out + r.err};
 }
 
 class CdiValidator : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (Shell("command -v go").code != 0) return;
-    ShellResult build = Shell("bash " + std::string(EDGEFD_SOURCE_DIR) +
-                              "/tools/cdi-validate/build.sh " + Validator());
+    ShellResult build =
+        Shell("bash " + (testing::SourceDir() / "tools/cdi-validate/build.sh").string() + " " +
+              Validator());
     build_ok_ = build.code == 0;
     build_log_ = build.out;
   }
@@ -200,7 +188,7 @@ class CdiValidator : public ::testing::Test {
     if (Shell("command -v go").code != 0) GTEST_SKIP() << "Go is not installed";
     ASSERT_TRUE(build_ok_) << "building tools/cdi-validate failed:\n" << build_log_;
   }
-  static std::string Validator() { return std::string(EDGEFD_BINARY_DIR) + "/cdi-validate"; }
+  static std::string Validator() { return (testing::BinaryDir() / "cdi-validate").string(); }
 
   static inline bool build_ok_ = false;
   static inline std::string build_log_;
@@ -228,9 +216,9 @@ TEST_F(CdiValidator, OurSpecsPassAndInjectWhatWePromise) {
 
 TEST_F(CdiValidator, RejectsWhatARuntimeWouldReject) {
   // The validator can fail: a device name with a space and an env entry without '='.
-  std::ofstream(dir_.path() / "bad.json")
-      << R"({"cdiVersion":"0.3.0","kind":"edgefd.io/device","devices":[)"
-      << R"({"name":"bad name","containerEdits":{"env":["NOEQUALS"]}}]})";
+  testing::WriteFile(dir_.path() / "bad.json",
+                     R"({"cdiVersion":"0.3.0","kind":"edgefd.io/device","devices":[)"
+                     R"({"name":"bad name","containerEdits":{"env":["NOEQUALS"]}}]})");
   ShellResult r = Shell(Validator() + " " + dir_.path().string());
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_THAT(r.out, ::testing::HasSubstr("bad.json"));

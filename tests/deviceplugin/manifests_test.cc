@@ -5,10 +5,12 @@
 
 #include <set>
 
+#include "edgefd/testing/paths.h"
+
 namespace edgefd::deviceplugin {
 namespace {
 
-const std::string kDir = std::string(EDGEFD_SOURCE_DIR) + "/manifests/deviceplugin/";
+const std::string kDir = (testing::ManifestsDir() / "deviceplugin").string() + "/";
 
 TEST(Manifests, DaemonSetMountsWhatThePluginNeedsWithLeastPrivilege) {
   YAML::Node ds = YAML::LoadFile(kDir + "daemonset.yaml");

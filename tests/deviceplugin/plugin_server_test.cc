@@ -9,8 +9,10 @@
 
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/service.h"
-#include "fake_kubelet.h"
-#include "test_util.h"
+#include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/manual_change_source.h"
 
 namespace edgefd::deviceplugin {
 namespace {

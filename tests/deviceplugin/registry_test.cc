@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "test_util.h"
+#include "edgefd/testing/inventories.h"
 
 namespace edgefd::deviceplugin {
 namespace {

@@ -4,13 +4,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "../labeller/udev_testbed.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
-#include "edgefd/discovery.h"
-#include "edgefd/udev.h"
-#include "fake_kubelet.h"
-#include "test_util.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/inventories.h"
+#include "edgefd/testing/manual_change_source.h"
+#include "edgefd/testing/udev_testbed.h"
 
 namespace edgefd::deviceplugin {
 namespace {

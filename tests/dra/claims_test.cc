@@ -17,7 +17,7 @@ using testing::ClientFor;
 using testing::DraInventory;
 using ::testing::ElementsAre;
 using testing::FakeApiServer;
-using testing::Hardware;
+using testing::FedRegistry;
 using ::testing::HasSubstr;
 using testing::kNode;
 using testing::TempDir;
@@ -52,7 +52,7 @@ class ClaimsTest : public ::testing::Test {
   deviceplugin::CdiSpecDir cdi_{cdi_path_};
   FakeApiServer server_;
   std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
-  Hardware hw_{DraInventory(2)};
+  FedRegistry hw_{DraInventory(2)};
   std::unique_ptr<ClaimPreparer> preparer_;
 };
 

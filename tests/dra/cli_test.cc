@@ -2,22 +2,19 @@
 // against the API server stand-in over TLS (kubeconfig) and the kubelet stand-ins over gRPC.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
-#include <fstream>
-#include <future>
 
 #include "dra_test_support.h"
-#include "fake_dra_kubelet.h"
-#include "fake_kubelet.h"
+#include "edgefd/testing/fake_dra_kubelet.h"
+#include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd::dra {
 namespace {
 
 namespace fs = std::filesystem;
+using ::edgefd::testing::Child;
+using ::edgefd::testing::ReadFile;
 using ::edgefd::testing::TestPki;
 using ::edgefd::testing::WriteFile;
 using nlohmann::json;
@@ -27,22 +24,20 @@ using ::testing::HasSubstr;
 using testing::kNode;
 using testing::TempDir;
 
-const std::string kBin = EDGEFD_DEVICEPLUGIN_BIN;
-const std::string kInventory = std::string(EDGEFD_SOURCE_DIR) + "/testdata/dra/rock5b.yaml";
+const std::string kBin = ::edgefd::testing::DevicePluginBin();
+const std::string kInventory = (::edgefd::testing::TestdataDir() / "dra/rock5b.yaml").string();
 
 struct RunResult {
   int code = -1;
-  std::string output;
+  std::string output;  // stdout and stderr
 };
 
+// Runs the binary to completion without NODE_NAME in its environment.
 RunResult RunBinary(const std::string& args) {
-  RunResult r;
-  FILE* p = ::popen(("env -u NODE_NAME " + kBin + " " + args + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) r.output.append(buf.data(), n);
-  int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  auto argv = ::edgefd::testing::CommandLine(kBin, args);
+  argv.insert(argv.begin(), {"/usr/bin/env", "-u", "NODE_NAME"});
+  ::edgefd::testing::CommandResult r = ::edgefd::testing::RunCommand(argv);
+  return {r.exit_code, r.out + r.err};
 }
 
 // A TLS API server with a token, a kubeconfig for it, and the kubelet's directories.
@@ -60,19 +55,10 @@ class DraCliTest : public ::testing::Test {
         FakeApiServer::Options{pki_->server_cert, pki_->server_key, pki_->ca_cert});
     server_->SetToken("dra-token");
     server_->AddNode(kNode, {});
-    WriteFile(dir_.path() / "kubeconfig",
-              "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-              "clusters: [{name: k, cluster: {server: '" +
-                  server_->url() + "', certificate-authority: '" + pki_->ca_cert.string() +
-                  "'}}]\n"
-                  "users: [{name: u, user: {token: dra-token}}]\n"
-                  "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+    WriteFile(dir_.path() / "kubeconfig", server_->Kubeconfig(pki_->ca_cert, "dra-token"));
     for (const char* d : {"registry", "plugins", "cdi", "device-plugins"}) {
       fs::create_directories(dir_.path() / d);
     }
-  }
-  void TearDown() override {
-    if (pid_ > 0) Stop();
   }
   void Start(const std::string& mode, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {kBin,
@@ -83,44 +69,24 @@ class DraCliTest : public ::testing::Test {
                                      "--node-name",
                                      kNode,
                                      "--kubeconfig",
-                                     (dir_.path() / "kubeconfig").string(),
+                                     dir_ / "kubeconfig",
                                      "--kubelet-registry-dir",
-                                     (dir_.path() / "registry").string(),
+                                     dir_ / "registry",
                                      "--kubelet-plugins-dir",
-                                     (dir_.path() / "plugins").string(),
+                                     dir_ / "plugins",
                                      "--kubelet-dir",
-                                     (dir_.path() / "device-plugins").string(),
+                                     dir_ / "device-plugins",
                                      "--cdi-dir",
-                                     (dir_.path() / "cdi").string(),
+                                     dir_ / "cdi",
                                      "--metrics-addr",
                                      "none"};
     args.insert(args.end(), extra.begin(), extra.end());
-    pid_ = ::fork();
-    ASSERT_GE(pid_, 0);
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(kBin.c_str(), argv.data());
-      ::_exit(127);
-    }
+    plugin_ = std::make_unique<Child>(args);
+    ASSERT_TRUE(plugin_->started());
   }
   // SIGTERM; the exit status, or -1 when it took longer than `limit`.
   int Stop(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    pid_t pid = std::exchange(pid_, 0);
-    auto exited = std::async(std::launch::async, [pid] {
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-      return status;
-    });
-    ::kill(pid, SIGTERM);
-    if (exited.wait_for(limit) != std::future_status::ready) {
-      ::kill(pid, SIGKILL);
-      exited.wait();
-      return -1;
-    }
-    int status = exited.get();
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return plugin_->Stop(limit);
   }
   bool PoolHas(const std::string& device) {
     for (const json& d : server_->resources().PoolDevices(kNode)) {
@@ -132,7 +98,7 @@ class DraCliTest : public ::testing::Test {
   static inline TestPki* pki_ = nullptr;
   TempDir dir_;
   std::unique_ptr<FakeApiServer> server_;
-  pid_t pid_ = 0;
+  std::unique_ptr<Child> plugin_;
 };
 
 TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
@@ -154,11 +120,10 @@ TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
   ASSERT_TRUE(answer) << answer.error().message;
   ASSERT_EQ(answer->at("uid-1").error, "");
   EXPECT_EQ(answer->at("uid-1").devices.size(), 2u);
-  std::ifstream spec(dir_.path() / "cdi" / "edgefd.io-device_uid-1.json");
-  EXPECT_THAT(std::string(std::istreambuf_iterator<char>(spec), {}),
+  EXPECT_THAT(ReadFile(dir_.path() / "cdi" / "edgefd.io-device_uid-1.json"),
               HasSubstr("EDGEFD_BIG_CPUS=6,7"));
 
-  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
   EXPECT_FALSE(fs::exists(dir_.path() / "registry" / "edgefd.io-reg.sock"));
   // The slices stay for the restarted plugin (the kubelet removes them if it never comes back).
   EXPECT_TRUE(PoolHas("cpu7"));
@@ -174,7 +139,7 @@ TEST_F(DraCliTest, ARestartedPluginKeepsItsPreparedClaims) {
   auto first = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
   ASSERT_TRUE(first);
   ASSERT_EQ(first->at("uid-tpu").error, "");
-  ASSERT_EQ(Stop(), 0);
+  ASSERT_EQ(Stop(), 0) << plugin_->err();
   // The claim is gone from the API server meanwhile: only the checkpoint can answer.
   server_->resources().DeleteClaim("default", "tpu");
   Start("dra");
@@ -193,40 +158,34 @@ TEST_F(DraCliTest, ARestartedPluginKeepsItsPreparedClaims) {
 TEST_F(DraCliTest, BothModesServeTheDevicePluginToo) {
   FakeDraKubelet dra(dir_.path() / "registry");
   ASSERT_TRUE(dra.Start());
-  deviceplugin::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ::edgefd::testing::FakeKubelet dp(dir_.path() / "device-plugins");
   ASSERT_TRUE(dp.Start());
   Start("both", {"--cdi"});
   ASSERT_TRUE(dra.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
   ASSERT_TRUE(dp.WaitFor("edgefd.io/big-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
   EXPECT_EQ(dp.Get("edgefd.io/big-cpu")->lists.back().devices_size(), 4);
   ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("cpu4"); }));
-  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
   EXPECT_FALSE(fs::exists(dir_.path() / "device-plugins" / "edgefd-big-cpu.sock"));
 }
 
 TEST_F(DraCliTest, BothModesServeTheDevicePluginWhileTheApiServerIsDown) {
   server_->StopListening();
-  deviceplugin::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ::edgefd::testing::FakeKubelet dp(dir_.path() / "device-plugins");
   ASSERT_TRUE(dp.Start());
   Start("both");
   ASSERT_TRUE(dp.WaitFor("edgefd.io/edgetpu", [](const auto& ep) { return !ep.lists.empty(); }));
   server_->StartListening();  // back: the DRA side comes up too
   ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("edgetpu-2-1"); }));
-  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
 }
 
 TEST_F(DraCliTest, AWrongTokenIsReportedAndSigtermStillStopsIt) {
-  WriteFile(dir_.path() / "kubeconfig",
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-            "clusters: [{name: k, cluster: {server: '" +
-                server_->url() + "', certificate-authority: '" + pki_->ca_cert.string() +
-                "'}}]\n"
-                "users: [{name: u, user: {token: wrong}}]\n"
-                "contexts: [{name: c, context: {cluster: k, user: u}}]\n");
+  WriteFile(dir_.path() / "kubeconfig", server_->Kubeconfig(pki_->ca_cert, "wrong"));
   Start("dra");
   ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET", 401) >= 2; }));
   EXPECT_TRUE(server_->resources().Slices().empty());
-  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0);
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
 }
 
 TEST_F(DraCliTest, AHungApiServerDoesNotDelaySigterm) {
@@ -235,7 +194,7 @@ TEST_F(DraCliTest, AHungApiServerDoesNotDelaySigterm) {
   Start("dra");
   ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET") >= 1; }));
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_EQ(Stop(std::chrono::seconds(2)), 0);
+  EXPECT_EQ(Stop(std::chrono::seconds(2)), 0) << plugin_->err();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
 }
 

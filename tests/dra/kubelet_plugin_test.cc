@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "dra_test_support.h"
-#include "fake_dra_kubelet.h"
+#include "edgefd/testing/fake_dra_kubelet.h"
 
 namespace edgefd::dra {
 namespace {
@@ -16,7 +16,7 @@ using testing::DraInventory;
 using ::testing::ElementsAre;
 using testing::FakeApiServer;
 using testing::FakeDraKubelet;
-using testing::Hardware;
+using testing::FedRegistry;
 using ::testing::HasSubstr;
 using testing::kNode;
 using testing::TempDir;
@@ -41,7 +41,7 @@ class KubeletPluginTest : public ::testing::Test {
   fs::path registry_dir_ = dir_.path() / "plugins_registry";
   FakeApiServer server_;
   std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
-  Hardware hw_{DraInventory(2)};
+  FedRegistry hw_{DraInventory(2)};
   deviceplugin::CdiSpecDir cdi_{dir_.path() / "cdi"};
   ClaimPreparer preparer_{hw_.registry(),
                           *api_,

@@ -1,11 +1,8 @@
 // manifests/dra says what the DRA plugin needs and no more, and matches what the code does.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <yaml-cpp/yaml.h>
 
-#include <array>
-#include <fstream>
 #include <map>
 #include <regex>
 #include <set>
@@ -13,13 +10,16 @@
 #include "dra_test_support.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/slices.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd::dra {
 namespace {
 
 using ::testing::HasSubstr;
 
-const std::string kDir = std::string(EDGEFD_SOURCE_DIR) + "/manifests/dra/";
+const std::string kDir = (::edgefd::testing::ManifestsDir() / "dra").string() + "/";
 
 std::vector<YAML::Node> Docs(const std::string& file) {
   std::vector<YAML::Node> out;
@@ -40,24 +40,18 @@ YAML::Node Find(const std::string& file, const std::string& kind, const std::str
 }
 
 std::string Output(const std::string& args) {
-  std::string out;
-  FILE* p = ::popen((std::string(EDGEFD_DEVICEPLUGIN_BIN) + " " + args).c_str(), "r");
-  std::array<char, 4096> buf;
-  while (size_t n = std::fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  EXPECT_EQ(::pclose(p), 0) << args;
-  return out;
-}
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  auto r = ::edgefd::testing::RunCommand(
+      ::edgefd::testing::CommandLine(::edgefd::testing::DevicePluginBin(), args));
+  EXPECT_EQ(r.exit_code, 0) << args << ": " << r.err;
+  return r.out;
 }
 
 TEST(DraManifests, GeneratedFilesAreWhatTheBinaryPrintsForTheBuiltInRules) {
-  EXPECT_EQ(ReadAll(kDir + "deviceclasses.yaml"), Output("--mode dra --print-device-classes"))
+  EXPECT_EQ(::edgefd::testing::ReadFile(kDir + "deviceclasses.yaml"),
+            Output("--mode dra --print-device-classes"))
       << "regenerate: edgefd-deviceplugin --mode dra --print-device-classes > "
          "manifests/dra/deviceclasses.yaml";
-  EXPECT_EQ(ReadAll(kDir + "extended-resources/patches.yaml"),
+  EXPECT_EQ(::edgefd::testing::ReadFile(kDir + "extended-resources/patches.yaml"),
             Output("--mode dra --print-extended-resources"));
 }
 
@@ -194,8 +188,7 @@ TEST(DraManifests, DaemonSetRunsDraModeWithLeastPrivilege) {
   EXPECT_EQ(sc["capabilities"]["drop"][0].as<std::string>(), "ALL");
   EXPECT_FALSE(sc["capabilities"]["add"]);
   // Both DaemonSets use hostNetwork: their metrics ports must differ.
-  YAML::Node dp =
-      YAML::LoadFile(std::string(EDGEFD_SOURCE_DIR) + "/manifests/deviceplugin/daemonset.yaml");
+  YAML::Node dp = YAML::LoadFile(::edgefd::testing::ManifestsDir() / "deviceplugin/daemonset.yaml");
   EXPECT_NE(c["ports"][0]["containerPort"].as<int>(),
             dp["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"].as<int>());
 }

@@ -14,7 +14,7 @@ using testing::ClientFor;
 using testing::DraInventory;
 using ::testing::ElementsAre;
 using testing::FakeApiServer;
-using testing::Hardware;
+using testing::FedRegistry;
 using testing::kNode;
 
 std::vector<std::string> Names(const std::vector<json>& devices) {
@@ -55,7 +55,7 @@ class PublisherTest : public ::testing::Test {
 
   FakeApiServer server_;
   std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
-  Hardware hw_{DraInventory(2)};
+  FedRegistry hw_{DraInventory(2)};
   std::mutex mu_;
   std::set<std::string> held_;
 };

@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 
 #include "dra_test_support.h"
-#include "edgefd/discovery.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/udev.h"
 #include "edgefd/dra/publisher.h"
-#include "edgefd/udev.h"
-#include "udev_testbed.h"
+#include "edgefd/testing/udev_testbed.h"
 
 namespace edgefd::dra {
 namespace {

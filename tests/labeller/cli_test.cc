@@ -1,16 +1,20 @@
+#include "edgefd/labeller/cli.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "run_command.h"
-#include "test_paths.h"
+#include "edgefd/common/json.h"
+#include "edgefd/testing/files.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd {
 namespace {
 
 using ::testing::HasSubstr;
-using ::testing::StartsWith;
 using testing::LabellerBin;
 using testing::RunCommand;
+using ::testing::StartsWith;
 using testing::TestdataBin;
 using testing::TestdataDir;
 
@@ -27,8 +31,8 @@ TEST(LabellerCli, HelpAndVersion) {
 }
 
 TEST(LabellerCli, TextOutputIsSortedNameEqualsValueLines) {
-  auto r = RunCommand({LabellerBin(), "--dry-run", "--dtb",
-                       (TestdataBin() / "jetson-nano-blog.dtb").string()});
+  auto r = RunCommand(
+      {LabellerBin(), "--dry-run", "--dtb", (TestdataBin() / "jetson-nano-blog.dtb").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-jetson-nano=1\n"));
   EXPECT_THAT(r.out, HasSubstr("edgefd.io/board=nvidia-jetson-nano\n"));
@@ -47,9 +51,18 @@ TEST(LabellerCli, JsonOutputHoldsTheSameLabels) {
   auto r = RunCommand({LabellerBin(), "--dry-run", "--output", "json", "--dtb",
                        (TestdataBin() / "jetson-nano-blog.dtb").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.out, StartsWith("{\"labels\": {"));
-  EXPECT_THAT(r.out, HasSubstr("\"beta.devicetree.org/nvidia-gm20b\": \"1\""));
-  EXPECT_THAT(r.out, HasSubstr("\"edgefd.io/soc\": \"nvidia-tegra210\""));
+  auto json = ParseJson(r.out, "stdout");
+  ASSERT_TRUE(json.ok()) << json.error().message;
+  EXPECT_EQ((*json)["labels"]["beta.devicetree.org/nvidia-gm20b"], "1");
+  EXPECT_EQ((*json)["labels"]["edgefd.io/soc"], "nvidia-tegra210");
+  // The same labels as the text output.
+  auto text = RunCommand(
+      {LabellerBin(), "--dry-run", "--dtb", (TestdataBin() / "jetson-nano-blog.dtb").string()});
+  std::string from_json;
+  for (const auto& [name, value] : (*json)["labels"].items()) {
+    from_json += name + "=" + value.get<std::string>() + "\n";
+  }
+  EXPECT_EQ(from_json, text.out);
 }
 
 TEST(LabellerCli, RootWithoutDevicetreeSaysSoAndStillSucceeds) {
@@ -61,11 +74,74 @@ TEST(LabellerCli, RootWithoutDevicetreeSaysSoAndStillSucceeds) {
 }
 
 TEST(LabellerCli, LiveTreeUnderRootIsRead) {
-  auto r = RunCommand({LabellerBin(), "--dry-run", "--root",
-                       (TestdataDir() / "roots/jetson-nano-blog").string()});
+  auto r = RunCommand(
+      {LabellerBin(), "--dry-run", "--root", (TestdataDir() / "roots/jetson-nano-blog").string()});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("beta.devicetree.org/nvidia-tegra210-gm20b=1\n"));
   EXPECT_EQ(r.err.find("no devicetree"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edgefd
+
+namespace edgefd {
+namespace {
+
+TEST(AgentOptions, WhatTheCommandLineHandsTheAgentArrivesUnchanged) {
+  AgentCliOptions o;
+  o.discovery.root = "/host";
+  o.discovery.dtb = "/boot/board.dtb";
+  o.discovery.extra_node_names = {"vpu", "isp"};
+  o.discovery.rule_files = {"/etc/edgefd/site.yaml", "a b.yaml"};
+  o.discovery.udev = false;
+  o.once = true;
+  o.kubeconfig = "/root/.kube/config";
+  o.node_name = "rock-1";
+  o.resync = std::chrono::seconds(17);
+  o.insecure_skip_tls_verify = true;
+  o.nfd = true;
+  o.nfd_file = "/tmp/features.d/edgefd";
+  o.metrics_addr = "[::1]:9402";
+  o.rescan = std::chrono::milliseconds(50);
+  o.log_level = "debug";
+  for (const AgentCliOptions& options : {AgentCliOptions{}, o}) {
+    auto json = AgentOptionsToJson(options);
+    ASSERT_TRUE(json.ok()) << json.error().message;
+    auto back = AgentOptionsFromJson(*json);
+    ASSERT_TRUE(back.ok()) << back.error().message;
+    EXPECT_TRUE(*back == options) << *json;
+  }
+}
+
+TEST(AgentOptions, APathThatIsNotUtf8IsRefusedRatherThanChanged) {
+  AgentCliOptions o;
+  o.discovery.root = "/host/\xff";
+  EXPECT_FALSE(AgentOptionsToJson(o).ok());
+}
+
+TEST(AgentOptions, TheAgentRunAlonePointsAtTheLabeller) {
+  auto r = testing::RunCommand(
+      {(std::filesystem::path(testing::LabellerBin()).parent_path() / "edgefd-labeller-agent")
+           .string(),
+       "--once"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("run edgefd-labeller instead"));
+}
+
+}  // namespace
+}  // namespace edgefd
+
+namespace edgefd {
+namespace {
+
+// The dry run never loads the agent's HTTP/TLS libraries (its memory, dryrun_rss).
+TEST(LinkedLibraries, TheDryRunLinksNoHttpOrTlsLibrary) {
+  const std::string needed = testing::NeededLibraries(testing::LabellerBin());
+  if (needed.empty()) GTEST_SKIP() << "readelf is not available";
+  EXPECT_THAT(needed, HasSubstr("libudev"));  // what it does link, so the check can fail
+  for (const char* lib : {"libcpprest", "libssl", "libcrypto", "libgrpc"}) {
+    EXPECT_THAT(needed, ::testing::Not(HasSubstr(lib))) << needed;
+  }
 }
 
 }  // namespace

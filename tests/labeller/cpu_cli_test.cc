@@ -2,8 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "run_command.h"
-#include "test_paths.h"
+#include "edgefd/common/json.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
 namespace edgefd {
 namespace {
@@ -36,31 +37,33 @@ TEST(CpuCli, JsonCarriesTheClassCpuListsBesideTheLabels) {
   auto r = testing::RunCommand(
       {testing::LabellerBin(), "--dry-run", "--output", "json", "--root", Fixture("intel-hybrid")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(r.out,
-            "{\"labels\": {\n"
-            "  \"edgefd.io/cpu.arch\": \"amd64\",\n"
-            "  \"edgefd.io/cpu.big.cores\": \"12\",\n"
-            "  \"edgefd.io/cpu.big.max-mhz\": \"5100\",\n"
-            "  \"edgefd.io/cpu.big.model\": \"raptor-cove\",\n"
-            "  \"edgefd.io/cpu.cores\": \"20\",\n"
-            "  \"edgefd.io/cpu.heterogeneous\": \"true\",\n"
-            "  \"edgefd.io/cpu.little.cores\": \"8\",\n"
-            "  \"edgefd.io/cpu.little.max-mhz\": \"3900\",\n"
-            "  \"edgefd.io/cpu.little.model\": \"gracemont\",\n"
-            "  \"edgefd.io/cpu.threads-per-core\": \"2\"\n"
-            "},\n"
-            "\"cpus\": {\"big\": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "
-            "\"little\": [12, 13, 14, 15, 16, 17, 18, 19]}}\n");
+  EXPECT_EQ(ParseJson(r.out, "stdout").value(), Json::parse(R"({
+    "labels": {
+      "edgefd.io/cpu.arch": "amd64",
+      "edgefd.io/cpu.big.cores": "12",
+      "edgefd.io/cpu.big.max-mhz": "5100",
+      "edgefd.io/cpu.big.model": "raptor-cove",
+      "edgefd.io/cpu.cores": "20",
+      "edgefd.io/cpu.heterogeneous": "true",
+      "edgefd.io/cpu.little.cores": "8",
+      "edgefd.io/cpu.little.max-mhz": "3900",
+      "edgefd.io/cpu.little.model": "gracemont",
+      "edgefd.io/cpu.threads-per-core": "2"
+    },
+    "cpus": {"big": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+             "little": [12, 13, 14, 15, 16, 17, 18, 19]}
+  })"));
 }
 
 TEST(CpuCli, JsonListsOfflineCpusApart) {
   auto r = testing::RunCommand(
       {testing::LabellerBin(), "--dry-run", "--output", "json", "--root", Fixture("cpus-offline")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(
-      r.out,
-      HasSubstr("\"cpus\": {\"big\": [4, 5], \"little\": [0, 1, 2, 3], \"offline\": [6, 7]}}\n"));
-  EXPECT_THAT(r.out, HasSubstr("\"edgefd.io/cpu.cores\": \"6\""));
+  auto json = ParseJson(r.out, "stdout");
+  ASSERT_TRUE(json.ok()) << json.error().message;
+  EXPECT_EQ((*json)["cpus"], Json::parse(R"({"big": [4, 5], "little": [0, 1, 2, 3],
+                                             "offline": [6, 7]})"));
+  EXPECT_EQ((*json)["labels"]["edgefd.io/cpu.cores"], "6");
 }
 
 TEST(CpuCli, GarbledMidrIsLoggedAndTheRunStillSucceeds) {

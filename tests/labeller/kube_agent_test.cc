@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
-#include "edgefd/labels.h"
+#include "edgefd/discovery/labels.h"
 #include "kube_test_support.h"
 
 namespace edgefd::testing {

@@ -1,30 +1,22 @@
 // edgefd-labeller without --dry-run, run as a process against the test API server.
 #include <cpprest/asyncrt_utils.h>
-#include <cpprest/http_client.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <sstream>
 
+#include "edgefd/testing/http.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 #include "kube_test_support.h"
-
-extern char** environ;
 
 namespace edgefd::testing {
 namespace {
 
 namespace fs = std::filesystem;
 
-const fs::path kJetsonRoot = fs::path(EDGEFD_TESTDATA_DIR) / "roots/jetson-nano-blog";
+const fs::path kJetsonRoot = TestdataDir() / "roots/jetson-nano-blog";
 
-struct CliResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
+using CliResult = CommandResult;
 
 class KubeCliTest : public KubeTest {
  protected:
@@ -42,16 +34,7 @@ class KubeCliTest : public KubeTest {
             "\nusers:\n- name: u1\n  user:\n    tokenFile: token\n");
   }
 
-  CliResult Run(const std::string& args) {
-    CliResult r;
-    std::string cmd = std::string(EDGEFD_LABELLER_BIN) + " " + args + " >" +
-                      (dir_ / "out").string() + " 2>" + (dir_ / "err").string();
-    int status = std::system(cmd.c_str());
-    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = ReadFile(dir_ / "out");
-    r.err = ReadFile(dir_ / "err");
-    return r;
-  }
+  CliResult Run(const std::string& args) { return RunCommand(CommandLine(LabellerBin(), args)); }
 
   // The labels the dry run prints for the fixture root.
   Labels DryRunLabels() {
@@ -153,20 +136,9 @@ TEST_F(KubeCliTest, NfdOutputWritesTheFeatureFile) {
 }
 
 TEST_F(KubeCliTest, DaemonLabelsRepairsServesHealthAndStopsCleanlyOnSigterm) {
-  std::vector<std::string> args = {EDGEFD_LABELLER_BIN,  "--kubeconfig", kubeconfig_.string(),
-                                   "--node-name",        "n1",           "--root",
-                                   kJetsonRoot.string(), "--resync",     "1",
-                                   "--metrics-addr",     "127.0.0.1:0"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const fs::path err = dir_ / "daemon.err";
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
+  Child daemon({LabellerBin(), "--kubeconfig", kubeconfig_.string(), "--node-name", "n1", "--root",
+                kJetsonRoot.string(), "--resync", "1", "--metrics-addr", "127.0.0.1:0"});
+  ASSERT_TRUE(daemon.started());
 
   auto labelled = [&] { return server_->NodeLabels("n1").count("edgefd.io/board") == 1; };
   bool converged = server_->WaitFor(labelled);
@@ -177,34 +149,25 @@ TEST_F(KubeCliTest, DaemonLabelsRepairsServesHealthAndStopsCleanlyOnSigterm) {
               200);
     repaired = server_->WaitFor(labelled);  // the 1 s resync puts it back
     // The health endpoint started before the first reconcile and logged its port.
-    std::string log = ReadFile(err);
     const std::string marker = "/metrics on port ";
-    size_t at = log.find(marker);
-    EXPECT_NE(at, std::string::npos) << log;
-    if (at != std::string::npos) {
-      web::http::client::http_client client(
-          "http://127.0.0.1:" + std::to_string(std::stoi(log.substr(at + marker.size()))));
-      auto get = [&](const std::string& path) {
-        auto r = client.request(web::http::methods::GET, path).get();
-        return std::to_string(r.status_code()) + " " + r.extract_utf8string(true).get();
-      };
-      readyz = get("/readyz");
-      metrics = get("/metrics");
+    EXPECT_TRUE(daemon.WaitFor([&](const std::string&, const std::string& err) {
+      return err.find(marker) != std::string::npos;
+    })) << daemon.err();
+    if (size_t at = daemon.err().find(marker); at != std::string::npos) {
+      auto port = static_cast<uint16_t>(std::stoi(daemon.err().substr(at + marker.size())));
+      readyz = HttpGet(port, "/readyz");
+      metrics = HttpGet(port, "/metrics");
     }
   }
-  kill(pid, SIGTERM);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(daemon.Terminate(), 0) << daemon.err();
   EXPECT_TRUE(converged);
   EXPECT_TRUE(repaired);
-  EXPECT_EQ(readyz.substr(0, 3), "200") << readyz;
+  EXPECT_EQ(readyz.substr(0, 12), "HTTP/1.1 200") << readyz;
   // 2 patches (label, repair); the second may still be on its way back to the agent.
   EXPECT_TRUE(metrics.find("\nedgefd_node_patches_total 2\n") != std::string::npos ||
               metrics.find("\nedgefd_node_patches_total 1\n") != std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("\nedgefd_ready 1\n"), std::string::npos) << metrics;
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0) << ReadFile(err);
 }
 
 }  // namespace

@@ -155,7 +155,7 @@ TEST_F(KubeClientTest, UnreadableTokenFileIsNamed) {
 
 TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {
   AgentMetrics metrics;
-  auto server = HealthServer::Start("127.0.0.1:0", metrics);
+  auto server = StartHealthEndpoint("127.0.0.1:0", AgentHealth(metrics), "--metrics-addr");
   ASSERT_TRUE(server.ok()) << server.error().message;
   web::http::client::http_client client("http://127.0.0.1:" + std::to_string((*server)->port()));
   auto get = [&](const std::string& path) {
@@ -178,7 +178,7 @@ TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {
 
 TEST(HealthServer, BadAddressIsNamed) {
   AgentMetrics metrics;
-  auto server = HealthServer::Start("9402", metrics);
+  auto server = StartHealthEndpoint("9402", AgentHealth(metrics), "--metrics-addr");
   ASSERT_FALSE(server.ok());
   EXPECT_NE(server.error().message.find("--metrics-addr '9402'"), std::string::npos);
 }

@@ -1,26 +1,24 @@
 // What the labeller asks the API server to change, decided without a network.
-#include <cpprest/json.h>
 #include <gtest/gtest.h>
 
-#include "edgefd/reconcile.h"
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/common/json.h"
 
 namespace edgefd {
 namespace {
 
-using web::json::value;
-
-value Parse(const std::string& s) { return value::parse(s); }
+Json Parse(const std::string& s) { return Json::parse(s); }
 
 TEST(MergePatchFor, AddsWantedLabelsAndClaimsThem) {
   NodeState node{{{"kubernetes.io/hostname", "n1"}}, {}, "42"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}, {"edgefd.io/cpu.cores", "6"}});
   ASSERT_TRUE(patch);
-  value p = Parse(*patch);
-  EXPECT_EQ(p.at("metadata").at("resourceVersion").as_string(), "42");
-  EXPECT_EQ(p.at("metadata").at("labels").at("edgefd.io/cpu.arch").as_string(), "arm64");
-  EXPECT_EQ(p.at("metadata").at("labels").at("edgefd.io/cpu.cores").as_string(), "6");
-  EXPECT_FALSE(p.at("metadata").at("labels").has_field("kubernetes.io/hostname"));
-  EXPECT_EQ(p.at("metadata").at("annotations").at("edgefd.io/owned-labels").as_string(),
+  Json p = Parse(*patch);
+  EXPECT_EQ(p.at("metadata").at("resourceVersion").get<std::string>(), "42");
+  EXPECT_EQ(p.at("metadata").at("labels").at("edgefd.io/cpu.arch").get<std::string>(), "arm64");
+  EXPECT_EQ(p.at("metadata").at("labels").at("edgefd.io/cpu.cores").get<std::string>(), "6");
+  EXPECT_FALSE(p.at("metadata").at("labels").contains("kubernetes.io/hostname"));
+  EXPECT_EQ(p.at("metadata").at("annotations").at("edgefd.io/owned-labels").get<std::string>(),
             "edgefd.io/cpu.arch,edgefd.io/cpu.cores");
 }
 
@@ -32,10 +30,14 @@ TEST(MergePatchFor, NullsOwnedLabelsThatAreGoneAndNothingElse) {
                  "7"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}});
   ASSERT_TRUE(patch);
-  value labels = Parse(*patch).at("metadata").at("labels");
+  Json labels = Parse(*patch).at("metadata").at("labels");
   EXPECT_TRUE(labels.at("edgefd.io/accel.edgetpu").is_null());
   EXPECT_EQ(labels.size(), 1u) << *patch;  // the foreign edgefd.io/custom is not mentioned
-  EXPECT_EQ(Parse(*patch).at("metadata").at("annotations").at("edgefd.io/owned-labels").as_string(),
+  EXPECT_EQ(Parse(*patch)
+                .at("metadata")
+                .at("annotations")
+                .at("edgefd.io/owned-labels")
+                .get<std::string>(),
             "edgefd.io/cpu.arch");
 }
 
@@ -56,10 +58,10 @@ TEST(MergePatchFor, RestoresAnOwnedLabelSomebodyRemovedOrChanged) {
       {{"edgefd.io/cpu.cores", "1"}}, {"edgefd.io/cpu.arch", "edgefd.io/cpu.cores"}, "9"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}, {"edgefd.io/cpu.cores", "4"}});
   ASSERT_TRUE(patch);
-  value labels = Parse(*patch).at("metadata").at("labels");
-  EXPECT_EQ(labels.at("edgefd.io/cpu.arch").as_string(), "arm64");
-  EXPECT_EQ(labels.at("edgefd.io/cpu.cores").as_string(), "4");
-  EXPECT_FALSE(Parse(*patch).at("metadata").has_field("annotations"));
+  Json labels = Parse(*patch).at("metadata").at("labels");
+  EXPECT_EQ(labels.at("edgefd.io/cpu.arch").get<std::string>(), "arm64");
+  EXPECT_EQ(labels.at("edgefd.io/cpu.cores").get<std::string>(), "4");
+  EXPECT_FALSE(Parse(*patch).at("metadata").contains("annotations"));
 }
 
 TEST(MergePatchFor, DropsTheAnnotationWhenNothingIsOwned) {
@@ -74,8 +76,9 @@ TEST(MergePatchFor, QuotesHardwareStringsAsJson) {
   NodeState node{{}, {}, "1"};
   auto patch = MergePatchFor(node, {{"edgefd.io/board.model", "a\"b\\c"}});
   ASSERT_TRUE(patch);
-  EXPECT_EQ(Parse(*patch).at("metadata").at("labels").at("edgefd.io/board.model").as_string(),
-            "a\"b\\c");
+  EXPECT_EQ(
+      Parse(*patch).at("metadata").at("labels").at("edgefd.io/board.model").get<std::string>(),
+      "a\"b\\c");
 }
 
 TEST(OwnedLabels, RoundTripsSortedAndTolerant) {

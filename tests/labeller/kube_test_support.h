@@ -8,9 +8,9 @@
 #include <mutex>
 #include <thread>
 
-#include "edgefd/kube.h"
-#include "edgefd/reconcile.h"
-#include "fake_apiserver.h"
+#include "edgefd/agent/kube.h"
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/testing/fake_apiserver.h"
 
 namespace edgefd::testing {
 

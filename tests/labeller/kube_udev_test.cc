@@ -3,11 +3,11 @@
 // Suite names contain "Umockdev", so ctest runs them with umockdev's preload library.
 #include <gtest/gtest.h>
 
-#include "edgefd/discovery.h"
-#include "edgefd/labels.h"
-#include "edgefd/udev.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/testing/udev_testbed.h"
 #include "kube_test_support.h"
-#include "udev_testbed.h"
 
 namespace edgefd::testing {
 namespace {

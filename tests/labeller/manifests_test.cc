@@ -10,7 +10,8 @@
 #include <regex>
 #include <set>
 
-#include "edgefd/labels.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/testing/paths.h"
 
 namespace edgefd {
 namespace {
@@ -21,7 +22,7 @@ struct Doc {
   fs::path file;
   YAML::Node node;
   std::string Where() const {
-    return file.lexically_relative(EDGEFD_MANIFESTS_DIR).string() + " (" +
+    return file.lexically_relative(testing::ManifestsDir()).string() + " (" +
            node["kind"].as<std::string>("?") + " " + node["metadata"]["name"].as<std::string>("?") +
            ")";
   }
@@ -29,7 +30,7 @@ struct Doc {
 
 std::vector<Doc> LoadAll() {
   std::vector<Doc> docs;
-  for (const auto& entry : fs::recursive_directory_iterator(EDGEFD_MANIFESTS_DIR)) {
+  for (const auto& entry : fs::recursive_directory_iterator(testing::ManifestsDir())) {
     const auto ext = entry.path().extension();
     if (!entry.is_regular_file() || (ext != ".yaml" && ext != ".yml")) continue;
     for (const YAML::Node& n : YAML::LoadAllFromFile(entry.path().string())) {
@@ -116,7 +117,7 @@ YAML::Node PodSpec(const YAML::Node& doc) {
 
 TEST(Manifests, EveryDocumentIsAKubernetesObject) {
   auto docs = LoadAll();
-  ASSERT_FALSE(docs.empty()) << "no manifests under " << EDGEFD_MANIFESTS_DIR;
+  ASSERT_FALSE(docs.empty()) << "no manifests under " << testing::ManifestsDir();
   for (const Doc& d : docs) {
     EXPECT_TRUE(d.node.IsMap()) << d.file;
     if (!d.node.IsMap()) continue;
@@ -292,7 +293,7 @@ TEST(Manifests, LabellerDaemonSetIsUnprivileged) {
 
 TEST(Manifests, KustomizationsNameFilesThatExist) {
   size_t kustomizations = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(EDGEFD_MANIFESTS_DIR)) {
+  for (const auto& entry : fs::recursive_directory_iterator(testing::ManifestsDir())) {
     if (entry.path().filename() != "kustomization.yaml") continue;
     ++kustomizations;
     YAML::Node k = YAML::LoadFile(entry.path().string());

@@ -8,22 +8,20 @@
 #include <thread>
 
 #include "edgefd/runtime/transport.h"
+#include "edgefd/testing/files.h"
 #include "pipeline.grpc.pb.h"
-#include "temp_dir.h"
 
 namespace edgefd::runtime {
 namespace {
 
 namespace pb = ::edgefd::pipeline::v1;
-using testing::TempDir;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::TempDir;
 
 class GrpcLink : public ::testing::Test {
  protected:
-  void SetUp() override {
-    address_ = "unix:" + dir_ / "stage.sock";
-  }
+  void SetUp() override { address_ = "unix:" + dir_ / "stage.sock"; }
 
   /// Pushes `frames` on one raw stream and returns the stream's status.
   grpc::Status PushRaw(const std::vector<pb::Frame>& frames, pb::PushReply* reply) {

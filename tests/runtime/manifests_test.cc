@@ -16,11 +16,11 @@ namespace {
 std::string Check(const std::vector<std::string>& argv, int* status) {
   std::string args;
   for (size_t i = 1; i < argv.size(); ++i) args += " '" + argv[i] + "'";
-  return edgefd::runtime::testing::RunCli(args + " --check", status);
+  return edgefd::testing::RunCli(args + " --check", status);
 }
 
 TEST(PipelineManifests, EveryContainerStartsWithValidOptionsAndChainsToAService) {
-  const std::filesystem::path dir = std::filesystem::path(EDGEFD_SOURCE_DIR) / "manifests/pipeline";
+  const std::filesystem::path dir = edgefd::testing::ManifestsDir() / "pipeline";
   int deployments = 0;
   for (const char* file : {"conv-pipeline.yaml", "yolo-tiny-pipeline.yaml"}) {
     std::vector<YAML::Node> docs = YAML::LoadAllFromFile((dir / file).string());

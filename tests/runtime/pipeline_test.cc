@@ -1,7 +1,5 @@
 // Whole pipelines over every transport, in one process (threads) and as child processes.
 #include "edgefd/runtime/pipeline.h"
-#include "run_cli.h"
-#include "temp_dir.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -11,6 +9,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <thread>
+
+#include "edgefd/testing/files.h"
+#include "run_cli.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -43,8 +44,7 @@ Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, 
       l.readers.push_back(std::move(*r));
       l.writers.push_back(std::move(*w));
     } else {
-      auto r =
-          ListenGrpc("unix:" + dir.path() + "/link" + std::to_string(k) + ".sock", shapes[k], p);
+      auto r = ListenGrpc("unix:" + dir / ("link" + std::to_string(k) + ".sock"), shapes[k], p);
       EXPECT_TRUE(r.ok()) << r.error().message;
       auto w = ConnectGrpc((*r)->Address(), shapes[k].Bytes(), std::chrono::seconds(10));
       EXPECT_TRUE(w.ok());
@@ -242,6 +242,28 @@ TEST(Cli, BadInputNamesItAndFails) {
   out = RunCli("stage --model conv --listen shm:x", &st);
   EXPECT_EQ(st, 2);
   EXPECT_NE(out.find("--next"), std::string::npos) << out;
+}
+
+TEST(Cli, EveryCommandHasHelpAndExitCodesMeanWhatTheyMeanElsewhere) {
+  int st = -1;
+  for (const char* command : {"run", "stage", "source", "sink", "partition"}) {
+    std::string out = RunCli(std::string(command) + " --help", &st);
+    EXPECT_EQ(st, 0) << command << ": " << out;
+    EXPECT_NE(out.find(std::string("Usage: edgefd-pipeline ") + command), std::string::npos) << out;
+    EXPECT_NE(out.find("--model"), std::string::npos) << out;
+  }
+  std::string out = RunCli("", &st);
+  EXPECT_EQ(st, 2) << out;  // no command: bad usage
+  out = RunCli("run --model conv --width 64 --height 64 --weights /nonexistent/w.bin", &st);
+  EXPECT_EQ(st, 2) << out;  // a weights file that cannot be read is bad input, named
+  EXPECT_NE(out.find("/nonexistent/w.bin"), std::string::npos) << out;
+  // Well-formed input, failed job: a sink whose upstream never comes.
+  TempDir dir;
+  out = RunCli("sink --model conv --width 64 --height 64 --listen unix:" + dir / "in.sock" +
+                   " --timeout-ms 50",
+               &st);
+  EXPECT_EQ(st, 1) << out;
+  EXPECT_NE(out.find("no frame on"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -1,24 +1,18 @@
 #pragma once
 
-#include <sys/wait.h>
-
-#include <cstdio>
 #include <string>
 
-namespace edgefd::runtime::testing {
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 
-/// Runs `edgefd-pipeline ARGS` (a shell-quoted string), returns stdout+stderr and sets
-/// `*status` to the exit code (-1 when killed).
+namespace edgefd::testing {
+
+/// Runs `edgefd-pipeline ARGS` (words split at spaces, '...' quoting), returns stdout then
+/// stderr and sets `*status` to the exit code.
 inline std::string RunCli(const std::string& args, int* status) {
-  std::string cmd = std::string(EDGEFD_PIPELINE_BIN) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  *status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  CommandResult r = RunCommand(CommandLine(PipelineBin(), args));
+  *status = r.exit_code;
+  return r.out + r.err;
 }
 
-}  // namespace edgefd::runtime::testing
+}  // namespace edgefd::testing

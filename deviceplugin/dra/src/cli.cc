@@ -10,20 +10,20 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
-#include "edgefd/cli.h"
+#include "edgefd/agent/kube.h"
+#include "edgefd/common/http_endpoint.h"
+#include "edgefd/common/program.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
-#include "edgefd/discovery.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
 #include "edgefd/dra/claims.h"
 #include "edgefd/dra/device_classes.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/metrics.h"
 #include "edgefd/dra/publisher.h"
-#include "edgefd/http_endpoint.h"
-#include "edgefd/kube.h"
-#include "edgefd/rules.h"
-#include "edgefd/udev.h"
 #include "stop_signals.h"
 
 namespace edgefd::dra {
@@ -73,7 +73,7 @@ Runs until SIGTERM or SIGINT.)";
 // Parses argv into `flags`; an exit code when the program should stop right away.
 std::optional<int> Parse(int argc, char** argv, Flags& flags) {
   CLI::App app(kDescription, kName);
-  app.set_version_flag("--version", std::string(kName) + " " + EDGEFD_VERSION);
+  app.set_version_flag("--version", std::string(kName) + " " + std::string(Version()));
   app.add_option("--mode", flags.mode, "dra (default here) or both")
       ->check(CLI::IsMember({"dra", "both"}));
   // Discovery, as in the device plugin.
@@ -133,7 +133,7 @@ std::optional<int> Parse(int argc, char** argv, Flags& flags) {
     std::cout << app.help();
     return kExitOk;
   } catch (const CLI::CallForVersion&) {
-    std::cout << kName << " " << EDGEFD_VERSION << "\n";
+    std::cout << kName << " " << Version() << "\n";
     return kExitOk;
   } catch (const CLI::ParseError& e) {
     std::cerr << kName << ": " << e.what() << " (see --help)\n";

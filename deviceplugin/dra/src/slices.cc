@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "edgefd/deviceplugin/cdi.h"
-#include "edgefd/labels.h"
+#include "edgefd/discovery/labels.h"
 
 namespace edgefd::dra {
 using deviceplugin::PluginDevice;

@@ -6,8 +6,8 @@
 #include <mutex>
 #include <thread>
 
-#include "edgefd/reconcile.h"
-#include "edgefd/result.h"
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/common/result.h"
 
 namespace edgefd::dra {
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/result.h"
 
 namespace edgefd::deviceplugin {
 

@@ -5,11 +5,11 @@
 #include <functional>
 #include <mutex>
 
+#include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/inventory.h"
-#include "edgefd/result.h"
-#include "edgefd/watch.h"
+#include "edgefd/discovery/inventory.h"
+#include "edgefd/discovery/watch.h"
 
 namespace edgefd::deviceplugin {
 

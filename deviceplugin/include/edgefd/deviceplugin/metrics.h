@@ -6,6 +6,9 @@
 #include <mutex>
 #include <string>
 
+#include "edgefd/common/health.h"
+#include "edgefd/deviceplugin/registry.h"
+
 namespace edgefd::deviceplugin {
 
 /// Counters of the device plugin, rendered in the Prometheus text format on /metrics.
@@ -42,5 +45,9 @@ class Metrics {
   std::atomic<uint64_t> kubelet_restarts_{0};
   std::atomic<int64_t> watch_streams_{0};
 };
+
+/// What the plugin's /readyz and /metrics say (edgefd/common/health.h): ready once every
+/// resource is registered with the kubelet. Both must outlive what is served from them.
+HealthChecks PluginHealth(const Metrics& metrics, const DeviceRegistry& registry);
 
 }  // namespace edgefd::deviceplugin

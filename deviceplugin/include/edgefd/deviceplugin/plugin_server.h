@@ -8,10 +8,10 @@
 #include <thread>
 #include <vector>
 
+#include "edgefd/common/result.h"
+#include "edgefd/common/unique_fd.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/result.h"
-#include "edgefd/unique_fd.h"
 
 namespace edgefd::deviceplugin {
 

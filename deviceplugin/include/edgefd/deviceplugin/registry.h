@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "edgefd/inventory.h"
+#include "edgefd/discovery/inventory.h"
 
 namespace edgefd::deviceplugin {
 
@@ -53,13 +53,13 @@ struct ResourceSnapshot {
   const PluginDevice* Find(std::string_view id) const;
 };
 
-/// `EDGEFD_<NAME>_DEVICES` for accelerators, `EDGEFD_<CLASS>_CPUS` for cores: NAME
-/// upper-cased with `-` turned into `_` ("little-cpu" → "EDGEFD_LITTLE_CPUS").
+/// The variable an allocation of this resource sets (edgefd/common/allocation.h):
+/// `EDGEFD_<NAME>_DEVICES` for accelerators, `EDGEFD_<CLASS>_CPUS` for cores
+/// ("little-cpu" → "EDGEFD_LITTLE_CPUS").
 std::string EnvVarName(const ResourceSnapshot& snapshot);
 
-/// `EDGEFD_<NAME>_DEVNODES` for accelerators (an edgefd extension of the contract: the
-/// container paths of the allocated device nodes, because device IDs are not paths); empty
-/// for core resources, which have no nodes.
+/// `EDGEFD_<NAME>_DEVNODES` for accelerators (the container paths of the allocated device
+/// nodes, because device IDs are not paths); empty for core resources, which have no nodes.
 std::string DevnodesEnvVarName(const ResourceSnapshot& snapshot);
 
 /// Where the device plugin gets its devices from. The gRPC service only reads it; whoever

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/model.h"
 
 namespace edgefd::runtime {

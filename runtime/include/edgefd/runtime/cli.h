@@ -3,7 +3,7 @@
 namespace edgefd::runtime {
 
 /// `edgefd-pipeline run|stage|source|sink|partition ...`; returns the process exit code
-/// (0 success, 2 bad usage or input, 3 the pipeline failed).
+/// (edgefd/common/program.h: 0 success, 1 the pipeline failed, 2 bad usage or input).
 int PipelineMain(int argc, char** argv);
 
 }  // namespace edgefd::runtime

@@ -4,15 +4,15 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
-#include "edgefd/unique_fd.h"
+#include "edgefd/common/result.h"
+#include "edgefd/common/unique_fd.h"
 
 namespace edgefd::runtime {
 
-/// What the device plugin allocated to this container (DESIGN.md, device plugin contract),
-/// read from EDGEFD_BIG_CPUS / EDGEFD_MID_CPUS / EDGEFD_LITTLE_CPUS, every
-/// EDGEFD_<NAME>_DEVICES and every EDGEFD_<NAME>_DEVNODES, with the cores intersected with
-/// the CPUs this process may run on.
+/// What the device plugin allocated to this container, read from the variables of the
+/// allocation contract (edgefd/common/allocation.h: EDGEFD_BIG/MID/LITTLE_CPUS, every
+/// EDGEFD_<NAME>_DEVICES and EDGEFD_<NAME>_DEVNODES), with the cores intersected with the CPUs
+/// this process may run on.
 struct Allocation {
   std::vector<int> big_cpus;
   std::vector<int> mid_cpus;
@@ -72,8 +72,5 @@ void LogOpenedDevices(const std::vector<OpenedDevice>& devices, const std::strin
 
 /// Pins the calling thread to `cpus` (all of them, letting the kernel choose among them).
 Status PinThisThread(const std::vector<int>& cpus);
-
-/// "[4,5]" for JSON.
-std::string CpuListJson(const std::vector<int>& cpus);
 
 }  // namespace edgefd::runtime

@@ -2,11 +2,9 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 #include <string>
 
-#include "edgefd/http_endpoint.h"
-#include "edgefd/result.h"
+#include "edgefd/common/health.h"
 
 namespace edgefd::runtime {
 
@@ -24,17 +22,8 @@ struct StageCounters {
 /// Prometheus text exposition of `counters` for stage `stage` (fps, drops, stage ms).
 std::string PrometheusText(const StageCounters& counters, int stage);
 
-/// Serves GET /metrics (PrometheusText) and /healthz ("ok") for one stage on the shared
-/// edgefd::HttpEndpoint. Port 0 picks a free port.
-class MetricsServer {
- public:
-  static Result<std::unique_ptr<MetricsServer>> Start(int port, const StageCounters* counters,
-                                                      int stage);
-  int port() const { return endpoint_->port(); }
-
- private:
-  explicit MetricsServer(std::unique_ptr<HttpEndpoint> endpoint) : endpoint_(std::move(endpoint)) {}
-  std::unique_ptr<HttpEndpoint> endpoint_;
-};
+/// What a stage's /metrics says (edgefd/common/health.h); `counters` must outlive what is served
+/// from it.
+HealthChecks StageHealth(const StageCounters& counters, int stage);
 
 }  // namespace edgefd::runtime

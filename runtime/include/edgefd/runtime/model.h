@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/tensor.h"
 
 namespace edgefd::runtime {
@@ -58,6 +58,8 @@ struct ConvModelOptions {
   int width = 1280;
   int height = 720;
   int channels = 1;
+
+  bool operator==(const ConvModelOptions&) const = default;
 };
 
 /// The thesis workload: normalise → 3x3 convolution (valid) → ReLU → 2x2/2 max-pool.

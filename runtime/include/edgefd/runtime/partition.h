@@ -1,9 +1,10 @@
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/model.h"
 
 namespace edgefd::runtime {
@@ -37,6 +38,7 @@ Result<PartitionPlan> Partition(const Model& model, const PartitionOptions& opti
 
 /// Text table of the plan: layers per stage, GFLOP, output bytes, estimated ms.
 std::string FormatPlan(const Model& model, const PartitionPlan& plan);
-std::string PlanJson(const Model& model, const PartitionPlan& plan);
+/// The plan as JSON: the model, per stage its layers, GFLOP, bytes out and estimated ms.
+nlohmann::ordered_json PlanJson(const Model& model, const PartitionPlan& plan);
 
 }  // namespace edgefd::runtime

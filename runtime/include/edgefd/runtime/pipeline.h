@@ -4,10 +4,12 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/backend.h"
 #include "edgefd/runtime/devices.h"
 #include "edgefd/runtime/metrics.h"
@@ -23,6 +25,8 @@ struct ModelSpec {
   ConvModelOptions conv;
   uint64_t seed = 42;
   std::string weights_path;  ///< flat float32 file; empty: seeded weights
+
+  bool operator==(const ModelSpec&) const = default;
 };
 
 /// Builds the model with weights for layers [first, last) only (-1: all).
@@ -105,11 +109,21 @@ class SinkAccumulator {
   int64_t t_first_ = 0, t_last_ = 0;
 };
 
+/// How the stages of a `run` are connected.
+enum class Transport {
+  kInproc,  ///< threads of this process over in-memory mailboxes
+  kShm,     ///< one process per stage over /dev/shm rings
+  kGrpc,    ///< one process per stage over gRPC on unix sockets
+};
+/// "inproc", "shm", "grpc", and back.
+std::string TransportName(Transport transport);
+std::optional<Transport> ParseTransport(std::string_view name);
+
 /// A whole pipeline on this machine (`edgefd-pipeline run`).
 struct RunOptions {
   ModelSpec model;
   int stages = 1;
-  std::string transport = "inproc";  ///< inproc | shm | grpc
+  Transport transport = Transport::kInproc;
   int frames = 100;
   int warmup = 3;
   Policy policy = Policy::kLatest;

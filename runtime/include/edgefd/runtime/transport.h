@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 #include "edgefd/runtime/tensor.h"
 
 namespace edgefd::runtime {

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/result.h"
+#include "edgefd/common/result.h"
 
 namespace edgefd::dra {
 

@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/agent/kube.h"
+#include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/checkpoint.h"
 #include "edgefd/dra/resource_api.h"
-#include "edgefd/kube.h"
-#include "edgefd/result.h"
 
 namespace edgefd::dra {
 

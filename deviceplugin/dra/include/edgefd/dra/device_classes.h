@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/rules.h"
+#include "edgefd/discovery/rules.h"
 
 namespace edgefd::dra {
 

@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "edgefd/common/result.h"
 #include "edgefd/dra/claims.h"
-#include "edgefd/result.h"
 
 namespace grpc {
 class Server;

@@ -12,11 +12,11 @@
 #include <thread>
 #include <vector>
 
+#include "edgefd/agent/kube.h"
+#include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/resource_api.h"
 #include "edgefd/dra/slices.h"
-#include "edgefd/kube.h"
-#include "edgefd/result.h"
 
 namespace edgefd::dra {
 

@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "edgefd/kube.h"
-#include "edgefd/result.h"
+#include "edgefd/agent/kube.h"
+#include "edgefd/common/result.h"
 
 namespace edgefd::dra {
 

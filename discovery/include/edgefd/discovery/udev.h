@@ -1,0 +1,117 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "edgefd/common/result.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/inventory.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/watch.h"
+
+namespace edgefd {
+
+/// One udev device with the facts rules match on. Ids are lower-case hex without "0x".
+struct UdevRecord {
+  std::string syspath;                  ///< "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-2"
+  std::string subsystem;                ///< "usb", "pci", "video4linux", "apex", ...
+  std::string devtype;                  ///< "usb_device", "usb_interface", ... or ""
+  std::string devnode;                  ///< "/dev/bus/usb/001/003" or ""
+  std::string driver;                   ///< bound driver of this device, or ""
+  std::string usb_vendor, usb_product;  ///< of the nearest USB device (self or ancestor)
+  std::string usb_serial;               ///< its `serial` attribute, when it has one
+  std::string pci_vendor, pci_product;  ///< of the nearest PCI function (self or ancestor)
+  std::string pci_class;                ///< "030000"
+  std::map<std::string, std::string> properties;  ///< udev properties (ID_V4L_CAPABILITIES...)
+
+  /// The physical device this one belongs to: the nearest USB device, PCI function or
+  /// devicetree-backed platform device (self or ancestor); the device itself otherwise.
+  /// `anchor_id` is the stable device ID: USB port path ("1-2"), PCI address
+  /// ("0000:01:00.0") or devicetree path ("/gpu@57000000").
+  std::string anchor_id;
+  std::string anchor_syspath;
+  std::string anchor_subsystem;  ///< "usb", "pci", "platform", ...
+  std::string anchor_driver;
+  int numa_node = -1;  ///< of the PCI function; -1 when unknown
+};
+
+/// The udev subsystems enumerated and watched: usb, pci, video4linux, misc, drm, accel and
+/// the accelerator drivers' classes (apex, gasket, hailo_chardev), plus any subsystem the
+/// rules name literally.
+std::vector<std::string> UdevSubsystems(const std::vector<Rule>& rules);
+
+/// Enumerates the devices of `subsystems` (all when empty) with libudev. Devices that vanish
+/// while being read are skipped. With `rules`, a virtual device (/sys/devices/virtual/...)
+/// that no rule can match and whose /dev node no rule names is left out, as MatchDevices()
+/// would drop it. Fails only when libudev cannot be used at all.
+Result<std::vector<UdevRecord>> EnumerateUdev(const std::vector<std::string>& subsystems,
+                                              const std::vector<Rule>* rules = nullptr);
+
+/// Applies the rules to udev devices and enabled devicetree nodes. A device matched several
+/// times by one rule (a PCI function and its /dev child, a camera's capture and metadata
+/// nodes, a devicetree node and its platform device) is one Device with the anchor's stable
+/// ID. Sorted by rule name, then ID. Pure: no I/O.
+std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
+                                 const std::vector<UdevRecord>& records,
+                                 const std::vector<DtNodeInfo>& dt_nodes);
+
+/// Whether Discover() enumerates udev for these options: `options.udev`, by default on only
+/// when `root` is "/" and there is no `dtb`.
+bool UsesUdev(const DiscoveryOptions& options);
+
+/// The accelerator/camera source of Discover(): loads the rules (built-in + `rule_files`;
+/// a bad file is an error), enumerates udev when `options.udev` says so and fills
+/// `report.inventory.devices` from udev and the already-read devicetree nodes.
+Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report);
+
+/// How a HotplugWatcher watches.
+struct WatchOptions {
+  /// Subsystems whose events matter (UdevSubsystems(rules)); empty means all.
+  std::vector<std::string> subsystems;
+  /// A burst ends after this long without another event...
+  std::chrono::milliseconds quiet{5};
+  /// ...or this long after its first event, whichever comes first.
+  std::chrono::milliseconds max_delay{50};
+  /// Fallback rescan period when the netlink monitor cannot run; 0: never rescan.
+  std::chrono::milliseconds rescan{std::chrono::seconds(30)};
+  /// false: do not try the netlink monitor (as in a container without netlink).
+  bool netlink = true;
+};
+
+/// Watches for hardware changes: a libudev monitor on the netlink socket ("udev" events)
+/// when it can be opened; otherwise a periodic rescan that compares a fingerprint of the
+/// udev devices and reports only real changes. `on_change` runs on the watcher's own
+/// thread once per coalesced burst; consumers re-run Discover() and diff the result
+/// (labeller reconcile loop, device plugin ListAndWatch).
+///
+///   HotplugWatcher watcher(options);
+///   watcher.Start([&] { queue.Notify(); });  // no netlink: falls back, does not fail
+///   if (!watcher.warning().empty()) log(watcher.warning());
+class HotplugWatcher final : public ChangeSource {
+ public:
+  explicit HotplugWatcher(WatchOptions options);
+  ~HotplugWatcher() override;
+  HotplugWatcher(const HotplugWatcher&) = delete;
+  HotplugWatcher& operator=(const HotplugWatcher&) = delete;
+
+  /// Fails only when already started or out of file descriptors; a missing netlink socket
+  /// is not a failure (see warning()).
+  Status Start(std::function<void()> on_change) override;
+  /// Idempotent; no callback runs after it returns. The destructor calls it.
+  void Stop() override;
+
+  /// "udev monitor" or "rescan every N s"; valid after Start.
+  std::string mode() const;
+  /// Why the netlink monitor is not used ("" when it is); valid after Start.
+  std::string warning() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgefd

@@ -1,0 +1,142 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+
+#include "edgefd/agent/kube.h"
+#include "edgefd/agent/metrics.h"
+#include "edgefd/common/result.h"
+#include "edgefd/discovery/inventory.h"
+#include "edgefd/discovery/watch.h"
+
+namespace edgefd {
+
+/// What the labeller needs to know about its Node.
+struct NodeState {
+  Labels labels;
+  std::set<std::string> owned;  ///< from the `edgefd.io/owned-labels` annotation
+  std::string resource_version;
+};
+
+/// Parses a Node object (JSON as the API server returns it).
+Result<NodeState> ParseNode(std::string_view json);
+
+/// The annotation value: owned label names, sorted, comma-separated.
+std::string FormatOwnedLabels(const std::set<std::string>& owned);
+std::set<std::string> ParseOwnedLabels(std::string_view annotation);
+
+/// The JSON merge patch (RFC 7386) that makes `node` carry `wanted`: sets labels that are
+/// missing or different, `null`s owned labels no longer wanted, rewrites the ownership
+/// annotation, and carries `metadata.resourceVersion` so a concurrent change makes the API
+/// server answer 409 instead of losing an update. A wanted label that exists on the node but
+/// is not owned is foreign and left alone (and not claimed). nullopt when nothing changes.
+std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wanted);
+
+/// Owned labels after `MergePatchFor(node, wanted)` is applied.
+std::set<std::string> OwnedAfter(const NodeState& node, const Labels& wanted);
+
+/// The outcome of one attempt to make a destination carry the wanted labels.
+struct ApplyOutcome {
+  bool ok = false;
+  bool retryable = false;  ///< connection error, timeout, 429, 5xx
+  std::string error;       ///< one line naming the destination
+  std::chrono::milliseconds retry_after{0};
+  bool changed = false;  ///< a patch or a file write happened
+  size_t labels_owned = 0;
+};
+
+/// Where labels go: the Node object, or an NFD feature file.
+class LabelSink {
+ public:
+  virtual ~LabelSink() = default;
+  virtual ApplyOutcome Apply(const Labels& wanted) = 0;
+};
+
+/// Labels a Node through the API server: GET, one merge patch; a 409 re-reads and
+/// re-applies (up to `max_conflicts` times in one attempt).
+class NodeLabeller final : public LabelSink {
+ public:
+  NodeLabeller(ApiTransport& api, std::string node_name, AgentMetrics* metrics = nullptr,
+               int max_conflicts = 16);
+  ApplyOutcome Apply(const Labels& wanted) override;
+
+ private:
+  ApiTransport& api_;
+  std::string node_name_;
+  std::string path_;
+  AgentMetrics* metrics_;
+  int max_conflicts_;
+};
+
+/// Writes node-feature-discovery's feature file (`name=value` per line) atomically: a temp
+/// file in the same directory, fsync, rename. Unchanged content is not rewritten.
+class NfdFileSink final : public LabelSink {
+ public:
+  explicit NfdFileSink(std::filesystem::path path) : path_(std::move(path)) {}
+  ApplyOutcome Apply(const Labels& wanted) override;
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// Capped exponential backoff with full jitter in [delay/2, delay].
+class Backoff {
+ public:
+  struct Policy {
+    std::chrono::milliseconds initial{500};
+    std::chrono::milliseconds max{30000};
+    double multiplier = 2.0;
+  };
+  explicit Backoff(Policy policy, uint64_t seed = std::random_device{}());
+  std::chrono::milliseconds Next();
+  void Reset() { attempt_ = 0; }
+
+ private:
+  Policy policy_;
+  int attempt_ = 0;
+  std::mt19937_64 rng_;
+};
+
+/// Keeps a LabelSink equal to discovery: reconciles at start, on every change notification,
+/// every `resync`, and after failures with backoff.
+class Agent {
+ public:
+  struct Options {
+    std::chrono::milliseconds resync{std::chrono::seconds(300)};
+    Backoff::Policy backoff;
+    int once_attempts = 8;  ///< RunOnce gives up after this many retryable failures
+  };
+  using DiscoverFn = std::function<Result<Labels>()>;
+
+  Agent(DiscoverFn discover, LabelSink& sink, AgentMetrics& metrics, Options options);
+
+  /// One discovery + apply, metrics updated. No retry.
+  ApplyOutcome ReconcileOnce();
+  /// Reconciles until success, a permanent error, or `once_attempts` retryable failures.
+  Status RunOnce();
+  /// Runs until Stop(); subscribes to `source` (may be null) for change notifications.
+  Status Run(ChangeSource* source);
+  /// Asks for a reconcile now (what `source` calls).
+  void Trigger();
+  /// Makes Run return; safe from any thread.
+  void Stop();
+
+ private:
+  DiscoverFn discover_;
+  LabelSink& sink_;
+  AgentMetrics& metrics_;
+  Options options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool triggered_ = false;
+  bool stopping_ = false;
+};
+
+}  // namespace edgefd

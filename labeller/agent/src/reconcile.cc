@@ -1,0 +1,243 @@
+// Node label reconciliation: what to patch, and how to get it to the API server.
+#include "edgefd/agent/reconcile.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "edgefd/common/json.h"
+#include "edgefd/discovery/labels.h"
+
+namespace edgefd {
+namespace {
+
+// The API server's Status message, when the body is one; else the body's start.
+std::string StatusMessage(const std::string& body) {
+  Json v = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (v.is_object() && v.contains("message") && v["message"].is_string()) {
+    return v["message"].get<std::string>();
+  }
+  return body.substr(0, 200);
+}
+
+ApplyOutcome Failure(std::string error, bool retryable,
+                     std::chrono::milliseconds retry_after = std::chrono::milliseconds(0)) {
+  ApplyOutcome out;
+  out.error = std::move(error);
+  out.retryable = retryable;
+  out.retry_after = retry_after;
+  return out;
+}
+
+// A non-success HTTP status as an outcome: 429 and 5xx are worth retrying, the rest is a
+// configuration problem the user has to fix.
+ApplyOutcome HttpFailure(const std::string& what, const std::string& node,
+                         const ApiResponse& response) {
+  const int s = response.status;
+  std::string text = what + ": " + std::to_string(s) + " " + StatusMessage(response.body);
+  if (s == 401) {
+    text += " — the API server rejected the credentials; check the token or client certificate";
+  } else if (s == 403) {
+    text += " — the service account needs 'get' and 'patch' on nodes (manifests/labeller)";
+  } else if (s == 404) {
+    text += " — no Node named '" + node + "'; set --node-name or NODE_NAME";
+  }
+  bool retryable = s == 429 || s >= 500;
+  return Failure(std::move(text), retryable, response.retry_after);
+}
+
+}  // namespace
+
+Result<NodeState> ParseNode(std::string_view json) {
+  auto parsed = ParseJson(json, "Node object");
+  if (!parsed) return parsed.error();
+  const Json& v = *parsed;
+  if (!v.is_object() || !v.contains("metadata") || !v["metadata"].is_object()) {
+    return Error{"Node object without metadata"};
+  }
+  const Json& meta = v["metadata"];
+  NodeState node;
+  if (auto it = meta.find("resourceVersion"); it != meta.end() && it->is_string()) {
+    node.resource_version = it->get<std::string>();
+  }
+  if (auto labels = meta.find("labels"); labels != meta.end() && labels->is_object()) {
+    for (const auto& [name, value] : labels->items()) {
+      if (value.is_string()) node.labels[name] = value.get<std::string>();
+    }
+  }
+  if (auto annotations = meta.find("annotations");
+      annotations != meta.end() && annotations->is_object()) {
+    auto it = annotations->find(std::string(kOwnedLabelsAnnotation));
+    if (it != annotations->end() && it->is_string()) {
+      node.owned = ParseOwnedLabels(it->get<std::string>());
+    }
+  }
+  return node;
+}
+
+std::string FormatOwnedLabels(const std::set<std::string>& owned) {
+  std::string out;
+  for (const std::string& name : owned) {
+    if (!out.empty()) out += ',';
+    out += name;
+  }
+  return out;
+}
+
+std::set<std::string> ParseOwnedLabels(std::string_view annotation) {
+  std::set<std::string> out;
+  while (!annotation.empty()) {
+    size_t comma = annotation.find(',');
+    std::string_view item = annotation.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (!item.empty()) out.emplace(item);
+    if (comma == std::string_view::npos) break;
+    annotation.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+std::set<std::string> OwnedAfter(const NodeState& node, const Labels& wanted) {
+  std::set<std::string> owned;
+  for (const auto& [name, value] : wanted) {
+    // Present on the node without being ours: somebody else's label, never claimed.
+    if (node.labels.count(name) != 0 && node.owned.count(name) == 0) continue;
+    owned.insert(name);
+  }
+  return owned;
+}
+
+std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wanted) {
+  const std::set<std::string> owned = OwnedAfter(node, wanted);
+  Json labels = Json::object();
+  for (const std::string& name : owned) {
+    const std::string& value = wanted.at(name);
+    auto it = node.labels.find(name);
+    if (it == node.labels.end() || it->second != value) labels[name] = value;
+  }
+  for (const std::string& name : node.owned) {
+    if (owned.count(name) == 0 && node.labels.count(name) != 0) labels[name] = nullptr;
+  }
+  const bool annotation_changes = owned != node.owned;
+  if (labels.empty() && !annotation_changes) return std::nullopt;
+
+  Json metadata = Json::object();
+  if (!node.resource_version.empty()) metadata["resourceVersion"] = node.resource_version;
+  metadata["labels"] = std::move(labels);
+  if (annotation_changes) {
+    Json& annotation = metadata["annotations"][std::string(kOwnedLabelsAnnotation)];
+    if (!owned.empty()) annotation = FormatOwnedLabels(owned);  // null removes it
+  }
+  return DumpJson(Json{{"metadata", std::move(metadata)}});
+}
+
+NodeLabeller::NodeLabeller(ApiTransport& api, std::string node_name, AgentMetrics* metrics,
+                           int max_conflicts)
+    : api_(api),
+      node_name_(std::move(node_name)),
+      path_("/api/v1/nodes/" + node_name_),
+      metrics_(metrics),
+      max_conflicts_(max_conflicts) {}
+
+ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
+  for (int conflicts = 0;; ++conflicts) {
+    auto got = api_.Send("GET", path_, "", "");
+    if (!got) return Failure(got.error().message, true);
+    if (got->status != 200) return HttpFailure("GET " + path_, node_name_, *got);
+    auto node = ParseNode(got->body);
+    if (!node) return Failure("GET " + path_ + ": " + node.error().message, true);
+
+    std::optional<std::string> patch = MergePatchFor(*node, wanted);
+    if (!patch) {
+      ApplyOutcome out;
+      out.ok = true;
+      out.labels_owned = node->owned.size();
+      spdlog::debug("node {}: labels already up to date ({} owned)", node_name_, out.labels_owned);
+      return out;
+    }
+    auto patched = api_.Send("PATCH", path_, *patch, "application/merge-patch+json");
+    if (!patched) return Failure(patched.error().message, true);
+    if (patched->status == 409) {
+      // Somebody changed the Node since our GET: re-read so their change is not lost.
+      if (metrics_ != nullptr) ++metrics_->conflicts;
+      spdlog::debug("node {}: resourceVersion {} is stale, re-reading", node_name_,
+                    node->resource_version);
+      if (conflicts + 1 >= max_conflicts_) {
+        return Failure("PATCH " + path_ + ": still conflicting after " +
+                           std::to_string(max_conflicts_) + " re-reads",
+                       true);
+      }
+      continue;
+    }
+    if (patched->status != 200) return HttpFailure("PATCH " + path_, node_name_, *patched);
+    if (metrics_ != nullptr) ++metrics_->patches;
+    ApplyOutcome out;
+    out.ok = true;
+    out.changed = true;
+    out.labels_owned = OwnedAfter(*node, wanted).size();
+    spdlog::info("node {}: labels patched ({} owned)", node_name_, out.labels_owned);
+    return out;
+  }
+}
+
+ApplyOutcome NfdFileSink::Apply(const Labels& wanted) {
+  namespace fs = std::filesystem;
+  std::string content;
+  for (const auto& [name, value] : wanted) content += name + "=" + value + "\n";
+  ApplyOutcome out;
+  out.labels_owned = wanted.size();
+  {
+    std::ifstream in(path_, std::ios::binary);
+    if (in) {
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      if (ss.str() == content) {
+        out.ok = true;
+        return out;
+      }
+    }
+  }
+  std::error_code ec;
+  fs::path dir = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
+  fs::create_directories(dir, ec);
+  if (ec) return Failure("NFD feature file directory " + dir.string() + ": " + ec.message(), false);
+  // A hidden name in the same directory, so NFD never reads a half-written file and the
+  // rename is atomic.
+  std::string tmp_name = ".";
+  tmp_name.append(path_.filename().string()).append(".XXXXXX");
+  std::string tmp = (dir / tmp_name).string();
+  int fd = mkstemp(tmp.data());
+  if (fd < 0) {
+    return Failure("NFD feature file " + path_.string() + ": cannot create a temp file in " +
+                       dir.string() + ": " + std::strerror(errno),
+                   false);
+  }
+  bool written = fchmod(fd, 0644) == 0;
+  for (size_t off = 0; written && off < content.size();) {
+    ssize_t n = write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    written = n > 0;
+    if (written) off += static_cast<size_t>(n);
+  }
+  written = written && fsync(fd) == 0;
+  int saved_errno = errno;
+  close(fd);
+  if (!written || std::rename(tmp.c_str(), path_.c_str()) != 0) {
+    if (written) saved_errno = errno;
+    unlink(tmp.c_str());
+    return Failure("NFD feature file " + path_.string() + ": " + std::strerror(saved_errno), false);
+  }
+  out.ok = true;
+  out.changed = true;
+  spdlog::info("wrote {} labels to {}", wanted.size(), path_.string());
+  return out;
+}
+
+}  // namespace edgefd

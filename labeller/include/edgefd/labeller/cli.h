@@ -1,0 +1,55 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "edgefd/common/result.h"
+#include "edgefd/discovery/discovery.h"
+
+namespace edgefd {
+
+/// The default NFD local-source feature file.
+inline constexpr char kDefaultNfdFile[] =
+    "/etc/kubernetes/node-feature-discovery/features.d/edgefd";
+
+/// What `edgefd-labeller` without `--dry-run` was asked to do.
+struct AgentCliOptions {
+  DiscoveryOptions discovery;
+  bool once = false;                 ///< reconcile once and exit
+  std::filesystem::path kubeconfig;  ///< empty: in-cluster config
+  std::string node_name;             ///< empty: $NODE_NAME, else the hostname
+  std::chrono::seconds resync{300};
+  bool insecure_skip_tls_verify = false;
+  bool nfd = false;  ///< write the NFD feature file, not the Node
+  std::filesystem::path nfd_file = kDefaultNfdFile;
+  std::string metrics_addr = ":9402";  ///< "none" or empty: no endpoint
+  /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable; 0: never.
+  std::chrono::milliseconds rescan{std::chrono::seconds(30)};
+  std::string log_level = "info";
+
+  bool operator==(const AgentCliOptions&) const = default;
+};
+
+/// The whole edgefd-labeller command line; main() only calls this. Everything but the dry
+/// run is the agent's: it execs `edgefd-labeller-agent` (installed next to this executable)
+/// with the parsed options as its one argument (AgentOptionsToJson). So the dry run never
+/// loads the HTTP/TLS libraries, and the resident agent never holds the command-line parser
+/// (each would cost it hundreds of KiB; bench/labeller dryrun_rss and reconcile_bench).
+int RunLabellerCli(int argc, char** argv);
+
+/// The agent's options as edgefd-labeller hands them to edgefd-labeller-agent: one JSON
+/// document. An Error when a value cannot travel as JSON (a path that is not UTF-8).
+Result<std::string> AgentOptionsToJson(const AgentCliOptions& options);
+/// Reads back what AgentOptionsToJson wrote.
+Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json);
+
+/// edgefd-labeller-agent's main: `argv[1]` is AgentOptionsToJson's output. Runs the labeller
+/// agent until SIGTERM/SIGINT (or once); returns the exit code. Built into
+/// edgefd-labeller-agent only (labeller/src/agent_cli.cc), with the Kubernetes client.
+int RunAgentMain(int argc, char** argv);
+/// The agent itself, from parsed options.
+int RunAgentCli(const AgentCliOptions& options);
+
+}  // namespace edgefd

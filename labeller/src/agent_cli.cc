@@ -1,0 +1,191 @@
+// edgefd-labeller without --dry-run: wires discovery, the API client, the reconcile loop and
+// the health endpoint together.
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "edgefd/agent/reconcile.h"
+#include "edgefd/common/program.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
+#include "edgefd/labeller/cli.h"
+
+namespace edgefd {
+namespace {
+
+std::string DefaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return {};
+}
+
+// The udev watcher, saying once started how it watches (monitor or rescan) and why.
+class LoggedWatcher final : public ChangeSource {
+ public:
+  explicit LoggedWatcher(WatchOptions options) : watcher_(std::move(options)) {}
+  Status Start(std::function<void()> on_change) override {
+    Status started = watcher_.Start(std::move(on_change));
+    if (started) {
+      if (!watcher_.warning().empty()) spdlog::warn("{}", watcher_.warning());
+      spdlog::info("watching for hardware changes ({})", watcher_.mode());
+    }
+    return started;
+  }
+  void Stop() override { watcher_.Stop(); }
+
+ private:
+  HotplugWatcher watcher_;
+};
+
+// The API server client: the kubeconfig (or the in-cluster service account), checked up front.
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const AgentCliOptions& opts,
+                                                         std::string* server) {
+  auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
+  if (!config) return config.error();
+  if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  if (config->insecure_skip_tls_verify) {
+    spdlog::warn(
+        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
+        config->server);
+  }
+  if (!config->ca_pem.empty()) {
+    // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we replace
+    // it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves parsing
+    // ~140 certificates per connection and about 1 MiB of resident memory. The bundle would
+    // be replaced anyway, so a SSL_CERT_FILE from the environment is overridden too. Without
+    // a cluster CA the system bundle verifies the server.
+    setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+    setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+  }
+  *server = config->server + " (" + config->source + ")";
+  return MakeKubeClient(*config);
+}
+
+// Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
+Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
+                                            std::unique_ptr<ApiTransport>& api) {
+  if (opts.nfd) {
+    spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
+    return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
+  }
+  std::string server;
+  auto client = ConnectToApiServer(opts, &server);
+  if (!client) return client.error();
+  api = std::move(*client);
+  std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
+  if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
+  spdlog::info("labelling node {} through {}", node, server);
+  return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
+}
+
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat).
+Agent::DiscoverFn DiscoverLabels(DiscoveryOptions discovery) {
+  return [discovery = std::move(discovery)]() -> Result<Labels> {
+    auto report = Discover(discovery);
+    if (!report) return report.error();
+    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    return RenderLabels(report->inventory);
+  };
+}
+
+// Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only where
+// discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing it
+// reports could change the labels, and the --resync suffices.
+std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
+  if (!UsesUdev(opts.discovery)) return nullptr;
+  auto rules = LoadRules(opts.discovery.rule_files);  // Discover accepted them before
+  WatchOptions watch;
+  watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+  watch.rescan = opts.rescan;
+  return std::make_unique<LoggedWatcher>(watch);
+}
+
+// The DaemonSet's mode: the health endpoint, then reconciles until SIGTERM/SIGINT.
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
+              const sigset_t& stop_signals) {
+  std::unique_ptr<HttpEndpoint> health;
+  if (MetricsEnabled(opts.metrics_addr)) {
+    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
+    if (!started) {
+      spdlog::error("{}", started.error().message);
+      return kExitUsage;
+    }
+    health = std::move(*started);
+    spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
+  }
+  std::thread signals([&agent, &stop_signals] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    spdlog::info("signal {} received, stopping", sig);
+    agent.Stop();
+  });
+  std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
+  Status ran = agent.Run(watcher.get());
+  signals.join();
+  if (!ran) {
+    spdlog::error("{}", ran.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunAgentMain(int argc, char** argv) {
+  auto options = argc == 2 ? AgentOptionsFromJson(argv[1])
+                           : Result<AgentCliOptions>(Error{"expected one argument"});
+  if (!options) {
+    std::fprintf(stderr,
+                 "edgefd-labeller-agent: %s\nIt is started by edgefd-labeller, with the options "
+                 "that program parsed: run edgefd-labeller instead.\n",
+                 options.error().message.c_str());
+    return kExitUsage;
+  }
+  SetUpLogging("edgefd-labeller", options->log_level);
+  return RunAgentCli(*options);
+}
+
+int RunAgentCli(const AgentCliOptions& opts) {
+  // Blocked before any thread starts, so every thread inherits the mask and only the
+  // daemon's sigwait sees them.
+  const sigset_t stop_signals = BlockStopSignals();
+  // A peer that hangs up is an error to report, not a reason to die.
+  signal(SIGPIPE, SIG_IGN);
+  // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
+  LimitHttpThreads(2);
+  // One malloc arena for all threads: the agent allocates little and rarely, and each extra
+  // arena keeps its own partly used pages (measured: BM_IdleRss).
+  mallopt(M_ARENA_MAX, 1);
+
+  // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
+  // stop now instead of retrying it forever.
+  if (auto first = Discover(opts.discovery); !first) {
+    spdlog::error("{}", first.error().message);
+    return kExitUsage;
+  }
+  AgentMetrics metrics;
+  std::unique_ptr<ApiTransport> api;
+  auto sink = MakeSink(opts, metrics, api);
+  if (!sink) {
+    spdlog::error("{}", sink.error().message);
+    return kExitUsage;
+  }
+  Agent::Options agent_options;
+  agent_options.resync = opts.resync;
+  Agent agent(DiscoverLabels(opts.discovery), **sink, metrics, agent_options);
+  if (!opts.once) return RunDaemon(opts, agent, metrics, stop_signals);
+  if (Status done = agent.RunOnce(); !done) {
+    spdlog::error("{}", done.error().message);
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace edgefd

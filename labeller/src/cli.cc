@@ -1,0 +1,264 @@
+#include "edgefd/labeller/cli.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "edgefd/common/cli.h"
+#include "edgefd/common/json.h"
+#include "edgefd/common/unique_fd.h"
+#include "edgefd/discovery/cpu.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/flags.h"
+#include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/udev.h"
+
+namespace edgefd {
+namespace {
+
+constexpr char kDescription[] =
+    R"(Discovers this node's board, CPU cores, accelerators and cameras and labels the
+Kubernetes Node with them. With --dry-run it prints the labels and exits; without, it keeps
+the Node's labels equal to what it discovers, touching only the labels it owns, until
+stopped.)";
+
+constexpr char kFooter[] =
+    R"(Exit status: 0 success, 1 runtime failure, 2 bad usage or bad input.)";
+
+struct Options {
+  bool dry_run = false;
+  std::string output = "text";
+  std::string log_level = "info";
+  DiscoveryFlags discovery;
+  AgentCliOptions agent;
+  bool watch = false;
+  bool print_rules = false;
+};
+
+// --kubeconfig, --node-name, --insecure-skip-tls-verify, --resync: how the agent reaches its
+// Node.
+void AddKubeFlags(CLI::App& app, AgentCliOptions& agent) {
+  const std::string group = "Kubernetes";
+  app.add_option("--kubeconfig", agent.kubeconfig,
+                 "reach the API server with this kubeconfig's current context (default: the "
+                 "in-cluster service account)")
+      ->type_name("FILE")
+      ->group(group);
+  app.add_option("--node-name", agent.node_name,
+                 "the Node to label (default: $NODE_NAME, else the hostname)")
+      ->type_name("NAME")
+      ->group(group);
+  app.add_flag("--insecure-skip-tls-verify", agent.insecure_skip_tls_verify,
+               "do not verify the API server's certificate (unsafe)")
+      ->group(group);
+  app.add_option_function<long long>(
+         "--resync", [&agent](long long seconds) { agent.resync = std::chrono::seconds(seconds); },
+         "re-check the Node at least this often (default: 300)")
+      ->type_name("SECONDS")
+      ->check(IntegerIn(1, 86400))
+      ->group(group);
+}
+
+void AddFlags(CLI::App& app, Options& opts) {
+  app.add_flag("--dry-run", opts.dry_run, "print the labels this node would get, then exit");
+  app.add_option("--output", opts.output,
+                 "text (name=value per line, sorted) or json (default: text); nfd: write an "
+                 "NFD feature file instead of patching the Node")
+      ->type_name("FORMAT")
+      ->check(OneOf({"text", "json", "nfd"}));
+  app.add_option(
+         "--nfd-file", opts.agent.nfd_file,
+         std::string("the feature file for --output nfd (default: ") + kDefaultNfdFile + ")")
+      ->type_name("PATH");
+  app.add_flag("--once", opts.agent.once, "label the Node (or write the NFD file) once, then exit");
+  app.add_flag("--watch", opts.watch,
+               "with --dry-run: keep running and print label changes (+name=value, -name) as "
+               "devices come and go");
+  app.add_flag("--print-rules", opts.print_rules,
+               "print the built-in accelerator/camera rules and exit");
+  AddDiscoveryFlags(app, opts.discovery);
+  AddKubeFlags(app, opts.agent);
+  AddMetricsAddrFlag(app, opts.agent.metrics_addr)
+      ->description(
+          "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
+          "(default: :9402; none or an empty ADDR turns it off)");
+  AddLogLevelFlag(app, opts.log_level);
+}
+
+void PrintLabels(const Labels& labels, const Inventory& inventory, const std::string& format) {
+  std::string out;
+  if (format == "json") {
+    Json doc = {{"labels", Json::object()}, {"cpus", Json::object()}};
+    for (const auto& [name, value] : labels) doc["labels"][name] = value;
+    // Per-class CPU lists are data for the device plugin and runtime, not labels.
+    for (const auto& [name, cpus] : CpuClassLists(inventory.cpu)) doc["cpus"][name] = cpus;
+    out = DumpJson(doc, 2) + "\n";
+  } else {
+    for (const auto& [name, value] : labels) out += name + "=" + value + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+}
+
+// Prints what changed: removed labels as "-name", new or changed ones as "+name=value".
+void PrintDiff(const Labels& before, const Labels& after) {
+  std::string out;
+  for (const auto& [name, value] : before) {
+    if (after.find(name) == after.end()) out += "-" + name + "\n";
+  }
+  for (const auto& [name, value] : after) {
+    auto it = before.find(name);
+    if (it == before.end() || it->second != value) out += "+" + name + "=" + value + "\n";
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fflush(stdout);
+}
+
+// --dry-run --watch: re-discovers after every coalesced hardware change and prints the label
+// diff, until SIGINT or SIGTERM.
+int WatchLoop(const Options& opts, Labels labels) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  // Blocked before the watcher thread starts, so it inherits the mask and signalfd sees them.
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
+  UniqueFd change_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!signal_fd.valid() || !change_fd.valid()) {
+    spdlog::error("cannot set up the watch loop: {}", std::strerror(errno));
+    return kExitFailure;
+  }
+  auto rules = LoadRules(opts.discovery.discovery.rule_files);  // loaded once: cannot fail here
+  WatchOptions watch;
+  watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
+  watch.rescan = opts.discovery.rescan;
+  HotplugWatcher watcher(watch);
+  int notify = change_fd.get();
+  if (auto status = watcher.Start([notify] {
+        uint64_t one = 1;
+        ssize_t n = ::write(notify, &one, sizeof one);
+        (void)n;  // the counter only saturates after 2^64 - 1 unread changes
+      });
+      !status) {
+    spdlog::error("{}", status.error().message);
+    return kExitFailure;
+  }
+  if (!watcher.warning().empty()) spdlog::warn("{}", watcher.warning());
+  spdlog::info("watching for hardware changes ({})", watcher.mode());
+  for (;;) {
+    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {change_fd.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[0].revents != 0) break;
+    uint64_t count = 0;
+    if (::read(change_fd.get(), &count, sizeof count) != sizeof count) continue;
+    auto report = Discover(opts.discovery.discovery);
+    if (!report) {
+      // A rules file broken while running: keep the last good labels.
+      spdlog::error("{}; labels unchanged", report.error().message);
+      continue;
+    }
+    Labels now = RenderLabels(report->inventory);
+    PrintDiff(labels, now);
+    labels = std::move(now);
+  }
+  watcher.Stop();
+  return kExitOk;
+}
+
+// Parses the command line into `opts`; an exit code when the program should stop now. The
+// parser's own objects are gone when it returns, before discovery needs the memory.
+std::optional<int> ParseOptions(int argc, char** argv, Options& opts) {
+  CLI::App app(kDescription, "edgefd-labeller");
+  ConfigureApp(app, kFooter);
+  AddFlags(app, opts);
+  return ParseCommandLine(app, argc, argv);
+}
+
+// Replaces this process with edgefd-labeller-agent, from this executable's directory, handing
+// it the parsed options; returns only on failure.
+int ExecAgent(const AgentCliOptions& options) {
+  auto json = AgentOptionsToJson(options);
+  if (!json) {
+    spdlog::error("{}", json.error().message);
+    return kExitUsage;
+  }
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::filesystem::path agent = self.parent_path() / "edgefd-labeller-agent";
+  if (ec || access(agent.c_str(), X_OK) != 0) {
+    spdlog::error(
+        "cannot find {} (installed next to edgefd-labeller), which labels the Node; only "
+        "--dry-run works without it",
+        agent.string());
+    return kExitFailure;
+  }
+  std::string agent_path = agent.string();
+  char* args[] = {agent_path.data(), json->data(), nullptr};
+  execv(agent.c_str(), args);
+  spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
+  return kExitFailure;
+}
+
+}  // namespace
+
+int RunLabellerCli(int argc, char** argv) {
+  Options opts;
+  if (auto exit_code = ParseOptions(argc, argv, opts)) return *exit_code;
+  if (opts.print_rules) {
+    std::fwrite(DefaultRulesYaml().data(), 1, DefaultRulesYaml().size(), stdout);
+    return kExitOk;
+  }
+  SetUpLogging("edgefd-labeller", opts.log_level);
+  const DiscoveryOptions& discovery = opts.discovery.discovery;
+  if (!opts.dry_run) {
+    if (opts.output == "json") {
+      std::fprintf(stderr,
+                   "edgefd-labeller: --output json prints labels and needs --dry-run\n"
+                   "Try 'edgefd-labeller --help'.\n");
+      return kExitUsage;
+    }
+    opts.agent.discovery = discovery;
+    opts.agent.nfd = opts.output == "nfd";
+    opts.agent.rescan = opts.discovery.rescan;
+    opts.agent.log_level = opts.log_level;
+    return ExecAgent(opts.agent);
+  }
+
+  auto report = Discover(discovery);
+  if (!report) {
+    spdlog::error("{}", report.error().message);
+    return kExitUsage;
+  }
+  for (const std::string& w : report->warnings) spdlog::warn("{}", w);
+  if (report->devicetree_source.empty()) {
+    spdlog::info("no devicetree found (looked for {} and {}); devicetree labels skipped",
+                 (discovery.root / "sys/firmware/devicetree/base").string(),
+                 (discovery.root / "sys/firmware/fdt").string());
+  } else {
+    spdlog::debug("devicetree read from {}", report->devicetree_source);
+  }
+  Labels labels = RenderLabels(report->inventory);
+  // An NFD feature file is name=value lines, like the text output.
+  PrintLabels(labels, report->inventory, opts.output == "nfd" ? "text" : opts.output);
+  if (opts.watch) {
+    std::fflush(stdout);
+    return WatchLoop(opts, std::move(labels));
+  }
+  return kExitOk;
+}
+
+}  // namespace edgefd

@@ -1,0 +1,100 @@
+// The one JSON writer: whatever bytes a string holds, the document is valid JSON in valid UTF-8.
+#include "edgefd/common/json.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+namespace edgefd {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kReplacement[] = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
+
+// Dumps {"s": text} and parses it back with a strict UTF-8 parser.
+std::string RoundTrip(const std::string& text) {
+  std::string dumped = DumpJson(Json{{"s", text}});
+  auto parsed = ParseJson(dumped, "dumped");
+  EXPECT_TRUE(parsed.ok()) << parsed.error().message;
+  return parsed.ok() ? (*parsed)["s"].get<std::string>() : std::string();
+}
+
+TEST(DumpJson, ValidUtf8PassesThroughUnchanged) {
+  for (const std::string s : {"plain", "caf\xC3\xA9", "\xE2\x82\xAC 5", "\xF0\x9F\x98\x80",
+                              "\xF4\x8F\xBF\xBF" /* U+10FFFF, the last code point */}) {
+    EXPECT_EQ(RoundTrip(s), s);
+  }
+}
+
+TEST(DumpJson, EscapesQuotesBackslashesAndControlCharacters) {
+  std::string s = "a\"b\\c\n\t\x01";
+  EXPECT_EQ(DumpJson(Json(s)), R"("a\"b\\c\n\t\u0001")");
+  EXPECT_EQ(RoundTrip(s), s);
+}
+
+struct BadUtf8 {
+  const char* what;
+  std::string bytes;
+};
+
+class DumpJsonBadUtf8 : public ::testing::TestWithParam<BadUtf8> {};
+
+TEST_P(DumpJsonBadUtf8, BecomesReplacementCharacters) {
+  const std::string input = "<" + GetParam().bytes + ">";
+  const std::string out = RoundTrip(input);
+  EXPECT_THAT(out, HasSubstr(kReplacement)) << GetParam().what;
+  EXPECT_EQ(out.front(), '<');
+  EXPECT_EQ(out.back(), '>');  // what follows the bad bytes survives
+  EXPECT_EQ(out.find(GetParam().bytes), std::string::npos) << GetParam().what;
+}
+
+INSTANTIATE_TEST_SUITE_P(Sequences, DumpJsonBadUtf8,
+                         ::testing::Values(BadUtf8{"high surrogate U+D800", "\xED\xA0\x80"},
+                                           BadUtf8{"low surrogate U+DFFF", "\xED\xBF\xBF"},
+                                           BadUtf8{"above U+10FFFF", "\xF4\x90\x80\x80"},
+                                           BadUtf8{"lead byte F5", "\xF5\x80\x80\x80"},
+                                           BadUtf8{"overlong 2-byte '/'", "\xC0\xAF"},
+                                           BadUtf8{"overlong 3-byte '/'", "\xE0\x80\xAF"},
+                                           BadUtf8{"overlong 4-byte '/'", "\xF0\x80\x80\xAF"},
+                                           BadUtf8{"stray continuation byte", "\x80"},
+                                           BadUtf8{"truncated sequence", "\xE2\x82"},
+                                           BadUtf8{"byte FF", "\xFF"}),
+                         [](const ::testing::TestParamInfo<BadUtf8>& info) {
+                           return "Case" + std::to_string(info.index);
+                         });
+
+TEST(DumpJson, NonFiniteNumbersBecomeNull) {
+  const Json report = {{"fps", std::nan("")},
+                       {"max", std::numeric_limits<double>::infinity()},
+                       {"min", -std::numeric_limits<double>::infinity()},
+                       {"ok", 1.5}};
+  EXPECT_EQ(DumpJson(report), R"({"fps":null,"max":null,"min":null,"ok":1.5})");
+  EXPECT_TRUE(ParseJson(DumpJson(report), "report").ok());
+}
+
+TEST(DumpJson, KeepsKeysInInsertionOrderAndIndents) {
+  const Json doc = {{"zeta", 1}, {"alpha", Json::array({1, 2})}};
+  EXPECT_EQ(DumpJson(doc), R"({"zeta":1,"alpha":[1,2]})");
+  EXPECT_EQ(DumpJson(doc, 2), "{\n  \"zeta\": 1,\n  \"alpha\": [\n    1,\n    2\n  ]\n}");
+}
+
+TEST(RoundTo, RoundsForReportsAndKeepsNonFinite) {
+  EXPECT_EQ(DumpJson(Json(RoundTo(278.123456, 2))), "278.12");
+  EXPECT_EQ(RoundTo(0.00049, 3), 0.0);
+  EXPECT_TRUE(std::isnan(RoundTo(std::nan(""), 2)));
+}
+
+TEST(ParseJson, NamesTheSourceOnError) {
+  auto bad = ParseJson("{\"a\": ", "node.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message, HasSubstr("node.json: not valid JSON"));
+  // Invalid UTF-8 inside a string is an error too, never passed on.
+  EXPECT_FALSE(ParseJson("\"\xED\xA0\x80\"", "x").ok());
+  EXPECT_EQ(ParseJson(R"({"a": [1, "b"]})", "x").value()["a"][1], "b");
+}
+
+}  // namespace
+}  // namespace edgefd

@@ -1,0 +1,486 @@
+#include "edgefd/testing/fake_apiserver.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "edgefd/common/http_wire.h"
+#include "edgefd/common/json.h"
+#include "edgefd/discovery/labels.h"
+
+namespace edgefd::testing {
+namespace fs = std::filesystem;
+
+namespace {
+
+int Run(const std::string& command) { return std::system((command + " >/dev/null 2>&1").c_str()); }
+
+std::string Q(const fs::path& p) {
+  std::string out = "'";
+  out.append(p.string()).append("'");
+  return out;
+}
+
+std::string StatusBody(int code, const std::string& reason, const std::string& message) {
+  return DumpJson(Json{{"kind", "Status"},
+                       {"apiVersion", "v1"},
+                       {"metadata", Json::object()},
+                       {"status", "Failure"},
+                       {"message", message},
+                       {"reason", reason},
+                       {"code", code}});
+}
+
+using SslCtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+using SslPtr = std::unique_ptr<SSL, decltype(&SSL_free)>;
+
+}  // namespace
+
+Result<TestPki> TestPki::Create(const fs::path& dir) {
+  TestPki pki;
+  pki.dir = dir;
+  pki.ca_cert = dir / "ca.crt";
+  pki.ca_key = dir / "ca.key";
+  pki.server_cert = dir / "server.crt";
+  pki.server_key = dir / "server.key";
+  pki.client_cert = dir / "client.crt";
+  pki.client_key = dir / "client.key";
+  pki.other_ca_cert = dir / "other-ca.crt";
+  const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  WriteFile(dir / "server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  WriteFile(dir / "client.ext", "extendedKeyUsage=clientAuth\n");
+  const std::vector<std::string> commands = {
+      "openssl req -x509" + ec + " -keyout " + Q(pki.ca_key) + " -out " + Q(pki.ca_cert) +
+          " -days 2 -subj /CN=edgefd-test-ca",
+      "openssl req -x509" + ec + " -keyout " + Q(dir / "other-ca.key") + " -out " +
+          Q(pki.other_ca_cert) + " -days 2 -subj /CN=edgefd-other-ca",
+      "openssl req" + ec + " -keyout " + Q(pki.server_key) + " -out " + Q(dir / "server.csr") +
+          " -subj /CN=kube-apiserver",
+      "openssl x509 -req -in " + Q(dir / "server.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
+          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "server.ext") + " -out " +
+          Q(pki.server_cert),
+      "openssl req" + ec + " -keyout " + Q(pki.client_key) + " -out " + Q(dir / "client.csr") +
+          " -subj /CN=system:serviceaccount:edgefd:edgefd-labeller",
+      "openssl x509 -req -in " + Q(dir / "client.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
+          Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "client.ext") + " -out " +
+          Q(pki.client_cert),
+  };
+  for (const std::string& c : commands) {
+    if (Run(c) != 0) return Error{"test PKI: '" + c + "' failed"};
+  }
+  return pki;
+}
+
+struct FakeApiServer::Impl {
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t generation = 0;  // bumped on every change; WaitFor watches it
+  bool stopping = false;
+  uint64_t connection_epoch = 0;  // bumped by StopListening: hung requests give up
+  int listen_fd = -1;
+  std::thread accept_thread;
+  std::set<int> open_fds;
+  std::vector<std::thread> connections;
+  SslCtxPtr ssl_ctx{nullptr, &SSL_CTX_free};
+
+  std::map<std::string, Json> nodes;
+  uint64_t next_rv = 1000;
+  std::string token;
+  std::deque<Fault> faults;
+  std::function<void()> before_patch;
+  std::vector<Record> log;
+
+  void Changed() {
+    ++generation;
+    cv.notify_all();
+  }
+
+  // Applies a merge patch to a node under `mu`; returns status and response body.
+  std::pair<int, std::string> Patch(const std::string& name, const std::string& body) {
+    auto it = nodes.find(name);
+    if (it == nodes.end()) {
+      return {404, StatusBody(404, "NotFound", "nodes \"" + name + "\" not found")};
+    }
+    Json patch = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (patch.is_discarded()) {
+      return {400, StatusBody(400, "BadRequest", "invalid JSON")};
+    }
+    if (!patch.is_object()) {
+      return {400, StatusBody(400, "BadRequest", "merge patch is not a JSON object")};
+    }
+    Json& node = it->second;
+    const std::string current_rv = node["metadata"]["resourceVersion"].get<std::string>();
+    // A resourceVersion in the patch is a precondition, as in kube-apiserver.
+    if (patch.contains("metadata") && patch["metadata"].is_object() &&
+        patch["metadata"].contains("resourceVersion")) {
+      const Json& rv = patch["metadata"]["resourceVersion"];
+      if (!rv.is_string() || rv.get<std::string>() != current_rv) {
+        return {409, StatusBody(409, "Conflict",
+                                "Operation cannot be fulfilled on nodes \"" + name +
+                                    "\": the object has been modified; please apply your "
+                                    "changes to the latest version and try again")};
+      }
+    }
+    Json merged = node;
+    merged.merge_patch(patch);  // RFC 7386
+    if (!merged.contains("metadata") || !merged["metadata"].is_object()) {
+      return {422, StatusBody(422, "Invalid", "metadata removed")};
+    }
+    Json& meta = merged["metadata"];
+    for (const char* field : {"labels", "annotations"}) {
+      if (!meta.contains(field)) continue;
+      if (!meta[field].is_object()) {
+        return {422,
+                StatusBody(422, "Invalid", std::string("metadata.") + field + " is not an object")};
+      }
+      for (const auto& [k, v] : meta[field].items()) {
+        if (!v.is_string()) {
+          return {422, StatusBody(422, "Invalid",
+                                  "metadata." + std::string(field) + "[" + k + "]: not a string")};
+        }
+        if (std::string(field) == "labels" &&
+            (!IsValidLabelKey(k) || !IsValidLabelValue(v.get<std::string>()))) {
+          return {422,
+                  StatusBody(422, "Invalid",
+                             "metadata.labels: invalid label " + k + "=" + v.get<std::string>())};
+        }
+      }
+    }
+    meta["resourceVersion"] = std::to_string(next_rv++);
+    node = std::move(merged);
+    Changed();
+    return {200, DumpJson(node)};
+  }
+};
+
+FakeApiServer::FakeApiServer(Options options) : options_(std::move(options)), impl_(new Impl) {
+  // OpenSSL writes with write(2): a client that hung up must not kill the test with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  if (!options_.cert_file.empty()) {
+    impl_->ssl_ctx.reset(SSL_CTX_new(TLS_server_method()));
+    SSL_CTX* ctx = impl_->ssl_ctx.get();
+    if (SSL_CTX_use_certificate_chain_file(ctx, options_.cert_file.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, options_.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      std::abort();  // a broken test PKI; nothing sensible to test
+    }
+    if (!options_.client_ca_file.empty()) {
+      SSL_CTX_load_verify_locations(ctx, options_.client_ca_file.c_str(), nullptr);
+      // Ask for a client certificate, but let token-only clients in: the handler decides.
+      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+    }
+  }
+  Listen();
+}
+
+FakeApiServer::~FakeApiServer() {
+  StopListening();
+  std::vector<std::thread> connections;
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+    impl_->Changed();
+    connections.swap(impl_->connections);
+  }
+  for (std::thread& t : connections) t.join();
+}
+
+std::string FakeApiServer::url() const {
+  return std::string(options_.cert_file.empty() ? "http" : "https") +
+         "://127.0.0.1:" + std::to_string(port_);
+}
+
+std::string FakeApiServer::Kubeconfig(const std::filesystem::path& ca_cert,
+                                      const std::string& token) const {
+  std::string cluster = "{server: '" + url() + "'";
+  if (!ca_cert.empty()) cluster += ", certificate-authority: '" + ca_cert.string() + "'";
+  return "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+         "clusters: [{name: k, cluster: " +
+         cluster +
+         "}}]\n"
+         "users: [{name: u, user: {token: " +
+         token +
+         "}}]\n"
+         "contexts: [{name: c, context: {cluster: k, user: u}}]\n";
+}
+
+void FakeApiServer::Listen() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port_);  // 0 the first time: an ephemeral port
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
+    std::abort();
+  }
+  socklen_t len = sizeof addr;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  std::lock_guard lock(impl_->mu);
+  impl_->listen_fd = fd;
+  impl_->accept_thread = std::thread([this, fd] { AcceptLoop(fd); });
+}
+
+void FakeApiServer::StopListening() {
+  std::thread accept_thread;
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->listen_fd < 0) return;
+    shutdown(impl_->listen_fd, SHUT_RDWR);
+    for (int fd : impl_->open_fds) shutdown(fd, SHUT_RDWR);
+    ++impl_->connection_epoch;
+    impl_->Changed();
+    accept_thread.swap(impl_->accept_thread);
+  }
+  accept_thread.join();
+  std::lock_guard lock(impl_->mu);
+  close(impl_->listen_fd);
+  impl_->listen_fd = -1;
+}
+
+void FakeApiServer::StartListening() { Listen(); }
+
+void FakeApiServer::AcceptLoop(int listen_fd) {
+  while (true) {
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;  // shut down
+    }
+    std::lock_guard lock(impl_->mu);
+    impl_->open_fds.insert(fd);
+    impl_->connections.emplace_back([this, fd] { ServeConnection(fd); });
+  }
+}
+
+void FakeApiServer::ServeConnection(int fd) {
+  Impl& s = *impl_;
+  SslPtr ssl(nullptr, &SSL_free);
+  bool client_cert_ok = false;
+  if (s.ssl_ctx) {
+    ssl.reset(SSL_new(s.ssl_ctx.get()));
+    SSL_set_fd(ssl.get(), fd);
+    if (SSL_accept(ssl.get()) != 1) {
+      ERR_clear_error();
+      ssl.reset();
+      std::lock_guard lock(s.mu);
+      s.open_fds.erase(fd);
+      close(fd);
+      return;
+    }
+    X509* peer = SSL_get1_peer_certificate(ssl.get());
+    client_cert_ok = peer != nullptr && SSL_get_verify_result(ssl.get()) == X509_V_OK;
+    X509_free(peer);
+  }
+  ReadFn read = [&](char* buf, size_t n) -> long {
+    if (ssl) return SSL_read(ssl.get(), buf, static_cast<int>(n));
+    return recv(fd, buf, n, 0);
+  };
+  auto write_all = [&](const std::string& data) {
+    for (size_t off = 0; off < data.size();) {
+      long n = ssl ? SSL_write(ssl.get(), data.data() + off, static_cast<int>(data.size() - off))
+                   : send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  };
+
+  std::string pending;
+  while (true) {
+    auto request = ReadHttpRequest(read, pending);
+    if (!request || !*request) break;
+    const HttpRequest& req = **request;
+    Record record{req.method, std::string(req.Path()),         req.Header("content-type"), req.body,
+                  0,          std::chrono::steady_clock::now()};
+
+    std::unique_lock lock(s.mu);
+    std::optional<Fault> fault;
+    for (auto it = s.faults.begin(); it != s.faults.end(); ++it) {
+      if (it->method.empty() || it->method == req.method) {
+        fault = *it;
+        s.faults.erase(it);
+        break;
+      }
+    }
+    if (fault && (fault->kind == FaultKind::kClose || fault->kind == FaultKind::kHang)) {
+      s.log.push_back(record);
+      s.Changed();
+      if (fault->kind == FaultKind::kHang) {
+        uint64_t epoch = s.connection_epoch;
+        s.cv.wait_for(lock, fault->delay,
+                      [&] { return s.stopping || s.connection_epoch != epoch; });
+      }
+      break;  // no response: the client sees a reset or its own timeout
+    }
+    if (fault && fault->kind == FaultKind::kDelay) {
+      uint64_t epoch = s.connection_epoch;
+      s.cv.wait_for(lock, fault->delay, [&] { return s.stopping || s.connection_epoch != epoch; });
+    }
+
+    int status = 200;
+    std::string body;
+    std::string extra;
+    const std::string prefix = "/api/v1/nodes/";
+    const std::string auth = req.Header("authorization");
+    if (fault && fault->kind == FaultKind::kStatus) {
+      status = fault->status;
+      body = StatusBody(status, std::string(HttpReason(status)), "injected fault");
+      if (fault->retry_after > 0)
+        extra = "Retry-After: " + std::to_string(fault->retry_after) + "\r\n";
+    } else if (!s.token.empty() && auth != "Bearer " + s.token && !client_cert_ok) {
+      status = 401;
+      body = StatusBody(401, "Unauthorized", "Unauthorized");
+    } else if (auto reply = resources_.Handle(req.method, req.target, req.body)) {
+      status = reply->status;
+      body = std::move(reply->body);
+    } else if (record.path.rfind(prefix, 0) != 0 || record.path.size() == prefix.size()) {
+      status = 404;
+      body = StatusBody(404, "NotFound", "the server could not find the requested resource");
+    } else {
+      const std::string name = record.path.substr(prefix.size());
+      if (req.method == "GET") {
+        auto it = s.nodes.find(name);
+        if (it == s.nodes.end()) {
+          status = 404;
+          body = StatusBody(404, "NotFound", "nodes \"" + name + "\" not found");
+        } else {
+          body = DumpJson(it->second);
+        }
+      } else if (req.method == "PATCH") {
+        if (record.content_type != "application/merge-patch+json") {
+          status = 415;
+          body = StatusBody(415, "UnsupportedMediaType",
+                            "the body of the request was in an unknown format - accepted media "
+                            "types include: application/json-patch+json, "
+                            "application/merge-patch+json, "
+                            "application/apply-patch+yaml, "
+                            "application/strategic-merge-patch+json");
+        } else {
+          std::function<void()> hook = s.before_patch;
+          if (hook) {
+            lock.unlock();
+            hook();
+            lock.lock();
+          }
+          std::tie(status, body) = s.Patch(name, req.body);
+        }
+      } else {
+        status = 405;
+        body = StatusBody(405, "MethodNotAllowed", "method not allowed");
+      }
+    }
+    record.status = status;
+    s.log.push_back(record);
+    s.Changed();
+    lock.unlock();
+    write_all(FormatHttpResponse(status, "application/json", body, extra));
+  }
+  if (ssl) SSL_shutdown(ssl.get());
+  std::lock_guard lock(s.mu);
+  s.open_fds.erase(fd);
+  close(fd);
+}
+
+void FakeApiServer::AddNode(const std::string& name, const Labels& labels,
+                            const std::map<std::string, std::string>& annotations) {
+  Json meta = {{"name", name},
+               {"uid", "6a1c0d8e-0000-4000-8000-" + std::to_string(name.size())},
+               {"labels", Json(labels)},
+               {"annotations", Json(annotations)}};
+  std::lock_guard lock(impl_->mu);
+  meta["resourceVersion"] = std::to_string(impl_->next_rv++);
+  Json node = {{"kind", "Node"},
+               {"apiVersion", "v1"},
+               {"metadata", std::move(meta)},
+               {"spec", Json::object()},
+               {"status", Json::object()}};
+  impl_->nodes[name] = node;
+  impl_->Changed();
+}
+
+namespace {
+std::map<std::string, std::string> StringMap(const Json& node, const char* field) {
+  std::map<std::string, std::string> out;
+  const Json& meta = node["metadata"];
+  if (!meta.contains(field) || !meta[field].is_object()) return out;
+  for (const auto& [k, v] : meta[field].items()) out[k] = v.get<std::string>();
+  return out;
+}
+}  // namespace
+
+Labels FakeApiServer::NodeLabels(const std::string& name) {
+  std::lock_guard lock(impl_->mu);
+  return StringMap(impl_->nodes.at(name), "labels");
+}
+
+std::map<std::string, std::string> FakeApiServer::NodeAnnotations(const std::string& name) {
+  std::lock_guard lock(impl_->mu);
+  return StringMap(impl_->nodes.at(name), "annotations");
+}
+
+std::string FakeApiServer::ResourceVersion(const std::string& name) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->nodes.at(name)["metadata"]["resourceVersion"].get<std::string>();
+}
+
+int FakeApiServer::ForeignPatch(const std::string& name, const std::string& merge_patch) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->Patch(name, merge_patch).first;
+}
+
+void FakeApiServer::SetToken(std::string token) {
+  std::lock_guard lock(impl_->mu);
+  impl_->token = std::move(token);
+}
+
+void FakeApiServer::InjectFault(Fault fault) {
+  std::lock_guard lock(impl_->mu);
+  impl_->faults.push_back(std::move(fault));
+}
+
+void FakeApiServer::SetBeforePatch(std::function<void()> hook) {
+  std::lock_guard lock(impl_->mu);
+  impl_->before_patch = std::move(hook);
+}
+
+std::vector<FakeApiServer::Record> FakeApiServer::Requests() {
+  std::lock_guard lock(impl_->mu);
+  return impl_->log;
+}
+
+size_t FakeApiServer::Count(const std::string& method, int status) {
+  std::lock_guard lock(impl_->mu);
+  size_t n = 0;
+  for (const Record& r : impl_->log) {
+    if (r.method == method && (status < 0 || r.status == status)) ++n;
+  }
+  return n;
+}
+
+bool FakeApiServer::WaitFor(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::unique_lock lock(impl_->mu);
+  while (true) {
+    uint64_t seen = impl_->generation;
+    lock.unlock();
+    if (pred()) return true;
+    lock.lock();
+    if (!impl_->cv.wait_until(lock, deadline, [&] { return impl_->generation != seen; })) {
+      lock.unlock();
+      return pred();
+    }
+  }
+}
+
+}  // namespace edgefd::testing

@@ -1,0 +1,38 @@
+#pragma once
+
+// Temporary directories and whole-file helpers.
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace edgefd::testing {
+
+/// A fresh directory, removed with everything in it when the object goes away. In /dev/shm
+/// when it exists: tests that write thousands of small files run 30x faster on tmpfs than on
+/// this machine's overlay disk, and its paths are short enough for unix sockets.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  /// The path of `name` inside the directory, as a string (for argv, addresses, variables).
+  std::string operator/(std::string_view name) const;
+  /// Writes `text` to `name` inside the directory and returns its path.
+  std::filesystem::path Write(const std::string& name, const std::string& text) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A new empty directory that outlives the test (a PKI shared by a whole suite), under
+/// $TEST_TMPDIR or the system's temporary directory.
+std::filesystem::path MakeTempDir(const std::string& prefix);
+/// Reads / writes a whole file.
+std::string ReadFile(const std::filesystem::path& path);
+void WriteFile(const std::filesystem::path& path, const std::string& content);
+
+}  // namespace edgefd::testing

@@ -1,0 +1,55 @@
+#include "edgefd/testing/files.h"
+
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace edgefd::testing {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+  std::string tmpl = (base / "edgefd-test-XXXXXX").string();
+  if (mkdtemp(tmpl.data()) == nullptr) std::abort();  // nothing a test could do without it
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::permissions(path_, fs::perms::owner_all, ec);  // a test may have made it unreadable
+  fs::remove_all(path_, ec);
+}
+
+std::string TempDir::operator/(std::string_view name) const { return (path_ / name).string(); }
+
+fs::path TempDir::Write(const std::string& name, const std::string& text) const {
+  fs::path p = path_ / name;
+  WriteFile(p, text);
+  return p;
+}
+
+fs::path MakeTempDir(const std::string& prefix) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string tmpl =
+      (fs::path(base != nullptr ? base : fs::temp_directory_path().c_str()) / (prefix + ".XXXXXX"))
+          .string();
+  if (mkdtemp(tmpl.data()) == nullptr) return {};
+  return tmpl;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+}  // namespace edgefd::testing
