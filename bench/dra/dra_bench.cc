@@ -46,7 +46,6 @@ using ::edgefd::testing::FedRegistry;
 using ::edgefd::testing::TempDir;
 using ::edgefd::testing::TestPki;
 using ::edgefd::testing::WriteFile;
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 using Ms = std::chrono::duration<double, std::milli>;
 
@@ -104,7 +103,7 @@ struct Cluster {
 };
 
 bool PoolHas(FakeApiServer& server, const std::string& device) {
-  for (const json& d : server.resources().PoolDevices(kNode)) {
+  for (const Json& d : server.resources().PoolDevices(kNode)) {
     if (d.value("name", "") == device) return true;
   }
   return false;
@@ -274,15 +273,15 @@ int Main(int argc, char** argv) {
   if (slices.n == 0 || prepares.prepare.n == 0) return 1;
 
   auto stats = [](const Stats& s) {
-    return json{{"n", s.n}, {"median", s.median}, {"p99", s.p99}, {"max", s.max}};
+    return Json{{"n", s.n}, {"median", s.median}, {"p99", s.p99}, {"max", s.max}};
   };
   if (json_out) {
-    json out = {{"slice_update_ms", stats(slices)},
+    Json out = {{"slice_update_ms", stats(slices)},
                 {"prepare_ms", stats(prepares.prepare)},
                 {"prepare_again_ms", stats(prepares.again)},
                 {"unprepare_ms", stats(prepares.unprepare)},
-                {"idle_rss_mib", json::object()},
-                {"idle_anonymous_mib", json::object()}};
+                {"idle_rss_mib", Json::object()},
+                {"idle_anonymous_mib", Json::object()}};
     for (const auto& [mode, m] : memory) {
       out["idle_rss_mib"][mode] = m.rss_mib;
       out["idle_anonymous_mib"][mode] = m.anon_mib;

@@ -10,16 +10,15 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
+#include "edgefd/common/json.h"
 #include "edgefd/common/unique_fd.h"
 #include "edgefd/discovery/labels.h"
 
 namespace edgefd::deviceplugin {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
@@ -109,16 +108,16 @@ std::vector<CdiDevice> CommonCdiDevices(const std::vector<ResourceSnapshot>& res
 }
 
 std::string CdiSpecJson(const std::vector<CdiDevice>& devices) {
-  json spec = {{"cdiVersion", kCdiVersion}, {"kind", kCdiKind}, {"devices", json::array()}};
+  Json spec = {{"cdiVersion", kCdiVersion}, {"kind", kCdiKind}, {"devices", Json::array()}};
   for (const CdiDevice& d : devices) {
-    json edits = json::object();
+    Json edits = Json::object();
     if (!d.env.empty()) edits["env"] = d.env;
     for (const std::string& node : d.devnodes) {
       edits["deviceNodes"].push_back({{"path", node}, {"permissions", "rw"}});
     }
     spec["devices"].push_back({{"name", d.name}, {"containerEdits", edits}});
   }
-  return spec.dump(2) + "\n";
+  return DumpJson(spec, 2) + "\n";
 }
 
 Status WriteFileAtomically(const fs::path& path, std::string_view content) {

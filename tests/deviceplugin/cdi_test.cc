@@ -17,7 +17,6 @@ namespace edgefd::deviceplugin {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 using ::testing::Contains;
 using testing::DraInventory;
 using ::testing::ElementsAre;
@@ -73,12 +72,12 @@ TEST(CdiSpec, GoneDevicesLeaveTheCommonSpec) {
 }
 
 TEST(CdiSpec, JsonIsTheCdiFormat) {
-  json spec = json::parse(CdiSpecJson({{"cpu4", {"A=1"}, {}}, {"x", {}, {"/dev/null"}}}));
+  Json spec = Json::parse(CdiSpecJson({{"cpu4", {"A=1"}, {}}, {"x", {}, {"/dev/null"}}}));
   EXPECT_EQ(spec["cdiVersion"], "0.3.0");
   EXPECT_EQ(spec["kind"], "edgefd.io/device");
-  EXPECT_EQ(spec["devices"][0], json({{"name", "cpu4"}, {"containerEdits", {{"env", {"A=1"}}}}}));
+  EXPECT_EQ(spec["devices"][0], Json({{"name", "cpu4"}, {"containerEdits", {{"env", {"A=1"}}}}}));
   EXPECT_EQ(spec["devices"][1]["containerEdits"]["deviceNodes"][0],
-            json({{"path", "/dev/null"}, {"permissions", "rw"}}));
+            Json({{"path", "/dev/null"}, {"permissions", "rw"}}));
 }
 
 TEST(CdiSpecDir, WritesAtomicallyAndOnlyWhenChanged) {
@@ -108,7 +107,7 @@ TEST(CdiSpecDir, WritesAtomicallyAndOnlyWhenChanged) {
   // A claim spec comes and goes by UID.
   ASSERT_TRUE(cdi.WriteClaim("uid-1", {"EDGEFD_BIG_CPUS=4,5"}));
   EXPECT_THAT(cdi.ClaimSpecs(), ElementsAre("uid-1"));
-  EXPECT_EQ(json::parse(testing::ReadFile(cdi.ClaimSpecPath("uid-1")))["devices"][0]["name"],
+  EXPECT_EQ(Json::parse(testing::ReadFile(cdi.ClaimSpecPath("uid-1")))["devices"][0]["name"],
             "claim-uid-1");
   ASSERT_TRUE(cdi.RemoveClaim("uid-1"));
   ASSERT_TRUE(cdi.RemoveClaim("uid-1"));  // already gone is fine
@@ -206,7 +205,7 @@ TEST_F(CdiValidator, OurSpecsPassAndInjectWhatWePromise) {
             " edgefd.io/device=cpu4 edgefd.io/device=cpu5 edgefd.io/device=movidius-ncs-1-1-1"
             " edgefd.io/device=claim-6f0e3c1a-2b4d-4e8f-9a10-b2c3d4e5f607");
   ASSERT_EQ(r.code, 0) << r.out;
-  json injected = json::parse(r.out.substr(r.out.find('{')));
+  Json injected = Json::parse(r.out.substr(r.out.find('{')));
   auto env = injected["env"].get<std::vector<std::string>>();
   EXPECT_THAT(env, IsSupersetOf({"EDGEFD_BIG_CPUS=4,5", "EDGEFD_MOVIDIUS_NCS_DEVICES=1-1.1",
                                  "EDGEFD_CPU4_CORE_CLASS=big", "EDGEFD_CPU5_CAPACITY=1024",

@@ -63,9 +63,11 @@ TEST(Checkpoint, CorruptionVersionsAndGarbageAreErrorsNamingTheFile) {
   v2.replace(v2.find("\"version\": 1"), 12, "\"version\": 2");
   expect_error(v2, "version 2");
   expect_error("{\"version\": \"one\"}", "version");
-  expect_error("not json", "not a JSON object");
+  expect_error("{\"claims\": {}}", "version missing");
+  expect_error("{\"version\": 1, \"claims\": []}", "no claims");
+  expect_error("not json", "corrupt checkpoint");
   expect_error("[1,2]", "not a JSON object");
-  expect_error("", "not a JSON object");
+  expect_error("", "corrupt checkpoint");
 }
 
 }  // namespace

@@ -12,7 +12,6 @@ namespace edgefd::dra {
 namespace {
 
 namespace fs = std::filesystem;
-using nlohmann::json;
 using testing::ClientFor;
 using testing::DraInventory;
 using ::testing::ElementsAre;
@@ -24,9 +23,9 @@ using testing::TempDir;
 using ::testing::UnorderedElementsAre;
 using Result = ::edgefd::testing::FakeResourceApi::Result;
 
-json ReadJson(const fs::path& path) {
+Json ReadJson(const fs::path& path) {
   std::ifstream in(path);
-  return json::parse(in, nullptr, false);
+  return Json::parse(in, nullptr, false);
 }
 
 class ClaimsTest : public ::testing::Test {
@@ -68,7 +67,7 @@ TEST_F(ClaimsTest, TwoBigCoresGetTheirEnvironmentThroughAPerClaimCdiSpec) {
   EXPECT_EQ(r.devices[0].device, "cpu5");
   EXPECT_THAT(r.devices[0].cdi_ids,
               ElementsAre("edgefd.io/device=cpu5", "edgefd.io/device=claim-uid-1"));
-  json spec = ReadJson(cdi_.ClaimSpecPath("uid-1"));
+  Json spec = ReadJson(cdi_.ClaimSpecPath("uid-1"));
   EXPECT_EQ(spec["kind"], "edgefd.io/device");
   EXPECT_EQ(spec["devices"][0]["name"], "claim-uid-1");
   EXPECT_THAT(spec["devices"][0]["containerEdits"]["env"].get<std::vector<std::string>>(),
@@ -83,7 +82,7 @@ TEST_F(ClaimsTest, AStickAndCoresInOneClaimSumUpPerResource) {
   PrepareResult r = Prepare("mixed", "uid-2");
   ASSERT_EQ(r.error, "");
   ASSERT_EQ(r.devices.size(), 2u);  // the other driver's device is not ours to prepare
-  json spec = ReadJson(cdi_.ClaimSpecPath("uid-2"));
+  Json spec = ReadJson(cdi_.ClaimSpecPath("uid-2"));
   EXPECT_THAT(spec["devices"][0]["containerEdits"]["env"].get<std::vector<std::string>>(),
               ElementsAre("EDGEFD_LITTLE_CPUS=0", "EDGEFD_MOVIDIUS_NCS_DEVICES=1-1.2",
                           "EDGEFD_MOVIDIUS_NCS_DEVNODES=/dev/null"));
@@ -110,8 +109,8 @@ TEST_F(ClaimsTest, EveryProblemIsThatClaimsErrorNamingIt) {
   EXPECT_THAT(error("foreign", "u5"), HasSubstr("no device of edgefd.io"));
   server_.resources().AddClaim(
       "default", "configured", "u6", {{"r", "edgefd.io", kNode, "cpu4"}},
-      json::array({{{"source", "FromClaim"},
-                    {"opaque", {{"driver", "edgefd.io"}, {"parameters", json::object()}}}}}));
+      Json::array({{{"source", "FromClaim"},
+                    {"opaque", {{"driver", "edgefd.io"}, {"parameters", Json::object()}}}}}));
   EXPECT_THAT(error("configured", "u6"), HasSubstr("no opaque device configuration"));
   EXPECT_THAT(preparer_->Prepare({"", "u7", "x"}).error, HasSubstr("required"));
   // Nothing was recorded or written for any of them.
@@ -202,13 +201,13 @@ TEST_F(ClaimsTest, AVanishedHeldDeviceIsReportedInTheClaimStatusWithoutTaints) {
                               [] { return false; });
   reporter.Start();
   auto condition = [&](const char* field) {
-    json claim = server_.resources().Claim("default", "stick");
-    return JsonString(claim, ("/status/devices/0/conditions/0/" + std::string(field)).c_str());
+    Json claim = server_.resources().Claim("default", "stick");
+    return StringAt(claim, ("/status/devices/0/conditions/0/" + std::string(field)).c_str());
   };
   hw_.Set(DraInventory(1));
   ASSERT_TRUE(server_.WaitFor([&] { return condition("status") == "False"; }));
   EXPECT_EQ(condition("reason"), "DeviceUnplugged");
-  json entry = server_.resources().Claim("default", "stick")["status"]["devices"][0];
+  Json entry = server_.resources().Claim("default", "stick")["status"]["devices"][0];
   EXPECT_EQ(entry["driver"], "edgefd.io");
   EXPECT_EQ(entry["device"], "movidius-ncs-1-1-2");
   hw_.Set(DraInventory(2));

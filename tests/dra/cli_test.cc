@@ -17,7 +17,6 @@ using ::edgefd::testing::Child;
 using ::edgefd::testing::ReadFile;
 using ::edgefd::testing::TestPki;
 using ::edgefd::testing::WriteFile;
-using nlohmann::json;
 using testing::FakeApiServer;
 using testing::FakeDraKubelet;
 using ::testing::HasSubstr;
@@ -89,7 +88,7 @@ class DraCliTest : public ::testing::Test {
     return plugin_->Stop(limit);
   }
   bool PoolHas(const std::string& device) {
-    for (const json& d : server_->resources().PoolDevices(kNode)) {
+    for (const Json& d : server_->resources().PoolDevices(kNode)) {
       if (d.value("name", "") == device) return true;
     }
     return false;
@@ -107,7 +106,7 @@ TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
   Start("dra");
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
   ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("edgetpu-2-1") && PoolHas("cpu7"); }));
-  json slice = server_->resources().Slices().at(0);
+  Json slice = server_->resources().Slices().at(0);
   // The Node's UID came from the API server: the slices go when the Node goes.
   EXPECT_EQ(slice["metadata"]["ownerReferences"][0]["name"], kNode);
   EXPECT_FALSE(slice["metadata"]["ownerReferences"][0].value("uid", "").empty());
@@ -216,7 +215,7 @@ TEST(DraCli, UsageErrorsExitTwoNamingTheInput) {
 TEST(DraCli, PrintSlicesShowsWhatANodeWouldPublish) {
   RunResult r = RunBinary("--mode dra --print-slices --node-name rock5b --inventory " + kInventory);
   ASSERT_EQ(r.code, 0) << r.output;
-  json slices = json::parse(r.output);
+  Json slices = Json::parse(r.output);
   ASSERT_EQ(slices.size(), 1u);
   EXPECT_EQ(slices[0]["spec"]["pool"]["name"], "rock5b");
   EXPECT_EQ(slices[0]["spec"]["devices"].size(), 9u);  // eight cores and the Edge TPU

@@ -9,7 +9,6 @@
 namespace edgefd::dra {
 namespace {
 
-using nlohmann::json;
 using testing::ClientFor;
 using testing::DraInventory;
 using ::testing::ElementsAre;
@@ -17,14 +16,14 @@ using testing::FakeApiServer;
 using testing::FedRegistry;
 using testing::kNode;
 
-std::vector<std::string> Names(const std::vector<json>& devices) {
+std::vector<std::string> Names(const std::vector<Json>& devices) {
   std::vector<std::string> out;
-  for (const json& d : devices) out.push_back(d.value("name", ""));
+  for (const Json& d : devices) out.push_back(d.value("name", ""));
   return out;
 }
 
 bool HasDevice(FakeApiServer& server, const std::string& name) {
-  for (const json& d : server.resources().PoolDevices(kNode)) {
+  for (const Json& d : server.resources().PoolDevices(kNode)) {
     if (d.value("name", "") == name) return true;
   }
   return false;
@@ -66,7 +65,7 @@ TEST_F(PublisherTest, PublishesOnePoolForTheNodeWithEveryDevice) {
   ASSERT_TRUE(publisher->WaitForGeneration(1, std::chrono::seconds(10)));
   auto slices = server_.resources().Slices();
   ASSERT_EQ(slices.size(), 1u);
-  const json& s = slices[0];
+  const Json& s = slices[0];
   EXPECT_EQ(s["metadata"]["name"], "rock5b-edgefd.io-0");
   EXPECT_EQ(s["metadata"]["ownerReferences"][0]["name"], kNode);
   EXPECT_EQ(s["spec"]["driver"], "edgefd.io");
@@ -99,23 +98,23 @@ TEST_F(PublisherTest, HotplugChangesThePoolAndBumpsItsGeneration) {
 
 TEST_F(PublisherTest, RemovesStaleSlicesOfThisNodeOnlyAtStart) {
   auto stale = [](const std::string& name, const std::string& node, int generation) {
-    return json{{"metadata", {{"name", name}}},
+    return Json{{"metadata", {{"name", name}}},
                 {"spec",
                  {{"driver", "edgefd.io"},
                   {"nodeName", node},
                   {"pool", {{"name", node}, {"generation", generation}, {"resourceSliceCount", 3}}},
-                  {"devices", json::array({{{"name", "old-device"}}})}}}};
+                  {"devices", Json::array({{{"name", "old-device"}}})}}}};
   };
   server_.resources().PutSlice(stale("rock5b-edgefd.io-0", kNode, 4));
   server_.resources().PutSlice(stale("rock5b-edgefd.io-2", kNode, 4));
   server_.resources().PutSlice(stale("other-edgefd.io-0", "other", 9));
-  json foreign = stale("rock5b-gpu.example.com-0", kNode, 1);
+  Json foreign = stale("rock5b-gpu.example.com-0", kNode, 1);
   foreign["spec"]["driver"] = "gpu.example.com";
   server_.resources().PutSlice(foreign);
   auto publisher = Publisher(Options());
   ASSERT_TRUE(publisher->SyncOnce());
   std::vector<std::string> names;
-  for (const json& s : server_.resources().Slices()) names.push_back(s["metadata"]["name"]);
+  for (const Json& s : server_.resources().Slices()) names.push_back(s["metadata"]["name"]);
   EXPECT_THAT(names,
               ElementsAre("other-edgefd.io-0", "rock5b-edgefd.io-0", "rock5b-gpu.example.com-0"));
   // The generation goes past the stale one, so no consumer mistakes old for new.
@@ -181,9 +180,9 @@ TEST_F(PublisherTest, HeldVanishedDeviceStaysTaintedWhenTheClusterKeepsTaints) {
   EXPECT_TRUE(publisher->Stats().taints);
   Hold({"movidius-ncs-1-1-2"});
   hw_.Set(DraInventory(1));
-  json taint;
+  Json taint;
   ASSERT_TRUE(server_.WaitFor([&] {
-    for (const json& d : server_.resources().PoolDevices(kNode)) {
+    for (const Json& d : server_.resources().PoolDevices(kNode)) {
       if (d["name"] == "movidius-ncs-1-1-2" && d.contains("taints")) taint = d["taints"][0];
     }
     return !taint.is_null();

@@ -4,14 +4,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "edgefd/common/json.h"
+
 namespace edgefd::dra {
 namespace {
 
-using nlohmann::json;
 using ::testing::HasSubstr;
 
 TEST(ParseClaim, ReadsTheAllocationOfAnyDriver) {
-  json claim = {
+  Json claim = {
       {"metadata", {{"namespace", "ns"}, {"name", "c"}, {"uid", "u"}, {"resourceVersion", "7"}}},
       {"status",
        {{"allocation",
@@ -50,18 +51,6 @@ TEST(ParseClaim, HostileOrBrokenAnswersAreErrorsNotCrashes) {
   EXPECT_EQ(odd->uid, "");
   auto huge = ParseClaim(std::string(5 << 20, ' '), "x");
   EXPECT_FALSE(huge);
-}
-
-TEST(JsonAccess, NeverThrowsWhateverTheShape) {
-  json v = json::parse(R"({"a": {"b": [{"c": "x"}, 5]}, "n": 3})");
-  EXPECT_EQ(JsonString(v, "/a/b/0/c"), "x");
-  EXPECT_EQ(JsonString(v, "/a/b/1/c"), "");
-  EXPECT_EQ(JsonString(v, "/a/b/9/c"), "");
-  EXPECT_EQ(JsonString(v, "/n"), "");
-  EXPECT_EQ(JsonInt(v, "/n"), 3);
-  EXPECT_EQ(JsonInt(v, "/a"), std::nullopt);
-  EXPECT_EQ(JsonString(json(), "/a"), "");
-  EXPECT_EQ(JsonString(json::array(), "/0"), "");
 }
 
 TEST(ResourceApi, PathsPerVersion) {

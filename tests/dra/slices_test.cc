@@ -13,7 +13,6 @@ namespace {
 using deviceplugin::PluginDevice;
 using deviceplugin::ResourcesFromInventory;
 using deviceplugin::ResourceSnapshot;
-using nlohmann::json;
 using testing::DraInventory;
 using ::testing::ElementsAre;
 
@@ -155,7 +154,7 @@ TEST(Slices, V1IsFlatV1beta1NestsUnderBasic) {
                 {{"kind", std::string("cpu")}, {"capacity", int64_t{1024}}},
                 {{"edgefd.io/unplugged", "", "NoExecute", "2026-01-01T00:00:00Z"}}};
   SliceTarget target{"rock5b", "uid-1", 7, 2};
-  json v1 = SliceJson(ResourceApi("v1"), target, 1, {d});
+  Json v1 = SliceJson(ResourceApi("v1"), target, 1, {d});
   EXPECT_EQ(v1["apiVersion"], "resource.k8s.io/v1");
   EXPECT_EQ(v1["metadata"]["name"], "rock5b-edgefd.io-1");
   EXPECT_EQ(v1["metadata"]["ownerReferences"][0]["kind"], "Node");
@@ -163,15 +162,15 @@ TEST(Slices, V1IsFlatV1beta1NestsUnderBasic) {
   EXPECT_EQ(v1["spec"]["driver"], "edgefd.io");
   EXPECT_EQ(v1["spec"]["nodeName"], "rock5b");
   EXPECT_EQ(v1["spec"]["pool"],
-            json({{"name", "rock5b"}, {"generation", 7}, {"resourceSliceCount", 2}}));
-  EXPECT_EQ(v1["spec"]["devices"][0]["attributes"]["capacity"], json({{"int", 1024}}));
-  EXPECT_EQ(v1["spec"]["devices"][0]["attributes"]["kind"], json({{"string", "cpu"}}));
+            Json({{"name", "rock5b"}, {"generation", 7}, {"resourceSliceCount", 2}}));
+  EXPECT_EQ(v1["spec"]["devices"][0]["attributes"]["capacity"], Json({{"int", 1024}}));
+  EXPECT_EQ(v1["spec"]["devices"][0]["attributes"]["kind"], Json({{"string", "cpu"}}));
   EXPECT_EQ(v1["spec"]["devices"][0]["taints"][0]["effect"], "NoExecute");
   EXPECT_EQ(v1["spec"]["devices"][0]["taints"][0]["timeAdded"], "2026-01-01T00:00:00Z");
-  json beta = SliceJson(ResourceApi("v1beta1"), target, 0, {d});
+  Json beta = SliceJson(ResourceApi("v1beta1"), target, 0, {d});
   EXPECT_EQ(beta["apiVersion"], "resource.k8s.io/v1beta1");
   EXPECT_EQ(beta["spec"]["devices"][0]["name"], "cpu4");
-  EXPECT_EQ(beta["spec"]["devices"][0]["basic"]["attributes"]["capacity"], json({{"int", 1024}}));
+  EXPECT_EQ(beta["spec"]["devices"][0]["basic"]["attributes"]["capacity"], Json({{"int", 1024}}));
   EXPECT_FALSE(beta["spec"]["devices"][0].contains("attributes"));
   // Without a known node UID there is no owner reference.
   EXPECT_FALSE(SliceJson(ResourceApi("v1"), {"rock5b", "", 1, 1}, 0, {})["metadata"].contains(

@@ -13,7 +13,6 @@
 namespace edgefd::dra {
 namespace {
 
-using nlohmann::json;
 using testing::ClientFor;
 using testing::FakeApiServer;
 using testing::kNode;
@@ -49,9 +48,9 @@ class UmockdevDraHotplug : public edgefd::testing::HostTestbedTest {
   }
   // The device's attribute in the pool, "" when the device is not there.
   std::string Attribute(const std::string& device, const std::string& name) {
-    for (const json& d : server_.resources().PoolDevices(kNode)) {
+    for (const Json& d : server_.resources().PoolDevices(kNode)) {
       if (d.value("name", "") == device)
-        return JsonString(d, ("/attributes/" + name + "/string").c_str());
+        return StringAt(d, ("/attributes/" + name + "/string").c_str());
     }
     return "";
   }

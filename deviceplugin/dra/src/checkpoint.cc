@@ -2,23 +2,23 @@
 
 #include <cstdio>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/cdi.h"
 
 namespace edgefd::dra {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
 constexpr int kVersion = 1;
 constexpr std::uintmax_t kMaxBytes = 64 << 20;
 
-std::string Checksum(const json& claims) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a 64 over the canonical dump
-  for (unsigned char c : claims.dump()) {
+std::string Checksum(const Json& claims) {
+  // FNV-1a 64 over a canonical dump: keys sorted, whatever order the file has them in.
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : nlohmann::json(claims).dump()) {
     h ^= c;
     h *= 1099511628211ull;
   }
@@ -27,10 +27,10 @@ std::string Checksum(const json& claims) {
   return buf;
 }
 
-json ToJson(const PreparedClaims& claims) {
-  json out = json::object();
+Json ToJson(const PreparedClaims& claims) {
+  Json out = Json::object();
   for (const auto& [uid, c] : claims) {
-    json devices = json::array();
+    Json devices = Json::array();
     for (const PreparedDevice& d : c.devices) {
       devices.push_back({{"request", d.request},
                          {"pool", d.pool},
@@ -53,41 +53,44 @@ Result<PreparedClaims> Checkpoint::Load() const {
   if (!in) return Error{where + "cannot be read"};
   std::ostringstream ss;
   ss << in.rdbuf();
-  json doc = json::parse(ss.str(), nullptr, false);
+  auto parsed = ParseJson(ss.str(), path_.string());
+  if (!parsed) return Error{parsed.error().message + " (corrupt checkpoint)"};
+  const Json& doc = *parsed;
   if (!doc.is_object()) return Error{where + "not a JSON object (corrupt checkpoint)"};
+  if (const auto version = IntegerAt(doc, "/version"); version != kVersion) {
+    return Error{where + "checkpoint version " + (version ? std::to_string(*version) : "missing") +
+                 ", this plugin reads version " + std::to_string(kVersion)};
+  }
+  const Json* body = ValueAt(doc, "/claims");
+  if (body == nullptr || !body->is_object()) return Error{where + "no claims"};
+  if (StringAt(doc, "/checksum") != Checksum(*body)) {
+    return Error{where + "checksum mismatch (corrupt checkpoint)"};
+  }
   PreparedClaims claims;
   try {
-    if (!doc.contains("version") || doc["version"] != kVersion) {
-      return Error{where + "checkpoint version " + doc["version"].dump() +
-                   ", this plugin reads version " + std::to_string(kVersion)};
-    }
-    if (!doc.contains("claims") || !doc["claims"].is_object()) return Error{where + "no claims"};
-    if (!doc.contains("checksum") || doc["checksum"] != Checksum(doc["claims"])) {
-      return Error{where + "checksum mismatch (corrupt checkpoint)"};
-    }
-    for (const auto& [uid, c] : doc["claims"].items()) {
+    for (const auto& [uid, c] : body->items()) {
       PreparedClaim claim;
       claim.uid = uid;
       claim.ns = c.at("namespace").get<std::string>();
       claim.name = c.at("name").get<std::string>();
       claim.env = c.at("env").get<std::vector<std::string>>();
-      for (const json& d : c.at("devices")) {
+      for (const Json& d : c.at("devices")) {
         claim.devices.push_back({d.at("request").get<std::string>(),
                                  d.at("pool").get<std::string>(), d.at("device").get<std::string>(),
                                  d.at("cdiDeviceIDs").get<std::vector<std::string>>()});
       }
       claims.emplace(uid, std::move(claim));
     }
-  } catch (const json::exception& e) {
+  } catch (const Json::exception& e) {
     return Error{where + "malformed claim entry: " + e.what()};
   }
   return claims;
 }
 
 Status Checkpoint::Save(const PreparedClaims& claims) const {
-  json body = ToJson(claims);
-  json doc = {{"version", kVersion}, {"checksum", Checksum(body)}, {"claims", std::move(body)}};
-  return deviceplugin::WriteFileAtomically(path_, doc.dump(1) + "\n");
+  Json body = ToJson(claims);
+  Json doc = {{"version", kVersion}, {"checksum", Checksum(body)}, {"claims", std::move(body)}};
+  return deviceplugin::WriteFileAtomically(path_, DumpJson(doc, 1) + "\n");
 }
 
 }  // namespace edgefd::dra

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <ctime>
-#include <nlohmann/json.hpp>
 
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/service.h"
 #include "worker.h"
 
@@ -13,7 +13,6 @@ namespace edgefd::dra {
 namespace fs = std::filesystem;
 using deviceplugin::PluginDevice;
 using deviceplugin::ResourceSnapshot;
-using nlohmann::json;
 
 namespace {
 
@@ -308,8 +307,8 @@ bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::str
       spdlog::warn("{}: {}", what, got ? DescribeFailure("GET", *got) : got.error().message);
       return false;
     }
-    json object = json::parse(got->body, nullptr, false);
-    if (!object.is_object() || JsonString(object, "/metadata/uid") != claim.uid) {
+    Json object = Json::parse(got->body, nullptr, /*allow_exceptions=*/false);
+    if (!object.is_object() || StringAt(object, "/metadata/uid") != claim.uid) {
       return true;  // the claim is gone or replaced: nothing to say
     }
     char now[32];
@@ -317,20 +316,20 @@ bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::str
     std::tm tm{};
     gmtime_r(&t, &tm);
     std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    json condition = {{"type", "Ready"},
+    Json condition = {{"type", "Ready"},
                       {"status", ready ? "True" : "False"},
                       {"reason", ready ? "DevicePresent" : "DeviceUnplugged"},
                       {"message", ready ? "the device is attached to " + node_ + " again"
                                         : "the device was unplugged from " + node_ +
                                               "; the pod keeps running without it"},
                       {"lastTransitionTime", now}};
-    if (!object["status"].is_object()) object["status"] = json::object();
-    json& devices = object["status"]["devices"];
-    if (!devices.is_array()) devices = json::array();
-    json* entry = nullptr;
-    for (json& e : devices) {
-      if (JsonString(e, "/driver") == kDriverName && JsonString(e, "/pool") == node_ &&
-          JsonString(e, "/device") == device) {
+    if (!object["status"].is_object()) object["status"] = Json::object();
+    Json& devices = object["status"]["devices"];
+    if (!devices.is_array()) devices = Json::array();
+    Json* entry = nullptr;
+    for (Json& e : devices) {
+      if (StringAt(e, "/driver") == kDriverName && StringAt(e, "/pool") == node_ &&
+          StringAt(e, "/device") == device) {
         entry = &e;
       }
     }
@@ -338,8 +337,8 @@ bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::str
       devices.push_back({{"driver", kDriverName}, {"pool", node_}, {"device", device}});
       entry = &devices.back();
     }
-    (*entry)["conditions"] = json::array({condition});
-    auto put = api_.Send("PUT", version_.ClaimStatusPath(claim.ns, claim.name), object.dump(),
+    (*entry)["conditions"] = Json::array({condition});
+    auto put = api_.Send("PUT", version_.ClaimStatusPath(claim.ns, claim.name), DumpJson(object),
                          "application/json");
     if (!put) {
       spdlog::warn("{}: {}", what, put.error().message);

@@ -7,11 +7,11 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <iostream>
-#include <nlohmann/json.hpp>
 #include <optional>
 
 #include "edgefd/agent/kube.h"
 #include "edgefd/common/http_endpoint.h"
+#include "edgefd/common/json.h"
 #include "edgefd/common/program.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
@@ -171,7 +171,8 @@ std::string NodeUid(ApiTransport& api, const std::string& node) {
                  response ? DescribeFailure("GET", *response) : response.error().message);
     return {};
   }
-  return JsonString(nlohmann::json::parse(response->body, nullptr, false), "/metadata/uid");
+  return StringAt(Json::parse(response->body, nullptr, /*allow_exceptions=*/false),
+                  "/metadata/uid");
 }
 
 int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) {
@@ -194,11 +195,11 @@ int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) 
   const std::string node = flags.node_name.empty() ? "NODE" : flags.node_name;
   ResourceApi api(flags.resource_api == "auto" ? "v1" : flags.resource_api);
   auto parts = SplitPool(PoolDevices(deviceplugin::AllSnapshots(registry), {}, false));
-  nlohmann::json list = nlohmann::json::array();
+  Json list = Json::array();
   for (size_t i = 0; i < parts.size(); ++i) {
     list.push_back(SliceJson(api, SliceTarget{node, "", 1, parts.size()}, i, parts[i]));
   }
-  std::cout << list.dump(2) << "\n";
+  std::cout << DumpJson(list, 2) << "\n";
   return kExitOk;
 }
 

@@ -6,6 +6,7 @@
 
 #include "dra/v1/api.grpc.pb.h"
 #include "dra/v1beta1/api.grpc.pb.h"
+#include "edgefd/common/json.h"
 #include "pluginregistration/v1/api.grpc.pb.h"
 
 namespace edgefd::dra {
@@ -107,7 +108,9 @@ class KubeletPlugin::Impl {
     if (!result.error.empty()) {
       stats_.prepare_errors++;
       spdlog::warn("NodePrepareResources: {}", result.error);
-      out.set_error(result.error);
+      // The kubelet reads the message as a protobuf string: UTF-8 only, whatever a device or
+      // an API answer put in it.
+      out.set_error(ValidUtf8(result.error));
       return;
     }
     stats_.prepared_claims++;
@@ -127,7 +130,7 @@ class KubeletPlugin::Impl {
     std::lock_guard lock(mu_);
     stats_.unprepare_errors++;
     spdlog::warn("NodeUnprepareResources: {}", error);
-    out.set_error(error);
+    out.set_error(ValidUtf8(error));
   }
 
   ClaimHandler& handler_;

@@ -3,13 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <ctime>
-#include <nlohmann/json.hpp>
 
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "worker.h"
 
 namespace edgefd::dra {
-using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -24,7 +23,8 @@ std::string NowRfc3339() {
 }
 
 std::string ResourceVersionOf(const std::string& body) {
-  return JsonString(json::parse(body, nullptr, false), "/metadata/resourceVersion");
+  return StringAt(Json::parse(body, nullptr, /*allow_exceptions=*/false),
+                  "/metadata/resourceVersion");
 }
 
 }  // namespace
@@ -65,10 +65,10 @@ bool SlicePublisher::ProbeTaints() {
   SliceDevice probe{
       "taint-probe", {{"kind", std::string("probe")}}, {{kUnpluggedTaint, "", "NoExecute", ""}}};
   SliceTarget target{options_.node, "", 1, 1};
-  json body = SliceJson(version_, target, 0, {probe});
+  Json body = SliceJson(version_, target, 0, {probe});
   body["metadata"]["name"] = SliceName(options_.node, 0) + "-probe";
   auto response =
-      api_.Send("POST", version_.SlicesPath() + "?dryRun=All", body.dump(), "application/json");
+      api_.Send("POST", version_.SlicesPath() + "?dryRun=All", DumpJson(body), "application/json");
   if (!response) {
     spdlog::warn("device taint probe: {}; vanished devices will not be tainted",
                  response.error().message);
@@ -79,10 +79,10 @@ bool SlicePublisher::ProbeTaints() {
                  DescribeFailure("device taint probe (dry-run create)", *response));
     return false;
   }
-  json stored = json::parse(response->body, nullptr, false);
+  const Json stored = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
   const char* taint = version_.NestsDevices() ? "/spec/devices/0/basic/taints/0/key"
                                               : "/spec/devices/0/taints/0/key";
-  bool kept = JsonString(stored, taint) == kUnpluggedTaint;
+  bool kept = StringAt(stored, taint) == kUnpluggedTaint;
   spdlog::info("the API server {} device taints (DRADeviceTaints {})", kept ? "keeps" : "drops",
                kept ? "on" : "off");
   return kept;
@@ -136,21 +136,22 @@ Result<std::vector<SlicePublisher::Existing>> SlicePublisher::List() {
   if (response->status != 200) {
     return Error{DescribeFailure("list ResourceSlices of node " + options_.node, *response)};
   }
-  json list = json::parse(response->body, nullptr, false);
-  if (!list.is_object() || !list.contains("items") || !list["items"].is_array()) {
+  const Json list = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  const Json* items = ValueAt(list, "/items");
+  if (items == nullptr || !items->is_array()) {
     return Error{"list ResourceSlices: the API server's answer is not a list"};
   }
   std::vector<Existing> out;
-  for (const json& item : list["items"]) {
+  for (const Json& item : *items) {
     // The field selector should have done this; check anyway, a foreign slice is not ours.
-    if (JsonString(item, "/spec/nodeName") != options_.node ||
-        JsonString(item, "/spec/driver") != kDriverName) {
+    if (StringAt(item, "/spec/nodeName") != options_.node ||
+        StringAt(item, "/spec/driver") != kDriverName) {
       continue;
     }
     Existing e;
-    e.name = JsonString(item, "/metadata/name");
-    e.resource_version = JsonString(item, "/metadata/resourceVersion");
-    e.generation = JsonInt(item, "/spec/pool/generation").value_or(0);
+    e.name = StringAt(item, "/metadata/name");
+    e.resource_version = StringAt(item, "/metadata/resourceVersion");
+    e.generation = IntegerAt(item, "/spec/pool/generation").value_or(0);
     if (!e.name.empty()) out.push_back(std::move(e));
   }
   return out;
@@ -194,15 +195,15 @@ Status SlicePublisher::SyncOnce() {
   std::map<std::string, std::string> versions;
   uint64_t writes = 0;
   for (size_t i = 0; i < parts.size(); ++i) {
-    json body = SliceJson(version_, target, i, parts[i]);
+    Json body = SliceJson(version_, target, i, parts[i]);
     const std::string name = body["metadata"]["name"];
     auto it = remote.find(name);
     Result<ApiResponse> response = Error{""};
     if (it != remote.end()) {
       body["metadata"]["resourceVersion"] = it->second;
-      response = api_.Send("PUT", version_.SlicePath(name), body.dump(), "application/json");
+      response = api_.Send("PUT", version_.SlicePath(name), DumpJson(body), "application/json");
     } else {
-      response = api_.Send("POST", version_.SlicesPath(), body.dump(), "application/json");
+      response = api_.Send("POST", version_.SlicesPath(), DumpJson(body), "application/json");
     }
     if (!response) return response.error();
     if (response->status != 200 && response->status != 201) {

@@ -11,7 +11,6 @@ namespace edgefd::dra {
 using deviceplugin::PluginDevice;
 using deviceplugin::ResourceKind;
 using deviceplugin::ResourceSnapshot;
-using nlohmann::json;
 
 namespace {
 
@@ -27,7 +26,7 @@ std::string FitAttribute(std::string_view s) {
   return std::string(s.substr(0, kMaxAttributeString - 9)) + HashSuffix(s);
 }
 
-json AttributeJson(const AttributeValue& v) {
+Json AttributeJson(const AttributeValue& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return {{"int", *i}};
   if (const auto* b = std::get_if<bool>(&v)) return {{"bool", *b}};
   return {{"string", std::get<std::string>(v)}};
@@ -113,27 +112,27 @@ std::vector<std::vector<SliceDevice>> SplitPool(const std::vector<SliceDevice>& 
   return slices;
 }
 
-json SliceJson(const ResourceApi& api, const SliceTarget& target, size_t index,
+Json SliceJson(const ResourceApi& api, const SliceTarget& target, size_t index,
                const std::vector<SliceDevice>& devices) {
-  json metadata = {{"name", SliceName(target.node, index)},
+  Json metadata = {{"name", SliceName(target.node, index)},
                    {"labels", {{"app.kubernetes.io/managed-by", "edgefd"}}}};
   if (!target.node_uid.empty()) {
     // Owned by the Node: deleting the Node deletes its slices.
-    metadata["ownerReferences"] = json::array({{{"apiVersion", "v1"},
+    metadata["ownerReferences"] = Json::array({{{"apiVersion", "v1"},
                                                 {"kind", "Node"},
                                                 {"name", target.node},
                                                 {"uid", target.node_uid},
                                                 {"controller", true}}});
   }
-  json list = json::array();
+  Json list = Json::array();
   for (const SliceDevice& d : devices) {
-    json attributes = json::object();
+    Json attributes = Json::object();
     for (const auto& [key, value] : d.attributes) attributes[key] = AttributeJson(value);
-    json body = {{"attributes", attributes}};
+    Json body = {{"attributes", attributes}};
     if (!d.taints.empty()) {
-      json taints = json::array();
+      Json taints = Json::array();
       for (const DeviceTaint& t : d.taints) {
-        json taint = {{"key", t.key}, {"effect", t.effect}};
+        Json taint = {{"key", t.key}, {"effect", t.effect}};
         if (!t.value.empty()) taint["value"] = t.value;
         if (!t.time_added.empty()) taint["timeAdded"] = t.time_added;
         taints.push_back(std::move(taint));

@@ -6,16 +6,18 @@
 #include <set>
 
 namespace edgefd::testing {
-using nlohmann::json;
 
 namespace {
 
 constexpr std::string_view kGroup = "/apis/resource.k8s.io";
 
 std::string StatusBody(int code, const std::string& reason, const std::string& message) {
-  return json{{"kind", "Status"},   {"apiVersion", "v1"}, {"status", "Failure"},
-              {"message", message}, {"reason", reason},   {"code", code}}
-      .dump();
+  return DumpJson(Json{{"kind", "Status"},
+                       {"apiVersion", "v1"},
+                       {"status", "Failure"},
+                       {"message", message},
+                       {"reason", reason},
+                       {"code", code}});
 }
 
 FakeResourceApi::Reply Fail(int code, const std::string& reason, const std::string& message) {
@@ -56,10 +58,10 @@ bool IsAttributeName(const std::string& s) {
 }
 
 // The API server's checks on a ResourceSlice that matter to a driver; "" when valid.
-std::string Validate(const json& slice, bool nested) {
+std::string Validate(const Json& slice, bool nested) {
   const std::string name = slice.value("/metadata/name"_json_pointer, std::string());
   if (!IsDnsSubdomain(name)) return "metadata.name: Invalid value: \"" + name + "\"";
-  const json spec = slice.value("spec", json::object());
+  const Json spec = slice.value("spec", Json::object());
   if (spec.value("driver", "").empty()) return "spec.driver: Required value";
   if (!spec.contains("pool") || spec["pool"].value("name", "").empty())
     return "spec.pool.name: Required value";
@@ -69,17 +71,17 @@ std::string Validate(const json& slice, bool nested) {
   if (spec["pool"].value("resourceSliceCount", 0) < 1)
     return "spec.pool.resourceSliceCount: must be >= 1";
   if (spec.value("nodeName", "").empty()) return "spec.nodeName: Required value";
-  const json devices = spec.value("devices", json::array());
+  const Json devices = spec.value("devices", Json::array());
   bool any_taints = false;
   std::set<std::string> names;
-  for (const json& d : devices) {
-    const json& body = nested ? d.value("basic", json::object()) : d;
+  for (const Json& d : devices) {
+    const Json& body = nested ? d.value("basic", Json::object()) : d;
     if (nested && !d.contains("basic")) return "spec.devices[].basic: Required value";
     if (!nested && d.contains("basic")) return "spec.devices[].basic: field not declared in schema";
     const std::string dn = d.value("name", "");
     if (!IsDnsLabel(dn)) return "spec.devices[].name: Invalid value: \"" + dn + "\"";
     if (!names.insert(dn).second) return "spec.devices[].name: Duplicate value: \"" + dn + "\"";
-    const json attributes = body.value("attributes", json::object());
+    const Json attributes = body.value("attributes", Json::object());
     if (attributes.size() > 32) return "spec.devices[" + dn + "].attributes: Too many";
     for (const auto& [key, value] : attributes.items()) {
       if (!IsAttributeName(key)) return "spec.devices[" + dn + "].attributes: Invalid key " + key;
@@ -100,7 +102,7 @@ std::string Validate(const json& slice, bool nested) {
         return "spec.devices[" + dn + "].attributes[" + key + "]: unknown field \"" + type + "\"";
       }
     }
-    for (const json& t : body.value("taints", json::array())) {
+    for (const Json& t : body.value("taints", Json::array())) {
       any_taints = true;
       std::string effect = t.value("effect", "");
       if (effect != "NoSchedule" && effect != "NoExecute" && effect != "None") {
@@ -115,10 +117,10 @@ std::string Validate(const json& slice, bool nested) {
   return "";
 }
 
-void DropTaints(json& slice, bool nested) {
+void DropTaints(Json& slice, bool nested) {
   if (!slice.contains("spec") || !slice["spec"].contains("devices")) return;
-  for (json& d : slice["spec"]["devices"]) {
-    json& body = nested ? d["basic"] : d;
+  for (Json& d : slice["spec"]["devices"]) {
+    Json& body = nested ? d["basic"] : d;
     if (body.is_object()) body.erase("taints");
   }
 }
@@ -172,16 +174,16 @@ std::optional<FakeResourceApi::Reply> FakeResourceApi::Handle(const std::string&
       target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
   std::lock_guard lock(mu_);
   if (path == kGroup) {
-    json versions = json::array();
+    Json versions = Json::array();
     for (const std::string& v : versions_) {
       versions.push_back({{"groupVersion", "resource.k8s.io/" + v}, {"version", v}});
     }
-    json group = {{"kind", "APIGroup"},
+    Json group = {{"kind", "APIGroup"},
                   {"apiVersion", "v1"},
                   {"name", "resource.k8s.io"},
                   {"versions", versions}};
     if (!versions_.empty()) group["preferredVersion"] = versions[0];
-    return Reply{200, group.dump()};
+    return Reply{200, DumpJson(group)};
   }
   std::string rest = path.substr(kGroup.size() + 1);  // "v1/resourceslices/x"
   std::string version = rest.substr(0, rest.find('/'));
@@ -203,11 +205,11 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
   const std::string name = rest.empty() ? "" : rest.substr(1);
   if (name.empty() && method == "GET") {
     auto selector = FieldSelector(query);
-    json items = json::array();
+    Json items = Json::array();
     for (const auto& [n, s] : slices_) {
       bool match = true;
       for (const auto& [field, value] : selector) {
-        json::json_pointer ptr(
+        Json::json_pointer ptr(
             "/" + std::string(field == "spec.nodeName" ? "spec/nodeName" : "spec/driver"));
         if (field != "spec.nodeName" && field != "spec.driver") {
           return Fail(400, "BadRequest", "field label not supported: " + field);
@@ -216,17 +218,16 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
       }
       if (match) items.push_back(s);
     }
-    return {200, json{{"kind", "ResourceSliceList"},
-                      {"apiVersion", "resource.k8s.io/" + version},
-                      {"metadata", {{"resourceVersion", std::to_string(next_rv_)}}},
-                      {"items", items}}
-                     .dump()};
+    return {200, DumpJson(Json{{"kind", "ResourceSliceList"},
+                               {"apiVersion", "resource.k8s.io/" + version},
+                               {"metadata", {{"resourceVersion", std::to_string(next_rv_)}}},
+                               {"items", items}})};
   }
   if (method == "GET") {
     auto it = slices_.find(name);
     if (it == slices_.end())
       return Fail(404, "NotFound", "resourceslices \"" + name + "\" not found");
-    return {200, it->second.dump()};
+    return {200, DumpJson(it->second)};
   }
   if (method == "DELETE") {
     if (slices_.erase(name) == 0)
@@ -236,7 +237,7 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
   }
   if (method != "POST" && method != "PUT")
     return Fail(405, "MethodNotAllowed", "method not allowed");
-  json slice = json::parse(body, nullptr, false);
+  Json slice = Json::parse(body, nullptr, false);
   if (!slice.is_object()) return Fail(400, "BadRequest", "invalid JSON");
   if (std::string error = Validate(slice, nested); !error.empty()) {
     return Fail(422, "Invalid", "ResourceSlice.resource.k8s.io is invalid: " + error);
@@ -255,7 +256,7 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
       slices_[object_name] = slice;
       ++writes_;
     }
-    return {201, slice.dump()};
+    return {201, DumpJson(slice)};
   }
   if (object_name != name) return Fail(400, "BadRequest", "name in the body differs from the URL");
   auto it = slices_.find(name);
@@ -272,7 +273,7 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
   slice["metadata"]["uid"] = it->second["metadata"]["uid"];
   it->second = slice;
   ++writes_;
-  return {200, slice.dump()};
+  return {200, DumpJson(slice)};
 }
 
 FakeResourceApi::Reply FakeResourceApi::Claims(const std::string& method, const std::string& rest,
@@ -296,21 +297,21 @@ FakeResourceApi::Reply FakeResourceApi::Claims(const std::string& method, const 
   if (it == claims_.end()) {
     return Fail(404, "NotFound", "resourceclaims.resource.k8s.io \"" + parts[3] + "\" not found");
   }
-  if (method == "GET" && parts.size() == 4) return {200, it->second.dump()};
+  if (method == "GET" && parts.size() == 4) return {200, DumpJson(it->second)};
   if (method == "PUT" && status) {
-    json claim = json::parse(body, nullptr, false);
+    Json claim = Json::parse(body, nullptr, false);
     if (!claim.is_object()) return Fail(400, "BadRequest", "invalid JSON");
     if (claim.value("/metadata/resourceVersion"_json_pointer, std::string()) !=
         it->second["metadata"]["resourceVersion"]) {
       return Fail(409, "Conflict", "the object has been modified");
     }
     // Only status changes through /status; a device entry must name an allocated device.
-    json next = it->second;
-    next["status"]["devices"] = claim.value("/status/devices"_json_pointer, json::array());
-    for (const json& d : next["status"]["devices"]) {
+    Json next = it->second;
+    next["status"]["devices"] = claim.value("/status/devices"_json_pointer, Json::array());
+    for (const Json& d : next["status"]["devices"]) {
       bool allocated = false;
-      for (const json& r :
-           next.value("/status/allocation/devices/results"_json_pointer, json::array())) {
+      for (const Json& r :
+           next.value("/status/allocation/devices/results"_json_pointer, Json::array())) {
         allocated |= r["driver"] == d.value("driver", "") && r["pool"] == d.value("pool", "") &&
                      r["device"] == d.value("device", "");
       }
@@ -318,21 +319,21 @@ FakeResourceApi::Reply FakeResourceApi::Claims(const std::string& method, const 
     }
     next["metadata"]["resourceVersion"] = std::to_string(next_rv_++);
     it->second = next;
-    return {200, next.dump()};
+    return {200, DumpJson(next)};
   }
   return Fail(405, "MethodNotAllowed", "method not allowed");
 }
 
 void FakeResourceApi::AddClaim(const std::string& ns, const std::string& name,
                                const std::string& uid, const std::vector<Result>& results,
-                               const json& extra_config) {
-  json claim = {{"apiVersion", "resource.k8s.io/v1"},
+                               const Json& extra_config) {
+  Json claim = {{"apiVersion", "resource.k8s.io/v1"},
                 {"kind", "ResourceClaim"},
                 {"metadata", {{"namespace", ns}, {"name", name}, {"uid", uid}}},
-                {"spec", {{"devices", {{"requests", json::array()}}}}},
-                {"status", json::object()}};
+                {"spec", {{"devices", {{"requests", Json::array()}}}}},
+                {"status", Json::object()}};
   if (!results.empty()) {
-    json list = json::array();
+    Json list = Json::array();
     for (const Result& r : results) {
       list.push_back(
           {{"request", r.request}, {"driver", r.driver}, {"pool", r.pool}, {"device", r.device}});
@@ -350,20 +351,20 @@ void FakeResourceApi::DeleteClaim(const std::string& ns, const std::string& name
   claims_.erase(ns + "/" + name);
 }
 
-json FakeResourceApi::Claim(const std::string& ns, const std::string& name) {
+Json FakeResourceApi::Claim(const std::string& ns, const std::string& name) {
   std::lock_guard lock(mu_);
   auto it = claims_.find(ns + "/" + name);
-  return it == claims_.end() ? json() : it->second;
+  return it == claims_.end() ? Json() : it->second;
 }
 
-std::vector<json> FakeResourceApi::Slices() {
+std::vector<Json> FakeResourceApi::Slices() {
   std::lock_guard lock(mu_);
-  std::vector<json> out;
+  std::vector<Json> out;
   for (const auto& [name, s] : slices_) out.push_back(s);
   return out;
 }
 
-void FakeResourceApi::PutSlice(json slice) {
+void FakeResourceApi::PutSlice(Json slice) {
   std::lock_guard lock(mu_);
   slice["metadata"]["resourceVersion"] = std::to_string(next_rv_++);
   std::string name = slice["metadata"]["name"];
@@ -375,7 +376,7 @@ void FakeResourceApi::DeleteSlice(const std::string& name) {
   slices_.erase(name);
 }
 
-std::vector<json> FakeResourceApi::PoolDevices(const std::string& node) {
+std::vector<Json> FakeResourceApi::PoolDevices(const std::string& node) {
   std::lock_guard lock(mu_);
   int64_t generation = -1;
   for (const auto& [name, s] : slices_) {
@@ -383,16 +384,16 @@ std::vector<json> FakeResourceApi::PoolDevices(const std::string& node) {
       generation = std::max(generation, s["spec"]["pool"]["generation"].get<int64_t>());
     }
   }
-  std::vector<json> out;
+  std::vector<Json> out;
   for (const auto& [name, s] : slices_) {
     if (s.value("/spec/pool/name"_json_pointer, std::string()) != node ||
         s["spec"]["pool"]["generation"].get<int64_t>() != generation) {
       continue;
     }
-    for (const json& d : s["spec"].value("devices", json::array())) out.push_back(d);
+    for (const Json& d : s["spec"].value("devices", Json::array())) out.push_back(d);
   }
   std::sort(out.begin(), out.end(),
-            [](const json& a, const json& b) { return a.value("name", "") < b.value("name", ""); });
+            [](const Json& a, const Json& b) { return a.value("name", "") < b.value("name", ""); });
   return out;
 }
 

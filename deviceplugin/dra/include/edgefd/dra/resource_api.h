@@ -1,8 +1,6 @@
 #pragma once
 
 #include <cstdint>
-#include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,12 +45,6 @@ const std::vector<std::string>& SupportedResourceVersions();
 /// Asks the API server which resource.k8s.io versions it serves (GET /apis/resource.k8s.io)
 /// and picks the newest edgefd supports. Errors say what was served and what is needed.
 Result<ResourceApi> DiscoverResourceApi(ApiTransport& api);
-
-/// The string at JSON pointer `pointer` ("/metadata/uid") of `object`; "" when anything on
-/// the way is missing or of another type. API answers are input: reading them never throws.
-std::string JsonString(const nlohmann::json& object, const char* pointer);
-/// The integer at `pointer`, or nullopt.
-std::optional<int64_t> JsonInt(const nlohmann::json& object, const char* pointer);
 
 /// One line for an API response that is not a success: "<what>: HTTP 403: <message>" with
 /// the Status object's message when the body is one.

@@ -2,12 +2,12 @@
 
 #include <cstdint>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/resource_api.h"
 
@@ -74,8 +74,8 @@ struct SliceTarget {
 };
 
 /// The ResourceSlice object for `devices` in the given API version.
-nlohmann::json SliceJson(const ResourceApi& api, const SliceTarget& target, size_t index,
-                         const std::vector<SliceDevice>& devices);
+Json SliceJson(const ResourceApi& api, const SliceTarget& target, size_t index,
+               const std::vector<SliceDevice>& devices);
 
 /// Splits the pool's devices into slices of at most kMaxDevicesPerSlice (one empty slice for
 /// an empty pool, so the pool and its driver stay visible).

@@ -8,10 +8,11 @@
 // DRADeviceTaints feature) are settings, so one server plays a 1.32 or a 1.35 cluster.
 #include <map>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "edgefd/common/json.h"
 
 namespace edgefd::testing {
 
@@ -37,19 +38,19 @@ class FakeResourceApi {
   };
   /// Creates (or replaces) an allocated ResourceClaim; `results` empty: not allocated.
   void AddClaim(const std::string& ns, const std::string& name, const std::string& uid,
-                const std::vector<Result>& results, const nlohmann::json& extra_config = nullptr);
+                const std::vector<Result>& results, const Json& extra_config = nullptr);
   void DeleteClaim(const std::string& ns, const std::string& name);
   /// The stored claim (null when absent).
-  nlohmann::json Claim(const std::string& ns, const std::string& name);
+  Json Claim(const std::string& ns, const std::string& name);
 
   /// Every stored slice, in name order.
-  std::vector<nlohmann::json> Slices();
+  std::vector<Json> Slices();
   /// Stores a slice as another writer would (no validation); a stale slice for tests.
-  void PutSlice(nlohmann::json slice);
+  void PutSlice(Json slice);
   void DeleteSlice(const std::string& name);
   /// Devices of a node's pool at its highest generation, by name (slices of lower generations
   /// are ignored, as the scheduler ignores them).
-  std::vector<nlohmann::json> PoolDevices(const std::string& node);
+  std::vector<Json> PoolDevices(const std::string& node);
   /// Successful slice writes (POST, PUT, DELETE; dry runs excluded).
   size_t SliceWrites();
 
@@ -63,8 +64,8 @@ class FakeResourceApi {
   bool taints_ = false;
   uint64_t next_rv_ = 5000;
   size_t writes_ = 0;
-  std::map<std::string, nlohmann::json> slices_;
-  std::map<std::string, nlohmann::json> claims_;  // "ns/name"
+  std::map<std::string, Json> slices_;
+  std::map<std::string, Json> claims_;  // "ns/name"
 };
 
 }  // namespace edgefd::testing
