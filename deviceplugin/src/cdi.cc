@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "edgefd/common/allocation.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/unique_fd.h"
 #include "edgefd/discovery/labels.h"
@@ -25,15 +26,6 @@ namespace {
 constexpr std::string_view kCommonSpecName = "edgefd.io-device.json";
 constexpr std::string_view kClaimSpecPrefix = "edgefd.io-device_";
 constexpr std::string_view kSpecSuffix = ".json";
-
-// "edgetpu-1-1-2" → "EDGEFD_EDGETPU_1_1_2_": the prefix of a device's metadata variables.
-std::string MetadataPrefix(std::string_view device_name) {
-  std::string out = "EDGEFD_";
-  for (char c : device_name) {
-    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return out + '_';
-}
 
 // Hardware strings (a USB serial number) are bytes another party controls: keep a printable,
 // shell-safe subset, at most 64 characters.
@@ -79,9 +71,10 @@ std::vector<CdiDevice> CommonCdiDevices(const std::vector<ResourceSnapshot>& res
                      r.resource, d.id, cdi.name);
         continue;
       }
-      const std::string p = MetadataPrefix(cdi.name);
-      auto add = [&](std::string_view attr, const std::string& value) {
-        if (!value.empty()) cdi.env.push_back(p + std::string(attr) + "=" + SafeValue(value));
+      auto add = [&](std::string_view attr, std::string_view value) {
+        if (!value.empty()) {
+          cdi.env.push_back(DeviceMetadataVariable(cdi.name, attr) + "=" + SafeValue(value));
+        }
       };
       auto add_int = [&](std::string_view attr, int value, int unknown) {
         if (value != unknown) add(attr, std::to_string(value));
@@ -89,7 +82,7 @@ std::vector<CdiDevice> CommonCdiDevices(const std::vector<ResourceSnapshot>& res
       add("STABLE_ID", d.id);
       if (r.kind == ResourceKind::kCpu) {
         add_int("CPU", d.cpu, -1);
-        add("CORE_CLASS", r.name.substr(0, r.name.find('-')));
+        add("CORE_CLASS", CoreClassOf(r.name));
         add("MODEL", d.model);
         add_int("CAPACITY", d.capacity, 0);
         add_int("MAX_MHZ", d.max_mhz, 0);

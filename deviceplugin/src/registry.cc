@@ -45,10 +45,7 @@ const PluginDevice* ResourceSnapshot::Find(std::string_view id) const {
 std::string EnvVarName(const ResourceSnapshot& snapshot) {
   if (snapshot.kind == ResourceKind::kCpu) {
     // "little-cpu" -> EDGEFD_LITTLE_CPUS: the contract names the variable after the class.
-    std::string_view core_class = snapshot.name;
-    if (core_class.ends_with(kCoreResourceSuffix))
-      core_class.remove_suffix(kCoreResourceSuffix.size());
-    return CpusVariable(core_class);
+    return CpusVariable(CoreClassOf(snapshot.name));
   }
   return DevicesVariable(snapshot.name);
 }

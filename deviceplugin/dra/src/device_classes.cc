@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "edgefd/common/allocation.h"
+
 namespace edgefd::dra {
 namespace {
 
@@ -22,13 +24,13 @@ std::vector<ClassSpec> Classes(const std::vector<Rule>& rules) {
          std::string(r.kind == RuleKind::kCamera ? "Cameras" : "Accelerators") +
              " found by the rule '" + r.name + "'"});
   }
-  for (const char* cls : {"big", "mid", "little"}) {
-    out.push_back({std::string(cls) + "-cpu",
+  for (std::string_view cls : kCoreClasses) {
+    out.push_back({std::string(cls) + std::string(kCoreResourceSuffix),
                    std::string("device.driver == \"edgefd.io\" && "
                                "device.attributes[\"edgefd.io\"].kind == \"cpu\" && "
                                "device.attributes[\"edgefd.io\"].coreClass == \"") +
-                       cls + "\"",
-                   std::string("CPU cores of the ") + cls +
+                       std::string(cls) + "\"",
+                   "CPU cores of the " + std::string(cls) +
                        " class on heterogeneous nodes, one device per core"});
   }
   return out;

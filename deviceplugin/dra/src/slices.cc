@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "edgefd/common/allocation.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/discovery/labels.h"
 
@@ -48,8 +49,7 @@ std::map<std::string, AttributeValue> DeviceAttributes(const ResourceSnapshot& r
   if (resource.kind == ResourceKind::kCpu) {
     a["kind"] = std::string("cpu");
     str("model", device.model);
-    // "big-cpu" → "big"
-    str("coreClass", resource.name.substr(0, resource.name.find('-')));
+    str("coreClass", std::string(CoreClassOf(resource.name)));
     num("capacity", device.capacity, 0);
     num("maxMHz", device.max_mhz, 0);
     num("cluster", device.group, -1);
