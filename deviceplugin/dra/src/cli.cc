@@ -10,11 +10,12 @@
 #include <optional>
 
 #include "edgefd/agent/kube.h"
-#include "edgefd/common/http_endpoint.h"
+#include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/program.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
+#include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/rules.h"
@@ -334,34 +335,18 @@ int RunDraCli(int argc, char** argv) {
   }
 
   std::unique_ptr<HttpEndpoint> http;
-  if (flags.metrics_address != "none" && !flags.metrics_address.empty()) {
-    auto endpoint = HttpEndpoint::Start(
+  if (MetricsEnabled(flags.metrics_address)) {
+    auto state = [&] {
+      return DraState{publisher.Stats(), plugin.Stats(), plugin.Registration(),
+                      claims.Claims().size()};
+    };
+    auto endpoint = StartHealthEndpoint(
         flags.metrics_address,
-        [&](std::string_view path) -> HttpReply {
-          if (path == "/metrics") {
-            std::string body = RenderMetrics(publisher.Stats(), plugin.Stats(),
-                                             plugin.Registration(), claims.Claims().size());
-            if (dp_server) body += dp_metrics.Render();
-            return {200, "text/plain; version=0.0.4; charset=utf-8", body};
-          }
-          if (path == "/healthz") return {200, "text/plain", "ok\n"};
-          if (path == "/readyz") {
-            if (!plugin.Registration().registered) {
-              return {503, "text/plain", "not registered with the kubelet yet\n"};
-            }
-            if (!publisher.Stats().published) {
-              return {503, "text/plain", "ResourceSlices not published yet\n"};
-            }
-            if (dp_server && !registry.ResourceNames().empty() && !dp_metrics.AllRegistered()) {
-              return {503, "text/plain", "device plugin not registered with the kubelet yet\n"};
-            }
-            return {200, "text/plain", "ok\n"};
-          }
-          return {404, "text/plain", "not found\n"};
-        },
+        DraHealth(state,
+                  dp_server ? deviceplugin::PluginHealth(dp_metrics, registry) : HealthChecks{}),
         "--metrics-addr");
     if (!endpoint) {
-      std::cerr << kName << ": " << endpoint.error().message << "\n";
+      spdlog::error("{}", endpoint.error().message);
       return kExitUsage;
     }
     http = std::move(*endpoint);
