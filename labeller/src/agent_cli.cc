@@ -19,13 +19,6 @@
 namespace edgefd {
 namespace {
 
-std::string DefaultNodeName() {
-  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) == 0) return host;
-  return {};
-}
-
 // The udev watcher, saying once started how it watches (monitor or rescan) and why.
 class LoggedWatcher final : public ChangeSource {
  public:
@@ -44,30 +37,6 @@ class LoggedWatcher final : public ChangeSource {
   HotplugWatcher watcher_;
 };
 
-// The API server client: the kubeconfig (or the in-cluster service account), checked up front.
-Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const AgentCliOptions& opts,
-                                                         std::string* server) {
-  auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
-  if (!config) return config.error();
-  if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
-  if (config->insecure_skip_tls_verify) {
-    spdlog::warn(
-        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
-        config->server);
-  }
-  if (!config->ca_pem.empty()) {
-    // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we replace
-    // it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves parsing
-    // ~140 certificates per connection and about 1 MiB of resident memory. The bundle would
-    // be replaced anyway, so a SSL_CERT_FILE from the environment is overridden too. Without
-    // a cluster CA the system bundle verifies the server.
-    setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-    setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-  }
-  *server = config->server + " (" + config->source + ")";
-  return MakeKubeClient(*config);
-}
-
 // Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
 Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
                                             std::unique_ptr<ApiTransport>& api) {
@@ -76,7 +45,7 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
     return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
   }
   std::string server;
-  auto client = ConnectToApiServer(opts, &server);
+  auto client = ConnectToApiServer(opts.kubeconfig, opts.insecure_skip_tls_verify, &server);
   if (!client) return client.error();
   api = std::move(*client);
   std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;

@@ -196,10 +196,14 @@ TEST(DevicePluginCli, ModeHandsOverOrRefuses) {
   RunResult r = RunBinary("--mode gpu");
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr("gpu"));
-  // dra runs edgefd-deviceplugin-dra: its own usage errors show.
-  r = RunBinary("--mode dra --inventory " + kInventory);
+  // dra runs edgefd-deviceplugin-dra: its own flags and usage errors.
+  r = RunBinary("--mode dra --device-taints maybe");
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.output, HasSubstr("--node-name"));
+  EXPECT_THAT(r.output, HasSubstr("--device-taints: 'maybe'"));
+  // Without it, a DRA-only flag is unknown.
+  r = RunBinary("--device-taints on");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--device-taints"));
   r = RunBinary("--mode=both --help");
   EXPECT_EQ(r.code, 0);
   EXPECT_THAT(r.output, HasSubstr("--kubelet-registry-dir"));

@@ -2,10 +2,12 @@
 // against the API server stand-in over TLS (kubeconfig) and the kubelet stand-ins over gRPC.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "dra_test_support.h"
 #include "edgefd/testing/fake_dra_kubelet.h"
 #include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/http.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/process.h"
 
@@ -154,6 +156,29 @@ TEST_F(DraCliTest, ARestartedPluginKeepsItsPreparedClaims) {
   EXPECT_FALSE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device_uid-tpu.json"));
 }
 
+TEST_F(DraCliTest, ServesMetricsAndReadinessOverHttp) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra", {"--metrics-addr", "127.0.0.1:0"});  // the later flag wins
+  // Its log (stderr) says which port it bound.
+  ASSERT_TRUE(plugin_->WaitFor([](const std::string&, const std::string& err) {
+    size_t at = err.find("(port ");
+    return at != std::string::npos && err.find(')', at) != std::string::npos;
+  })) << plugin_->err();
+  const auto port =
+      static_cast<uint16_t>(std::stoi(plugin_->err().substr(plugin_->err().find("(port ") + 6)));
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  // The publisher logs the pool after it has counted it as written.
+  ASSERT_TRUE(plugin_->WaitFor([](const std::string&, const std::string& err) {
+    return err.find("published pool rock5b generation") != std::string::npos;
+  })) << plugin_->err();
+  EXPECT_THAT(::edgefd::testing::HttpGet(port, "/readyz"), HasSubstr("HTTP/1.1 200"));
+  const std::string metrics = ::edgefd::testing::HttpGet(port, "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("edgefd_dra_registered 1"));
+  EXPECT_THAT(metrics, HasSubstr("edgefd_dra_pool_devices 9"));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+}
+
 TEST_F(DraCliTest, BothModesServeTheDevicePluginToo) {
   FakeDraKubelet dra(dir_.path() / "registry");
   ASSERT_TRUE(dra.Start());
@@ -198,18 +223,56 @@ TEST_F(DraCliTest, AHungApiServerDoesNotDelaySigterm) {
 }
 
 TEST(DraCli, UsageErrorsExitTwoNamingTheInput) {
-  RunResult r = RunBinary("--mode dra --inventory " + kInventory);
-  EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.output, HasSubstr("--node-name"));
-  r = RunBinary("--mode dra --device-taints maybe");
+  RunResult r = RunBinary("--mode dra --device-taints maybe");
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr("maybe"));
+  r = RunBinary("--mode dra --resync 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--resync"));
   r = RunBinary("--mode dra --node-name n --kubeconfig /nonexistent/kubeconfig");
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr("/nonexistent/kubeconfig"));
   r = RunBinary("--mode dra --print-slices --inventory /nonexistent/inv.yaml");
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.output, HasSubstr("/nonexistent/inv.yaml"));
+  // Run on its own, the DRA program serves the DRA modes only.
+  auto direct = ::edgefd::testing::RunCommand(
+      {(fs::path(kBin).parent_path() / "edgefd-deviceplugin-dra").string(), "--mode",
+       "device-plugin"});
+  EXPECT_EQ(direct.exit_code, 2);
+  EXPECT_THAT(direct.err, HasSubstr("edgefd-deviceplugin itself"));
+}
+
+TEST(DraCli, HelpListsTheSharedFlagGroupsOnce) {
+  RunResult r = RunBinary("--mode dra --help");
+  ASSERT_EQ(r.code, 0);
+  for (const char* flag :
+       {"--kubelet-dir", "--cdi-dir", "--root", "--rescan", "--node-name", "--kubeconfig",
+        "--resync", "--kubelet-registry-dir", "--metrics-addr"}) {
+    EXPECT_THAT(r.output, HasSubstr(flag));
+  }
+  // The DRA program's own default for --resync, in the labeller's words.
+  EXPECT_THAT(r.output, HasSubstr("re-read the node's ResourceSlices"));
+  EXPECT_THAT(r.output, HasSubstr("(default: 30)"));
+}
+
+TEST(DraCli, NodeNameComesFromTheFlagThenNodeNameThenTheHostname) {
+  auto pool = [](const ::edgefd::testing::CommandResult& r) {
+    auto slices = ParseJson(r.out, "--print-slices");
+    EXPECT_TRUE(slices.ok()) << r.out << r.err;
+    return slices.ok() ? StringAt(*slices, "/0/spec/pool/name") : std::string();
+  };
+  const auto args =
+      ::edgefd::testing::CommandLine(kBin, "--mode dra --print-slices --inventory " + kInventory);
+  EXPECT_EQ(pool(::edgefd::testing::RunCommand(args, {"NODE_NAME=from-env"})), "from-env");
+  auto with_flag = args;
+  with_flag.insert(with_flag.end(), {"--node-name", "from-flag"});
+  EXPECT_EQ(pool(::edgefd::testing::RunCommand(with_flag, {"NODE_NAME=from-env"})), "from-flag");
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  auto without = args;
+  without.insert(without.begin(), {"/usr/bin/env", "-u", "NODE_NAME"});
+  EXPECT_EQ(pool(::edgefd::testing::RunCommand(without)), host);
 }
 
 TEST(DraCli, PrintSlicesShowsWhatANodeWouldPublish) {

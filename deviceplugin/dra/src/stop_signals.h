@@ -10,10 +10,13 @@
 #include <mutex>
 #include <thread>
 
+#include "edgefd/common/program.h"
+
 namespace edgefd::dra {
 
 /// SIGTERM and SIGINT, and the promise that the program is gone within about a second of one:
-/// the signals are blocked in every thread (construct this before starting any) and a watcher
+/// the signals are blocked in every thread (BlockStopSignals: construct this before starting
+/// any) and a watcher
 /// thread takes them. The main thread waits with WaitFor/Wait, shuts down in order and calls
 /// Done; if that has not happened `grace` after the signal (a request hung on an unresponsive
 /// API server, say), the watcher ends the process with exit status 0. The slices stay as they
@@ -21,11 +24,7 @@ namespace edgefd::dra {
 class StopSignals {
  public:
   explicit StopSignals(std::chrono::milliseconds grace = std::chrono::milliseconds(900))
-      : grace_(grace) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+      : grace_(grace), set_(BlockStopSignals()) {
     watcher_ = std::thread([this] { Watch(); });
   }
   ~StopSignals() {

@@ -1,4 +1,6 @@
 #include <cpprest/asyncrt_utils.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -164,6 +166,37 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
   } catch (const YAML::Exception& e) {
     return Error{where + "malformed kubeconfig: " + e.what()};
   }
+}
+
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const fs::path& kubeconfig,
+                                                         bool insecure_skip_tls_verify,
+                                                         std::string* server) {
+  auto config = kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(kubeconfig);
+  if (!config) return config.error();
+  if (insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  if (config->insecure_skip_tls_verify) {
+    spdlog::warn(
+        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
+        config->server);
+  }
+  if (!config->ca_pem.empty()) {
+    // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we replace
+    // it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves parsing
+    // ~140 certificates per connection and about 1 MiB of resident memory. The bundle would
+    // be replaced anyway, so a SSL_CERT_FILE from the environment is overridden too. Without
+    // a cluster CA the system bundle verifies the server.
+    setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+    setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
+  }
+  if (server != nullptr) *server = config->server + " (" + config->source + ")";
+  return MakeKubeClient(*config);
+}
+
+std::string DefaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return {};
 }
 
 }  // namespace edgefd

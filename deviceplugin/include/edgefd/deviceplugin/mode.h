@@ -1,6 +1,6 @@
 #pragma once
 
-#include <optional>
+#include <string>
 #include <string_view>
 
 namespace edgefd::deviceplugin {
@@ -9,10 +9,14 @@ namespace edgefd::deviceplugin {
 /// which the plain device plugin leaves out to stay small.
 inline constexpr std::string_view kDraProgram = "edgefd-deviceplugin-dra";
 
-/// Looks for `--mode MODE` / `--mode=MODE` in the command line. `device-plugin` (or no
-/// --mode) returns nullopt: carry on here. `dra` and `both` exec kDraProgram from this
-/// program's directory with the same arguments and return only when that fails (exit code 1,
-/// with a message naming the program). Any other value is a usage error (exit code 2).
-std::optional<int> HandOverMode(int argc, char** argv);
+/// The --mode the command line asks for (`--mode MODE` or `--mode=MODE`, the last one wins,
+/// nothing after `--`), as the parser will read it; "" when there is none. Read before the
+/// parser runs, because the DRA modes take flags that only kDraProgram knows.
+std::string ModeInArgs(int argc, char** argv);
+
+/// Replaces this process with kDraProgram from this program's directory, with the same
+/// arguments; returns only when that fails (exit code 1, after a message naming the program
+/// and `mode`).
+int ExecDraProgram(char** argv, std::string_view mode);
 
 }  // namespace edgefd::deviceplugin

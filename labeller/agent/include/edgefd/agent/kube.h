@@ -57,6 +57,20 @@ class ApiTransport {
 /// here, naming `config.source`, rather than as a TLS failure on the first request.
 Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config);
 
+/// The client of a daemon (the labeller agent, the DRA plugin), from its Kubernetes flags: the
+/// current context of `kubeconfig`, or the in-cluster service account when it is empty;
+/// `insecure_skip_tls_verify` turns verification off (with a warning in the log). When the
+/// config brings its own CA, OpenSSL's default bundle is pointed nowhere, which saves parsing
+/// ~140 certificates per connection and about 1 MiB of resident memory. `server`, when given,
+/// receives "<url> (<kubeconfig or in-cluster>)" for the log. Errors name the config.
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const std::filesystem::path& kubeconfig,
+                                                         bool insecure_skip_tls_verify,
+                                                         std::string* server = nullptr);
+
+/// The node a daemon runs on when --node-name is not given: $NODE_NAME (the DaemonSets set it
+/// from spec.nodeName), else the hostname; "" when neither is known.
+std::string DefaultNodeName();
+
 /// Limits cpprestsdk's shared thread pool (40 threads by default) to `threads`; call once,
 /// before the first client is made.
 void LimitHttpThreads(size_t threads);
