@@ -13,9 +13,7 @@
 // Usage: dra_bench [--json] [--quick] [--verbose]
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -30,6 +28,7 @@
 #include "edgefd/testing/fed_registry.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/inventories.h"
+#include "edgefd/testing/measure.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/process.h"
 
@@ -43,6 +42,10 @@ using ::edgefd::testing::FakeApiServer;
 using ::edgefd::testing::FakeDraKubelet;
 using ::edgefd::testing::FakeKubelet;
 using ::edgefd::testing::FedRegistry;
+using ::edgefd::testing::LatencyJson;
+using ::edgefd::testing::LatencyStats;
+using ::edgefd::testing::ProcStatus;
+using ::edgefd::testing::Summarise;
 using ::edgefd::testing::TempDir;
 using ::edgefd::testing::TestPki;
 using ::edgefd::testing::WriteFile;
@@ -51,22 +54,6 @@ using Ms = std::chrono::duration<double, std::milli>;
 
 constexpr char kNode[] = "rock5b";
 
-struct Stats {
-  double median = 0, p99 = 0, max = 0;
-  size_t n = 0;
-};
-
-Stats Summarise(std::vector<double> v) {
-  Stats s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  s.n = v.size();
-  s.median = v[v.size() / 2];
-  s.p99 = v[std::min(v.size() - 1, static_cast<size_t>(v.size() * 0.99))];
-  s.max = v.back();
-  return s;
-}
-
 // Resident memory, and the anonymous part of it (heap, stacks: what the process itself costs;
 // the rest is shared library text other processes on the node map too).
 struct Memory {
@@ -74,14 +61,7 @@ struct Memory {
 };
 
 Memory MemoryOf(pid_t pid) {
-  Memory m;
-  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps_rollup");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("Rss:", 0) == 0) m.rss_mib = std::stol(line.substr(4)) / 1024.0;
-    if (line.rfind("Anonymous:", 0) == 0) m.anon_mib = std::stol(line.substr(10)) / 1024.0;
-  }
-  return m;
+  return {ProcStatus(pid, "VmRSS") / 1024.0, ProcStatus(pid, "RssAnon") / 1024.0};
 }
 
 // A TLS API server with a token and node kNode, and a kubeconfig for it.
@@ -109,7 +89,7 @@ bool PoolHas(FakeApiServer& server, const std::string& device) {
   return false;
 }
 
-Stats SliceUpdates(const TestPki& pki, int n) {
+LatencyStats SliceUpdates(const TestPki& pki, int n) {
   TempDir dir;
   Cluster cluster(pki, dir.path());
   auto api = cluster.Client();
@@ -138,7 +118,7 @@ Stats SliceUpdates(const TestPki& pki, int n) {
 }
 
 struct PrepareFigures {
-  Stats prepare, again, unprepare;
+  LatencyStats prepare, again, unprepare;
 };
 
 PrepareFigures Prepares(const TestPki& pki, int n) {
@@ -266,30 +246,27 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const int n = quick ? 100 : 1000;
-  Stats slices = SliceUpdates(*pki, n);
+  LatencyStats slices = SliceUpdates(*pki, n);
   PrepareFigures prepares = Prepares(*pki, quick ? 100 : 500);
   std::map<std::string, Memory> memory;
   for (const char* mode : {"device-plugin", "dra", "both"}) memory[mode] = IdleMemory(*pki, mode);
   if (slices.n == 0 || prepares.prepare.n == 0) return 1;
 
-  auto stats = [](const Stats& s) {
-    return Json{{"n", s.n}, {"median", s.median}, {"p99", s.p99}, {"max", s.max}};
-  };
   if (json_out) {
-    Json out = {{"slice_update_ms", stats(slices)},
-                {"prepare_ms", stats(prepares.prepare)},
-                {"prepare_again_ms", stats(prepares.again)},
-                {"unprepare_ms", stats(prepares.unprepare)},
+    Json out = {{"slice_update_ms", LatencyJson(slices, 3)},
+                {"prepare_ms", LatencyJson(prepares.prepare, 3)},
+                {"prepare_again_ms", LatencyJson(prepares.again, 3)},
+                {"unprepare_ms", LatencyJson(prepares.unprepare, 3)},
                 {"idle_rss_mib", Json::object()},
                 {"idle_anonymous_mib", Json::object()}};
     for (const auto& [mode, m] : memory) {
-      out["idle_rss_mib"][mode] = m.rss_mib;
-      out["idle_anonymous_mib"][mode] = m.anon_mib;
+      out["idle_rss_mib"][mode] = RoundTo(m.rss_mib, 2);
+      out["idle_anonymous_mib"][mode] = RoundTo(m.anon_mib, 2);
     }
-    std::cout << out.dump() << "\n";
+    std::cout << DumpJson(out) << "\n";
     return 0;
   }
-  auto line = [](const char* what, const Stats& s, const char* target) {
+  auto line = [](const char* what, const LatencyStats& s, const char* target) {
     std::printf("%-44s n=%zu median %.3f ms  p99 %.3f ms  %s\n", what, s.n, s.median, s.p99,
                 target);
   };

@@ -45,8 +45,9 @@ void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
       ->type_name("DIR")
       ->group(group);
   AddMetricsAddrFlag(app, flags.metrics_address)
-      ->description("serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
-                    "(default: :9479; none or an empty ADDR turns it off)");
+      ->description(
+          "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
+          "(default: :9479; none or an empty ADDR turns it off)");
   AddLogLevelFlag(app, flags.log_level);
 }
 
