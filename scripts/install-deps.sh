@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build pkg-config git clang libclang-rt-14-dev clang-format
+  # clang finds OpenMP (the runtime links it) only with LLVM's libomp: scripts/fuzz.sh
+  libomp-dev
   # discovery
   libudev-dev libfdt-dev device-tree-compiler libyaml-cpp-dev
   # Kubernetes client, logging, JSON, command lines
