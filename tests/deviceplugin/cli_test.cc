@@ -212,5 +212,19 @@ TEST(DevicePluginCli, ModeHandsOverOrRefuses) {
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu"));
 }
 
+TEST(LinkedLibraries, TheDevicePluginLinksNoHttpOrTlsLibrary) {
+  // The Kubernetes API client (cpprestsdk, OpenSSL) is the DRA program's alone: the plain
+  // device plugin, resident on every node, stays small.
+  const std::string plugin = testing::NeededLibraries(kBin);
+  const std::string dra =
+      testing::NeededLibraries((fs::path(kBin).parent_path() / "edgefd-deviceplugin-dra").string());
+  if (plugin.empty()) GTEST_SKIP() << "readelf is not available";
+  EXPECT_THAT(plugin, HasSubstr("libgrpc++_unsecure"));
+  for (const char* lib : {"libcpprest", "libssl", "libcrypto"}) {
+    EXPECT_THAT(plugin, ::testing::Not(HasSubstr(lib))) << plugin;
+    EXPECT_THAT(dra, HasSubstr(lib)) << "the check could not fail: " << dra;
+  }
+}
+
 }  // namespace
 }  // namespace edgefd::deviceplugin
