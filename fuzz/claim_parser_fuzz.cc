@@ -23,8 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ok = ok && !r.driver.empty() && !r.pool.empty() && !r.device.empty();
   }
   if (!ok) {
-    std::fprintf(stderr, "ParseClaim broke a promise: allocated=%d results=%zu\n",
-                 claim->allocated, claim->results.size());
+    std::fprintf(stderr, "ParseClaim broke a promise: allocated=%d results=%zu\n", claim->allocated,
+                 claim->results.size());
     std::abort();
   }
   return 0;

@@ -6,6 +6,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <vector>
 
 #include "dra_test_support.h"
 #include "edgefd/deviceplugin/registry.h"
@@ -162,6 +163,14 @@ TEST(DraManifests, DaemonSetRunsDraModeWithLeastPrivilege) {
   }
   EXPECT_EQ(c["env"][0]["name"].as<std::string>(), "NODE_NAME");
   EXPECT_EQ(c["env"][0]["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>(), "spec.nodeName");
+  // The real binary accepts every argument the DaemonSet gives it (what it prints is beside the
+  // point: the pool of a static inventory, without an API server).
+  std::vector<std::string> argv = {::edgefd::testing::DevicePluginBin()};
+  for (const auto& a : c["args"]) argv.push_back(a.as<std::string>());
+  for (const char* a : {"--print-slices", "--node-name", "n1", "--inventory"}) argv.push_back(a);
+  argv.push_back((::edgefd::testing::TestdataDir() / "dra/rock5b.yaml").string());
+  auto run = ::edgefd::testing::RunCommand(argv);
+  EXPECT_EQ(run.exit_code, 0) << run.err;
   std::map<std::string, std::string> host_paths;
   for (const auto& v : pod["volumes"]) {
     host_paths[v["name"].as<std::string>()] = v["hostPath"]["path"].as<std::string>();
