@@ -75,7 +75,7 @@ struct Cluster {
   }
   std::unique_ptr<ApiTransport> Client() {
     auto config = LoadKubeconfig(kubeconfig);
-    auto client = MakeKubeClient(*config);
+    auto client = MakeSharedKubeClient(*config);
     return client ? std::move(*client) : nullptr;
   }
   FakeApiServer server;

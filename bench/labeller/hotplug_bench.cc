@@ -10,6 +10,13 @@
 //    (HotplugWatcher with its default coalescing -> Discover -> RenderLabels -> diff).
 //    Target: p99 under 20 ms. This part needs umockdev's preload library, so the program runs
 //    itself again with LD_PRELOAD set (part 1 runs without it, on the real libc paths).
+// 3. Discovery after a USB hotplug on a Jetson AGX Orin's live devicetree (issue 12 #11):
+//    shared/devicetrees/jetson-agx-orin.dtb written out in the kernel's directory form into the
+//    testbed's /sys, the stick plugged and pulled N times (--orin-events, default 200), and on
+//    each event the discovery + label rendering the agent runs, timed: `orin_rediscover_kept`
+//    with the agent's Discoverer (the tree is kept: a hotplug cannot change it), and
+//    `orin_rediscover_fresh` with a fresh Discover() as main did (the whole tree walked again).
+//    Target: median of the kept path under 2 ms. Skipped when shared/ is absent.
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -26,10 +33,13 @@
 #include <vector>
 
 #include "edgefd/common/json.h"
+#include "edgefd/discovery/devicetree.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/testing/dt_directory_form.h"
 #include "edgefd/testing/measure.h"
+#include "edgefd/testing/paths.h"
 #include "edgefd/testing/umockdev_testbed.h"
 
 extern char** environ;
@@ -43,6 +53,7 @@ struct Options {
   bool json = false;
   int events = 1000;
   int runs = 200;
+  int orin_events = 200;
   bool hotplug_child = false;
 };
 
@@ -171,6 +182,83 @@ int Hotplug(const Options& opts) {
   return timeouts == 0 ? 0 : 1;
 }
 
+// Part 3: discovery after each USB event over a Jetson AGX Orin live tree, kept and fresh.
+int HotplugOnOrinTree(const Options& opts) {
+  const std::filesystem::path blob = testing::SharedDevicetrees() / "jetson-agx-orin.dtb";
+  if (!std::filesystem::exists(blob)) {
+    std::fprintf(stderr, "hotplug_bench: %s absent; Orin part skipped\n", blob.c_str());
+    return 0;
+  }
+  auto tree = ReadDeviceTreeBlobFile(blob);
+  if (!tree) return 1;
+  testing::Testbed tb;
+  if (!tb.Plug("host.umockdev")) return 1;
+  testing::WriteDirectoryForm(*tree,
+                              std::filesystem::path(tb.Root()) / "sys/firmware/devicetree/base");
+  DiscoveryOptions discovery;
+  discovery.root = tb.Root();
+  discovery.udev = true;
+  Discoverer kept(discovery);
+  if (!kept.Run()) return 1;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  int events = 0;
+  std::vector<double> kept_ms, fresh_ms;
+  size_t labels = 0, accel = 0;
+  WatchOptions watch;
+  auto rules = LoadRules({});
+  if (!rules) return 1;
+  watch.subsystems = UdevSubsystems(*rules);
+  HotplugWatcher watcher(watch);
+  auto started = watcher.Start([&] {
+    Clock::time_point t0 = Clock::now();
+    auto report = kept.Run();
+    Labels now = report ? RenderLabels(report->inventory) : Labels{};
+    Clock::time_point t1 = Clock::now();
+    auto fresh = Discover(discovery);
+    Labels again = fresh ? RenderLabels(fresh->inventory) : Labels{};
+    Clock::time_point t2 = Clock::now();
+    std::lock_guard lock(mu);
+    if (!report || !fresh || now != again) {
+      std::fprintf(stderr, "hotplug_bench: the kept and fresh discoveries disagree\n");
+      std::abort();
+    }
+    kept_ms.push_back(Ms(t1 - t0));
+    fresh_ms.push_back(Ms(t2 - t1));
+    labels = now.size();
+    accel = now.count("edgefd.io/accel.edgetpu");
+    ++events;
+    cv.notify_all();
+  });
+  if (!started) return 1;
+  const std::string stick = "/sys/devices/pci0000:00/0000:00:14.0/usb1/1-3";
+  int timeouts = 0;
+  for (int i = 0; i < opts.orin_events; ++i) {
+    int before;
+    {
+      std::lock_guard lock(mu);
+      before = events;
+    }
+    if (i % 2 == 0) {
+      if (!tb.Plug("coral-usb-runtime.umockdev")) return 1;
+    } else {
+      tb.Unplug(stick, [] {});
+    }
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(5), [&] { return events > before; })) ++timeouts;
+  }
+  watcher.Stop();
+  const Json extra = {
+      {"labels", labels}, {"devicetree_reads", kept.devicetree_reads()}, {"target_median_ms", 2}};
+  Print(opts, "orin_rediscover_kept", testing::Summarise(kept_ms), extra,
+        std::to_string(kept.devicetree_reads()) + " tree read(s), target median < 2 ms");
+  Print(opts, "orin_rediscover_fresh", testing::Summarise(fresh_ms), {{"labels", labels}},
+        "the whole tree walked again (main before issue 12 #11)");
+  (void)accel;
+  return timeouts == 0 ? 0 : 1;
+}
+
 // Runs this program again with umockdev's preload library for the hotplug part.
 int RunHotplugChild(int argc, char** argv) {
   std::string preload = testing::UmockdevPreload();
@@ -202,14 +290,20 @@ int main(int argc, char** argv) {
       opts.events = std::atoi(argv[++i]);
     } else if (a == "--runs" && i + 1 < argc) {
       opts.runs = std::atoi(argv[++i]);
+    } else if (a == "--orin-events" && i + 1 < argc) {
+      opts.orin_events = std::atoi(argv[++i]);
     } else if (a == "--hotplug-child") {
       opts.hotplug_child = true;
     } else {
-      std::fprintf(stderr, "usage: hotplug_bench [--json] [--events N] [--runs N]\n");
+      std::fprintf(stderr,
+                   "usage: hotplug_bench [--json] [--events N] [--runs N] [--orin-events N]\n");
       return 2;
     }
   }
-  if (opts.hotplug_child) return edgefd::Hotplug(opts);
+  if (opts.hotplug_child) {
+    int rc = opts.events > 0 ? edgefd::Hotplug(opts) : 0;
+    return rc != 0 ? rc : edgefd::HotplugOnOrinTree(opts);
+  }
   int rc = edgefd::RealSys(opts);
   if (rc != 0) return rc;
   return edgefd::RunHotplugChild(argc, argv);

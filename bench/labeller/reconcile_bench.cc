@@ -9,7 +9,6 @@
 //   and went idle (target < 15 MiB). The dry run's peak RSS is dryrun_rss's.
 // Run: build/bench/labeller/reconcile_bench  (add --benchmark_format=json for a report)
 #include <benchmark/benchmark.h>
-#include <cpprest/asyncrt_utils.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -57,16 +56,9 @@ struct Setup {
           FakeApiServer::Options{s->pki.server_cert, s->pki.server_key, {}});
       s->server->SetToken("bench-token");
       WriteFile(s->dir / "token", "bench-token\n");
-      std::string ca = ReadFile(s->pki.ca_cert);
       s->kubeconfig = s->dir / "kubeconfig";
-      WriteFile(
-          s->kubeconfig,
-          "apiVersion: v1\nkind: Config\ncurrent-context: b\n"
-          "contexts:\n- name: b\n  context: {cluster: c, user: u}\n"
-          "clusters:\n- name: c\n  cluster:\n    server: " +
-              s->server->url() + "\n    certificate-authority-data: " +
-              utility::conversions::to_base64(std::vector<unsigned char>(ca.begin(), ca.end())) +
-              "\nusers:\n- name: u\n  user:\n    tokenFile: token\n");
+      WriteFile(s->kubeconfig, KubeconfigYaml(s->server->url(), ReadFile(s->pki.ca_cert),
+                                              "    tokenFile: token\n"));
       return s;
     }();
     return *setup;

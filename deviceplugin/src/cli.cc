@@ -33,8 +33,6 @@ Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
 // kubelet sockets, and the health endpoint.
 int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
           const WatchOptions& watch) {
-  // Blocked before any thread starts, so only sigwait below sees them.
-  const sigset_t stop_signals = BlockStopSignals();
   // A closed log pipe must not kill the plugin (and with it every resource on the node).
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -82,9 +80,8 @@ int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
     spdlog::info("metrics on {} (port {})", flags.metrics_address, http->port());
   }
 
-  int signal = 0;
-  sigwait(&stop_signals, &signal);
-  spdlog::info("signal {}: stopping", signal);
+  WaitForStop();
+  spdlog::info("signal {}: stopping", StopSignal());
   http.reset();
   cdi_feed.Stop();
   feed.Stop();
@@ -96,11 +93,14 @@ int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
 
 int RunDevicePluginCli(int argc, char** argv) {
   // The DRA modes have flags only their program knows: hand the whole command line over
-  // before parsing it here.
+  // before parsing it here. The stop signals stay blocked across exec; that program's
+  // InstallStopHandlers takes one that came meanwhile.
   if (const std::string mode = ModeInArgs(argc, argv); mode == "dra" || mode == "both") {
+    BlockStopSignals();
     SetUpLogging("edgefd-deviceplugin", "info");
     return ExecDraProgram(argv, mode);
   }
+  InstallStopHandlers();
   DevicePluginFlags flags;
   CLI::App app(kDescription, "edgefd-deviceplugin");
   ConfigureApp(app, kFooter);

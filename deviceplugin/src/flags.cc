@@ -55,8 +55,11 @@ InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags) {
   if (flags.inventory_file) {
     return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
   }
-  return [options = flags.discovery.discovery]() -> Result<Inventory> {
-    auto report = Discover(options);
+  // One Discoverer for every hotplug event: the devicetree is read again only when it can
+  // have changed (the feed calls this under its lock).
+  auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
+  return [discoverer]() -> Result<Inventory> {
+    auto report = discoverer->Run();
     if (!report) return report.error();
     return std::move(report->inventory);
   };

@@ -1,6 +1,9 @@
 #include "edgefd/discovery/discovery.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <fstream>
 #include <system_error>
 
 #include "edgefd/discovery/cpu.h"
@@ -91,27 +94,110 @@ Result<std::optional<DtNode>> LoadDeviceTree(const DiscoveryOptions& options,
   return std::optional<DtNode>();
 }
 
+// What identifies a file or directory without reading it (a directory's size is 0 in sysfs
+// and counts entries elsewhere: only a file's is used).
+std::string Identity(const fs::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "-";
+  return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+         std::to_string(S_ISDIR(st.st_mode) ? 0 : st.st_size) + ":" +
+         std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
+}
+
+// The overlays configfs has applied: "NAME=STATUS;..." in name order (a handful of entries, a
+// few syscalls; "" where configfs has no devicetree overlay support).
+std::string ConfigfsOverlays(const fs::path& root) {
+  std::error_code ec;
+  std::vector<std::string> entries;
+  for (fs::directory_iterator it(root / "sys/kernel/config/device-tree/overlays", ec), end;
+       !ec && it != end; it.increment(ec)) {
+    std::string status;
+    std::ifstream in(it->path() / "status");
+    std::getline(in, status);
+    entries.push_back(it->path().filename().string() + "=" + status);
+  }
+  std::sort(entries.begin(), entries.end());
+  std::string out;
+  for (const std::string& e : entries) out += e + ";";
+  return out;
+}
+
+// Cheap to compute, and different whenever the devicetree Discover would read can differ.
+std::string TreeGeneration(const DiscoveryOptions& options) {
+  if (options.dtb) return "dtb " + Identity(*options.dtb);
+  std::error_code ec;
+  fs::path live = options.root / "sys/firmware/devicetree/base";
+  if (fs::is_directory(live, ec)) {
+    return "live " + Identity(live) + " " + ConfigfsOverlays(options.root);
+  }
+  return "fdt " + Identity(options.root / "sys/firmware/fdt");
+}
+
 }  // namespace
 
-Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
-  DiscoveryReport report;
-  auto tree = LoadDeviceTree(options, report);
-  if (!tree) return tree.error();
-  Inventory& inv = report.inventory;
-  if (*tree) {
-    const DtNode& root = **tree;
-    inv.board = ExtractBoard(root);
-    std::vector<std::string> names = DefaultDtNodeNames();
-    names.insert(names.end(), options.extra_node_names.begin(), options.extra_node_names.end());
-    inv.dt_nodes = ExtractNamedNodes(root, names);
+// What Run keeps of the devicetree between runs.
+struct Discoverer::Cache {
+  bool valid = false;
+  std::string generation;
+  std::optional<DtNode> tree;
+  std::string source;
+  std::vector<std::string> warnings;  // the tree's, repeated in every report
+  BoardInfo board;
+  std::vector<DtNodeInfo> dt_nodes;
+  std::optional<CpuTopology> dtb_cpu;  // --dtb: the CPUs come from the tree alone
+  uint64_t reads = 0;
+};
+
+Discoverer::Discoverer(DiscoveryOptions options)
+    : options_(std::move(options)), cache_(std::make_unique<Cache>()) {}
+
+Discoverer::~Discoverer() = default;
+
+void Discoverer::Invalidate() { cache_->valid = false; }
+
+uint64_t Discoverer::devicetree_reads() const { return cache_->reads; }
+
+Result<DiscoveryReport> Discoverer::Run() {
+  Cache& c = *cache_;
+  std::string generation = TreeGeneration(options_);
+  if (!c.valid || generation != c.generation) {
+    DiscoveryReport read;
+    auto tree = LoadDeviceTree(options_, read);
+    if (!tree) return tree.error();
+    ++c.reads;
+    c.tree = std::move(*tree);
+    c.source = std::move(read.devicetree_source);
+    c.warnings = std::move(read.warnings);
+    c.board = {};
+    c.dt_nodes.clear();
+    c.dtb_cpu.reset();
+    if (c.tree) {
+      c.board = ExtractBoard(*c.tree);
+      std::vector<std::string> names = DefaultDtNodeNames();
+      names.insert(names.end(), options_.extra_node_names.begin(), options_.extra_node_names.end());
+      c.dt_nodes = ExtractNamedNodes(*c.tree, names);
+    }
+    // A --dtb describes some other board: never mix in this host's sysfs.
+    if (options_.dtb) c.dtb_cpu = CpuTopologyFromDeviceTree(*c.tree, &c.warnings);
+    c.generation = std::move(generation);
+    c.valid = true;
   }
-  // A --dtb describes some other board: never mix in this host's sysfs.
-  const DtNode* dt = *tree ? &**tree : nullptr;
-  inv.cpu = options.dtb ? CpuTopologyFromDeviceTree(*dt, &report.warnings)
-                        : ReadCpuTopology(options.root, dt, &report.warnings);
+  DiscoveryReport report;
+  report.devicetree_source = c.source;
+  report.warnings = c.warnings;
+  Inventory& inv = report.inventory;
+  inv.board = c.board;
+  inv.dt_nodes = c.dt_nodes;
+  inv.cpu = c.dtb_cpu
+                ? *c.dtb_cpu
+                : ReadCpuTopology(options_.root, c.tree ? &*c.tree : nullptr, &report.warnings);
   // Accelerators and cameras: udev devices merged with the devicetree nodes read above.
-  if (auto status = DiscoverUdevDevices(options, report); !status) return status.error();
+  if (auto status = DiscoverUdevDevices(options_, report); !status) return status.error();
   return report;
+}
+
+Result<DiscoveryReport> Discover(const DiscoveryOptions& options) {
+  return Discoverer(options).Run();
 }
 
 }  // namespace edgefd

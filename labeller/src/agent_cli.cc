@@ -1,13 +1,11 @@
 // edgefd-labeller without --dry-run: wires discovery, the API client, the reconcile loop and
 // the health endpoint together.
 #include <malloc.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
-#include <thread>
 
 #include "edgefd/agent/reconcile.h"
 #include "edgefd/common/program.h"
@@ -54,10 +52,12 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, warnings at debug level (they repeat).
-Agent::DiscoverFn DiscoverLabels(DiscoveryOptions discovery) {
-  return [discovery = std::move(discovery)]() -> Result<Labels> {
-    auto report = Discover(discovery);
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
+// Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
+// read it again).
+Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
+  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
+    auto report = discoverer->Run();
     if (!report) return report.error();
     for (const std::string& w : report->warnings) spdlog::debug("{}", w);
     return RenderLabels(report->inventory);
@@ -76,9 +76,8 @@ std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
   return std::make_unique<LoggedWatcher>(watch);
 }
 
-// The DaemonSet's mode: the health endpoint, then reconciles until SIGTERM/SIGINT.
-int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
-              const sigset_t& stop_signals) {
+// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT).
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics) {
   std::unique_ptr<HttpEndpoint> health;
   if (MetricsEnabled(opts.metrics_addr)) {
     auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
@@ -89,25 +88,20 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
     health = std::move(*started);
     spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
   }
-  std::thread signals([&agent, &stop_signals] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    spdlog::info("signal {} received, stopping", sig);
-    agent.Stop();
-  });
   std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
   Status ran = agent.Run(watcher.get());
-  signals.join();
   if (!ran) {
     spdlog::error("{}", ran.error().message);
     return kExitFailure;
   }
+  spdlog::info("stopped");
   return kExitOk;
 }
 
 }  // namespace
 
 int RunAgentMain(int argc, char** argv) {
+  InstallStopHandlers();
   auto options = argc == 2 ? AgentOptionsFromJson(argv[1])
                            : Result<AgentCliOptions>(Error{"expected one argument"});
   if (!options) {
@@ -122,20 +116,19 @@ int RunAgentMain(int argc, char** argv) {
 }
 
 int RunAgentCli(const AgentCliOptions& opts) {
-  // Blocked before any thread starts, so every thread inherits the mask and only the
-  // daemon's sigwait sees them.
-  const sigset_t stop_signals = BlockStopSignals();
+  // edgefd-labeller kept SIGTERM/SIGINT blocked across the exec: one that came meanwhile is
+  // delivered now, to the handler.
+  InstallStopHandlers();
   // A peer that hangs up is an error to report, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
-  // cpprestsdk starts 40 threads by default; the agent sends one request at a time.
-  LimitHttpThreads(2);
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
   // arena keeps its own partly used pages (measured: BM_IdleRss).
   mallopt(M_ARENA_MAX, 1);
 
   // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
   // stop now instead of retrying it forever.
-  if (auto first = Discover(opts.discovery); !first) {
+  auto discoverer = std::make_shared<Discoverer>(opts.discovery);
+  if (auto first = discoverer->Run(); !first) {
     spdlog::error("{}", first.error().message);
     return kExitUsage;
   }
@@ -148,8 +141,16 @@ int RunAgentCli(const AgentCliOptions& opts) {
   }
   Agent::Options agent_options;
   agent_options.resync = opts.resync;
-  Agent agent(DiscoverLabels(opts.discovery), **sink, metrics, agent_options);
-  if (!opts.once) return RunDaemon(opts, agent, metrics, stop_signals);
+  // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
+  agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
+  Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);
+  // A stop ends the loop's wait and the request in flight, whatever the mode.
+  OnStop on_stop([&agent, &api](int signal) {
+    spdlog::info("signal {} received, stopping", signal);
+    agent.Stop();
+    if (api) api->Cancel();
+  });
+  if (!opts.once) return RunDaemon(opts, agent, metrics);
   if (Status done = agent.RunOnce(); !done) {
     spdlog::error("{}", done.error().message);
     return kExitFailure;

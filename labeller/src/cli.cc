@@ -3,7 +3,6 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -105,15 +104,8 @@ void PrintDiff(const Labels& before, const Labels& after) {
 // --dry-run --watch: re-discovers after every coalesced hardware change and prints the label
 // diff, until SIGINT or SIGTERM.
 int WatchLoop(const Options& opts, Labels labels) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  // Blocked before the watcher thread starts, so it inherits the mask and signalfd sees them.
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
   UniqueFd change_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!signal_fd.valid() || !change_fd.valid()) {
+  if (!change_fd.valid()) {
     spdlog::error("cannot set up the watch loop: {}", std::strerror(errno));
     return kExitFailure;
   }
@@ -134,8 +126,10 @@ int WatchLoop(const Options& opts, Labels labels) {
   }
   if (!watcher.warning().empty()) spdlog::warn("{}", watcher.warning());
   spdlog::info("watching for hardware changes ({})", watcher.mode());
+  // Kept across events: the devicetree is read again only when it can have changed.
+  Discoverer discoverer(opts.discovery.discovery);
   for (;;) {
-    pollfd fds[2] = {{signal_fd.get(), POLLIN, 0}, {change_fd.get(), POLLIN, 0}};
+    pollfd fds[2] = {{StopFd(), POLLIN, 0}, {change_fd.get(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
@@ -143,7 +137,7 @@ int WatchLoop(const Options& opts, Labels labels) {
     if (fds[0].revents != 0) break;
     uint64_t count = 0;
     if (::read(change_fd.get(), &count, sizeof count) != sizeof count) continue;
-    auto report = Discover(opts.discovery.discovery);
+    auto report = discoverer.Run();
     if (!report) {
       // A rules file broken while running: keep the last good labels.
       spdlog::error("{}; labels unchanged", report.error().message);
@@ -186,6 +180,13 @@ int ExecAgent(const AgentCliOptions& options) {
   }
   std::string agent_path = agent.string();
   char* args[] = {agent_path.data(), json->data(), nullptr};
+  // Kept blocked across the exec, so a SIGTERM now waits for the agent's handler instead of
+  // being lost (the agent may be PID 1, which has no default action for it).
+  BlockStopSignals();
+  if (StopRequested()) {
+    spdlog::info("signal {} received before the agent started; stopping", StopSignal());
+    return options.once ? kExitFailure : kExitOk;
+  }
   execv(agent.c_str(), args);
   spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
   return kExitFailure;
@@ -194,6 +195,7 @@ int ExecAgent(const AgentCliOptions& options) {
 }  // namespace
 
 int RunLabellerCli(int argc, char** argv) {
+  InstallStopHandlers();
   Options opts;
   if (auto exit_code = ParseOptions(argc, argv, opts)) return *exit_code;
   if (opts.print_rules) {

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -49,6 +51,55 @@ std::vector<std::string> SplitCommas(const std::string& text) {
   out.push_back(text.substr(pos));
   return out;
 }
+
+// What a stage or sink listens on is its own: the ring or unix socket goes when it exits,
+// so the next run (or a restarted pod) starts from a fresh one.
+void RemoveListenEndpoint(const std::string& address) {
+  if (address.rfind("shm:", 0) == 0) UnlinkShm(address.substr(4));
+  if (address.rfind("unix:", 0) == 0) ::unlink(address.substr(5).c_str());
+}
+
+struct RemoveListenOnExit {
+  std::string address;
+  ~RemoveListenOnExit() { RemoveListenEndpoint(address); }
+};
+
+// SIGTERM/SIGINT for a command that sends frames: its loop sees StopRequested() and ends the
+// stream downstream, but a send can be blocked on a next stage that is gone (gRPC keeps
+// connecting for up to 30 s). So the writer is aborted at once, and should the command still
+// be running `grace` later, its listening ring or socket is removed and the process exits 0
+// without the end-of-stream it could not deliver.
+class StopWatch {
+ public:
+  StopWatch(FrameWriter& out, std::string listen,
+            std::chrono::milliseconds grace = std::chrono::milliseconds(800))
+      : on_stop_(std::make_unique<OnStop>([this, &out, listen = std::move(listen), grace](int sig) {
+          spdlog::info("signal {}: stopping", sig);
+          out.Abort();
+          std::unique_lock lock(mu_);
+          if (cv_.wait_for(lock, grace, [this] { return finished_; })) return;
+          spdlog::warn("could not end the stream downstream within {} ms; exiting without it",
+                       grace.count());
+          RemoveListenEndpoint(listen);
+          spdlog::default_logger()->flush();
+          std::fflush(nullptr);
+          ::_exit(kExitOk);
+        })) {}
+  ~StopWatch() {
+    {
+      std::lock_guard lock(mu_);
+      finished_ = true;
+    }
+    cv_.notify_all();
+    on_stop_.reset();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool finished_ = false;
+  std::unique_ptr<OnStop> on_stop_;  // last: its thread uses the members above
+};
 
 std::string SelfExe() {
   char buf[4096];
@@ -173,6 +224,7 @@ int CmdRun(RunArgs a) {
   o.policy = a.policy.value_or(o.source.fps > 0 ? Policy::kLatest : Policy::kBlock);
   o.warmup = std::min(o.warmup, o.frames - 1);
   o.self_exe = SelfExe();
+  o.stop = &StopRequested();  // SIGTERM/SIGINT: a report of the frames so far
   auto allocation = ReadAllocation(environ);
   if (!allocation) return UsageError("run", allocation.error().message);
   o.allocation = std::move(*allocation);
@@ -246,8 +298,10 @@ int CmdStage(const StageArgs& a) {
   if (allocation->Explicit()) (void)PinThisThread(allocation->IoCpus());
   auto in = OpenReader(a.listen, (*exec)->InputShape(), a.policy);
   if (!in) return UsageError("stage", in.error().message);
+  RemoveListenOnExit listening{a.listen};
   auto out = OpenWriter(a.next, (*exec)->OutputShape(), a.policy, std::chrono::seconds(30));
   if (!out) return UsageError("stage", out.error().message);
+  StopWatch stop_watch(**out, a.listen);
   StageCounters counters;
   std::unique_ptr<HttpEndpoint> metrics;
   if (MetricsEnabled(a.metrics_addr)) {
@@ -264,6 +318,7 @@ int CmdStage(const StageArgs& a) {
   so.index = a.index;
   so.delay_ms = a.delay_ms;
   so.idle_exit = std::chrono::milliseconds(a.idle_exit_ms);
+  so.stop = &StopRequested();
   Status s = RunStage(**in, **out, **exec, so, counters);
   if (!s) return Failure("stage", s.error().message);
   return kExitOk;
@@ -300,7 +355,10 @@ int CmdSource(SourceArgs a) {
   }
   auto out = OpenWriter(a.next, model->Input(), Policy::kBlock, std::chrono::seconds(30));
   if (!out) return UsageError("source", out.error().message);
+  StopWatch stop_watch(**out, "");
   a.source.seed = a.model.seed;
+  a.source.stop = &StopRequested();
+  spdlog::info("source: {} frames of {} to {}", a.source.frames, model->Input().ToString(), a.next);
   Status s = RunSource(**out, MakeSourceImages(model->Input(), a.source), a.source);
   if (!s) return Failure("source", s.error().message);
   return kExitOk;
@@ -338,7 +396,10 @@ int CmdSink(const SinkArgs& a) {
   }
   auto in = OpenReader(a.listen, model->Output(), a.policy);
   if (!in) return UsageError("sink", in.error().message);
+  RemoveListenOnExit listening{a.listen};
   SinkOptions so;
+  so.stop = &StopRequested();  // SIGTERM/SIGINT: report what arrived so far
+  spdlog::info("sink: waiting for {} outputs on {}", model->Output().ToString(), (*in)->Address());
   so.timeout = std::chrono::milliseconds(a.timeout_ms);
   so.log_every = std::chrono::seconds(10);
   auto r = RunSink(**in, so);
@@ -365,6 +426,8 @@ int CmdSink(const SinkArgs& a) {
 }  // namespace
 
 int PipelineMain(int argc, char** argv) {
+  // Before anything else: as PID 1 in its pod, a SIGTERM without a handler would be dropped.
+  InstallStopHandlers();
   CLI::App app(kDescription, "edgefd-pipeline");
   ConfigureApp(app, kFooter);
   app.require_subcommand(1);

@@ -49,14 +49,25 @@ SourceImages MakeSourceImages(Shape shape, const SourceOptions& o) {
   return s;
 }
 
+namespace {
+
+bool Stopping(const std::atomic<bool>* stop) { return stop != nullptr && stop->load(); }
+
+}  // namespace
+
 Status RunSource(FrameWriter& out, const SourceImages& source, const SourceOptions& o) {
   const Shape shape = source.shape;
   const std::vector<Buffer>& images = source.images;
   const int64_t period = o.fps > 0 ? int64_t(1e9 / o.fps) : 0;
   int64_t next = NowNs();
-  for (int f = 1; f <= o.frames; ++f) {
+  for (int f = 1; f <= o.frames && !Stopping(o.stop); ++f) {
     if (period > 0) {
-      while (NowNs() < next) std::this_thread::sleep_for(std::chrono::nanoseconds(next - NowNs()));
+      // In slices, so a stop is seen within 50 ms however slow the pace.
+      while (NowNs() < next && !Stopping(o.stop)) {
+        std::this_thread::sleep_for(
+            std::chrono::nanoseconds(std::min<int64_t>(next - NowNs(), 50000000)));
+      }
+      if (Stopping(o.stop)) break;
       next += period;
     }
     FrameMeta meta;
@@ -75,14 +86,25 @@ Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const Sta
   const Shape in_shape = executor.InputShape();
   const Shape out_shape = executor.OutputShape();
   auto silent_since = std::chrono::steady_clock::now();
+  auto next_report = silent_since + o.idle_report;
+  // With a stop to watch, wait for input in short slices.
+  const std::chrono::milliseconds slice =
+      o.stop != nullptr ? std::min(o.idle_report, std::chrono::milliseconds(100)) : o.idle_report;
   for (;;) {
+    if (Stopping(o.stop)) {
+      spdlog::info("stage {}: stopping; end-of-stream downstream", o.index);
+      return out.Close();
+    }
     FrameMeta meta;
     const float* data = nullptr;
-    ReadResult r = in.Next(&meta, &data, o.idle_report);
+    ReadResult r = in.Next(&meta, &data, slice);
     counters.drops.store(in.Drops());
     if (r == ReadResult::kClosed) return out.Close();
     if (r == ReadResult::kTimeout) {
-      auto silent = std::chrono::steady_clock::now() - silent_since;
+      const auto now = std::chrono::steady_clock::now();
+      if (now < next_report) continue;
+      next_report = now + o.idle_report;
+      auto silent = now - silent_since;
       spdlog::info("stage {}: no frames on {} for {} ms", o.index, in.Address(),
                    std::chrono::duration_cast<std::chrono::milliseconds>(silent).count());
       if (o.idle_exit.count() > 0 && silent >= o.idle_exit) {
@@ -93,6 +115,7 @@ Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const Sta
       continue;
     }
     silent_since = std::chrono::steady_clock::now();
+    next_report = silent_since + o.idle_report;
     if (!(meta.shape == in_shape)) {
       spdlog::warn("stage {}: dropped frame {} of shape {}, expected {}", o.index, meta.seq,
                    meta.shape.ToString(), in_shape.ToString());
@@ -198,6 +221,10 @@ Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& o) {
     ReadResult r = in.Next(&meta, &data, std::chrono::milliseconds(100));
     if (r == ReadResult::kClosed) break;
     if (o.abort != nullptr && o.abort->load()) return Error{"sink: pipeline aborted"};
+    if (Stopping(o.stop)) {
+      spdlog::info("sink: stopping after {} frames", acc.frames());
+      break;
+    }
     if (r == ReadResult::kTimeout) {
       if (std::chrono::steady_clock::now() - silent_since > o.timeout) {
         return Error{"sink: no frame on " + in.Address() + " for " +
@@ -337,7 +364,7 @@ Result<SinkReport> RunMonolithic(const RunContext& run) {
   SourceImages images = MakeSourceImages(model.Input(), run.source);
   Buffer out(model.Output().Elements());
   SinkAccumulator acc(run.sink);
-  for (int f = 1; f <= run.options.frames; ++f) {
+  for (int f = 1; f <= run.options.frames && !Stopping(run.options.stop); ++f) {
     FrameMeta meta;
     meta.seq = uint64_t(f);
     meta.t_source_ns = NowNs();
@@ -381,6 +408,7 @@ Result<SinkReport> RunThreads(const RunContext& run, std::vector<uint64_t>* link
     workers.emplace_back([&, s] {
       StageOptions so;
       so.index = s;
+      so.stop = o.stop;
       if (size_t(s) < o.stage_delay_ms.size()) so.delay_ms = o.stage_delay_ms[s];
       Status st = RunStage(*links[s].reader, *links[s + 1].writer, *execs[s], so, counters[s]);
       if (!st) spdlog::error("{}", st.error().message);
@@ -388,6 +416,10 @@ Result<SinkReport> RunThreads(const RunContext& run, std::vector<uint64_t>* link
   }
   (void)PinThisThread(run.io_cpus);
   auto sink = RunSink(*links[n].reader, run.sink);
+  // Stopped early: nobody reads what blocked producers wait to hand over.
+  if (Stopping(o.stop)) {
+    for (MailboxPair& link : links) link.writer->Abort();
+  }
   for (auto& w : workers) w.join();
   for (int s = 0; s <= n; ++s) link_drops->push_back(links[s].reader->Drops());
   return sink;
@@ -461,10 +493,12 @@ Result<SinkReport> RunProcesses(const RunContext& run) {
     if (!src_status) failed.store(true);
   });
   auto sink = RunSink(**sink_in, sink_options);
-  // A failed run must not leave the source waiting for a consumer that is gone.
-  if (!sink) (*src_out)->Abort();
+  // A failed or stopped run must not leave the source waiting for a consumer that is gone.
+  const bool stopped = Stopping(o.stop);
+  if (!sink || stopped) (*src_out)->Abort();
   src.join();
-  if (!sink) {
+  if (!sink || stopped) {
+    // Stopped children end their streams and exit at once (their own SIGTERM handling).
     children.Reap();
   } else {
     children.Join();
@@ -513,7 +547,11 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
   run.source.seed = o.model.seed;
   run.sink.warmup = o.warmup;
   run.sink.keep_outputs = o.keep_outputs;
+  run.source.stop = o.stop;
+  run.sink.stop = o.stop;
 
+  spdlog::info("run: {} over {} stage(s) ({}), {} frames", o.model.name, o.stages,
+               TransportName(o.transport), o.frames);
   const int64_t t0 = NowNs();
   Result<SinkReport> sink = Error{"no transport"};
   switch (o.transport) {

@@ -1,6 +1,7 @@
 // edgefd-deviceplugin as a user runs it: the real binary as a subprocess.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <fstream>
 #include <string>
@@ -186,7 +187,7 @@ TEST(DevicePluginCli, WithCdiAllocateNamesCdiDevicesAndTheSpecIsWritten) {
   // would double its memory): those live in edgefd-deviceplugin-dra.
   std::string mapped = testing::ReadFile("/proc/" + std::to_string(plugin->pid()) + "/maps");
   ASSERT_THAT(mapped, HasSubstr("libgrpc"));
-  for (const char* lib : {"libcrypto", "libssl", "libcpprest"}) {
+  for (const char* lib : {"libcrypto", "libssl"}) {
     EXPECT_THAT(mapped, ::testing::Not(HasSubstr(lib)));
   }
   EXPECT_EQ(plugin->Terminate(), 0) << plugin->err();
@@ -213,17 +214,32 @@ TEST(DevicePluginCli, ModeHandsOverOrRefuses) {
 }
 
 TEST(LinkedLibraries, TheDevicePluginLinksNoHttpOrTlsLibrary) {
-  // The Kubernetes API client (cpprestsdk, OpenSSL) is the DRA program's alone: the plain
+  // The Kubernetes API client (OpenSSL) is the DRA program's alone: the plain
   // device plugin, resident on every node, stays small.
   const std::string plugin = testing::NeededLibraries(kBin);
   const std::string dra =
       testing::NeededLibraries((fs::path(kBin).parent_path() / "edgefd-deviceplugin-dra").string());
   if (plugin.empty()) GTEST_SKIP() << "readelf is not available";
   EXPECT_THAT(plugin, HasSubstr("libgrpc++_unsecure"));
-  for (const char* lib : {"libcpprest", "libssl", "libcrypto"}) {
+  for (const char* lib : {"libssl", "libcrypto"}) {
     EXPECT_THAT(plugin, ::testing::Not(HasSubstr(lib))) << plugin;
     EXPECT_THAT(dra, HasSubstr(lib)) << "the check could not fail: " << dra;
   }
+}
+
+TEST(DevicePluginCli, StopsWithinASecondOfSigtermAsPid1) {
+  if (!testing::CanRunAsPid1()) GTEST_SKIP() << "needs root and unshare(1) for a PID namespace";
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  Child plugin(testing::AsPid1({kBin, "--kubelet-dir", dir.path().string(), "--metrics-addr",
+                                "none", "--rescan", "0", "--inventory", kInventory}));
+  ASSERT_TRUE(
+      kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  std::chrono::milliseconds took{};
+  EXPECT_EQ(plugin.StopWithin(SIGTERM, testing::kStopDeadline, &took), 0) << plugin.err();
+  ::testing::Test::RecordProperty("stop_ms", static_cast<int>(took.count()));
+  EXPECT_FALSE(fs::exists(dir.path() / "edgefd-little-cpu.sock"));
 }
 
 }  // namespace

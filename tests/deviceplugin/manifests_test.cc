@@ -12,27 +12,44 @@ namespace {
 
 const std::string kDir = (testing::ManifestsDir() / "deviceplugin").string() + "/";
 
-TEST(Manifests, DaemonSetMountsWhatThePluginNeedsWithLeastPrivilege) {
+TEST(Manifests, DaemonSetMountsOnlyWhatThePluginReadsWithLeastPrivilege) {
   YAML::Node ds = YAML::LoadFile(kDir + "daemonset.yaml");
   ASSERT_EQ(ds["kind"].as<std::string>(), "DaemonSet");
   YAML::Node pod = ds["spec"]["template"]["spec"];
   std::map<std::string, std::string> host_paths;
-  for (const auto& v : pod["volumes"]) {
+  for (const YAML::Node& v : pod["volumes"]) {
+    ASSERT_TRUE(v["hostPath"]) << v["name"].as<std::string>() << ": only host paths expected";
     host_paths[v["name"].as<std::string>()] = v["hostPath"]["path"].as<std::string>();
   }
   YAML::Node c = pod["containers"][0];
-  std::map<std::string, bool> mounts;  // host path → read-only
-  for (const auto& m : c["volumeMounts"]) {
-    mounts[host_paths.at(m["name"].as<std::string>())] = m["readOnly"] && m["readOnly"].as<bool>();
+  std::map<std::string, YAML::Node> mounts;  // host path → its volumeMount
+  for (const YAML::Node& m : c["volumeMounts"]) {
+    mounts.emplace(host_paths.at(m["name"].as<std::string>()), m);
   }
-  EXPECT_EQ(mounts.at("/var/lib/kubelet/device-plugins"), false);
-  EXPECT_EQ(mounts.at("/sys"), true);
-  EXPECT_EQ(mounts.at("/run/udev"), true);
-  EXPECT_EQ(mounts.at("/dev"), true);
+  // Exactly what it reads, and the directory its sockets go in. No /dev: device paths come
+  // from udev, and the kubelet gives containers their nodes.
+  std::set<std::string> paths;
+  for (const auto& [path, m] : mounts) paths.insert(path);
+  EXPECT_EQ(paths, (std::set<std::string>{"/var/lib/kubelet/device-plugins", "/sys",
+                                          "/proc/cpuinfo", "/run/udev"}));
+  for (const auto& [path, m] : mounts) {
+    if (path == "/var/lib/kubelet/device-plugins") {
+      EXPECT_FALSE(m["readOnly"] && m["readOnly"].as<bool>()) << "it creates its sockets here";
+    } else {
+      EXPECT_TRUE(m["readOnly"] && m["readOnly"].as<bool>()) << path;
+    }
+  }
+  // /sys has submounts (configfs, debugfs, tracefs, cgroup): read-only too.
+  EXPECT_EQ(mounts.at("/sys")["recursiveReadOnly"].as<std::string>(""), "Enabled");
+  EXPECT_FALSE(pod["hostPID"].as<bool>(false));
+  EXPECT_FALSE(pod["hostIPC"].as<bool>(false));
   YAML::Node sc = c["securityContext"];
   EXPECT_FALSE(sc["privileged"].as<bool>());
   EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>());
   EXPECT_TRUE(sc["readOnlyRootFilesystem"].as<bool>());
+  EXPECT_EQ(sc["seccompProfile"]["type"].as<std::string>(""), "RuntimeDefault");
+  // uid 0 for the kubelet's root-owned directory and socket, but no capability at all.
+  EXPECT_EQ(sc["capabilities"]["drop"].size(), 1u);
   EXPECT_EQ(sc["capabilities"]["drop"][0].as<std::string>(), "ALL");
   EXPECT_FALSE(sc["capabilities"]["add"]);
   EXPECT_EQ(c["livenessProbe"]["httpGet"]["path"].as<std::string>(), "/healthz");

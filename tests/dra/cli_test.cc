@@ -87,7 +87,7 @@ class DraCliTest : public ::testing::Test {
   }
   // SIGTERM; the exit status, or -1 when it took longer than `limit`.
   int Stop(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    return plugin_->Stop(limit);
+    return plugin_->StopWithin(SIGTERM, limit);
   }
   bool PoolHas(const std::string& device) {
     for (const Json& d : server_->resources().PoolDevices(kNode)) {

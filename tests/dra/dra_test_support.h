@@ -29,7 +29,7 @@ inline std::unique_ptr<ApiTransport> ClientFor(FakeApiServer& server) {
   config.server = server.url();
   config.source = "test";
   config.timeout = std::chrono::milliseconds(5000);
-  auto client = MakeKubeClient(config);
+  auto client = MakeSharedKubeClient(config);  // as the program: several threads
   EXPECT_TRUE(client.ok()) << client.error().message;
   return client.ok() ? std::move(*client) : nullptr;
 }

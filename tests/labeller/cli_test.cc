@@ -2,6 +2,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include "edgefd/common/json.h"
 #include "edgefd/testing/files.h"
@@ -141,6 +142,30 @@ TEST(LinkedLibraries, TheDryRunLinksNoHttpOrTlsLibrary) {
   EXPECT_THAT(needed, HasSubstr("libudev"));  // what it does link, so the check can fail
   for (const char* lib : {"libcpprest", "libssl", "libcrypto", "libgrpc"}) {
     EXPECT_THAT(needed, ::testing::Not(HasSubstr(lib))) << needed;
+  }
+}
+
+TEST(LabellerCli, DryRunWatchStopsWithinASecondOfSigtermOrSigintAlsoAsPid1) {
+  const std::vector<std::string> watch = {LabellerBin(),
+                                          "--dry-run",
+                                          "--watch",
+                                          "--rescan",
+                                          "1",
+                                          "--root",
+                                          (TestdataDir() / "roots/jetson-nano-blog").string()};
+  for (bool pid1 : {false, true}) {
+    if (pid1 && !testing::CanRunAsPid1()) GTEST_SKIP() << "needs root and unshare(1)";
+    for (int signal : {SIGTERM, SIGINT}) {
+      testing::Child child(pid1 ? testing::AsPid1(watch) : watch);
+      ASSERT_TRUE(child.WaitFor([](const std::string&, const std::string& err) {
+        return err.find("watching for hardware changes") != std::string::npos;
+      })) << child.err();
+      std::chrono::milliseconds took{};
+      EXPECT_EQ(child.StopWithin(signal, testing::kStopDeadline, &took), 0)
+          << "pid1=" << pid1 << " signal=" << signal << "\n"
+          << child.err();
+      EXPECT_THAT(child.out(), HasSubstr("edgefd.io/board=nvidia-jetson-nano"));
+    }
   }
 }
 

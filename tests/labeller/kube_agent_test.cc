@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include "edgefd/discovery/labels.h"
+#include "edgefd/testing/http.h"
 #include "kube_test_support.h"
 
 namespace edgefd::testing {
@@ -65,6 +66,30 @@ TEST_F(KubeAgentTest, RemovesStaleOwnedLabelsButNeverForeignOnesInOurPrefix) {
                                                         {"edgefd.io/site", "plant-7"},
                                                         {"beta.devicetree.org/acme-widget", "1"}}));
   EXPECT_EQ(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"), "edgefd.io/cpu.arch");
+}
+
+TEST_F(KubeAgentTest, AForgedOwnershipAnnotationCannotMakeItDeleteForeignLabels) {
+  // Whoever can write the Node (its kubelet can) lists labels edgefd must never touch.
+  const Labels protected_labels = {{"node-restriction.kubernetes.io/pool", "gpu"},
+                                   {"node-role.kubernetes.io/control-plane", ""},
+                                   {"edgefd.io/cpu.arch", "arm64"}};
+  server_->AddNode("n1", Union(kForeign, protected_labels),
+                   {{"edgefd.io/owned-labels",
+                     "edgefd.io/cpu.arch,node-restriction.kubernetes.io/pool,"
+                     "node-role.kubernetes.io/control-plane,kubernetes.io/hostname"}});
+  Rig rig(Client(), Labels{{"edgefd.io/cpu.arch", "arm64"}});
+  ASSERT_TRUE(rig.agent.RunOnce().ok());
+
+  EXPECT_EQ(server_->NodeLabels("n1"), Union(kForeign, protected_labels));
+  // The annotation is rewritten with only what edgefd may own.
+  EXPECT_EQ(server_->NodeAnnotations("n1").at("edgefd.io/owned-labels"), "edgefd.io/cpu.arch");
+  for (const auto& r : server_->Requests()) {
+    if (r.method != "PATCH") continue;
+    EXPECT_EQ(r.body.find("node-restriction"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("node-role"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("hostname"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(rig.metrics.labels_owned, 1);
 }
 
 TEST_F(KubeAgentTest, ForeignLabelWithAWantedNameIsLeftAlone) {
@@ -142,7 +167,8 @@ TEST_F(KubeAgentTest, ConvergesThroughEveryFault) {
   EXPECT_EQ(server_->Count("GET", 429), 1u);
   EXPECT_EQ(server_->Count("PATCH", 503), 1u);
   EXPECT_EQ(server_->Count("PATCH", 409), 1u);
-  // (rig.metrics.failures varies: cpprest resends a request whose reused connection was dropped.)
+  // (rig.metrics.failures varies: the client resends a request whose kept-alive connection was
+  // dropped.)
   EXPECT_EQ(rig.metrics.conflicts, 1u);
 }
 
@@ -264,6 +290,128 @@ TEST_F(KubeAgentTest, NfdFileIsWrittenAtomicallyAndOnlyWhenChanged) {
     ++entries;
   }
   EXPECT_EQ(entries, 1u);  // no temp files left behind
+}
+
+}  // namespace
+}  // namespace edgefd::testing
+
+namespace edgefd::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Readiness follows the last reconcile, and rotated credentials are picked up from disk.
+class KubeReadinessTest : public KubeTest {
+ protected:
+  // An in-cluster config over a projected service-account volume holding `ca` and token-1.
+  KubeConfig InCluster(ProjectedVolume& sa, const std::filesystem::path& ca) {
+    sa.Publish({{"ca.crt", ReadFile(ca)}, {"token", "token-1\n"}});
+    setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+    setenv("KUBERNETES_SERVICE_PORT", std::to_string(server_->port()).c_str(), 1);
+    auto config = InClusterConfig(sa.path());
+    unsetenv("KUBERNETES_SERVICE_HOST");
+    unsetenv("KUBERNETES_SERVICE_PORT");
+    EXPECT_TRUE(config.ok()) << config.error().message;
+    config->timeout = 2s;
+    return *config;
+  }
+  static Agent::Options Options() {
+    Agent::Options o = FastAgentOptions();
+    o.unready_after = 100ms;
+    return o;
+  }
+  // What /readyz answers: the status line's code and the body.
+  static std::pair<int, std::string> Readyz(uint16_t port) {
+    std::string r = HttpGet(port, "/readyz");
+    int status = r.size() > 12 ? std::atoi(r.c_str() + 9) : -1;
+    size_t body = r.find("\r\n\r\n");
+    return {status, body == std::string::npos ? "" : r.substr(body + 4)};
+  }
+};
+
+TEST_F(KubeReadinessTest, ACaRotationTurnsItNotReadyUntilTheNewBundleIsReadFromDisk) {
+  ProjectedVolume sa(dir_ / "sa");
+  Rig rig(Client(InCluster(sa, pki_->ca_cert)), {{"edgefd.io/cpu.arch", "arm64"}}, "n1", Options());
+  auto health = StartHealthEndpoint("127.0.0.1:0", AgentHealth(rig.metrics), "--metrics-addr");
+  ASSERT_TRUE(health.ok()) << health.error().message;
+  ManualChangeSource changes;
+  RunningAgent running(rig.agent, &changes);
+  ASSERT_TRUE(WaitUntil([&] { return rig.metrics.ready.load(); }));
+  EXPECT_EQ(Readyz((*health)->port()).first, 200);
+
+  // The cluster's CA is rotated: the API server presents a certificate of the new CA...
+  server_->SetCertificate(pki_->other_server_cert, pki_->other_server_key);
+  rig.hw.Set({{"edgefd.io/cpu.arch", "arm64"}, {"edgefd.io/camera", "true"}});
+  changes.Fire();
+  ASSERT_TRUE(WaitUntil([&] { return !rig.metrics.ready.load(); }))
+      << "the probes stayed green while every request failed";
+  auto [status, body] = Readyz((*health)->port());
+  EXPECT_EQ(status, 503);
+  EXPECT_NE(body.find("not trusted"), std::string::npos) << body;
+
+  // ... and the kubelet updates ca.crt by swapping the volume's ..data symlink.
+  sa.Publish({{"ca.crt", ReadFile(pki_->other_ca_cert)}, {"token", "token-1\n"}});
+  ASSERT_TRUE(WaitUntil([&] {
+    return rig.metrics.ready.load() && server_->NodeLabels("n1").count("edgefd.io/camera") == 1;
+  })) << rig.metrics.NotReadyReason();
+  EXPECT_EQ(Readyz((*health)->port()).first, 200);
+}
+
+TEST_F(KubeReadinessTest, APersistentAuthFailureTurnsItNotReadyAndRecoveryReady) {
+  ProjectedVolume sa(dir_ / "sa");
+  Rig rig(Client(InCluster(sa, pki_->ca_cert)), {{"edgefd.io/cpu.arch", "arm64"}}, "n1", Options());
+  ManualChangeSource changes;
+  RunningAgent running(rig.agent, &changes);
+  ASSERT_TRUE(WaitUntil([&] { return rig.metrics.ready.load(); }));
+
+  // The service account's token is revoked: every request gets 401.
+  server_->SetToken("token-2");
+  changes.Fire();
+  ASSERT_TRUE(WaitUntil([&] { return !rig.metrics.ready.load(); }));
+  EXPECT_NE(rig.metrics.NotReadyReason().find("401"), std::string::npos)
+      << rig.metrics.NotReadyReason();
+
+  // The kubelet projects a valid token: the retries succeed and it is ready again.
+  sa.Publish({{"ca.crt", ReadFile(pki_->ca_cert)}, {"token", "token-2\n"}});
+  ASSERT_TRUE(WaitUntil([&] { return rig.metrics.ready.load(); })) << rig.metrics.NotReadyReason();
+}
+
+TEST_F(KubeReadinessTest, AShortOutageKeepsItReadyALongOneDoesNot) {
+  Agent::Options options = Options();
+  options.unready_after = 1h;  // a retry will fix it: stay ready through the outage
+  Rig rig(Client(), {{"edgefd.io/cpu.arch", "arm64"}}, "n1", options);
+  ObservedSink observed(rig.labeller);
+  Agent agent(rig.hw.Discover(), observed, rig.metrics, options);
+  ManualChangeSource changes;
+  RunningAgent running(agent, &changes);
+  ASSERT_TRUE(WaitUntil([&] { return rig.metrics.ready.load(); }));
+  server_->StopListening();
+  changes.Fire();
+  ASSERT_TRUE(observed.WaitFor(1, 3));  // the third failure ran after the first one's update
+  EXPECT_TRUE(rig.metrics.ready);
+}
+
+TEST_F(KubeReadinessTest, KubeconfigClientCertificateFilesAreRereadWhenTheyChange) {
+  // A kubeconfig whose user authenticates with certificate files only (no token).
+  ProjectedVolume tls(dir_ / "tls");
+  tls.Publish({{"tls.crt", ReadFile(pki_->other_client_cert)},
+               {"tls.key", ReadFile(pki_->other_client_key)}});
+  WriteFile(dir_ / "kubeconfig", KubeconfigYaml(server_->url(), ReadFile(pki_->ca_cert),
+                                                "    client-certificate: tls/tls.crt\n"
+                                                "    client-key: tls/tls.key\n"));
+  auto config = LoadKubeconfig(dir_ / "kubeconfig");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  auto api = Client(*config);
+  auto get = [&] {
+    auto r = api->Send("GET", "/api/v1/nodes/n1", "", "");
+    return r.ok() ? r->status : -1;
+  };
+  EXPECT_EQ(get(), 401);  // signed by a CA the API server does not trust
+  tls.Publish({{"tls.crt", ReadFile(pki_->client_cert)}, {"tls.key", ReadFile(pki_->client_key)}});
+  EXPECT_EQ(get(), 200);
+  // A half-written or mismatched pair is refused, and the working one kept.
+  tls.Publish({{"tls.crt", ReadFile(pki_->client_cert)}, {"tls.key", "garbage"}});
+  EXPECT_EQ(get(), 200);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // edgefd-labeller without --dry-run, run as a process against the test API server.
-#include <cpprest/asyncrt_utils.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <sstream>
 
@@ -22,16 +22,9 @@ class KubeCliTest : public KubeTest {
  protected:
   void SetUp() override {
     KubeTest::SetUp();
-    std::string ca = ReadFile(pki_->ca_cert);
     kubeconfig_ = dir_ / "kubeconfig";
-    WriteFile(
-        kubeconfig_,
-        "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
-        "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
-        "clusters:\n- name: c1\n  cluster:\n    server: " +
-            server_->url() + "\n    certificate-authority-data: " +
-            utility::conversions::to_base64(std::vector<unsigned char>(ca.begin(), ca.end())) +
-            "\nusers:\n- name: u1\n  user:\n    tokenFile: token\n");
+    WriteFile(kubeconfig_,
+              KubeconfigYaml(server_->url(), ReadFile(pki_->ca_cert), "    tokenFile: token\n"));
   }
 
   CliResult Run(const std::string& args) { return RunCommand(CommandLine(LabellerBin(), args)); }
@@ -168,6 +161,46 @@ TEST_F(KubeCliTest, DaemonLabelsRepairsServesHealthAndStopsCleanlyOnSigterm) {
               metrics.find("\nedgefd_node_patches_total 1\n") != std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("\nedgefd_ready 1\n"), std::string::npos) << metrics;
+}
+
+TEST_F(KubeCliTest, OnceStopsWithinASecondOfSigtermWhileRetryingAlsoAsPid1) {
+  const std::vector<std::string> once = {
+      LabellerBin(), "--once", "--kubeconfig", kubeconfig_.string(),
+      "--node-name", "n1",     "--root",       kJetsonRoot.string()};
+  for (bool pid1 : {false, true}) {
+    if (pid1 && !CanRunAsPid1()) GTEST_SKIP() << "needs root and unshare(1)";
+    // The API server is having a bad day: --once retries with backoff for a minute or more.
+    for (int i = 0; i < 50; ++i)
+      server_->InjectFault({FakeApiServer::FaultKind::kStatus, 503, {}, "", 0});
+    Child child(pid1 ? AsPid1(once) : once);
+    ASSERT_TRUE(child.WaitFor([](const std::string&, const std::string& err) {
+      return err.find("retrying in") != std::string::npos;
+    })) << child.err();
+    std::chrono::milliseconds took{};
+    // Stopped before the Node was labelled: a failure, said so.
+    EXPECT_EQ(child.StopWithin(SIGTERM, kStopDeadline, &took), 1) << "pid1=" << pid1 << "\n"
+                                                                  << child.err();
+    EXPECT_NE(child.err().find("stopped"), std::string::npos) << child.err();
+    RecordProperty(pid1 ? "once_pid1_stop_ms" : "once_stop_ms", static_cast<int>(took.count()));
+  }
+}
+
+TEST_F(KubeCliTest, DaemonStopsWithinASecondOfSigtermWithARequestInFlightAlsoAsPid1) {
+  const std::vector<std::string> daemon = {
+      LabellerBin(), "--kubeconfig",       kubeconfig_.string(), "--node-name", "n1",
+      "--root",      kJetsonRoot.string(), "--metrics-addr",     "127.0.0.1:0"};
+  for (bool pid1 : {false, true}) {
+    if (pid1 && !CanRunAsPid1()) GTEST_SKIP() << "needs root and unshare(1)";
+    // The API server accepts the request and never answers (the client gives up after 10 s).
+    server_->InjectFault({FakeApiServer::FaultKind::kHang, 0, std::chrono::seconds(60), "GET", 0});
+    const size_t gets = server_->Count("GET");
+    Child child(pid1 ? AsPid1(daemon) : daemon);
+    ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET") > gets; })) << child.err();
+    std::chrono::milliseconds took{};
+    EXPECT_EQ(child.StopWithin(SIGTERM, kStopDeadline, &took), 0) << "pid1=" << pid1 << "\n"
+                                                                  << child.err();
+    RecordProperty(pid1 ? "daemon_pid1_stop_ms" : "daemon_stop_ms", static_cast<int>(took.count()));
+  }
 }
 
 }  // namespace

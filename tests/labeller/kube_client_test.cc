@@ -1,21 +1,21 @@
 // Configuration and transport: kubeconfig and in-cluster config, TLS verification, client
 // certificates, and the health endpoint, all over real sockets on loopback.
-#include <cpprest/asyncrt_utils.h>
-#include <cpprest/http_client.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <future>
+#include <thread>
+#include <vector>
 
+#include "edgefd/common/json.h"
+#include "edgefd/testing/http.h"
 #include "kube_test_support.h"
 
 namespace edgefd::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string B64(const std::string& s) {
-  return utility::conversions::to_base64(std::vector<unsigned char>(s.begin(), s.end()));
-}
 
 class KubeClientTest : public KubeTest {
  protected:
@@ -30,7 +30,7 @@ class KubeClientTest : public KubeTest {
     return p;
   }
   std::string CaData() const {
-    return "    certificate-authority-data: " + B64(ReadFile(pki_->ca_cert)) + "\n";
+    return "    certificate-authority-data: " + Base64(ReadFile(pki_->ca_cert)) + "\n";
   }
   int GetNodeStatus(const KubeConfig& config, std::string* error = nullptr) {
     auto api = MakeKubeClient(config);
@@ -153,14 +153,149 @@ TEST_F(KubeClientTest, UnreadableTokenFileIsNamed) {
   EXPECT_NE(error.find("no-token"), std::string::npos) << error;
 }
 
+TEST(ApiServerUrl, TakesHostsApartWithIpv6InBrackets) {
+  auto v6 = ParseApiServerUrl("https://[fd00::1]:6443");
+  ASSERT_TRUE(v6.ok()) << v6.error().message;
+  EXPECT_EQ(v6->host, "fd00::1");
+  EXPECT_TRUE(v6->ip_literal);
+  EXPECT_EQ(v6->port, 6443);
+  EXPECT_EQ(v6->host_header, "[fd00::1]:6443");
+  auto name = ParseApiServerUrl("https://kube.example:8443/k8s/clusters/c-1/");
+  ASSERT_TRUE(name.ok()) << name.error().message;
+  EXPECT_EQ(name->host, "kube.example");
+  EXPECT_FALSE(name->ip_literal);
+  EXPECT_EQ(name->base_path, "/k8s/clusters/c-1");
+  auto plain = ParseApiServerUrl("http://10.0.0.1");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(plain->tls);
+  EXPECT_EQ(plain->port, 80);
+  EXPECT_TRUE(plain->ip_literal);
+  EXPECT_EQ(ParseApiServerUrl("https://[::1]").value().port, 443);
+  for (const char* bad : {"ftp://x", "https://", "https://fd00::1:6443", "https://[fd00::1",
+                          "https://[nothex]:1", "https://h:0", "https://h:65536", "https://h:x",
+                          "https://u@h", "https://h/p?q", "https://h\r\nX: y"}) {
+    auto r = ParseApiServerUrl(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.error().message.find("server '"), std::string::npos) << r.error().message;
+    }
+  }
+}
+
+TEST_F(KubeClientTest, ReachesAnIpv6ApiServerByKubeconfigAndInCluster) {
+  if (!FakeApiServer::HasIpv6Loopback()) GTEST_SKIP() << "this machine has no ::1";
+  FakeApiServer::Options options{pki_->server_cert, pki_->server_key, pki_->ca_cert};
+  options.ipv6 = true;
+  FakeApiServer v6(options);
+  v6.SetToken("token-1");
+  v6.AddNode("n1", {{"kubernetes.io/hostname", "n1"}});
+  const std::string port = std::to_string(v6.port());
+  ASSERT_EQ(v6.url(), "https://[::1]:" + port);
+
+  WriteFile(dir_ / "v6.kubeconfig",
+            KubeconfigYaml(v6.url(), ReadFile(pki_->ca_cert), "    tokenFile: token\n"));
+  auto config = LoadKubeconfig(dir_ / "v6.kubeconfig");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  std::string error;
+  EXPECT_EQ(GetNodeStatus(*config, &error), 200) << error;
+
+  // In a cluster whose Service network is IPv6 the kubelet sets a bare address.
+  fs::path sa = dir_ / "sa";
+  fs::create_directories(sa);
+  fs::copy_file(pki_->ca_cert, sa / "ca.crt");
+  WriteFile(sa / "token", "token-1\n");
+  setenv("KUBERNETES_SERVICE_HOST", "::1", 1);
+  setenv("KUBERNETES_SERVICE_PORT", port.c_str(), 1);
+  auto in_cluster = InClusterConfig(sa);
+  unsetenv("KUBERNETES_SERVICE_HOST");
+  unsetenv("KUBERNETES_SERVICE_PORT");
+  ASSERT_TRUE(in_cluster.ok()) << in_cluster.error().message;
+  EXPECT_EQ(in_cluster->server, v6.url());
+  auto api = MakeKubeClient(*in_cluster);
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  Rig rig(std::move(*api), {{"edgefd.io/cpu.arch", "arm64"}});
+  Status labelled = rig.agent.RunOnce();
+  ASSERT_TRUE(labelled.ok()) << labelled.error().message;
+  EXPECT_EQ(v6.NodeLabels("n1").at("edgefd.io/cpu.arch"), "arm64");
+  EXPECT_TRUE(rig.metrics.ready);
+}
+
+TEST_F(KubeClientTest, ReadsChunkedResponsesAsKubeApiserverSendsLargeOnes) {
+  FakeApiServer::Options options{pki_->server_cert, pki_->server_key, pki_->ca_cert};
+  options.chunked = true;
+  FakeApiServer chunked(options);
+  Labels many;
+  for (int i = 0; i < 200; ++i) many["example.com/label-" + std::to_string(i)] = "value";
+  chunked.AddNode("n1", many);  // a body of several chunks
+  KubeConfig config = Config();
+  config.server = chunked.url();
+  config.token_file.clear();
+  Rig rig(Client(config), {{"edgefd.io/cpu.arch", "arm64"}});
+  Status labelled = rig.agent.RunOnce();
+  ASSERT_TRUE(labelled.ok()) << labelled.error().message;
+  EXPECT_EQ(chunked.NodeLabels("n1").size(), 201u);
+  EXPECT_EQ(chunked.Count("PATCH", 200), 1u);
+}
+
+TEST_F(KubeClientTest, SharedClientAnswersEachThreadWithItsOwnResponse) {
+  // The DRA plugin's publisher and its gRPC handlers send at once through one client. A
+  // one-connection client shared that way hands one thread another's response.
+  constexpr int kThreads = 6;
+  for (int i = 0; i < kThreads; ++i) server_->AddNode("node" + std::to_string(i), {});
+  // A slow first answer keeps its connection busy while the others are sent.
+  server_->InjectFault(
+      {FakeApiServer::FaultKind::kDelay, 0, std::chrono::milliseconds(200), "", 0});
+  auto api = MakeSharedKubeClient(Config());
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string name = "node" + std::to_string(i);
+      for (int n = 0; n < 10; ++n) {
+        auto r = (*api)->Send("GET", "/api/v1/nodes/" + name, "", "");
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        ASSERT_EQ(r->status, 200);
+        if (Json::parse(r->body)["metadata"]["name"] == name) ++right;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right.load(), kThreads * 10);
+}
+
+TEST_F(KubeClientTest, SharedClientCancelEndsARequestInFlightAndEveryLaterOne) {
+  server_->InjectFault({FakeApiServer::FaultKind::kHang, 0, std::chrono::seconds(30), "", 0});
+  KubeConfig config = Config();
+  config.timeout = std::chrono::seconds(30);  // only Cancel can end the hung request early
+  auto api = MakeSharedKubeClient(config);
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  std::promise<Result<ApiResponse>> hung;
+  std::thread sender([&] { hung.set_value((*api)->Send("GET", "/api/v1/nodes/n1", "", "")); });
+  ASSERT_TRUE(WaitUntil([&] { return !server_->Requests().empty(); }, std::chrono::seconds(10)));
+  (*api)->Cancel();
+  auto future = hung.get_future();
+  // Far below the 30 s the request would otherwise hang for.
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  sender.join();
+  auto r = future.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("cancelled"), std::string::npos) << r.error().message;
+  auto later = (*api)->Send("GET", "/api/v1/nodes/n1", "", "");
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.error().message.find("cancelled"), std::string::npos);
+  EXPECT_EQ(server_->Requests().size(), 1u);  // the later one never left
+}
+
 TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {
   AgentMetrics metrics;
   auto server = StartHealthEndpoint("127.0.0.1:0", AgentHealth(metrics), "--metrics-addr");
   ASSERT_TRUE(server.ok()) << server.error().message;
-  web::http::client::http_client client("http://127.0.0.1:" + std::to_string((*server)->port()));
   auto get = [&](const std::string& path) {
-    auto r = client.request(web::http::methods::GET, path).get();
-    return std::make_pair(static_cast<int>(r.status_code()), r.extract_utf8string(true).get());
+    std::string r = HttpGet((*server)->port(), path);
+    int status = r.size() > 12 ? std::atoi(r.c_str() + 9) : -1;
+    size_t body = r.find("\r\n\r\n");
+    return std::make_pair(status, body == std::string::npos ? "" : r.substr(body + 4));
   };
   EXPECT_EQ(get("/healthz").first, 200);
   EXPECT_EQ(get("/readyz").first, 503);

@@ -10,7 +10,7 @@ namespace {
 Json Parse(const std::string& s) { return Json::parse(s); }
 
 TEST(MergePatchFor, AddsWantedLabelsAndClaimsThem) {
-  NodeState node{{{"kubernetes.io/hostname", "n1"}}, {}, "42"};
+  NodeState node{{{"kubernetes.io/hostname", "n1"}}, {}, {}, "42"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}, {"edgefd.io/cpu.cores", "6"}});
   ASSERT_TRUE(patch);
   Json p = Parse(*patch);
@@ -27,6 +27,7 @@ TEST(MergePatchFor, NullsOwnedLabelsThatAreGoneAndNothingElse) {
                   {"edgefd.io/cpu.arch", "arm64"},
                   {"edgefd.io/custom", "ops"}},
                  {"edgefd.io/accel.edgetpu", "edgefd.io/cpu.arch"},
+                 {},
                  "7"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}});
   ASSERT_TRUE(patch);
@@ -42,20 +43,20 @@ TEST(MergePatchFor, NullsOwnedLabelsThatAreGoneAndNothingElse) {
 }
 
 TEST(MergePatchFor, NeverClaimsOrChangesAForeignLabelOfTheSameName) {
-  NodeState node{{{"edgefd.io/camera", "false"}}, {}, "1"};
+  NodeState node{{{"edgefd.io/camera", "false"}}, {}, {}, "1"};
   auto patch = MergePatchFor(node, {{"edgefd.io/camera", "true"}});
   EXPECT_FALSE(patch) << *patch;
   EXPECT_TRUE(OwnedAfter(node, {{"edgefd.io/camera", "true"}}).empty());
 }
 
 TEST(MergePatchFor, NothingToDoWhenConverged) {
-  NodeState node{{{"edgefd.io/cpu.arch", "arm64"}}, {"edgefd.io/cpu.arch"}, "9"};
+  NodeState node{{{"edgefd.io/cpu.arch", "arm64"}}, {"edgefd.io/cpu.arch"}, {}, "9"};
   EXPECT_FALSE(MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}}));
 }
 
 TEST(MergePatchFor, RestoresAnOwnedLabelSomebodyRemovedOrChanged) {
   NodeState node{
-      {{"edgefd.io/cpu.cores", "1"}}, {"edgefd.io/cpu.arch", "edgefd.io/cpu.cores"}, "9"};
+      {{"edgefd.io/cpu.cores", "1"}}, {"edgefd.io/cpu.arch", "edgefd.io/cpu.cores"}, {}, "9"};
   auto patch = MergePatchFor(node, {{"edgefd.io/cpu.arch", "arm64"}, {"edgefd.io/cpu.cores", "4"}});
   ASSERT_TRUE(patch);
   Json labels = Parse(*patch).at("metadata").at("labels");
@@ -65,7 +66,7 @@ TEST(MergePatchFor, RestoresAnOwnedLabelSomebodyRemovedOrChanged) {
 }
 
 TEST(MergePatchFor, DropsTheAnnotationWhenNothingIsOwned) {
-  NodeState node{{{"edgefd.io/camera", "true"}}, {"edgefd.io/camera"}, "3"};
+  NodeState node{{{"edgefd.io/camera", "true"}}, {"edgefd.io/camera"}, {}, "3"};
   auto patch = MergePatchFor(node, {});
   ASSERT_TRUE(patch);
   EXPECT_TRUE(
@@ -73,12 +74,35 @@ TEST(MergePatchFor, DropsTheAnnotationWhenNothingIsOwned) {
 }
 
 TEST(MergePatchFor, QuotesHardwareStringsAsJson) {
-  NodeState node{{}, {}, "1"};
+  NodeState node{{}, {}, {}, "1"};
   auto patch = MergePatchFor(node, {{"edgefd.io/board.model", "a\"b\\c"}});
   ASSERT_TRUE(patch);
   EXPECT_EQ(
       Parse(*patch).at("metadata").at("labels").at("edgefd.io/board.model").get<std::string>(),
       "a\"b\\c");
+}
+
+TEST(MergePatchFor, NeverTouchesALabelOutsideItsPrefixesWhateverTheAnnotationSays) {
+  // The kubelet (or anyone who can write the Node) lists labels edgefd does not own.
+  auto node = ParseNode(R"({"metadata":{"resourceVersion":"5","labels":{
+      "node-role.kubernetes.io/control-plane":"","edgefd.io/cpu.arch":"arm64",
+      "node-restriction.kubernetes.io/pool":"a"},
+      "annotations":{"edgefd.io/owned-labels":
+      "edgefd.io/cpu.arch,node-role.kubernetes.io/control-plane,node-restriction.kubernetes.io/pool"}}})");
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  EXPECT_EQ(node->owned, (std::set<std::string>{"edgefd.io/cpu.arch"}));
+  EXPECT_EQ(node->refused, (std::set<std::string>{"node-role.kubernetes.io/control-plane",
+                                                  "node-restriction.kubernetes.io/pool"}));
+  auto patch = MergePatchFor(*node, {{"edgefd.io/cpu.arch", "arm64"}});
+  ASSERT_TRUE(patch);  // the annotation is rewritten without the forged names
+  Json p = Parse(*patch);
+  EXPECT_TRUE(p.at("metadata").at("labels").empty()) << *patch;
+  EXPECT_EQ(p.at("metadata").at("annotations").at("edgefd.io/owned-labels").get<std::string>(),
+            "edgefd.io/cpu.arch");
+  // Nor is a wanted label outside the prefixes ever set or claimed.
+  NodeState empty{{}, {}, {}, "1"};
+  auto odd = MergePatchFor(empty, {{"node-role.kubernetes.io/worker", ""}});
+  EXPECT_FALSE(odd) << *odd;
 }
 
 TEST(OwnedLabels, RoundTripsSortedAndTolerant) {
@@ -89,11 +113,12 @@ TEST(OwnedLabels, RoundTripsSortedAndTolerant) {
 
 TEST(ParseNode, ReadsLabelsOwnershipAndVersion) {
   auto node = ParseNode(R"({"metadata":{"name":"n1","resourceVersion":"77",
-      "labels":{"a":"1"},"annotations":{"edgefd.io/owned-labels":"a"}}})");
+      "labels":{"edgefd.io/a":"1"},"annotations":{"edgefd.io/owned-labels":"edgefd.io/a"}}})");
   ASSERT_TRUE(node.ok()) << node.error().message;
   EXPECT_EQ(node->resource_version, "77");
-  EXPECT_EQ(node->labels, (Labels{{"a", "1"}}));
-  EXPECT_EQ(node->owned, (std::set<std::string>{"a"}));
+  EXPECT_EQ(node->labels, (Labels{{"edgefd.io/a", "1"}}));
+  EXPECT_EQ(node->owned, (std::set<std::string>{"edgefd.io/a"}));
+  EXPECT_TRUE(node->refused.empty());
   EXPECT_FALSE(ParseNode("{not json").ok());
   EXPECT_FALSE(ParseNode("[]").ok());
 }

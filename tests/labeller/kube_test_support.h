@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -58,6 +60,45 @@ class ObservedSink final : public LabelSink {
   std::condition_variable cv_;
   int successes_ = 0;
   int failures_ = 0;
+};
+
+/// Waits until `pred` holds, re-checking every few milliseconds, for what changes without a
+/// notification to wait on (the agent's readiness); false on timeout.
+inline bool WaitUntil(const std::function<bool()>& pred,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+/// A directory laid out as the kubelet lays out a projected volume (the service account's
+/// token and ca.crt, a Secret): each file is a symlink into `..data`, itself a symlink to a
+/// timestamped directory that an update replaces by renaming a new `..data` over the old one.
+class ProjectedVolume {
+ public:
+  explicit ProjectedVolume(std::filesystem::path dir) : dir_(std::move(dir)) {
+    std::filesystem::create_directories(dir_);
+  }
+  const std::filesystem::path& path() const { return dir_; }
+  /// Makes the volume hold exactly `files` (name -> content), atomically.
+  void Publish(const std::map<std::string, std::string>& files) {
+    namespace fs = std::filesystem;
+    const std::string generation = "..2025_01_01_00_00_0" + std::to_string(++generations_);
+    fs::create_directories(dir_ / generation);
+    for (const auto& [name, content] : files) WriteFile(dir_ / generation / name, content);
+    fs::create_directory_symlink(generation, dir_ / "..data_tmp");
+    fs::rename(dir_ / "..data_tmp", dir_ / "..data");
+    for (const auto& [name, content] : files) {
+      if (!fs::is_symlink(dir_ / name)) fs::create_symlink(fs::path("..data") / name, dir_ / name);
+    }
+  }
+
+ private:
+  std::filesystem::path dir_;
+  int generations_ = 0;
 };
 
 /// Runs Agent::Run on a thread for the scope's lifetime.

@@ -233,6 +233,90 @@ TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
   EXPECT_TRUE(found) << "ClusterRole " << *roles.begin() << " is not in manifests/";
 }
 
+// All of a node's CEL expressions (validations, variables, match conditions), joined.
+std::string Expressions(const YAML::Node& spec) {
+  std::string all;
+  for (const char* list : {"matchConditions", "variables", "validations"}) {
+    for (const YAML::Node& item : spec[list]) {
+      all += item["expression"].as<std::string>("") + "\n";
+      all += item["messageExpression"].as<std::string>("") + "\n";
+    }
+  }
+  return all;
+}
+
+TEST(Manifests, AnAdmissionPolicyConfinesTheLabellerToItsOwnNodeAndLabels) {
+  auto docs = LoadAll();
+  const Doc* policy = nullptr;
+  const Doc* binding = nullptr;
+  for (const Doc& d : docs) {
+    const std::string kind = d.node["kind"].as<std::string>("");
+    if (kind == "ValidatingAdmissionPolicy" &&
+        d.node["metadata"]["name"].as<std::string>("") == "edgefd-labeller-own-node") {
+      policy = &d;
+    }
+    if (kind == "ValidatingAdmissionPolicyBinding" &&
+        d.node["spec"]["policyName"].as<std::string>("") == "edgefd-labeller-own-node") {
+      binding = &d;
+    }
+  }
+  ASSERT_NE(policy, nullptr) << "no ValidatingAdmissionPolicy edgefd-labeller-own-node";
+  ASSERT_NE(binding, nullptr) << "the policy is not bound";
+  EXPECT_EQ(policy->node["apiVersion"].as<std::string>(), "admissionregistration.k8s.io/v1");
+  EXPECT_EQ(binding->node["apiVersion"].as<std::string>(), "admissionregistration.k8s.io/v1");
+  EXPECT_EQ(binding->file.parent_path().filename(), "labeller");
+  // Deny, not just warn or audit; and a broken expression refuses rather than lets through.
+  EXPECT_EQ(binding->node["spec"]["validationActions"].as<std::vector<std::string>>(),
+            std::vector<std::string>{"Deny"});
+  const YAML::Node spec = policy->node["spec"];
+  EXPECT_EQ(spec["failurePolicy"].as<std::string>(""), "Fail");
+
+  // Every change to a Node (a PATCH is an UPDATE at admission).
+  const YAML::Node rules = spec["matchConstraints"]["resourceRules"];
+  ASSERT_EQ(rules.size(), 1u);
+  EXPECT_EQ(rules[0]["apiGroups"].as<std::vector<std::string>>(), std::vector<std::string>{""});
+  EXPECT_EQ(rules[0]["resources"].as<std::vector<std::string>>(),
+            std::vector<std::string>{"nodes"});
+  auto ops = rules[0]["operations"].as<std::vector<std::string>>();
+  EXPECT_NE(std::find(ops.begin(), ops.end(), "UPDATE"), ops.end());
+
+  // Only the labeller's service account, as the ServiceAccount and binding in rbac.yaml name it.
+  std::string sa_namespace;
+  for (const Doc& d : docs) {
+    if (d.node["kind"].as<std::string>("") == "ServiceAccount" &&
+        d.node["metadata"]["name"].as<std::string>("") == "edgefd-labeller") {
+      sa_namespace = d.node["metadata"]["namespace"].as<std::string>("");
+    }
+  }
+  ASSERT_FALSE(sa_namespace.empty());
+  ASSERT_EQ(spec["matchConditions"].size(), 1u);
+  EXPECT_NE(spec["matchConditions"][0]["expression"].as<std::string>().find(
+                "'system:serviceaccount:" + sa_namespace + ":edgefd-labeller'"),
+            std::string::npos);
+
+  const std::string cel = Expressions(spec);
+  for (const char* needed :
+       {"request.userInfo.extra['authentication.kubernetes.io/node-name']",  // its own Node
+        "object.metadata.name == variables.tokenNode", "'edgefd.io/'",
+        "'beta.devicetree.org/'",         // its labels
+        "'edgefd.io/owned-labels'",       // its annotation
+        "object.spec == oldObject.spec",  // no taints, no cordon
+        "oldObject.metadata.labels", "oldObject.metadata.annotations"}) {
+    EXPECT_NE(cel.find(needed), std::string::npos) << "the policy never checks " << needed;
+  }
+  EXPECT_EQ(spec["validations"].size(), 4u);
+  for (const YAML::Node& v : spec["validations"]) {
+    EXPECT_EQ(v["reason"].as<std::string>(""), "Forbidden");
+    EXPECT_TRUE(v["message"] || v["messageExpression"]) << "a refusal must say why";
+  }
+
+  // Applied with the rest of the labeller.
+  YAML::Node k = YAML::LoadFile((testing::ManifestsDir() / "labeller/kustomization.yaml").string());
+  auto resources = k["resources"].as<std::vector<std::string>>();
+  EXPECT_NE(std::find(resources.begin(), resources.end(), binding->file.filename().string()),
+            resources.end());
+}
+
 TEST(Manifests, LabellerDaemonSetIsUnprivileged) {
   bool found = false;
   for (const Doc& d : LoadAll()) {

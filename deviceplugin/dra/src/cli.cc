@@ -175,20 +175,20 @@ std::optional<ResourceApi> ChooseResourceApi(const std::string& flag, ApiTranspo
 // Serves until SIGTERM/SIGINT: hardware → registry (as in the device plugin) → CDI specs,
 // the device plugin (--mode both), the pool of ResourceSlices, the kubelet plugin.
 int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
-  // Before any thread starts, so that only its watcher sees the stop signals.
-  StopSignals stop;
   ::signal(SIGPIPE, SIG_IGN);
 
-  // cpprestsdk's default pool has 40 threads; two carry this plugin's few requests.
-  LimitHttpThreads(2);
+  // One client for the publisher, the claim reader (on the kubelet's gRPC threads) and the
+  // device-loss reporter: a kept-alive connection per concurrent request.
   std::string server;
-  auto client =
-      ConnectToApiServer(flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify, &server);
+  auto client = ConnectToApiServer(flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify,
+                                   &server, /*shared=*/true);
   if (!client) {
     spdlog::error("{}", client.error().message);
     return kExitUsage;
   }
   ApiTransport& api = **client;
+  // A stop cancels the requests in flight, so that no thread waits out a request's timeout.
+  StopSignals stop([&api] { api.Cancel(); });
 
   deviceplugin::Metrics dp_metrics;
   InventoryRegistry registry;
@@ -293,6 +293,9 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
 }  // namespace
 
 int RunDraCli(int argc, char** argv) {
+  // edgefd-deviceplugin kept the stop signals blocked across exec: one that came meanwhile
+  // is taken now.
+  InstallStopHandlers();
   Flags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
   InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp);

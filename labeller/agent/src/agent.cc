@@ -45,28 +45,44 @@ ApplyOutcome Agent::ReconcileOnce() {
   } else {
     outcome = sink_.Apply(*labels);
   }
+  const auto now = std::chrono::steady_clock::now();
   if (outcome.ok) {
     metrics_.labels_owned = static_cast<int64_t>(outcome.labels_owned);
     metrics_.last_success_unix = NowUnix();
-    metrics_.ready = true;
+    if (!metrics_.ready) spdlog::info("ready: the node's labels are up to date");
+    metrics_.SetReadiness(true);
+    failing_since_.reset();
   } else {
     ++metrics_.failures;
+    if (!failing_since_) failing_since_ = now;
+    // Probes must not stay green while labelling has stopped (a rotated CA, a revoked role).
+    if (!outcome.retryable || now - *failing_since_ >= options_.unready_after) {
+      if (metrics_.ready) spdlog::warn("not ready: {}", outcome.error);
+      metrics_.SetReadiness(false, outcome.error);
+    }
   }
   return outcome;
 }
 
 Status Agent::RunOnce() {
   Backoff backoff(options_.backoff);
+  const Error stopped{"stopped (SIGTERM/SIGINT) before the labels were applied"};
   for (int attempt = 1;; ++attempt) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return stopped;
+    }
     ApplyOutcome outcome = ReconcileOnce();
     if (outcome.ok) return Ok{};
     if (!outcome.retryable || attempt >= options_.once_attempts) {
-      return Error{outcome.error};
+      std::lock_guard lock(mu_);
+      return stopping_ ? stopped : Error{outcome.error};
     }
     auto delay = std::max(backoff.Next(), outcome.retry_after);
     spdlog::warn("{} (attempt {}/{}, retrying in {} ms)", outcome.error, attempt,
                  options_.once_attempts, delay.count());
-    std::this_thread::sleep_for(delay);
+    std::unique_lock lock(mu_);
+    if (cv_.wait_for(lock, delay, [this] { return stopping_; })) return stopped;
   }
 }
 
@@ -108,8 +124,11 @@ Status Agent::Run(ChangeSource* source) {
     cv_.wait_until(lock, next, [&] { return stopping_ || (triggered_ && !backing_off); });
     if (stopping_) break;
     if (!triggered_ && std::chrono::steady_clock::now() < next) continue;
+    // The timer, not a change notification, and not a retry: a resync reads everything afresh.
+    const bool resync = !triggered_ && !backing_off;
     triggered_ = false;
     lock.unlock();
+    if (resync && options_.on_resync) options_.on_resync();
     ApplyOutcome outcome = ReconcileOnce();
     lock.lock();
     if (outcome.ok) {

@@ -1,4 +1,4 @@
-#include <cpprest/asyncrt_utils.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -14,21 +14,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Result<std::string> ReadWholeFile(const fs::path& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{what + " " + path.string() + ": cannot be read"};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 Result<std::string> DecodeBase64(const std::string& text, const std::string& where) {
-  try {
-    std::vector<unsigned char> bytes = utility::conversions::from_base64(text);
-    return std::string(bytes.begin(), bytes.end());
-  } catch (const std::exception&) {
-    return Error{where + ": not valid base64"};
-  }
+  // OpenSSL's decoder skips line breaks and checks the padding.
+  std::unique_ptr<EVP_ENCODE_CTX, decltype(&EVP_ENCODE_CTX_free)> ctx(EVP_ENCODE_CTX_new(),
+                                                                      &EVP_ENCODE_CTX_free);
+  std::string out(text.size() / 4 * 3 + 3, '\0');
+  int n = 0, tail = 0;
+  EVP_DecodeInit(ctx.get());
+  auto* dst = reinterpret_cast<unsigned char*>(out.data());
+  bool ok =
+      EVP_DecodeUpdate(ctx.get(), dst, &n, reinterpret_cast<const unsigned char*>(text.data()),
+                       static_cast<int>(text.size())) >= 0 &&
+      EVP_DecodeFinal(ctx.get(), dst + n, &tail) == 1;
+  if (!ok || text.empty()) return Error{where + ": not valid base64"};
+  out.resize(static_cast<size_t>(n + tail));
+  return out;
 }
 
 // The named entry ({name: X, <kind>: {...}}) of a kubeconfig list, or an undefined node.
@@ -47,20 +47,29 @@ std::string Scalar(const YAML::Node& map, const char* key) {
   return map[key].as<std::string>();
 }
 
-// "<inline -data key>" or "<file key>": the PEM text, or "" when neither is set.
+// "<inline -data key>" or "<file key>": the PEM text, or "" when neither is set; `*file` is
+// set to the file it came from (re-read when it changes).
 Result<std::string> PemFrom(const YAML::Node& map, const char* data_key, const char* file_key,
-                            const fs::path& base, const std::string& where) {
+                            const fs::path& base, const std::string& where, fs::path* file) {
   if (std::string data = Scalar(map, data_key); !data.empty()) {
     return DecodeBase64(data, where + data_key);
   }
-  if (std::string file = Scalar(map, file_key); !file.empty()) {
-    fs::path p = fs::path(file).is_absolute() ? fs::path(file) : base / file;
-    return ReadWholeFile(p, where + file_key);
+  if (std::string name = Scalar(map, file_key); !name.empty()) {
+    *file = fs::path(name).is_absolute() ? fs::path(name) : base / name;
+    return ReadCredentialFile(*file, where + file_key);
   }
   return std::string();
 }
 
 }  // namespace
+
+Result<std::string> ReadCredentialFile(const fs::path& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error{what + " " + path.string() + ": cannot be read"};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 Result<KubeConfig> InClusterConfig(const fs::path& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
@@ -72,7 +81,8 @@ Result<KubeConfig> InClusterConfig(const fs::path& sa_dir) {
   }
   KubeConfig config;
   std::string h = host;
-  if (h.find(':') != std::string::npos) h = "[" + h + "]";  // IPv6 service address
+  // An IPv6 service address ("fd00::1") goes in brackets in the URL.
+  if (h.find(':') != std::string::npos && h.front() != '[') h = "[" + h + "]";
   config.server = "https://" + h + ":" + port;
   config.source = "in-cluster";
   config.token_file = sa_dir / "token";
@@ -80,7 +90,8 @@ Result<KubeConfig> InClusterConfig(const fs::path& sa_dir) {
     return Error{"in-cluster: service account token " + config.token_file.string() +
                  " is missing (is automountServiceAccountToken off?)"};
   }
-  auto ca = ReadWholeFile(sa_dir / "ca.crt", "in-cluster: CA bundle");
+  config.ca_file = sa_dir / "ca.crt";  // re-read when the CA is rotated
+  auto ca = ReadCredentialFile(config.ca_file, "in-cluster: CA bundle");
   if (!ca) return ca.error();
   config.ca_pem = std::move(*ca);
   return config;
@@ -124,13 +135,12 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
     KubeConfig config;
     config.source = file.string();
     config.server = Scalar(cluster, "server");
-    if (config.server.rfind("https://", 0) != 0 && config.server.rfind("http://", 0) != 0) {
-      return Error{where + "cluster '" + cluster_name + "': server '" + config.server +
-                   "' is not an http(s) URL"};
+    if (auto url = ParseApiServerUrl(config.server); !url) {
+      return Error{where + "cluster '" + cluster_name + "': " + url.error().message};
     }
     const fs::path base = file.parent_path();
     auto ca = PemFrom(cluster, "certificate-authority-data", "certificate-authority", base,
-                      where + "cluster '" + cluster_name + "' ");
+                      where + "cluster '" + cluster_name + "' ", &config.ca_file);
     if (!ca) return ca.error();
     config.ca_pem = std::move(*ca);
     config.insecure_skip_tls_verify = Scalar(cluster, "insecure-skip-tls-verify") == "true";
@@ -151,9 +161,11 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
     if (std::string tf = Scalar(user, "tokenFile"); !tf.empty()) {
       config.token_file = fs::path(tf).is_absolute() ? fs::path(tf) : base / tf;
     }
-    auto cert = PemFrom(user, "client-certificate-data", "client-certificate", base, user_where);
+    auto cert = PemFrom(user, "client-certificate-data", "client-certificate", base, user_where,
+                        &config.client_cert_file);
     if (!cert) return cert.error();
-    auto key = PemFrom(user, "client-key-data", "client-key", base, user_where);
+    auto key =
+        PemFrom(user, "client-key-data", "client-key", base, user_where, &config.client_key_file);
     if (!key) return key.error();
     config.client_cert_pem = std::move(*cert);
     config.client_key_pem = std::move(*key);
@@ -170,7 +182,7 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
 
 Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const fs::path& kubeconfig,
                                                          bool insecure_skip_tls_verify,
-                                                         std::string* server) {
+                                                         std::string* server, bool shared) {
   auto config = kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(kubeconfig);
   if (!config) return config.error();
   if (insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
@@ -179,17 +191,8 @@ Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const fs::path& kubecon
         "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
         config->server);
   }
-  if (!config->ca_pem.empty()) {
-    // cpprestsdk loads OpenSSL's default CA bundle into every TLS context before we replace
-    // it with the cluster CA (kube_client.cc); pointing the defaults nowhere saves parsing
-    // ~140 certificates per connection and about 1 MiB of resident memory. The bundle would
-    // be replaced anyway, so a SSL_CERT_FILE from the environment is overridden too. Without
-    // a cluster CA the system bundle verifies the server.
-    setenv("SSL_CERT_FILE", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-    setenv("SSL_CERT_DIR", "/nonexistent/edgefd-uses-the-cluster-ca", 1);
-  }
   if (server != nullptr) *server = config->server + " (" + config->source + ")";
-  return MakeKubeClient(*config);
+  return shared ? MakeSharedKubeClient(*config) : MakeKubeClient(*config);
 }
 
 std::string DefaultNodeName() {

@@ -22,8 +22,22 @@ std::string RenderPrometheus(const AgentMetrics& m) {
   out.Gauge("edgefd_labels_owned", "Labels edgefd owns on the Node.", m.labels_owned.load());
   out.Gauge("edgefd_discovery_duration_seconds", "Duration of the latest discovery run.",
             m.discovery_seconds.load());
-  out.Gauge("edgefd_ready", "1 once a reconcile has succeeded.", m.ready.load() ? 1 : 0);
+  out.Gauge("edgefd_ready",
+            "1 while reconciles succeed; 0 before the first success, after a failure a retry "
+            "cannot fix (401, 403) and while failures last longer than the grace period.",
+            m.ready.load() ? 1 : 0);
   return out.text();
+}
+
+void AgentMetrics::SetReadiness(bool is_ready, std::string reason) {
+  std::lock_guard lock(mu_);
+  not_ready_reason_ = is_ready ? std::string() : std::move(reason);
+  ready.store(is_ready);
+}
+
+std::string AgentMetrics::NotReadyReason() const {
+  std::lock_guard lock(mu_);
+  return not_ready_reason_;
 }
 
 HealthChecks AgentHealth(const AgentMetrics& metrics) {
@@ -31,7 +45,7 @@ HealthChecks AgentHealth(const AgentMetrics& metrics) {
   checks.metrics = [&metrics] { return RenderPrometheus(metrics); };
   checks.not_ready = [&metrics]() -> std::optional<std::string> {
     if (metrics.ready) return std::nullopt;
-    return "no successful reconcile yet";
+    return metrics.NotReadyReason();
   };
   return checks;
 }

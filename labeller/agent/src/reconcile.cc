@@ -54,6 +54,11 @@ ApplyOutcome HttpFailure(const std::string& what, const std::string& node,
 
 }  // namespace
 
+bool IsEdgefdLabel(std::string_view name) {
+  return name.substr(0, kLabelPrefix.size()) == kLabelPrefix ||
+         name.substr(0, kDtLabelPrefix.size()) == kDtLabelPrefix;
+}
+
 Result<NodeState> ParseNode(std::string_view json) {
   auto parsed = ParseJson(json, "Node object");
   if (!parsed) return parsed.error();
@@ -75,7 +80,9 @@ Result<NodeState> ParseNode(std::string_view json) {
       annotations != meta.end() && annotations->is_object()) {
     auto it = annotations->find(std::string(kOwnedLabelsAnnotation));
     if (it != annotations->end() && it->is_string()) {
-      node.owned = ParseOwnedLabels(it->get<std::string>());
+      for (const std::string& name : ParseOwnedLabels(it->get<std::string>())) {
+        (IsEdgefdLabel(name) ? node.owned : node.refused).insert(name);
+      }
     }
   }
   return node;
@@ -107,6 +114,7 @@ std::set<std::string> ParseOwnedLabels(std::string_view annotation) {
 std::set<std::string> OwnedAfter(const NodeState& node, const Labels& wanted) {
   std::set<std::string> owned;
   for (const auto& [name, value] : wanted) {
+    if (!IsEdgefdLabel(name)) continue;
     // Present on the node without being ours: somebody else's label, never claimed.
     if (node.labels.count(name) != 0 && node.owned.count(name) == 0) continue;
     owned.insert(name);
@@ -123,9 +131,11 @@ std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wa
     if (it == node.labels.end() || it->second != value) labels[name] = value;
   }
   for (const std::string& name : node.owned) {
+    if (!IsEdgefdLabel(name)) continue;  // a NodeState not made by ParseNode
     if (owned.count(name) == 0 && node.labels.count(name) != 0) labels[name] = nullptr;
   }
-  const bool annotation_changes = owned != node.owned;
+  // Refused names are dropped from the annotation, so they are not reported again.
+  const bool annotation_changes = owned != node.owned || !node.refused.empty();
   if (labels.empty() && !annotation_changes) return std::nullopt;
 
   Json metadata = Json::object();
@@ -153,6 +163,12 @@ ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
     if (got->status != 200) return HttpFailure("GET " + path_, node_name_, *got);
     auto node = ParseNode(got->body);
     if (!node) return Failure("GET " + path_ + ": " + node.error().message, true);
+    if (!node->refused.empty()) {
+      spdlog::warn(
+          "node {}: annotation {} lists labels outside edgefd.io/ and beta.devicetree.org/, "
+          "which edgefd never changes: {} (ignored, and dropped from the annotation)",
+          node_name_, kOwnedLabelsAnnotation, FormatOwnedLabels(node->refused));
+    }
 
     std::optional<std::string> patch = MergePatchFor(*node, wanted);
     if (!patch) {

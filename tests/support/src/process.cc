@@ -4,12 +4,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -71,7 +74,29 @@ int ExitCode(int status) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// The first child of `pid` (unshare's forked program), or -1 when it has none yet.
+pid_t FirstChild(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  pid_t child = -1;
+  if (!(in >> child)) return -1;
+  return child;
+}
+
 }  // namespace
+
+bool CanRunAsPid1() {
+  if (geteuid() != 0 || access("/usr/bin/unshare", X_OK) != 0) return false;
+  CommandResult r =
+      RunCommand({"/usr/bin/unshare", "--pid", "--fork", "--mount-proc", "/bin/true"});
+  return r.exit_code == 0;
+}
+
+std::vector<std::string> AsPid1(const std::vector<std::string>& argv) {
+  std::vector<std::string> out = {"/usr/bin/unshare", "--pid", "--fork", "--mount-proc",
+                                  "--kill-child"};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
 
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          const std::vector<std::string>& extra_env) {
@@ -188,19 +213,41 @@ int Child::Terminate() {
   return Wait();
 }
 
-int Child::Stop(std::chrono::milliseconds limit) {
+int Child::StopWithin(int signal, std::chrono::milliseconds deadline,
+                      std::chrono::milliseconds* took) {
   if (pid_ <= 0) return -1;
-  kill(pid_, SIGTERM);
-  // Its output ends when it exits (the pipes are its own).
-  if (WaitFor([this](const std::string&, const std::string&) { return !out_open_ && !err_open_; },
-              limit)) {
-    return Wait();
+  pid_t target = pid_;
+  std::ifstream comm("/proc/" + std::to_string(pid_) + "/comm");
+  std::string name;
+  if (comm >> name && name == "unshare") {
+    // The program is unshare's child (PID 1 inside); it forks at once.
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((target = FirstChild(pid_)) < 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (target < 0) return -1;
   }
-  kill(pid_, SIGKILL);
+  // A pidfd becomes readable when the process exits: no polling.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid_, 0));
+  const auto t0 = std::chrono::steady_clock::now();
+  kill(target, signal);
+  pollfd p{pidfd, POLLIN, 0};
+  bool exited = pidfd >= 0 && poll(&p, 1, static_cast<int>(deadline.count())) == 1;
+  if (took != nullptr) {
+    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  t0);
+  }
+  if (pidfd >= 0) close(pidfd);
+  if (!exited) {
+    kill(pid_, SIGKILL);
+    if (target != pid_) kill(target, SIGKILL);
+  }
+  // Collect what it wrote, then its status.
+  WaitFor([](const std::string&, const std::string&) { return false; }, std::chrono::seconds(5));
   int status = 0;
   waitpid(pid_, &status, 0);
   pid_ = -1;
-  return -1;
+  return exited ? ExitCode(status) : -1;
 }
 
 }  // namespace edgefd::testing

@@ -10,10 +10,12 @@
 //   2  bad usage or bad input, named on stderr (an unknown flag, a value out of range, a
 //      malformed devicetree, rules file or kubeconfig)
 
-#include <signal.h>
-
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace edgefd {
 
@@ -31,9 +33,46 @@ void SetUpLogging(const std::string& program, const std::string& level);
 /// Whether `address` (a --metrics-addr value) asks for an endpoint: not "none", not empty.
 bool MetricsEnabled(std::string_view address);
 
-/// Blocks SIGTERM and SIGINT in the calling thread (and so in every thread it starts later)
-/// and returns that set, for a sigwait that turns them into a clean stop. Call it before
-/// starting any thread.
-sigset_t BlockStopSignals();
+// SIGTERM and SIGINT, the same way in every binary: a handler records the stop (so the
+// signals arrive even as PID 1, where the kernel drops a signal that has no handler) and makes
+// StopFd() readable; each program's loops wait on that fd (or StopRequested()) and wind down:
+// end-of-stream downstream, sockets and rings removed, exit 0 within a second.
+
+/// Installs the handlers (SA_RESTART), then unblocks SIGTERM and SIGINT, so a signal a parent
+/// kept blocked across exec (edgefd-labeller before it becomes the agent) is delivered now.
+/// Call first thing in main; idempotent.
+void InstallStopHandlers();
+
+/// Blocks SIGTERM and SIGINT in the calling thread (they stay pending, and are kept blocked
+/// across exec); the program exec'd calls InstallStopHandlers to receive them.
+void BlockStopSignals();
+
+/// Set once SIGTERM or SIGINT arrived.
+const std::atomic<bool>& StopRequested();
+
+/// Which signal asked to stop (SIGTERM, SIGINT); 0 while none did.
+int StopSignal();
+
+/// A file descriptor that becomes readable when a stop is requested, and stays readable;
+/// poll it beside the program's own. -1 before InstallStopHandlers.
+int StopFd();
+
+/// Waits up to `timeout` (forever when negative) for a stop; true when one was requested.
+bool WaitForStop(std::chrono::milliseconds timeout = std::chrono::milliseconds(-1));
+
+/// Runs `on_stop` on a thread of its own when a stop is requested (once), for what cannot poll
+/// StopFd itself: cancelling a request in flight, aborting a blocked send. The destructor ends
+/// the thread when no stop came; it never runs `on_stop` after that.
+class OnStop {
+ public:
+  explicit OnStop(std::function<void(int signal)> on_stop);
+  ~OnStop();
+  OnStop(const OnStop&) = delete;
+  OnStop& operator=(const OnStop&) = delete;
+
+ private:
+  int done_fd_ = -1;
+  std::thread thread_;
+};
 
 }  // namespace edgefd

@@ -5,7 +5,7 @@
 
 namespace edgefd::deviceplugin {
 
-/// The program the DRA modes run: it links the Kubernetes API client (cpprestsdk, OpenSSL),
+/// The program the DRA modes run: it links the Kubernetes API client (OpenSSL),
 /// which the plain device plugin leaves out to stay small.
 inline constexpr std::string_view kDraProgram = "edgefd-deviceplugin-dra";
 

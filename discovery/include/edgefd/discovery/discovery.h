@@ -1,6 +1,8 @@
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,7 +35,40 @@ struct DiscoveryReport {
 
 /// Runs every discovery source. Fails only on bad input the user named (a `--dtb` that is
 /// missing or malformed, a malformed `/sys/firmware/fdt`); missing optional sources are
-/// warnings.
+/// warnings. One run of a fresh Discoverer.
 Result<DiscoveryReport> Discover(const DiscoveryOptions& options);
+
+/// Discovery for a program that runs it again on every hardware event (the labeller agent,
+/// `--dry-run --watch`, the device plugin). A USB hotplug cannot change the devicetree, and
+/// walking a live tree costs milliseconds (thousands of directories on a Jetson), so Run keeps
+/// the parsed tree and what it yields, and reads it again only when it can have changed:
+///  - `--dtb` and `/sys/firmware/fdt`: the file was replaced (inode, size or mtime);
+///  - the live tree (`/sys/firmware/devicetree/base`): an overlay was applied or removed
+///    through configfs (`ROOT/sys/kernel/config/device-tree/overlays/NAME/status`, how Raspberry
+///    Pi OS and vendor kernels load overlays), or the directory itself was replaced. sysfs sends
+///    no inotify events for what the kernel changes, so an overlay applied another way (by a
+///    driver) is seen after Invalidate (the labeller calls it at every --resync);
+///  - Invalidate() was called.
+/// CPU topology (CPUs go on- and offline), udev devices and rules files are read on every Run.
+/// Not thread-safe: one caller at a time.
+class Discoverer {
+ public:
+  explicit Discoverer(DiscoveryOptions options);
+  ~Discoverer();
+  Discoverer(const Discoverer&) = delete;
+  Discoverer& operator=(const Discoverer&) = delete;
+
+  /// What Discover(options) returns, from the kept devicetree when it cannot have changed.
+  Result<DiscoveryReport> Run();
+  /// The next Run reads the devicetree again, whatever the signals say.
+  void Invalidate();
+  /// How many times Run has read (walked or parsed) the devicetree: tests, benchmarks.
+  uint64_t devicetree_reads() const;
+
+ private:
+  struct Cache;
+  DiscoveryOptions options_;
+  std::unique_ptr<Cache> cache_;
+};
 
 }  // namespace edgefd

@@ -42,6 +42,9 @@ struct SourceOptions {
   int distinct = 4;
   double fps = 0;
   uint64_t seed = 42;
+  /// When set and it becomes true (SIGTERM: edgefd/common/program.h StopRequested), the
+  /// source stops sending and closes the link: end-of-stream for everything downstream.
+  const std::atomic<bool>* stop = nullptr;
 };
 /// The pre-generated images a source cycles through. In-process links hand out pointers into
 /// them, so they must outlive every stage of the run.
@@ -61,6 +64,9 @@ struct StageOptions {
   std::chrono::milliseconds idle_report{5000};
   /// Stop (as if closed) after this long without input; 0 waits forever.
   std::chrono::milliseconds idle_exit{0};
+  /// When set and it becomes true, the stage stops (within 100 ms while it waits for input)
+  /// and sends end-of-stream downstream, as if its input had closed.
+  const std::atomic<bool>* stop = nullptr;
 };
 Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const StageOptions& options,
                 StageCounters& counters);
@@ -88,6 +94,8 @@ struct SinkOptions {
   std::chrono::milliseconds timeout{30000};  ///< give up when nothing arrives this long
   std::atomic<bool>* abort = nullptr;        ///< set by the caller to stop waiting
   std::chrono::milliseconds log_every{0};    ///< log frames and drops so far (0: never)
+  /// When set and it becomes true, the sink stops and reports what it received so far.
+  const std::atomic<bool>* stop = nullptr;
 };
 Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& options);
 
@@ -136,6 +144,10 @@ struct RunOptions {
   std::string self_exe;  ///< edgefd-pipeline, for shm/grpc child processes
   std::string work_dir;  ///< sockets live here (default: a fresh /tmp dir)
   Allocation allocation;
+  /// When set and it becomes true, the source stops and the run winds down: the stages and
+  /// the sink finish with what is in flight, child stages are stopped, the report covers the
+  /// frames received.
+  const std::atomic<bool>* stop = nullptr;
 };
 struct RunReport {
   RunOptions options;

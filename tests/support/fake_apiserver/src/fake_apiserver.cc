@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -41,10 +42,57 @@ std::string StatusBody(int code, const std::string& reason, const std::string& m
                        {"code", code}});
 }
 
-using SslCtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
+using SslCtxPtr = std::shared_ptr<SSL_CTX>;
 using SslPtr = std::unique_ptr<SSL, decltype(&SSL_free)>;
 
+// A server context presenting `cert`/`key`; asks for client certificates signed by
+// `client_ca` when given.
+SslCtxPtr ServerContext(const fs::path& cert, const fs::path& key, const fs::path& client_ca) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()), &SSL_CTX_free);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert.c_str()) != 1 ||
+      SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    std::abort();  // a broken test PKI; nothing sensible to test
+  }
+  if (!client_ca.empty()) {
+    SSL_CTX_load_verify_locations(ctx.get(), client_ca.c_str(), nullptr);
+    // Ask for a client certificate, but let token-only clients in: the handler decides.
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
+  }
+  return ctx;
+}
+
+// `body` in chunks of at most 1000 bytes (RFC 9112 7.1), with a chunk extension and a
+// trailer field a client must skip.
+std::string Chunked(const std::string& body) {
+  std::string out;
+  for (size_t off = 0; off < body.size(); off += 1000) {
+    size_t n = std::min<size_t>(1000, body.size() - off);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx;ext=1\r\n", n);
+    out.append(size).append(body, off, n).append("\r\n");
+  }
+  return out + "0\r\nX-Trailer: t\r\n\r\n";
+}
+
 }  // namespace
+
+std::string Base64(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string KubeconfigYaml(const std::string& server, const std::string& ca_pem,
+                           const std::string& user_yaml) {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: edge\n"
+         "contexts:\n- name: edge\n  context: {cluster: c1, user: u1}\n"
+         "clusters:\n- name: c1\n  cluster:\n    server: " +
+         server + "\n    certificate-authority-data: " + Base64(ca_pem) +
+         "\nusers:\n- name: u1\n  user:\n" + user_yaml;
+}
 
 Result<TestPki> TestPki::Create(const fs::path& dir) {
   TestPki pki;
@@ -56,8 +104,13 @@ Result<TestPki> TestPki::Create(const fs::path& dir) {
   pki.client_cert = dir / "client.crt";
   pki.client_key = dir / "client.key";
   pki.other_ca_cert = dir / "other-ca.crt";
+  pki.other_server_cert = dir / "other-server.crt";
+  pki.other_server_key = dir / "other-server.key";
+  pki.other_client_cert = dir / "other-client.crt";
+  pki.other_client_key = dir / "other-client.key";
   const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-  WriteFile(dir / "server.ext", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
+  WriteFile(dir / "server.ext",
+            "subjectAltName=IP:127.0.0.1,IP:::1\nextendedKeyUsage=serverAuth\n");
   WriteFile(dir / "client.ext", "extendedKeyUsage=clientAuth\n");
   const std::vector<std::string> commands = {
       "openssl req -x509" + ec + " -keyout " + Q(pki.ca_key) + " -out " + Q(pki.ca_cert) +
@@ -74,6 +127,16 @@ Result<TestPki> TestPki::Create(const fs::path& dir) {
       "openssl x509 -req -in " + Q(dir / "client.csr") + " -CA " + Q(pki.ca_cert) + " -CAkey " +
           Q(pki.ca_key) + " -CAcreateserial -days 2 -extfile " + Q(dir / "client.ext") + " -out " +
           Q(pki.client_cert),
+      "openssl req" + ec + " -keyout " + Q(pki.other_server_key) + " -out " +
+          Q(dir / "other-server.csr") + " -subj /CN=kube-apiserver",
+      "openssl x509 -req -in " + Q(dir / "other-server.csr") + " -CA " + Q(pki.other_ca_cert) +
+          " -CAkey " + Q(dir / "other-ca.key") + " -CAcreateserial -days 2 -extfile " +
+          Q(dir / "server.ext") + " -out " + Q(pki.other_server_cert),
+      "openssl req" + ec + " -keyout " + Q(pki.other_client_key) + " -out " +
+          Q(dir / "other-client.csr") + " -subj /CN=system:serviceaccount:edgefd:edgefd-labeller",
+      "openssl x509 -req -in " + Q(dir / "other-client.csr") + " -CA " + Q(pki.other_ca_cert) +
+          " -CAkey " + Q(dir / "other-ca.key") + " -CAcreateserial -days 2 -extfile " +
+          Q(dir / "client.ext") + " -out " + Q(pki.other_client_cert),
   };
   for (const std::string& c : commands) {
     if (Run(c) != 0) return Error{"test PKI: '" + c + "' failed"};
@@ -91,7 +154,7 @@ struct FakeApiServer::Impl {
   std::thread accept_thread;
   std::set<int> open_fds;
   std::vector<std::thread> connections;
-  SslCtxPtr ssl_ctx{nullptr, &SSL_CTX_free};
+  SslCtxPtr ssl_ctx;
 
   std::map<std::string, Json> nodes;
   uint64_t next_rv = 1000;
@@ -163,23 +226,34 @@ struct FakeApiServer::Impl {
   }
 };
 
+FakeApiServer::FakeApiServer() : FakeApiServer(Options{}) {}
+
 FakeApiServer::FakeApiServer(Options options) : options_(std::move(options)), impl_(new Impl) {
   // OpenSSL writes with write(2): a client that hung up must not kill the test with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
   if (!options_.cert_file.empty()) {
-    impl_->ssl_ctx.reset(SSL_CTX_new(TLS_server_method()));
-    SSL_CTX* ctx = impl_->ssl_ctx.get();
-    if (SSL_CTX_use_certificate_chain_file(ctx, options_.cert_file.c_str()) != 1 ||
-        SSL_CTX_use_PrivateKey_file(ctx, options_.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
-      std::abort();  // a broken test PKI; nothing sensible to test
-    }
-    if (!options_.client_ca_file.empty()) {
-      SSL_CTX_load_verify_locations(ctx, options_.client_ca_file.c_str(), nullptr);
-      // Ask for a client certificate, but let token-only clients in: the handler decides.
-      SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
-    }
+    impl_->ssl_ctx = ServerContext(options_.cert_file, options_.key_file, options_.client_ca_file);
   }
   Listen();
+}
+
+bool FakeApiServer::HasIpv6Loopback() {
+  int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 addr{};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return ok;
+}
+
+void FakeApiServer::SetCertificate(const fs::path& cert_file, const fs::path& key_file) {
+  SslCtxPtr ctx = ServerContext(cert_file, key_file, options_.client_ca_file);
+  std::lock_guard lock(impl_->mu);
+  impl_->ssl_ctx = std::move(ctx);
+  // Kept-alive connections were made with the old certificate: close them.
+  for (int fd : impl_->open_fds) shutdown(fd, SHUT_RDWR);
 }
 
 FakeApiServer::~FakeApiServer() {
@@ -195,8 +269,8 @@ FakeApiServer::~FakeApiServer() {
 }
 
 std::string FakeApiServer::url() const {
-  return std::string(options_.cert_file.empty() ? "http" : "https") +
-         "://127.0.0.1:" + std::to_string(port_);
+  return std::string(options_.cert_file.empty() ? "http" : "https") + "://" +
+         (options_.ipv6 ? "[::1]" : "127.0.0.1") + ":" + std::to_string(port_);
 }
 
 std::string FakeApiServer::Kubeconfig(const std::filesystem::path& ca_cert,
@@ -214,19 +288,29 @@ std::string FakeApiServer::Kubeconfig(const std::filesystem::path& ca_cert,
 }
 
 void FakeApiServer::Listen() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(options_.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port_);  // 0 the first time: an ephemeral port
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
-    std::abort();
+  sockaddr_storage storage{};
+  socklen_t len;
+  if (options_.ipv6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    addr->sin6_family = AF_INET6;
+    addr->sin6_addr = in6addr_loopback;
+    addr->sin6_port = htons(port_);  // 0 the first time: an ephemeral port
+    len = sizeof *addr;
+  } else {
+    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr->sin_port = htons(port_);
+    len = sizeof *addr;
   }
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  port_ = ntohs(addr.sin_port);
+  auto* sa = reinterpret_cast<sockaddr*>(&storage);
+  if (bind(fd, sa, len) != 0 || listen(fd, 64) != 0) std::abort();
+  getsockname(fd, sa, &len);
+  port_ = ntohs(options_.ipv6 ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                              : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
   std::lock_guard lock(impl_->mu);
   impl_->listen_fd = fd;
   impl_->accept_thread = std::thread([this, fd] { AcceptLoop(fd); });
@@ -268,8 +352,13 @@ void FakeApiServer::ServeConnection(int fd) {
   Impl& s = *impl_;
   SslPtr ssl(nullptr, &SSL_free);
   bool client_cert_ok = false;
-  if (s.ssl_ctx) {
-    ssl.reset(SSL_new(s.ssl_ctx.get()));
+  SslCtxPtr ctx;
+  {
+    std::lock_guard lock(s.mu);
+    ctx = s.ssl_ctx;
+  }
+  if (ctx) {
+    ssl.reset(SSL_new(ctx.get()));
     SSL_set_fd(ssl.get(), fd);
     if (SSL_accept(ssl.get()) != 1) {
       ERR_clear_error();
@@ -384,7 +473,13 @@ void FakeApiServer::ServeConnection(int fd) {
     s.log.push_back(record);
     s.Changed();
     lock.unlock();
-    write_all(FormatHttpResponse(status, "application/json", body, extra));
+    if (options_.chunked) {
+      write_all("HTTP/1.1 " + std::to_string(status) + " " + std::string(HttpReason(status)) +
+                "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n" + extra +
+                "\r\n" + Chunked(body));
+    } else {
+      write_all(FormatHttpResponse(status, "application/json", body, extra));
+    }
   }
   if (ssl) SSL_shutdown(ssl.get());
   std::lock_guard lock(s.mu);

@@ -21,9 +21,17 @@ namespace edgefd {
 /// What the labeller needs to know about its Node.
 struct NodeState {
   Labels labels;
-  std::set<std::string> owned;  ///< from the `edgefd.io/owned-labels` annotation
+  /// From the `edgefd.io/owned-labels` annotation: only names edgefd may own (IsEdgefdLabel).
+  std::set<std::string> owned;
+  /// Names the annotation lists that edgefd never owns (anyone who can write the Node can
+  /// forge the annotation): ignored, and dropped when the annotation is rewritten.
+  std::set<std::string> refused;
   std::string resource_version;
 };
+
+/// Whether edgefd may ever set or remove the label `name`: names under `edgefd.io/` and
+/// `beta.devicetree.org/` only (DESIGN.md, label contract point 5).
+bool IsEdgefdLabel(std::string_view name);
 
 /// Parses a Node object (JSON as the API server returns it).
 Result<NodeState> ParseNode(std::string_view json);
@@ -36,7 +44,9 @@ std::set<std::string> ParseOwnedLabels(std::string_view annotation);
 /// missing or different, `null`s owned labels no longer wanted, rewrites the ownership
 /// annotation, and carries `metadata.resourceVersion` so a concurrent change makes the API
 /// server answer 409 instead of losing an update. A wanted label that exists on the node but
-/// is not owned is foreign and left alone (and not claimed). nullopt when nothing changes.
+/// is not owned is foreign and left alone (and not claimed); names outside edgefd's prefixes
+/// are never set, removed or claimed, whatever `node.owned` or `wanted` say. nullopt when
+/// nothing changes.
 std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wanted);
 
 /// Owned labels after `MergePatchFor(node, wanted)` is applied.
@@ -105,13 +115,20 @@ class Backoff {
 };
 
 /// Keeps a LabelSink equal to discovery: reconciles at start, on every change notification,
-/// every `resync`, and after failures with backoff.
+/// every `resync`, and after failures with backoff. Readiness (AgentMetrics::ready) follows the
+/// last reconcile: a failure retrying cannot fix (401, 403, 404, bad input) makes it not ready
+/// at once, retryable ones (no answer, TLS, 429, 5xx) once they have lasted `unready_after`;
+/// the next success makes it ready again.
 class Agent {
  public:
   struct Options {
     std::chrono::milliseconds resync{std::chrono::seconds(300)};
     Backoff::Policy backoff;
     int once_attempts = 8;  ///< RunOnce gives up after this many retryable failures
+    std::chrono::milliseconds unready_after{std::chrono::seconds(30)};
+    /// Called before a reconcile the resync timer started (not a change notification): what
+    /// discovery keeps between runs is to be read afresh.
+    std::function<void()> on_resync;
   };
   using DiscoverFn = std::function<Result<Labels>()>;
 
@@ -119,13 +136,14 @@ class Agent {
 
   /// One discovery + apply, metrics updated. No retry.
   ApplyOutcome ReconcileOnce();
-  /// Reconciles until success, a permanent error, or `once_attempts` retryable failures.
+  /// Reconciles until success, a permanent error, `once_attempts` retryable failures, or
+  /// Stop() (which also ends a wait between attempts at once).
   Status RunOnce();
   /// Runs until Stop(); subscribes to `source` (may be null) for change notifications.
   Status Run(ChangeSource* source);
   /// Asks for a reconcile now (what `source` calls).
   void Trigger();
-  /// Makes Run return; safe from any thread.
+  /// Makes Run and RunOnce return; safe from any thread (a signal's OnStop).
   void Stop();
 
  private:
@@ -137,6 +155,7 @@ class Agent {
   std::condition_variable cv_;
   bool triggered_ = false;
   bool stopping_ = false;
+  std::optional<std::chrono::steady_clock::time_point> failing_since_;
 };
 
 }  // namespace edgefd

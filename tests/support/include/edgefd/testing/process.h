@@ -33,6 +33,19 @@ std::string NeededLibraries(const std::string& binary);
 /// ("run --model conv --frames 3").
 std::vector<std::string> CommandLine(const std::string& binary, std::string_view args);
 
+/// How long a test waits for a binary to exit after SIGTERM or SIGINT. DESIGN.md promises 1 s;
+/// the tests allow twice that for a loaded 2-core CI machine and record what it took.
+inline constexpr std::chrono::milliseconds kStopDeadline{2000};
+
+/// Whether this machine can run a program as PID 1 of a new PID namespace (root, unshare(1)).
+bool CanRunAsPid1();
+
+/// `argv` run as PID 1 of a new PID namespace with its own /proc, as in a container (through
+/// `unshare --pid --fork --mount-proc --kill-child`). There the kernel drops any signal the
+/// program has no handler for, SIGTERM included. Start it with Child; Child::StopWithin
+/// signals the program itself, not unshare.
+std::vector<std::string> AsPid1(const std::vector<std::string>& argv);
+
 /// A child process with stdout and stderr captured, killed (SIGTERM) when the object goes away.
 class Child {
  public:
@@ -57,9 +70,11 @@ class Child {
   void Signal(int signal);
   /// SIGTERM, then Wait.
   int Terminate();
-  /// SIGTERM, then waits at most `limit` for the process to exit: its exit code, or -1 when it
-  /// had to be killed (SIGKILL) because it did not stop in time.
-  int Stop(std::chrono::milliseconds limit);
+  /// Sends `signal` to the program (PID 1 of its namespace when started through AsPid1) and
+  /// waits up to `deadline` for it to exit; its exit code (128 + N after signal N), or -1 when
+  /// it was still running (it is then killed). `took`: how long it took.
+  int StopWithin(int signal, std::chrono::milliseconds deadline,
+                 std::chrono::milliseconds* took = nullptr);
 
  private:
   pid_t pid_ = -1;

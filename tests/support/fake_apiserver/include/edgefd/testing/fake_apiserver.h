@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -25,18 +26,29 @@
 
 namespace edgefd::testing {
 
-/// A throw-away PKI made with the openssl tool: a CA, a server certificate for 127.0.0.1, a
-/// client certificate, and a second CA that signed nothing the server uses.
+/// A throw-away PKI made with the openssl tool: a CA, a server certificate for 127.0.0.1 and
+/// ::1, a client certificate, and a second CA with a server certificate of its own (what the
+/// server presents after a CA rotation).
 struct TestPki {
   std::filesystem::path dir;
   std::filesystem::path ca_cert, ca_key;
   std::filesystem::path server_cert, server_key;
   std::filesystem::path client_cert, client_key;
   std::filesystem::path other_ca_cert;
+  std::filesystem::path other_server_cert, other_server_key;  ///< signed by other_ca_cert
+  std::filesystem::path other_client_cert, other_client_key;  ///< signed by other_ca_cert
 
   /// Creates the files under `dir`; an Error carries the failing openssl command.
   static Result<TestPki> Create(const std::filesystem::path& dir);
 };
+
+/// `bytes` in base64 (a kubeconfig's *-data fields).
+std::string Base64(std::string_view bytes);
+
+/// A kubeconfig with one context for `server`, trusting the CA in `ca_pem` (inline), whose
+/// user entry is `user_yaml` (lines indented by four spaces, e.g. "    tokenFile: token\n").
+std::string KubeconfigYaml(const std::string& server, const std::string& ca_pem,
+                           const std::string& user_yaml);
 
 class FakeApiServer {
  public:
@@ -44,7 +56,12 @@ class FakeApiServer {
     std::filesystem::path cert_file;  ///< empty: plain HTTP
     std::filesystem::path key_file;
     std::filesystem::path client_ca_file;  ///< accept client certificates signed by it
+    bool ipv6 = false;                     ///< listen on [::1] instead of 127.0.0.1
+    bool chunked = false;  ///< send bodies chunked, as kube-apiserver does with large ones
   };
+
+  /// Whether this machine can listen on the IPv6 loopback address (tests skip otherwise).
+  static bool HasIpv6Loopback();
 
   enum class FaultKind {
     kClose,   ///< read the request, close the connection without a response
@@ -70,7 +87,8 @@ class FakeApiServer {
     std::chrono::steady_clock::time_point at;
   };
 
-  explicit FakeApiServer(Options options = {});
+  FakeApiServer();  ///< plain HTTP on 127.0.0.1
+  explicit FakeApiServer(Options options);
   ~FakeApiServer();
   FakeApiServer(const FakeApiServer&) = delete;
   FakeApiServer& operator=(const FakeApiServer&) = delete;
@@ -100,6 +118,11 @@ class FakeApiServer {
   /// Runs before each network PATCH is applied (outside the server lock): a concurrent
   /// writer's window between the client's GET and its PATCH.
   void SetBeforePatch(std::function<void()> hook);
+
+  /// Presents this certificate on new connections from now on and closes the open ones
+  /// (a CA rotation on the server's side).
+  void SetCertificate(const std::filesystem::path& cert_file,
+                      const std::filesystem::path& key_file);
 
   /// Closes the listening socket and every open connection: new connections are refused.
   void StopListening();
