@@ -414,6 +414,9 @@ state = "$RUN/containerd"
     sandbox = "$PAUSE_IMAGE"
 
 [plugins."io.containerd.cri.v1.runtime"]
+  # CDI (the device plugin's cdi_devices, DRA's prepared devices) is on by default in
+  # containerd 2.x; said here so the suite's check of `containerd config dump` reads our intent.
+  enable_cdi = true
   cdi_spec_dirs = [${cdi_dirs%, }]
   # This machine's root lacks CAP_SYS_RESOURCE, so no process may lower an oom_score_adj:
   # runc failed every pod sandbox with "nsexec: failed to update /proc/self/oom_score_adj:
@@ -597,8 +600,11 @@ deploy_edgefd() {
   python3 "$E2E_SRC/fixtures/node_root.py" "$STATE/node-root"
   kubectl apply -k "$E2E_SRC/deploy/labeller" >/dev/null
   kubectl apply -k "$E2E_SRC/deploy/deviceplugin" >/dev/null
+  # edgefd as a DRA driver beside the device plugin (--mode dra; DeviceClasses included).
+  kubectl apply -k "$E2E_SRC/deploy/dra" >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-labeller --timeout=180s >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-deviceplugin --timeout=180s >/dev/null
+  kubectl -n edgefd-system rollout status ds/edgefd-dra --timeout=180s >/dev/null
   kubectl -n kube-system rollout status deploy/coredns --timeout=180s >/dev/null
 }
 
@@ -751,7 +757,12 @@ down_quiet() {
     mapfile -t orig <"$RUN/sysctl.orig"
     sysctl -qw "net.bridge.bridge-nf-call-iptables=${orig[0]}" "net.ipv4.ip_forward=${orig[1]}" || true
   fi
-  for d in $E2E_CDI_SPEC_DIRS; do rmdir "$d" 2>/dev/null || true; done
+  # The CDI specs edgefd's DRA plugin wrote (its pod is gone; nobody else removes them).
+  for d in $E2E_CDI_SPEC_DIRS; do
+    rm -f "$d"/edgefd.io-*.json "$d"/.edgefd.io-*
+    rmdir "$d" 2>/dev/null || true
+  done
+  ip link del edgefd-dra0 2>/dev/null || true
   # The CNI library's cache (its path is fixed), under our network's and containerd's loopback
   # network's names, and the kubelet's pod logs (their path is fixed too).
   rm -f /var/lib/cni/results/edgefd-e2e-* /var/lib/cni/results/cni-loopback-*
