@@ -414,9 +414,8 @@ state = "$RUN/containerd"
     sandbox = "$PAUSE_IMAGE"
 
 [plugins."io.containerd.cri.v1.runtime"]
-  # CDI (the device plugin's cdi_devices, DRA's prepared devices) is on by default in
-  # containerd 2.x; said here so the suite's check of `containerd config dump` reads our intent.
-  enable_cdi = true
+  # CDI (the device plugin's cdi_devices, DRA's prepared devices) is always on in containerd
+  # 2.x, which has no enable_cdi any more (it skips the key); these are the directories it reads.
   cdi_spec_dirs = [${cdi_dirs%, }]
   # This machine's root lacks CAP_SYS_RESOURCE, so no process may lower an oom_score_adj:
   # runc failed every pod sandbox with "nsexec: failed to update /proc/self/oom_score_adj:
@@ -624,11 +623,16 @@ start_paper_nodes() {
   start papernodes "$BIN/papernodes" --kubeconfig "$KUBECONFIG_ADMIN" \
     --deviceplugin "$REPO/build/deviceplugin/edgefd-deviceplugin" \
     --labeller "$REPO/build/labeller/edgefd-labeller" "${args[@]}"
-  # A kubeconfig for the labeller's service account: the paper nodes are labelled with exactly
-  # the rights the DaemonSet has.
+  # A kubeconfig for the labeller's service account per paper node: the paper nodes are
+  # labelled with exactly the rights the DaemonSet has. Its admission policy lets a token change
+  # only the Node it names (the pod-bound token of the DaemonSet names the pod's node), so each
+  # token is bound to its paper Node, which gives it that node's name claim.
   local token
-  token="$(kubectl -n edgefd-system create token edgefd-labeller --duration 2h)"
-  cat >"$OUT/labeller.kubeconfig" <<EOF
+  for board in $E2E_PAPER_BOARDS; do
+    wait_for "paper node paper-$board" 60 kubectl get node "paper-$board"
+    token="$(kubectl -n edgefd-system create token edgefd-labeller --duration 2h \
+      --bound-object-kind Node --bound-object-name "paper-$board")"
+    cat >"$OUT/labeller-paper-$board.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -644,12 +648,10 @@ contexts:
   context: {cluster: edgefd-e2e, user: edgefd-labeller}
 current-context: edgefd-e2e
 EOF
-  chmod 600 "$OUT/labeller.kubeconfig"
-  for board in $E2E_PAPER_BOARDS; do
-    wait_for "paper node paper-$board" 60 kubectl get node "paper-$board"
+    chmod 600 "$OUT/labeller-paper-$board.kubeconfig"
     "$REPO/build/labeller/edgefd-labeller" --once --dtb "$SHARED_DT/$board.dtb" \
-      --kubeconfig "$OUT/labeller.kubeconfig" --node-name "paper-$board" --log-level warn ||
-      die "edgefd-labeller --once failed for paper-$board"
+      --kubeconfig "$OUT/labeller-paper-$board.kubeconfig" --node-name "paper-$board" \
+      --log-level warn || die "edgefd-labeller --once failed for paper-$board"
   done
 }
 
