@@ -18,6 +18,8 @@ import (
 	resourcev1 "k8s.io/api/resource/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 )
@@ -445,6 +447,49 @@ func TestDRA(t *testing.T) {
 		}
 		if checked < 3 {
 			t.Fatalf("only %d DeviceClasses printed:\n%s", checked, out)
+		}
+	})
+
+	t.Run("the plugin's service account may write only its own node's slices", func(t *testing.T) {
+		requirePaperNodes(t)
+		// The edgefd-dra account's token as a plugin pod on the paper node paper-rock-5b would
+		// have it: bound to that node, so it carries the node-name claim the policy reads.
+		paper := "paper-rock-5b"
+		token := strings.TrimSpace(kubectl(t, "-n", edgefdNamespace, "create", "token", "edgefd-dra",
+			"--duration", "10m", "--bound-object-kind", "Node", "--bound-object-name", paper))
+		config := rest.AnonymousClientConfig(restConfig)
+		config.BearerToken = token
+		asPlugin := kubernetes.NewForConfigOrDie(config)
+		slice := func(node string) *resourcev1.ResourceSlice {
+			return &resourcev1.ResourceSlice{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-policy-"},
+				Spec: resourcev1.ResourceSliceSpec{
+					Driver: draDriver, NodeName: ptr.To(node),
+					Pool:    resourcev1.ResourcePool{Name: node, Generation: 1, ResourceSliceCount: 1},
+					Devices: []resourcev1.Device{{Name: "probe"}},
+				},
+			}
+		}
+		dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		if _, err := asPlugin.ResourceV1().ResourceSlices().Create(context.Background(), slice(paper), dryRun); err != nil {
+			t.Fatalf("a slice for its own node %s was refused: %v", paper, err)
+		}
+		_, err := asPlugin.ResourceV1().ResourceSlices().Create(context.Background(), slice(env.node), dryRun)
+		if err == nil || !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) ||
+			!strings.Contains(err.Error(), "edgefd-dra-own-node") {
+			t.Fatalf("a slice for another node (%s) from %s's plugin: %v; want the own-node policy to refuse it",
+				env.node, paper, err)
+		}
+		t.Logf("refused: %v", err)
+		// Deleting the real node's slices is refused too.
+		_, slices, err := nodeDevices(context.Background())
+		if err != nil || len(slices) == 0 {
+			t.Fatalf("no slices of %s: %v", env.node, err)
+		}
+		err = asPlugin.ResourceV1().ResourceSlices().Delete(context.Background(), slices[0].Name,
+			metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "edgefd-dra-own-node") {
+			t.Fatalf("deleting %s's slice %s from %s's plugin: %v; want it refused", env.node, slices[0].Name, paper, err)
 		}
 	})
 
