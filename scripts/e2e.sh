@@ -414,6 +414,8 @@ state = "$RUN/containerd"
     sandbox = "$PAUSE_IMAGE"
 
 [plugins."io.containerd.cri.v1.runtime"]
+  # CDI (the device plugin's cdi_devices, DRA's prepared devices) is always on in containerd
+  # 2.x, which has no enable_cdi any more (it skips the key); these are the directories it reads.
   cdi_spec_dirs = [${cdi_dirs%, }]
   # This machine's root lacks CAP_SYS_RESOURCE, so no process may lower an oom_score_adj:
   # runc failed every pod sandbox with "nsexec: failed to update /proc/self/oom_score_adj:
@@ -597,8 +599,11 @@ deploy_edgefd() {
   python3 "$E2E_SRC/fixtures/node_root.py" "$STATE/node-root"
   kubectl apply -k "$E2E_SRC/deploy/labeller" >/dev/null
   kubectl apply -k "$E2E_SRC/deploy/deviceplugin" >/dev/null
+  # edgefd as a DRA driver beside the device plugin (--mode dra; DeviceClasses included).
+  kubectl apply -k "$E2E_SRC/deploy/dra" >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-labeller --timeout=180s >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-deviceplugin --timeout=180s >/dev/null
+  kubectl -n edgefd-system rollout status ds/edgefd-dra --timeout=180s >/dev/null
   kubectl -n kube-system rollout status deploy/coredns --timeout=180s >/dev/null
 }
 
@@ -618,11 +623,16 @@ start_paper_nodes() {
   start papernodes "$BIN/papernodes" --kubeconfig "$KUBECONFIG_ADMIN" \
     --deviceplugin "$REPO/build/deviceplugin/edgefd-deviceplugin" \
     --labeller "$REPO/build/labeller/edgefd-labeller" "${args[@]}"
-  # A kubeconfig for the labeller's service account: the paper nodes are labelled with exactly
-  # the rights the DaemonSet has.
+  # A kubeconfig for the labeller's service account per paper node: the paper nodes are
+  # labelled with exactly the rights the DaemonSet has. Its admission policy lets a token change
+  # only the Node it names (the pod-bound token of the DaemonSet names the pod's node), so each
+  # token is bound to its paper Node, which gives it that node's name claim.
   local token
-  token="$(kubectl -n edgefd-system create token edgefd-labeller --duration 2h)"
-  cat >"$OUT/labeller.kubeconfig" <<EOF
+  for board in $E2E_PAPER_BOARDS; do
+    wait_for "paper node paper-$board" 60 kubectl get node "paper-$board"
+    token="$(kubectl -n edgefd-system create token edgefd-labeller --duration 2h \
+      --bound-object-kind Node --bound-object-name "paper-$board")"
+    cat >"$OUT/labeller-paper-$board.kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -638,12 +648,10 @@ contexts:
   context: {cluster: edgefd-e2e, user: edgefd-labeller}
 current-context: edgefd-e2e
 EOF
-  chmod 600 "$OUT/labeller.kubeconfig"
-  for board in $E2E_PAPER_BOARDS; do
-    wait_for "paper node paper-$board" 60 kubectl get node "paper-$board"
+    chmod 600 "$OUT/labeller-paper-$board.kubeconfig"
     "$REPO/build/labeller/edgefd-labeller" --once --dtb "$SHARED_DT/$board.dtb" \
-      --kubeconfig "$OUT/labeller.kubeconfig" --node-name "paper-$board" --log-level warn ||
-      die "edgefd-labeller --once failed for paper-$board"
+      --kubeconfig "$OUT/labeller-paper-$board.kubeconfig" --node-name "paper-$board" \
+      --log-level warn || die "edgefd-labeller --once failed for paper-$board"
   done
 }
 
@@ -751,7 +759,12 @@ down_quiet() {
     mapfile -t orig <"$RUN/sysctl.orig"
     sysctl -qw "net.bridge.bridge-nf-call-iptables=${orig[0]}" "net.ipv4.ip_forward=${orig[1]}" || true
   fi
-  for d in $E2E_CDI_SPEC_DIRS; do rmdir "$d" 2>/dev/null || true; done
+  # The CDI specs edgefd's DRA plugin wrote (its pod is gone; nobody else removes them).
+  for d in $E2E_CDI_SPEC_DIRS; do
+    rm -f "$d"/edgefd.io-*.json "$d"/.edgefd.io-*
+    rmdir "$d" 2>/dev/null || true
+  done
+  ip link del edgefd-dra0 2>/dev/null || true
   # The CNI library's cache (its path is fixed), under our network's and containerd's loopback
   # network's names, and the kubelet's pod logs (their path is fixed too).
   rm -f /var/lib/cni/results/edgefd-e2e-* /var/lib/cni/results/cni-loopback-*

@@ -23,7 +23,8 @@ build=(build-essential cmake ninja-build pkg-config device-tree-compiler protobu
 # Developing and testing here: the above plus (openssl makes the test CA; procps for ps;
 # qemu-user-static runs the pipeline as on older x86-64 CPUs, test Portable.*).
 host=("${build[@]}" git ccache clang libclang-rt-14-dev clang-format umockdev openssl procps
-      qemu-user-static)
+      qemu-user-static
+      libomp-dev)  # clang finds OpenMP (the runtime links it) only with LLVM's: scripts/fuzz.sh
 # Libraries edgefd links, as -dev packages.
 libs=(
   libudev-dev libfdt-dev libyaml-cpp-dev                 # discovery

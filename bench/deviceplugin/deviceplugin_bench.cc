@@ -10,10 +10,7 @@
 //                 full Discover(); a Coral USB plugged and pulled in turn  target p99 < 50 ms
 //                 (runs itself again with umockdev's preload library for this part)
 // Usage: deviceplugin_bench [--json] [--quick] [--verbose]
-#include <signal.h>
 #include <spdlog/spdlog.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -28,10 +25,12 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/fed_registry.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/inventories.h"
-#include "edgefd/testing/manual_change_source.h"
+#include "edgefd/testing/measure.h"
 #include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
 #include "edgefd/testing/umockdev_testbed.h"
 
 namespace edgefd::deviceplugin {
@@ -39,27 +38,10 @@ namespace {
 
 using testing::BigLittleInventory;
 using testing::FakeKubelet;
-using testing::ManualChangeSource;
 using testing::TempDir;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using Ms = std::chrono::duration<double, std::milli>;
-
-struct Stats {
-  double median = 0, p99 = 0, max = 0;
-  size_t n = 0;
-};
-
-Stats Summarise(std::vector<double> v) {
-  Stats s;
-  if (v.empty()) return s;
-  std::sort(v.begin(), v.end());
-  s.n = v.size();
-  s.median = v[v.size() / 2];
-  s.p99 = v[std::min(v.size() - 1, static_cast<size_t>(v.size() * 0.99))];
-  s.max = v.back();
-  return s;
-}
 
 constexpr const char* kNcs = "edgefd.io/movidius-ncs";
 constexpr const char* kLittle = "edgefd.io/little-cpu";
@@ -71,15 +53,6 @@ std::string HealthOf(const v1beta1::ListAndWatchResponse& list, const std::strin
     if (d.id() == id) return d.health();
   }
   return "";
-}
-
-long RssKiB(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
 }
 
 // The umockdev part, in a process started with umockdev's preload library. Prints
@@ -137,7 +110,7 @@ int UdevPhase(int events) {
   }
   server.Stop();
   feed.Stop();
-  Stats st = Summarise(latency);
+  testing::LatencyStats st = testing::Summarise(latency);
   std::printf("%zu %.4f %.4f %.4f\n", st.n, st.median, st.p99, st.max);
   return 0;
 }
@@ -169,18 +142,8 @@ int Main(int argc, char** argv) {
   TempDir dir;
   FakeKubelet kubelet(dir.path());
   if (!kubelet.Start()) return 1;
-  std::mutex mu;
-  Inventory hardware = BigLittleInventory(2);
-  InventoryRegistry registry;
-  ManualChangeSource changes;
-  InventoryFeed feed(
-      registry,
-      [&]() -> Result<Inventory> {
-        std::lock_guard lock(mu);
-        return hardware;
-      },
-      changes);
-  if (!feed.Start()) return 1;
+  testing::FedRegistry hardware(BigLittleInventory(2));
+  InventoryRegistry& registry = hardware.registry();
   PluginServerOptions options;
   options.kubelet_dir = dir.path();
   PluginServer server(registry, options);
@@ -217,13 +180,9 @@ int Main(int argc, char** argv) {
   std::vector<double> change;
   for (int i = 0; i < n_change; ++i) {
     const bool present = i % 2 == 1;
-    {
-      std::lock_guard lock(mu);
-      hardware = BigLittleInventory(present ? 2 : 1);
-    }
     const std::string want = present ? "Healthy" : "Unhealthy";
     auto t0 = Clock::now();
-    changes.Fire();
+    hardware.Set(BigLittleInventory(present ? 2 : 1));
     Clock::time_point arrived{};
     if (!kubelet.WaitFor(kNcs, [&](const auto& ep) {
           if (ep.lists.empty() || HealthOf(ep.lists.back(), "1-1.2") != want) return false;
@@ -259,7 +218,6 @@ int Main(int argc, char** argv) {
     rereg.push_back(Ms(last - t0).count());
   }
   server.Stop();
-  feed.Stop();
   kubelet.Stop();
 
   // Idle RSS of the real binary, registered with three resources.
@@ -270,49 +228,38 @@ int Main(int argc, char** argv) {
     k2.Start();
     const std::string bin = testing::DevicePluginBin();
     const std::string inv = (testing::TestdataDir() / "deviceplugin/rk3399-ncs.yaml").string();
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      ::execl(bin.c_str(), bin.c_str(), "--kubelet-dir", d2.path().c_str(), "--inventory",
-              inv.c_str(), "--metrics-address", "127.0.0.1:0", "--log-level", "warn", nullptr);
-      ::_exit(127);
-    }
-    bool ok = true;
+    testing::Child plugin({bin, "--kubelet-dir", d2.path().string(), "--inventory", inv,
+                           "--metrics-address", "127.0.0.1:0", "--log-level", "warn"});
+    bool ok = plugin.started();
     for (const char* r : {"edgefd.io/big-cpu", kLittle, kNcs}) ok = ok && k2.WaitFor(r, Streaming);
     if (ok) {
       std::this_thread::sleep_for(std::chrono::seconds(2));  // let it settle into idle
-      rss_kib = RssKiB(pid);
+      rss_kib = testing::ProcStatus(plugin.pid(), "VmRSS");
     }
-    ::kill(pid, SIGTERM);
-    int status;
-    ::waitpid(pid, &status, 0);
+    plugin.Terminate();
   }
 
   // udev → ListAndWatch under umockdev, in a child with the preload library.
-  Stats u;
+  testing::LatencyStats u;
   {
-    std::string cmd = "LD_PRELOAD=" + testing::UmockdevPreload() + " " +
-                      fs::read_symlink("/proc/self/exe").string() + " --udev-phase " +
-                      std::to_string(quick ? 50 : 500);
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr || std::fscanf(p, "%zu %lf %lf %lf", &u.n, &u.median, &u.p99, &u.max) != 4) {
-      std::cerr << "the umockdev part failed\n";
+    auto phase = testing::RunCommand({fs::read_symlink("/proc/self/exe").string(), "--udev-phase",
+                                      std::to_string(quick ? 50 : 500)},
+                                     {"LD_PRELOAD=" + testing::UmockdevPreload()});
+    if (phase.exit_code != 0 ||
+        std::sscanf(phase.out.c_str(), "%zu %lf %lf %lf", &u.n, &u.median, &u.p99, &u.max) != 4) {
+      std::cerr << "the umockdev part failed: " << phase.err << "\n";
     }
-    if (p != nullptr) ::pclose(p);
   }
 
-  Stats a = Summarise(alloc), c = Summarise(change), r = Summarise(rereg);
+  using testing::LatencyJson;
+  using testing::Summarise;
+  testing::LatencyStats a = Summarise(alloc), c = Summarise(change), r = Summarise(rereg);
   if (json) {
-    auto stats = [](const Stats& s, int digits) {
-      return Json{{"n", s.n},
-                  {"median", RoundTo(s.median, digits)},
-                  {"p99", RoundTo(s.p99, digits)},
-                  {"max", RoundTo(s.max, digits)}};
-    };
-    const Json report = {{"allocate_ms", stats(a, 4)},
-                         {"change_to_list_ms", stats(c, 4)},
-                         {"reregister_ms", stats(r, 3)},
+    const Json report = {{"allocate_ms", LatencyJson(a, 4)},
+                         {"change_to_list_ms", LatencyJson(c, 4)},
+                         {"reregister_ms", LatencyJson(r, 3)},
                          {"idle_rss_mib", RoundTo(rss_kib / 1024.0, 2)},
-                         {"udev_to_list_ms", stats(u, 4)}};
+                         {"udev_to_list_ms", LatencyJson(u, 4)}};
     std::printf("%s\n", DumpJson(report).c_str());
   } else {
     std::printf(

@@ -38,6 +38,7 @@
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/dt_directory_form.h"
+#include "edgefd/testing/measure.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/umockdev_testbed.h"
 
@@ -56,39 +57,22 @@ struct Options {
   bool hotplug_child = false;
 };
 
-struct Stats {
-  double median_ms = 0, p99_ms = 0, max_ms = 0;
-  size_t n = 0;
-};
-
-Stats Summarise(std::vector<double> ms) {
-  Stats s;
-  s.n = ms.size();
-  if (ms.empty()) return s;
-  std::sort(ms.begin(), ms.end());
-  s.median_ms = ms[ms.size() / 2];
-  s.p99_ms =
-      ms[std::min(ms.size() - 1, static_cast<size_t>(static_cast<double>(ms.size()) * 0.99))];
-  s.max_ms = ms.back();
-  return s;
-}
-
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 
 // One line per measurement: a JSON object with `extra`'s fields, or a text row with `note`.
-void Print(const Options& opts, const char* what, const Stats& s, const Json& extra = {},
-           const std::string& note = "") {
+void Print(const Options& opts, const char* what, const testing::LatencyStats& s,
+           const Json& extra = {}, const std::string& note = "") {
   if (opts.json) {
     Json line = {{"bench", what},
                  {"n", s.n},
-                 {"median_ms", RoundTo(s.median_ms, 3)},
-                 {"p99_ms", RoundTo(s.p99_ms, 3)},
-                 {"max_ms", RoundTo(s.max_ms, 3)}};
+                 {"median_ms", RoundTo(s.median, 3)},
+                 {"p99_ms", RoundTo(s.p99, 3)},
+                 {"max_ms", RoundTo(s.max, 3)}};
     if (extra.is_object()) line.update(extra);
     std::printf("%s\n", DumpJson(line).c_str());
   } else {
     std::printf("%-28s n=%-5zu median %8.3f ms  p99 %8.3f ms  max %8.3f ms  %s\n", what, s.n,
-                s.median_ms, s.p99_ms, s.max_ms, note.c_str());
+                s.median, s.p99, s.max, note.c_str());
   }
   std::fflush(stdout);
 }
@@ -115,8 +99,8 @@ int RealSys(const Options& opts) {
   }
   const Json extra = {{"udev_devices", devices}};
   const std::string note = std::to_string(devices) + " udev devices";
-  Print(opts, "discover_real_sys", Summarise(full), extra, note);
-  Print(opts, "udev_enumerate_real_sys", Summarise(enumerate), extra, note);
+  Print(opts, "discover_real_sys", testing::Summarise(full), extra, note);
+  Print(opts, "udev_enumerate_real_sys", testing::Summarise(enumerate), extra, note);
   return 0;
 }
 
@@ -189,12 +173,12 @@ int Hotplug(const Options& opts) {
     (i % 2 == 0 ? plug : unplug).push_back(latency.back());
   }
   watcher.Stop();
-  Print(opts, "event_to_label_diff", Summarise(latency),
+  Print(opts, "event_to_label_diff", testing::Summarise(latency),
         {{"timeouts", timeouts}, {"target_p99_ms", 20}},
         std::to_string(timeouts) + " timeouts, target p99 < 20 ms");
-  Print(opts, "event_to_label_diff_plug", Summarise(plug));
-  Print(opts, "event_to_label_diff_unplug", Summarise(unplug));
-  Print(opts, "rediscover_in_testbed", Summarise(rescan_ms), {}, "(part of the above)");
+  Print(opts, "event_to_label_diff_plug", testing::Summarise(plug));
+  Print(opts, "event_to_label_diff_unplug", testing::Summarise(unplug));
+  Print(opts, "rediscover_in_testbed", testing::Summarise(rescan_ms), {}, "(part of the above)");
   return timeouts == 0 ? 0 : 1;
 }
 
@@ -267,9 +251,9 @@ int HotplugOnOrinTree(const Options& opts) {
   watcher.Stop();
   const Json extra = {
       {"labels", labels}, {"devicetree_reads", kept.devicetree_reads()}, {"target_median_ms", 2}};
-  Print(opts, "orin_rediscover_kept", Summarise(kept_ms), extra,
+  Print(opts, "orin_rediscover_kept", testing::Summarise(kept_ms), extra,
         std::to_string(kept.devicetree_reads()) + " tree read(s), target median < 2 ms");
-  Print(opts, "orin_rediscover_fresh", Summarise(fresh_ms), {{"labels", labels}},
+  Print(opts, "orin_rediscover_fresh", testing::Summarise(fresh_ms), {{"labels", labels}},
         "the whole tree walked again (main before issue 12 #11)");
   (void)accel;
   return timeouts == 0 ? 0 : 1;

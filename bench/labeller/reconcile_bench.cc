@@ -25,6 +25,7 @@
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_apiserver.h"
+#include "edgefd/testing/measure.h"
 #include "edgefd/testing/umockdev_testbed.h"
 
 extern char** environ;
@@ -73,13 +74,6 @@ struct Setup {
   }
 };
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
-
 // Waits for the next accepted PATCH after `patches` of them and returns when it arrived,
 // or nullopt after 20 s.
 std::optional<std::chrono::steady_clock::time_point> NextPatchArrival(FakeApiServer& server,
@@ -101,9 +95,10 @@ void Record(benchmark::State& state, std::vector<double>& ms,
 }
 
 void ReportPercentiles(benchmark::State& state, const std::vector<double>& ms) {
-  state.counters["p50_ms"] = Percentile(ms, 0.50);
-  state.counters["p99_ms"] = Percentile(ms, 0.99);
-  state.counters["max_ms"] = Percentile(ms, 1.0);
+  const LatencyStats stats = Summarise(ms);
+  state.counters["p50_ms"] = stats.median;
+  state.counters["p99_ms"] = stats.p99;
+  state.counters["max_ms"] = stats.max;
 }
 
 void BM_EventToPatch(benchmark::State& state) {
@@ -226,14 +221,6 @@ void BM_UdevEventToPatch(benchmark::State& state) {
 }
 BENCHMARK(BM_UdevEventToPatch)->UseManualTime()->Iterations(100)->Unit(benchmark::kMillisecond);
 
-long StatusKb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  }
-  return -1;
-}
-
 // Starts the agent as the DaemonSet would: without this program's umockdev preload.
 pid_t Spawn(std::vector<std::string> args) {
   std::vector<char*> argv;
@@ -266,9 +253,9 @@ void BM_IdleRss(benchmark::State& state) {
         [&] { return s.server->NodeLabels("rss-node").count("edgefd.io/board") == 1; });
     // Idle: a few resyncs (1 s) have run and the agent waits for the next one.
     std::this_thread::sleep_for(std::chrono::milliseconds(3500));
-    state.counters["rss_kib"] = static_cast<double>(StatusKb(pid, "VmRSS"));
-    state.counters["hwm_kib"] = static_cast<double>(StatusKb(pid, "VmHWM"));
-    state.counters["threads"] = static_cast<double>(StatusKb(pid, "Threads"));
+    state.counters["rss_kib"] = static_cast<double>(ProcStatus(pid, "VmRSS"));
+    state.counters["hwm_kib"] = static_cast<double>(ProcStatus(pid, "VmHWM"));
+    state.counters["threads"] = static_cast<double>(ProcStatus(pid, "Threads"));
     if (const char* dump = std::getenv("EDGEFD_BENCH_SMAPS"); dump != nullptr) {
       // Where the memory is, for whoever wants to make it smaller.
       WriteFile(dump, ReadFile("/proc/" + std::to_string(pid) + "/smaps"));

@@ -24,6 +24,16 @@ std::optional<std::string> NameIn(std::string_view key, std::string_view suffix)
 
 }  // namespace
 
+std::string_view CoreClassOf(std::string_view resource) {
+  for (std::string_view cls : kCoreClasses) {
+    if (resource.size() == cls.size() + kCoreResourceSuffix.size() && resource.starts_with(cls) &&
+        resource.ends_with(kCoreResourceSuffix)) {
+      return cls;
+    }
+  }
+  return {};
+}
+
 std::string AllocationEnvName(std::string_view resource) {
   std::string out;
   for (char c : resource) {
@@ -43,6 +53,10 @@ std::string DevnodesVariable(std::string_view resource) {
 
 std::string CpusVariable(std::string_view core_class) {
   return std::string(kPrefix) + AllocationEnvName(core_class) + std::string(kCpusSuffix);
+}
+
+std::string DeviceMetadataVariable(std::string_view device_name, std::string_view attribute) {
+  return std::string(kPrefix) + AllocationEnvName(device_name) + "_" + std::string(attribute);
 }
 
 std::string JoinAllocationList(const std::vector<std::string>& items) {

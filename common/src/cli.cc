@@ -163,4 +163,29 @@ CLI::Option* AddMetricsAddrFlag(CLI::App& app, std::string& address) {
       ->group("Metrics");
 }
 
+void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written) {
+  const std::string group = "Kubernetes";
+  app.add_option("--kubeconfig", flags.kubeconfig,
+                 "reach the API server with this kubeconfig's current context (default: the "
+                 "in-cluster service account)")
+      ->type_name("FILE")
+      ->group(group);
+  app.add_option("--node-name", flags.node_name,
+                 "the Node this runs on (default: $NODE_NAME, else the hostname)")
+      ->type_name("NAME")
+      ->group(group);
+  app.add_flag("--insecure-skip-tls-verify", flags.insecure_skip_tls_verify,
+               "do not verify the API server's certificate (unsafe)")
+      ->group(group);
+  app.add_option_function<long long>(
+         "--resync", [&flags](long long seconds) { flags.resync = std::chrono::seconds(seconds); },
+         "re-read " + written +
+             " at least this often and repair what someone else changed "
+             "(default: " +
+             std::to_string(flags.resync.count()) + ")")
+      ->type_name("SECONDS")
+      ->check(IntegerIn(1, 86400))
+      ->group(group);
+}
+
 }  // namespace edgefd

@@ -3,21 +3,17 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
-#include <iostream>
-#include <optional>
+#include <memory>
 #include <string>
-#include <vector>
 
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
+#include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
+#include "edgefd/deviceplugin/flags.h"
+#include "edgefd/deviceplugin/mode.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/deviceplugin/registry.h"
-#include "edgefd/discovery/discovery.h"
-#include "edgefd/discovery/flags.h"
-#include "edgefd/discovery/rules.h"
-#include "edgefd/discovery/udev.h"
 
 namespace edgefd::deviceplugin {
 namespace {
@@ -28,101 +24,15 @@ little CPU cores to the kubelet as extended resources edgefd.io/<name>, over the
 device-plugin API v1beta1. Runs until SIGTERM or SIGINT, then removes its sockets.)";
 
 constexpr char kFooter[] =
-    R"(Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
+    R"(--mode dra and --mode both run edgefd-deviceplugin-dra, installed next to this program,
+with the same arguments: `edgefd-deviceplugin --mode dra --help` lists its flags.
 
-struct Flags {
-  PluginServerOptions server;
-  DiscoveryFlags discovery;
-  std::optional<std::string> inventory_file;
-  std::string metrics_address = ":9479";
-  bool list = false;
-  std::string log_level = "info";
-};
-
-void AddFlags(CLI::App& app, Flags& flags) {
-  app.add_option("--kubelet-dir", flags.server.kubelet_dir,
-                 "kubelet device-plugin directory holding kubelet.sock (default: "
-                 "/var/lib/kubelet/device-plugins)")
-      ->type_name("DIR");
-  app.add_option_function<std::string>(
-         "--inventory", [&flags](const std::string& file) { flags.inventory_file = file; },
-         "use a static inventory (YAML/JSON) instead of discovery")
-      ->type_name("FILE");
-  app.add_option("--socket-prefix", flags.server.socket_prefix,
-                 "socket file name prefix (default: edgefd-)")
-      ->type_name("P");
-  app.add_flag("--list", flags.list, "print the resources and devices it would serve, then exit");
-  AddDiscoveryFlags(app, flags.discovery);
-  AddMetricsAddrFlag(app, flags.metrics_address)
-      ->description(
-          "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
-          "(default: :9479; none or an empty ADDR turns it off)");
-  AddLogLevelFlag(app, flags.log_level);
-}
-
-void PrintResources(const DeviceRegistry& registry) {
-  for (const std::string& name : registry.ResourceNames()) {
-    auto snapshot = registry.Snapshot(name);
-    if (!snapshot) continue;
-    std::cout << name << " (" << EnvVarName(*snapshot);
-    if (snapshot->kind == ResourceKind::kAccelerator) {
-      std::cout << ", " << DevnodesEnvVarName(*snapshot);
-    }
-    std::cout << ")\n";
-    for (const PluginDevice& d : snapshot->devices) {
-      std::cout << "  " << d.id << (d.healthy && d.present ? " Healthy" : " Unhealthy");
-      if (d.numa_node >= 0) std::cout << " numa=" << d.numa_node;
-      if (d.group >= 0) std::cout << " group=" << d.group;
-      for (const std::string& n : d.devnodes) std::cout << ' ' << n;
-      std::cout << '\n';
-    }
-  }
-  if (registry.ResourceNames().empty()) std::cout << "no resources\n";
-}
-
-// Where devices come from: the static inventory file, or discovery.
-InventoryFeed::DiscoverFn MakeDiscover(const Flags& flags) {
-  if (flags.inventory_file) {
-    return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
-  }
-  // One Discoverer for every hotplug event: the devicetree is read again only when it can
-  // have changed (the feed calls this under its lock).
-  auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
-  return [discoverer]() -> Result<Inventory> {
-    auto report = discoverer->Run();
-    if (!report) return report.error();
-    return std::move(report->inventory);
-  };
-}
-
-// What the hardware watcher watches: the udev subsystems the rules need (nothing for a static
-// inventory). A broken rules file is the user's to fix.
-Result<WatchOptions> MakeWatchOptions(const Flags& flags) {
-  WatchOptions watch;
-  watch.rescan = flags.discovery.rescan;
-  if (flags.inventory_file) return watch;
-  auto rules = LoadRules(flags.discovery.discovery.rule_files);
-  if (!rules) return rules.error();
-  watch.subsystems = UdevSubsystems(*rules);
-  return watch;
-}
-
-// --list: one discovery, printed.
-int ListResources(const InventoryFeed::DiscoverFn& discover) {
-  auto inventory = discover();
-  if (!inventory) {
-    spdlog::error("{}", inventory.error().message);
-    return kExitUsage;
-  }
-  InventoryRegistry registry;
-  registry.Update(*inventory);
-  PrintResources(registry);
-  return kExitOk;
-}
+Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
 
 // Serves the resources until SIGTERM/SIGINT: the inventory feed following the hardware, the
 // kubelet sockets, and the health endpoint.
-int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
+int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
+          const WatchOptions& watch) {
   // A closed log pipe must not kill the plugin (and with it every resource on the node).
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -142,7 +52,17 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     spdlog::info("watching for hardware changes ({})", udev_watcher.mode());
   }
   feed.Refresh();  // fills the device gauges
-  PluginServer server(registry, flags.server, &metrics);
+  CdiSpecDir cdi_dir(flags.cdi_dir);
+  CdiSpecFeed cdi_feed(registry, cdi_dir);
+  PluginServerOptions server_options = flags.server;
+  if (flags.cdi) {
+    if (Status s = cdi_feed.Start(); !s) {
+      spdlog::error("--cdi: {}", s.error().message);
+      return kExitFailure;
+    }
+    server_options.cdi = true;
+  }
+  PluginServer server(registry, server_options, &metrics);
   if (Status s = server.Start(); !s) {
     spdlog::error("{}", s.error().message);
     return kExitFailure;
@@ -163,6 +83,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   WaitForStop();
   spdlog::info("signal {}: stopping", StopSignal());
   http.reset();
+  cdi_feed.Stop();
   feed.Stop();
   server.Stop();
   return kExitOk;
@@ -171,11 +92,19 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
 }  // namespace
 
 int RunDevicePluginCli(int argc, char** argv) {
+  // The DRA modes have flags only their program knows: hand the whole command line over
+  // before parsing it here. The stop signals stay blocked across exec; that program's
+  // InstallStopHandlers takes one that came meanwhile.
+  if (const std::string mode = ModeInArgs(argc, argv); mode == "dra" || mode == "both") {
+    BlockStopSignals();
+    SetUpLogging("edgefd-deviceplugin", "info");
+    return ExecDraProgram(argv, mode);
+  }
   InstallStopHandlers();
-  Flags flags;
+  DevicePluginFlags flags;
   CLI::App app(kDescription, "edgefd-deviceplugin");
   ConfigureApp(app, kFooter);
-  AddFlags(app, flags);
+  AddDevicePluginFlags(app, flags);
   if (auto code = ParseCommandLine(app, argc, argv)) return *code;
   // Logs go to stderr; stdout carries only what --list prints.
   SetUpLogging("edgefd-deviceplugin", flags.log_level);

@@ -67,6 +67,9 @@ Result<Inventory> LoadInventoryFile(const std::filesystem::path& path) {
         if (cls.name != "big" && cls.name != "mid" && cls.name != "little" && cls.name != "all") {
           return Error{where(c) + "cpu class '" + cls.name + "' is not big, mid, little or all"};
         }
+        if (c["model"]) cls.model = c["model"].as<std::string>();
+        if (c["max_mhz"]) cls.max_mhz = c["max_mhz"].as<int>();
+        if (c["capacity"]) cls.capacity = c["capacity"].as<int>();
         for (const YAML::Node& id : c["cpus"]) cls.cpus.push_back(id.as<int>());
         std::sort(cls.cpus.begin(), cls.cpus.end());
         for (int id : cls.cpus) {
@@ -95,6 +98,12 @@ Result<Inventory> LoadInventoryFile(const std::filesystem::path& path) {
       dev.id = d["id"].as<std::string>();
       if (dev.rule.empty() || dev.id.empty()) return Error{where(d) + "device needs rule and id"};
       for (const YAML::Node& n : d["devnodes"]) dev.devnodes.push_back(n.as<std::string>());
+      for (auto [key, field] : {std::pair{"vendor_id", &dev.vendor_id},
+                                {"product_id", &dev.product_id},
+                                {"serial", &dev.serial},
+                                {"driver", &dev.driver}}) {
+        if (d[key]) *field = d[key].as<std::string>();
+      }
       if (d["numa_node"]) dev.numa_node = d["numa_node"].as<int>();
       if (d["healthy"]) dev.healthy = d["healthy"].as<bool>();
       dev.resource = true;

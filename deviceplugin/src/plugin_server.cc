@@ -139,7 +139,8 @@ void PluginServer::Publish() {
 }
 
 Status PluginServer::Serve(Plugin& plugin) {
-  plugin.service = std::make_unique<DevicePluginService>(registry_, plugin.resource, metrics_);
+  plugin.service =
+      std::make_unique<DevicePluginService>(registry_, plugin.resource, metrics_, options_.cdi);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + plugin.socket.string(), grpc::InsecureServerCredentials());
   builder.RegisterService(plugin.service.get());

@@ -45,10 +45,7 @@ const PluginDevice* ResourceSnapshot::Find(std::string_view id) const {
 std::string EnvVarName(const ResourceSnapshot& snapshot) {
   if (snapshot.kind == ResourceKind::kCpu) {
     // "little-cpu" -> EDGEFD_LITTLE_CPUS: the contract names the variable after the class.
-    std::string_view core_class = snapshot.name;
-    if (core_class.ends_with(kCoreResourceSuffix))
-      core_class.remove_suffix(kCoreResourceSuffix.size());
-    return CpusVariable(core_class);
+    return CpusVariable(CoreClassOf(snapshot.name));
   }
   return DevicesVariable(snapshot.name);
 }
@@ -93,12 +90,17 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
     r.resource = std::string(kResourceDomain) + d.rule;
     r.name = d.rule;
     r.kind = ResourceKind::kAccelerator;
+    r.camera = d.camera;
     PluginDevice pd;
     pd.id = d.id;
     pd.healthy = d.healthy;
     pd.numa_node = d.numa_node;
     pd.group = d.numa_node;
     pd.devnodes = d.devnodes;
+    pd.vendor_id = d.vendor_id;
+    pd.product_id = d.product_id;
+    pd.serial = d.serial;
+    pd.driver = d.driver;
     r.devices.push_back(std::move(pd));
   }
   if (inventory.cpu.Heterogeneous()) {
@@ -118,6 +120,9 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
           pd.numa_node = core.numa_node;
           pd.group = core.cluster;
           pd.healthy = core.online;
+          pd.model = core.model.empty() ? cls.model : core.model;
+          pd.capacity = core.capacity != 0 ? core.capacity : cls.capacity;
+          pd.max_mhz = core.max_mhz != 0 ? core.max_mhz : cls.max_mhz;
         }
         r.devices.push_back(std::move(pd));
       }

@@ -5,6 +5,7 @@
 
 #include "edgefd/common/allocation.h"
 #include "edgefd/common/cpu_list.h"
+#include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/preferred.h"
 
 namespace edgefd::deviceplugin {
@@ -29,7 +30,7 @@ void FillListAndWatchResponse(const ResourceSnapshot& snapshot,
 
 grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
                                const v1beta1::ContainerAllocateRequest& request,
-                               v1beta1::ContainerAllocateResponse& response) {
+                               v1beta1::ContainerAllocateResponse& response, bool cdi) {
   if (request.devices_ids().empty()) {
     return {grpc::StatusCode::INVALID_ARGUMENT,
             snapshot.resource + ": Allocate request for a container names no device IDs"};
@@ -76,6 +77,11 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
   // when empty, so a runtime can tell "no nodes" from a plugin that predates the variable.
   if (snapshot.kind == ResourceKind::kAccelerator) {
     (*response.mutable_envs())[DevnodesEnvVarName(snapshot)] = JoinAllocationList(paths);
+  }
+  if (cdi) {
+    for (const PluginDevice* d : devices) {
+      response.add_cdi_devices()->set_name(QualifiedCdiName(DeviceName(snapshot, *d)));
+    }
   }
   return grpc::Status::OK;
 }
@@ -166,8 +172,8 @@ class DevicePluginService::Watch final
 };
 
 DevicePluginService::DevicePluginService(DeviceRegistry& registry, std::string resource,
-                                         Metrics* metrics)
-    : registry_(registry), resource_(std::move(resource)), metrics_(metrics) {
+                                         Metrics* metrics, bool cdi)
+    : registry_(registry), resource_(std::move(resource)), metrics_(metrics), cdi_(cdi) {
   listener_ = registry_.AddListener([this](const std::string& r) { OnRegistryChange(r); });
 }
 
@@ -251,7 +257,7 @@ grpc::ServerUnaryReactor* DevicePluginService::Allocate(grpc::CallbackServerCont
     status = {grpc::StatusCode::NOT_FOUND, resource_ + ": resource is not served"};
   } else {
     for (const v1beta1::ContainerAllocateRequest& req : request->container_requests()) {
-      status = AllocateContainer(*snapshot, req, *response->add_container_responses());
+      status = AllocateContainer(*snapshot, req, *response->add_container_responses(), cdi_);
       if (!status.ok()) break;
     }
   }

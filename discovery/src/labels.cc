@@ -51,6 +51,16 @@ std::string Sanitize(std::string_view raw) {
   return out;
 }
 
+}  // namespace
+
+std::string ShortHash(std::string_view s) {
+  char out[9];
+  std::snprintf(out, sizeof out, "%08x", Fnv1a(s));
+  return out;
+}
+
+namespace {
+
 bool IsValidNamePart(std::string_view name, bool allow_empty) {
   if (name.empty()) return allow_empty;
   if (name.size() > kMaxNameLength) return false;

@@ -52,6 +52,11 @@ void FillAnchor(udev_device* dev, UdevRecord& rec) {
       rec.anchor_id = Str(udev_device_get_sysname(d));  // the port path: "1-2", "3-1.4"
       rec.usb_vendor = HexAttr(d, "idVendor");
       rec.usb_product = HexAttr(d, "idProduct");
+      rec.usb_serial = Str(udev_device_get_sysattr_value(d, "serial"));
+      while (!rec.usb_serial.empty() &&
+             std::isspace(static_cast<unsigned char>(rec.usb_serial.back()))) {
+        rec.usb_serial.pop_back();
+      }
     } else if (pci) {
       rec.anchor_id = Str(udev_device_get_sysname(d));  // "0000:01:00.0"
       rec.pci_vendor = HexAttr(d, "vendor");
@@ -307,6 +312,7 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
       d.vendor_id = r.anchor_subsystem == "usb" ? r.usb_vendor : r.pci_vendor;
       d.product_id = r.anchor_subsystem == "usb" ? r.usb_product : r.pci_product;
       d.driver = r.anchor_driver;
+      d.serial = r.anchor_subsystem == "usb" ? r.usb_serial : "";
       d.numa_node = r.numa_node;
       if (rule.devnodes.empty()) AddDevnode(d, r.devnode);
     }

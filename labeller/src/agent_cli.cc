@@ -20,13 +20,6 @@
 namespace edgefd {
 namespace {
 
-std::string DefaultNodeName() {
-  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) == 0) return host;
-  return {};
-}
-
 // The udev watcher, saying once started how it watches (monitor or rescan) and why.
 class LoggedWatcher final : public ChangeSource {
  public:
@@ -45,21 +38,6 @@ class LoggedWatcher final : public ChangeSource {
   HotplugWatcher watcher_;
 };
 
-// The API server client: the kubeconfig (or the in-cluster service account), checked up front.
-Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const AgentCliOptions& opts,
-                                                         std::string* server) {
-  auto config = opts.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(opts.kubeconfig);
-  if (!config) return config.error();
-  if (opts.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
-  if (config->insecure_skip_tls_verify) {
-    spdlog::warn(
-        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
-        config->server);
-  }
-  *server = config->server + " (" + config->source + ")";
-  return MakeKubeClient(*config);
-}
-
 // Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
 Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
                                             std::unique_ptr<ApiTransport>& api) {
@@ -68,7 +46,7 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
     return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
   }
   std::string server;
-  auto client = ConnectToApiServer(opts, &server);
+  auto client = ConnectToApiServer(opts.kubeconfig, opts.insecure_skip_tls_verify, &server);
   if (!client) return client.error();
   api = std::move(*client);
   std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;

@@ -40,34 +40,11 @@ struct Options {
   std::string output = "text";
   std::string log_level = "info";
   DiscoveryFlags discovery;
+  KubeFlags kube;
   AgentCliOptions agent;
   bool watch = false;
   bool print_rules = false;
 };
-
-// --kubeconfig, --node-name, --insecure-skip-tls-verify, --resync: how the agent reaches its
-// Node.
-void AddKubeFlags(CLI::App& app, AgentCliOptions& agent) {
-  const std::string group = "Kubernetes";
-  app.add_option("--kubeconfig", agent.kubeconfig,
-                 "reach the API server with this kubeconfig's current context (default: the "
-                 "in-cluster service account)")
-      ->type_name("FILE")
-      ->group(group);
-  app.add_option("--node-name", agent.node_name,
-                 "the Node to label (default: $NODE_NAME, else the hostname)")
-      ->type_name("NAME")
-      ->group(group);
-  app.add_flag("--insecure-skip-tls-verify", agent.insecure_skip_tls_verify,
-               "do not verify the API server's certificate (unsafe)")
-      ->group(group);
-  app.add_option_function<long long>(
-         "--resync", [&agent](long long seconds) { agent.resync = std::chrono::seconds(seconds); },
-         "re-check the Node at least this often (default: 300)")
-      ->type_name("SECONDS")
-      ->check(IntegerIn(1, 86400))
-      ->group(group);
-}
 
 void AddFlags(CLI::App& app, Options& opts) {
   app.add_flag("--dry-run", opts.dry_run, "print the labels this node would get, then exit");
@@ -87,7 +64,8 @@ void AddFlags(CLI::App& app, Options& opts) {
   app.add_flag("--print-rules", opts.print_rules,
                "print the built-in accelerator/camera rules and exit");
   AddDiscoveryFlags(app, opts.discovery);
-  AddKubeFlags(app, opts.agent);
+  opts.kube.resync = opts.agent.resync;  // the agent's default
+  AddKubeFlags(app, opts.kube, "the Node's labels");
   AddMetricsAddrFlag(app, opts.agent.metrics_addr)
       ->description(
           "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
@@ -234,6 +212,10 @@ int RunLabellerCli(int argc, char** argv) {
       return kExitUsage;
     }
     opts.agent.discovery = discovery;
+    opts.agent.kubeconfig = opts.kube.kubeconfig;
+    opts.agent.node_name = opts.kube.node_name;
+    opts.agent.insecure_skip_tls_verify = opts.kube.insecure_skip_tls_verify;
+    opts.agent.resync = opts.kube.resync;
     opts.agent.nfd = opts.output == "nfd";
     opts.agent.rescan = opts.discovery.rescan;
     opts.agent.log_level = opts.log_level;

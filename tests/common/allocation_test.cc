@@ -18,6 +18,16 @@ TEST(AllocationNames, FollowTheContract) {
   EXPECT_EQ(CpusVariable("big"), "EDGEFD_BIG_CPUS");
   EXPECT_EQ(CpusVariable("mid"), "EDGEFD_MID_CPUS");
   EXPECT_EQ(CpusVariable("little"), "EDGEFD_LITTLE_CPUS");
+  EXPECT_EQ(DeviceMetadataVariable("edgetpu-1-1-2", "SERIAL"), "EDGEFD_EDGETPU_1_1_2_SERIAL");
+  EXPECT_EQ(DeviceMetadataVariable("cpu4", "CORE_CLASS"), "EDGEFD_CPU4_CORE_CLASS");
+}
+
+TEST(AllocationNames, CoreClassOfACoreResourceOnly) {
+  EXPECT_EQ(CoreClassOf("big-cpu"), "big");
+  EXPECT_EQ(CoreClassOf("little-cpu"), "little");
+  for (const char* other : {"edgetpu", "big", "huge-cpu", "big-cpus", "-cpu", ""}) {
+    EXPECT_EQ(CoreClassOf(other), "") << other;
+  }
 }
 
 TEST(ParseAllocationEnv, ReadsEveryVariableOfTheContractAndIgnoresTheRest) {

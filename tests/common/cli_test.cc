@@ -65,5 +65,24 @@ TEST(Validators, NameTheValue) {
   EXPECT_NE(NumberIn(0, 1)(text), "");
 }
 
+TEST(KubeFlags, OneMeaningWithTheProgramsOwnResyncDefault) {
+  CLI::App app("talks to Kubernetes", "prog");
+  ConfigureApp(app);
+  KubeFlags flags;
+  flags.resync = std::chrono::seconds(30);
+  AddKubeFlags(app, flags, "the node's slices");
+  testing::internal::CaptureStdout();
+  EXPECT_EQ(Parse(app, {"--help"}), kExitOk);
+  EXPECT_THAT(testing::internal::GetCapturedStdout(),
+              ::testing::HasSubstr("re-read the node's slices at least this often"));
+  EXPECT_EQ(Parse(app, {"--kubeconfig", "/k", "--node-name", "n1", "--insecure-skip-tls-verify",
+                        "--resync", "7"}),
+            std::nullopt);
+  EXPECT_EQ(flags, (KubeFlags{"/k", "n1", true, std::chrono::seconds(7)}));
+  testing::internal::CaptureStderr();
+  EXPECT_EQ(Parse(app, {"--resync", "0"}), kExitUsage);
+  EXPECT_THAT(testing::internal::GetCapturedStderr(), ::testing::HasSubstr("--resync: '0'"));
+}
+
 }  // namespace
 }  // namespace edgefd

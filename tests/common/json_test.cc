@@ -96,5 +96,33 @@ TEST(ParseJson, NamesTheSourceOnError) {
   EXPECT_EQ(ParseJson(R"({"a": [1, "b"]})", "x").value()["a"][1], "b");
 }
 
+TEST(ValueAt, ReadsWhatIsThereAndNothingElse) {
+  const Json doc = Json::parse(R"({"metadata": {"uid": "u-1", "generation": 7, "a/b": "slash",
+                                   "m~n": "tilde"},
+                                   "items": [{"name": "x"}, {"name": 5}], "big": 18446744073709551615})");
+  EXPECT_EQ(StringAt(doc, "/metadata/uid"), "u-1");
+  EXPECT_EQ(IntegerAt(doc, "/metadata/generation"), 7);
+  EXPECT_EQ(StringAt(doc, "/items/0/name"), "x");
+  EXPECT_EQ(StringAt(doc, "/metadata/a~1b"), "slash");
+  EXPECT_EQ(StringAt(doc, "/metadata/m~0n"), "tilde");
+  EXPECT_EQ(ValueAt(doc, ""), &doc);
+  // Of another type, missing, out of range, malformed: nothing, and no exception.
+  EXPECT_EQ(StringAt(doc, "/items/1/name"), "");
+  EXPECT_EQ(IntegerAt(doc, "/metadata/uid"), std::nullopt);
+  EXPECT_EQ(IntegerAt(doc, "/big"), std::nullopt);  // beyond int64
+  for (const char* bad : {"/items/2/name", "/items/-/name", "/items/01/name", "/items/x",
+                          "/items/99999999999999999999", "metadata/uid", "/metadata/uid/0",
+                          "/metadata/~2", "/metadata/~", "/nothing/here"}) {
+    EXPECT_EQ(ValueAt(doc, bad), nullptr) << bad;
+  }
+}
+
+TEST(ValidUtf8, KeepsValidTextAndReplacesTheRest) {
+  EXPECT_EQ(ValidUtf8("caf\xC3\xA9 \"q\" \n"), "caf\xC3\xA9 \"q\" \n");
+  EXPECT_EQ(ValidUtf8(std::string("a\xFF\xC0\x80z", 5)),
+            std::string("a") + kReplacement + kReplacement + kReplacement + "z");
+  EXPECT_EQ(ValidUtf8(std::string("n\0ul", 4)), std::string("n\0ul", 4));
+}
+
 }  // namespace
 }  // namespace edgefd

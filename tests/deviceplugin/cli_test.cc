@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -159,6 +160,71 @@ TEST(DevicePluginCli, SigtermStopsCleanlyAndRemovesItsSockets) {
   EXPECT_TRUE(
       kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.stream_open; }));
   EXPECT_TRUE(fs::exists(dir.path() / "kubelet.sock"));  // never touches the kubelet's
+}
+
+TEST(DevicePluginCli, WithCdiAllocateNamesCdiDevicesAndTheSpecIsWritten) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "cdi");
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  auto plugin = Start(dir.path(), {"--inventory", kInventory, "--cdi", "--cdi-dir", dir / "cdi"});
+  ASSERT_TRUE(plugin->started());
+  ASSERT_TRUE(
+      kubelet.WaitFor("edgefd.io/movidius-ncs", [](const auto& ep) { return !ep.lists.empty(); }));
+  EXPECT_TRUE(fs::exists(dir.path() / "cdi" / "edgefd.io-device.json"));
+  auto stub = kubelet.Dial("edgefd.io/movidius-ncs");
+  v1beta1::AllocateRequest req;
+  req.add_container_requests()->add_devices_ids("1-1.2");
+  v1beta1::AllocateResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub->Allocate(&ctx, req, &resp).ok());
+  const auto& c = resp.container_responses(0);
+  ASSERT_EQ(c.cdi_devices_size(), 1);
+  EXPECT_EQ(c.cdi_devices(0).name(), "edgefd.io/device=movidius-ncs-1-1-2");
+  EXPECT_EQ(c.envs().at("EDGEFD_MOVIDIUS_NCS_DEVICES"), "1-1.2");
+  EXPECT_EQ(c.devices_size(), 1);
+  // CDI or not, the device plugin never loads the API client's TLS and HTTP libraries (they
+  // would double its memory): those live in edgefd-deviceplugin-dra.
+  std::string mapped = testing::ReadFile("/proc/" + std::to_string(plugin->pid()) + "/maps");
+  ASSERT_THAT(mapped, HasSubstr("libgrpc"));
+  for (const char* lib : {"libcrypto", "libssl"}) {
+    EXPECT_THAT(mapped, ::testing::Not(HasSubstr(lib)));
+  }
+  EXPECT_EQ(plugin->Terminate(), 0) << plugin->err();
+}
+
+TEST(DevicePluginCli, ModeHandsOverOrRefuses) {
+  RunResult r = RunBinary("--mode gpu");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("gpu"));
+  // dra runs edgefd-deviceplugin-dra: its own flags and usage errors.
+  r = RunBinary("--mode dra --device-taints maybe");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--device-taints: 'maybe'"));
+  // Without it, a DRA-only flag is unknown.
+  r = RunBinary("--device-taints on");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--device-taints"));
+  r = RunBinary("--mode=both --help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("--kubelet-registry-dir"));
+  r = RunBinary("--mode device-plugin --inventory " + kInventory + " --list");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.output, HasSubstr("edgefd.io/little-cpu"));
+}
+
+TEST(LinkedLibraries, TheDevicePluginLinksNoHttpOrTlsLibrary) {
+  // The Kubernetes API client (OpenSSL) is the DRA program's alone: the plain
+  // device plugin, resident on every node, stays small.
+  const std::string plugin = testing::NeededLibraries(kBin);
+  const std::string dra =
+      testing::NeededLibraries((fs::path(kBin).parent_path() / "edgefd-deviceplugin-dra").string());
+  if (plugin.empty()) GTEST_SKIP() << "readelf is not available";
+  EXPECT_THAT(plugin, HasSubstr("libgrpc++_unsecure"));
+  for (const char* lib : {"libssl", "libcrypto"}) {
+    EXPECT_THAT(plugin, ::testing::Not(HasSubstr(lib))) << plugin;
+    EXPECT_THAT(dra, HasSubstr(lib)) << "the check could not fail: " << dra;
+  }
 }
 
 TEST(DevicePluginCli, StopsWithinASecondOfSigtermAsPid1) {

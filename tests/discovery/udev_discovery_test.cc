@@ -163,6 +163,8 @@ TEST_F(UmockdevDiscovery, CoralKeepsItsIdWhenItsProductIdChanges) {
   const Device* run = Find(after->inventory, "edgetpu", "1-3");
   ASSERT_NE(run, nullptr);
   EXPECT_EQ(run->vendor_id + ":" + run->product_id, "18d1:9302");
+  EXPECT_EQ(run->serial, "1a2b3c4d5e6f");  // the sysfs attribute, its newline dropped
+  EXPECT_EQ(boot->serial, "");             // the bootloader reports none
   EXPECT_THAT(Ids(after->inventory, "edgetpu"), ElementsAre("1-3"));
   EXPECT_EQ(DeviceLabels(after->inventory), DeviceLabels(before->inventory));
 }

@@ -2,8 +2,13 @@
 // certificates, and the health endpoint, all over real sockets on loopback.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <future>
+#include <thread>
+#include <vector>
 
+#include "edgefd/common/json.h"
 #include "edgefd/testing/http.h"
 #include "kube_test_support.h"
 
@@ -230,6 +235,56 @@ TEST_F(KubeClientTest, ReadsChunkedResponsesAsKubeApiserverSendsLargeOnes) {
   ASSERT_TRUE(labelled.ok()) << labelled.error().message;
   EXPECT_EQ(chunked.NodeLabels("n1").size(), 201u);
   EXPECT_EQ(chunked.Count("PATCH", 200), 1u);
+}
+
+TEST_F(KubeClientTest, SharedClientAnswersEachThreadWithItsOwnResponse) {
+  // The DRA plugin's publisher and its gRPC handlers send at once through one client. A
+  // one-connection client shared that way hands one thread another's response.
+  constexpr int kThreads = 6;
+  for (int i = 0; i < kThreads; ++i) server_->AddNode("node" + std::to_string(i), {});
+  // A slow first answer keeps its connection busy while the others are sent.
+  server_->InjectFault(
+      {FakeApiServer::FaultKind::kDelay, 0, std::chrono::milliseconds(200), "", 0});
+  auto api = MakeSharedKubeClient(Config());
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  std::vector<std::thread> threads;
+  std::atomic<int> right{0};
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      const std::string name = "node" + std::to_string(i);
+      for (int n = 0; n < 10; ++n) {
+        auto r = (*api)->Send("GET", "/api/v1/nodes/" + name, "", "");
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        ASSERT_EQ(r->status, 200);
+        if (Json::parse(r->body)["metadata"]["name"] == name) ++right;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(right.load(), kThreads * 10);
+}
+
+TEST_F(KubeClientTest, SharedClientCancelEndsARequestInFlightAndEveryLaterOne) {
+  server_->InjectFault({FakeApiServer::FaultKind::kHang, 0, std::chrono::seconds(30), "", 0});
+  KubeConfig config = Config();
+  config.timeout = std::chrono::seconds(30);  // only Cancel can end the hung request early
+  auto api = MakeSharedKubeClient(config);
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  std::promise<Result<ApiResponse>> hung;
+  std::thread sender([&] { hung.set_value((*api)->Send("GET", "/api/v1/nodes/n1", "", "")); });
+  ASSERT_TRUE(WaitUntil([&] { return !server_->Requests().empty(); }, std::chrono::seconds(10)));
+  (*api)->Cancel();
+  auto future = hung.get_future();
+  // Far below the 30 s the request would otherwise hang for.
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  sender.join();
+  auto r = future.get();
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("cancelled"), std::string::npos) << r.error().message;
+  auto later = (*api)->Send("GET", "/api/v1/nodes/n1", "", "");
+  ASSERT_FALSE(later.ok());
+  EXPECT_NE(later.error().message.find("cancelled"), std::string::npos);
+  EXPECT_EQ(server_->Requests().size(), 1u);  // the later one never left
 }
 
 TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {

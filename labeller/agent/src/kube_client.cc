@@ -595,4 +595,72 @@ Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config) {
       std::make_unique<HttpsTransport>(config, std::move(*url), std::move(*ctx)));
 }
 
+namespace {
+
+// A MakeKubeClient client per concurrent request, kept for reuse.
+class SharedTransport final : public ApiTransport {
+ public:
+  SharedTransport(KubeConfig config, std::unique_ptr<ApiTransport> first)
+      : config_(std::move(config)) {
+    idle_.push_back(std::move(first));
+  }
+
+  Result<ApiResponse> Send(std::string_view method, const std::string& path,
+                           const std::string& body, std::string_view content_type) override {
+    std::unique_ptr<ApiTransport> client;
+    {
+      std::lock_guard lock(mu_);
+      if (cancelled_) {
+        return Error{config_.server + ": " + std::string(method) + " " + path +
+                     " failed: cancelled (shutting down)"};
+      }
+      if (!idle_.empty()) {
+        client = std::move(idle_.back());
+        idle_.pop_back();
+      }
+    }
+    if (client == nullptr) {
+      auto made = MakeKubeClient(config_);  // checked once already: fails only on a rotated file
+      if (!made) return made.error();
+      client = std::move(*made);
+    }
+    ApiTransport* raw = client.get();
+    {
+      std::lock_guard lock(mu_);
+      busy_.push_back(raw);
+      if (cancelled_) raw->Cancel();  // Cancel came between the two locks
+    }
+    auto response = client->Send(method, path, body, content_type);
+    std::lock_guard lock(mu_);
+    std::erase(busy_, raw);
+    if (!cancelled_ && idle_.size() < kMaxIdle) idle_.push_back(std::move(client));
+    return response;
+  }
+
+  void Cancel() override {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+    for (ApiTransport* client : busy_) client->Cancel();
+    idle_.clear();
+  }
+
+ private:
+  static constexpr size_t kMaxIdle = 4;
+  const KubeConfig config_;
+  std::mutex mu_;
+  bool cancelled_ = false;
+  std::vector<std::unique_ptr<ApiTransport>> idle_;
+  std::vector<ApiTransport*> busy_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ApiTransport>> MakeSharedKubeClient(const KubeConfig& config) {
+  // The first client checks the configuration up front, as MakeKubeClient does.
+  auto first = MakeKubeClient(config);
+  if (!first) return first.error();
+  return std::unique_ptr<ApiTransport>(
+      std::make_unique<SharedTransport>(config, std::move(*first)));
+}
+
 }  // namespace edgefd

@@ -1,4 +1,6 @@
 #include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
@@ -176,6 +178,28 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
   } catch (const YAML::Exception& e) {
     return Error{where + "malformed kubeconfig: " + e.what()};
   }
+}
+
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const fs::path& kubeconfig,
+                                                         bool insecure_skip_tls_verify,
+                                                         std::string* server, bool shared) {
+  auto config = kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(kubeconfig);
+  if (!config) return config.error();
+  if (insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  if (config->insecure_skip_tls_verify) {
+    spdlog::warn(
+        "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
+        config->server);
+  }
+  if (server != nullptr) *server = config->server + " (" + config->source + ")";
+  return shared ? MakeSharedKubeClient(*config) : MakeKubeClient(*config);
+}
+
+std::string DefaultNodeName() {
+  if (const char* env = std::getenv("NODE_NAME"); env != nullptr && *env != '\0') return env;
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) == 0) return host;
+  return {};
 }
 
 }  // namespace edgefd

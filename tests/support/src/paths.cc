@@ -3,6 +3,7 @@
 namespace edgefd::testing {
 
 std::filesystem::path SourceDir() { return EDGEFD_SOURCE_DIR; }
+std::filesystem::path BinaryDir() { return EDGEFD_BINARY_DIR; }
 std::filesystem::path TestdataDir() { return EDGEFD_TESTDATA_DIR; }
 std::filesystem::path TestdataBin() { return EDGEFD_TESTDATA_BIN; }
 std::filesystem::path SharedDevicetrees() {

@@ -10,6 +10,11 @@
 //
 // NAME is the resource name upper-cased with '-' and '.' turned into '_'
 // ("movidius-ncs" -> MOVIDIUS_NCS).
+//
+// A CDI spec (DESIGN.md, "DRA and CDI contract") sets these variables for a whole allocation
+// (per claim) and, per device, metadata named after the device:
+//   EDGEFD_<DEVICE>_<ATTRIBUTE>=<value>  (EDGEFD_EDGETPU_1_1_2_SERIAL, EDGEFD_CPU4_CORE_CLASS)
+// where DEVICE is the device's CDI/DRA name turned into a NAME the same way.
 
 #include <array>
 #include <map>
@@ -26,6 +31,10 @@ inline constexpr std::array<std::string_view, 3> kCoreClasses = {"big", "mid", "
 /// A core class's resource is `<class>-cpu` (edgefd.io/big-cpu).
 inline constexpr std::string_view kCoreResourceSuffix = "-cpu";
 
+/// The core class a core resource serves ("little-cpu" -> "little"); "" for a resource that
+/// is not a core class.
+std::string_view CoreClassOf(std::string_view resource);
+
 /// NAME of a resource in the variables ("movidius-ncs" -> "MOVIDIUS_NCS").
 std::string AllocationEnvName(std::string_view resource);
 /// "EDGEFD_<NAME>_DEVICES" for an accelerator resource.
@@ -34,6 +43,9 @@ std::string DevicesVariable(std::string_view resource);
 std::string DevnodesVariable(std::string_view resource);
 /// "EDGEFD_<CLASS>_CPUS" for a core class ("little" -> "EDGEFD_LITTLE_CPUS").
 std::string CpusVariable(std::string_view core_class);
+/// "EDGEFD_<DEVICE>_<ATTRIBUTE>": one attribute of one device in CDI metadata
+/// ("edgetpu-1-1-2", "SERIAL" -> "EDGEFD_EDGETPU_1_1_2_SERIAL").
+std::string DeviceMetadataVariable(std::string_view device_name, std::string_view attribute);
 
 /// The values: items joined with ',' (IDs, paths; CPU lists use FormatCpuList) and split
 /// back, empty items dropped (a hand-written variable may have them).

@@ -6,6 +6,8 @@
 // this: CLI11 is large, and a daemon should not keep its pages resident.
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,5 +43,22 @@ void AddLogLevelFlag(CLI::App& app, std::string& level);
 /// /healthz, /readyz and /metrics are served: HOST:PORT, [IPV6]:PORT or :PORT (all
 /// interfaces); "none" or "" turns the endpoint off.
 CLI::Option* AddMetricsAddrFlag(CLI::App& app, std::string& address);
+
+/// What the Kubernetes flags set: how a daemon reaches the API server, which Node it runs on,
+/// and how often it re-reads what it wrote there.
+struct KubeFlags {
+  std::filesystem::path kubeconfig;  ///< empty: the in-cluster service account
+  std::string node_name;             ///< empty: $NODE_NAME, else the hostname
+  bool insecure_skip_tls_verify = false;
+  std::chrono::seconds resync{300};  ///< the program's default until the flag says otherwise
+
+  bool operator==(const KubeFlags&) const = default;
+};
+
+/// Adds, in the group "Kubernetes", the flags of every binary that talks to the API server
+/// (edgefd-labeller, edgefd-deviceplugin --mode dra|both): --kubeconfig FILE, --node-name NAME,
+/// --insecure-skip-tls-verify, --resync SECONDS (whole seconds, 1 to 86400; the default shown
+/// is `flags.resync`). `written` says what --resync re-reads and repairs ("the Node's labels").
+void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written);
 
 }  // namespace edgefd

@@ -1,9 +1,12 @@
 #pragma once
 
 // The one JSON library of edgefd (nlohmann/json), for every JSON document a binary writes or
-// parses: the dry run's --output json, the Node merge patch, the pipeline reports.
+// parses: the dry run's --output json, the Node merge patch, the pipeline reports, the DRA
+// plugin's ResourceSlices, claims, CDI specs and checkpoint.
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -21,11 +24,26 @@ using Json = nlohmann::ordered_json;
 /// and numbers that are not finite (NaN, infinities) become null.
 std::string DumpJson(const Json& value, int indent = -1);
 
+/// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD, as DumpJson
+/// writes it: for text from another party that goes where only UTF-8 is allowed (a protobuf
+/// string field, an error message the kubelet logs).
+std::string ValidUtf8(std::string_view text);
+
 /// `value` rounded to `digits` decimals, for figures in reports (NaN and infinities are kept,
 /// and DumpJson writes them as null).
 double RoundTo(double value, int digits);
 
 /// Parses a JSON document; the error names `source` and the position.
 Result<Json> ParseJson(std::string_view text, std::string_view source);
+
+/// Reading documents another party wrote (API answers, files on disk) without trusting their
+/// shape: the value at JSON pointer `pointer` (RFC 6901: "/metadata/uid", "/items/0/spec";
+/// "" is the whole document), or nullptr when any step is missing, of another type or not a
+/// valid index, or the pointer is malformed. Never throws.
+const Json* ValueAt(const Json& document, std::string_view pointer);
+/// The string at `pointer`; "" when it is absent or not a string.
+std::string StringAt(const Json& document, std::string_view pointer);
+/// The integer at `pointer`; nullopt when it is absent or not an integer.
+std::optional<int64_t> IntegerAt(const Json& document, std::string_view pointer);
 
 }  // namespace edgefd

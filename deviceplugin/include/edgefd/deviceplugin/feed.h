@@ -50,10 +50,12 @@ class NoChangeSource final : public ChangeSource {
 
 /// Reads a static inventory from a YAML (or JSON) file, for boards discovery cannot see
 /// through and for tests:
-///   cpu: {classes: [{name: big, cpus: [4, 5]}, {name: little, cpus: [0, 1, 2, 3]}],
+///   cpu: {classes: [{name: big, cpus: [4, 5], model: cortex-a76, max_mhz: 2400,
+///                    capacity: 1024}, {name: little, cpus: [0, 1, 2, 3]}],
 ///         cores: [{id: 4, cluster: 1, numa_node: 0}, ...]}
 ///   devices: [{rule: movidius-ncs, id: "1-1.2", devnodes: [/dev/bus/usb/001/004],
-///              numa_node: 0, healthy: true}]
+///              numa_node: 0, healthy: true, vendor_id: "03e7", product_id: "2485",
+///              serial: "...", driver: "..."}]
 /// Devices listed here are resources. Errors name the file and what is wrong.
 Result<Inventory> LoadInventoryFile(const std::filesystem::path& path);
 

@@ -23,6 +23,8 @@ struct PluginServerOptions {
   std::string socket_prefix = "edgefd-";
   /// How long one Register call may wait for the kubelet to answer.
   std::chrono::milliseconds register_timeout{1000};
+  /// Allocate names each device's CDI device too (`--cdi`).
+  bool cdi = false;
 };
 
 /// Owns the transport side of the device plugin: one gRPC server (a DevicePluginService) per

@@ -28,6 +28,14 @@ struct PluginDevice {
   int group = -1;                     ///< CPU cluster, or NUMA node of an accelerator
   int cpu = -1;                       ///< logical CPU number for core resources
   std::vector<std::string> devnodes;  ///< /dev nodes handed to the container
+  // What DRA attributes and CDI metadata say about the device (empty / 0 when unknown).
+  std::string model;       ///< core model ("cortex-a76"); accelerators: empty
+  std::string vendor_id;   ///< USB/PCI vendor ("18d1")
+  std::string product_id;  ///< USB/PCI product ("9302")
+  std::string serial;      ///< USB serial number, as the device reports it
+  std::string driver;      ///< kernel driver bound to it
+  int capacity = 0;        ///< core capacity, kernel cpu_capacity scale
+  int max_mhz = 0;         ///< core maximum frequency
 
   bool operator==(const PluginDevice&) const = default;
 };
@@ -37,6 +45,7 @@ struct ResourceSnapshot {
   std::string resource;  ///< "edgefd.io/little-cpu"
   std::string name;      ///< "little-cpu", "movidius-ncs"
   ResourceKind kind = ResourceKind::kAccelerator;
+  bool camera = false;                ///< found by a `kind: camera` rule
   std::vector<PluginDevice> devices;  ///< ordered by id (numbers compared as numbers)
   uint64_t generation = 0;            ///< grows whenever `devices` changes
 

@@ -21,9 +21,12 @@ void FillListAndWatchResponse(const ResourceSnapshot& snapshot, v1beta1::ListAnd
 /// container path, "rw") per device node, the contract's environment variable and, for
 /// accelerators, `EDGEFD_<NAME>_DEVNODES` listing those container paths in device-ID order. An ID
 /// the resource does not know, or a device that is gone or unhealthy, is an error naming it.
+/// With `cdi`, also `cdi_devices` naming each device's CDI device in the common spec
+/// (CdiSpecDir), which adds its metadata; the environment above stays in `envs` because the
+/// device plugin API has no call that could remove a per-allocation spec again.
 grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
                                const v1beta1::ContainerAllocateRequest& request,
-                               v1beta1::ContainerAllocateResponse& response);
+                               v1beta1::ContainerAllocateResponse& response, bool cdi = false);
 
 /// The DevicePlugin gRPC service for one resource. It only reads the registry and knows
 /// nothing about sockets or the kubelet's lifecycle (PluginServer owns those). Uses the
@@ -31,8 +34,10 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
 /// the new list to every open stream at once.
 class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService {
  public:
-  /// `registry` and `metrics` (may be null) must outlive the service.
-  DevicePluginService(DeviceRegistry& registry, std::string resource, Metrics* metrics);
+  /// `registry` and `metrics` (may be null) must outlive the service. With `cdi`, Allocate
+  /// names CDI devices too.
+  DevicePluginService(DeviceRegistry& registry, std::string resource, Metrics* metrics,
+                      bool cdi = false);
   ~DevicePluginService() override;
   DevicePluginService(const DevicePluginService&) = delete;
   DevicePluginService& operator=(const DevicePluginService&) = delete;
@@ -66,6 +71,7 @@ class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService 
   DeviceRegistry& registry_;
   const std::string resource_;
   Metrics* metrics_;
+  const bool cdi_;
   int listener_ = 0;
   std::mutex mu_;             // guards watches_ and finishing_
   std::set<Watch*> watches_;  // open ListAndWatch streams

@@ -76,6 +76,7 @@ struct Device {
   std::string vendor_id;   ///< "03e7" (USB/PCI), empty for devicetree devices
   std::string product_id;  ///< "2485"
   std::string driver;
+  std::string serial;                 ///< USB serial number when the device has one
   std::vector<std::string> devnodes;  ///< /dev nodes a container needs
   int numa_node = -1;
   bool healthy = true;

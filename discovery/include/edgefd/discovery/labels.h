@@ -17,6 +17,9 @@ inline constexpr std::string_view kOwnedLabelsAnnotation = "edgefd.io/owned-labe
 /// of the original. Returns "" only when nothing alphanumeric is left.
 std::string SanitizeLabelName(std::string_view raw);
 
+/// The stable 8-hex-digit hash (FNV-1a) edgefd gives names it has to shorten.
+std::string ShortHash(std::string_view s);
+
 /// Same rules for a label value; an empty value is valid.
 std::string SanitizeLabelValue(std::string_view raw);
 

@@ -23,6 +23,7 @@ struct UdevRecord {
   std::string devnode;                  ///< "/dev/bus/usb/001/003" or ""
   std::string driver;                   ///< bound driver of this device, or ""
   std::string usb_vendor, usb_product;  ///< of the nearest USB device (self or ancestor)
+  std::string usb_serial;               ///< its `serial` attribute, when it has one
   std::string pci_vendor, pci_product;  ///< of the nearest PCI function (self or ancestor)
   std::string pci_class;                ///< "030000"
   std::map<std::string, std::string> properties;  ///< udev properties (ID_V4L_CAPABILITIES...)

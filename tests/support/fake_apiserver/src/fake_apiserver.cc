@@ -215,6 +215,20 @@ std::string FakeApiServer::url() const {
          (options_.ipv6 ? "[::1]" : "127.0.0.1") + ":" + std::to_string(port_);
 }
 
+std::string FakeApiServer::Kubeconfig(const std::filesystem::path& ca_cert,
+                                      const std::string& token) const {
+  std::string cluster = "{server: '" + url() + "'";
+  if (!ca_cert.empty()) cluster += ", certificate-authority: '" + ca_cert.string() + "'";
+  return "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+         "clusters: [{name: k, cluster: " +
+         cluster +
+         "}}]\n"
+         "users: [{name: u, user: {token: " +
+         token +
+         "}}]\n"
+         "contexts: [{name: c, context: {cluster: k, user: u}}]\n";
+}
+
 void FakeApiServer::Listen() {
   int fd = socket(options_.ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
@@ -358,6 +372,9 @@ void FakeApiServer::ServeConnection(int fd) {
     } else if (!s.token.empty() && auth != "Bearer " + s.token && !client_cert_ok) {
       status = 401;
       body = StatusBody(401, "Unauthorized", "Unauthorized");
+    } else if (auto reply = resources_.Handle(req.method, req.target, req.body)) {
+      status = reply->status;
+      body = std::move(reply->body);
     } else if (record.path.rfind(prefix, 0) != 0 || record.path.size() == prefix.size()) {
       status = 404;
       body = StatusBody(404, "NotFound", "the server could not find the requested resource");

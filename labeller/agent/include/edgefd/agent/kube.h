@@ -88,4 +88,24 @@ class ApiTransport {
 /// than 16 MiB is refused.
 Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config);
 
+/// The same client for several threads at once (the DRA plugin's publisher and its gRPC
+/// handlers): each concurrent request gets a connection of its own (a MakeKubeClient client),
+/// idle ones are kept for reuse (at most 4), and Cancel ends every request in flight and
+/// fails every later one.
+Result<std::unique_ptr<ApiTransport>> MakeSharedKubeClient(const KubeConfig& config);
+
+/// The client of a daemon (the labeller agent, the DRA plugin), from its Kubernetes flags: the
+/// current context of `kubeconfig`, or the in-cluster service account when it is empty;
+/// `insecure_skip_tls_verify` turns verification off (with a warning in the log). `shared`:
+/// a MakeSharedKubeClient client rather than a one-thread one. `server`, when given, receives
+/// "<url> (<kubeconfig or in-cluster>)" for the log. Errors name the config.
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const std::filesystem::path& kubeconfig,
+                                                         bool insecure_skip_tls_verify,
+                                                         std::string* server = nullptr,
+                                                         bool shared = false);
+
+/// The node a daemon runs on when --node-name is not given: $NODE_NAME (the DaemonSets set it
+/// from spec.nodeName), else the hostname; "" when neither is known.
+std::string DefaultNodeName();
+
 }  // namespace edgefd

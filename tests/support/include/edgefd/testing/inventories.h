@@ -1,6 +1,7 @@
 #pragma once
 
-// Inventories for the device plugin's tests and bench (header-only; needs edgefd_discovery).
+// Inventories for the device plugin's and the DRA plugin's tests and benches (header-only;
+// needs edgefd_discovery).
 
 #include <string>
 
@@ -40,6 +41,24 @@ inline Inventory BigLittleInventory(int sticks) {
   cam.devnodes = {"/dev/video0"};
   cam.resource = false;
   inv.devices.push_back(cam);
+  return inv;
+}
+
+/// BigLittleInventory(sticks) with what DRA publishes filled in: core
+/// capacities and maximum frequencies, the sticks' serial numbers and driver, and device
+/// nodes that exist (/dev/null, so CDI specs name a real node).
+inline Inventory DraInventory(int sticks) {
+  Inventory inv = BigLittleInventory(sticks);
+  for (CpuCore& c : inv.cpu.cores) {
+    c.capacity = c.id < 4 ? 485 : 1024;
+    c.max_mhz = c.id < 4 ? 1416 : 1800;
+  }
+  for (Device& d : inv.devices) {
+    if (d.rule != "movidius-ncs") continue;
+    d.serial = "NCS" + d.id;
+    d.driver = "usb";
+    d.devnodes = {"/dev/null"};
+  }
   return inv;
 }
 

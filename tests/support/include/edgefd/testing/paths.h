@@ -10,6 +10,8 @@ namespace edgefd::testing {
 
 /// The repository.
 std::filesystem::path SourceDir();
+/// The build tree (tools the tests build themselves go there).
+std::filesystem::path BinaryDir();
 /// Fixtures written for the project (`testdata/`).
 std::filesystem::path TestdataDir();
 /// Fixtures CMake builds (the .dts of testdata/dt compiled by dtc).

@@ -20,6 +20,7 @@
 #include "edgefd/common/result.h"
 #include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
+#include "edgefd/testing/fake_resource_api.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/manual_change_source.h"
 #include "edgefd/testing/pki.h"
@@ -79,6 +80,9 @@ class FakeApiServer {
 
   uint16_t port() const { return port_; }
   std::string url() const;
+  /// A kubeconfig that reaches this server with `token`, trusting `ca_cert` (a PEM file; empty
+  /// for a plain-HTTP server): what a program under test is given with --kubeconfig.
+  std::string Kubeconfig(const std::filesystem::path& ca_cert, const std::string& token) const;
 
   /// Creates (or replaces) a Node.
   void AddNode(const std::string& name, const Labels& labels,
@@ -110,6 +114,9 @@ class FakeApiServer {
   /// Listens again on the same port.
   void StartListening();
 
+  /// The resource.k8s.io API (ResourceSlices, ResourceClaims) this server also answers.
+  FakeResourceApi& resources() { return resources_; }
+
   std::vector<Record> Requests();
   size_t Count(const std::string& method, int status = -1);
 
@@ -125,6 +132,7 @@ class FakeApiServer {
   void ServeConnection(int fd);
 
   Options options_;
+  FakeResourceApi resources_;
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
 };

@@ -1,0 +1,96 @@
+#include "edgefd/dra/checkpoint.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "edgefd/common/json.h"
+#include "edgefd/deviceplugin/cdi.h"
+
+namespace edgefd::dra {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kVersion = 1;
+constexpr std::uintmax_t kMaxBytes = 64 << 20;
+
+std::string Checksum(const Json& claims) {
+  // FNV-1a 64 over a canonical dump: keys sorted, whatever order the file has them in.
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : nlohmann::json(claims).dump()) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+Json ToJson(const PreparedClaims& claims) {
+  Json out = Json::object();
+  for (const auto& [uid, c] : claims) {
+    Json devices = Json::array();
+    for (const PreparedDevice& d : c.devices) {
+      devices.push_back({{"request", d.request},
+                         {"pool", d.pool},
+                         {"device", d.device},
+                         {"cdiDeviceIDs", d.cdi_ids}});
+    }
+    out[uid] = {{"namespace", c.ns}, {"name", c.name}, {"devices", devices}, {"env", c.env}};
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<PreparedClaims> Checkpoint::Load() const {
+  std::error_code ec;
+  if (!fs::exists(path_, ec)) return PreparedClaims{};
+  const std::string where = path_.string() + ": ";
+  if (fs::file_size(path_, ec) > kMaxBytes) return Error{where + "larger than 64 MiB"};
+  std::ifstream in(path_, std::ios::binary);
+  if (!in) return Error{where + "cannot be read"};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  auto parsed = ParseJson(ss.str(), path_.string());
+  if (!parsed) return Error{parsed.error().message + " (corrupt checkpoint)"};
+  const Json& doc = *parsed;
+  if (!doc.is_object()) return Error{where + "not a JSON object (corrupt checkpoint)"};
+  if (const auto version = IntegerAt(doc, "/version"); version != kVersion) {
+    return Error{where + "checkpoint version " + (version ? std::to_string(*version) : "missing") +
+                 ", this plugin reads version " + std::to_string(kVersion)};
+  }
+  const Json* body = ValueAt(doc, "/claims");
+  if (body == nullptr || !body->is_object()) return Error{where + "no claims"};
+  if (StringAt(doc, "/checksum") != Checksum(*body)) {
+    return Error{where + "checksum mismatch (corrupt checkpoint)"};
+  }
+  PreparedClaims claims;
+  try {
+    for (const auto& [uid, c] : body->items()) {
+      PreparedClaim claim;
+      claim.uid = uid;
+      claim.ns = c.at("namespace").get<std::string>();
+      claim.name = c.at("name").get<std::string>();
+      claim.env = c.at("env").get<std::vector<std::string>>();
+      for (const Json& d : c.at("devices")) {
+        claim.devices.push_back({d.at("request").get<std::string>(),
+                                 d.at("pool").get<std::string>(), d.at("device").get<std::string>(),
+                                 d.at("cdiDeviceIDs").get<std::vector<std::string>>()});
+      }
+      claims.emplace(uid, std::move(claim));
+    }
+  } catch (const Json::exception& e) {
+    return Error{where + "malformed claim entry: " + e.what()};
+  }
+  return claims;
+}
+
+Status Checkpoint::Save(const PreparedClaims& claims) const {
+  Json body = ToJson(claims);
+  Json doc = {{"version", kVersion}, {"checksum", Checksum(body)}, {"claims", std::move(body)}};
+  return deviceplugin::WriteFileAtomically(path_, DumpJson(doc, 1) + "\n");
+}
+
+}  // namespace edgefd::dra

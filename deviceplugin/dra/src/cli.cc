@@ -1,0 +1,320 @@
+#include "edgefd/dra/cli.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "edgefd/agent/kube.h"
+#include "edgefd/common/cli.h"
+#include "edgefd/common/health.h"
+#include "edgefd/common/json.h"
+#include "edgefd/deviceplugin/cdi.h"
+#include "edgefd/deviceplugin/feed.h"
+#include "edgefd/deviceplugin/flags.h"
+#include "edgefd/deviceplugin/metrics.h"
+#include "edgefd/deviceplugin/plugin_server.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/dra/claims.h"
+#include "edgefd/dra/device_classes.h"
+#include "edgefd/dra/kubelet_plugin.h"
+#include "edgefd/dra/metrics.h"
+#include "edgefd/dra/publisher.h"
+#include "stop_signals.h"
+
+namespace edgefd::dra {
+namespace {
+
+namespace fs = std::filesystem;
+using deviceplugin::CdiSpecDir;
+using deviceplugin::CdiSpecFeed;
+using deviceplugin::DevicePluginFlags;
+using deviceplugin::InventoryFeed;
+using deviceplugin::InventoryRegistry;
+using deviceplugin::PluginServer;
+
+// Users run it as `edgefd-deviceplugin --mode dra`: its messages carry that name.
+constexpr char kName[] = "edgefd-deviceplugin";
+
+constexpr char kDescription[] =
+    R"(The DRA kubelet plugin of edgefd (driver edgefd.io), over the same discovery as the device
+plugin: publishes this node's accelerators and big/mid/little cores as ResourceSlices (one pool
+per node), prepares allocated ResourceClaims for the kubelet (NodePrepareResources) and writes
+the CDI specs the container runtime injects. --mode both also serves the device plugin. Runs
+until SIGTERM or SIGINT.)";
+
+constexpr char kFooter[] =
+    R"(Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
+
+struct Flags {
+  DevicePluginFlags dp;
+  KubeFlags kube;
+  KubeletPluginOptions plugin;
+  std::string resource_api = "auto";
+  std::string device_taints = "auto";
+  bool print_device_classes = false;
+  bool print_extended_resources = false;
+  bool print_slices = false;
+};
+
+// The flags only the DRA modes have, in the group "DRA".
+void AddDraFlags(CLI::App& app, Flags& flags) {
+  const std::string group = "DRA";
+  app.add_option("--kubelet-registry-dir", flags.plugin.registry_dir,
+                 "the kubelet's plugin registration directory (default: "
+                 "/var/lib/kubelet/plugins_registry)")
+      ->type_name("DIR")
+      ->group(group);
+  app.add_option("--kubelet-plugins-dir", flags.plugin.plugins_dir,
+                 "the kubelet's plugin directory; the DRA socket and the checkpoint go in its "
+                 "edgefd.io/ (default: /var/lib/kubelet/plugins)")
+      ->type_name("DIR")
+      ->group(group);
+  app.add_option("--resource-api", flags.resource_api,
+                 "the resource.k8s.io version to talk: auto (the newest the API server serves), "
+                 "v1, v1beta2 or v1beta1 (default: auto)")
+      ->type_name("VERSION")
+      ->check(OneOf({"auto", "v1", "v1beta2", "v1beta1"}))
+      ->group(group);
+  app.add_option("--device-taints", flags.device_taints,
+                 "taint vanished devices that a pod holds: auto (when the API server keeps "
+                 "device taints), on or off (default: auto)")
+      ->type_name("WHEN")
+      ->check(OneOf({"auto", "on", "off"}))
+      ->group(group);
+  app.add_flag("--print-device-classes", flags.print_device_classes,
+               "print the DeviceClasses for the rules (built-in and --config), then exit")
+      ->group(group);
+  app.add_flag("--print-extended-resources", flags.print_extended_resources,
+               "print the extendedResourceName patch for those DeviceClasses, then exit")
+      ->group(group);
+  app.add_flag("--print-slices", flags.print_slices,
+               "print the ResourceSlices this node would publish (JSON), then exit")
+      ->group(group);
+}
+
+// Parses the command line into `flags`; an exit code when the program should stop now.
+std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
+  CLI::App app(kDescription, kName);
+  ConfigureApp(app, kFooter);
+  flags.dp.mode = "dra";
+  AddDevicePluginFlags(app, flags.dp);
+  flags.kube.resync = std::chrono::seconds(30);
+  AddKubeFlags(app, flags.kube, "the node's ResourceSlices");
+  AddDraFlags(app, flags);
+  if (auto code = ParseCommandLine(app, argc, argv)) return code;
+  if (flags.dp.mode == "device-plugin") {
+    std::fprintf(stderr,
+                 "%s: --mode device-plugin is served by edgefd-deviceplugin itself\n"
+                 "Try '%s --help'.\n",
+                 kName, kName);
+    return kExitUsage;
+  }
+  if (flags.kube.node_name.empty()) flags.kube.node_name = DefaultNodeName();
+  SetUpLogging(kName, flags.dp.log_level);
+  return std::nullopt;
+}
+
+// The Node's UID for the slices' owner reference; empty (with a warning) when not readable.
+std::string NodeUid(ApiTransport& api, const std::string& node) {
+  auto response = api.Send("GET", "/api/v1/nodes/" + node, "", "");
+  if (!response || response->status != 200) {
+    spdlog::warn("cannot read Node {} ({}); ResourceSlices get no owner reference", node,
+                 response ? DescribeFailure("GET", *response) : response.error().message);
+    return {};
+  }
+  return StringAt(Json::parse(response->body, nullptr, /*allow_exceptions=*/false),
+                  "/metadata/uid");
+}
+
+// --print-device-classes, --print-extended-resources, --print-slices.
+int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) {
+  if (flags.print_device_classes || flags.print_extended_resources) {
+    auto rules = LoadRules(flags.dp.discovery.discovery.rule_files);
+    if (!rules) {
+      spdlog::error("{}", rules.error().message);
+      return kExitUsage;
+    }
+    std::cout << (flags.print_device_classes ? DeviceClassesYaml(*rules)
+                                             : ExtendedResourcePatchYaml(*rules));
+    return kExitOk;
+  }
+  auto inventory = discover();
+  if (!inventory) {
+    spdlog::error("{}", inventory.error().message);
+    return kExitUsage;
+  }
+  InventoryRegistry registry(*inventory);
+  ResourceApi api(flags.resource_api == "auto" ? "v1" : flags.resource_api);
+  auto parts = SplitPool(PoolDevices(deviceplugin::AllSnapshots(registry), {}, false));
+  Json list = Json::array();
+  for (size_t i = 0; i < parts.size(); ++i) {
+    list.push_back(
+        SliceJson(api, SliceTarget{flags.kube.node_name, "", 1, parts.size()}, i, parts[i]));
+  }
+  std::cout << DumpJson(list, 2) << "\n";
+  return kExitOk;
+}
+
+// The resource.k8s.io version: the flag's, or the newest the API server serves. The API server
+// may be restarting: keep asking, but give up at once on SIGTERM (nullopt).
+std::optional<ResourceApi> ChooseResourceApi(const std::string& flag, ApiTransport& api,
+                                             StopSignals& stop) {
+  if (flag != "auto") return ResourceApi(flag);
+  for (auto delay = std::chrono::milliseconds(500);;
+       delay = std::min(delay * 2, std::chrono::milliseconds(30000))) {
+    auto found = DiscoverResourceApi(api);
+    if (found) return *found;
+    spdlog::warn("{} (retrying in {} ms)", found.error().message, delay.count());
+    if (stop.WaitFor(delay)) return std::nullopt;
+  }
+}
+
+// Serves until SIGTERM/SIGINT: hardware → registry (as in the device plugin) → CDI specs,
+// the device plugin (--mode both), the pool of ResourceSlices, the kubelet plugin.
+int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
+  ::signal(SIGPIPE, SIG_IGN);
+
+  // One client for the publisher, the claim reader (on the kubelet's gRPC threads) and the
+  // device-loss reporter: a kept-alive connection per concurrent request.
+  std::string server;
+  auto client = ConnectToApiServer(flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify,
+                                   &server, /*shared=*/true);
+  if (!client) {
+    spdlog::error("{}", client.error().message);
+    return kExitUsage;
+  }
+  ApiTransport& api = **client;
+  // A stop cancels the requests in flight, so that no thread waits out a request's timeout.
+  StopSignals stop([&api] { api.Cancel(); });
+
+  deviceplugin::Metrics dp_metrics;
+  InventoryRegistry registry;
+  HotplugWatcher udev_watcher(watch);
+  deviceplugin::NoChangeSource no_changes;
+  ChangeSource& changes = flags.dp.inventory_file ? static_cast<ChangeSource&>(no_changes)
+                                                  : static_cast<ChangeSource&>(udev_watcher);
+  InventoryFeed feed(registry, std::move(discover), changes, &dp_metrics);
+  if (Status s = feed.Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitUsage;
+  }
+  if (!flags.dp.inventory_file) {
+    if (!udev_watcher.warning().empty()) spdlog::warn("{}", udev_watcher.warning());
+    spdlog::info("watching for hardware changes ({})", udev_watcher.mode());
+  }
+
+  CdiSpecDir cdi_dir(flags.dp.cdi_dir);
+  CdiSpecFeed cdi_feed(registry, cdi_dir);
+  if (Status s = cdi_feed.Start(); !s) {
+    spdlog::error("CDI: {}", s.error().message);
+    return kExitFailure;
+  }
+
+  // The device plugin needs no API server: it serves the kubelet whatever the API server does.
+  std::unique_ptr<PluginServer> dp_server;
+  if (flags.dp.mode == "both") {
+    deviceplugin::PluginServerOptions options = flags.dp.server;
+    options.cdi = flags.dp.cdi;
+    dp_server = std::make_unique<PluginServer>(registry, options, &dp_metrics);
+    if (Status s = dp_server->Start(); !s) {
+      spdlog::error("{}", s.error().message);
+      return kExitFailure;
+    }
+  }
+
+  std::optional<ResourceApi> version = ChooseResourceApi(flags.resource_api, api, stop);
+  if (!version) return kExitOk;  // stopped while the API server was away
+  spdlog::info("talking {} to {}", version->GroupVersion(), server);
+
+  const std::string& node = flags.kube.node_name;
+  const fs::path driver_dir = flags.plugin.plugins_dir / std::string(kDriverName);
+  ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(driver_dir / "checkpoint.json"),
+                       node);
+  if (Status s = claims.Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitFailure;
+  }
+  SlicePublisher::Options publish;
+  publish.node = node;
+  publish.node_uid = NodeUid(api, node);
+  publish.taints = *ParseTaintMode(flags.device_taints);  // the parser checked the word
+  publish.resync = flags.kube.resync;
+  SlicePublisher publisher(registry, api, *version, publish, [&] { return claims.HeldDevices(); });
+  claims.SetOnChange([&] { publisher.Trigger(); });
+  publisher.Start();
+  DeviceLossReporter loss(registry, claims, api, *version, node,
+                          [&] { return publisher.Stats().taints; });
+  loss.Start();
+
+  KubeletPlugin plugin(claims, flags.plugin);
+  // After a kubelet restart (which wipes this node's slices) the pool is written again.
+  plugin.SetOnRegistered([&] {
+    publisher.Trigger();
+    publisher.CheckIn(std::chrono::seconds(5));
+  });
+  if (Status s = plugin.Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitFailure;
+  }
+
+  std::unique_ptr<HttpEndpoint> http;
+  if (MetricsEnabled(flags.dp.metrics_address)) {
+    auto state = [&] {
+      return DraState{publisher.Stats(), plugin.Stats(), plugin.Registration(),
+                      claims.Claims().size()};
+    };
+    HealthChecks device_plugin =
+        dp_server ? deviceplugin::PluginHealth(dp_metrics, registry) : HealthChecks{};
+    auto endpoint = StartHealthEndpoint(flags.dp.metrics_address, DraHealth(state, device_plugin),
+                                        "--metrics-addr");
+    if (!endpoint) {
+      spdlog::error("{}", endpoint.error().message);
+      return kExitUsage;
+    }
+    http = std::move(*endpoint);
+    spdlog::info("metrics on {} (port {})", flags.dp.metrics_address, http->port());
+  }
+
+  stop.Wait();
+  http.reset();
+  plugin.Stop();
+  loss.Stop();
+  publisher.Stop();
+  if (dp_server) dp_server->Stop();
+  cdi_feed.Stop();
+  feed.Stop();
+  stop.Done();
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunDraCli(int argc, char** argv) {
+  // edgefd-deviceplugin kept the stop signals blocked across exec: one that came meanwhile
+  // is taken now.
+  InstallStopHandlers();
+  Flags flags;
+  if (auto code = ParseFlags(argc, argv, flags)) return *code;
+  InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp);
+  if (flags.dp.list) return deviceplugin::ListResources(discover);
+  if (flags.print_device_classes || flags.print_extended_resources || flags.print_slices) {
+    return PrintAndExit(flags, discover);
+  }
+  if (flags.kube.node_name.empty()) {
+    spdlog::error(
+        "the node name is unknown: set --node-name or $NODE_NAME (the DaemonSet sets it from "
+        "spec.nodeName)");
+    return kExitUsage;
+  }
+  auto watch = deviceplugin::MakeWatchOptions(flags.dp);
+  if (!watch) {
+    spdlog::error("{}", watch.error().message);
+    return kExitUsage;
+  }
+  return Serve(flags, std::move(discover), *watch);
+}
+
+}  // namespace edgefd::dra

@@ -1,0 +1,59 @@
+#include "edgefd/dra/metrics.h"
+
+#include "edgefd/common/prometheus.h"
+
+namespace edgefd::dra {
+
+std::string RenderMetrics(const DraState& s) {
+  PrometheusWriter out;
+  out.Gauge("edgefd_dra_registered", "1 when the kubelet accepted the DRA plugin's registration.",
+            s.registration.registered ? 1 : 0);
+  out.Counter("edgefd_dra_prepare_calls_total", "NodePrepareResources calls.",
+              static_cast<double>(s.plugin.prepare_calls));
+  out.Counter("edgefd_dra_prepared_claims_total", "Claims prepared successfully.",
+              static_cast<double>(s.plugin.prepared_claims));
+  out.Counter("edgefd_dra_prepare_errors_total", "Claims answered with an error.",
+              static_cast<double>(s.plugin.prepare_errors));
+  out.Counter("edgefd_dra_unprepare_calls_total", "NodeUnprepareResources calls.",
+              static_cast<double>(s.plugin.unprepare_calls));
+  out.Counter("edgefd_dra_unprepare_errors_total", "Claims whose unprepare failed.",
+              static_cast<double>(s.plugin.unprepare_errors));
+  out.Gauge("edgefd_dra_prepared_claims", "Claims prepared on this node now.",
+            static_cast<double>(s.prepared_claims));
+  out.Gauge("edgefd_dra_pool_generation", "Generation of the node's ResourceSlice pool.",
+            static_cast<double>(s.slices.generation));
+  out.Gauge("edgefd_dra_pool_devices", "Devices in the node's ResourceSlice pool.",
+            static_cast<double>(s.slices.devices));
+  out.Counter("edgefd_dra_slice_syncs_total", "Pool writes that changed something.",
+              static_cast<double>(s.slices.syncs));
+  out.Counter("edgefd_dra_slice_sync_failures_total", "Failed pool write attempts.",
+              static_cast<double>(s.slices.failures));
+  out.Gauge("edgefd_dra_device_taints", "1 when vanished devices are tainted in the pool.",
+            s.slices.taints ? 1 : 0);
+  return out.text();
+}
+
+std::optional<std::string> NotReadyReason(const DraState& state) {
+  if (!state.registration.registered) return "not registered with the kubelet yet";
+  if (!state.slices.published) return "ResourceSlices not published yet";
+  return std::nullopt;
+}
+
+HealthChecks DraHealth(std::function<DraState()> state, HealthChecks device_plugin) {
+  HealthChecks checks;
+  checks.metrics = [state, dp = device_plugin.metrics] {
+    std::string text = RenderMetrics(state());
+    if (dp) text += dp();
+    return text;
+  };
+  checks.not_ready = [state, dp = device_plugin.not_ready]() -> std::optional<std::string> {
+    if (auto reason = NotReadyReason(state())) return reason;
+    if (dp) {
+      if (auto reason = dp()) return "device plugin: " + *reason;
+    }
+    return std::nullopt;
+  };
+  return checks;
+}
+
+}  // namespace edgefd::dra

@@ -1,0 +1,117 @@
+#include "edgefd/dra/resource_api.h"
+
+#include <algorithm>
+
+#include "edgefd/common/json.h"
+
+namespace edgefd::dra {
+namespace {
+
+constexpr std::string_view kGroupPath = "/apis/resource.k8s.io";
+// A ResourceClaim holds at most 32 requests with up to 32 results each; anything far larger
+// is not a claim the API server would have stored.
+constexpr size_t kMaxResults = 4096;
+constexpr size_t kMaxClaimBytes = 4 << 20;
+
+}  // namespace
+
+std::string ResourceApi::SlicesPath() const {
+  return std::string(kGroupPath) + "/" + version_ + "/resourceslices";
+}
+
+std::string ResourceApi::NodeSlicesQuery(std::string_view node) const {
+  // Node names are DNS subdomains: nothing in them needs escaping in a query.
+  return SlicesPath() + "?fieldSelector=spec.nodeName%3D" + std::string(node) +
+         "%2Cspec.driver%3D" + std::string(kDriverName);
+}
+
+std::string ResourceApi::SlicePath(std::string_view name) const {
+  return SlicesPath() + "/" + std::string(name);
+}
+
+std::string ResourceApi::ClaimPath(std::string_view ns, std::string_view name) const {
+  return std::string(kGroupPath) + "/" + version_ + "/namespaces/" + std::string(ns) +
+         "/resourceclaims/" + std::string(name);
+}
+
+std::string ResourceApi::ClaimStatusPath(std::string_view ns, std::string_view name) const {
+  return ClaimPath(ns, name) + "/status";
+}
+
+const std::vector<std::string>& SupportedResourceVersions() {
+  static const std::vector<std::string> versions = {"v1", "v1beta2", "v1beta1"};
+  return versions;
+}
+
+std::string DescribeFailure(std::string_view what, const ApiResponse& response) {
+  std::string out = std::string(what) + ": HTTP " + std::to_string(response.status);
+  const Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  const std::string message = StringAt(body, "/message");
+  if (!message.empty()) out += ": " + message.substr(0, 300);
+  return out;
+}
+
+Result<ResourceApi> DiscoverResourceApi(ApiTransport& api) {
+  auto response = api.Send("GET", std::string(kGroupPath), "", "");
+  if (!response) return response.error();
+  if (response->status == 404) {
+    return Error{
+        "the API server serves no resource.k8s.io API group: Dynamic Resource Allocation "
+        "needs Kubernetes 1.32+ (1.34+ for resource.k8s.io/v1)"};
+  }
+  if (response->status != 200)
+    return Error{DescribeFailure("GET " + std::string(kGroupPath), *response)};
+  const Json group = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::string> served;
+  if (const Json* versions = ValueAt(group, "/versions"); versions && versions->is_array()) {
+    for (const Json& v : *versions) served.push_back(StringAt(v, "/version"));
+  }
+  for (const std::string& want : SupportedResourceVersions()) {
+    if (std::find(served.begin(), served.end(), want) != served.end()) return ResourceApi(want);
+  }
+  std::string list;
+  for (const std::string& v : served) list += (list.empty() ? "" : ", ") + v;
+  return Error{"the API server serves resource.k8s.io versions [" + list +
+               "]; edgefd needs v1, v1beta2 or v1beta1"};
+}
+
+Result<ClaimObject> ParseClaim(std::string_view text, std::string_view where) {
+  const std::string w(where);
+  if (text.size() > kMaxClaimBytes) return Error{w + ": ResourceClaim is larger than 4 MiB"};
+  auto parsed = ParseJson(text, w);
+  if (!parsed) return parsed.error();
+  const Json& claim = *parsed;
+  if (!claim.is_object()) return Error{w + ": not a JSON object"};
+  const Json* meta = ValueAt(claim, "/metadata");
+  if (meta == nullptr || !meta->is_object()) return Error{w + ": no metadata"};
+  ClaimObject out;
+  out.ns = StringAt(*meta, "/namespace");
+  out.name = StringAt(*meta, "/name");
+  out.uid = StringAt(*meta, "/uid");
+  out.resource_version = StringAt(*meta, "/resourceVersion");
+  const Json* allocation = ValueAt(claim, "/status/allocation");
+  if (allocation == nullptr || !allocation->is_object()) return out;
+  out.allocated = true;
+  if (const Json* results = ValueAt(*allocation, "/devices/results"); results != nullptr) {
+    if (!results->is_array()) return Error{w + ": status.allocation.devices.results is not a list"};
+    if (results->size() > kMaxResults) return Error{w + ": too many allocation results"};
+    for (const Json& r : *results) {
+      AllocationResult result{StringAt(r, "/request"), StringAt(r, "/driver"), StringAt(r, "/pool"),
+                              StringAt(r, "/device")};
+      if (result.driver.empty() || result.pool.empty() || result.device.empty()) {
+        return Error{w + ": an allocation result lacks driver, pool or device"};
+      }
+      out.results.push_back(std::move(result));
+    }
+  }
+  if (const Json* config = ValueAt(*allocation, "/devices/config"); config && config->is_array()) {
+    for (const Json& c : *config) {
+      if (const Json* opaque = ValueAt(c, "/opaque"); opaque != nullptr) {
+        out.config_drivers.push_back(StringAt(*opaque, "/driver"));
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace edgefd::dra

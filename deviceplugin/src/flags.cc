@@ -1,0 +1,114 @@
+#include "edgefd/deviceplugin/flags.h"
+
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "edgefd/deviceplugin/registry.h"
+#include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/udev.h"
+
+namespace edgefd::deviceplugin {
+
+void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
+  app.add_option("--mode", flags.mode,
+                 "device-plugin (the kubelet device-plugin API), dra (Dynamic Resource "
+                 "Allocation: ResourceSlices, the DRA kubelet plugin, CDI specs; see --mode dra "
+                 "--help) or both (default: " +
+                     flags.mode + ")")
+      ->type_name("MODE")
+      ->check(OneOf({"device-plugin", "dra", "both"}));
+  app.add_flag("--list", flags.list, "print the resources and devices it would serve, then exit");
+  AddDiscoveryFlags(app, flags.discovery);
+  app.add_option_function<std::string>(
+         "--inventory", [&flags](const std::string& file) { flags.inventory_file = file; },
+         "use a static inventory (YAML/JSON) instead of discovery")
+      ->type_name("FILE")
+      ->group("Discovery");
+  const std::string group = "Device plugin";
+  app.add_option("--kubelet-dir", flags.server.kubelet_dir,
+                 "kubelet device-plugin directory holding kubelet.sock (default: "
+                 "/var/lib/kubelet/device-plugins)")
+      ->type_name("DIR")
+      ->group(group);
+  app.add_option("--socket-prefix", flags.server.socket_prefix,
+                 "socket file name prefix (default: edgefd-)")
+      ->type_name("P")
+      ->group(group);
+  app.add_flag("--cdi", flags.cdi,
+               "also name each allocated device's CDI device in Allocate and keep the CDI "
+               "spec in --cdi-dir current (DRA modes always keep the specs)")
+      ->group(group);
+  app.add_option("--cdi-dir", flags.cdi_dir,
+                 "where the CDI specs go (default: " + std::string(kDefaultCdiDir) + ")")
+      ->type_name("DIR")
+      ->group(group);
+  AddMetricsAddrFlag(app, flags.metrics_address)
+      ->description(
+          "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "
+          "(default: :9479; none or an empty ADDR turns it off)");
+  AddLogLevelFlag(app, flags.log_level);
+}
+
+InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags) {
+  if (flags.inventory_file) {
+    return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
+  }
+  // One Discoverer for every hotplug event: the devicetree is read again only when it can
+  // have changed (the feed calls this under its lock).
+  auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
+  return [discoverer]() -> Result<Inventory> {
+    auto report = discoverer->Run();
+    if (!report) return report.error();
+    return std::move(report->inventory);
+  };
+}
+
+Result<WatchOptions> MakeWatchOptions(const DevicePluginFlags& flags) {
+  WatchOptions watch;
+  watch.rescan = flags.discovery.rescan;
+  if (flags.inventory_file) return watch;
+  auto rules = LoadRules(flags.discovery.discovery.rule_files);
+  if (!rules) return rules.error();
+  watch.subsystems = UdevSubsystems(*rules);
+  return watch;
+}
+
+namespace {
+
+void PrintResources(const DeviceRegistry& registry) {
+  for (const std::string& name : registry.ResourceNames()) {
+    auto snapshot = registry.Snapshot(name);
+    if (!snapshot) continue;
+    std::cout << name << " (" << EnvVarName(*snapshot);
+    if (snapshot->kind == ResourceKind::kAccelerator) {
+      std::cout << ", " << DevnodesEnvVarName(*snapshot);
+    }
+    std::cout << ")\n";
+    for (const PluginDevice& d : snapshot->devices) {
+      std::cout << "  " << d.id << (d.healthy && d.present ? " Healthy" : " Unhealthy");
+      if (d.numa_node >= 0) std::cout << " numa=" << d.numa_node;
+      if (d.group >= 0) std::cout << " group=" << d.group;
+      for (const std::string& n : d.devnodes) std::cout << ' ' << n;
+      std::cout << '\n';
+    }
+  }
+  if (registry.ResourceNames().empty()) std::cout << "no resources\n";
+}
+
+}  // namespace
+
+int ListResources(const InventoryFeed::DiscoverFn& discover) {
+  auto inventory = discover();
+  if (!inventory) {
+    spdlog::error("{}", inventory.error().message);
+    return kExitUsage;
+  }
+  InventoryRegistry registry;
+  registry.Update(*inventory);
+  PrintResources(registry);
+  return kExitOk;
+}
+
+}  // namespace edgefd::deviceplugin

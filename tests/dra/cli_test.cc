@@ -1,0 +1,289 @@
+// edgefd-deviceplugin --mode dra|both as a user runs it: the real binaries as a subprocess,
+// against the API server stand-in over TLS (kubeconfig) and the kubelet stand-ins over gRPC.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "dra_test_support.h"
+#include "edgefd/testing/fake_dra_kubelet.h"
+#include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/http.h"
+#include "edgefd/testing/paths.h"
+#include "edgefd/testing/process.h"
+
+namespace edgefd::dra {
+namespace {
+
+namespace fs = std::filesystem;
+using ::edgefd::testing::Child;
+using ::edgefd::testing::ReadFile;
+using ::edgefd::testing::TestPki;
+using ::edgefd::testing::WriteFile;
+using testing::FakeApiServer;
+using testing::FakeDraKubelet;
+using ::testing::HasSubstr;
+using testing::kNode;
+using testing::TempDir;
+
+const std::string kBin = ::edgefd::testing::DevicePluginBin();
+const std::string kInventory = (::edgefd::testing::TestdataDir() / "dra/rock5b.yaml").string();
+
+struct RunResult {
+  int code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// Runs the binary to completion without NODE_NAME in its environment.
+RunResult RunBinary(const std::string& args) {
+  auto argv = ::edgefd::testing::CommandLine(kBin, args);
+  argv.insert(argv.begin(), {"/usr/bin/env", "-u", "NODE_NAME"});
+  ::edgefd::testing::CommandResult r = ::edgefd::testing::RunCommand(argv);
+  return {r.exit_code, r.out + r.err};
+}
+
+// A TLS API server with a token, a kubeconfig for it, and the kubelet's directories.
+class DraCliTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (pki_ == nullptr) {
+      auto pki = TestPki::Create(::edgefd::testing::MakeTempDir("edgefd-dra-pki"));
+      ASSERT_TRUE(pki.ok()) << pki.error().message;
+      pki_ = new TestPki(*pki);
+    }
+  }
+  void SetUp() override {
+    server_ = std::make_unique<FakeApiServer>(
+        FakeApiServer::Options{pki_->server_cert, pki_->server_key, pki_->ca_cert});
+    server_->SetToken("dra-token");
+    server_->AddNode(kNode, {});
+    WriteFile(dir_.path() / "kubeconfig", server_->Kubeconfig(pki_->ca_cert, "dra-token"));
+    for (const char* d : {"registry", "plugins", "cdi", "device-plugins"}) {
+      fs::create_directories(dir_.path() / d);
+    }
+  }
+  void Start(const std::string& mode, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {kBin,
+                                     "--mode",
+                                     mode,
+                                     "--inventory",
+                                     kInventory,
+                                     "--node-name",
+                                     kNode,
+                                     "--kubeconfig",
+                                     dir_ / "kubeconfig",
+                                     "--kubelet-registry-dir",
+                                     dir_ / "registry",
+                                     "--kubelet-plugins-dir",
+                                     dir_ / "plugins",
+                                     "--kubelet-dir",
+                                     dir_ / "device-plugins",
+                                     "--cdi-dir",
+                                     dir_ / "cdi",
+                                     "--metrics-addr",
+                                     "none"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    plugin_ = std::make_unique<Child>(args);
+    ASSERT_TRUE(plugin_->started());
+  }
+  // SIGTERM; the exit status, or -1 when it took longer than `limit`.
+  int Stop(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    return plugin_->StopWithin(SIGTERM, limit);
+  }
+  bool PoolHas(const std::string& device) {
+    for (const Json& d : server_->resources().PoolDevices(kNode)) {
+      if (d.value("name", "") == device) return true;
+    }
+    return false;
+  }
+
+  static inline TestPki* pki_ = nullptr;
+  TempDir dir_;
+  std::unique_ptr<FakeApiServer> server_;
+  std::unique_ptr<Child> plugin_;
+};
+
+TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("edgetpu-2-1") && PoolHas("cpu7"); }));
+  Json slice = server_->resources().Slices().at(0);
+  // The Node's UID came from the API server: the slices go when the Node goes.
+  EXPECT_EQ(slice["metadata"]["ownerReferences"][0]["name"], kNode);
+  EXPECT_FALSE(slice["metadata"]["ownerReferences"][0].value("uid", "").empty());
+  EXPECT_TRUE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device.json"));
+
+  server_->resources().AddClaim(
+      "default", "two-big", "uid-1",
+      {{"cores", "edgefd.io", kNode, "cpu6"}, {"cores", "edgefd.io", kNode, "cpu7"}});
+  auto answer = kubelet.Prepare("edgefd.io", {{"default", "uid-1", "two-big"}});
+  ASSERT_TRUE(answer) << answer.error().message;
+  ASSERT_EQ(answer->at("uid-1").error, "");
+  EXPECT_EQ(answer->at("uid-1").devices.size(), 2u);
+  EXPECT_THAT(ReadFile(dir_.path() / "cdi" / "edgefd.io-device_uid-1.json"),
+              HasSubstr("EDGEFD_BIG_CPUS=6,7"));
+
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+  EXPECT_FALSE(fs::exists(dir_.path() / "registry" / "edgefd.io-reg.sock"));
+  // The slices stay for the restarted plugin (the kubelet removes them if it never comes back).
+  EXPECT_TRUE(PoolHas("cpu7"));
+}
+
+TEST_F(DraCliTest, ARestartedPluginKeepsItsPreparedClaims) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  server_->resources().AddClaim("default", "tpu", "uid-tpu",
+                                {{"tpu", "edgefd.io", kNode, "edgetpu-2-1"}});
+  auto first = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->at("uid-tpu").error, "");
+  ASSERT_EQ(Stop(), 0) << plugin_->err();
+  // The claim is gone from the API server meanwhile: only the checkpoint can answer.
+  server_->resources().DeleteClaim("default", "tpu");
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io",
+                              [](const auto& p) { return p.registered && p.registrations == 2; }));
+  auto again = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->at("uid-tpu").error, "");
+  EXPECT_EQ(again->at("uid-tpu").devices[0].cdi_ids, first->at("uid-tpu").devices[0].cdi_ids);
+  auto undone = kubelet.Unprepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  ASSERT_TRUE(undone);
+  EXPECT_EQ(undone->at("uid-tpu"), "");
+  EXPECT_FALSE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device_uid-tpu.json"));
+}
+
+TEST_F(DraCliTest, ServesMetricsAndReadinessOverHttp) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra", {"--metrics-addr", "127.0.0.1:0"});  // the later flag wins
+  // Its log (stderr) says which port it bound.
+  ASSERT_TRUE(plugin_->WaitFor([](const std::string&, const std::string& err) {
+    size_t at = err.find("(port ");
+    return at != std::string::npos && err.find(')', at) != std::string::npos;
+  })) << plugin_->err();
+  const auto port =
+      static_cast<uint16_t>(std::stoi(plugin_->err().substr(plugin_->err().find("(port ") + 6)));
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  // The publisher logs the pool after it has counted it as written.
+  ASSERT_TRUE(plugin_->WaitFor([](const std::string&, const std::string& err) {
+    return err.find("published pool rock5b generation") != std::string::npos;
+  })) << plugin_->err();
+  EXPECT_THAT(::edgefd::testing::HttpGet(port, "/readyz"), HasSubstr("HTTP/1.1 200"));
+  const std::string metrics = ::edgefd::testing::HttpGet(port, "/metrics");
+  EXPECT_THAT(metrics, HasSubstr("edgefd_dra_registered 1"));
+  EXPECT_THAT(metrics, HasSubstr("edgefd_dra_pool_devices 9"));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+}
+
+TEST_F(DraCliTest, BothModesServeTheDevicePluginToo) {
+  FakeDraKubelet dra(dir_.path() / "registry");
+  ASSERT_TRUE(dra.Start());
+  ::edgefd::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ASSERT_TRUE(dp.Start());
+  Start("both", {"--cdi"});
+  ASSERT_TRUE(dra.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  ASSERT_TRUE(dp.WaitFor("edgefd.io/big-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  EXPECT_EQ(dp.Get("edgefd.io/big-cpu")->lists.back().devices_size(), 4);
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("cpu4"); }));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+  EXPECT_FALSE(fs::exists(dir_.path() / "device-plugins" / "edgefd-big-cpu.sock"));
+}
+
+TEST_F(DraCliTest, BothModesServeTheDevicePluginWhileTheApiServerIsDown) {
+  server_->StopListening();
+  ::edgefd::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ASSERT_TRUE(dp.Start());
+  Start("both");
+  ASSERT_TRUE(dp.WaitFor("edgefd.io/edgetpu", [](const auto& ep) { return !ep.lists.empty(); }));
+  server_->StartListening();  // back: the DRA side comes up too
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("edgetpu-2-1"); }));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+}
+
+TEST_F(DraCliTest, AWrongTokenIsReportedAndSigtermStillStopsIt) {
+  WriteFile(dir_.path() / "kubeconfig", server_->Kubeconfig(pki_->ca_cert, "wrong"));
+  Start("dra");
+  ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET", 401) >= 2; }));
+  EXPECT_TRUE(server_->resources().Slices().empty());
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+}
+
+TEST_F(DraCliTest, AHungApiServerDoesNotDelaySigterm) {
+  // The API server accepts the request and never answers (the client would wait 10 s).
+  server_->InjectFault({FakeApiServer::FaultKind::kHang, 0, std::chrono::seconds(30), "GET"});
+  Start("dra");
+  ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET") >= 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(Stop(std::chrono::seconds(2)), 0) << plugin_->err();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+}
+
+TEST(DraCli, UsageErrorsExitTwoNamingTheInput) {
+  RunResult r = RunBinary("--mode dra --device-taints maybe");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("maybe"));
+  r = RunBinary("--mode dra --resync 0");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("--resync"));
+  r = RunBinary("--mode dra --node-name n --kubeconfig /nonexistent/kubeconfig");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/kubeconfig"));
+  r = RunBinary("--mode dra --print-slices --inventory /nonexistent/inv.yaml");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.output, HasSubstr("/nonexistent/inv.yaml"));
+  // Run on its own, the DRA program serves the DRA modes only.
+  auto direct = ::edgefd::testing::RunCommand(
+      {(fs::path(kBin).parent_path() / "edgefd-deviceplugin-dra").string(), "--mode",
+       "device-plugin"});
+  EXPECT_EQ(direct.exit_code, 2);
+  EXPECT_THAT(direct.err, HasSubstr("edgefd-deviceplugin itself"));
+}
+
+TEST(DraCli, HelpListsTheSharedFlagGroupsOnce) {
+  RunResult r = RunBinary("--mode dra --help");
+  ASSERT_EQ(r.code, 0);
+  for (const char* flag :
+       {"--kubelet-dir", "--cdi-dir", "--root", "--rescan", "--node-name", "--kubeconfig",
+        "--resync", "--kubelet-registry-dir", "--metrics-addr"}) {
+    EXPECT_THAT(r.output, HasSubstr(flag));
+  }
+  // The DRA program's own default for --resync, in the labeller's words.
+  EXPECT_THAT(r.output, HasSubstr("re-read the node's ResourceSlices"));
+  EXPECT_THAT(r.output, HasSubstr("(default: 30)"));
+}
+
+TEST(DraCli, NodeNameComesFromTheFlagThenNodeNameThenTheHostname) {
+  auto pool = [](const ::edgefd::testing::CommandResult& r) {
+    auto slices = ParseJson(r.out, "--print-slices");
+    EXPECT_TRUE(slices.ok()) << r.out << r.err;
+    return slices.ok() ? StringAt(*slices, "/0/spec/pool/name") : std::string();
+  };
+  const auto args =
+      ::edgefd::testing::CommandLine(kBin, "--mode dra --print-slices --inventory " + kInventory);
+  EXPECT_EQ(pool(::edgefd::testing::RunCommand(args, {"NODE_NAME=from-env"})), "from-env");
+  auto with_flag = args;
+  with_flag.insert(with_flag.end(), {"--node-name", "from-flag"});
+  EXPECT_EQ(pool(::edgefd::testing::RunCommand(with_flag, {"NODE_NAME=from-env"})), "from-flag");
+  char host[256] = {};
+  ASSERT_EQ(gethostname(host, sizeof host - 1), 0);
+  auto without = args;
+  without.insert(without.begin(), {"/usr/bin/env", "-u", "NODE_NAME"});
+  EXPECT_EQ(pool(::edgefd::testing::RunCommand(without)), host);
+}
+
+TEST(DraCli, PrintSlicesShowsWhatANodeWouldPublish) {
+  RunResult r = RunBinary("--mode dra --print-slices --node-name rock5b --inventory " + kInventory);
+  ASSERT_EQ(r.code, 0) << r.output;
+  Json slices = Json::parse(r.output);
+  ASSERT_EQ(slices.size(), 1u);
+  EXPECT_EQ(slices[0]["spec"]["pool"]["name"], "rock5b");
+  EXPECT_EQ(slices[0]["spec"]["devices"].size(), 9u);  // eight cores and the Edge TPU
+  EXPECT_EQ(slices[0]["spec"]["devices"][8]["attributes"]["productID"]["string"], "9302");
+}
+
+}  // namespace
+}  // namespace edgefd::dra

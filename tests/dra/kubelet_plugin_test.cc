@@ -1,0 +1,165 @@
+// The DRA kubelet plugin against a kubelet stand-in over real gRPC on unix sockets.
+#include "edgefd/dra/kubelet_plugin.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "dra_test_support.h"
+#include "edgefd/testing/fake_dra_kubelet.h"
+
+namespace edgefd::dra {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ClientFor;
+using testing::DraInventory;
+using ::testing::ElementsAre;
+using testing::FakeApiServer;
+using testing::FakeDraKubelet;
+using testing::FedRegistry;
+using ::testing::HasSubstr;
+using testing::kNode;
+using testing::TempDir;
+
+bool Registered(const FakeDraKubelet::Plugin& p) { return p.registered; }
+
+class KubeletPluginTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(registry_dir_);
+    fs::create_directories(dir_.path() / "cdi");
+    ASSERT_TRUE(preparer_.Start());
+  }
+  KubeletPluginOptions Options() {
+    KubeletPluginOptions o;
+    o.registry_dir = registry_dir_;
+    o.plugins_dir = dir_.path() / "plugins";
+    return o;
+  }
+
+  TempDir dir_;
+  fs::path registry_dir_ = dir_.path() / "plugins_registry";
+  FakeApiServer server_;
+  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  FedRegistry hw_{DraInventory(2)};
+  deviceplugin::CdiSpecDir cdi_{dir_.path() / "cdi"};
+  ClaimPreparer preparer_{hw_.registry(),
+                          *api_,
+                          ResourceApi("v1"),
+                          cdi_,
+                          Checkpoint(dir_.path() / "plugins" / "edgefd.io" / "checkpoint.json"),
+                          kNode};
+};
+
+TEST_F(KubeletPluginTest, RegistersAsADraDriverAndTheKubeletPicksV1) {
+  FakeDraKubelet kubelet(registry_dir_);
+  ASSERT_TRUE(kubelet.Start());
+  KubeletPlugin plugin(preparer_, Options());
+  int callbacks = 0;
+  plugin.SetOnRegistered([&] { ++callbacks; });
+  ASSERT_TRUE(plugin.Start());
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered));
+  auto p = *kubelet.Get("edgefd.io");
+  EXPECT_EQ(p.type, "DRAPlugin");
+  EXPECT_EQ(p.socket, (registry_dir_ / "edgefd.io-reg.sock").string());
+  EXPECT_EQ(p.endpoint, (dir_.path() / "plugins/edgefd.io/dra.sock").string());
+  EXPECT_THAT(p.versions, ElementsAre("v1.DRAPlugin", "v1beta1.DRAPlugin"));
+  EXPECT_EQ(p.chosen, "v1.DRAPlugin");
+  EXPECT_TRUE(plugin.Registration().registered);
+  EXPECT_EQ(callbacks, 1);
+}
+
+TEST_F(KubeletPluginTest, PreparesThroughV1AndV1beta1Alike) {
+  server_.resources().AddClaim("ns1", "cores", "uid-1", {{"cpus", "edgefd.io", kNode, "cpu4"}});
+  KubeletPlugin plugin(preparer_, Options());
+  ASSERT_TRUE(plugin.Start());
+  for (auto services :
+       {std::vector<std::string>{"v1.DRAPlugin"}, std::vector<std::string>{"v1beta1.DRAPlugin"}}) {
+    FakeDraKubelet kubelet(registry_dir_, {services});
+    ASSERT_TRUE(kubelet.Start());
+    ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered)) << services[0];
+    EXPECT_EQ(kubelet.Get("edgefd.io")->chosen, services[0]);
+    auto answer = kubelet.Prepare("edgefd.io", {{"ns1", "uid-1", "cores"}});
+    ASSERT_TRUE(answer) << answer.error().message;
+    const auto& claim = answer->at("uid-1");
+    EXPECT_EQ(claim.error, "");
+    ASSERT_EQ(claim.devices.size(), 1u);
+    EXPECT_THAT(claim.devices[0].requests, ElementsAre("cpus"));
+    EXPECT_EQ(claim.devices[0].pool, kNode);
+    EXPECT_EQ(claim.devices[0].device, "cpu4");
+    EXPECT_THAT(claim.devices[0].cdi_ids,
+                ElementsAre("edgefd.io/device=cpu4", "edgefd.io/device=claim-uid-1"));
+  }
+  EXPECT_GE(plugin.Stats().prepare_calls, 2u);
+}
+
+TEST_F(KubeletPluginTest, AnswersEveryClaimOfACallEachWithItsOwnOutcome) {
+  server_.resources().AddClaim("ns1", "good", "uid-good",
+                               {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-1"}});
+  server_.resources().AddClaim("ns1", "gone", "uid-gone",
+                               {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
+  hw_.Set(DraInventory(1));
+  FakeDraKubelet kubelet(registry_dir_);
+  ASSERT_TRUE(kubelet.Start());
+  KubeletPlugin plugin(preparer_, Options());
+  ASSERT_TRUE(plugin.Start());
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered));
+  auto answer = kubelet.Prepare(
+      "edgefd.io",
+      {{"ns1", "uid-good", "good"}, {"ns1", "uid-gone", "gone"}, {"ns1", "uid-none", "none"}});
+  ASSERT_TRUE(answer) << answer.error().message;
+  ASSERT_EQ(answer->size(), 3u);
+  EXPECT_EQ(answer->at("uid-good").error, "");
+  EXPECT_THAT(answer->at("uid-gone").error, HasSubstr("unplugged"));
+  EXPECT_TRUE(answer->at("uid-gone").devices.empty());
+  EXPECT_THAT(answer->at("uid-none").error, HasSubstr("not found"));
+  EXPECT_EQ(plugin.Stats().prepare_errors, 2u);
+  auto undone =
+      kubelet.Unprepare("edgefd.io", {{"ns1", "uid-good", "good"}, {"ns1", "uid-none", "none"}});
+  ASSERT_TRUE(undone);
+  EXPECT_EQ(undone->at("uid-good"), "");
+  EXPECT_EQ(undone->at("uid-none"), "");
+  EXPECT_TRUE(preparer_.Claims().empty());
+}
+
+TEST_F(KubeletPluginTest, AKubeletThatKnowsNoOfferedServiceRefusesAndWeSaySo) {
+  FakeDraKubelet kubelet(registry_dir_, {{"v1alpha4.DRAPlugin"}});
+  ASSERT_TRUE(kubelet.Start());
+  KubeletPlugin plugin(preparer_, Options());
+  ASSERT_TRUE(plugin.Start());
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return !p.error.empty(); }));
+  // The fake records a plugin after NotifyRegistrationStatus returned: the plugin has heard.
+  EXPECT_EQ(plugin.Registration().notifications, 1);
+  EXPECT_FALSE(plugin.Registration().registered);
+  EXPECT_THAT(plugin.Registration().error, HasSubstr("none of the services"));
+}
+
+TEST_F(KubeletPluginTest, StopUnregistersAndARestartedPluginRegistersAgain) {
+  FakeDraKubelet kubelet(registry_dir_);
+  ASSERT_TRUE(kubelet.Start());
+  {
+    KubeletPlugin plugin(preparer_, Options());
+    ASSERT_TRUE(plugin.Start());
+    ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered));
+    plugin.Stop();
+    EXPECT_FALSE(fs::exists(plugin.RegistrationSocket()));
+    EXPECT_FALSE(fs::exists(plugin.DraSocket()));
+    ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return !p.registered; }));
+  }
+  KubeletPlugin again(preparer_, Options());
+  ASSERT_TRUE(again.Start());
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io",
+                              [](const auto& p) { return p.registered && p.registrations == 2; }));
+}
+
+TEST_F(KubeletPluginTest, MissingRegistrationDirectoryIsAnErrorNamingIt) {
+  KubeletPluginOptions o = Options();
+  o.registry_dir = dir_.path() / "nope";
+  KubeletPlugin plugin(preparer_, o);
+  auto s = plugin.Start();
+  ASSERT_FALSE(s);
+  EXPECT_THAT(s.error().message, HasSubstr((dir_.path() / "nope").string()));
+}
+
+}  // namespace
+}  // namespace edgefd::dra
