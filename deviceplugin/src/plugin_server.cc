@@ -200,6 +200,19 @@ bool PluginServer::Register(Plugin& plugin) {
   context.set_wait_for_ready(true);
   context.set_deadline(std::chrono::system_clock::now() + options_.register_timeout);
   grpc::Status status = stub->Register(&context, request, &response);
+  // The kubelet connects to our endpoint before it answers Register. When that took longer
+  // than our deadline (a kubelet busy starting up), it holds our endpoint while we retry,
+  // and refuses every retry: "device plugin already connected". Its ListAndWatch stream on
+  // this very server says the kubelet has us; without one (our server was replaced and the
+  // kubelet has not yet seen the old stream end) the retries go on.
+  if (!status.ok() && status.error_message().find("already connected") != std::string::npos &&
+      plugin.service != nullptr && plugin.service->OpenStreams() > 0) {
+    spdlog::info(
+        "the kubelet already holds {} on {} (it finished an earlier Register after "
+        "our deadline)",
+        plugin.resource, request.endpoint());
+    status = grpc::Status::OK;
+  }
   if (metrics_ != nullptr) metrics_->CountRegistration(plugin.resource, status.ok());
   if (!status.ok()) {
     spdlog::warn("register {} with the kubelet: {} (retrying in {} ms)", plugin.resource,

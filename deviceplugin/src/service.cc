@@ -207,6 +207,11 @@ grpc::ServerUnaryReactor* DevicePluginService::GetDevicePluginOptions(
   return reactor;
 }
 
+int DevicePluginService::OpenStreams() {
+  std::lock_guard lock(mu_);
+  return static_cast<int>(watches_.size());
+}
+
 grpc::ServerWriteReactor<v1beta1::ListAndWatchResponse>* DevicePluginService::ListAndWatch(
     grpc::CallbackServerContext* /*context*/, const v1beta1::Empty* /*request*/) {
   auto* watch = new Watch(*this);

@@ -210,6 +210,31 @@ TEST_F(PluginServerTest, RejectedRegistrationIsRetried) {
   EXPECT_TRUE(kubelet_.WaitFor(kLittle, Registered));
 }
 
+// Seen with a real kubelet just restarted: it connected to the endpoint but answered Register
+// after the plugin's 1 s deadline, then refused every retry as "already connected", and the
+// plugin stayed unregistered (not ready) although the kubelet was using it.
+TEST_F(PluginServerTest, AKubeletThatAnswersRegisterLateHoldsThePluginAndThatCounts) {
+  kubelet_.AnswerRegistrationsAfter(std::chrono::milliseconds(1500));
+  kubelet_.RefuseConnectedEndpoints(true);
+  ASSERT_TRUE(kubelet_.Start());
+  StartServer();
+  ASSERT_TRUE(kubelet_.WaitFor(kLittle, Registered));
+  ASSERT_TRUE(kubelet_.WaitForRejections(1));  // the plugin's retry met the held endpoint
+  auto registered = [&] {
+    for (const auto& r : server_->State()) {
+      if (r.resource == kLittle) return r.registered;
+    }
+    return false;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!registered() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(registered()) << "the plugin does not know the kubelet holds it";
+  EXPECT_EQ(kubelet_.Get(kLittle)->registrations, 1);
+  EXPECT_TRUE(kubelet_.Get(kLittle)->stream_open);
+}
+
 TEST_F(PluginServerTest, AllocateGivesDeviceNodesAndEnvironment) {
   ASSERT_TRUE(kubelet_.Start());
   StartServer();

@@ -62,6 +62,9 @@ class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService 
       grpc::CallbackServerContext* context, const v1beta1::PreStartContainerRequest* request,
       v1beta1::PreStartContainerResponse* response) override;
 
+  /// ListAndWatch streams open on this service now (the kubelet holds one per endpoint).
+  int OpenStreams();
+
  private:
   class Watch;
   friend class Watch;

@@ -1,6 +1,7 @@
 #include "edgefd/testing/fake_kubelet.h"
 
 #include <system_error>
+#include <thread>
 
 namespace edgefd::testing {
 namespace fs = std::filesystem;
@@ -51,6 +52,16 @@ void FakeKubelet::Restart() {
   Start();
 }
 
+void FakeKubelet::AnswerRegistrationsAfter(std::chrono::milliseconds delay) {
+  std::lock_guard lock(mu_);
+  answer_delay_ = delay;
+}
+
+void FakeKubelet::RefuseConnectedEndpoints(bool refuse) {
+  std::lock_guard lock(mu_);
+  refuse_connected_ = refuse;
+}
+
 void FakeKubelet::FailRegistrations(std::optional<grpc::Status> status) {
   std::lock_guard lock(mu_);
   fail_ = std::move(status);
@@ -82,6 +93,17 @@ grpc::Status FakeKubelet::OnRegister(const v1beta1::RegisterRequest& request) {
     return {grpc::StatusCode::INVALID_ARGUMENT, "bad endpoint " + request.endpoint()};
   }
   const std::string resource = request.resource_name();
+  {
+    std::lock_guard lock(mu_);
+    auto it = endpoints_.find(resource);
+    if (refuse_connected_ && it != endpoints_.end() && it->second.stream_open &&
+        it->second.request.endpoint() == request.endpoint()) {
+      ++rejections_;
+      cv_.notify_all();
+      return {grpc::StatusCode::UNKNOWN,
+              "device plugin already connected: " + (dir_ / request.endpoint()).string()};
+    }
+  }
   CloseConnection(resource);  // a new registration replaces the old endpoint
 
   auto conn = std::make_unique<Connection>();
@@ -129,6 +151,12 @@ grpc::Status FakeKubelet::OnRegister(const v1beta1::RegisterRequest& request) {
     connections_[resource] = std::move(conn);
     cv_.notify_all();
   }
+  std::chrono::milliseconds delay;
+  {
+    std::lock_guard lock(mu_);
+    delay = answer_delay_;
+  }
+  std::this_thread::sleep_for(delay);
   return grpc::Status::OK;
 }
 

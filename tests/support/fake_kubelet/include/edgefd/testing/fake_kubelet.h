@@ -61,6 +61,13 @@ class FakeKubelet {
 
   /// Answer Register with this error instead of accepting (for failure tests).
   void FailRegistrations(std::optional<grpc::Status> status);
+  /// Answer every accepted Register only `delay` after connecting to the plugin (a kubelet
+  /// busy starting up): the plugin's deadline may pass while the kubelet holds its endpoint.
+  void AnswerRegistrationsAfter(std::chrono::milliseconds delay);
+  /// As kubelets since 1.3x do: refuse a Register for an endpoint whose stream is still open
+  /// ("device plugin already connected"), counted as a rejection. Off by default, where a
+  /// second Register replaces the first endpoint.
+  void RefuseConnectedEndpoints(bool refuse);
   /// Waits until at least `n` Register calls were answered with that error.
   bool WaitForRejections(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
@@ -83,6 +90,8 @@ class FakeKubelet {
   std::map<std::string, Endpoint> endpoints_;
   std::map<std::string, std::unique_ptr<Connection>> connections_;
   std::optional<grpc::Status> fail_;
+  std::chrono::milliseconds answer_delay_{0};
+  bool refuse_connected_ = false;
   int rejections_ = 0;
 };
 
