@@ -4,6 +4,9 @@
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
 
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
@@ -231,9 +234,18 @@ TEST_F(UmockdevHotplug, WatchKeepsTheCoralWhenItReenumeratesWithANewProductId) {
   std::string expected = "+edgefd.io/accel.movidius-ncs.count=1\n";
   std::string printed = NextDiff(*cli, from, expected);
   // Depending on how the events were grouped the Coral may have flapped out and back in,
-  // but never as anything but edgetpu, and it ends where it began.
+  // but never as anything but edgetpu, and it ends where it began. Under emulation (qemu) its
+  // return can even come in a diff of its own after the NCS's.
   if (printed != expected) {
-    EXPECT_EQ(printed, Minus("accel.edgetpu") + Plus("accel.edgetpu", 1) + expected);
+    const std::string back = Plus("accel.edgetpu", 1);
+    if (printed.find(back) == std::string::npos) printed += NextDiff(*cli, from, back);
+    auto lines = [](const std::string& text) {
+      std::multiset<std::string> out;
+      std::istringstream in(text);
+      for (std::string line; std::getline(in, line);) out.insert(line);
+      return out;
+    };
+    EXPECT_EQ(lines(printed), lines(Minus("accel.edgetpu") + back + expected)) << printed;
   }
   EXPECT_EQ(cli->Terminate(), 0);
 }
