@@ -162,15 +162,17 @@ TEST(CdiAllocate, NamesTheCdiDevicesAndKeepsEnvironmentAndDeviceSpecs) {
 
 // ---- The CDI project's validator (tools/cdi-validate, built with Go when Go is there) ----
 
-// Runs `command` with sh; stdout and stderr together.
+// Runs `command` with sh: its status, stdout and stderr together (for messages), and stdout
+// alone (what the validator prints as JSON).
 struct ShellResult {
   int code = -1;
   std::string out;
+  std::string stdout_only;
 };
 
 ShellResult Shell(const std::string& command) {
   testing::CommandResult r = testing::RunCommand({"/bin/sh", "-c", command});
-  return {r.exit_code, r.out + r.err};
+  return {r.exit_code, r.out + r.err, r.out};
 }
 
 class CdiValidator : public ::testing::Test {
@@ -205,7 +207,9 @@ TEST_F(CdiValidator, OurSpecsPassAndInjectWhatWePromise) {
             " edgefd.io/device=cpu4 edgefd.io/device=cpu5 edgefd.io/device=movidius-ncs-1-1-1"
             " edgefd.io/device=claim-6f0e3c1a-2b4d-4e8f-9a10-b2c3d4e5f607");
   ASSERT_EQ(r.code, 0) << r.out;
-  Json injected = Json::parse(r.out.substr(r.out.find('{')));
+  ASSERT_NE(r.stdout_only.find('{'), std::string::npos) << r.out;
+  Json injected = Json::parse(r.stdout_only.substr(r.stdout_only.find('{')), nullptr, false);
+  ASSERT_FALSE(injected.is_discarded()) << "the validator's stdout is not JSON:\n" << r.out;
   auto env = injected["env"].get<std::vector<std::string>>();
   EXPECT_THAT(env, IsSupersetOf({"EDGEFD_BIG_CPUS=4,5", "EDGEFD_MOVIDIUS_NCS_DEVICES=1-1.1",
                                  "EDGEFD_CPU4_CORE_CLASS=big", "EDGEFD_CPU5_CAPACITY=1024",
