@@ -308,8 +308,14 @@ TEST_F(GrpcLink, PublishingToAStageThatStoppedReadingFailsWithinTheTimeout) {
       << "Publish still waits for a next stage that stopped reading 30 s ago";
   Status s = result.get();
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.error().message.find("took no frame for 500 ms"), std::string::npos)
-      << s.error().message;
+  // Either the send deadline fires, or first (under qemu, where the sender outruns the
+  // watchdog) the stage's memory quota refuses the stream it no longer drains: both name the
+  // next stage, and both are a failure instead of a hang.
+  const std::string& m = s.error().message;
+  EXPECT_NE(m.find(address_), std::string::npos) << m;
+  EXPECT_TRUE(m.find("took no frame for 500 ms") != std::string::npos ||
+              m.find("code 8") != std::string::npos)
+      << m;
 }
 
 // A next stage that stops answering without closing its socket (frozen, or its node gone):
