@@ -313,6 +313,13 @@ class GrpcReader final : public FrameReader {
     // may hold (a few frames and the buffers around them): a stream that goes past it is reset
     // (RESOURCE_EXHAUSTED, "Buffers full") and its memory freed. Each call also holds a thread
     // of the synchronous server: a flood of streams is refused rather than growing the stage.
+    // A well-behaved upstream never meets that reset: HTTP/2 flow control lets it have only
+    // about one frame on the wire unread (BDP probing would grow the window past the quota, and
+    // a fast source then lost frames to resets under the block policy).
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder.AddChannelArgument(
+        GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES,
+        int(std::min<size_t>(expected.Bytes() + kMessageMargin, size_t(INT_MAX))));
     grpc::ResourceQuota quota("edgefd-stage");
     quota.Resize(4 * expected.Bytes() + (8 << 20));
     quota.SetMaxThreads(16);

@@ -230,6 +230,20 @@ TEST(RunPipelineInproc, ASinkThatGivesUpFailsTheRunInsteadOfHangingIt) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
+// Under the block policy nothing is lost, also when the source outruns the stages with large
+// frames over gRPC: the stage's memory quota must never reset a well-behaved upstream (it did,
+// and 4-8 % of 720p frames were lost, before flow control was held to about one frame).
+TEST(RunCommand, GrpcStagesLoseNoLargeFrameUnderTheBlockPolicy) {
+  int st = 0;
+  std::string out = RunCli(
+      "run --model conv --width 1280 --height 720 --stages 4 --transport grpc --frames 300 "
+      "--policy block --json",
+      &st);
+  ASSERT_EQ(st, 0) << out;
+  EXPECT_EQ(JsonNumber(out, "frames_received"), 300) << out;
+  EXPECT_EQ(JsonNumber(out, "drops"), 0) << out;
+}
+
 TEST(RunCommand, MonolithicReportsThroughputLatencyAndPlan) {
   int st = 0;
   std::string out = RunCli("run --model conv --width 128 --height 128 --frames 20 --json", &st);
