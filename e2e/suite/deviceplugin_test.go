@@ -203,23 +203,7 @@ echo started; exec sleep 3600`
 			map[string]string{"edgefd.io/big-cpu": "5"})
 		pod.Spec.NodeSelector = map[string]string{"edgefd.io/cpu.heterogeneous": "true"}
 		createPod(t, ns, pod)
-		var message string
-		poll(t, "the scheduler to report the pod unschedulable", time.Minute, func(ctx context.Context) (bool, error) {
-			p, err := client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			if p.Spec.NodeName != "" {
-				return false, fmt.Errorf("bound to %s", p.Spec.NodeName)
-			}
-			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == "Unschedulable" {
-					message = c.Message
-					return true, nil
-				}
-			}
-			return false, nil
-		}, describePod(ns, pod.Name))
+		message := waitUnschedulable(t, ns, pod.Name)
 		if !strings.Contains(message, "Insufficient edgefd.io/big-cpu") {
 			t.Fatalf("scheduler says %q, want it to name Insufficient edgefd.io/big-cpu", message)
 		}

@@ -548,23 +548,7 @@ func TestDRA(t *testing.T) {
 		pod := onRealNode(withClaim(shellPod("dra-impossible", "exec sleep 3600", corev1.RestartPolicyNever),
 			"impossible-cores"))
 		createPod(t, ns, pod)
-		var message string
-		poll(t, "the scheduler to report the pod unschedulable", time.Minute, func(ctx context.Context) (bool, error) {
-			p, err := client.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
-			if err != nil {
-				return false, err
-			}
-			if p.Spec.NodeName != "" {
-				return false, fmt.Errorf("bound to %s", p.Spec.NodeName)
-			}
-			for _, c := range p.Status.Conditions {
-				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == "Unschedulable" {
-					message = c.Message
-					return true, nil
-				}
-			}
-			return false, nil
-		}, describePod(ns, pod.Name), describeClaims(ns))
+		message := waitUnschedulable(t, ns, pod.Name, describeClaims(ns))
 		if !strings.Contains(message, "cannot allocate all claims") {
 			t.Fatalf("scheduler says %q, want it to name the claim it cannot allocate", message)
 		}

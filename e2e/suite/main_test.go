@@ -129,6 +129,31 @@ func poll(t *testing.T, what string, timeout time.Duration, cond func(ctx contex
 	}
 }
 
+// waitUnschedulable waits until the scheduler marks pod ns/name unschedulable, failing if it
+// is bound instead, and returns the scheduler's message; describePod and explain say why on
+// a timeout.
+func waitUnschedulable(t *testing.T, ns, name string, explain ...func() string) string {
+	t.Helper()
+	var message string
+	poll(t, "the scheduler to report pod "+name+" unschedulable", time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := client.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if p.Spec.NodeName != "" {
+			return false, fmt.Errorf("bound to %s", p.Spec.NodeName)
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == "Unschedulable" {
+				message = c.Message
+				return true, nil
+			}
+		}
+		return false, nil
+	}, append([]func() string{describePod(ns, name)}, explain...)...)
+	return message
+}
+
 // describeNode prints a Node as `kubectl describe` would, the parts a test looks at.
 func describeNode(name string) func() string {
 	return func() string {
