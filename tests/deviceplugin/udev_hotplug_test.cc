@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "edgefd/deviceplugin/feed.h"
+#include "edgefd/deviceplugin/flags.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
@@ -34,17 +35,11 @@ std::string Health(const FakeKubelet::Endpoint& ep, const std::string& id) {
 class UdevHotplug : public edgefd::testing::HostTestbedTest {
  protected:
   void StartPlugin() {
-    DiscoveryOptions options;
-    options.root = tb_->Root();
-    options.udev = true;
-    feed_ = std::make_unique<InventoryFeed>(
-        registry_,
-        [options]() -> Result<Inventory> {
-          auto report = Discover(options);
-          if (!report) return report.error();
-          return std::move(report->inventory);
-        },
-        watcher_);
+    // Discovery as the program does it (one Discoverer across events), over the testbed.
+    DevicePluginFlags flags;
+    flags.discovery.discovery.root = tb_->Root();
+    flags.discovery.discovery.udev = true;
+    feed_ = std::make_unique<InventoryFeed>(registry_, MakeDiscover(flags), watcher_);
     ASSERT_TRUE(feed_->Start());
     ASSERT_EQ(watcher_.mode(), "udev monitor");
     PluginServerOptions server_options;

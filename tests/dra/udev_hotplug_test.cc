@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "dra_test_support.h"
+#include "edgefd/deviceplugin/flags.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/dra/publisher.h"
@@ -22,17 +23,12 @@ const std::string kUsb = "/sys/devices/pci0000:00/0000:00:14.0/usb1/";
 class UmockdevDraHotplug : public edgefd::testing::HostTestbedTest {
  protected:
   void Start() {
-    DiscoveryOptions options;
-    options.root = tb_->Root();
-    options.udev = true;
+    // Discovery as the program does it (one Discoverer across events), over the testbed.
+    deviceplugin::DevicePluginFlags flags;
+    flags.discovery.discovery.root = tb_->Root();
+    flags.discovery.discovery.udev = true;
     feed_ = std::make_unique<deviceplugin::InventoryFeed>(
-        registry_,
-        [options]() -> Result<Inventory> {
-          auto report = Discover(options);
-          if (!report) return report.error();
-          return std::move(report->inventory);
-        },
-        watcher_);
+        registry_, deviceplugin::MakeDiscover(flags), watcher_);
     ASSERT_TRUE(feed_->Start());
     ASSERT_EQ(watcher_.mode(), "udev monitor");
     SlicePublisher::Options o;
