@@ -38,7 +38,12 @@ bash scripts/install-deps.sh --cross
 bash scripts/debian-root.sh binfmt
 sysroot=$(bash scripts/debian-root.sh sysroot "$arch")
 launcher=()
-if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+# ccache keys on paths relative to the clone, so a fresh clone elsewhere (CI) reuses the
+# objects of an earlier build of the same sources.
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
+fi
 cmake -S . -B "build-$arch" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$triple.cmake" -DEDGEFD_SYSROOT="$sysroot" \
   -DEDGEFD_RUN_FROM_SYSROOT=ON "${launcher[@]}"
