@@ -56,8 +56,9 @@ std::string PluginServer::SocketName(const std::string& prefix, const std::strin
   return prefix + name + ".sock";
 }
 
-PluginServer::PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics)
-    : registry_(registry), options_(std::move(options)), metrics_(metrics) {}
+PluginServer::PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics,
+                           DraClaimWatch* claims)
+    : registry_(registry), options_(std::move(options)), metrics_(metrics), claims_(claims) {}
 
 PluginServer::~PluginServer() { Stop(); }
 
@@ -139,8 +140,8 @@ void PluginServer::Publish() {
 }
 
 Status PluginServer::Serve(Plugin& plugin) {
-  plugin.service =
-      std::make_unique<DevicePluginService>(registry_, plugin.resource, metrics_, options_.cdi);
+  plugin.service = std::make_unique<DevicePluginService>(registry_, plugin.resource, metrics_,
+                                                         options_.cdi, claims_);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + plugin.socket.string(), grpc::InsecureServerCredentials());
   builder.RegisterService(plugin.service.get());

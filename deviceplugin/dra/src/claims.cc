@@ -90,13 +90,55 @@ std::set<std::string> ClaimPreparer::HeldDevices() const {
   return held;
 }
 
+void ClaimPreparer::SetAssignments(AssignmentSource source) {
+  std::lock_guard lock(mu_);
+  assignments_ = std::move(source);
+}
+
+ClaimStats ClaimPreparer::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+std::string ClaimPreparer::CheckAssignments(
+    const std::string& what, const PrepareResult& result,
+    const std::vector<std::pair<std::string, std::string>>& plugin_ids) {
+  AssignmentSource source;
+  {
+    std::lock_guard lock(mu_);
+    source = assignments_;
+  }
+  if (!source) return "";
+  auto assigned = source();
+  if (!assigned) {
+    std::lock_guard lock(mu_);
+    ++stats_.assignments_unknown;
+    return what + ": cannot tell whether a container holds its devices through the device " +
+           "plugin, so it is not prepared (refusing rather than guessing; the kubelet retries): " +
+           assigned.error().message;
+  }
+  for (size_t i = 0; i < plugin_ids.size(); ++i) {
+    const auto& [resource, id] = plugin_ids[i];
+    for (const AssignedDevice& a : *assigned) {
+      if (a.resource != resource || a.id != id) continue;
+      std::lock_guard lock(mu_);
+      ++stats_.conflicts;
+      return what + ": device " + result.devices[i].device + " (" + resource + " " + id +
+             ") is held by container " + a.container + " of pod " + a.ns + "/" + a.pod +
+             " through the device plugin; a device goes to one container at a time";
+    }
+  }
+  return "";
+}
+
 PreparedClaims ClaimPreparer::Claims() const {
   std::lock_guard lock(mu_);
   return prepared_;
 }
 
 PrepareResult ClaimPreparer::Build(const ClaimRef& ref, const ClaimObject& claim,
-                                   std::vector<std::string>& env) {
+                                   std::vector<std::string>& env,
+                                   std::vector<std::pair<std::string, std::string>>& plugin_ids) {
   const std::string what = "ResourceClaim " + Named(ref);
   if (claim.uid != ref.uid) {
     return {{},
@@ -136,6 +178,7 @@ PrepareResult ClaimPreparer::Build(const ClaimRef& ref, const ClaimObject& claim
     if (!device.healthy) return {{}, what + ": device " + result.device + " is unhealthy"};
     auto& list = ids[it->second.resource];
     if (std::find(list.begin(), list.end(), device.id) == list.end()) list.push_back(device.id);
+    plugin_ids.emplace_back(it->second.resource->resource, device.id);
     out.devices.push_back({result.request,
                            result.pool,
                            result.device,
@@ -185,8 +228,13 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
   auto claim = ParseClaim(response->body, what);
   if (!claim) return {{}, claim.error().message};
   std::vector<std::string> env;
-  PrepareResult result = Build(ref, *claim, env);
+  std::vector<std::pair<std::string, std::string>> plugin_ids;
+  PrepareResult result = Build(ref, *claim, env, plugin_ids);
   if (!result.error.empty()) return result;
+  // Last before the record is written, so the kubelet's answer is as fresh as it can be.
+  if (std::string held = CheckAssignments(what, result, plugin_ids); !held.empty()) {
+    return {{}, held};
+  }
   {
     std::lock_guard lock(mu_);
     if (auto it = prepared_.find(ref.uid); it != prepared_.end()) return {it->second.devices, ""};

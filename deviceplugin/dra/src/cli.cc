@@ -21,6 +21,7 @@
 #include "edgefd/dra/device_classes.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/metrics.h"
+#include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/publisher.h"
 #include "stop_signals.h"
 
@@ -52,6 +53,7 @@ struct Flags {
   DevicePluginFlags dp;
   KubeFlags kube;
   KubeletPluginOptions plugin;
+  fs::path pod_resources_socket{std::string(kDefaultPodResourcesSocket)};
   std::string resource_api = "auto";
   std::string device_taints = "auto";
   bool print_device_classes = false;
@@ -71,6 +73,14 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
                  "the kubelet's plugin directory; the DRA socket and the checkpoint go in its "
                  "edgefd.io/ (default: /var/lib/kubelet/plugins)")
       ->type_name("DIR")
+      ->group(group);
+  app.add_option("--pod-resources-socket", flags.pod_resources_socket,
+                 "the kubelet's PodResources API (v1, List): a claim is prepared only when it "
+                 "says no container holds the claim's devices through the device plugin, and "
+                 "refused while it cannot say (missing, refusing, or no answer within 2 s) "
+                 "(default: " +
+                     std::string(kDefaultPodResourcesSocket) + ")")
+      ->type_name("SOCKET")
       ->group(group);
   app.add_option("--resource-api", flags.resource_api,
                  "the resource.k8s.io version to talk: auto (the newest the API server serves), "
@@ -213,12 +223,22 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     return kExitFailure;
   }
 
+  // One record of prepared claims, written by the claims below and, in --mode both, followed
+  // by the device plugin, which withdraws what they hold.
+  const fs::path driver_dir = flags.plugin.plugins_dir / std::string(kDriverName);
+  const fs::path checkpoint = flags.dp.dra_checkpoint.value_or(driver_dir / "checkpoint.json");
   // The device plugin needs no API server: it serves the kubelet whatever the API server does.
+  std::unique_ptr<deviceplugin::DraClaimWatch> held;
   std::unique_ptr<PluginServer> dp_server;
   if (flags.dp.mode == "both") {
+    held = std::make_unique<deviceplugin::DraClaimWatch>(checkpoint, &dp_metrics);
+    if (Status s = held->Start(); !s) {
+      spdlog::error("{}", s.error().message);
+      return kExitFailure;
+    }
     deviceplugin::PluginServerOptions options = flags.dp.server;
     options.cdi = flags.dp.cdi;
-    dp_server = std::make_unique<PluginServer>(registry, options, &dp_metrics);
+    dp_server = std::make_unique<PluginServer>(registry, options, &dp_metrics, held.get());
     if (Status s = dp_server->Start(); !s) {
       spdlog::error("{}", s.error().message);
       return kExitFailure;
@@ -230,9 +250,10 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   spdlog::info("talking {} to {}", version->GroupVersion(), server);
 
   const std::string& node = flags.kube.node_name;
-  const fs::path driver_dir = flags.plugin.plugins_dir / std::string(kDriverName);
-  ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(driver_dir / "checkpoint.json"),
-                       node);
+  ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(checkpoint), node);
+  // What the device plugin handed out, from the kubelet's own record.
+  PodResourcesClient pod_resources(flags.pod_resources_socket);
+  claims.SetAssignments([&pod_resources] { return pod_resources.List(); });
   if (Status s = claims.Start(); !s) {
     spdlog::error("{}", s.error().message);
     return kExitFailure;
@@ -264,7 +285,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   if (MetricsEnabled(flags.dp.metrics_address)) {
     auto state = [&] {
       return DraState{publisher.Stats(), plugin.Stats(), plugin.Registration(),
-                      claims.Claims().size()};
+                      claims.Claims().size(), claims.Stats()};
     };
     HealthChecks device_plugin =
         dp_server ? deviceplugin::PluginHealth(dp_metrics, registry) : HealthChecks{};
@@ -284,6 +305,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   loss.Stop();
   publisher.Stop();
   if (dp_server) dp_server->Stop();
+  if (held) held->Stop();
   cdi_feed.Stop();
   feed.Stop();
   stop.Done();

@@ -13,6 +13,7 @@
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/checkpoint.h"
+#include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/resource_api.h"
 
 namespace edgefd::dra {
@@ -39,6 +40,15 @@ class ClaimHandler {
   virtual PrepareResult Prepare(const ClaimRef& claim) = 0;
   /// "" on success.
   virtual std::string Unprepare(const ClaimRef& claim) = 0;
+};
+
+/// What the kubelet's device manager assigned to running containers (PodResourcesClient::List).
+using AssignmentSource = std::function<Result<std::vector<AssignedDevice>>()>;
+
+/// Claims refused for the node's one allocation record.
+struct ClaimStats {
+  uint64_t conflicts = 0;            ///< a container held a device through the device plugin
+  uint64_t assignments_unknown = 0;  ///< the PodResources API could not say (refused, not guessed)
 };
 
 /// Prepares and unprepares claims over the registry (the state of dra-example-driver's
@@ -72,10 +82,22 @@ class ClaimPreparer final : public ClaimHandler {
   PreparedClaims Claims() const;
   /// Called (outside any lock) after the set of prepared claims changed.
   void SetOnChange(std::function<void()> on_change);
+  /// From now on Prepare asks `source` before it prepares a new claim, and refuses a claim
+  /// with a device that a container holds through the device plugin (naming the device and
+  /// the pod), or when `source` fails (naming why): one allocation record per node. Nothing is
+  /// remembered between calls, so restarts of the kubelet or of edgefd change nothing.
+  void SetAssignments(AssignmentSource source);
+  /// What was refused for the allocation record so far.
+  ClaimStats Stats() const;
 
  private:
   // The claim's entry, or an error; `claim` is the API object.
-  PrepareResult Build(const ClaimRef& ref, const ClaimObject& claim, std::vector<std::string>& env);
+  // `plugin_ids` gets each device's resource and device-plugin ID, in the order of the result.
+  PrepareResult Build(const ClaimRef& ref, const ClaimObject& claim, std::vector<std::string>& env,
+                      std::vector<std::pair<std::string, std::string>>& plugin_ids);
+  // "" when no container holds any of `plugin_ids` through the device plugin, else why not.
+  std::string CheckAssignments(const std::string& what, const PrepareResult& result,
+                               const std::vector<std::pair<std::string, std::string>>& plugin_ids);
   void Changed();
 
   deviceplugin::DeviceRegistry& registry_;
@@ -87,6 +109,8 @@ class ClaimPreparer final : public ClaimHandler {
   mutable std::mutex mu_;  // guards prepared_ and the files
   PreparedClaims prepared_;
   std::function<void()> on_change_;
+  AssignmentSource assignments_;
+  ClaimStats stats_;
 };
 
 /// When a device that a prepared claim holds vanishes and the cluster keeps no device taints,

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "edgefd/common/health.h"
+#include "edgefd/dra/claims.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/publisher.h"
 
@@ -17,6 +18,7 @@ struct DraState {
   KubeletPluginStats plugin;
   RegistrationState registration;
   size_t prepared_claims = 0;
+  ClaimStats claims;
 };
 
 /// The edgefd_dra_* metrics in the Prometheus text format.

@@ -1,4 +1,4 @@
-#include "edgefd/dra/checkpoint.h"
+#include "edgefd/deviceplugin/dra_checkpoint.h"
 
 #include <cstdio>
 #include <fstream>
@@ -7,7 +7,7 @@
 #include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/cdi.h"
 
-namespace edgefd::dra {
+namespace edgefd::deviceplugin {
 namespace fs = std::filesystem;
 
 namespace {
@@ -44,7 +44,7 @@ Json ToJson(const PreparedClaims& claims) {
 
 }  // namespace
 
-Result<PreparedClaims> Checkpoint::Load() const {
+Result<PreparedClaims> DraCheckpoint::Load() const {
   std::error_code ec;
   if (!fs::exists(path_, ec)) return PreparedClaims{};
   const std::string where = path_.string() + ": ";
@@ -87,10 +87,10 @@ Result<PreparedClaims> Checkpoint::Load() const {
   return claims;
 }
 
-Status Checkpoint::Save(const PreparedClaims& claims) const {
+Status DraCheckpoint::Save(const PreparedClaims& claims) const {
   Json body = ToJson(claims);
   Json doc = {{"version", kVersion}, {"checksum", Checksum(body)}, {"claims", std::move(body)}};
-  return deviceplugin::WriteFileAtomically(path_, DumpJson(doc, 1) + "\n");
+  return WriteFileAtomically(path_, DumpJson(doc, 1) + "\n");
 }
 
-}  // namespace edgefd::dra
+}  // namespace edgefd::deviceplugin

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edgefd/common/result.h"
+
+namespace edgefd::dra {
+
+/// Where the kubelet serves its PodResources API.
+inline constexpr std::string_view kDefaultPodResourcesSocket =
+    "/var/lib/kubelet/pod-resources/kubelet.sock";
+
+/// One device the kubelet's device manager assigned to a container (device plugin path).
+struct AssignedDevice {
+  std::string ns;         ///< the pod's namespace
+  std::string pod;        ///< the pod's name
+  std::string container;  ///< the container's name
+  std::string resource;   ///< "edgefd.io/big-cpu"
+  std::string id;         ///< the device plugin's device ID ("cpu4", "1-1.2")
+
+  bool operator==(const AssignedDevice&) const = default;
+};
+
+/// A client of the kubelet's PodResources API v1 (`v1.PodResourcesLister/List`), the standard
+/// record of what the device manager assigned to running containers. Each call dials afresh,
+/// so a restarted kubelet is reached at once. Safe from many threads.
+class PodResourcesClient {
+ public:
+  explicit PodResourcesClient(std::filesystem::path socket,
+                              std::chrono::milliseconds deadline = std::chrono::seconds(2));
+
+  const std::filesystem::path& socket() const { return socket_; }
+
+  /// Every device of a resource under edgefd.io/ that a container holds now. A socket that
+  /// is missing, refuses, answers an error or not within the deadline is an Error naming the
+  /// socket (the caller refuses rather than guesses). The answer is untrusted: a reply over
+  /// 16 MiB is refused, and entries past a bound are an error, never a partial answer.
+  Result<std::vector<AssignedDevice>> List() const;
+
+ private:
+  std::filesystem::path socket_;
+  std::chrono::milliseconds deadline_;
+};
+
+}  // namespace edgefd::dra
