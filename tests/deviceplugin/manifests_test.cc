@@ -26,12 +26,17 @@ TEST(Manifests, DaemonSetMountsOnlyWhatThePluginReadsWithLeastPrivilege) {
   for (const YAML::Node& m : c["volumeMounts"]) {
     mounts.emplace(host_paths.at(m["name"].as<std::string>()), m);
   }
-  // Exactly what it reads, and the directory its sockets go in. No /dev: device paths come
-  // from udev, and the kubelet gives containers their nodes.
+  // Exactly what it reads (with the DRA driver's checkpoint: one allocation record per node),
+  // and the directory its sockets go in. No /dev: device paths come from udev, and the kubelet
+  // gives containers their nodes.
   std::set<std::string> paths;
   for (const auto& [path, m] : mounts) paths.insert(path);
-  EXPECT_EQ(paths, (std::set<std::string>{"/var/lib/kubelet/device-plugins", "/sys",
-                                          "/proc/cpuinfo", "/run/udev"}));
+  EXPECT_EQ(paths,
+            (std::set<std::string>{"/var/lib/kubelet/device-plugins", "/sys", "/proc/cpuinfo",
+                                   "/run/udev", "/var/lib/kubelet/plugins/edgefd.io"}));
+  // The checkpoint is read where the kubelet-side path says, so the flag and the mount agree.
+  EXPECT_EQ(mounts.at("/var/lib/kubelet/plugins/edgefd.io")["mountPath"].as<std::string>(),
+            "/var/lib/kubelet/plugins/edgefd.io");
   for (const auto& [path, m] : mounts) {
     if (path == "/var/lib/kubelet/device-plugins") {
       EXPECT_FALSE(m["readOnly"] && m["readOnly"].as<bool>()) << "it creates its sockets here";
@@ -59,6 +64,7 @@ TEST(Manifests, DaemonSetMountsOnlyWhatThePluginReadsWithLeastPrivilege) {
   EXPECT_TRUE(args.contains("--root=/host"));
   EXPECT_TRUE(args.contains("--udev"));
   EXPECT_TRUE(args.contains("--metrics-addr=:9479"));
+  EXPECT_TRUE(args.contains("--dra-checkpoint=/var/lib/kubelet/plugins/edgefd.io/checkpoint.json"));
 }
 
 TEST(Manifests, ExamplePodRequestsTwoLittleCoresAndAnAccelerator) {

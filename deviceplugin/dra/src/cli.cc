@@ -197,8 +197,13 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     return kExitUsage;
   }
   ApiTransport& api = **client;
+  // What the device plugin handed out, from the kubelet's own record.
+  PodResourcesClient pod_resources(flags.pod_resources_socket);
   // A stop cancels the requests in flight, so that no thread waits out a request's timeout.
-  StopSignals stop([&api] { api.Cancel(); });
+  StopSignals stop([&api, &pod_resources] {
+    api.Cancel();
+    pod_resources.Cancel();
+  });
 
   deviceplugin::Metrics dp_metrics;
   InventoryRegistry registry;
@@ -251,8 +256,6 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
 
   const std::string& node = flags.kube.node_name;
   ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(checkpoint), node);
-  // What the device plugin handed out, from the kubelet's own record.
-  PodResourcesClient pod_resources(flags.pod_resources_socket);
   claims.SetAssignments([&pod_resources] { return pod_resources.List(); });
   if (Status s = claims.Start(); !s) {
     spdlog::error("{}", s.error().message);

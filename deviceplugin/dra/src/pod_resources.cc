@@ -40,9 +40,18 @@ Result<std::vector<AssignedDevice>> PodResourcesClient::List() const {
   auto stub = ::v1::PodResourcesLister::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + deadline_);
+  {
+    std::lock_guard lock(mu_);
+    if (cancelled_) return Error{where + "not asked: the plugin is stopping"};
+    calls_.insert(&context);
+  }
   ::v1::ListPodResourcesRequest request;
   ::v1::ListPodResourcesResponse response;
   grpc::Status status = stub->List(&context, request, &response);
+  {
+    std::lock_guard lock(mu_);
+    calls_.erase(&context);
+  }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return Error{where + "no answer within " + std::to_string(deadline_.count()) + " ms"};
   }
@@ -67,6 +76,12 @@ Result<std::vector<AssignedDevice>> PodResourcesClient::List() const {
     }
   }
   return out;
+}
+
+void PodResourcesClient::Cancel() {
+  std::lock_guard lock(mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* call : calls_) call->TryCancel();
 }
 
 }  // namespace edgefd::dra

@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <condition_variable>
+
 #include "podresources/v1/api.grpc.pb.h"
 
 namespace edgefd::testing {
@@ -15,6 +17,7 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     std::lock_guard lock(mu_);
     ++calls_;
+    called_.notify_all();
     Fill(*response);
     if (hang_) {
       held_.push_back(reactor);
@@ -53,6 +56,10 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
     std::lock_guard lock(mu_);
     return calls_;
   }
+  bool WaitForCalls(int n, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    return called_.wait_for(lock, timeout, [&] { return calls_ >= n; });
+  }
 
  private:
   // As the kubelet groups them: one entry per pod, one per container, one per resource.
@@ -82,6 +89,7 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
   }
 
   mutable std::mutex mu_;
+  std::condition_variable called_;
   std::vector<Assignment> assignments_;
   std::vector<grpc::ServerUnaryReactor*> held_;
   bool hang_ = false;
@@ -118,5 +126,8 @@ void FakePodResources::Assign(Assignment assignment) { service_->Assign(std::mov
 void FakePodResources::Clear() { service_->Clear(); }
 void FakePodResources::Hang(bool hang) { service_->Hang(hang); }
 int FakePodResources::Calls() const { return service_->Calls(); }
+bool FakePodResources::WaitForCalls(int n, std::chrono::milliseconds timeout) {
+  return service_->WaitForCalls(n, timeout);
+}
 
 }  // namespace edgefd::testing

@@ -2,11 +2,17 @@
 
 #include <chrono>
 #include <filesystem>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "edgefd/common/result.h"
+
+namespace grpc {
+class ClientContext;
+}
 
 namespace edgefd::dra {
 
@@ -40,10 +46,16 @@ class PodResourcesClient {
   /// socket (the caller refuses rather than guesses). The answer is untrusted: a reply over
   /// 16 MiB is refused, and entries past a bound are an error, never a partial answer.
   Result<std::vector<AssignedDevice>> List() const;
+  /// Ends the calls in flight and fails every later one at once (the program is stopping: no
+  /// prepare waits out the deadline).
+  void Cancel();
 
  private:
   std::filesystem::path socket_;
   std::chrono::milliseconds deadline_;
+  mutable std::mutex mu_;  // guards calls_ and cancelled_
+  mutable std::set<grpc::ClientContext*> calls_;
+  bool cancelled_ = false;
 };
 
 }  // namespace edgefd::dra

@@ -3,6 +3,7 @@
 // Stands in for the kubelet's PodResources API v1 (v1.PodResourcesLister/List) at the wire
 // level: a real gRPC server of the real proto on a unix socket, answering with what the test
 // says the device manager assigned, or answering late, or not at all.
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,8 @@ class FakePodResources {
   void Hang(bool hang);
   /// List calls received so far.
   int Calls() const;
+  /// Waits until at least `n` List calls arrived; false after `timeout`.
+  bool WaitForCalls(int n, std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   const std::filesystem::path& socket() const { return socket_; }
 
