@@ -38,6 +38,8 @@ Json ToJson(const PreparedClaims& claims) {
                          {"cdiDeviceIDs", d.cdi_ids}});
     }
     out[uid] = {{"namespace", c.ns}, {"name", c.name}, {"devices", devices}, {"env", c.env}};
+    // Only when set, so that a checkpoint without pending claims reads as before.
+    if (c.pending) out[uid]["pending"] = true;
   }
   return out;
 }
@@ -74,6 +76,7 @@ Result<PreparedClaims> DraCheckpoint::Load() const {
       claim.ns = c.at("namespace").get<std::string>();
       claim.name = c.at("name").get<std::string>();
       claim.env = c.at("env").get<std::vector<std::string>>();
+      claim.pending = c.value("pending", false);
       for (const Json& d : c.at("devices")) {
         claim.devices.push_back({d.at("request").get<std::string>(),
                                  d.at("pool").get<std::string>(), d.at("device").get<std::string>(),

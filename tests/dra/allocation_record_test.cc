@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include <cstring>
+#include <optional>
 
 #include "dra_test_support.h"
 #include "edgefd/common/unique_fd.h"
@@ -90,6 +91,46 @@ TEST_F(AllocationRecordTest, AStickAContainerHoldsIsRefusedToo) {
   EXPECT_THAT(Prepare("stick", "uid-s").error,
               HasSubstr("device movidius-ncs-1-1-2 (edgefd.io/movidius-ncs 1-1.2) is held by "
                         "container infer of pod vision/detector"));
+}
+
+// The device plugin reads the checkpoint in Allocate: with the claim recorded before the
+// kubelet is asked, an Allocate the kubelet's answer cannot show yet is refused instead.
+TEST_F(AllocationRecordTest, TheClaimHoldsItsCoresBeforeTheKubeletIsAsked) {
+  std::optional<PreparedClaims> seen;
+  kubelet_.OnList([&] {
+    auto loaded = Checkpoint(checkpoint_).Load();
+    if (loaded) seen = *loaded;
+  });
+  AssignCore("dp-pod", "cpu4");
+  server_.resources().AddClaim("default", "held", "uid-h", {{"cpu", "edgefd.io", kNode, "cpu4"}});
+  server_.resources().AddClaim("default", "free", "uid-f", {{"cpu", "edgefd.io", kNode, "cpu5"}});
+  ASSERT_EQ(Prepare("free", "uid-f").error, "");
+  ASSERT_TRUE(seen);
+  ASSERT_TRUE(seen->contains("uid-f"));
+  EXPECT_TRUE(seen->at("uid-f").pending);
+  EXPECT_EQ(seen->at("uid-f").devices[0].device, "cpu5");
+  EXPECT_FALSE(Checkpoint(checkpoint_).Load()->at("uid-f").pending);  // confirmed
+  // A refused claim held its core while it was asked, and holds nothing after.
+  seen.reset();
+  EXPECT_THAT(Prepare("held", "uid-h").error, HasSubstr("held by container app"));
+  ASSERT_TRUE(seen);
+  EXPECT_TRUE(seen->contains("uid-h"));
+  EXPECT_FALSE(Checkpoint(checkpoint_).Load()->contains("uid-h"));
+  EXPECT_FALSE(fs::exists(cdi_.ClaimSpecPath("uid-h")));
+}
+
+TEST_F(AllocationRecordTest, APrepareThatDidNotFinishIsDroppedAtStartAndCheckedAgain) {
+  // edgefd stopped while it waited for the kubelet: the record says pending.
+  PreparedClaims left;
+  left["uid-p"] = {"uid-p", "default", "one-core", {{"cpu", kNode, "cpu4", {}}}, {}, true};
+  ASSERT_TRUE(Checkpoint(checkpoint_).Save(left));
+  RestartEdgefd();
+  EXPECT_TRUE(preparer_->Claims().empty());
+  // The kubelet asks again, and the check runs again.
+  AssignCore("dp-pod", "cpu4");
+  server_.resources().AddClaim("default", "one-core", "uid-p",
+                               {{"cpu", "edgefd.io", kNode, "cpu4"}});
+  EXPECT_THAT(Prepare("one-core", "uid-p").error, HasSubstr("held by container app"));
 }
 
 TEST_F(AllocationRecordTest, AFreeCoreIsPreparedBesideAHeldOne) {

@@ -50,6 +50,13 @@ Status ClaimPreparer::Start() {
   } else {
     prepared_ = std::move(*loaded);
   }
+  // A prepare that stopped while it waited for the kubelet's answer never finished: the
+  // kubelet asks again, and then it is checked again.
+  std::erase_if(prepared_, [](const auto& entry) {
+    if (!entry.second.pending) return false;
+    spdlog::info("dropping claim {}: its prepare did not finish", entry.first);
+    return true;
+  });
   // Writing the checkpoint now proves the directory is writable before the kubelet calls.
   if (Status s = checkpoint_.Save(prepared_); !s) return s;
   for (const auto& [uid, claim] : prepared_) {
@@ -211,6 +218,9 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
   {
     std::lock_guard lock(mu_);
     auto it = prepared_.find(ref.uid);
+    if (it != prepared_.end() && it->second.pending) {
+      return {{}, "ResourceClaim " + Named(ref) + " is being prepared by another call"};
+    }
     if (it != prepared_.end()) {
       // Prepared before (a retry, or the kubelet asking again after our restart): the same
       // answer, and the same spec on disk in case it went missing.
@@ -231,22 +241,46 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
   std::vector<std::pair<std::string, std::string>> plugin_ids;
   PrepareResult result = Build(ref, *claim, env, plugin_ids);
   if (!result.error.empty()) return result;
-  // Last before the record is written, so the kubelet's answer is as fresh as it can be.
-  if (std::string held = CheckAssignments(what, result, plugin_ids); !held.empty()) {
-    return {{}, held};
-  }
   {
     std::lock_guard lock(mu_);
-    if (auto it = prepared_.find(ref.uid); it != prepared_.end()) return {it->second.devices, ""};
+    if (auto it = prepared_.find(ref.uid); it != prepared_.end()) {
+      if (it->second.pending) return {{}, what + " is being prepared by another call"};
+      return {it->second.devices, ""};
+    }
     // The spec first, then the record: a crash in between leaves a spec with no record,
     // which Start removes; never a record whose spec the runtime cannot find.
     if (Status s = cdi_.WriteClaim(ref.uid, env); !s) return {{}, s.error().message};
-    prepared_[ref.uid] = PreparedClaim{ref.uid, ref.ns, ref.name, result.devices, env};
+    prepared_[ref.uid] = PreparedClaim{ref.uid, ref.ns, ref.name, result.devices, env, true};
     if (Status s = checkpoint_.Save(prepared_); !s) {
       prepared_.erase(ref.uid);
       (void)cdi_.RemoveClaim(ref.uid);
       return {{}, s.error().message};
     }
+  }
+  // Recorded first, asked second: from the record on, the device plugin refuses these devices,
+  // so an Allocate that the kubelet's answer does not show yet was answered before the record,
+  // and the kubelet has recorded it by the time it answers (but for the instant between our
+  // reply and its bookkeeping). Asked first, the whole check would be that window.
+  std::string error = CheckAssignments(what, result, plugin_ids);
+  {
+    std::lock_guard lock(mu_);
+    auto it = prepared_.find(ref.uid);
+    if (it == prepared_.end()) return {{}, what + " was unprepared while it was being prepared"};
+    if (error.empty()) {
+      it->second.pending = false;
+    } else {
+      prepared_.erase(it);
+    }
+    if (Status s = checkpoint_.Save(prepared_); !s) {
+      // The record on disk still says pending: a restart drops it, the kubelet asks again.
+      prepared_.erase(ref.uid);
+      error = s.error().message;
+    }
+    if (!error.empty()) (void)cdi_.RemoveClaim(ref.uid);
+  }
+  if (!error.empty()) {
+    Changed();
+    return {{}, error};
   }
   spdlog::info("prepared {} ({} device(s))", what, result.devices.size());
   Changed();

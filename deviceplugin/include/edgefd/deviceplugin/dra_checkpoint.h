@@ -27,6 +27,10 @@ struct PreparedClaim {
   std::string name;
   std::vector<PreparedDevice> devices;
   std::vector<std::string> env;  ///< the per-claim CDI device's environment
+  /// Recorded, but the kubelet's PodResources answer is still awaited: the devices are held
+  /// (the device plugin refuses them meanwhile), yet the claim is not prepared. A restarted
+  /// driver drops such a record; the kubelet asks again.
+  bool pending = false;
 
   bool operator==(const PreparedClaim&) const = default;
 };

@@ -15,6 +15,12 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
                                  const ::v1::ListPodResourcesRequest* /*request*/,
                                  ::v1::ListPodResourcesResponse* response) override {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    std::function<void()> hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = hook_;
+    }
+    if (hook) hook();
     std::lock_guard lock(mu_);
     ++calls_;
     called_.notify_all();
@@ -34,6 +40,10 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
   void Clear() {
     std::lock_guard lock(mu_);
     assignments_.clear();
+  }
+  void OnList(std::function<void()> hook) {
+    std::lock_guard lock(mu_);
+    hook_ = std::move(hook);
   }
   void Hang(bool hang) {
     std::vector<grpc::ServerUnaryReactor*> release;
@@ -92,6 +102,7 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
   std::condition_variable called_;
   std::vector<Assignment> assignments_;
   std::vector<grpc::ServerUnaryReactor*> held_;
+  std::function<void()> hook_;
   bool hang_ = false;
   int calls_ = 0;
 };
@@ -124,6 +135,7 @@ void FakePodResources::Stop() {
 
 void FakePodResources::Assign(Assignment assignment) { service_->Assign(std::move(assignment)); }
 void FakePodResources::Clear() { service_->Clear(); }
+void FakePodResources::OnList(std::function<void()> hook) { service_->OnList(std::move(hook)); }
 void FakePodResources::Hang(bool hang) { service_->Hang(hang); }
 int FakePodResources::Calls() const { return service_->Calls(); }
 bool FakePodResources::WaitForCalls(int n, std::chrono::milliseconds timeout) {

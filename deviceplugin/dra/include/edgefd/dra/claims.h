@@ -57,7 +57,10 @@ struct ClaimStats {
 /// checks that every allocation result of edgefd.io is in this node's pool and names a
 /// device this node has, present and healthy, writes the claim's CDI spec (the environment
 /// that sums up the allocation) and records the claim in the checkpoint before answering
-/// with each device's CDI names (its common-spec device and the claim's). Unprepare removes
+/// with each device's CDI names (its common-spec device and the claim's). With an
+/// AssignmentSource (SetAssignments) the record is first written as pending, which already
+/// withdraws its devices from the device plugin, then the kubelet is asked what the device
+/// plugin handed out, and the record is confirmed or removed. Unprepare removes
 /// the spec and the record; a claim it does not know is already unprepared. Any problem with
 /// one claim is that claim's error, never the whole call's. Safe from many threads.
 class ClaimPreparer final : public ClaimHandler {
@@ -68,7 +71,8 @@ class ClaimPreparer final : public ClaimHandler {
 
   /// Loads the checkpoint (a corrupt one is renamed to `<file>.corrupt` with an error in the
   /// log, and the plugin starts empty: the kubelet still unprepares those claims, which then
-  /// succeeds), writes the CDI specs of the prepared claims again (/var/run is empty after a
+  /// succeeds), drops records of prepares that did not finish (pending: the kubelet asks
+  /// again), writes the CDI specs of the prepared claims again (/var/run is empty after a
   /// reboot) and removes claim specs of claims it has no record of. Fails when the checkpoint
   /// directory or the CDI directory cannot be written.
   Status Start();

@@ -5,6 +5,7 @@
 // says the device manager assigned, or answering late, or not at all.
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +41,9 @@ class FakePodResources {
   void Clear();
   /// While on, List calls get no answer until Hang(false) or Stop (a kubelet that is stuck).
   void Hang(bool hang);
+  /// Runs `hook` at the start of every List call, before it is answered (what the caller had
+  /// done by the time it asked).
+  void OnList(std::function<void()> hook);
   /// List calls received so far.
   int Calls() const;
   /// Waits until at least `n` List calls arrived; false after `timeout`.
