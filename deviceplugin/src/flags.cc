@@ -46,10 +46,10 @@ void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
       ->group(group);
   app.add_option_function<std::string>(
          "--dra-checkpoint", [&flags](const std::string& file) { flags.dra_checkpoint = file; },
-         "the DRA driver's checkpoint of prepared claims (read only; followed with inotify): "
-         "a device a prepared claim holds is withdrawn from the kubelet (listed Unhealthy, "
-         "refused by Allocate), and while the file cannot be read every device is; a missing "
-         "file means no claims (default: " +
+         "the DRA driver's checkpoint of prepared claims (the DRA modes write it; the device "
+         "plugin follows it with inotify): a device a prepared claim holds is withdrawn from "
+         "the kubelet (listed Unhealthy, refused by Allocate), and while the file cannot be "
+         "read every device is; a missing file means no claims (default: " +
              std::string(kDefaultDraCheckpoint) +
              "; in the DRA modes <kubelet-plugins-dir>/edgefd.io/checkpoint.json)")
       ->type_name("FILE")

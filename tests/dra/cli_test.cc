@@ -319,7 +319,8 @@ TEST(DraCli, HelpListsTheSharedFlagGroupsOnce) {
   ASSERT_EQ(r.code, 0);
   for (const char* flag :
        {"--kubelet-dir", "--cdi-dir", "--root", "--rescan", "--node-name", "--kubeconfig",
-        "--resync", "--kubelet-registry-dir", "--metrics-addr"}) {
+        "--resync", "--kubelet-registry-dir", "--metrics-addr", "--pod-resources-socket",
+        "/var/lib/kubelet/pod-resources/kubelet.sock", "--dra-checkpoint"}) {
     EXPECT_THAT(r.output, HasSubstr(flag));
   }
   // The DRA program's own default for --resync, in the labeller's words.
