@@ -31,8 +31,15 @@ std::optional<std::string> ClaimHolds::HolderOf(std::string_view dra_name) const
 }
 
 ClaimHolds ReadClaimHolds(const DraCheckpoint& checkpoint) {
+  auto text = checkpoint.Read();
+  if (!text) return ClaimHolds{text.error().message, {}};
+  return HoldsFrom(checkpoint, *text);
+}
+
+ClaimHolds HoldsFrom(const DraCheckpoint& checkpoint, const std::optional<std::string>& text) {
   ClaimHolds holds;
-  auto claims = checkpoint.Load();
+  if (!text) return holds;  // no file: no claims
+  auto claims = checkpoint.Parse(*text);
   if (!claims) {
     holds.error = claims.error().message;
     return holds;
@@ -97,7 +104,17 @@ ClaimHolds DraClaimWatch::Current(uint64_t* version) const {
 
 ClaimHolds DraClaimWatch::ReadNow() {
   std::lock_guard order(listeners_mu_);
-  ClaimHolds holds = ReadClaimHolds(checkpoint_);
+  ClaimHolds holds;
+  if (auto text = checkpoint_.Read(); !text) {
+    holds.error = text.error().message;
+    text_.reset();
+  } else if (text_ && *text_ == *text) {
+    std::lock_guard lock(mu_);
+    return holds_;  // the same bytes as last time: the same holds
+  } else {
+    holds = HoldsFrom(checkpoint_, *text);
+    text_ = std::move(*text);
+  }
   {
     std::lock_guard lock(mu_);
     if (holds == holds_ && version_ != 0) return holds;

@@ -5,6 +5,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/testing/fake_kubelet.h"
@@ -192,6 +193,21 @@ TEST(ClaimHolds, NameTheClaimAndVouchForNothingWhenUnreadable) {
   holds = ReadClaimHolds(checkpoint);
   EXPECT_THAT(holds.error, HasSubstr(checkpoint.path().string()));
   EXPECT_THAT(holds.HolderOf("cpu0").value_or(""), HasSubstr("cannot be read"));
+}
+
+TEST(ClaimHolds, ACheckpointThatCannotBeReadIsNotNoClaims) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads whatever the modes say";
+  TempDir dir;
+  DraCheckpoint checkpoint(dir.path() / "edgefd.io" / "checkpoint.json");
+  fs::create_directories(checkpoint.path().parent_path());
+  ASSERT_TRUE(checkpoint.Save({}));
+  fs::permissions(checkpoint.path(), fs::perms::none);
+  EXPECT_THAT(ReadClaimHolds(checkpoint).error, HasSubstr("cannot be read"));
+  // Nor is a directory it may not search.
+  fs::permissions(checkpoint.path(), fs::perms::owner_read | fs::perms::owner_write);
+  fs::permissions(checkpoint.path().parent_path(), fs::perms::none);
+  EXPECT_THAT(ReadClaimHolds(checkpoint).error, HasSubstr("cannot be read"));
+  fs::permissions(checkpoint.path().parent_path(), fs::perms::owner_all);
 }
 
 }  // namespace

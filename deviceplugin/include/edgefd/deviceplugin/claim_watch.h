@@ -38,6 +38,8 @@ struct ClaimHolds {
 
 /// Reads `checkpoint` into ClaimHolds (an unreadable or corrupt file is `error`, naming it).
 ClaimHolds ReadClaimHolds(const DraCheckpoint& checkpoint);
+/// What the checkpoint's bytes `text` (nullopt: no file) say, as ReadClaimHolds.
+ClaimHolds HoldsFrom(const DraCheckpoint& checkpoint, const std::optional<std::string>& text);
 
 /// Marks every device of `snapshot` that `holds` holds (PluginDevice::held_by); the device
 /// plugin then offers it as Unhealthy, prefers and allocates it never.
@@ -89,6 +91,9 @@ class DraClaimWatch {
   mutable std::mutex mu_;  // guards holds_, version_, stop_
   ClaimHolds holds_;
   uint64_t version_ = 0;
+  // The bytes holds_ came from (nullopt: no file), so that a read of the same bytes (most
+  // Allocates) is not parsed again. Guarded by listeners_mu_.
+  std::optional<std::optional<std::string>> text_;
   bool stop_ = false;
 
   // Held while listeners run (as InventoryRegistry does) and while a read is applied, so

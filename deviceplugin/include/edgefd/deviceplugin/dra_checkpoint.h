@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -52,9 +53,13 @@ class DraCheckpoint {
   explicit DraCheckpoint(std::filesystem::path path) : path_(std::move(path)) {}
 
   const std::filesystem::path& path() const { return path_; }
-  /// Reads the file; a missing file is an empty set. A file that does not parse, has another
-  /// version or a wrong checksum is an Error naming it.
+  /// Reads the file; a missing file is an empty set. A file that cannot be read (but for not
+  /// existing), does not parse, has another version or a wrong checksum is an Error naming it.
   Result<PreparedClaims> Load() const;
+  /// Load in two steps: the file's bytes (nullopt when it does not exist, an Error when it
+  /// cannot be read or is over 64 MiB), then what they say.
+  Result<std::optional<std::string>> Read() const;
+  Result<PreparedClaims> Parse(const std::string& text) const;
   /// Replaces the file with `claims`.
   Status Save(const PreparedClaims& claims) const;
 
