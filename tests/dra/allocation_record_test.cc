@@ -238,6 +238,33 @@ TEST_F(AllocationRecordTest, TheKubeletSeesTheRefusalInTheClaimsAnswer) {
   EXPECT_THAT(RenderMetrics(state), HasSubstr("edgefd_dra_pod_resources_errors_total 0\n"));
 }
 
+TEST_F(AllocationRecordTest, ThePoolLearnsWhatTheDevicePluginHandedOutByItsDraNames) {
+  int changes = 0;
+  DevicePluginHoldings holdings(client_, hw_.registry(), std::chrono::hours(1), [&] { ++changes; });
+  ASSERT_TRUE(holdings.PollOnce());
+  EXPECT_TRUE(holdings.Names().empty());
+  EXPECT_EQ(changes, 0);
+  AssignCore("dp-pod", "cpu4");
+  kubelet_.Assign({"vision", "detector", "infer", "edgefd.io/movidius-ncs", {"1-1.2"}});
+  kubelet_.Assign({"gpu", "other", "app", "example.com/gpu", {"cpu5"}});  // not ours
+  ASSERT_TRUE(holdings.PollOnce());
+  EXPECT_EQ(holdings.Names(), (std::set<std::string>{"cpu4", "movidius-ncs-1-1-2"}));
+  EXPECT_EQ(changes, 1);
+  ASSERT_TRUE(holdings.PollOnce());  // nothing new: no change to report
+  EXPECT_EQ(changes, 1);
+  // The kubelet away: the last answer stands, and the poll says why it failed.
+  kubelet_.Stop();
+  auto failed = holdings.PollOnce();
+  ASSERT_FALSE(failed);
+  EXPECT_THAT(failed.error().message, HasSubstr(socket_.string()));
+  EXPECT_EQ(holdings.Names().size(), 2u);
+  ASSERT_TRUE(kubelet_.Start());
+  kubelet_.Clear();
+  ASSERT_TRUE(holdings.PollOnce());
+  EXPECT_TRUE(holdings.Names().empty());
+  EXPECT_EQ(changes, 2);
+}
+
 TEST(PodResourcesClient, ListsOnlyEdgefdDevicesOfEveryContainer) {
   TempDir dir;
   FakePodResources kubelet(dir.path() / "kubelet.sock");

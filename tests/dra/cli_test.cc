@@ -236,6 +236,9 @@ TEST_F(DraCliTest, BothModesNeverGiveOneCoreToTwoContainers) {
   EXPECT_THAT(refused_claim->at("uid-2").error,
               HasSubstr("device cpu7 (edgefd.io/big-cpu cpu7) is held by container app of pod "
                         "default/dp-pod"));
+  // And the scheduler is told: the pool leaves out the core the device plugin handed out
+  // (this API server keeps no device taints).
+  EXPECT_TRUE(server_->WaitFor([&] { return !PoolHas("cpu7") && PoolHas("cpu6"); }));
   // edgefd restarts: cpu6 is withdrawn from its very first list again.
   ASSERT_EQ(Stop(), 0) << plugin_->err();
   dp.Restart();

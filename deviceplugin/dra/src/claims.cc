@@ -102,6 +102,11 @@ void ClaimPreparer::SetAssignments(AssignmentSource source) {
   assignments_ = std::move(source);
 }
 
+void ClaimPreparer::SetOnConflict(std::function<void()> on_conflict) {
+  std::lock_guard lock(mu_);
+  on_conflict_ = std::move(on_conflict);
+}
+
 ClaimStats ClaimPreparer::Stats() const {
   std::lock_guard lock(mu_);
   return stats_;
@@ -128,8 +133,13 @@ std::string ClaimPreparer::CheckAssignments(
     const auto& [resource, id] = plugin_ids[i];
     for (const AssignedDevice& a : *assigned) {
       if (a.resource != resource || a.id != id) continue;
-      std::lock_guard lock(mu_);
-      ++stats_.conflicts;
+      std::function<void()> on_conflict;
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.conflicts;
+        on_conflict = on_conflict_;
+      }
+      if (on_conflict) on_conflict();
       return what + ": device " + result.devices[i].device + " (" + resource + " " + id +
              ") is held by container " + a.container + " of pod " + a.ns + "/" + a.pod +
              " through the device plugin; a device goes to one container at a time";

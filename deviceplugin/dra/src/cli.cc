@@ -36,6 +36,9 @@ using deviceplugin::InventoryFeed;
 using deviceplugin::InventoryRegistry;
 using deviceplugin::PluginServer;
 
+// How often the pool learns what the device plugin handed out (PodResources has no watch).
+constexpr auto kPodResourcesPoll = std::chrono::seconds(5);
+
 // Users run it as `edgefd-deviceplugin --mode dra`: its messages carry that name.
 constexpr char kName[] = "edgefd-deviceplugin";
 
@@ -266,9 +269,24 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   publish.node_uid = NodeUid(api, node);
   publish.taints = *ParseTaintMode(flags.device_taints);  // the parser checked the word
   publish.resync = flags.kube.resync;
+  // What the device plugin handed out is tainted in the pool, so the scheduler gives it to
+  // no claim (prepare refuses it anyway). Declared before the publisher, which reads it.
+  SlicePublisher* pool = nullptr;
+  DevicePluginHoldings taken(pod_resources, registry, kPodResourcesPoll, [&pool] {
+    if (pool != nullptr) pool->Trigger();
+  });
   SlicePublisher publisher(registry, api, *version, publish, [&] { return claims.HeldDevices(); });
+  pool = &publisher;
+  publisher.SetTaken([&taken] { return taken.Names(); });
+  // Stops the poller before the publisher goes, whichever way Serve returns.
+  struct StopFirst {
+    DevicePluginHoldings& holdings;
+    ~StopFirst() { holdings.Stop(); }
+  } stop_taken{taken};
   claims.SetOnChange([&] { publisher.Trigger(); });
+  claims.SetOnConflict([&taken] { taken.Refresh(); });
   publisher.Start();
+  taken.Start();
   DeviceLossReporter loss(registry, claims, api, *version, node,
                           [&] { return publisher.Stats().taints; });
   loss.Start();
@@ -306,6 +324,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   http.reset();
   plugin.Stop();
   loss.Stop();
+  taken.Stop();
   publisher.Stop();
   if (dp_server) dp_server->Stop();
   if (held) held->Stop();

@@ -93,6 +93,9 @@ class ClaimPreparer final : public ClaimHandler {
   void SetAssignments(AssignmentSource source);
   /// What was refused for the allocation record so far.
   ClaimStats Stats() const;
+  /// Called (outside any lock) after a claim was refused because a container holds one of
+  /// its devices through the device plugin.
+  void SetOnConflict(std::function<void()> on_conflict);
 
  private:
   // The claim's entry, or an error; `claim` is the API object.
@@ -114,6 +117,7 @@ class ClaimPreparer final : public ClaimHandler {
   PreparedClaims prepared_;
   std::function<void()> on_change_;
   AssignmentSource assignments_;
+  std::function<void()> on_conflict_;
   ClaimStats stats_;
 };
 
