@@ -194,8 +194,8 @@ HealthChecks NriHealth(const NriService& service, const Metrics& metrics, fs::pa
   checks.not_ready = [&metrics, socket = std::move(socket)]() -> std::optional<std::string> {
     std::error_code ec;
     if (metrics.synchronized || !fs::exists(socket, ec)) return std::nullopt;
-    return "the NRI socket " + socket.string() + " is there but the runtime has not " +
-           "synchronized edgefd-nri yet";
+    return "the NRI socket " + socket.string() + " is there but edgefd-nri is not " +
+           "synchronized with the runtime yet";
   };
   return checks;
 }

@@ -304,6 +304,9 @@ void Session::Run(int stop_fd) {
             "appears",
             options_.socket.string(), fd.error().message);
         advised = true;
+      } else {
+        spdlog::debug("NRI socket {}: still unavailable ({})", options_.socket.string(),
+                      fd.error().message);
       }
       if (WaitForSocket(stop_fd, watching ? inotify.get() : -1, backoff)) return;
       backoff = std::min(backoff * 2, options_.max_backoff);
