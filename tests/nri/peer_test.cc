@@ -86,6 +86,8 @@ TEST_F(NriPeerTest, EnforcesHeldCoresThroughTheRealRuntimeSide) {
   // A plain container is created off the held cores.
   EXPECT_EQ(report["create_plain"].value("cpus", ""), "0,2");
   EXPECT_THAT(Updates(report["create_plain"]["updates"]), IsEmpty());
+  // An update that would widen the holder's cpuset (a resize) is answered with its own cores.
+  EXPECT_THAT(Updates(report["update"]), ElementsAre("holder-1=1"));
   // EDGEFD_LITTLE_CPUS=0,7 on a 4-core node: pinned to the valid core 0.
   EXPECT_EQ(report["create_partly"].value("cpus", ""), "0");
   // EDGEFD_MID_CPUS=9: holds nothing, treated as any other container.

@@ -39,6 +39,8 @@ type report struct {
 	Sync         []update `json:"sync"`          // updates answered at the first Synchronize
 	CreateHolder created  `json:"create_holder"` // EDGEFD_BIG_CPUS=1
 	CreatePlain  created  `json:"create_plain"`  // no edgefd cores
+	// UpdateContainer asking cpuset 0-3 for the holder of core 1 (the kubelet resizing it).
+	Update       []update `json:"update"`
 	CreatePartly created  `json:"create_partly"` // EDGEFD_LITTLE_CPUS=0,7 (7 is not online)
 	CreateBogus  created  `json:"create_bogus"`  // EDGEFD_MID_CPUS=9 (not online at all)
 	// Unsolicited UpdateContainers after RemoveContainer of the running holder of core 1.
@@ -162,12 +164,18 @@ func script(socket string, timeout time.Duration, rep *report) error {
 	if rep.CreatePlain, err = create(rt, web, container("plain-new", "web", nri.ContainerState_CONTAINER_CREATED, "")); err != nil {
 		return err
 	}
+	ctx := context.Background()
+	resized, err := rt.r.UpdateContainer(ctx, &nri.UpdateContainerRequest{Pod: web, Container: holder,
+		LinuxResources: &nri.LinuxResources{Cpu: &nri.LinuxCPU{Cpus: "0-3"}}})
+	if err != nil {
+		return fmt.Errorf("UpdateContainer: %w", err)
+	}
+	rep.Update = updates(resized.GetUpdate())
 	partly := container("partly", "web", nri.ContainerState_CONTAINER_CREATED, "", "EDGEFD_LITTLE_CPUS=0,7")
 	if rep.CreatePartly, err = create(rt, web, partly); err != nil {
 		return err
 	}
 	// The partly valid holder took core 0: free it again so the rest reads simply.
-	ctx := context.Background()
 	if _, err = rt.r.StopContainer(ctx, &nri.StopContainerRequest{Pod: web, Container: partly}); err != nil {
 		return err
 	}
