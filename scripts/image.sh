@@ -118,7 +118,7 @@ for a in "${arches[@]}"; do
   bah push --quiet "$img" "oci-archive:$file:$name"
   python3 scripts/oci-name.py "$file" "$name"
   log "checking every binary inside the $a image"
-  for b in edgefd-labeller edgefd-labeller-agent edgefd-deviceplugin edgefd-pipeline; do
+  for b in edgefd-labeller edgefd-labeller-agent edgefd-deviceplugin edgefd-nri edgefd-pipeline; do
     run_in "$a" "$img" "/usr/local/bin/$b" --version | head -n 3 >&2
   done
   if [ -d "$shared" ]; then
