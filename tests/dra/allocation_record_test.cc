@@ -236,6 +236,8 @@ TEST_F(AllocationRecordTest, TheKubeletSeesTheRefusalInTheClaimsAnswer) {
   state.claims = preparer_->Stats();
   EXPECT_THAT(RenderMetrics(state), HasSubstr("edgefd_dra_prepare_conflicts_total 1\n"));
   EXPECT_THAT(RenderMetrics(state), HasSubstr("edgefd_dra_pod_resources_errors_total 0\n"));
+  state.device_plugin_devices = 2;
+  EXPECT_THAT(RenderMetrics(state), HasSubstr("edgefd_dra_device_plugin_devices 2\n"));
 }
 
 TEST_F(AllocationRecordTest, ThePoolLearnsWhatTheDevicePluginHandedOutByItsDraNames) {

@@ -305,8 +305,14 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   std::unique_ptr<HttpEndpoint> http;
   if (MetricsEnabled(flags.dp.metrics_address)) {
     auto state = [&] {
-      return DraState{publisher.Stats(), plugin.Stats(), plugin.Registration(),
-                      claims.Claims().size(), claims.Stats()};
+      DraState state;
+      state.slices = publisher.Stats();
+      state.plugin = plugin.Stats();
+      state.registration = plugin.Registration();
+      state.prepared_claims = claims.Claims().size();
+      state.claims = claims.Stats();
+      state.device_plugin_devices = taken.Names().size();
+      return state;
     };
     HealthChecks device_plugin =
         dp_server ? deviceplugin::PluginHealth(dp_metrics, registry) : HealthChecks{};

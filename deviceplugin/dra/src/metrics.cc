@@ -26,6 +26,10 @@ std::string RenderMetrics(const DraState& s) {
               "Claims refused because the kubelet's PodResources API could not say what the "
               "device plugin handed out (missing, refusing, or past the deadline).",
               static_cast<double>(s.claims.assignments_unknown));
+  out.Gauge("edgefd_dra_device_plugin_devices",
+            "Devices containers hold through the device plugin (PodResources, polled), which "
+            "the pool taints edgefd.io/device-plugin.",
+            static_cast<double>(s.device_plugin_devices));
   out.Gauge("edgefd_dra_prepared_claims", "Claims prepared on this node now.",
             static_cast<double>(s.prepared_claims));
   out.Gauge("edgefd_dra_pool_generation", "Generation of the node's ResourceSlice pool.",

@@ -19,6 +19,8 @@ struct DraState {
   RegistrationState registration;
   size_t prepared_claims = 0;
   ClaimStats claims;
+  /// Devices containers hold through the device plugin, as last polled (tainted in the pool).
+  size_t device_plugin_devices = 0;
 };
 
 /// The edgefd_dra_* metrics in the Prometheus text format.
