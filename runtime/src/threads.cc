@@ -38,6 +38,12 @@ std::string_view Trim(std::string_view s) {
 }
 
 // A whole (trimmed) decimal number, or nullopt.
+// Contents quoted in a log line: at most 60 bytes of them.
+std::string Quote(std::string_view text) {
+  text = Trim(text);
+  return "'" + std::string(text.substr(0, 60)) + (text.size() > 60 ? "...'" : "'");
+}
+
 std::optional<int64_t> ParseInt(std::string_view s) {
   s = Trim(s);
   int64_t v = 0;
@@ -107,8 +113,8 @@ std::optional<Limit> ReadV1Dir(const fs::path& dir, std::vector<std::string>* ig
   if (!quota || !period) return std::nullopt;
   std::optional<Limit> limit = ParseCfs(*quota, *period);
   if (!limit) {
-    ignored->push_back(file->string() + ": '" + std::string(Trim(*quota)) + "' over period '" +
-                       std::string(Trim(*period)) + "' is not a CFS quota");
+    ignored->push_back(file->string() + ": " + Quote(*quota) + " over period " + Quote(*period) +
+                       " is not a CFS quota");
   }
   return limit;
 }
@@ -202,8 +208,7 @@ std::optional<CgroupQuota> ReadCgroupQuota(const std::string& root,
     // "ID:CONTROLLERS:PATH"; the path may itself hold ':'.
     size_t c1 = line.find(':'), c2 = c1 == std::string_view::npos ? c1 : line.find(':', c1 + 1);
     if (c2 == std::string_view::npos || !SafeCgroupPath(line.substr(c2 + 1))) {
-      ignored->push_back(self.string() + ": '" + std::string(line) +
-                         "' is not ID:CONTROLLERS:/PATH");
+      ignored->push_back(self.string() + ": " + Quote(line) + " is not ID:CONTROLLERS:/PATH");
       continue;
     }
     const std::string_view id = line.substr(0, c1), controllers = line.substr(c1 + 1, c2 - c1 - 1);
