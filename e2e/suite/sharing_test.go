@@ -486,10 +486,17 @@ func TestOneAllocationRecord(t *testing.T) {
 		}
 	}
 
-	// The edgefd restart first: a kubelet restart can leave the kubelet refusing a device
-	// plugin's later registrations of one resource ("device plugin already connected", when the
-	// plugin registered it twice with the new kubelet), which a plugin restart right after it
-	// would meet.
+	// The kubelet restart first, then edgefd's: a plugin pod started after a kubelet restart
+	// must register every resource with that kubelet (it refused one for good once the plugin
+	// had registered that resource with it twice).
+	t.Run("across a kubelet restart, neither path hands out a held core", func(t *testing.T) {
+		if !held {
+			t.Skip("the holders did not start")
+		}
+		program(t, "restart", "kubelet")
+		nothingTwice(t, time.Now())
+	})
+
 	t.Run("across an edgefd restart, neither path hands out a held core", func(t *testing.T) {
 		if !held {
 			t.Skip("the holders did not start")
@@ -503,14 +510,6 @@ func TestOneAllocationRecord(t *testing.T) {
 			return err == nil && int(n) == resources, err
 		}, describeLog("kubelet"))
 		nothingTwice(t, time.Time{})
-	})
-
-	t.Run("across a kubelet restart, neither path hands out a held core", func(t *testing.T) {
-		if !held {
-			t.Skip("the holders did not start")
-		}
-		program(t, "restart", "kubelet")
-		nothingTwice(t, time.Now())
 	})
 
 	waitDeleted(t, ns, "dra-first", "dp-second")
