@@ -35,8 +35,11 @@ const (
 )
 
 // cpusetScript prints the container's big cores, then its Cpus_allowed_list at start and at
-// every change (the runtime stamps each log line, which times the changes).
-const cpusetScript = `echo "EDGEFD_BIG_CPUS=$EDGEFD_BIG_CPUS"
+// every change (the runtime stamps each log line, which times the changes). It exits on
+// SIGTERM (a shell as PID 1 ignores it), so a deleted holder stops at once, not after the
+// kubelet's 2 s minimum grace period, and the time its cores take to come back is edgefd's.
+const cpusetScript = `trap 'exit 0' TERM
+echo "EDGEFD_BIG_CPUS=$EDGEFD_BIG_CPUS"
 last=
 while :; do
   now=$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)
