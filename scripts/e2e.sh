@@ -43,6 +43,8 @@ EDGEFD_IMAGE_ARCHIVE="$REPO/build/image/edgefd_${EDGEFD_VERSION}_amd64.oci.tar"
 PAUSE_IMAGE=docker.io/edgefd/pause:3.10-e2e
 COREDNS_IMAGE=docker.io/edgefd/coredns:1.15.0-e2e
 SHARED_DT="${EDGEFD_SHARED:-$REPO/../shared}/devicetrees"
+# containerd's NRI socket: the path is fixed (edgefd-nri's default and its DaemonSet's mount).
+NRI_SOCKET=/var/run/nri/nri.sock
 
 log() { printf '[e2e %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -436,6 +438,13 @@ state = "$RUN/containerd"
 
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
+
+# NRI, through which edgefd-nri sets the cpusets of containers given edgefd cores (and keeps
+# the others off them). containerd 2.x has it on with this socket by default (1.7 had it off);
+# spelled out because the suite relies on it.
+[plugins."io.containerd.nri.v1.nri"]
+  disable = false
+  socket_path = "$NRI_SOCKET"
 EOF
   start containerd "$BIN/containerd" --config "$OUT/containerd.toml"
   wait_for "containerd" 60 "$BIN/ctr" --address "$RUN/containerd/containerd.sock" version
@@ -603,6 +612,7 @@ deploy_edgefd() {
   kubectl apply -k "$E2E_SRC/deploy/dra" >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-labeller --timeout=180s >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-deviceplugin --timeout=180s >/dev/null
+  kubectl -n edgefd-system rollout status ds/edgefd-nri --timeout=180s >/dev/null
   kubectl -n edgefd-system rollout status ds/edgefd-dra --timeout=180s >/dev/null
   kubectl -n kube-system rollout status deploy/coredns --timeout=180s >/dev/null
 }
@@ -776,6 +786,9 @@ down_quiet() {
   if ! pgrep -x containerd >/dev/null; then
     rm -rf /run/containerd/s /run/containerd/runc
     rmdir /run/containerd 2>/dev/null || true
+    # Its NRI socket's directory (fixed too; edgefd-nri's hostPath creates it if absent).
+    rm -f "$NRI_SOCKET"
+    rmdir "$(dirname "$NRI_SOCKET")" 2>/dev/null || true
   fi
 }
 

@@ -10,10 +10,12 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
   -DEDGEFD_BUILD_FUZZ=ON -DEDGEFD_BUILD_TESTS=OFF -DEDGEFD_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target dtb_parser_fuzz label_sanitize_fuzz rules_parser_fuzz \
-  claim_parser_fuzz
+  claim_parser_fuzz nri_frame_fuzz
 
 corpus=build-fuzz/corpus
-mkdir -p "$corpus/dtb" "$corpus/labels" "$corpus/rules" "$corpus/claims" build-fuzz/findings
+mkdir -p "$corpus/dtb" "$corpus/labels" "$corpus/rules" "$corpus/claims" "$corpus/nri" build-fuzz/findings
+# What a container runtime sends edgefd-nri (testdata/nri/make_corpus.py writes them).
+cp testdata/nri/corpus/*.bin "$corpus/nri/"
 for dts in testdata/dt/*.dts; do
   dtc -q -I dts -O dtb -o "$corpus/dtb/$(basename "$dts" .dts).dtb" "$dts"
 done
@@ -28,7 +30,7 @@ JSON
 printf '{"metadata":{"name":"c","uid":"u"}}' > "$corpus/claims/unallocated.json"
 
 for target in dtb_parser_fuzz:dtb label_sanitize_fuzz:labels rules_parser_fuzz:rules \
-  claim_parser_fuzz:claims; do
+  claim_parser_fuzz:claims nri_frame_fuzz:nri; do
   bin=${target%%:*}
   dir=${target##*:}
   echo "== $bin for ${seconds}s"

@@ -118,7 +118,11 @@ for a in "${arches[@]}"; do
   bah push --quiet "$img" "oci-archive:$file:$name"
   python3 scripts/oci-name.py "$file" "$name"
   log "checking every binary inside the $a image"
-  for b in edgefd-labeller edgefd-labeller-agent edgefd-deviceplugin edgefd-pipeline; do
+  # Every binary the build installs, and exactly those: a new one not listed here fails too.
+  want="edgefd-deviceplugin edgefd-deviceplugin-dra edgefd-labeller edgefd-labeller-agent edgefd-nri edgefd-pipeline"
+  have=$(run_in "$a" "$img" /bin/sh -c 'cd /usr/local/bin && echo *')
+  [ "$have" = "$want" ] || { log "the $a image has /usr/local/bin: $have; expected: $want"; exit 1; }
+  for b in $want; do
     run_in "$a" "$img" "/usr/local/bin/$b" --version | head -n 3 >&2
   done
   if [ -d "$shared" ]; then

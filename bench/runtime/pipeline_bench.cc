@@ -17,6 +17,7 @@
 #include "edgefd/common/json.h"
 #include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/runtime/threads.h"
 #include "edgefd/testing/paths.h"
 #include "machine_peak.h"
 
@@ -79,6 +80,8 @@ double OfMemcpy(const Row& r, const edgefd::bench::MachinePeak& m) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The in-process runs wait the way edgefd-pipeline's threads do (it may re-run this program).
+  edgefd::runtime::DefaultToPassiveWait(argv);
   bool quick = false, json = false, monolithic = false;
   Policy policy = Policy::kBlock;
   std::string bin = edgefd::testing::PipelineBin();

@@ -9,6 +9,7 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
 #include "edgefd/deviceplugin/cdi.h"
+#include "edgefd/deviceplugin/claim_watch.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/flags.h"
 #include "edgefd/deviceplugin/mode.h"
@@ -62,7 +63,13 @@ int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
     }
     server_options.cdi = true;
   }
-  PluginServer server(registry, server_options, &metrics);
+  // What prepared DRA claims hold never goes to a container through this plugin too.
+  DraClaimWatch claims(flags.dra_checkpoint.value_or(std::string(kDefaultDraCheckpoint)), &metrics);
+  if (Status s = claims.Start(); !s) {
+    spdlog::error("--dra-checkpoint: {}", s.error().message);
+    return kExitFailure;
+  }
+  PluginServer server(registry, server_options, &metrics, &claims);
   if (Status s = server.Start(); !s) {
     spdlog::error("{}", s.error().message);
     return kExitFailure;
@@ -86,6 +93,7 @@ int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
   cdi_feed.Stop();
   feed.Stop();
   server.Stop();
+  claims.Stop();
   return kExitOk;
 }
 

@@ -44,6 +44,16 @@ void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
                  "where the CDI specs go (default: " + std::string(kDefaultCdiDir) + ")")
       ->type_name("DIR")
       ->group(group);
+  app.add_option_function<std::string>(
+         "--dra-checkpoint", [&flags](const std::string& file) { flags.dra_checkpoint = file; },
+         "the DRA driver's checkpoint of prepared claims (the DRA modes write it; the device "
+         "plugin follows it with inotify): a device a prepared claim holds is withdrawn from "
+         "the kubelet (listed Unhealthy, refused by Allocate), and while the file cannot be "
+         "read every device is; a missing file means no claims (default: " +
+             std::string(kDefaultDraCheckpoint) +
+             "; in the DRA modes <kubelet-plugins-dir>/edgefd.io/checkpoint.json)")
+      ->type_name("FILE")
+      ->group(group);
   AddMetricsAddrFlag(app, flags.metrics_address)
       ->description(
           "serve /healthz, /readyz and /metrics on HOST:PORT, [IPV6]:PORT or :PORT "

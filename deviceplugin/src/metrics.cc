@@ -39,6 +39,17 @@ void Metrics::SetRegistered(const std::string& resource, bool registered) {
   resources_[resource].registered = registered;
 }
 
+void Metrics::SetDraCheckpoint(bool readable, int held_devices) {
+  std::lock_guard lock(mu_);
+  dra_checkpoint_readable_ = readable;
+  dra_held_devices_ = held_devices;
+}
+
+void Metrics::CountDraRefusal(const std::string& resource) {
+  std::lock_guard lock(mu_);
+  ++resources_[resource].dra_refusals;
+}
+
 bool Metrics::AllRegistered() const {
   std::lock_guard lock(mu_);
   if (resources_.empty()) return false;
@@ -78,6 +89,18 @@ std::string Metrics::Render() const {
     out.Sample("edgefd_deviceplugin_allocations_total", {{"resource", name}, {"result", "error"}},
                r.allocation_errors);
   }
+  out.Family("edgefd_deviceplugin_dra_refusals_total", "counter",
+             "Allocate calls refused because a prepared DRA claim holds a device they name, or "
+             "the DRA checkpoint cannot be read.");
+  for (const auto& [name, r] : resources_) {
+    out.Sample("edgefd_deviceplugin_dra_refusals_total", {{"resource", name}}, r.dra_refusals);
+  }
+  out.Gauge("edgefd_deviceplugin_dra_held_devices",
+            "Devices that prepared DRA claims hold, withdrawn from the kubelet (Unhealthy).",
+            dra_held_devices_);
+  out.Gauge("edgefd_deviceplugin_dra_checkpoint_readable",
+            "0 while the DRA checkpoint cannot be read (then every device is withdrawn).",
+            dra_checkpoint_readable_ ? 1 : 0);
   out.Counter("edgefd_deviceplugin_kubelet_restarts_total",
               "Times kubelet.sock was recreated or our sockets were removed.",
               kubelet_restarts_.load());

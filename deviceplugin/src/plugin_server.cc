@@ -1,5 +1,6 @@
 #include "edgefd/deviceplugin/plugin_server.h"
 
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "edgefd/deviceplugin/service.h"
 
@@ -31,6 +33,26 @@ ino_t InodeOf(const fs::path& path) {
   return st.st_ino;
 }
 
+// Which file a path names: device, inode and birth time (the change time where the file
+// system keeps no birth time). A socket the kubelet creates anew differs in all but maybe the
+// inode; nullopt when it does not exist.
+struct FileId {
+  uint64_t dev = 0;
+  uint64_t ino = 0;
+  int64_t born_ns = 0;
+  bool operator==(const FileId&) const = default;
+};
+
+std::optional<FileId> FileIdOf(const fs::path& path) {
+  struct statx st {};
+  if (::statx(AT_FDCWD, path.c_str(), 0, STATX_INO | STATX_BTIME | STATX_CTIME, &st) != 0) {
+    return std::nullopt;
+  }
+  const struct statx_timestamp& t = (st.stx_mask & STATX_BTIME) ? st.stx_btime : st.stx_ctime;
+  return FileId{(uint64_t{st.stx_dev_major} << 32) | st.stx_dev_minor, st.stx_ino,
+                t.tv_sec * 1'000'000'000 + t.tv_nsec};
+}
+
 std::string Errno() { return std::strerror(errno); }
 
 }  // namespace
@@ -44,6 +66,8 @@ struct PluginServer::Plugin {
   bool need_serve = true;
   bool need_register = true;
   bool registered = false;
+  // The kubelet.sock the last successful Register went to (nullopt when that is not certain).
+  std::optional<FileId> registered_with;
   int registrations = 0;
   std::chrono::milliseconds backoff = kMinBackoff;
   Clock::time_point next_try{};
@@ -56,8 +80,9 @@ std::string PluginServer::SocketName(const std::string& prefix, const std::strin
   return prefix + name + ".sock";
 }
 
-PluginServer::PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics)
-    : registry_(registry), options_(std::move(options)), metrics_(metrics) {}
+PluginServer::PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics,
+                           DraClaimWatch* claims)
+    : registry_(registry), options_(std::move(options)), metrics_(metrics), claims_(claims) {}
 
 PluginServer::~PluginServer() { Stop(); }
 
@@ -139,8 +164,8 @@ void PluginServer::Publish() {
 }
 
 Status PluginServer::Serve(Plugin& plugin) {
-  plugin.service =
-      std::make_unique<DevicePluginService>(registry_, plugin.resource, metrics_, options_.cdi);
+  plugin.service = std::make_unique<DevicePluginService>(registry_, plugin.resource, metrics_,
+                                                         options_.cdi, claims_);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + plugin.socket.string(), grpc::InsecureServerCredentials());
   builder.RegisterService(plugin.service.get());
@@ -199,6 +224,7 @@ bool PluginServer::Register(Plugin& plugin) {
   grpc::ClientContext context;
   context.set_wait_for_ready(true);
   context.set_deadline(std::chrono::system_clock::now() + options_.register_timeout);
+  const std::optional<FileId> kubelet_before = FileIdOf(options_.kubelet_dir / kKubeletSocket);
   grpc::Status status = stub->Register(&context, request, &response);
   // The kubelet connects to our endpoint before it answers Register. When that took longer
   // than our deadline (a kubelet busy starting up), it holds our endpoint while we retry,
@@ -220,6 +246,9 @@ bool PluginServer::Register(Plugin& plugin) {
     return false;
   }
   ++plugin.registrations;
+  // The same kubelet.sock before and after the call: the one this Register went to.
+  const std::optional<FileId> kubelet_after = FileIdOf(options_.kubelet_dir / kKubeletSocket);
+  plugin.registered_with = kubelet_before == kubelet_after ? kubelet_before : std::nullopt;
   spdlog::info("registered {} (endpoint {})", plugin.resource, request.endpoint());
   return true;
 }
@@ -259,7 +288,17 @@ void PluginServer::HandleInotify() {
       if (name == kKubeletSocket && (ev->mask & (IN_CREATE | IN_MOVED_TO))) {
         spdlog::info("kubelet.sock was created: registering again");
         if (metrics_ != nullptr) metrics_->CountKubeletRestart();
+        const std::optional<FileId> kubelet = FileIdOf(options_.kubelet_dir / kKubeletSocket);
         for (auto& pl : plugins_) {
+          // A retry that reached the new kubelet before this event was read has registered
+          // with it already. A second Register of the resource is refused ("already
+          // connected"), and the kubelet (1.37), dropping the refused client, forgets the
+          // first one too: it never notices that one go away and refuses this resource's
+          // every later registration, a restarted plugin's included, until it restarts.
+          if (pl->registered && kubelet && pl->registered_with == kubelet) {
+            spdlog::info("{} is registered with this kubelet already", pl->resource);
+            continue;
+          }
           pl->need_register = true;
           pl->registered = false;
           pl->backoff = kMinBackoff;

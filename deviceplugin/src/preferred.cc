@@ -25,7 +25,8 @@ std::vector<std::string> PreferredAllocation(const ResourceSnapshot& snapshot,
   for (const std::string& id : available) {
     if (taken.contains(id)) continue;
     const PluginDevice* d = snapshot.Find(id);
-    if (d != nullptr && !d->healthy) continue;
+    // Never a device someone else holds, even if the kubelet has not seen it withdrawn yet.
+    if (d != nullptr && (!d->healthy || !d->held_by.empty())) continue;
     free[group_of(id)].push_back(id);
   }
   for (auto& [g, ids] : free) {

@@ -23,7 +23,7 @@ void FillListAndWatchResponse(const ResourceSnapshot& snapshot,
   for (const PluginDevice& d : snapshot.devices) {
     v1beta1::Device* dev = out.add_devices();
     dev->set_id(d.id);
-    dev->set_health(d.healthy && d.present ? "Healthy" : "Unhealthy");
+    dev->set_health(d.healthy && d.present && d.held_by.empty() ? "Healthy" : "Unhealthy");
     if (d.numa_node >= 0) dev->mutable_topology()->add_nodes()->set_id(d.numa_node);
   }
 }
@@ -49,6 +49,11 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
     if (!d->healthy) {
       return {grpc::StatusCode::FAILED_PRECONDITION,
               snapshot.resource + ": device \"" + id + "\" is unhealthy"};
+    }
+    if (!d->held_by.empty()) {
+      return {grpc::StatusCode::FAILED_PRECONDITION,
+              snapshot.resource + ": device \"" + id + "\" is held by " + d->held_by +
+                  ", prepared through DRA; a device goes to one container at a time"};
     }
     if (std::find(devices.begin(), devices.end(), d) == devices.end()) devices.push_back(d);
   }
@@ -149,12 +154,13 @@ class DevicePluginService::Watch final
   // Fills response_ with the newest list; false when there is nothing new to send.
   bool PrepareLocked() {
     pending_ = false;
-    std::optional<ResourceSnapshot> snapshot = service_.registry_.Snapshot(service_.resource_);
+    std::pair<uint64_t, uint64_t> version;
+    std::optional<ResourceSnapshot> snapshot = service_.View(/*fresh=*/false, &version);
     if (!snapshot) return false;
-    if (sent_any_ && snapshot->generation == sent_generation_) return false;
+    if (sent_any_ && version == sent_version_) return false;
     FillListAndWatchResponse(*snapshot, response_);
     sent_any_ = true;
-    sent_generation_ = snapshot->generation;
+    sent_version_ = version;
     writing_ = true;
     return true;
   }
@@ -165,24 +171,47 @@ class DevicePluginService::Watch final
   bool writing_ = false;
   bool pending_ = false;
   bool sent_any_ = false;
-  uint64_t sent_generation_ = 0;
+  std::pair<uint64_t, uint64_t> sent_version_;  // registry generation, claims version
   bool finish_requested_ = false;
   bool finished_ = false;
   grpc::Status final_status_;
 };
 
 DevicePluginService::DevicePluginService(DeviceRegistry& registry, std::string resource,
-                                         Metrics* metrics, bool cdi)
-    : registry_(registry), resource_(std::move(resource)), metrics_(metrics), cdi_(cdi) {
+                                         Metrics* metrics, bool cdi, DraClaimWatch* claims)
+    : registry_(registry),
+      resource_(std::move(resource)),
+      metrics_(metrics),
+      cdi_(cdi),
+      claims_(claims) {
   listener_ = registry_.AddListener([this](const std::string& r) { OnRegistryChange(r); });
+  if (claims_ != nullptr) claims_listener_ = claims_->AddListener([this] { PushAll(); });
 }
 
-DevicePluginService::~DevicePluginService() { registry_.RemoveListener(listener_); }
+DevicePluginService::~DevicePluginService() {
+  if (claims_ != nullptr) claims_->RemoveListener(claims_listener_);
+  registry_.RemoveListener(listener_);
+}
 
 void DevicePluginService::OnRegistryChange(const std::string& resource) {
-  if (resource != resource_) return;
+  if (resource == resource_) PushAll();
+}
+
+void DevicePluginService::PushAll() {
   std::lock_guard lock(mu_);
   for (Watch* w : watches_) w->Push();
+}
+
+std::optional<ResourceSnapshot> DevicePluginService::View(bool fresh,
+                                                          std::pair<uint64_t, uint64_t>* version) {
+  std::optional<ResourceSnapshot> snapshot = registry_.Snapshot(resource_);
+  if (!snapshot) return snapshot;
+  uint64_t claims_version = 0;
+  if (claims_ != nullptr) {
+    ApplyHolds(fresh ? claims_->ReadNow() : claims_->Current(&claims_version), *snapshot);
+  }
+  if (version != nullptr) *version = {snapshot->generation, claims_version};
+  return snapshot;
 }
 
 void DevicePluginService::Forget(Watch* watch) {
@@ -233,7 +262,7 @@ grpc::ServerUnaryReactor* DevicePluginService::GetPreferredAllocation(
     grpc::CallbackServerContext* context, const v1beta1::PreferredAllocationRequest* request,
     v1beta1::PreferredAllocationResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<ResourceSnapshot> snapshot = registry_.Snapshot(resource_);
+  std::optional<ResourceSnapshot> snapshot = View(/*fresh=*/true);
   if (!snapshot) {
     reactor->Finish({grpc::StatusCode::NOT_FOUND, resource_ + ": resource is not served"});
     return reactor;
@@ -257,7 +286,9 @@ grpc::ServerUnaryReactor* DevicePluginService::Allocate(grpc::CallbackServerCont
                                                         v1beta1::AllocateResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   grpc::Status status = grpc::Status::OK;
-  std::optional<ResourceSnapshot> snapshot = registry_.Snapshot(resource_);
+  // Read the checkpoint now, not as last seen: a claim prepared a moment ago may not have
+  // reached the ListAndWatch stream, or the kubelet, yet.
+  std::optional<ResourceSnapshot> snapshot = View(/*fresh=*/true);
   if (!snapshot) {
     status = {grpc::StatusCode::NOT_FOUND, resource_ + ": resource is not served"};
   } else {
@@ -267,7 +298,12 @@ grpc::ServerUnaryReactor* DevicePluginService::Allocate(grpc::CallbackServerCont
     }
   }
   if (!status.ok()) response->Clear();
-  if (metrics_ != nullptr) metrics_->CountAllocate(resource_, status.ok());
+  if (metrics_ != nullptr) {
+    metrics_->CountAllocate(resource_, status.ok());
+    if (status.error_message().find(", prepared through DRA;") != std::string::npos) {
+      metrics_->CountDraRefusal(resource_);
+    }
+  }
   reactor->Finish(status);
   return reactor;
 }

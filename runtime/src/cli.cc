@@ -28,6 +28,9 @@ as threads, as processes over /dev/shm rings, or as pods chained by gRPC.)";
 
 constexpr char kFooter[] =
     R"(Addresses: shm:NAME (/dev/shm ring), unix:/path, host:port or dns:///svc:port (gRPC).
+Compute threads: by default the fewest of the cpuset's CPUs, the cgroup's CPU quota (v1 or v2,
+rounded to the nearest CPU, at least 1) and the cores EDGEFD_*_CPUS allocated; idle threads
+sleep (OMP_WAIT_POLICY=passive unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set).
 Exit status: 0 success, 1 the pipeline failed, 2 bad usage or bad input.
 Run 'edgefd-pipeline COMMAND --help' for the options of a command.)";
 
@@ -189,9 +192,15 @@ void AddRunFlags(CLI::App& app, RunArgs& a) {
   app.add_option("--fps", o.source.fps, "pace the source like a camera (default: 0, unpaced)")
       ->type_name("F")
       ->check(NumberIn(0, 1e9));
-  app.add_option("--threads", o.threads, "compute threads per stage (default: 0, cores / stages)")
+  app.add_option("--threads", o.threads,
+                 "compute threads per stage (default: 0: the fewest of the cpuset's CPUs, the "
+                 "cgroup's CPU quota rounded to the nearest CPU, and the allocated cores, "
+                 "divided among the stages; at least 1)")
       ->type_name("T")
       ->check(IntegerIn(0, 1024));
+  app.add_option("--root", o.root,
+                 "read /proc/self/cgroup and /sys/fs/cgroup under DIR (default: /; for tests)")
+      ->type_name("DIR");
   AddCostModelFlags(app, o.partition);
   app.add_option_function<std::string>(
          "--delay-ms",

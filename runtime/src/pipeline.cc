@@ -246,14 +246,6 @@ Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& o) {
 
 namespace {
 
-int ThreadsPerStage(const RunOptions& o) {
-  if (o.threads > 0) return o.threads;
-  int cores = int(o.allocation.ComputeCpus().size());
-  if (cores <= 0) cores = int(std::thread::hardware_concurrency());
-  // Child-process transports run one stage per process; in-process stages share the cores.
-  return std::max(1, cores / std::max(1, o.stages));
-}
-
 /// Stage `stage`'s share of the allocated compute cores; nothing when none were allocated.
 std::vector<int> StageCpus(const RunOptions& o, int stage, int threads) {
   if (!o.allocation.Explicit()) return {};
@@ -267,12 +259,12 @@ std::vector<int> StageCpus(const RunOptions& o, int stage, int threads) {
   return cpus;
 }
 
-Result<PartitionPlan> PlanFor(const RunOptions& o, const Model& model) {
+Result<PartitionPlan> PlanFor(const RunOptions& o, const Model& model, int threads) {
   PartitionOptions p = o.partition;
   p.stages = o.stages;
   if (o.profile) {
     auto exec = MakeCpuBackend()->Compile(model, 0, int(model.layers.size()),
-                                          ExecOptions{ThreadsPerStage(o), {}, false});
+                                          ExecOptions{threads, {}, false});
     if (!exec) return exec.error();
     p.layer_ms = (*exec)->ProfileLayers(5);
   }
@@ -548,12 +540,19 @@ Result<RunReport> RunPipeline(const RunOptions& o) {
   }
   report.devices = OpenAllocatedDevices(o.allocation);
   LogOpenedDevices(report.devices, "run");
+  // Every stage of this run shares the cores, in-process or as child processes.
+  report.threads = ChooseThreads(ReadCpuLimits(o.root, o.allocation), o.threads, o.stages);
+  for (const std::string& why : report.threads.limits.ignored) {
+    spdlog::warn("run: ignored {}", why);
+  }
+  spdlog::info("run: compute threads per stage: {}; idle threads wait: {}", report.threads.reason,
+               WaitPolicy());
   auto model = BuildModel(o.model);
   if (!model) return model.error();
-  auto plan = PlanFor(o, *model);
+  auto plan = PlanFor(o, *model, report.threads.threads);
   if (!plan) return plan.error();
   report.plan = *plan;
-  RunContext run{o, *model, report.plan, ThreadsPerStage(o), o.source, {}, report.io_cpus};
+  RunContext run{o, *model, report.plan, report.threads.threads, o.source, {}, report.io_cpus};
   run.source.frames = o.frames;
   run.source.seed = o.model.seed;
   run.sink.warmup = o.warmup;
@@ -632,6 +631,7 @@ std::string RunReport::Json(const Model& model) const {
       {"compute_cpus", compute_cpus},
       {"io_cpus", io_cpus},
       {"pinned", !compute_cpus.empty()},
+      {"threads", ThreadChoiceJson(threads)},
       {"devices", std::move(devices_json)}};
   return DumpJson(report);
 }

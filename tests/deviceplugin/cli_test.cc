@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/deviceplugin/dra_checkpoint.h"
 #include "edgefd/testing/fake_kubelet.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/http.h"
@@ -39,8 +40,9 @@ RunResult RunBinary(const std::string& args) {
 TEST(DevicePluginCli, HelpDescribesTheFlags) {
   RunResult r = RunBinary("--help");
   EXPECT_EQ(r.code, 0);
-  for (const char* flag : {"--kubelet-dir", "--root", "--metrics-addr", "--rescan",
-                           "/var/lib/kubelet/device-plugins"}) {
+  for (const char* flag :
+       {"--kubelet-dir", "--root", "--metrics-addr", "--rescan", "/var/lib/kubelet/device-plugins",
+        "--dra-checkpoint", "/var/lib/kubelet/plugins/edgefd.io/checkpoint.json"}) {
     EXPECT_THAT(r.output, HasSubstr(flag));
   }
 }
@@ -73,10 +75,13 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
 }
 
+// The DRA checkpoint a test's plugin follows: in its own directory, never the host's.
+std::string CheckpointIn(const fs::path& dir) { return (dir / "dra/checkpoint.json").string(); }
+
 // Starts the real binary with `args` against the kubelet directory `dir`.
 std::unique_ptr<Child> Start(const fs::path& dir, std::vector<std::string> args) {
-  args.insert(args.begin(),
-              {kBin, "--kubelet-dir", dir.string(), "--metrics-addr", "none", "--rescan", "0"});
+  args.insert(args.begin(), {kBin, "--kubelet-dir", dir.string(), "--metrics-addr", "none",
+                             "--rescan", "0", "--dra-checkpoint", CheckpointIn(dir)});
   return std::make_unique<Child>(args);
 }
 
@@ -119,7 +124,7 @@ TEST(DevicePluginCli, ServesMetricsAndProbesOverHttp) {
   FakeKubelet kubelet(dir.path());
   ASSERT_TRUE(kubelet.Start());
   Child plugin({kBin, "--kubelet-dir", dir.path().string(), "--inventory", kInventory,
-                "--metrics-addr", "127.0.0.1:0"});
+                "--metrics-addr", "127.0.0.1:0", "--dra-checkpoint", CheckpointIn(dir.path())});
   // Its log (stderr) says which port it bound.
   ASSERT_TRUE(plugin.WaitFor([](const std::string&, const std::string& err) {
     size_t at = err.find("(port ");
@@ -227,13 +232,32 @@ TEST(LinkedLibraries, TheDevicePluginLinksNoHttpOrTlsLibrary) {
   }
 }
 
+// --mode device-plugin beside the DRA driver's DaemonSet: the checkpoint it mounts read-only.
+TEST(DevicePluginCli, WithdrawsWhatTheDraCheckpointSaysPreparedClaimsHold) {
+  TempDir dir;
+  FakeKubelet kubelet(dir.path());
+  ASSERT_TRUE(kubelet.Start());
+  DraCheckpoint checkpoint(CheckpointIn(dir.path()));
+  fs::create_directories(checkpoint.path().parent_path());
+  ASSERT_TRUE(checkpoint.Save(
+      {{"uid-1", PreparedClaim{"uid-1", "default", "one-little", {{"r", "n", "cpu1", {}}}, {}}}}));
+  auto plugin = Start(dir.path(), {"--inventory", kInventory});
+  ASSERT_TRUE(plugin->started());
+  EXPECT_TRUE(kubelet.WaitFor("edgefd.io/little-cpu",
+                              FakeKubelet::Lists({{"cpu1", "Unhealthy"}, {"cpu0", "Healthy"}})));
+  ASSERT_TRUE(checkpoint.Save({}));
+  EXPECT_TRUE(kubelet.WaitFor("edgefd.io/little-cpu", FakeKubelet::Lists({{"cpu1", "Healthy"}})));
+  EXPECT_EQ(plugin->Terminate(), 0) << plugin->err();
+}
+
 TEST(DevicePluginCli, StopsWithinASecondOfSigtermAsPid1) {
   if (!testing::CanRunAsPid1()) GTEST_SKIP() << "needs root and unshare(1) for a PID namespace";
   TempDir dir;
   FakeKubelet kubelet(dir.path());
   ASSERT_TRUE(kubelet.Start());
   Child plugin(testing::AsPid1({kBin, "--kubelet-dir", dir.path().string(), "--metrics-addr",
-                                "none", "--rescan", "0", "--inventory", kInventory}));
+                                "none", "--rescan", "0", "--inventory", kInventory,
+                                "--dra-checkpoint", CheckpointIn(dir.path())}));
   ASSERT_TRUE(
       kubelet.WaitFor("edgefd.io/little-cpu", [](const auto& ep) { return !ep.lists.empty(); }));
   std::chrono::milliseconds took{};

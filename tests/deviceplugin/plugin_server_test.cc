@@ -29,16 +29,9 @@ constexpr const char* kNcs = "edgefd.io/movidius-ncs";
 constexpr const char* kLittle = "edgefd.io/little-cpu";
 constexpr const char* kBig = "edgefd.io/big-cpu";
 
-std::string Health(const v1beta1::ListAndWatchResponse& list, const std::string& id) {
-  for (const auto& d : list.devices()) {
-    if (d.id() == id) return d.health();
-  }
-  return "absent";
-}
-
 bool LastListHas(const FakeKubelet::Endpoint& ep, const std::string& id,
                  const std::string& health) {
-  return !ep.lists.empty() && Health(ep.lists.back(), id) == health;
+  return !ep.lists.empty() && FakeKubelet::HealthIn(ep.lists.back(), id) == health;
 }
 
 // A running plugin: registry fed by a manual change source, served in a temp directory.

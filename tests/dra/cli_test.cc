@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "dra_test_support.h"
 #include "edgefd/testing/fake_dra_kubelet.h"
 #include "edgefd/testing/fake_kubelet.h"
+#include "edgefd/testing/fake_pod_resources.h"
 #include "edgefd/testing/http.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/process.h"
@@ -60,6 +63,7 @@ class DraCliTest : public ::testing::Test {
     for (const char* d : {"registry", "plugins", "cdi", "device-plugins"}) {
       fs::create_directories(dir_.path() / d);
     }
+    ASSERT_TRUE(pod_resources_.Start());
   }
   void Start(const std::string& mode, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {kBin,
@@ -79,6 +83,8 @@ class DraCliTest : public ::testing::Test {
                                      dir_ / "device-plugins",
                                      "--cdi-dir",
                                      dir_ / "cdi",
+                                     "--pod-resources-socket",
+                                     pod_resources_.socket(),
                                      "--metrics-addr",
                                      "none"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -98,6 +104,8 @@ class DraCliTest : public ::testing::Test {
 
   static inline TestPki* pki_ = nullptr;
   TempDir dir_;
+  ::edgefd::testing::FakePodResources pod_resources_{dir_.path() / "pod-resources" /
+                                                     "kubelet.sock"};
   std::unique_ptr<FakeApiServer> server_;
   std::unique_ptr<Child> plugin_;
 };
@@ -193,6 +201,72 @@ TEST_F(DraCliTest, BothModesServeTheDevicePluginToo) {
   EXPECT_FALSE(fs::exists(dir_.path() / "device-plugins" / "edgefd-big-cpu.sock"));
 }
 
+// The case of issue 16, in both orders: a core that one allocator handed out is never handed
+// out by the other, across a restart of edgefd.
+TEST_F(DraCliTest, BothModesNeverGiveOneCoreToTwoContainers) {
+  FakeDraKubelet dra(dir_.path() / "registry");
+  ASSERT_TRUE(dra.Start());
+  ::edgefd::testing::FakeKubelet dp(dir_.path() / "device-plugins");
+  ASSERT_TRUE(dp.Start());
+  Start("both");
+  ASSERT_TRUE(dra.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  auto health = [](const std::string& id, const std::string& want) {
+    return ::edgefd::testing::FakeKubelet::Lists({{id, want}});
+  };
+  ASSERT_TRUE(dp.WaitFor("edgefd.io/big-cpu", health("cpu6", "Healthy")));
+  // DRA first: the prepared claim's core leaves the device plugin's offer, and Allocate refuses it.
+  server_->resources().AddClaim("default", "one-big", "uid-1",
+                                {{"cores", "edgefd.io", kNode, "cpu6"}});
+  auto prepared = dra.Prepare("edgefd.io", {{"default", "uid-1", "one-big"}});
+  ASSERT_TRUE(prepared) << prepared.error().message;
+  ASSERT_EQ(prepared->at("uid-1").error, "");
+  EXPECT_TRUE(dp.WaitFor("edgefd.io/big-cpu", health("cpu6", "Unhealthy")));
+  v1beta1::AllocateRequest request;
+  request.add_container_requests()->add_devices_ids("cpu6");
+  v1beta1::AllocateResponse response;
+  grpc::ClientContext context;
+  grpc::Status refused = dp.Dial("edgefd.io/big-cpu")->Allocate(&context, request, &response);
+  EXPECT_THAT(refused.error_message(), HasSubstr("held by ResourceClaim default/one-big"));
+  // The device plugin first: the kubelet reports cpu7 assigned, and the claim is refused.
+  pod_resources_.Assign({"default", "dp-pod", "app", "edgefd.io/big-cpu", {"cpu7"}});
+  server_->resources().AddClaim("default", "other-big", "uid-2",
+                                {{"cores", "edgefd.io", kNode, "cpu7"}});
+  auto refused_claim = dra.Prepare("edgefd.io", {{"default", "uid-2", "other-big"}});
+  ASSERT_TRUE(refused_claim);
+  EXPECT_THAT(refused_claim->at("uid-2").error,
+              HasSubstr("device cpu7 (edgefd.io/big-cpu cpu7) is held by container app of pod "
+                        "default/dp-pod"));
+  // And the scheduler is told: the pool leaves out the core the device plugin handed out
+  // (this API server keeps no device taints).
+  EXPECT_TRUE(server_->WaitFor([&] { return !PoolHas("cpu7") && PoolHas("cpu6"); }));
+  // edgefd restarts: cpu6 is withdrawn from its very first list again.
+  ASSERT_EQ(Stop(), 0) << plugin_->err();
+  dp.Restart();
+  Start("both");
+  ASSERT_TRUE(dp.WaitFor("edgefd.io/big-cpu", [](const auto& ep) {
+    return ep.registrations >= 2 && !ep.lists.empty() && ep.list_times.back() >= ep.registered_at;
+  }));
+  EXPECT_TRUE(health("cpu6", "Unhealthy")(*dp.Get("edgefd.io/big-cpu")));
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+}
+
+TEST_F(DraCliTest, AHungPodResourcesApiDoesNotDelaySigterm) {
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  server_->resources().AddClaim("default", "one-big", "uid-1",
+                                {{"cores", "edgefd.io", kNode, "cpu6"}});
+  pod_resources_.Hang(true);
+  std::thread prepare([&] {
+    (void)kubelet.Prepare("edgefd.io", {{"default", "uid-1", "one-big"}});
+  });
+  ASSERT_TRUE(pod_resources_.WaitForCalls(1));
+  // The prepare waits on the kubelet's 2 s deadline; SIGTERM must not.
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+  prepare.join();
+}
+
 TEST_F(DraCliTest, BothModesServeTheDevicePluginWhileTheApiServerIsDown) {
   server_->StopListening();
   ::edgefd::testing::FakeKubelet dp(dir_.path() / "device-plugins");
@@ -248,7 +322,8 @@ TEST(DraCli, HelpListsTheSharedFlagGroupsOnce) {
   ASSERT_EQ(r.code, 0);
   for (const char* flag :
        {"--kubelet-dir", "--cdi-dir", "--root", "--rescan", "--node-name", "--kubeconfig",
-        "--resync", "--kubelet-registry-dir", "--metrics-addr"}) {
+        "--resync", "--kubelet-registry-dir", "--metrics-addr", "--pod-resources-socket",
+        "/var/lib/kubelet/pod-resources/kubelet.sock", "--dra-checkpoint"}) {
     EXPECT_THAT(r.output, HasSubstr(flag));
   }
   // The DRA program's own default for --resync, in the labeller's words.

@@ -158,7 +158,8 @@ TEST(DraManifests, DaemonSetRunsDraModeWithLeastPrivilege) {
   for (const auto& a : c["args"]) args.insert(a.as<std::string>());
   for (const char* a : {"--mode=dra", "--root=/host", "--udev", "--cdi-dir=/var/run/cdi",
                         "--kubelet-plugins-dir=/var/lib/kubelet/plugins",
-                        "--kubelet-registry-dir=/var/lib/kubelet/plugins_registry"}) {
+                        "--kubelet-registry-dir=/var/lib/kubelet/plugins_registry",
+                        "--pod-resources-socket=/var/lib/kubelet/pod-resources/kubelet.sock"}) {
     EXPECT_TRUE(args.contains(a)) << a;
   }
   EXPECT_EQ(c["env"][0]["name"].as<std::string>(), "NODE_NAME");
@@ -189,7 +190,8 @@ TEST(DraManifests, DaemonSetRunsDraModeWithLeastPrivilege) {
                                                    {"/var/run/cdi", true},
                                                    {"/sys", false},
                                                    {"/proc/cpuinfo", false},
-                                                   {"/run/udev", false}}));
+                                                   {"/run/udev", false},
+                                                   {"/var/lib/kubelet/pod-resources", false}}));
   YAML::Node sc = c["securityContext"];
   EXPECT_FALSE(sc["privileged"].as<bool>());
   EXPECT_FALSE(sc["allowPrivilegeEscalation"].as<bool>());

@@ -131,6 +131,22 @@ TEST(PoolDevices, UnhealthyDevicesAreTaintedNoScheduleOrLeftOut) {
   EXPECT_EQ(d->taints.at(0).effect, "NoSchedule");
 }
 
+TEST(PoolDevices, WhatTheDevicePluginHandedOutIsTaintedNoScheduleOrLeftOut) {
+  auto resources = ResourcesFromInventory(DraInventory(1));
+  const std::set<std::string> taken = {"cpu4", "movidius-ncs-1-1-1"};
+  EXPECT_EQ(Find(PoolDevices(resources, {}, false, taken), "cpu4"), nullptr);
+  EXPECT_NE(Find(PoolDevices(resources, {}, false, taken), "cpu5"), nullptr);
+  auto tainted = PoolDevices(resources, {}, true, taken);
+  for (const char* name : {"cpu4", "movidius-ncs-1-1-1"}) {
+    const SliceDevice* d = Find(tainted, name);
+    ASSERT_NE(d, nullptr) << name;
+    ASSERT_EQ(d->taints.size(), 1u) << name;
+    EXPECT_EQ(d->taints[0].key, "edgefd.io/device-plugin");
+    EXPECT_EQ(d->taints[0].effect, "NoSchedule");
+  }
+  EXPECT_TRUE(Find(tainted, "cpu5")->taints.empty());
+}
+
 TEST(Slices, NamesFitAndStayDistinctForLongNodeNames) {
   EXPECT_EQ(SliceName("rock5b", 0), "rock5b-edgefd.io-0");
   std::string node = std::string(240, 'n') + ".example.com";

@@ -50,6 +50,13 @@ Status ClaimPreparer::Start() {
   } else {
     prepared_ = std::move(*loaded);
   }
+  // A prepare that stopped while it waited for the kubelet's answer never finished: the
+  // kubelet asks again, and then it is checked again.
+  std::erase_if(prepared_, [](const auto& entry) {
+    if (!entry.second.pending) return false;
+    spdlog::info("dropping claim {}: its prepare did not finish", entry.first);
+    return true;
+  });
   // Writing the checkpoint now proves the directory is writable before the kubelet calls.
   if (Status s = checkpoint_.Save(prepared_); !s) return s;
   for (const auto& [uid, claim] : prepared_) {
@@ -90,13 +97,65 @@ std::set<std::string> ClaimPreparer::HeldDevices() const {
   return held;
 }
 
+void ClaimPreparer::SetAssignments(AssignmentSource source) {
+  std::lock_guard lock(mu_);
+  assignments_ = std::move(source);
+}
+
+void ClaimPreparer::SetOnConflict(std::function<void()> on_conflict) {
+  std::lock_guard lock(mu_);
+  on_conflict_ = std::move(on_conflict);
+}
+
+ClaimStats ClaimPreparer::Stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+std::string ClaimPreparer::CheckAssignments(
+    const std::string& what, const PrepareResult& result,
+    const std::vector<std::pair<std::string, std::string>>& plugin_ids) {
+  AssignmentSource source;
+  {
+    std::lock_guard lock(mu_);
+    source = assignments_;
+  }
+  if (!source) return "";
+  auto assigned = source();
+  if (!assigned) {
+    std::lock_guard lock(mu_);
+    ++stats_.assignments_unknown;
+    return what + ": cannot tell whether a container holds its devices through the device " +
+           "plugin, so it is not prepared (refusing rather than guessing; the kubelet retries): " +
+           assigned.error().message;
+  }
+  for (size_t i = 0; i < plugin_ids.size(); ++i) {
+    const auto& [resource, id] = plugin_ids[i];
+    for (const AssignedDevice& a : *assigned) {
+      if (a.resource != resource || a.id != id) continue;
+      std::function<void()> on_conflict;
+      {
+        std::lock_guard lock(mu_);
+        ++stats_.conflicts;
+        on_conflict = on_conflict_;
+      }
+      if (on_conflict) on_conflict();
+      return what + ": device " + result.devices[i].device + " (" + resource + " " + id +
+             ") is held by container " + a.container + " of pod " + a.ns + "/" + a.pod +
+             " through the device plugin; a device goes to one container at a time";
+    }
+  }
+  return "";
+}
+
 PreparedClaims ClaimPreparer::Claims() const {
   std::lock_guard lock(mu_);
   return prepared_;
 }
 
 PrepareResult ClaimPreparer::Build(const ClaimRef& ref, const ClaimObject& claim,
-                                   std::vector<std::string>& env) {
+                                   std::vector<std::string>& env,
+                                   std::vector<std::pair<std::string, std::string>>& plugin_ids) {
   const std::string what = "ResourceClaim " + Named(ref);
   if (claim.uid != ref.uid) {
     return {{},
@@ -136,6 +195,7 @@ PrepareResult ClaimPreparer::Build(const ClaimRef& ref, const ClaimObject& claim
     if (!device.healthy) return {{}, what + ": device " + result.device + " is unhealthy"};
     auto& list = ids[it->second.resource];
     if (std::find(list.begin(), list.end(), device.id) == list.end()) list.push_back(device.id);
+    plugin_ids.emplace_back(it->second.resource->resource, device.id);
     out.devices.push_back({result.request,
                            result.pool,
                            result.device,
@@ -168,6 +228,9 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
   {
     std::lock_guard lock(mu_);
     auto it = prepared_.find(ref.uid);
+    if (it != prepared_.end() && it->second.pending) {
+      return {{}, "ResourceClaim " + Named(ref) + " is being prepared by another call"};
+    }
     if (it != prepared_.end()) {
       // Prepared before (a retry, or the kubelet asking again after our restart): the same
       // answer, and the same spec on disk in case it went missing.
@@ -185,20 +248,49 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
   auto claim = ParseClaim(response->body, what);
   if (!claim) return {{}, claim.error().message};
   std::vector<std::string> env;
-  PrepareResult result = Build(ref, *claim, env);
+  std::vector<std::pair<std::string, std::string>> plugin_ids;
+  PrepareResult result = Build(ref, *claim, env, plugin_ids);
   if (!result.error.empty()) return result;
   {
     std::lock_guard lock(mu_);
-    if (auto it = prepared_.find(ref.uid); it != prepared_.end()) return {it->second.devices, ""};
+    if (auto it = prepared_.find(ref.uid); it != prepared_.end()) {
+      if (it->second.pending) return {{}, what + " is being prepared by another call"};
+      return {it->second.devices, ""};
+    }
     // The spec first, then the record: a crash in between leaves a spec with no record,
     // which Start removes; never a record whose spec the runtime cannot find.
     if (Status s = cdi_.WriteClaim(ref.uid, env); !s) return {{}, s.error().message};
-    prepared_[ref.uid] = PreparedClaim{ref.uid, ref.ns, ref.name, result.devices, env};
+    prepared_[ref.uid] = PreparedClaim{ref.uid, ref.ns, ref.name, result.devices, env, true};
     if (Status s = checkpoint_.Save(prepared_); !s) {
       prepared_.erase(ref.uid);
       (void)cdi_.RemoveClaim(ref.uid);
       return {{}, s.error().message};
     }
+  }
+  // Recorded first, asked second: from the record on, the device plugin refuses these devices,
+  // so an Allocate that the kubelet's answer does not show yet was answered before the record,
+  // and the kubelet has recorded it by the time it answers (but for the instant between our
+  // reply and its bookkeeping). Asked first, the whole check would be that window.
+  std::string error = CheckAssignments(what, result, plugin_ids);
+  {
+    std::lock_guard lock(mu_);
+    auto it = prepared_.find(ref.uid);
+    if (it == prepared_.end()) return {{}, what + " was unprepared while it was being prepared"};
+    if (error.empty()) {
+      it->second.pending = false;
+    } else {
+      prepared_.erase(it);
+    }
+    if (Status s = checkpoint_.Save(prepared_); !s) {
+      // The record on disk still says pending: a restart drops it, the kubelet asks again.
+      prepared_.erase(ref.uid);
+      error = s.error().message;
+    }
+    if (!error.empty()) (void)cdi_.RemoveClaim(ref.uid);
+  }
+  if (!error.empty()) {
+    Changed();
+    return {{}, error};
   }
   spdlog::info("prepared {} ({} device(s))", what, result.devices.size());
   Changed();

@@ -21,6 +21,7 @@
 #include "edgefd/dra/device_classes.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/metrics.h"
+#include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/publisher.h"
 #include "stop_signals.h"
 
@@ -34,6 +35,9 @@ using deviceplugin::DevicePluginFlags;
 using deviceplugin::InventoryFeed;
 using deviceplugin::InventoryRegistry;
 using deviceplugin::PluginServer;
+
+// How often the pool learns what the device plugin handed out (PodResources has no watch).
+constexpr auto kPodResourcesPoll = std::chrono::seconds(5);
 
 // Users run it as `edgefd-deviceplugin --mode dra`: its messages carry that name.
 constexpr char kName[] = "edgefd-deviceplugin";
@@ -52,6 +56,7 @@ struct Flags {
   DevicePluginFlags dp;
   KubeFlags kube;
   KubeletPluginOptions plugin;
+  fs::path pod_resources_socket{std::string(kDefaultPodResourcesSocket)};
   std::string resource_api = "auto";
   std::string device_taints = "auto";
   bool print_device_classes = false;
@@ -71,6 +76,14 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
                  "the kubelet's plugin directory; the DRA socket and the checkpoint go in its "
                  "edgefd.io/ (default: /var/lib/kubelet/plugins)")
       ->type_name("DIR")
+      ->group(group);
+  app.add_option("--pod-resources-socket", flags.pod_resources_socket,
+                 "the kubelet's PodResources API (v1, List): a claim is prepared only when it "
+                 "says no container holds the claim's devices through the device plugin, and "
+                 "refused while it cannot say (missing, refusing, or no answer within 2 s) "
+                 "(default: " +
+                     std::string(kDefaultPodResourcesSocket) + ")")
+      ->type_name("SOCKET")
       ->group(group);
   app.add_option("--resource-api", flags.resource_api,
                  "the resource.k8s.io version to talk: auto (the newest the API server serves), "
@@ -187,8 +200,13 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     return kExitUsage;
   }
   ApiTransport& api = **client;
+  // What the device plugin handed out, from the kubelet's own record.
+  PodResourcesClient pod_resources(flags.pod_resources_socket);
   // A stop cancels the requests in flight, so that no thread waits out a request's timeout.
-  StopSignals stop([&api] { api.Cancel(); });
+  StopSignals stop([&api, &pod_resources] {
+    api.Cancel();
+    pod_resources.Cancel();
+  });
 
   deviceplugin::Metrics dp_metrics;
   InventoryRegistry registry;
@@ -213,12 +231,22 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     return kExitFailure;
   }
 
+  // One record of prepared claims, written by the claims below and, in --mode both, followed
+  // by the device plugin, which withdraws what they hold.
+  const fs::path driver_dir = flags.plugin.plugins_dir / std::string(kDriverName);
+  const fs::path checkpoint = flags.dp.dra_checkpoint.value_or(driver_dir / "checkpoint.json");
   // The device plugin needs no API server: it serves the kubelet whatever the API server does.
+  std::unique_ptr<deviceplugin::DraClaimWatch> held;
   std::unique_ptr<PluginServer> dp_server;
   if (flags.dp.mode == "both") {
+    held = std::make_unique<deviceplugin::DraClaimWatch>(checkpoint, &dp_metrics);
+    if (Status s = held->Start(); !s) {
+      spdlog::error("{}", s.error().message);
+      return kExitFailure;
+    }
     deviceplugin::PluginServerOptions options = flags.dp.server;
     options.cdi = flags.dp.cdi;
-    dp_server = std::make_unique<PluginServer>(registry, options, &dp_metrics);
+    dp_server = std::make_unique<PluginServer>(registry, options, &dp_metrics, held.get());
     if (Status s = dp_server->Start(); !s) {
       spdlog::error("{}", s.error().message);
       return kExitFailure;
@@ -230,9 +258,8 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   spdlog::info("talking {} to {}", version->GroupVersion(), server);
 
   const std::string& node = flags.kube.node_name;
-  const fs::path driver_dir = flags.plugin.plugins_dir / std::string(kDriverName);
-  ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(driver_dir / "checkpoint.json"),
-                       node);
+  ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(checkpoint), node);
+  claims.SetAssignments([&pod_resources] { return pod_resources.List(); });
   if (Status s = claims.Start(); !s) {
     spdlog::error("{}", s.error().message);
     return kExitFailure;
@@ -242,9 +269,24 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   publish.node_uid = NodeUid(api, node);
   publish.taints = *ParseTaintMode(flags.device_taints);  // the parser checked the word
   publish.resync = flags.kube.resync;
+  // What the device plugin handed out is tainted in the pool, so the scheduler gives it to
+  // no claim (prepare refuses it anyway). Declared before the publisher, which reads it.
+  SlicePublisher* pool = nullptr;
+  DevicePluginHoldings taken(pod_resources, registry, kPodResourcesPoll, [&pool] {
+    if (pool != nullptr) pool->Trigger();
+  });
   SlicePublisher publisher(registry, api, *version, publish, [&] { return claims.HeldDevices(); });
+  pool = &publisher;
+  publisher.SetTaken([&taken] { return taken.Names(); });
+  // Stops the poller before the publisher goes, whichever way Serve returns.
+  struct StopFirst {
+    DevicePluginHoldings& holdings;
+    ~StopFirst() { holdings.Stop(); }
+  } stop_taken{taken};
   claims.SetOnChange([&] { publisher.Trigger(); });
+  claims.SetOnConflict([&taken] { taken.Refresh(); });
   publisher.Start();
+  taken.Start();
   DeviceLossReporter loss(registry, claims, api, *version, node,
                           [&] { return publisher.Stats().taints; });
   loss.Start();
@@ -263,8 +305,14 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   std::unique_ptr<HttpEndpoint> http;
   if (MetricsEnabled(flags.dp.metrics_address)) {
     auto state = [&] {
-      return DraState{publisher.Stats(), plugin.Stats(), plugin.Registration(),
-                      claims.Claims().size()};
+      DraState state;
+      state.slices = publisher.Stats();
+      state.plugin = plugin.Stats();
+      state.registration = plugin.Registration();
+      state.prepared_claims = claims.Claims().size();
+      state.claims = claims.Stats();
+      state.device_plugin_devices = taken.Names().size();
+      return state;
     };
     HealthChecks device_plugin =
         dp_server ? deviceplugin::PluginHealth(dp_metrics, registry) : HealthChecks{};
@@ -282,8 +330,10 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   http.reset();
   plugin.Stop();
   loss.Stop();
+  taken.Stop();
   publisher.Stop();
   if (dp_server) dp_server->Stop();
+  if (held) held->Stop();
   cdi_feed.Stop();
   feed.Stop();
   stop.Done();

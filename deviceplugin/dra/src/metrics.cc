@@ -18,6 +18,18 @@ std::string RenderMetrics(const DraState& s) {
               static_cast<double>(s.plugin.unprepare_calls));
   out.Counter("edgefd_dra_unprepare_errors_total", "Claims whose unprepare failed.",
               static_cast<double>(s.plugin.unprepare_errors));
+  out.Counter("edgefd_dra_prepare_conflicts_total",
+              "Claims refused because a container holds one of their devices through the "
+              "device plugin (the kubelet's PodResources API says so).",
+              static_cast<double>(s.claims.conflicts));
+  out.Counter("edgefd_dra_pod_resources_errors_total",
+              "Claims refused because the kubelet's PodResources API could not say what the "
+              "device plugin handed out (missing, refusing, or past the deadline).",
+              static_cast<double>(s.claims.assignments_unknown));
+  out.Gauge("edgefd_dra_device_plugin_devices",
+            "Devices containers hold through the device plugin (PodResources, polled), which "
+            "the pool taints edgefd.io/device-plugin.",
+            static_cast<double>(s.device_plugin_devices));
   out.Gauge("edgefd_dra_prepared_claims", "Claims prepared on this node now.",
             static_cast<double>(s.prepared_claims));
   out.Gauge("edgefd_dra_pool_generation", "Generation of the node's ResourceSlice pool.",

@@ -157,9 +157,12 @@ Result<std::vector<SlicePublisher::Existing>> SlicePublisher::List() {
   return out;
 }
 
+void SlicePublisher::SetTaken(HeldFn taken) { taken_ = std::move(taken); }
+
 std::vector<SliceDevice> SlicePublisher::Desired() {
-  std::vector<SliceDevice> devices = PoolDevices(
-      deviceplugin::AllSnapshots(registry_), held_ ? held_() : std::set<std::string>{}, taints_);
+  std::vector<SliceDevice> devices =
+      PoolDevices(deviceplugin::AllSnapshots(registry_), held_ ? held_() : std::set<std::string>{},
+                  taints_, taken_ ? taken_() : std::set<std::string>{});
   // A taint keeps the time it was first set, so tolerationSeconds count from the unplug,
   // not from the last rewrite of the slice.
   std::map<std::string, std::string> times;

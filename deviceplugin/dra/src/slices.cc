@@ -65,7 +65,8 @@ std::map<std::string, AttributeValue> DeviceAttributes(const ResourceSnapshot& r
 }
 
 std::vector<SliceDevice> PoolDevices(const std::vector<ResourceSnapshot>& resources,
-                                     const std::set<std::string>& held, bool taints) {
+                                     const std::set<std::string>& held, bool taints,
+                                     const std::set<std::string>& taken) {
   std::map<std::string, SliceDevice> by_name;
   for (const ResourceSnapshot& r : resources) {
     for (const PluginDevice& d : r.devices) {
@@ -77,6 +78,10 @@ std::vector<SliceDevice> PoolDevices(const std::vector<ResourceSnapshot>& resour
       } else if (!d.healthy) {
         if (!taints) continue;
         device.taints.push_back({kUnhealthyTaint, "", "NoSchedule", ""});
+      }
+      if (d.present && taken.contains(device.name)) {
+        if (!taints) continue;
+        device.taints.push_back({kDevicePluginTaint, "", "NoSchedule", ""});
       }
       device.attributes = DeviceAttributes(r, d);
       if (device.name.empty() || by_name.contains(device.name)) {

@@ -10,6 +10,7 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/cdi.h"
+#include "edgefd/deviceplugin/dra_checkpoint.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/flags.h"
@@ -26,13 +27,18 @@ struct DevicePluginFlags {
   PluginServerOptions server;                           ///< --kubelet-dir, --socket-prefix
   bool cdi = false;                                     ///< --cdi: name CDI devices in Allocate
   std::filesystem::path cdi_dir{std::string(kDefaultCdiDir)};
+  /// --dra-checkpoint: the DRA driver's record of prepared claims, whose devices the device
+  /// plugin withdraws. Unset: kDefaultDraCheckpoint (edgefd-deviceplugin-dra:
+  /// `<--kubelet-plugins-dir>/edgefd.io/checkpoint.json`).
+  std::optional<std::filesystem::path> dra_checkpoint;
   bool list = false;
   std::string metrics_address = ":9479";
   std::string log_level = "info";
 };
 
 /// Adds --mode, --list, the discovery group with --inventory, the group "Device plugin"
-/// (--kubelet-dir, --socket-prefix, --cdi, --cdi-dir), --metrics-addr and --log-level.
+/// (--kubelet-dir, --socket-prefix, --cdi, --cdi-dir, --dra-checkpoint), --metrics-addr and
+/// --log-level.
 void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags);
 
 /// Where devices come from: the static inventory file, or discovery.

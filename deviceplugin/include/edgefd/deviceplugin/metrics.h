@@ -22,6 +22,11 @@ class Metrics {
   void SetDevices(const std::string& resource, int healthy, int unhealthy);
   void SetRegistered(const std::string& resource, bool registered);
   void AddWatchStreams(int delta) { watch_streams_.fetch_add(delta, std::memory_order_relaxed); }
+  /// What the DRA checkpoint says now: readable or not, and how many devices claims hold.
+  void SetDraCheckpoint(bool readable, int held_devices);
+  /// An Allocate refused because a prepared DRA claim holds a device it names (or the
+  /// checkpoint could not vouch for it).
+  void CountDraRefusal(const std::string& resource);
 
   /// True once every known resource is registered with the kubelet (and at least one is).
   bool AllRegistered() const;
@@ -37,6 +42,7 @@ class Metrics {
     int healthy = 0;
     int unhealthy = 0;
     bool registered = false;
+    uint64_t dra_refusals = 0;
   };
   mutable std::mutex mu_;
   std::map<std::string, PerResource> resources_;
@@ -44,6 +50,8 @@ class Metrics {
   uint64_t refresh_failures_ = 0;
   std::atomic<uint64_t> kubelet_restarts_{0};
   std::atomic<int64_t> watch_streams_{0};
+  bool dra_checkpoint_readable_ = true;
+  int dra_held_devices_ = 0;
 };
 
 /// What the plugin's /readyz and /metrics say (edgefd/common/health.h): ready once every

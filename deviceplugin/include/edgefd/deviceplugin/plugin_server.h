@@ -10,6 +10,7 @@
 
 #include "edgefd/common/result.h"
 #include "edgefd/common/unique_fd.h"
+#include "edgefd/deviceplugin/claim_watch.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
 
@@ -45,8 +46,10 @@ class PluginServer {
     int registrations = 0;         ///< successful Register calls so far
   };
 
-  /// `registry` and `metrics` (may be null) must outlive the server.
-  PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics = nullptr);
+  /// `registry`, `metrics` and `claims` (both may be null) must outlive the server. With
+  /// `claims`, every resource withdraws what prepared DRA claims hold (DevicePluginService).
+  PluginServer(DeviceRegistry& registry, PluginServerOptions options, Metrics* metrics = nullptr,
+               DraClaimWatch* claims = nullptr);
   ~PluginServer();
   PluginServer(const PluginServer&) = delete;
   PluginServer& operator=(const PluginServer&) = delete;
@@ -77,6 +80,7 @@ class PluginServer {
   DeviceRegistry& registry_;
   const PluginServerOptions options_;
   Metrics* metrics_;
+  DraClaimWatch* claims_;
   UniqueFd inotify_fd_;
   UniqueFd wake_fd_;  // eventfd: stop requested or the set of resources changed
   int listener_ = 0;

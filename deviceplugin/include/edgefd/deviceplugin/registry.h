@@ -36,6 +36,9 @@ struct PluginDevice {
   std::string driver;      ///< kernel driver bound to it
   int capacity = 0;        ///< core capacity, kernel cpu_capacity scale
   int max_mhz = 0;         ///< core maximum frequency
+  /// Who else holds it (a prepared DRA claim; ClaimHolds), "" when nobody does. Set only on
+  /// the device plugin's view of a snapshot, never in the registry.
+  std::string held_by;
 
   bool operator==(const PluginDevice&) const = default;
 };

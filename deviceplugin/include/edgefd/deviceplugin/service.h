@@ -4,6 +4,7 @@
 #include <set>
 #include <string>
 
+#include "edgefd/deviceplugin/claim_watch.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "v1beta1/api.grpc.pb.h"
@@ -14,13 +15,17 @@ namespace edgefd::deviceplugin {
 /// no PreStartContainer, GetPreferredAllocation available.
 v1beta1::DevicePluginOptions PluginOptions();
 
-/// Fills `out` with the kubelet's view of `snapshot`'s devices (ID, health, NUMA topology).
+/// Fills `out` with the kubelet's view of `snapshot`'s devices (ID, health, NUMA topology). A
+/// device someone else holds (PluginDevice::held_by) is listed as Unhealthy: the kubelet keeps
+/// it in the node's capacity but not in its allocatable count, and never offers it to
+/// GetPreferredAllocation or Allocate; it becomes Healthy again when it is freed.
 void FillListAndWatchResponse(const ResourceSnapshot& snapshot, v1beta1::ListAndWatchResponse& out);
 
 /// Answers one container's Allocate request from `snapshot`: a DeviceSpec (host path =
 /// container path, "rw") per device node, the contract's environment variable and, for
 /// accelerators, `EDGEFD_<NAME>_DEVNODES` listing those container paths in device-ID order. An ID
-/// the resource does not know, or a device that is gone or unhealthy, is an error naming it.
+/// the resource does not know, or a device that is gone, unhealthy or held by someone else (a
+/// prepared DRA claim), is an error naming it (and the holder).
 /// With `cdi`, also `cdi_devices` naming each device's CDI device in the common spec
 /// (CdiSpecDir), which adds its metadata; the environment above stays in `envs` because the
 /// device plugin API has no call that could remove a per-allocation spec again.
@@ -34,10 +39,12 @@ grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
 /// the new list to every open stream at once.
 class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService {
  public:
-  /// `registry` and `metrics` (may be null) must outlive the service. With `cdi`, Allocate
-  /// names CDI devices too.
+  /// `registry`, `metrics` and `claims` (both may be null) must outlive the service. With
+  /// `cdi`, Allocate names CDI devices too. With `claims`, what prepared DRA claims hold is
+  /// withdrawn: listed as Unhealthy, never preferred, and refused by Allocate, which reads the
+  /// checkpoint again first (the kubelet may allocate before a change reached the watch).
   DevicePluginService(DeviceRegistry& registry, std::string resource, Metrics* metrics,
-                      bool cdi = false);
+                      bool cdi = false, DraClaimWatch* claims = nullptr);
   ~DevicePluginService() override;
   DevicePluginService(const DevicePluginService&) = delete;
   DevicePluginService& operator=(const DevicePluginService&) = delete;
@@ -69,13 +76,21 @@ class DevicePluginService final : public v1beta1::DevicePlugin::CallbackService 
   class Watch;
   friend class Watch;
   void OnRegistryChange(const std::string& resource);
+  void PushAll();
+  // The resource as the kubelet may see it: the registry's snapshot with the claims' holds
+  // applied (as last read, or read now with `fresh`). `version` gets a number that changes
+  // whenever either does.
+  std::optional<ResourceSnapshot> View(bool fresh,
+                                       std::pair<uint64_t, uint64_t>* version = nullptr);
   void Forget(Watch* watch);
 
   DeviceRegistry& registry_;
   const std::string resource_;
   Metrics* metrics_;
   const bool cdi_;
+  DraClaimWatch* claims_;
   int listener_ = 0;
+  int claims_listener_ = 0;
   std::mutex mu_;             // guards watches_ and finishing_
   std::set<Watch*> watches_;  // open ListAndWatch streams
   bool finishing_ = false;

@@ -15,6 +15,7 @@
 #include "edgefd/runtime/metrics.h"
 #include "edgefd/runtime/model.h"
 #include "edgefd/runtime/partition.h"
+#include "edgefd/runtime/threads.h"
 #include "edgefd/runtime/transport.h"
 
 namespace edgefd::runtime {
@@ -136,7 +137,10 @@ struct RunOptions {
   int warmup = 3;
   Policy policy = Policy::kLatest;
   SourceOptions source;
-  int threads = 0;                     ///< compute threads per stage; 0: cores / stages
+  /// Compute threads per stage; 0: chosen from the cpuset, the cgroup's CPU quota and the
+  /// allocated cores, shared among the stages (ChooseThreads).
+  int threads = 0;
+  std::string root = "/";              ///< where /proc/self/cgroup and /sys/fs/cgroup are read
   PartitionOptions partition;          ///< stages is taken from `stages`
   bool profile = false;                ///< partition by measured per-layer time
   std::vector<double> stage_delay_ms;  ///< per stage, see StageOptions::delay_ms
@@ -160,6 +164,7 @@ struct RunReport {
   std::vector<int> compute_cpus;
   std::vector<int> io_cpus;
   std::vector<OpenedDevice> devices;
+  ThreadChoice threads;  ///< compute threads per stage and why
   std::string Json(const Model& model) const;
   std::string Text() const;
 };

@@ -206,6 +206,25 @@ std::vector<std::string> FakeKubelet::Resources() {
   return names;
 }
 
+std::string FakeKubelet::HealthIn(const v1beta1::ListAndWatchResponse& list,
+                                  const std::string& id) {
+  for (const auto& d : list.devices()) {
+    if (d.id() == id) return d.health();
+  }
+  return "absent";
+}
+
+std::function<bool(const FakeKubelet::Endpoint&)> FakeKubelet::Lists(
+    std::vector<std::pair<std::string, std::string>> want) {
+  return [want = std::move(want)](const Endpoint& ep) {
+    if (ep.lists.empty()) return false;
+    for (const auto& [id, health] : want) {
+      if (HealthIn(ep.lists.back(), id) != health) return false;
+    }
+    return true;
+  };
+}
+
 std::unique_ptr<v1beta1::DevicePlugin::Stub> FakeKubelet::Dial(const std::string& resource) {
   std::string endpoint;
   {

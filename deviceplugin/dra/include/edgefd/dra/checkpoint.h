@@ -1,54 +1,14 @@
 #pragma once
 
-#include <filesystem>
-#include <map>
-#include <string>
-#include <vector>
-
-#include "edgefd/common/result.h"
+// The DRA checkpoint's format lives in the device-plugin library, which reads it too (it
+// withdraws what prepared claims hold); the DRA driver names its types as its own.
+#include "edgefd/deviceplugin/dra_checkpoint.h"
 
 namespace edgefd::dra {
 
-/// One device of a prepared claim, as NodePrepareResources answered it.
-struct PreparedDevice {
-  std::string request;  ///< the claim's request it serves
-  std::string pool;
-  std::string device;
-  std::vector<std::string> cdi_ids;  ///< fully qualified CDI names
-
-  bool operator==(const PreparedDevice&) const = default;
-};
-
-/// A claim edgefd prepared: what it answered and what its per-claim CDI spec holds.
-struct PreparedClaim {
-  std::string uid;
-  std::string ns;
-  std::string name;
-  std::vector<PreparedDevice> devices;
-  std::vector<std::string> env;  ///< the per-claim CDI device's environment
-
-  bool operator==(const PreparedClaim&) const = default;
-};
-
-/// Prepared claims by UID.
-using PreparedClaims = std::map<std::string, PreparedClaim>;
-
-/// The checkpoint file: every prepared claim, so that a restarted plugin answers a repeated
-/// NodePrepareResources the same way, can still unprepare, and knows which devices running
-/// pods hold. JSON with a version and a checksum over the claims, written atomically.
-class Checkpoint {
- public:
-  explicit Checkpoint(std::filesystem::path path) : path_(std::move(path)) {}
-
-  const std::filesystem::path& path() const { return path_; }
-  /// Reads the file; a missing file is an empty set. A file that does not parse, has another
-  /// version or a wrong checksum is an Error naming it.
-  Result<PreparedClaims> Load() const;
-  /// Replaces the file with `claims`.
-  Status Save(const PreparedClaims& claims) const;
-
- private:
-  std::filesystem::path path_;
-};
+using Checkpoint = deviceplugin::DraCheckpoint;
+using deviceplugin::PreparedClaim;
+using deviceplugin::PreparedClaims;
+using deviceplugin::PreparedDevice;
 
 }  // namespace edgefd::dra

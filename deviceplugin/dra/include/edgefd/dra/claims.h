@@ -13,6 +13,7 @@
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/checkpoint.h"
+#include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/resource_api.h"
 
 namespace edgefd::dra {
@@ -41,13 +42,25 @@ class ClaimHandler {
   virtual std::string Unprepare(const ClaimRef& claim) = 0;
 };
 
+/// What the kubelet's device manager assigned to running containers (PodResourcesClient::List).
+using AssignmentSource = std::function<Result<std::vector<AssignedDevice>>()>;
+
+/// Claims refused for the node's one allocation record.
+struct ClaimStats {
+  uint64_t conflicts = 0;            ///< a container held a device through the device plugin
+  uint64_t assignments_unknown = 0;  ///< the PodResources API could not say (refused, not guessed)
+};
+
 /// Prepares and unprepares claims over the registry (the state of dra-example-driver's
 /// state.go): Prepare answers a claim it prepared before from the checkpoint (a repeated or
 /// post-restart call is idempotent); otherwise it reads the claim from the API server,
 /// checks that every allocation result of edgefd.io is in this node's pool and names a
 /// device this node has, present and healthy, writes the claim's CDI spec (the environment
 /// that sums up the allocation) and records the claim in the checkpoint before answering
-/// with each device's CDI names (its common-spec device and the claim's). Unprepare removes
+/// with each device's CDI names (its common-spec device and the claim's). With an
+/// AssignmentSource (SetAssignments) the record is first written as pending, which already
+/// withdraws its devices from the device plugin, then the kubelet is asked what the device
+/// plugin handed out, and the record is confirmed or removed. Unprepare removes
 /// the spec and the record; a claim it does not know is already unprepared. Any problem with
 /// one claim is that claim's error, never the whole call's. Safe from many threads.
 class ClaimPreparer final : public ClaimHandler {
@@ -58,7 +71,8 @@ class ClaimPreparer final : public ClaimHandler {
 
   /// Loads the checkpoint (a corrupt one is renamed to `<file>.corrupt` with an error in the
   /// log, and the plugin starts empty: the kubelet still unprepares those claims, which then
-  /// succeeds), writes the CDI specs of the prepared claims again (/var/run is empty after a
+  /// succeeds), drops records of prepares that did not finish (pending: the kubelet asks
+  /// again), writes the CDI specs of the prepared claims again (/var/run is empty after a
   /// reboot) and removes claim specs of claims it has no record of. Fails when the checkpoint
   /// directory or the CDI directory cannot be written.
   Status Start();
@@ -72,10 +86,25 @@ class ClaimPreparer final : public ClaimHandler {
   PreparedClaims Claims() const;
   /// Called (outside any lock) after the set of prepared claims changed.
   void SetOnChange(std::function<void()> on_change);
+  /// From now on Prepare asks `source` before it prepares a new claim, and refuses a claim
+  /// with a device that a container holds through the device plugin (naming the device and
+  /// the pod), or when `source` fails (naming why): one allocation record per node. Nothing is
+  /// remembered between calls, so restarts of the kubelet or of edgefd change nothing.
+  void SetAssignments(AssignmentSource source);
+  /// What was refused for the allocation record so far.
+  ClaimStats Stats() const;
+  /// Called (outside any lock) after a claim was refused because a container holds one of
+  /// its devices through the device plugin.
+  void SetOnConflict(std::function<void()> on_conflict);
 
  private:
   // The claim's entry, or an error; `claim` is the API object.
-  PrepareResult Build(const ClaimRef& ref, const ClaimObject& claim, std::vector<std::string>& env);
+  // `plugin_ids` gets each device's resource and device-plugin ID, in the order of the result.
+  PrepareResult Build(const ClaimRef& ref, const ClaimObject& claim, std::vector<std::string>& env,
+                      std::vector<std::pair<std::string, std::string>>& plugin_ids);
+  // "" when no container holds any of `plugin_ids` through the device plugin, else why not.
+  std::string CheckAssignments(const std::string& what, const PrepareResult& result,
+                               const std::vector<std::pair<std::string, std::string>>& plugin_ids);
   void Changed();
 
   deviceplugin::DeviceRegistry& registry_;
@@ -87,6 +116,9 @@ class ClaimPreparer final : public ClaimHandler {
   mutable std::mutex mu_;  // guards prepared_ and the files
   PreparedClaims prepared_;
   std::function<void()> on_change_;
+  AssignmentSource assignments_;
+  std::function<void()> on_conflict_;
+  ClaimStats stats_;
 };
 
 /// When a device that a prepared claim holds vanishes and the cluster keeps no device taints,

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "edgefd/common/health.h"
+#include "edgefd/dra/claims.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/publisher.h"
 
@@ -17,6 +18,9 @@ struct DraState {
   KubeletPluginStats plugin;
   RegistrationState registration;
   size_t prepared_claims = 0;
+  ClaimStats claims;
+  /// Devices containers hold through the device plugin, as last polled (tainted in the pool).
+  size_t device_plugin_devices = 0;
 };
 
 /// The edgefd_dra_* metrics in the Prometheus text format.

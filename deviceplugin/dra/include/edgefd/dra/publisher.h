@@ -71,6 +71,9 @@ class SlicePublisher {
   /// Stops the thread; the slices stay (the kubelet removes them if the plugin does not come
   /// back, and a restarted plugin takes them over).
   void Stop();
+  /// Device names that containers hold through the device plugin (PoolDevices' `taken`);
+  /// call before Start. Its changes come through Trigger.
+  void SetTaken(HeldFn taken);
   /// Asks for a sync now (held devices changed, the kubelet registered us again).
   void Trigger();
   /// Asks for a check of the pool within `delay`: after a kubelet restart, whose wipe of the
@@ -98,6 +101,7 @@ class SlicePublisher {
   const ResourceApi version_;
   const Options options_;
   HeldFn held_;
+  HeldFn taken_;
   bool taints_ = false;
   int listener_ = 0;
   std::unique_ptr<TriggeredWorker> worker_;

@@ -40,6 +40,8 @@ struct SliceDevice {
 /// Taint keys edgefd sets.
 inline constexpr char kUnpluggedTaint[] = "edgefd.io/unplugged";
 inline constexpr char kUnhealthyTaint[] = "edgefd.io/unhealthy";
+/// On a device a container holds through the device plugin (one allocation record per node).
+inline constexpr char kDevicePluginTaint[] = "edgefd.io/device-plugin";
 
 /// The attributes of DESIGN.md's DRA contract for one device: kind (accelerator, camera,
 /// cpu), model (the rule name; a core's model), vendorID, productID, stableID, driver,
@@ -53,9 +55,12 @@ std::map<std::string, AttributeValue> DeviceAttributes(
 /// with a NoSchedule taint, and a vanished device that a prepared claim still holds
 /// (`held`, by device name) stays listed with a NoExecute taint so the pods using it are
 /// evicted. Without taints such devices are left out. Everything else that is gone leaves.
-/// Devices whose names collide keep the first; the result is sorted by name.
+/// A device a container holds through the device plugin (`taken`, by device name) gets a
+/// NoSchedule taint (without taints it is left out), so the scheduler allocates it to no
+/// claim. Devices whose names collide keep the first; the result is sorted by name.
 std::vector<SliceDevice> PoolDevices(const std::vector<deviceplugin::ResourceSnapshot>& resources,
-                                     const std::set<std::string>& held, bool taints);
+                                     const std::set<std::string>& held, bool taints,
+                                     const std::set<std::string>& taken = {});
 
 /// The most devices one slice carries (the API allows 128, or 64 when any device of the slice
 /// has taints; edgefd always uses the lower bound so adding a taint never splits a slice).

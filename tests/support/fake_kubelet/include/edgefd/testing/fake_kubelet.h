@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "v1beta1/api.grpc.pb.h"
@@ -56,6 +57,12 @@ class FakeKubelet {
   std::optional<Endpoint> Get(const std::string& resource);
   /// Resource names registered so far.
   std::vector<std::string> Resources();
+  /// The health `list` gives device `id` ("Healthy", "Unhealthy"); "absent" when not listed.
+  static std::string HealthIn(const v1beta1::ListAndWatchResponse& list, const std::string& id);
+  /// A WaitFor predicate: the newest list gives each device ID the health paired with it.
+  static std::function<bool(const Endpoint&)> Lists(
+      std::vector<std::pair<std::string, std::string>> want);
+
   /// A DevicePlugin client on the resource's current endpoint (as the kubelet calls Allocate).
   std::unique_ptr<v1beta1::DevicePlugin::Stub> Dial(const std::string& resource);
 

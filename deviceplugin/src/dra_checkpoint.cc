@@ -1,13 +1,13 @@
-#include "edgefd/dra/checkpoint.h"
+#include "edgefd/deviceplugin/dra_checkpoint.h"
 
 #include <cstdio>
 #include <fstream>
-#include <sstream>
+#include <optional>
 
 #include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/cdi.h"
 
-namespace edgefd::dra {
+namespace edgefd::deviceplugin {
 namespace fs = std::filesystem;
 
 namespace {
@@ -38,22 +38,44 @@ Json ToJson(const PreparedClaims& claims) {
                          {"cdiDeviceIDs", d.cdi_ids}});
     }
     out[uid] = {{"namespace", c.ns}, {"name", c.name}, {"devices", devices}, {"env", c.env}};
+    // Only when set, so that a checkpoint without pending claims reads as before.
+    if (c.pending) out[uid]["pending"] = true;
   }
   return out;
 }
 
 }  // namespace
 
-Result<PreparedClaims> Checkpoint::Load() const {
-  std::error_code ec;
-  if (!fs::exists(path_, ec)) return PreparedClaims{};
+Result<std::optional<std::string>> DraCheckpoint::Read() const {
   const std::string where = path_.string() + ": ";
-  if (fs::file_size(path_, ec) > kMaxBytes) return Error{where + "larger than 64 MiB"};
   std::ifstream in(path_, std::ios::binary);
-  if (!in) return Error{where + "cannot be read"};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  auto parsed = ParseJson(ss.str(), path_.string());
+  if (!in) {
+    // Missing is no claims; anything else (a directory we may not search, a file we may not
+    // read) is an error, never "no claims".
+    std::error_code ec;
+    if (!fs::exists(path_, ec) && !ec) return std::optional<std::string>{};
+    return Error{where + "cannot be read" + (ec ? ": " + ec.message() : "")};
+  }
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size < 0) return Error{where + "cannot be read"};
+  if (static_cast<std::uintmax_t>(size) > kMaxBytes) return Error{where + "larger than 64 MiB"};
+  in.seekg(0);
+  std::string text(static_cast<size_t>(size), '\0');
+  if (!in.read(text.data(), size)) return Error{where + "cannot be read"};
+  return std::optional<std::string>(std::move(text));
+}
+
+Result<PreparedClaims> DraCheckpoint::Load() const {
+  auto text = Read();
+  if (!text) return text.error();
+  if (!*text) return PreparedClaims{};
+  return Parse(**text);
+}
+
+Result<PreparedClaims> DraCheckpoint::Parse(const std::string& text) const {
+  const std::string where = path_.string() + ": ";
+  auto parsed = ParseJson(text, path_.string());
   if (!parsed) return Error{parsed.error().message + " (corrupt checkpoint)"};
   const Json& doc = *parsed;
   if (!doc.is_object()) return Error{where + "not a JSON object (corrupt checkpoint)"};
@@ -74,6 +96,7 @@ Result<PreparedClaims> Checkpoint::Load() const {
       claim.ns = c.at("namespace").get<std::string>();
       claim.name = c.at("name").get<std::string>();
       claim.env = c.at("env").get<std::vector<std::string>>();
+      claim.pending = c.value("pending", false);
       for (const Json& d : c.at("devices")) {
         claim.devices.push_back({d.at("request").get<std::string>(),
                                  d.at("pool").get<std::string>(), d.at("device").get<std::string>(),
@@ -87,10 +110,10 @@ Result<PreparedClaims> Checkpoint::Load() const {
   return claims;
 }
 
-Status Checkpoint::Save(const PreparedClaims& claims) const {
+Status DraCheckpoint::Save(const PreparedClaims& claims) const {
   Json body = ToJson(claims);
   Json doc = {{"version", kVersion}, {"checksum", Checksum(body)}, {"claims", std::move(body)}};
-  return deviceplugin::WriteFileAtomically(path_, DumpJson(doc, 1) + "\n");
+  return WriteFileAtomically(path_, DumpJson(doc, 1) + "\n");
 }
 
-}  // namespace edgefd::dra
+}  // namespace edgefd::deviceplugin
