@@ -127,8 +127,13 @@ void WalkUp(const fs::path& mount, const std::string& path, DirReader read,
   std::error_code ec;
   // In a container the mount is its own cgroup, and the host's path for it does not exist.
   if (!fs::is_directory(dir, ec)) dir = mount;
-  const fs::path stop = mount.lexically_normal();
-  for (dir = dir.lexically_normal();; dir = dir.parent_path()) {
+  // Without a trailing separator ("a/b/" has an empty last name), so the walk meets `stop`.
+  auto normal = [](const fs::path& p) {
+    fs::path n = p.lexically_normal();
+    return n.has_filename() || !n.has_parent_path() ? n : n.parent_path();
+  };
+  const fs::path stop = normal(mount);
+  for (dir = normal(dir);; dir = dir.parent_path()) {
     fs::path file;
     if (std::optional<Limit> limit = read(dir, ignored, &file)) KeepTighter(found, *limit, file);
     if (dir == stop || !dir.has_relative_path() || dir == dir.parent_path()) break;
@@ -164,9 +169,9 @@ bool HasController(std::string_view list, std::string_view name) {
 
 std::string FormatCpus(double cpus) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2g", cpus);
+  std::snprintf(buf, sizeof buf, "%.2f", cpus);  // "1.50" -> "1.5", "1.00" -> "1.0"
   std::string s = buf;
-  if (s.find('.') == std::string::npos && s.find('e') == std::string::npos) s += ".0";
+  if (s.size() > 1 && s.back() == '0' && s[s.size() - 2] != '.') s.pop_back();
   return s;
 }
 

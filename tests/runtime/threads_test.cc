@@ -108,6 +108,14 @@ TEST(CgroupQuota, V1MinusOneIsNoLimit) {
   ExpectNoQuota(Cfs(r, "sys/fs/cgroup/cpu/x", "-1\n", "100000\n"));
 }
 
+TEST(CgroupQuota, RootCgroupIsReadOnce) {
+  Root r;
+  r.Put("proc/self/cgroup", "1:cpu:/\n");
+  Cfs(r, "sys/fs/cgroup/cpu", "x\n", "100000\n");
+  EXPECT_FALSE(r.Quota().has_value());
+  EXPECT_EQ(r.ignored.size(), 1u) << ::testing::PrintToString(r.ignored);
+}
+
 TEST(CgroupQuota, NoCgroupFilesIsNoLimit) {
   Root r;
   ExpectNoQuota(r);
@@ -165,7 +173,10 @@ TEST(ChooseThreads, QuotaBelowTheCpusetWins) {
 }
 
 TEST(ChooseThreads, FractionalQuotaRoundsToNearest) {
-  EXPECT_EQ(ChooseThreads(Limits({0, 1, 2, 3}, 1.5, {}), 0, 1).threads, 2);
+  ThreadChoice c = ChooseThreads(Limits({0, 1, 2, 3}, 1.5, {}), 0, 1);
+  EXPECT_EQ(c.threads, 2);
+  EXPECT_EQ(c.reason, "2 threads: cpuset 0-3 -> 4, cgroup quota 1.5 CPU -> 2");
+  EXPECT_THAT(ChooseThreads(Limits({0, 1}, 0.25, {}), 0, 1).reason, HasSubstr("0.25 CPU -> 1"));
   EXPECT_EQ(ChooseThreads(Limits({0, 1, 2, 3}, 2.4, {}), 0, 1).threads, 2);
 }
 
