@@ -66,7 +66,7 @@ struct PluginServer::Plugin {
   bool need_serve = true;
   bool need_register = true;
   bool registered = false;
-  // The kubelet.sock the last successful Register went to (nullopt when that is not certain).
+  // The kubelet.sock the last successful Register went to.
   std::optional<FileId> registered_with;
   int registrations = 0;
   std::chrono::milliseconds backoff = kMinBackoff;
@@ -224,7 +224,6 @@ bool PluginServer::Register(Plugin& plugin) {
   grpc::ClientContext context;
   context.set_wait_for_ready(true);
   context.set_deadline(std::chrono::system_clock::now() + options_.register_timeout);
-  const std::optional<FileId> kubelet_before = FileIdOf(options_.kubelet_dir / kKubeletSocket);
   grpc::Status status = stub->Register(&context, request, &response);
   // The kubelet connects to our endpoint before it answers Register. When that took longer
   // than our deadline (a kubelet busy starting up), it holds our endpoint while we retry,
@@ -246,9 +245,10 @@ bool PluginServer::Register(Plugin& plugin) {
     return false;
   }
   ++plugin.registrations;
-  // The same kubelet.sock before and after the call: the one this Register went to.
-  const std::optional<FileId> kubelet_after = FileIdOf(options_.kubelet_dir / kKubeletSocket);
-  plugin.registered_with = kubelet_before == kubelet_after ? kubelet_before : std::nullopt;
+  // The kubelet.sock that answered: the call waits for one to exist (wait_for_ready), so it
+  // may have started before this one was created, and a kubelet that answers does not go and
+  // have another one create its socket within the microseconds to this stat.
+  plugin.registered_with = FileIdOf(options_.kubelet_dir / kKubeletSocket);
   spdlog::info("registered {} (endpoint {})", plugin.resource, request.endpoint());
   return true;
 }
