@@ -179,9 +179,8 @@ class CdiValidator : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (Shell("command -v go").code != 0) return;
-    ShellResult build =
-        Shell("bash " + (testing::SourceDir() / "tools/cdi-validate/build.sh").string() + " " +
-              Validator());
+    ShellResult build = Shell("bash " + (testing::SourceDir() / "tools/build-go-tool.sh").string() +
+                              " cdi-validate " + Validator());
     build_ok_ = build.code == 0;
     build_log_ = build.out;
   }

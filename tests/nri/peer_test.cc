@@ -34,8 +34,9 @@ class NriPeerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (RunCommand({"/bin/sh", "-c", "command -v go"}).exit_code != 0) return;
-    auto build = RunCommand(
-        {"/bin/bash", (testing::SourceDir() / "tools/nri-peer/build.sh").string(), Peer()});
+    auto build =
+        RunCommand({"/bin/bash", (testing::SourceDir() / "tools/build-go-tool.sh").string(),
+                    "nri-peer", Peer()});
     build_ok_ = build.exit_code == 0;
     build_log_ = build.out + build.err;
   }

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds nri-peer into the file $1. Go's module and build caches live under
-# ~/.cache/edgefd (outside the clone), so a rebuild, also from a fresh clone, is quick.
+# Builds the Go tool in tools/$1 (cdi-validate, nri-peer) into the file $2. Go's module and
+# build caches live under ~/.cache/edgefd (outside the clone), so a rebuild, also from a fresh
+# clone, is quick.
 set -euo pipefail
-out="$(realpath -m "$1")"
-cd "$(dirname "$0")"
+tool=${1:?usage: build-go-tool.sh TOOL OUT}
+out="$(realpath -m "${2:?usage: build-go-tool.sh TOOL OUT}")"
+cd "$(dirname "$0")/$tool"
 export GOMODCACHE="${GOMODCACHE:-$HOME/.cache/edgefd/gomod}"
 export GOCACHE="${GOCACHE:-$HOME/.cache/edgefd/gocache}"
 export GOFLAGS="-modcacherw -buildvcs=false"
