@@ -24,6 +24,7 @@
 #include <utility>
 
 #include "edgefd/runtime/transport.h"
+#include "link_security.h"
 #include "pipeline.grpc.pb.h"
 
 namespace edgefd::runtime {
@@ -59,44 +60,6 @@ constexpr size_t kMessageMargin = 4096;
 // An upstream silent this long may be replaced by a new stream (a reconnecting upstream whose
 // old stream is half-dead, or the real upstream after a stream that never sends).
 constexpr auto kTakeover = std::chrono::seconds(1);
-
-// --- mutual TLS ----------------------------------------------------------------------------
-
-struct Pems {
-  std::string cert, key, ca;
-};
-
-Result<std::string> ReadPem(const std::string& flag, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Error{flag + " " + path + ": cannot read: " + std::strerror(errno)};
-  constexpr size_t kMaxPem = 1 << 20;
-  std::string text(kMaxPem + 1, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
-  text.resize(size_t(in.gcount()));
-  if (text.size() > kMaxPem)
-    return Error{flag + " " + path + ": larger than 1 MiB, not a PEM file"};
-  if (text.find("-----BEGIN ") == std::string::npos) {
-    return Error{flag + " " + path + ": not PEM (no '-----BEGIN ' line)"};
-  }
-  return text;
-}
-
-Result<Pems> ReadTls(const TlsFiles& tls) {
-  if (tls.cert.empty() || tls.key.empty() || tls.ca.empty()) {
-    return Error{
-        "--tls-cert, --tls-key and --tls-ca go together: mutual TLS needs this end's "
-        "certificate and key and the CA of the other end"};
-  }
-  Pems pems;
-  for (auto [flag, path, out] :
-       {std::tuple{"--tls-cert", &tls.cert, &pems.cert},
-        std::tuple{"--tls-key", &tls.key, &pems.key}, std::tuple{"--tls-ca", &tls.ca, &pems.ca}}) {
-    auto text = ReadPem(flag, *path);
-    if (!text) return text.error();
-    *out = std::move(*text);
-  }
-  return pems;
-}
 
 // --- the receiving end ---------------------------------------------------------------------
 
@@ -209,10 +172,15 @@ class StageInput {
 /// Validates pushed frames and hands them to the stage's input.
 class StageService final : public pb::Stage::Service {
  public:
-  StageService(Shape expected, StageInput* input) : expected_(expected), input_(input) {}
+  /// `token`: what every stream must present; "" admits any.
+  StageService(Shape expected, StageInput* input, std::string token)
+      : expected_(expected), input_(input), token_(std::move(token)) {}
 
   grpc::Status Push(grpc::ServerContext* context, grpc::ServerReader<pb::Frame>* reader,
                     pb::PushReply* reply) override {
+    // Before Admit: a stream without the token never becomes the upstream, however long the
+    // real one has been silent, and its end-of-stream never reaches the stage.
+    if (!PresentsToken(*context, token_)) return Unauthenticated(*context);
     const std::optional<uint64_t> id = input_->Admit(context);
     if (!id) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -244,6 +212,18 @@ class StageService final : public pb::Stage::Service {
   }
 
  private:
+  grpc::Status Unauthenticated(const grpc::ServerContext& context) {
+    // Logged at 1, 2, 4, 8, ... refusals: a flood of them cannot flood the log.
+    const uint64_t n = ++refused_;
+    if ((n & (n - 1)) == 0) {
+      spdlog::warn("stage input: refused a Push from {} without this pipeline's token ({} so far)",
+                   context.peer(), n);
+    }
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "this stage takes frames only from streams that present its pipeline's "
+                        "token (--token-file)");
+  }
+
   grpc::Status Validate(const pb::Frame& f, bool has_previous, uint64_t last_seq) const {
     Shape s{int(f.height()), int(f.width()), int(f.channels())};
     if (!(s == expected_)) {
@@ -276,29 +256,33 @@ class StageService final : public pb::Stage::Service {
 
   Shape expected_;
   StageInput* input_;
+  const std::string token_;
+  std::atomic<uint64_t> refused_{0};
 };
 
 class GrpcReader final : public FrameReader {
  public:
   static Result<std::unique_ptr<FrameReader>> Listen(const std::string& address, Shape expected,
-                                                     Policy policy, const TlsFiles& tls,
+                                                     Policy policy, const LinkSecurity& tls,
                                                      const GrpcKeepalive& keepalive) {
     KeepFrameSizedAllocationsWarm();
-    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-    if (tls.Enabled()) {
-      auto pems = ReadTls(tls);
-      if (!pems) return Error{"--listen " + address + ": " + pems.error().message};
-      grpc::SslServerCredentialsOptions options(
-          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-      options.pem_root_certs = pems->ca;
-      options.pem_key_cert_pairs.push_back({pems->key, pems->cert});
-      credentials = grpc::SslServerCredentials(options);
+    auto credentials = StageServerCredentials(tls);
+    if (!credentials) return Error{"--listen " + address + ": " + credentials.error().message};
+    auto token = LinkToken(tls);
+    if (!token) return Error{"--listen " + address + ": " + token.error().message};
+    if (!tls.Tls() && !tls.Token() && !LocalOnly(address)) {
+      spdlog::warn(
+          "--listen {}: UNAUTHENTICATED: neither --token-file nor --tls-cert/--tls-key/--tls-ca "
+          "is set, so any client that reaches this port can push frames here and, once the "
+          "upstream is silent for 1 s, take this stage over and end its stream; give every end "
+          "of the pipeline the same --token-file (docs/pipeline.md, \"Who may push\")",
+          address);
     }
     auto r = std::unique_ptr<GrpcReader>(new GrpcReader(policy));
-    r->service_ = std::make_unique<StageService>(expected, &r->input_);
+    r->service_ = std::make_unique<StageService>(expected, &r->input_, std::move(*token));
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(address, credentials, &port);
+    builder.AddListeningPort(address, *credentials, &port);
     builder.SetMaxReceiveMessageSize(
         int(std::min<size_t>(expected.Bytes() + kMessageMargin, size_t(INT_MAX))));
     builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, int(keepalive.time.count()));
@@ -328,7 +312,7 @@ class GrpcReader final : public FrameReader {
     r->server_ = builder.BuildAndStart();
     if (!r->server_) {
       return Error{"--listen " + address + ": cannot serve gRPC there" +
-                   (tls.Enabled() ? " (do --tls-cert and --tls-key make a pair?)" : "")};
+                   (tls.Tls() ? " (do --tls-cert and --tls-key make a pair?)" : "")};
     }
     r->address_ = address;
     if (address.rfind("unix:", 0) != 0) {
@@ -472,12 +456,14 @@ class SendPool : public std::enable_shared_from_this<SendPool> {
 
 class GrpcWriter final : public FrameWriter {
  public:
-  /// `credentials`: null for plaintext.
+  /// `credentials`: null for plaintext; `token`: presented on every stream ("": none).
   GrpcWriter(std::string target, size_t frame_bytes, std::chrono::milliseconds reconnect_timeout,
-             std::shared_ptr<grpc::ChannelCredentials> credentials, const GrpcKeepalive& keepalive)
+             std::shared_ptr<grpc::ChannelCredentials> credentials, std::string token,
+             const GrpcKeepalive& keepalive)
       : target_(std::move(target)),
         frame_bytes_(frame_bytes),
         reconnect_timeout_(reconnect_timeout),
+        token_(std::move(token)),
         pool_(std::make_shared<SendPool>(frame_bytes_)) {
     KeepFrameSizedAllocationsWarm();
     args_.SetMaxSendMessageSize(-1);
@@ -507,8 +493,10 @@ class GrpcWriter final : public FrameWriter {
   Status Publish(const FrameMeta& meta) override { return Send(meta); }
 
   Status Close() override {
+    // After Abort() the end-of-stream still goes out (a stopping stage ends its stream
+    // downstream), on a connection that may take kFinishTimeout at most.
     if (!stream_) {
-      Status s = Connect();
+      Status s = Aborted() ? Connect(kFinishTimeout, false) : Connect(reconnect_timeout_, true);
       if (!s) return s;
     }
     pb::Frame end;
@@ -525,9 +513,36 @@ class GrpcWriter final : public FrameWriter {
   uint64_t Reconnects() const override { return reconnects_; }
 
  private:
+  // Cuts short a frame's Write waiting on the next stage, and a Connect (which polls
+  // Aborted()); Send fails from then on.
+  void OnAbort() override {
+    std::lock_guard<std::mutex> lock(context_mu_);
+    if (context_ && sending_) context_->TryCancel();
+  }
+
+  // Marks a frame's Write in progress, unless Abort() came first.
+  bool BeginSend() {
+    std::lock_guard<std::mutex> lock(context_mu_);
+    if (Aborted()) return false;
+    sending_ = true;
+    return true;
+  }
+  void EndSend() {
+    std::lock_guard<std::mutex> lock(context_mu_);
+    sending_ = false;
+  }
+
+  Error AbortedError() const {
+    return Error{"next stage " + target_ + ": link aborted (the program is stopping)"};
+  }
+
   Status Send(const FrameMeta& meta) {
+    if (Aborted()) {
+      ++drops_;
+      return AbortedError();
+    }
     if (!stream_) {
-      Status s = Connect();
+      Status s = Connect(reconnect_timeout_, true);
       if (!s) {
         ++drops_;
         return s;
@@ -560,16 +575,22 @@ class GrpcWriter final : public FrameWriter {
       head_bytes_.push_back(char(0x80 | (v & 0x7f)));
     }
     grpc::Slice slices[2] = {grpc::Slice(head_bytes_), pool_->Lend(n)};
+    if (!BeginSend()) {
+      ++drops_;
+      return AbortedError();
+    }
     watchdog_.Arm(context_.get(), Clock::now() + reconnect_timeout_);
     const bool written = stream_->Write(grpc::ByteBuffer(slices, 2));
     const bool timed_out = watchdog_.Disarm();
+    EndSend();
     if (!written) {
       watchdog_.Arm(context_.get(), Clock::now() + kFinishTimeout);
       grpc::Status st = stream_->Finish();
       watchdog_.Disarm();
       stream_.reset();
-      context_.reset();
+      ResetContext();
       ++drops_;
+      if (Aborted()) return AbortedError();
       if (timed_out) {
         return Error{"next stage " + target_ + ": took no frame for " +
                      std::to_string(reconnect_timeout_.count()) + " ms; stream cancelled, frame " +
@@ -582,13 +603,21 @@ class GrpcWriter final : public FrameWriter {
     return Ok{};
   }
 
-  Status Connect() {
-    auto deadline = std::chrono::system_clock::now() + reconnect_timeout_;
-    if (!unix_path_.empty() ? !DialUnix(deadline) : !channel_->WaitForConnected(deadline)) {
+  // Dials within `timeout`; `abortable`: Abort() ends the wait.
+  Status Connect(std::chrono::milliseconds timeout, bool abortable) {
+    auto deadline = std::chrono::system_clock::now() + timeout;
+    if (!unix_path_.empty() ? !DialUnix(deadline, abortable)
+                            : !WaitForChannel(deadline, abortable)) {
+      if (abortable && Aborted()) return AbortedError();
       return Error{"next stage " + target_ + ": not reachable within " +
-                   std::to_string(reconnect_timeout_.count()) + " ms"};
+                   std::to_string(timeout.count()) + " ms"};
     }
-    context_ = std::make_unique<grpc::ClientContext>();
+    auto context = std::make_unique<grpc::ClientContext>();
+    if (!token_.empty()) context->AddMetadata(kTokenHeader, kTokenPrefix + token_);
+    {
+      std::lock_guard<std::mutex> lock(context_mu_);
+      context_ = std::move(context);
+    }
     // Client-streaming Push with raw messages: what the generated stub does, typed on
     // ByteBuffer so frames go out without a serialising copy.
     stream_.reset(grpc::internal::ClientWriterFactory<grpc::ByteBuffer>::Create(
@@ -603,7 +632,7 @@ class GrpcWriter final : public FrameWriter {
   /// default (~208 KB), so each frame crosses in ~18 partial writes, each a wake-up of
   /// both ends on two shared cores; a buffer that holds a whole frame lets the sender
   /// write it in one go. (TCP autotunes its buffers, so TCP targets keep gRPC's own dialler.)
-  bool DialUnix(std::chrono::system_clock::time_point deadline) {
+  bool DialUnix(std::chrono::system_clock::time_point deadline, bool abortable) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (unix_path_.size() >= sizeof(addr.sun_path)) return false;
@@ -622,8 +651,18 @@ class GrpcWriter final : public FrameWriter {
       }
       close(fd);
       auto retry = std::chrono::system_clock::now() + std::chrono::milliseconds(50);
-      if (retry >= deadline) return false;
+      if (retry >= deadline || (abortable && Aborted())) return false;
       std::this_thread::sleep_until(retry);
+    }
+  }
+
+  // The channel's WaitForConnected in 50 ms slices, so an Abort() can end the wait.
+  bool WaitForChannel(std::chrono::system_clock::time_point deadline, bool abortable) {
+    for (;;) {
+      auto slice =
+          std::min(deadline, std::chrono::system_clock::now() + std::chrono::milliseconds(50));
+      if (channel_->WaitForConnected(slice)) return true;
+      if ((abortable && Aborted()) || slice >= deadline) return false;
     }
   }
 
@@ -640,6 +679,11 @@ class GrpcWriter final : public FrameWriter {
     (void)stream_->Finish();
     watchdog_.Disarm();
     stream_.reset();
+    ResetContext();
+  }
+
+  void ResetContext() {
+    std::lock_guard<std::mutex> lock(context_mu_);
     context_.reset();
   }
 
@@ -648,11 +692,14 @@ class GrpcWriter final : public FrameWriter {
   std::string target_;
   size_t frame_bytes_;
   std::chrono::milliseconds reconnect_timeout_;
+  const std::string token_;
   grpc::ChannelArguments args_;
   std::string unix_path_;  // set for unix: targets, which DialUnix connects
   std::shared_ptr<grpc::Channel> channel_;
   std::optional<grpc::internal::RpcMethod> push_method_;  // Push, bound to channel_
-  std::unique_ptr<grpc::ClientContext> context_;
+  std::mutex context_mu_;  // context_ and sending_ change on the sending thread, Abort() reads
+  std::unique_ptr<grpc::ClientContext> context_;  // them on another
+  bool sending_ = false;
   std::unique_ptr<grpc::ClientWriter<grpc::ByteBuffer>> stream_;
   pb::PushReply reply_;
   std::shared_ptr<SendPool> pool_;
@@ -667,27 +714,21 @@ class GrpcWriter final : public FrameWriter {
 }  // namespace
 
 Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
-                                                Policy policy, const TlsFiles& tls,
+                                                Policy policy, const LinkSecurity& tls,
                                                 const GrpcKeepalive& keepalive) {
   return GrpcReader::Listen(address, expected, policy, tls, keepalive);
 }
 
 Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
                                                  std::chrono::milliseconds reconnect_timeout,
-                                                 const TlsFiles& tls,
+                                                 const LinkSecurity& tls,
                                                  const GrpcKeepalive& keepalive) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (tls.Enabled()) {
-    auto pems = ReadTls(tls);
-    if (!pems) return Error{"--next " + target + ": " + pems.error().message};
-    grpc::SslCredentialsOptions options;
-    options.pem_root_certs = pems->ca;
-    options.pem_private_key = pems->key;
-    options.pem_cert_chain = pems->cert;
-    credentials = grpc::SslCredentials(options);
-  }
-  return std::unique_ptr<FrameWriter>(
-      std::make_unique<GrpcWriter>(target, frame_bytes, reconnect_timeout, credentials, keepalive));
+  auto credentials = StageChannelCredentials(tls);
+  if (!credentials) return Error{"--next " + target + ": " + credentials.error().message};
+  auto token = LinkToken(tls);
+  if (!token) return Error{"--next " + target + ": " + token.error().message};
+  return std::unique_ptr<FrameWriter>(std::make_unique<GrpcWriter>(
+      target, frame_bytes, reconnect_timeout, *credentials, std::move(*token), keepalive));
 }
 
 }  // namespace edgefd::runtime

@@ -643,17 +643,17 @@ void UnlinkShm(const std::string& name) { shm_unlink(("/" + name).c_str()); }
 
 namespace {
 
-std::optional<Error> TlsOnShm(const std::string& address, const TlsFiles& tls) {
-  if (!tls.Enabled()) return std::nullopt;
+std::optional<Error> TlsOnShm(const std::string& address, const LinkSecurity& tls) {
+  if (!tls.Tls() && !tls.Token()) return std::nullopt;
   return Error{address +
-               ": --tls-cert/--tls-key/--tls-ca secure gRPC links; a shm ring is "
-               "local to the node and has no TLS"};
+               ": --token-file and --tls-cert/--tls-key/--tls-ca secure gRPC links; a shm ring "
+               "is local to the node, and its file's permissions say who may use it"};
 }
 
 }  // namespace
 
 Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shape shape,
-                                                Policy policy, const TlsFiles& tls) {
+                                                Policy policy, const LinkSecurity& tls) {
   if (address.rfind("shm:", 0) == 0) {
     if (auto e = TlsOnShm(address, tls)) return *e;
     return OpenShmReader(address.substr(4), shape.Bytes(), policy);
@@ -664,7 +664,7 @@ Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shap
 Result<std::unique_ptr<FrameWriter>> OpenWriter(const std::string& address, Shape shape,
                                                 Policy policy,
                                                 std::chrono::milliseconds reconnect_timeout,
-                                                const TlsFiles& tls) {
+                                                const LinkSecurity& tls) {
   if (address.rfind("shm:", 0) == 0) {
     if (auto e = TlsOnShm(address, tls)) return *e;
     return OpenShmWriter(address.substr(4), shape.Bytes(), policy, reconnect_timeout);

@@ -28,8 +28,8 @@ TEST(WorkTeam, EveryRowOnceOnAnyTeamSize) {
         });
       }
       for (int r = 0; r < rows; ++r) {
-        ASSERT_EQ(seen[size_t(r)].load(), 20) << threads << " threads, " << rows << " rows, row "
-                                              << r;
+        ASSERT_EQ(seen[size_t(r)].load(), 20)
+            << threads << " threads, " << rows << " rows, row " << r;
       }
       EXPECT_EQ(seen[size_t(rows)].load(), 0);
       EXPECT_FALSE(bad_thread.load());
