@@ -112,7 +112,9 @@ void WorkTeam::WorkerLoop(int id, const std::vector<int>& cpus) {
     auto changed = [&] { return generation_.load(std::memory_order_acquire) != seen; };
     if (!SpinFor(changed)) {
       sleepers_.fetch_add(1);
-      while (!changed()) FutexWait(generation_, seen);
+      // seq_cst against Run's store of generation_ and load of sleepers_: either it sees us
+      // asleep and wakes us, or we see its new generation.
+      while (generation_.load() == seen) FutexWait(generation_, seen);
       sleepers_.fetch_sub(1);
     }
     if (stop_.load()) return;
