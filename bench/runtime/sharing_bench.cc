@@ -8,11 +8,13 @@
 //          --threads 1; target >= 0.9
 //   quiet  the default vs the behaviour before (threads = the cpuset's size, libgomp's own
 //          spin-then-sleep: GOMP_SPINCOUNT=300000 is what libgomp does when nothing is set);
-//          target >= 0.95
+//          target >= 0.95. The runtime's own loops (the fused conv) no longer run on OpenMP, so
+//          "before" is only the binary before that change: --baseline-bin names it (e.g. a
+//          build of main from before); without it the same binary runs with those settings.
 // Each measurement is one `run` stopped by SIGTERM after --seconds (its report covers the
 // frames so far, warm-up excluded), so the whole bench takes 2 x pairs x seconds per row.
 //
-//   sharing_bench [--json] [--pairs N] [--seconds S] [--pipeline-bin PATH]
+//   sharing_bench [--json] [--pairs N] [--seconds S] [--pipeline-bin PATH] [--baseline-bin PATH]
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -37,6 +39,7 @@ struct Variant {
   std::string name;              // "default", "--threads 1", "before"
   std::string args;              // extra run flags
   std::vector<std::string> env;  // extra environment
+  std::string bin;               // the program; empty: --pipeline-bin
 };
 
 struct Row {
@@ -64,7 +67,8 @@ bool Measure(const std::string& bin, const Row& row, const Variant& v, double se
              const edgefd::testing::QuotaCgroup* cgroup, double* fps, std::string* threads,
              std::string* error) {
   std::vector<std::string> argv = edgefd::testing::CommandLine(
-      bin, "run " + ModelArgs(row.model) + " --frames 100000000 --warmup 2 --json " + v.args);
+      v.bin.empty() ? bin : v.bin,
+      "run " + ModelArgs(row.model) + " --frames 100000000 --warmup 2 --json " + v.args);
   if (cgroup != nullptr) argv = cgroup->Wrap(argv);
   edgefd::testing::Child child(argv, v.env);
   child.WaitFor([](const std::string&, const std::string&) { return false; },
@@ -149,6 +153,7 @@ int main(int argc, char** argv) {
   int pairs = 3;
   double seconds = 4;
   std::string bin = edgefd::testing::PipelineBin();
+  std::string baseline;  // the "before" program; empty: bin
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--json") {
@@ -159,21 +164,25 @@ int main(int argc, char** argv) {
       seconds = std::clamp(std::atof(argv[++i]), 0.5, 60.0);
     } else if (a == "--pipeline-bin" && i + 1 < argc) {
       bin = argv[++i];
+    } else if (a == "--baseline-bin" && i + 1 < argc) {
+      baseline = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: sharing_bench [--json] [--pairs N] [--seconds S] [--pipeline-bin "
-                   "PATH]\n");
+                   "PATH] [--baseline-bin PATH]\n");
       return 2;
     }
   }
   const edgefd::runtime::CpuLimits limits =
       edgefd::runtime::ReadCpuLimits("/", edgefd::runtime::Allocation{});
   const int cpuset = std::max<int>(1, int(limits.cpuset.size()));
-  const Variant kDefault{"default", "", {}};
-  const Variant kOne{"--threads 1", "--threads 1", {}};
-  const Variant kBefore{"before (threads " + std::to_string(cpuset) + ", GOMP_SPINCOUNT=300000)",
+  const Variant kDefault{"default", "", {}, ""};
+  const Variant kOne{"--threads 1", "--threads 1", {}, ""};
+  const Variant kBefore{"before (threads " + std::to_string(cpuset) + ", GOMP_SPINCOUNT=300000" +
+                            (baseline.empty() ? ")" : ", " + baseline + ")"),
                         "--threads " + std::to_string(cpuset),
-                        {"GOMP_SPINCOUNT=300000"}};
+                        {"GOMP_SPINCOUNT=300000"},
+                        baseline};
   const std::vector<std::string> models = {"yolo-tiny", "conv"};
 
   std::vector<Row> rows;

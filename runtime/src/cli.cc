@@ -342,7 +342,7 @@ struct SourceArgs {
   ModelSpec model;
   std::string next;
   SourceOptions source;
-  TlsFiles tls;
+  LinkSecurity tls;
   bool check = false;
 };
 
@@ -355,7 +355,7 @@ void AddSourceFlags(CLI::App& app, SourceArgs& a) {
   app.add_option("--fps", a.source.fps, "frames per second (default: 0, as fast as taken)")
       ->type_name("F")
       ->check(NumberIn(0, 1e9));
-  AddTlsFlags(app, a.tls);
+  AddLinkSecurityFlags(app, a.tls);
   app.add_flag("--check", a.check, "print the frames' shape, then exit");
 }
 
@@ -384,7 +384,7 @@ struct SinkArgs {
   std::string listen;
   Policy policy = Policy::kLatest;
   int64_t timeout_ms = 600000;
-  TlsFiles tls;
+  LinkSecurity tls;
   bool json = false;
   bool check = false;
 };
@@ -398,7 +398,7 @@ void AddSinkFlags(CLI::App& app, SinkArgs& a) {
                  "give up after this long without a frame (default: 600000)")
       ->type_name("MS")
       ->check(IntegerIn(1, 1LL << 40));
-  AddTlsFlags(app, a.tls);
+  AddLinkSecurityFlags(app, a.tls);
   app.add_flag("--json", a.json, "print the report as JSON");
   app.add_flag("--check", a.check, "print the outputs' shape, then exit");
 }

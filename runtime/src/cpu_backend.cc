@@ -11,6 +11,7 @@
 #include "edgefd/runtime/devices.h"
 #include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/tensor.h"
+#include "edgefd/runtime/work_team.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -60,6 +61,7 @@ class CpuExecutor final : public Executor {
 #else
     BuildOps();
 #endif
+    if (Threads() > 1) team_ = std::make_unique<WorkTeam>(Threads(), options_.cpus);
     size_t max_elems = 0;
     for (const Op& op : ops_) max_elems = std::max(max_elems, op.out.Elements());
     ping_.Reserve(max_elems);
@@ -132,19 +134,14 @@ class CpuExecutor final : public Executor {
 
   int Threads() const { return std::max(1, options_.threads); }
 
-  // Splits [0, rows) among the team; one thread runs inline without OpenMP overhead.
+  // Splits [0, rows) among the runtime's own team (work_team.h: no OpenMP, whose idle threads
+  // either spin or pay a wake-up per region); one thread runs inline.
   void ParallelRows(int rows, const std::function<void(int, int, int)>& body) {
-    int t = Threads();
-    if (t == 1 || rows < 2 * t) {
+    if (!team_ || rows < 2 * team_->threads()) {
       body(0, rows, 0);
       return;
     }
-#pragma omp parallel num_threads(t)
-    {
-      int id = omp_get_thread_num(), n = omp_get_num_threads();
-      int begin = int(int64_t(rows) * id / n), end = int(int64_t(rows) * (id + 1) / n);
-      body(begin, end, id);
-    }
+    team_->Run(rows, body);
   }
 
   bool IsSingleChannelConv3x3(const Layer& l) const {
@@ -360,6 +357,8 @@ class CpuExecutor final : public Executor {
   Buffer ping_, pong_;
   std::vector<Buffer> scratch_;
   bool pinned_ = false;
+  // Declared last, so its workers stop before anything their work touches goes.
+  std::unique_ptr<WorkTeam> team_;
 };
 
 class CpuBackend final : public Backend {

@@ -86,7 +86,12 @@ void AddModelFlags(CLI::App& app, ModelSpec& model) {
       ->group(group);
 }
 
-void AddTlsFlags(CLI::App& app, TlsFiles& tls) {
+void AddLinkSecurityFlags(CLI::App& app, LinkSecurity& tls) {
+  app.add_option("--token-file", tls.token_file,
+                 "the pipeline's shared token (a Secret's key): presented when sending, required "
+                 "of every stream when listening")
+      ->type_name("FILE")
+      ->group("Who may push (gRPC links)");
   const std::string group = "TLS (gRPC links; all three or none)";
   app.add_option("--tls-cert", tls.cert, "this end's certificate (PEM); serves and dials with it")
       ->type_name("FILE")
@@ -164,7 +169,7 @@ void AddStageFlags(CLI::App& app, StageArgs& args) {
                  "exit after this long without input (default: 0, never)")
       ->type_name("MS")
       ->check(IntegerIn(0, 1LL << 40));
-  AddTlsFlags(app, args.tls);
+  AddLinkSecurityFlags(app, args.tls);
   app.add_flag("--quiet", args.quiet, "log warnings and errors only");
   app.add_flag("--check", args.check, "print the stage's layers and shapes, then exit");
 }
@@ -211,6 +216,7 @@ std::vector<std::string> StageArgv(const StageArgs& a) {
   if (!a.tls.cert.empty()) add("--tls-cert", a.tls.cert);
   if (!a.tls.key.empty()) add("--tls-key", a.tls.key);
   if (!a.tls.ca.empty()) add("--tls-ca", a.tls.ca);
+  if (!a.tls.token_file.empty()) add("--token-file", a.tls.token_file);
   if (a.quiet) out.push_back("--quiet");
   if (a.check) out.push_back("--check");
   return out;

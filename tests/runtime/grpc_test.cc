@@ -364,11 +364,11 @@ class GrpcTls : public GrpcLink {
     std::filesystem::remove_all(pki_->dir);
     delete pki_;
   }
-  static TlsFiles Server() {
-    return {pki_->server_cert.string(), pki_->server_key.string(), pki_->ca_cert.string()};
+  static LinkSecurity Server() {
+    return {pki_->server_cert.string(), pki_->server_key.string(), pki_->ca_cert.string(), ""};
   }
-  static TlsFiles Client() {
-    return {pki_->client_cert.string(), pki_->client_key.string(), pki_->ca_cert.string()};
+  static LinkSecurity Client() {
+    return {pki_->client_cert.string(), pki_->client_key.string(), pki_->ca_cert.string(), ""};
   }
   static inline testing::TestPki* pki_ = nullptr;
 };
@@ -390,11 +390,11 @@ TEST_F(GrpcTls, OnlyClientsWithACertificateFromTheCaAreServed) {
     ASSERT_EQ((*stage)->Next(&got, &data, seconds(10)), ReadResult::kFrame);
     EXPECT_EQ(got.seq, 1u);
   }
-  const TlsFiles intruder = {pki_->other_client_cert.string(), pki_->other_client_key.string(),
-                             pki_->ca_cert.string()};
-  const TlsFiles distrustful = {pki_->client_cert.string(), pki_->client_key.string(),
-                                pki_->other_ca_cert.string()};
-  for (const TlsFiles& tls : {intruder, TlsFiles{}, distrustful}) {
+  const LinkSecurity intruder = {pki_->other_client_cert.string(), pki_->other_client_key.string(),
+                                 pki_->ca_cert.string(), ""};
+  const LinkSecurity distrustful = {pki_->client_cert.string(), pki_->client_key.string(),
+                                    pki_->other_ca_cert.string(), ""};
+  for (const LinkSecurity& tls : {intruder, LinkSecurity{}, distrustful}) {
     auto client = ConnectGrpc(target, shape_.Bytes(), milliseconds(500), tls);
     ASSERT_TRUE(client.ok()) << client.error().message;
     ++meta.seq;
@@ -408,19 +408,19 @@ TEST_F(GrpcTls, OnlyClientsWithACertificateFromTheCaAreServed) {
 }
 
 TEST_F(GrpcTls, MissingOrPartialFilesAreNamed) {
-  TlsFiles half_files;
+  LinkSecurity half_files;
   half_files.cert = pki_->server_cert.string();
   auto half = ListenGrpc("127.0.0.1:0", shape_, Policy::kLatest, half_files);
   ASSERT_FALSE(half.ok());
   EXPECT_NE(half.error().message.find("go together"), std::string::npos);
-  TlsFiles missing = Client();
+  LinkSecurity missing = Client();
   missing.key = dir_ / "nope.key";
   auto client = ConnectGrpc("127.0.0.1:1", shape_.Bytes(), seconds(1), missing);
   ASSERT_FALSE(client.ok());
   EXPECT_NE(client.error().message.find("--tls-key " + missing.key + ": cannot read"),
             std::string::npos)
       << client.error().message;
-  TlsFiles not_pem = Server();
+  LinkSecurity not_pem = Server();
   not_pem.ca = dir_.Write("ca.crt", "hello").string();
   auto server = ListenGrpc("127.0.0.1:0", shape_, Policy::kLatest, not_pem);
   ASSERT_FALSE(server.ok());

@@ -115,6 +115,48 @@ TEST(PipelineManifests, EveryPodRunsUnprivilegedWithAReadOnlyRoot) {
   }
 }
 
+// Who may push (issue 17, point 3): every end of a pipeline reads the same token from that
+// pipeline's Secret, mounted read-only, so no other client can push into a stage or take it
+// over; and no pod gets a service-account token it never uses.
+TEST(PipelineManifests, EveryEndPresentsOrRequiresItsPipelinesTokenAndNoPodMountsAnApiToken) {
+  const std::map<std::string, std::string> secrets = {
+      {"conv-pipeline.yaml", "conv-pipeline-token"},
+      {"yolo-tiny-pipeline.yaml", "yolo-pipeline-token"}};
+  for (const char* file : kPipelineFiles) {
+    for (const YAML::Node& d : Load(file)) {
+      if (d["kind"].as<std::string>() != "Deployment") continue;
+      const std::string name = d["metadata"]["name"].as<std::string>();
+      const YAML::Node pod = d["spec"]["template"]["spec"];
+      EXPECT_FALSE(pod["automountServiceAccountToken"].as<bool>(true)) << name;
+      std::map<std::string, std::string> secret_volumes;  // volume -> Secret
+      for (const YAML::Node& v : pod["volumes"]) {
+        if (v["secret"]) {
+          secret_volumes[v["name"].as<std::string>()] = v["secret"]["secretName"].as<std::string>();
+        }
+      }
+      const YAML::Node c = pod["containers"][0];
+      const std::vector<std::string> argv = Argv(c);
+      std::string token_file;
+      for (size_t i = 0; i + 1 < argv.size(); ++i) {
+        if (argv[i] == "--token-file") token_file = argv[i + 1];
+      }
+      ASSERT_FALSE(token_file.empty()) << name << " runs without --token-file";
+      std::string from;
+      for (const YAML::Node& m : c["volumeMounts"]) {
+        const std::string path = m["mountPath"].as<std::string>();
+        if (token_file.rfind(path + "/", 0) == 0 &&
+            secret_volumes.count(m["name"].as<std::string>())) {
+          EXPECT_TRUE(m["readOnly"].as<bool>(false)) << name;
+          from = secret_volumes[m["name"].as<std::string>()];
+        }
+      }
+      EXPECT_EQ(from, secrets.at(file)) << name << ": " << token_file << " is not from a Secret";
+      // The file is readable by the image's user: group 10001, not world-readable.
+      EXPECT_EQ(pod["securityContext"]["fsGroup"].as<int>(0), 10001) << name;
+    }
+  }
+}
+
 // A slow health endpoint must fail its probe rather than hang it (issue 12, defect 3).
 TEST(PipelineManifests, EveryProbeHasATimeoutShorterThanItsPeriod) {
   int probes = 0;

@@ -27,7 +27,7 @@ StageArgs EveryFieldSet() {
   a.metrics_addr = "[::1]:9090";
   a.delay_ms = 0.125;
   a.idle_exit_ms = 60000;
-  a.tls = {"/tls/stage.crt", "/tls/stage.key", "/tls/ca.crt"};
+  a.tls = {"/tls/stage.crt", "/tls/stage.key", "/tls/ca.crt", "/secrets/pipeline/token"};
   a.quiet = true;
   a.check = true;
   return a;

@@ -36,8 +36,8 @@ struct StageArgs {
   std::string metrics_addr = "none";          ///< --metrics-addr ADDR (--metrics-port P: ":P")
   double delay_ms = 0;                        ///< --delay-ms D: extra time per frame
   int64_t idle_exit_ms = 0;                   ///< --idle-exit-ms MS: exit without input (0: never)
-  TlsFiles tls;                               ///< --tls-cert, --tls-key, --tls-ca: mutual TLS
-                                              ///< on both gRPC ends
+  LinkSecurity tls;                           ///< --token-file, --tls-cert, --tls-key,
+                                              ///< --tls-ca: on both gRPC ends
   bool quiet = false;                         ///< --quiet: warnings and errors only
   bool check = false;                         ///< --check: print the stage's shapes and exit
 
@@ -46,8 +46,9 @@ struct StageArgs {
 
 /// --model conv|yolo-tiny, --width W, --height H, --channels C (conv), --seed S, --weights FILE.
 void AddModelFlags(CLI::App& app, ModelSpec& model);
-/// --tls-cert FILE, --tls-key FILE, --tls-ca FILE (group "TLS"): mutual TLS on gRPC links.
-void AddTlsFlags(CLI::App& app, TlsFiles& tls);
+/// --token-file FILE (the pipeline's shared token), --tls-cert FILE, --tls-key FILE, --tls-ca
+/// FILE (mutual TLS): who may use the gRPC links.
+void AddLinkSecurityFlags(CLI::App& app, LinkSecurity& tls);
 /// The model flags and every StageArgs flag.
 void AddStageFlags(CLI::App& app, StageArgs& args);
 

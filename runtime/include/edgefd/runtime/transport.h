@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "edgefd/common/result.h"
 #include "edgefd/runtime/tensor.h"
@@ -51,7 +52,10 @@ class FrameWriter {
   virtual uint64_t Reconnects() const { return 0; }
   /// Makes a Publish waiting for the consumer (kBlock) return an error now and from then on;
   /// callable from another thread.
-  void Abort() { aborted_.store(true); }
+  void Abort() {
+    aborted_.store(true);
+    OnAbort();
+  }
   bool Aborted() const { return aborted_.load(); }
   /// Set when the link's shared state was found corrupt (another process wrote a shm ring's
   /// header): every Publish fails from then on, and the program should exit kExitUsage with
@@ -59,6 +63,10 @@ class FrameWriter {
   const std::optional<Error>& Fault() const { return fault_; }
 
  protected:
+  /// Called by Abort() on the aborting thread: a link whose sends wait elsewhere than on
+  /// aborted_ (a gRPC call) cuts them short here.
+  virtual void OnAbort() {}
+
   std::atomic<bool> aborted_{false};
   std::optional<Error> fault_;
 };
@@ -108,16 +116,28 @@ Result<std::unique_ptr<FrameReader>> OpenShmReader(const std::string& name, size
 /// Removes /dev/shm/<name> (ignores a missing file).
 void UnlinkShm(const std::string& name);
 
-/// Mutual TLS on a gRPC link (--tls-cert, --tls-key, --tls-ca): PEM files of this end's
-/// certificate and key, and of the CA that must have signed the peer's. All empty: plaintext.
-struct TlsFiles {
+/// Who may use a gRPC link. Mutual TLS (--tls-cert, --tls-key, --tls-ca): PEM files of this
+/// end's certificate and key, and of the CA that must have signed the peer's. A shared token
+/// (--token-file): a file holding the pipeline's secret (a Kubernetes Secret's key), which the
+/// sender presents on every stream ("authorization: Bearer TOKEN") and the receiver compares in
+/// constant time. Either, both, or (plaintext, anyone may push) neither.
+struct LinkSecurity {
   std::string cert;
   std::string key;
   std::string ca;
+  std::string token_file;
 
-  bool Enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
-  bool operator==(const TlsFiles&) const = default;
+  bool Tls() const { return !cert.empty() || !key.empty() || !ca.empty(); }
+  bool Token() const { return !token_file.empty(); }
+  bool operator==(const LinkSecurity&) const = default;
 };
+
+/// The token in `path` (--token-file): at most 4 KiB, trailing whitespace dropped, 16 to 1024
+/// printable ASCII characters without spaces. An Error names the file and what is wrong.
+Result<std::string> ReadLinkToken(const std::string& path);
+
+/// True when `a` equals `b`, in a time that depends on their lengths only.
+bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
 /// Keepalive on a gRPC link: a ping after `time` without one, the connection dropped when the
 /// peer has not answered `timeout` later (a next stage whose node vanished, a frozen peer).
@@ -133,27 +153,30 @@ struct GrpcKeepalive {
 /// the current one delivers, and takes over (the old one is cancelled) once the current one
 /// has been silent for a second, so a stream that never sends cannot starve the real one.
 /// Keepalive pings find dead peers. With `tls`, only clients whose certificate the CA signed
-/// are served.
+/// are served; with a token file, only clients that present its token (UNAUTHENTICATED
+/// otherwise, before the stream can take anything over). With neither on an address other
+/// than a unix socket or loopback, a warning says that anyone who reaches it may push.
 Result<std::unique_ptr<FrameReader>> ListenGrpc(const std::string& address, Shape expected,
-                                                Policy policy, const TlsFiles& tls = {},
+                                                Policy policy, const LinkSecurity& tls = {},
                                                 const GrpcKeepalive& keepalive = {});
 /// gRPC producer pushing to the Stage service at `target`. A failed send is reported and
 /// the stream re-established (retrying up to `reconnect_timeout`) on the next Publish; a send
 /// the next stage does not take within `reconnect_timeout` fails (the stream is cancelled)
 /// rather than hanging. With `tls`, the server's certificate must be signed by the CA and
-/// name the target's host.
+/// name the target's host; with a token file, every stream presents the token. Abort() cancels
+/// a send or a connect in progress.
 Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
                                                  std::chrono::milliseconds reconnect_timeout,
-                                                 const TlsFiles& tls = {},
+                                                 const LinkSecurity& tls = {},
                                                  const GrpcKeepalive& keepalive = {});
 
 /// Opens the consuming end for a --listen address: "shm:NAME", else gRPC (with `tls`).
 Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shape shape,
-                                                Policy policy, const TlsFiles& tls = {});
+                                                Policy policy, const LinkSecurity& tls = {});
 /// Opens the producing end for a --next address: "shm:NAME", else gRPC (with `tls`).
 Result<std::unique_ptr<FrameWriter>> OpenWriter(const std::string& address, Shape shape,
                                                 Policy policy,
                                                 std::chrono::milliseconds reconnect_timeout,
-                                                const TlsFiles& tls = {});
+                                                const LinkSecurity& tls = {});
 
 }  // namespace edgefd::runtime
