@@ -270,6 +270,7 @@ std::string ClaimPreparer::Confirm(const ClaimRef& ref, std::string error) {
   std::lock_guard lock(mu_);
   // The claim's lock is held: nothing else removed the pending record meanwhile.
   auto it = prepared_.find(ref.uid);
+  if (it == prepared_.end()) return "ResourceClaim " + Named(ref) + ": its record went missing";
   if (error.empty()) {
     it->second.pending = false;
   } else {
