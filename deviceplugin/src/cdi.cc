@@ -40,6 +40,12 @@ std::string SafeValue(std::string_view raw) {
 
 std::string Errno() { return std::strerror(errno); }
 
+Status CheckUid(std::string_view uid) {
+  if (IsObjectUid(uid)) return Ok{};
+  return Error{"claim UID '" + ValidUtf8(uid.substr(0, 64)) +
+               "' is not a Kubernetes object UID (8-4-4-4-12 hexadecimal digits)"};
+}
+
 }  // namespace
 
 std::string DeviceName(const ResourceSnapshot& resource, const PluginDevice& device) {
@@ -140,6 +146,15 @@ Status WriteFileAtomically(const fs::path& path, std::string_view content) {
   return Ok{};
 }
 
+bool IsObjectUid(std::string_view uid) {
+  if (uid.size() != 36) return false;
+  for (size_t i = 0; i < uid.size(); ++i) {
+    const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? uid[i] != '-' : !std::isxdigit(static_cast<unsigned char>(uid[i]))) return false;
+  }
+  return true;
+}
+
 fs::path CdiSpecDir::CommonSpecPath() const { return dir_ / kCommonSpecName; }
 
 fs::path CdiSpecDir::ClaimSpecPath(std::string_view claim_uid) const {
@@ -160,11 +175,13 @@ Status CdiSpecDir::WriteCommon(const std::vector<ResourceSnapshot>& resources) {
 }
 
 Status CdiSpecDir::WriteClaim(std::string_view claim_uid, const std::vector<std::string>& env) {
+  if (Status s = CheckUid(claim_uid); !s) return s;
   CdiDevice device{ClaimDeviceName(claim_uid), env, {}};
   return WriteFileAtomically(ClaimSpecPath(claim_uid), CdiSpecJson({device}));
 }
 
 Status CdiSpecDir::RemoveClaim(std::string_view claim_uid) {
+  if (Status s = CheckUid(claim_uid); !s) return s;
   fs::path path = ClaimSpecPath(claim_uid);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return Error{path.string() + ": cannot remove: " + Errno()};
@@ -178,8 +195,9 @@ std::vector<std::string> CdiSpecDir::ClaimSpecs() const {
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     std::string name = entry.path().filename().string();
     if (name.starts_with(kClaimSpecPrefix) && name.ends_with(kSpecSuffix)) {
-      uids.push_back(name.substr(kClaimSpecPrefix.size(),
-                                 name.size() - kClaimSpecPrefix.size() - kSpecSuffix.size()));
+      std::string uid = name.substr(kClaimSpecPrefix.size(),
+                                    name.size() - kClaimSpecPrefix.size() - kSpecSuffix.size());
+      if (IsObjectUid(uid)) uids.push_back(std::move(uid));
     }
   }
   std::sort(uids.begin(), uids.end());

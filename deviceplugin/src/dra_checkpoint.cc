@@ -1,10 +1,16 @@
 #include "edgefd/deviceplugin/dra_checkpoint.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 #include <optional>
 
 #include "edgefd/common/json.h"
+#include "edgefd/common/unique_fd.h"
 #include "edgefd/deviceplugin/cdi.h"
 
 namespace edgefd::deviceplugin {
@@ -12,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kVersion = 1;
+constexpr int kVersion = kDraCheckpointVersion;
 constexpr std::uintmax_t kMaxBytes = 64 << 20;
 
 std::string Checksum(const Json& claims) {
@@ -48,22 +54,41 @@ Json ToJson(const PreparedClaims& claims) {
 
 Result<std::optional<std::string>> DraCheckpoint::Read() const {
   const std::string where = path_.string() + ": ";
-  std::ifstream in(path_, std::ios::binary);
-  if (!in) {
+  // Never through a symbolic link: whoever can write the directory must not make the plugins
+  // read (or, in the DRA driver, set aside) a file of their choosing.
+  UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+  if (!fd.valid()) {
     // Missing is no claims; anything else (a directory we may not search, a file we may not
-    // read) is an error, never "no claims".
-    std::error_code ec;
-    if (!fs::exists(path_, ec) && !ec) return std::optional<std::string>{};
-    return Error{where + "cannot be read" + (ec ? ": " + ec.message() : "")};
+    // read, a link) is an error, never "no claims".
+    if (errno == ENOENT) return std::optional<std::string>{};
+    if (errno == ELOOP) return Error{where + "is a symbolic link; refusing to follow it"};
+    return Error{where + "cannot be read: " + std::strerror(errno)};
   }
-  in.seekg(0, std::ios::end);
-  const std::streamoff size = in.tellg();
-  if (size < 0) return Error{where + "cannot be read"};
-  if (static_cast<std::uintmax_t>(size) > kMaxBytes) return Error{where + "larger than 64 MiB"};
-  in.seekg(0);
-  std::string text(static_cast<size_t>(size), '\0');
-  if (!in.read(text.data(), size)) return Error{where + "cannot be read"};
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Error{where + "cannot be read: " + std::strerror(errno)};
+  if (!S_ISREG(st.st_mode)) return Error{where + "not a regular file"};
+  if (static_cast<std::uintmax_t>(st.st_size) > kMaxBytes) {
+    return Error{where + "larger than 64 MiB"};
+  }
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error{where + "cannot be read: " + std::strerror(errno)};
+    if (n == 0) break;
+    // The file may grow while read: the limit holds whatever fstat said.
+    if (text.size() + static_cast<size_t>(n) > kMaxBytes)
+      return Error{where + "larger than 64 MiB"};
+    text.append(buf, static_cast<size_t>(n));
+  }
   return std::optional<std::string>(std::move(text));
+}
+
+std::optional<int64_t> DraCheckpointVersion(std::string_view text) {
+  auto doc = ParseJson(text, "checkpoint");
+  if (!doc || !doc->is_object()) return std::nullopt;
+  return IntegerAt(*doc, "/version");
 }
 
 Result<PreparedClaims> DraCheckpoint::Load() const {
@@ -79,7 +104,11 @@ Result<PreparedClaims> DraCheckpoint::Parse(const std::string& text) const {
   if (!parsed) return Error{parsed.error().message + " (corrupt checkpoint)"};
   const Json& doc = *parsed;
   if (!doc.is_object()) return Error{where + "not a JSON object (corrupt checkpoint)"};
-  if (const auto version = IntegerAt(doc, "/version"); version != kVersion) {
+  if (const auto version = IntegerAt(doc, "/version"); version && *version > kVersion) {
+    return Error{where + "checkpoint version " + std::to_string(*version) +
+                 " was written by a newer edgefd; this one reads version " +
+                 std::to_string(kVersion) + " and leaves the file as it is"};
+  } else if (version != kVersion) {
     return Error{where + "checkpoint version " + (version ? std::to_string(*version) : "missing") +
                  ", this plugin reads version " + std::to_string(kVersion)};
   }

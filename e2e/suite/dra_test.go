@@ -321,6 +321,16 @@ func waitDraPluginReady(t *testing.T, timeout time.Duration) corev1.Pod {
 	return pod
 }
 
+// A client with the edgefd-dra account's token as a plugin pod on `node` would have it: bound
+// to that node, so it carries the node-name claim the own-node policy reads.
+func draPluginClient(t *testing.T, node string) kubernetes.Interface {
+	token := strings.TrimSpace(kubectl(t, "-n", edgefdNamespace, "create", "token", "edgefd-dra",
+		"--duration", "10m", "--bound-object-kind", "Node", "--bound-object-name", node))
+	config := rest.AnonymousClientConfig(restConfig)
+	config.BearerToken = token
+	return kubernetes.NewForConfigOrDie(config)
+}
+
 func TestDRA(t *testing.T) {
 	requireCluster(t)
 	ns := testNamespace(t, "e2e-dra")
@@ -455,11 +465,7 @@ func TestDRA(t *testing.T) {
 		// The edgefd-dra account's token as a plugin pod on the paper node paper-rock-5b would
 		// have it: bound to that node, so it carries the node-name claim the policy reads.
 		paper := "paper-rock-5b"
-		token := strings.TrimSpace(kubectl(t, "-n", edgefdNamespace, "create", "token", "edgefd-dra",
-			"--duration", "10m", "--bound-object-kind", "Node", "--bound-object-name", paper))
-		config := rest.AnonymousClientConfig(restConfig)
-		config.BearerToken = token
-		asPlugin := kubernetes.NewForConfigOrDie(config)
+		asPlugin := draPluginClient(t, paper)
 		slice := func(node string) *resourcev1.ResourceSlice {
 			return &resourcev1.ResourceSlice{
 				ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-policy-"},
@@ -491,6 +497,38 @@ func TestDRA(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "edgefd-dra-own-node") {
 			t.Fatalf("deleting %s's slice %s from %s's plugin: %v; want it refused", env.node, slices[0].Name, paper, err)
 		}
+	})
+
+	t.Run("the plugin's service account may not publish a slice into another node's pool", func(t *testing.T) {
+		requirePaperNodes(t)
+		// A slice of its own node (nodeName passes) whose pool is the real node's: the scheduler
+		// would take it for that pool's slices and hide that node's devices.
+		paper := "paper-rock-5b"
+		asPlugin := draPluginClient(t, paper)
+		slice := func(node, pool string) *resourcev1.ResourceSlice {
+			return &resourcev1.ResourceSlice{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-pool-"},
+				Spec: resourcev1.ResourceSliceSpec{
+					Driver: draDriver, NodeName: ptr.To(node),
+					Pool:    resourcev1.ResourcePool{Name: pool, Generation: 1 << 40, ResourceSliceCount: 1},
+					Devices: []resourcev1.Device{{Name: "probe"}},
+				},
+			}
+		}
+		dryRun := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+		_, err := asPlugin.ResourceV1().ResourceSlices().Create(context.Background(), slice(paper, env.node), dryRun)
+		if err == nil || !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) ||
+			!strings.Contains(err.Error(), "edgefd-dra-own-node") {
+			t.Fatalf("a slice of %s in %s's pool from %s's plugin: %v; want the own-node policy to refuse it\n%s",
+				paper, env.node, paper, err, kubectl(t, "get", "validatingadmissionpolicy", "edgefd-dra-own-node", "-o", "yaml"))
+		}
+		t.Logf("refused: %v", err)
+		// Its own pool is still its own.
+		if _, err := asPlugin.ResourceV1().ResourceSlices().Create(context.Background(), slice(paper, paper), dryRun); err != nil {
+			t.Fatalf("a slice of %s in its own pool was refused: %v", paper, err)
+		}
+		// An update cannot move a slice into another pool: the API server keeps spec.pool.name
+		// (and spec.nodeName) immutable, so the create is where the policy must decide.
 	})
 
 	t.Run("a pod claiming two big cores by CEL is allocated, prepared, and sees EDGEFD_BIG_CPUS from CDI", func(t *testing.T) {

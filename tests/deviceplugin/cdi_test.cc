@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
+
 #include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/service.h"
 #include "edgefd/testing/files.h"
@@ -105,12 +107,43 @@ TEST(CdiSpecDir, WritesAtomicallyAndOnlyWhenChanged) {
   EXPECT_THAT(names, ElementsAre("edgefd.io-device.json"));
   EXPECT_EQ((fs::status(path).permissions() & fs::perms::others_read), fs::perms::others_read);
   // A claim spec comes and goes by UID.
-  ASSERT_TRUE(cdi.WriteClaim("uid-1", {"EDGEFD_BIG_CPUS=4,5"}));
-  EXPECT_THAT(cdi.ClaimSpecs(), ElementsAre("uid-1"));
-  EXPECT_EQ(Json::parse(testing::ReadFile(cdi.ClaimSpecPath("uid-1")))["devices"][0]["name"],
-            "claim-uid-1");
-  ASSERT_TRUE(cdi.RemoveClaim("uid-1"));
-  ASSERT_TRUE(cdi.RemoveClaim("uid-1"));  // already gone is fine
+  const std::string uid = "0b5a3c1e-8f0d-4c2a-9a57-3d0c8e4f6a21";
+  ASSERT_TRUE(cdi.WriteClaim(uid, {"EDGEFD_BIG_CPUS=4,5"}));
+  EXPECT_THAT(cdi.ClaimSpecs(), ElementsAre(uid));
+  EXPECT_EQ(Json::parse(testing::ReadFile(cdi.ClaimSpecPath(uid)))["devices"][0]["name"],
+            "claim-" + uid);
+  ASSERT_TRUE(cdi.RemoveClaim(uid));
+  ASSERT_TRUE(cdi.RemoveClaim(uid));  // already gone is fine
+  EXPECT_TRUE(cdi.ClaimSpecs().empty());
+}
+
+// A claim UID comes from whoever reaches the DRA socket: only a Kubernetes object UID names
+// a file, so no other name can be written or removed through it.
+TEST(CdiSpecDir, OnlyAnObjectUidNamesAClaimSpec) {
+  TempDir dir;
+  const fs::path cdi_dir = dir.path() / "cdi";
+  fs::create_directories(cdi_dir);
+  CdiSpecDir cdi(cdi_dir);
+  // A file beside the directory that a path built from the UID would reach.
+  const fs::path victim = dir.path() / "victim.json";
+  std::ofstream(victim) << "{}";
+  ASSERT_TRUE(fs::exists(victim));
+  for (const std::string& bad :
+       std::vector<std::string>{"../victim", "/../../victim", "x/../../victim", "", "uid-1",
+                                "0b5a3c1e-8f0d-4c2a-9a57-3d0c8e4f6a21/..",
+                                "0B5A3C1E-8F0D-4C2A-9A57-3D0C8E4F6A21x", std::string("a\0b", 3)}) {
+    EXPECT_FALSE(cdi.RemoveClaim(bad)) << bad;
+    EXPECT_FALSE(cdi.WriteClaim(bad, {"X=1"})) << bad;
+  }
+  // "edgefd.io-device_../victim.json" would be dir/victim.json.
+  EXPECT_FALSE(cdi.RemoveClaim("../../victim"));
+  EXPECT_TRUE(fs::exists(victim));
+  EXPECT_TRUE(IsObjectUid("0b5a3c1e-8f0d-4c2a-9a57-3d0c8e4f6a21"));
+  EXPECT_TRUE(IsObjectUid("0B5A3C1E-8F0D-4C2A-9A57-3D0C8E4F6A21"));
+  EXPECT_FALSE(IsObjectUid("0b5a3c1e-8f0d-4c2a-9a57-3d0c8e4f6a2"));
+  EXPECT_FALSE(IsObjectUid("0b5a3c1e_8f0d_4c2a_9a57_3d0c8e4f6a21"));
+  // Files whose name holds no UID are not edgefd's claims.
+  std::ofstream(cdi_dir / "edgefd.io-device_notauid.json") << "{}";
   EXPECT_TRUE(cdi.ClaimSpecs().empty());
 }
 

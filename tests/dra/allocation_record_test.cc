@@ -70,9 +70,9 @@ class AllocationRecordTest : public ::testing::Test {
 
 TEST_F(AllocationRecordTest, ACoreAContainerHoldsIsRefusedNamingTheDeviceAndThePod) {
   AssignCore("dp-pod", "cpu4");
-  server_.resources().AddClaim("default", "one-core", "uid-1",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000001",
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
-  PrepareResult r = Prepare("one-core", "uid-1");
+  PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000001");
   EXPECT_THAT(r.error, HasSubstr("ResourceClaim default/one-core: device cpu4 (edgefd.io/big-cpu "
                                  "cpu4) is held by container app of pod default/dp-pod through "
                                  "the device plugin"));
@@ -86,9 +86,9 @@ TEST_F(AllocationRecordTest, ACoreAContainerHoldsIsRefusedNamingTheDeviceAndTheP
 
 TEST_F(AllocationRecordTest, AStickAContainerHoldsIsRefusedToo) {
   kubelet_.Assign({"vision", "detector", "infer", "edgefd.io/movidius-ncs", {"1-1.2"}});
-  server_.resources().AddClaim("default", "stick", "uid-s",
+  server_.resources().AddClaim("default", "stick", "00000000-0000-4000-8000-000000000012",
                                {{"ncs", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
-  EXPECT_THAT(Prepare("stick", "uid-s").error,
+  EXPECT_THAT(Prepare("stick", "00000000-0000-4000-8000-000000000012").error,
               HasSubstr("device movidius-ncs-1-1-2 (edgefd.io/movidius-ncs 1-1.2) is held by "
                         "container infer of pod vision/detector"));
 }
@@ -102,44 +102,53 @@ TEST_F(AllocationRecordTest, TheClaimHoldsItsCoresBeforeTheKubeletIsAsked) {
     if (loaded) seen = *loaded;
   });
   AssignCore("dp-pod", "cpu4");
-  server_.resources().AddClaim("default", "held", "uid-h", {{"cpu", "edgefd.io", kNode, "cpu4"}});
-  server_.resources().AddClaim("default", "free", "uid-f", {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  ASSERT_EQ(Prepare("free", "uid-f").error, "");
+  server_.resources().AddClaim("default", "held", "00000000-0000-4000-8000-00000000000b",
+                               {{"cpu", "edgefd.io", kNode, "cpu4"}});
+  server_.resources().AddClaim("default", "free", "00000000-0000-4000-8000-00000000000c",
+                               {{"cpu", "edgefd.io", kNode, "cpu5"}});
+  ASSERT_EQ(Prepare("free", "00000000-0000-4000-8000-00000000000c").error, "");
   ASSERT_TRUE(seen);
-  ASSERT_TRUE(seen->contains("uid-f"));
-  EXPECT_TRUE(seen->at("uid-f").pending);
-  EXPECT_EQ(seen->at("uid-f").devices[0].device, "cpu5");
-  EXPECT_FALSE(Checkpoint(checkpoint_).Load()->at("uid-f").pending);  // confirmed
+  ASSERT_TRUE(seen->contains("00000000-0000-4000-8000-00000000000c"));
+  EXPECT_TRUE(seen->at("00000000-0000-4000-8000-00000000000c").pending);
+  EXPECT_EQ(seen->at("00000000-0000-4000-8000-00000000000c").devices[0].device, "cpu5");
+  EXPECT_FALSE(Checkpoint(checkpoint_)
+                   .Load()
+                   ->at("00000000-0000-4000-8000-00000000000c")
+                   .pending);  // confirmed
   // A refused claim held its core while it was asked, and holds nothing after.
   seen.reset();
-  EXPECT_THAT(Prepare("held", "uid-h").error, HasSubstr("held by container app"));
+  EXPECT_THAT(Prepare("held", "00000000-0000-4000-8000-00000000000b").error,
+              HasSubstr("held by container app"));
   ASSERT_TRUE(seen);
-  EXPECT_TRUE(seen->contains("uid-h"));
-  EXPECT_FALSE(Checkpoint(checkpoint_).Load()->contains("uid-h"));
-  EXPECT_FALSE(fs::exists(cdi_.ClaimSpecPath("uid-h")));
+  EXPECT_TRUE(seen->contains("00000000-0000-4000-8000-00000000000b"));
+  EXPECT_FALSE(Checkpoint(checkpoint_).Load()->contains("00000000-0000-4000-8000-00000000000b"));
+  EXPECT_FALSE(fs::exists(cdi_.ClaimSpecPath("00000000-0000-4000-8000-00000000000b")));
 }
 
 TEST_F(AllocationRecordTest, APrepareThatDidNotFinishIsDroppedAtStartAndCheckedAgain) {
   // edgefd stopped while it waited for the kubelet: the record says pending.
   PreparedClaims left;
-  left["uid-p"] = {"uid-p", "default", "one-core", {{"cpu", kNode, "cpu4", {}}}, {}, true};
+  left["00000000-0000-4000-8000-00000000000e"] = {
+      "00000000-0000-4000-8000-00000000000e", "default", "one-core",
+      {{"cpu", kNode, "cpu4", {}}},           {},        true};
   ASSERT_TRUE(Checkpoint(checkpoint_).Save(left));
   RestartEdgefd();
   EXPECT_TRUE(preparer_->Claims().empty());
   // The kubelet asks again, and the check runs again.
   AssignCore("dp-pod", "cpu4");
-  server_.resources().AddClaim("default", "one-core", "uid-p",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-00000000000e",
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
-  EXPECT_THAT(Prepare("one-core", "uid-p").error, HasSubstr("held by container app"));
+  EXPECT_THAT(Prepare("one-core", "00000000-0000-4000-8000-00000000000e").error,
+              HasSubstr("held by container app"));
 }
 
 TEST_F(AllocationRecordTest, AFreeCoreIsPreparedBesideAHeldOne) {
   AssignCore("dp-pod", "cpu4");
   // Another resource's device with a similar ID is not this one.
   kubelet_.Assign({"default", "other", "app", "edgefd.io/little-cpu", {"cpu5"}});
-  server_.resources().AddClaim("default", "one-core", "uid-2",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000002",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  PrepareResult r = Prepare("one-core", "uid-2");
+  PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000002");
   ASSERT_EQ(r.error, "");
   ASSERT_EQ(r.devices.size(), 1u);
   EXPECT_EQ(r.devices[0].device, "cpu5");
@@ -148,9 +157,9 @@ TEST_F(AllocationRecordTest, AFreeCoreIsPreparedBesideAHeldOne) {
 
 TEST_F(AllocationRecordTest, AMissingSocketRefusesNamingItRatherThanGuessing) {
   kubelet_.Stop();
-  server_.resources().AddClaim("default", "one-core", "uid-3",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000003",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  PrepareResult r = Prepare("one-core", "uid-3");
+  PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000003");
   EXPECT_THAT(r.error, HasSubstr("cannot tell whether a container holds its devices"));
   EXPECT_THAT(r.error, HasSubstr(socket_.string() + " (the kubelet's PodResources API): does "
                                                     "not exist"));
@@ -158,7 +167,7 @@ TEST_F(AllocationRecordTest, AMissingSocketRefusesNamingItRatherThanGuessing) {
   EXPECT_EQ(preparer_->Stats().assignments_unknown, 1u);
   // The kubelet retries; once its API is back the claim is prepared.
   ASSERT_TRUE(kubelet_.Start());
-  EXPECT_EQ(Prepare("one-core", "uid-3").error, "");
+  EXPECT_EQ(Prepare("one-core", "00000000-0000-4000-8000-000000000003").error, "");
 }
 
 TEST_F(AllocationRecordTest, ASocketNobodyAnswersOnRefusesNamingIt) {
@@ -170,9 +179,9 @@ TEST_F(AllocationRecordTest, ASocketNobodyAnswersOnRefusesNamingIt) {
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, socket_.c_str(), sizeof addr.sun_path - 1);
   ASSERT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  server_.resources().AddClaim("default", "one-core", "uid-4",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000004",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  PrepareResult r = Prepare("one-core", "uid-4");
+  PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000004");
   EXPECT_THAT(r.error, HasSubstr(socket_.string()));
   EXPECT_THAT(r.error, HasSubstr("refusing rather than guessing"));
   EXPECT_TRUE(preparer_->Claims().empty());
@@ -180,41 +189,45 @@ TEST_F(AllocationRecordTest, ASocketNobodyAnswersOnRefusesNamingIt) {
 
 TEST_F(AllocationRecordTest, AKubeletThatDoesNotAnswerRefusesAtTheDeadline) {
   kubelet_.Hang(true);
-  server_.resources().AddClaim("default", "one-core", "uid-5",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000005",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  PrepareResult r = Prepare("one-core", "uid-5");
+  PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000005");
   EXPECT_THAT(r.error, HasSubstr("no answer within 300 ms"));
   EXPECT_TRUE(preparer_->Claims().empty());
   kubelet_.Hang(false);
-  EXPECT_EQ(Prepare("one-core", "uid-5").error, "");
+  EXPECT_EQ(Prepare("one-core", "00000000-0000-4000-8000-000000000005").error, "");
 }
 
 TEST_F(AllocationRecordTest, SurvivesRestartsOfTheKubeletAndOfEdgefd) {
   AssignCore("dp-pod", "cpu4");
-  server_.resources().AddClaim("default", "held", "uid-h", {{"cpu", "edgefd.io", kNode, "cpu4"}});
-  server_.resources().AddClaim("default", "free", "uid-f", {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  ASSERT_EQ(Prepare("free", "uid-f").error, "");
+  server_.resources().AddClaim("default", "held", "00000000-0000-4000-8000-00000000000b",
+                               {{"cpu", "edgefd.io", kNode, "cpu4"}});
+  server_.resources().AddClaim("default", "free", "00000000-0000-4000-8000-00000000000c",
+                               {{"cpu", "edgefd.io", kNode, "cpu5"}});
+  ASSERT_EQ(Prepare("free", "00000000-0000-4000-8000-00000000000c").error, "");
   // The kubelet restarts: its socket goes away and comes back with the same assignments.
   kubelet_.Stop();
   ASSERT_TRUE(kubelet_.Start());
-  EXPECT_THAT(Prepare("held", "uid-h").error, HasSubstr("held by container app of pod"));
+  EXPECT_THAT(Prepare("held", "00000000-0000-4000-8000-00000000000b").error,
+              HasSubstr("held by container app of pod"));
   // edgefd restarts: the refusal comes from the kubelet again, the prepared claim from the
   // checkpoint (answered as before, without asking the kubelet).
   RestartEdgefd();
-  EXPECT_THAT(Prepare("held", "uid-h").error, HasSubstr("held by container app of pod"));
+  EXPECT_THAT(Prepare("held", "00000000-0000-4000-8000-00000000000b").error,
+              HasSubstr("held by container app of pod"));
   const int calls = kubelet_.Calls();
-  PrepareResult again = Prepare("free", "uid-f");
+  PrepareResult again = Prepare("free", "00000000-0000-4000-8000-00000000000c");
   ASSERT_EQ(again.error, "");
   EXPECT_EQ(again.devices[0].device, "cpu5");
   EXPECT_EQ(kubelet_.Calls(), calls);
   // The pod ends: the core is free for the claim.
   kubelet_.Clear();
-  EXPECT_EQ(Prepare("held", "uid-h").error, "");
+  EXPECT_EQ(Prepare("held", "00000000-0000-4000-8000-00000000000b").error, "");
 }
 
 TEST_F(AllocationRecordTest, TheKubeletSeesTheRefusalInTheClaimsAnswer) {
   AssignCore("dp-pod", "cpu4");
-  server_.resources().AddClaim("default", "one-core", "uid-k",
+  server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000011",
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
   fs::path registry_dir = dir_.path() / "plugins_registry";
   fs::create_directories(registry_dir);
@@ -226,9 +239,10 @@ TEST_F(AllocationRecordTest, TheKubeletSeesTheRefusalInTheClaimsAnswer) {
   FakeDraKubelet dra_kubelet(registry_dir);
   ASSERT_TRUE(dra_kubelet.Start());
   ASSERT_TRUE(dra_kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
-  auto answer = dra_kubelet.Prepare("edgefd.io", {{"default", "uid-k", "one-core"}});
+  auto answer = dra_kubelet.Prepare(
+      "edgefd.io", {{"default", "00000000-0000-4000-8000-000000000011", "one-core"}});
   ASSERT_TRUE(answer) << answer.error().message;
-  EXPECT_THAT(answer->at("uid-k").error,
+  EXPECT_THAT(answer->at("00000000-0000-4000-8000-000000000011").error,
               HasSubstr("device cpu4 (edgefd.io/big-cpu cpu4) is held by container app of pod "
                         "default/dp-pod"));
   EXPECT_EQ(plugin.Stats().prepare_errors, 1u);

@@ -70,5 +70,30 @@ TEST(Checkpoint, CorruptionVersionsAndGarbageAreErrorsNamingTheFile) {
   expect_error("", "corrupt checkpoint");
 }
 
+// The device plugin and the DRA driver read the file alike: never through a symbolic link,
+// which would let whoever can write the directory choose what they read.
+TEST(Checkpoint, ASymbolicLinkIsNotFollowed) {
+  TempDir dir;
+  Checkpoint real(dir.path() / "real.json");
+  ASSERT_TRUE(real.Save(TwoClaims()));
+  fs::create_symlink(dir.path() / "real.json", dir.path() / "checkpoint.json");
+  Checkpoint cp(dir.path() / "checkpoint.json");
+  auto text = cp.Read();
+  ASSERT_FALSE(text);
+  EXPECT_THAT(text.error().message, HasSubstr("symbolic link"));
+  EXPECT_THAT(text.error().message, HasSubstr((dir.path() / "checkpoint.json").string()));
+  EXPECT_FALSE(cp.Load());
+  // A directory in its place is no file either.
+  fs::remove(dir.path() / "checkpoint.json");
+  fs::create_directory(dir.path() / "checkpoint.json");
+  EXPECT_FALSE(cp.Load());
+}
+
+TEST(Checkpoint, TheVersionOfANewerFormatIsReadOut) {
+  EXPECT_EQ(deviceplugin::DraCheckpointVersion(R"({"version": 2, "claims": 7})"), 2);
+  EXPECT_EQ(deviceplugin::DraCheckpointVersion("not json"), std::nullopt);
+  EXPECT_EQ(deviceplugin::DraCheckpointVersion(R"({"claims": {}})"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace edgefd::dra

@@ -91,6 +91,17 @@ class DraCliTest : public ::testing::Test {
     plugin_ = std::make_unique<Child>(args);
     ASSERT_TRUE(plugin_->started());
   }
+  // The port of --metrics-addr 127.0.0.1:0, which its log (stderr) names; 0 when it does not.
+  uint16_t MetricsPort() {
+    if (!plugin_->WaitFor([](const std::string&, const std::string& err) {
+          size_t at = err.find("(port ");
+          return at != std::string::npos && err.find(')', at) != std::string::npos;
+        })) {
+      return 0;
+    }
+    const std::string err = plugin_->err();
+    return static_cast<uint16_t>(std::stoi(err.substr(err.find("(port ") + 6)));
+  }
   // SIGTERM; the exit status, or -1 when it took longer than `limit`.
   int Stop(std::chrono::milliseconds limit = std::chrono::seconds(5)) {
     return plugin_->StopWithin(SIGTERM, limit);
@@ -123,14 +134,16 @@ TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
   EXPECT_TRUE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device.json"));
 
   server_->resources().AddClaim(
-      "default", "two-big", "uid-1",
+      "default", "two-big", "00000000-0000-4000-8000-000000000001",
       {{"cores", "edgefd.io", kNode, "cpu6"}, {"cores", "edgefd.io", kNode, "cpu7"}});
-  auto answer = kubelet.Prepare("edgefd.io", {{"default", "uid-1", "two-big"}});
+  auto answer = kubelet.Prepare("edgefd.io",
+                                {{"default", "00000000-0000-4000-8000-000000000001", "two-big"}});
   ASSERT_TRUE(answer) << answer.error().message;
-  ASSERT_EQ(answer->at("uid-1").error, "");
-  EXPECT_EQ(answer->at("uid-1").devices.size(), 2u);
-  EXPECT_THAT(ReadFile(dir_.path() / "cdi" / "edgefd.io-device_uid-1.json"),
-              HasSubstr("EDGEFD_BIG_CPUS=6,7"));
+  ASSERT_EQ(answer->at("00000000-0000-4000-8000-000000000001").error, "");
+  EXPECT_EQ(answer->at("00000000-0000-4000-8000-000000000001").devices.size(), 2u);
+  EXPECT_THAT(
+      ReadFile(dir_.path() / "cdi" / "edgefd.io-device_00000000-0000-4000-8000-000000000001.json"),
+      HasSubstr("EDGEFD_BIG_CPUS=6,7"));
 
   EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
   EXPECT_FALSE(fs::exists(dir_.path() / "registry" / "edgefd.io-reg.sock"));
@@ -143,38 +156,97 @@ TEST_F(DraCliTest, ARestartedPluginKeepsItsPreparedClaims) {
   ASSERT_TRUE(kubelet.Start());
   Start("dra");
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
-  server_->resources().AddClaim("default", "tpu", "uid-tpu",
+  server_->resources().AddClaim("default", "tpu", "00000000-0000-4000-8000-00000000000a",
                                 {{"tpu", "edgefd.io", kNode, "edgetpu-2-1"}});
-  auto first = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  auto first =
+      kubelet.Prepare("edgefd.io", {{"default", "00000000-0000-4000-8000-00000000000a", "tpu"}});
   ASSERT_TRUE(first);
-  ASSERT_EQ(first->at("uid-tpu").error, "");
+  ASSERT_EQ(first->at("00000000-0000-4000-8000-00000000000a").error, "");
   ASSERT_EQ(Stop(), 0) << plugin_->err();
   // The claim is gone from the API server meanwhile: only the checkpoint can answer.
   server_->resources().DeleteClaim("default", "tpu");
   Start("dra");
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io",
                               [](const auto& p) { return p.registered && p.registrations == 2; }));
-  auto again = kubelet.Prepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  auto again =
+      kubelet.Prepare("edgefd.io", {{"default", "00000000-0000-4000-8000-00000000000a", "tpu"}});
   ASSERT_TRUE(again) << again.error().message;
-  EXPECT_EQ(again->at("uid-tpu").error, "");
-  EXPECT_EQ(again->at("uid-tpu").devices[0].cdi_ids, first->at("uid-tpu").devices[0].cdi_ids);
-  auto undone = kubelet.Unprepare("edgefd.io", {{"default", "uid-tpu", "tpu"}});
+  EXPECT_EQ(again->at("00000000-0000-4000-8000-00000000000a").error, "");
+  EXPECT_EQ(again->at("00000000-0000-4000-8000-00000000000a").devices[0].cdi_ids,
+            first->at("00000000-0000-4000-8000-00000000000a").devices[0].cdi_ids);
+  auto undone =
+      kubelet.Unprepare("edgefd.io", {{"default", "00000000-0000-4000-8000-00000000000a", "tpu"}});
   ASSERT_TRUE(undone);
-  EXPECT_EQ(undone->at("uid-tpu"), "");
-  EXPECT_FALSE(fs::exists(dir_.path() / "cdi" / "edgefd.io-device_uid-tpu.json"));
+  EXPECT_EQ(undone->at("00000000-0000-4000-8000-00000000000a"), "");
+  EXPECT_FALSE(fs::exists(dir_.path() / "cdi" /
+                          "edgefd.io-device_00000000-0000-4000-8000-00000000000a.json"));
+}
+
+// The case of issue 17: a corrupt checkpoint at start-up cost a running pod its claim's CDI
+// spec. Now the program rebuilds it from the cluster, and says so in an Event and a metric.
+TEST_F(DraCliTest, ACorruptCheckpointIsRebuiltAndTheNodeIsToldInAnEvent) {
+  const std::string uid = "00000000-0000-4000-8000-00000000000a";
+  const fs::path spec = dir_.path() / "cdi" / ("edgefd.io-device_" + uid + ".json");
+  const fs::path checkpoint = dir_.path() / "plugins" / "edgefd.io" / "checkpoint.json";
+  FakeDraKubelet kubelet(dir_.path() / "registry");
+  ASSERT_TRUE(kubelet.Start());
+  Start("dra");
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
+  server_->resources().AddClaim("default", "tpu", uid,
+                                {{"tpu", "edgefd.io", kNode, "edgetpu-2-1"}});
+  server_->resources().ReserveClaim("default", "tpu", "9a7c4b1e-0000-4000-8000-00000000beef");
+  auto first = kubelet.Prepare("edgefd.io", {{"default", uid, "tpu"}});
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->at(uid).error, "");
+  ASSERT_EQ(Stop(), 0) << plugin_->err();
+  WriteFile(checkpoint, ReadFile(checkpoint).substr(0, 40));  // truncated
+  Start("dra", {"--metrics-addr", "127.0.0.1:0"});
+  const uint16_t port = MetricsPort();
+  ASSERT_NE(port, 0) << plugin_->err();
+  EXPECT_TRUE(fs::exists(spec));
+  EXPECT_THAT(::edgefd::testing::HttpGet(port, "/metrics"),
+              HasSubstr("edgefd_dra_checkpoint_corrupt_total 1\n"));
+  EXPECT_THAT(::edgefd::testing::HttpGet(port, "/metrics"),
+              HasSubstr("edgefd_dra_checkpoint_recovered_claims_total 1\n"));
+  Json event;
+  for (const auto& r : server_->Requests()) {
+    if (r.method == "POST" && r.path == "/api/v1/namespaces/default/events") {
+      event = Json::parse(r.body, nullptr, false);
+    }
+  }
+  EXPECT_EQ(event.value("reason", ""), "DraCheckpointRecovered");
+  EXPECT_EQ(event.value("type", ""), "Warning");
+  EXPECT_EQ(StringAt(event, "/involvedObject/kind"), "Node");
+  EXPECT_EQ(StringAt(event, "/involvedObject/name"), kNode);
+  EXPECT_FALSE(StringAt(event, "/involvedObject/uid").empty());
+  EXPECT_THAT(event.value("message", ""), HasSubstr("rebuilt 1 prepared claim(s)"));
+  EXPECT_THAT(event.value("message", ""), HasSubstr(checkpoint.string() + ".corrupt."));
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io",
+                              [](const auto& p) { return p.registered && p.registrations == 2; }));
+  auto again = kubelet.Prepare("edgefd.io", {{"default", uid, "tpu"}});
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->at(uid).devices[0].cdi_ids, first->at(uid).devices[0].cdi_ids);
+  EXPECT_EQ(Stop(std::chrono::seconds(1)), 0) << plugin_->err();
+}
+
+TEST_F(DraCliTest, ACheckpointOfANewerVersionStopsTheProgramAndStaysAsItIs) {
+  const fs::path checkpoint = dir_.path() / "plugins" / "edgefd.io" / "checkpoint.json";
+  fs::create_directories(checkpoint.parent_path());
+  const std::string newer = R"({"version": 2, "claims": {}})";
+  WriteFile(checkpoint, newer);
+  Start("dra");
+  EXPECT_EQ(plugin_->Wait(), 1);
+  EXPECT_THAT(plugin_->err(), HasSubstr(checkpoint.string()));
+  EXPECT_THAT(plugin_->err(), HasSubstr("written by a newer edgefd"));
+  EXPECT_EQ(ReadFile(checkpoint), newer);
 }
 
 TEST_F(DraCliTest, ServesMetricsAndReadinessOverHttp) {
   FakeDraKubelet kubelet(dir_.path() / "registry");
   ASSERT_TRUE(kubelet.Start());
   Start("dra", {"--metrics-addr", "127.0.0.1:0"});  // the later flag wins
-  // Its log (stderr) says which port it bound.
-  ASSERT_TRUE(plugin_->WaitFor([](const std::string&, const std::string& err) {
-    size_t at = err.find("(port ");
-    return at != std::string::npos && err.find(')', at) != std::string::npos;
-  })) << plugin_->err();
-  const auto port =
-      static_cast<uint16_t>(std::stoi(plugin_->err().substr(plugin_->err().find("(port ") + 6)));
+  const uint16_t port = MetricsPort();
+  ASSERT_NE(port, 0) << plugin_->err();
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
   // The publisher logs the pool after it has counted it as written.
   ASSERT_TRUE(plugin_->WaitFor([](const std::string&, const std::string& err) {
@@ -215,11 +287,12 @@ TEST_F(DraCliTest, BothModesNeverGiveOneCoreToTwoContainers) {
   };
   ASSERT_TRUE(dp.WaitFor("edgefd.io/big-cpu", health("cpu6", "Healthy")));
   // DRA first: the prepared claim's core leaves the device plugin's offer, and Allocate refuses it.
-  server_->resources().AddClaim("default", "one-big", "uid-1",
+  server_->resources().AddClaim("default", "one-big", "00000000-0000-4000-8000-000000000001",
                                 {{"cores", "edgefd.io", kNode, "cpu6"}});
-  auto prepared = dra.Prepare("edgefd.io", {{"default", "uid-1", "one-big"}});
+  auto prepared =
+      dra.Prepare("edgefd.io", {{"default", "00000000-0000-4000-8000-000000000001", "one-big"}});
   ASSERT_TRUE(prepared) << prepared.error().message;
-  ASSERT_EQ(prepared->at("uid-1").error, "");
+  ASSERT_EQ(prepared->at("00000000-0000-4000-8000-000000000001").error, "");
   EXPECT_TRUE(dp.WaitFor("edgefd.io/big-cpu", health("cpu6", "Unhealthy")));
   v1beta1::AllocateRequest request;
   request.add_container_requests()->add_devices_ids("cpu6");
@@ -229,11 +302,12 @@ TEST_F(DraCliTest, BothModesNeverGiveOneCoreToTwoContainers) {
   EXPECT_THAT(refused.error_message(), HasSubstr("held by ResourceClaim default/one-big"));
   // The device plugin first: the kubelet reports cpu7 assigned, and the claim is refused.
   pod_resources_.Assign({"default", "dp-pod", "app", "edgefd.io/big-cpu", {"cpu7"}});
-  server_->resources().AddClaim("default", "other-big", "uid-2",
+  server_->resources().AddClaim("default", "other-big", "00000000-0000-4000-8000-000000000002",
                                 {{"cores", "edgefd.io", kNode, "cpu7"}});
-  auto refused_claim = dra.Prepare("edgefd.io", {{"default", "uid-2", "other-big"}});
+  auto refused_claim =
+      dra.Prepare("edgefd.io", {{"default", "00000000-0000-4000-8000-000000000002", "other-big"}});
   ASSERT_TRUE(refused_claim);
-  EXPECT_THAT(refused_claim->at("uid-2").error,
+  EXPECT_THAT(refused_claim->at("00000000-0000-4000-8000-000000000002").error,
               HasSubstr("device cpu7 (edgefd.io/big-cpu cpu7) is held by container app of pod "
                         "default/dp-pod"));
   // And the scheduler is told: the pool leaves out the core the device plugin handed out
@@ -255,11 +329,12 @@ TEST_F(DraCliTest, AHungPodResourcesApiDoesNotDelaySigterm) {
   ASSERT_TRUE(kubelet.Start());
   Start("dra");
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io", [](const auto& p) { return p.registered; }));
-  server_->resources().AddClaim("default", "one-big", "uid-1",
+  server_->resources().AddClaim("default", "one-big", "00000000-0000-4000-8000-000000000001",
                                 {{"cores", "edgefd.io", kNode, "cpu6"}});
   pod_resources_.Hang(true);
   std::thread prepare([&] {
-    (void)kubelet.Prepare("edgefd.io", {{"default", "uid-1", "one-big"}});
+    (void)kubelet.Prepare("edgefd.io",
+                          {{"default", "00000000-0000-4000-8000-000000000001", "one-big"}});
   });
   ASSERT_TRUE(pod_resources_.WaitForCalls(1));
   // The prepare waits on the kubelet's 2 s deadline; SIGTERM must not.

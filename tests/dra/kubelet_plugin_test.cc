@@ -70,7 +70,8 @@ TEST_F(KubeletPluginTest, RegistersAsADraDriverAndTheKubeletPicksV1) {
 }
 
 TEST_F(KubeletPluginTest, PreparesThroughV1AndV1beta1Alike) {
-  server_.resources().AddClaim("ns1", "cores", "uid-1", {{"cpus", "edgefd.io", kNode, "cpu4"}});
+  server_.resources().AddClaim("ns1", "cores", "00000000-0000-4000-8000-000000000001",
+                               {{"cpus", "edgefd.io", kNode, "cpu4"}});
   KubeletPlugin plugin(preparer_, Options());
   ASSERT_TRUE(plugin.Start());
   for (auto services :
@@ -79,24 +80,26 @@ TEST_F(KubeletPluginTest, PreparesThroughV1AndV1beta1Alike) {
     ASSERT_TRUE(kubelet.Start());
     ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered)) << services[0];
     EXPECT_EQ(kubelet.Get("edgefd.io")->chosen, services[0]);
-    auto answer = kubelet.Prepare("edgefd.io", {{"ns1", "uid-1", "cores"}});
+    auto answer =
+        kubelet.Prepare("edgefd.io", {{"ns1", "00000000-0000-4000-8000-000000000001", "cores"}});
     ASSERT_TRUE(answer) << answer.error().message;
-    const auto& claim = answer->at("uid-1");
+    const auto& claim = answer->at("00000000-0000-4000-8000-000000000001");
     EXPECT_EQ(claim.error, "");
     ASSERT_EQ(claim.devices.size(), 1u);
     EXPECT_THAT(claim.devices[0].requests, ElementsAre("cpus"));
     EXPECT_EQ(claim.devices[0].pool, kNode);
     EXPECT_EQ(claim.devices[0].device, "cpu4");
     EXPECT_THAT(claim.devices[0].cdi_ids,
-                ElementsAre("edgefd.io/device=cpu4", "edgefd.io/device=claim-uid-1"));
+                ElementsAre("edgefd.io/device=cpu4",
+                            "edgefd.io/device=claim-00000000-0000-4000-8000-000000000001"));
   }
   EXPECT_GE(plugin.Stats().prepare_calls, 2u);
 }
 
 TEST_F(KubeletPluginTest, AnswersEveryClaimOfACallEachWithItsOwnOutcome) {
-  server_.resources().AddClaim("ns1", "good", "uid-good",
+  server_.resources().AddClaim("ns1", "good", "00000000-0000-4000-8000-00000000000d",
                                {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-1"}});
-  server_.resources().AddClaim("ns1", "gone", "uid-gone",
+  server_.resources().AddClaim("ns1", "gone", "00000000-0000-4000-8000-000000000010",
                                {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
   hw_.Set(DraInventory(1));
   FakeDraKubelet kubelet(registry_dir_);
@@ -104,21 +107,23 @@ TEST_F(KubeletPluginTest, AnswersEveryClaimOfACallEachWithItsOwnOutcome) {
   KubeletPlugin plugin(preparer_, Options());
   ASSERT_TRUE(plugin.Start());
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered));
-  auto answer = kubelet.Prepare(
-      "edgefd.io",
-      {{"ns1", "uid-good", "good"}, {"ns1", "uid-gone", "gone"}, {"ns1", "uid-none", "none"}});
+  auto answer =
+      kubelet.Prepare("edgefd.io", {{"ns1", "00000000-0000-4000-8000-00000000000d", "good"},
+                                    {"ns1", "00000000-0000-4000-8000-000000000010", "gone"},
+                                    {"ns1", "00000000-0000-4000-8000-00000000000f", "none"}});
   ASSERT_TRUE(answer) << answer.error().message;
   ASSERT_EQ(answer->size(), 3u);
-  EXPECT_EQ(answer->at("uid-good").error, "");
-  EXPECT_THAT(answer->at("uid-gone").error, HasSubstr("unplugged"));
-  EXPECT_TRUE(answer->at("uid-gone").devices.empty());
-  EXPECT_THAT(answer->at("uid-none").error, HasSubstr("not found"));
+  EXPECT_EQ(answer->at("00000000-0000-4000-8000-00000000000d").error, "");
+  EXPECT_THAT(answer->at("00000000-0000-4000-8000-000000000010").error, HasSubstr("unplugged"));
+  EXPECT_TRUE(answer->at("00000000-0000-4000-8000-000000000010").devices.empty());
+  EXPECT_THAT(answer->at("00000000-0000-4000-8000-00000000000f").error, HasSubstr("not found"));
   EXPECT_EQ(plugin.Stats().prepare_errors, 2u);
   auto undone =
-      kubelet.Unprepare("edgefd.io", {{"ns1", "uid-good", "good"}, {"ns1", "uid-none", "none"}});
+      kubelet.Unprepare("edgefd.io", {{"ns1", "00000000-0000-4000-8000-00000000000d", "good"},
+                                      {"ns1", "00000000-0000-4000-8000-00000000000f", "none"}});
   ASSERT_TRUE(undone);
-  EXPECT_EQ(undone->at("uid-good"), "");
-  EXPECT_EQ(undone->at("uid-none"), "");
+  EXPECT_EQ(undone->at("00000000-0000-4000-8000-00000000000d"), "");
+  EXPECT_EQ(undone->at("00000000-0000-4000-8000-00000000000f"), "");
   EXPECT_TRUE(preparer_.Claims().empty());
 }
 
@@ -150,6 +155,61 @@ TEST_F(KubeletPluginTest, StopUnregistersAndARestartedPluginRegistersAgain) {
   ASSERT_TRUE(again.Start());
   ASSERT_TRUE(kubelet.WaitFor("edgefd.io",
                               [](const auto& p) { return p.registered && p.registrations == 2; }));
+}
+
+// Holds the first claim it is asked to prepare until the call is abandoned (20 s at most).
+class BlockingHandler final : public ClaimHandler {
+ public:
+  PrepareResult Prepare(const ClaimRef& ref, const Abandoned& abandoned) override {
+    std::unique_lock lock(mu_);
+    prepared_.push_back(ref.uid);
+    cv_.notify_all();
+    if (prepared_.size() == 1) {
+      // The kubelet's deadline passes while this claim waits on a slow API server.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (!(abandoned && abandoned()) && std::chrono::steady_clock::now() < deadline) {
+        cv_.wait_for(lock, std::chrono::milliseconds(5));
+      }
+    }
+    return {{}, "slow"};
+  }
+  std::string Unprepare(const ClaimRef&) override { return ""; }
+  std::vector<std::string> Prepared() {
+    std::lock_guard lock(mu_);
+    return prepared_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> prepared_;
+};
+
+// The case of issue 17: two 20-claim calls the kubelet had given up on were still worked, claim
+// by claim, and held up a call it waited for. A call past its deadline stops before its next
+// claim.
+TEST_F(KubeletPluginTest, ACallTheKubeletAbandonedIsNotWorkedFurther) {
+  BlockingHandler handler;
+  FakeDraKubelet kubelet(registry_dir_);
+  ASSERT_TRUE(kubelet.Start());
+  KubeletPluginOptions options = Options();
+  options.workers = 1;
+  KubeletPlugin plugin(handler, options);
+  ASSERT_TRUE(plugin.Start());
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered));
+  std::vector<FakeDraKubelet::Claim> claims;
+  for (int i = 0; i < 20; ++i) claims.push_back({"ns1", "uid-" + std::to_string(i), "c"});
+  auto answer = kubelet.Prepare("edgefd.io", claims, std::chrono::milliseconds(300));
+  ASSERT_FALSE(answer);  // the deadline passed
+  // The first claim ends when the plugin sees the call abandoned (its deadline, as the server
+  // reckons it, passes a moment after the kubelet's); then the one worker is free again and a
+  // claim the kubelet waits for is answered.
+  auto next = kubelet.Prepare("edgefd.io", {{"ns1", "uid-next", "next"}});
+  ASSERT_TRUE(next) << next.error().message;
+  EXPECT_EQ(next->at("uid-next").error, "slow");
+  // Only the claim in hand when the call was abandoned was worked, then the next call's.
+  EXPECT_THAT(handler.Prepared(), ElementsAre("uid-0", "uid-next"));
+  EXPECT_EQ(plugin.Stats().abandoned_calls, 1u);
 }
 
 TEST_F(KubeletPluginTest, MissingRegistrationDirectoryIsAnErrorNamingIt) {

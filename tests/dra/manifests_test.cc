@@ -120,9 +120,10 @@ TEST(DraManifests, TheServiceAccountMayTouchOnlyWhatThePluginUses) {
   EXPECT_EQ(granted,
             (std::map<std::string, Set>{{"resource.k8s.io/resourceslices",
                                          Set{"get", "list", "watch", "create", "update", "delete"}},
-                                        {"resource.k8s.io/resourceclaims", Set{"get"}},
+                                        {"resource.k8s.io/resourceclaims", Set{"get", "list"}},
                                         {"resource.k8s.io/resourceclaims/status", Set{"update"}},
-                                        {"/nodes", Set{"get"}}}));
+                                        {"/nodes", Set{"get"}},
+                                        {"/events", Set{"create"}}}));
 }
 
 TEST(DraManifests, AnAdmissionPolicyKeepsEachNodeToItsOwnSlices) {
@@ -141,6 +142,9 @@ TEST(DraManifests, AnAdmissionPolicyKeepsEachNodeToItsOwnSlices) {
   for (const YAML::Node& v : vap["spec"]["validations"]) all += v["expression"].as<std::string>();
   EXPECT_THAT(all, HasSubstr("authentication.kubernetes.io/node-name"));
   EXPECT_THAT(all, HasSubstr("nodeName"));
+  // The pool too: a slice of this node in another node's pool would hide that node's devices.
+  EXPECT_THAT(all, HasSubstr("spec.?pool.?name.orValue('') == variables.userNodeName"));
+  EXPECT_THAT(all, HasSubstr("oldObject.spec.?pool.?name"));  // an update cannot take one over
   EXPECT_THAT(all, HasSubstr("oldObject"));  // a DELETE is judged by the slice it deletes
   YAML::Node binding = Find("rbac.yaml", "ValidatingAdmissionPolicyBinding", "edgefd-dra-own-node");
   ASSERT_TRUE(binding);

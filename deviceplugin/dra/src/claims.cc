@@ -3,20 +3,33 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <ctime>
 
 #include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/service.h"
-#include "worker.h"
 
 namespace edgefd::dra {
 namespace fs = std::filesystem;
+using deviceplugin::IsObjectUid;
 using deviceplugin::PluginDevice;
 using deviceplugin::ResourceSnapshot;
 
 namespace {
 
 std::string Named(const ClaimRef& ref) { return ref.ns + "/" + ref.name; }
+
+// "" when the kubelet's names for a claim may go into a file name and an API path, else why
+// not (quoting at most 64 bytes of each, as valid UTF-8).
+std::string CheckRef(const ClaimRef& ref) {
+  auto quoted = [](const std::string& s) { return "'" + ValidUtf8(s.substr(0, 64)) + "'"; };
+  const std::string what =
+      "claim " + quoted(ref.ns) + "/" + quoted(ref.name) + " (uid " + quoted(ref.uid) + "): ";
+  if (!IsObjectUid(ref.uid)) {
+    return what + "the UID is not a Kubernetes object UID (8-4-4-4-12 hexadecimal digits)";
+  }
+  if (!IsDnsLabel(ref.ns)) return what + "the namespace is not a DNS label";
+  if (!IsDnsSubdomain(ref.name)) return what + "the name is not a DNS subdomain";
+  return "";
+}
 
 // Where each device of the registry is, by its DRA name.
 struct Located {
@@ -35,42 +48,6 @@ ClaimPreparer::ClaimPreparer(deviceplugin::DeviceRegistry& registry, ApiTranspor
       cdi_(cdi),
       checkpoint_(std::move(checkpoint)),
       node_(std::move(node)) {}
-
-Status ClaimPreparer::Start() {
-  std::lock_guard lock(mu_);
-  std::error_code ec;
-  fs::create_directories(checkpoint_.path().parent_path(), ec);
-  auto loaded = checkpoint_.Load();
-  if (!loaded) {
-    fs::path aside = checkpoint_.path().string() + ".corrupt";
-    spdlog::error("{}; moved to {}, starting with no prepared claims", loaded.error().message,
-                  aside.string());
-    fs::rename(checkpoint_.path(), aside, ec);
-    prepared_.clear();
-  } else {
-    prepared_ = std::move(*loaded);
-  }
-  // A prepare that stopped while it waited for the kubelet's answer never finished: the
-  // kubelet asks again, and then it is checked again.
-  std::erase_if(prepared_, [](const auto& entry) {
-    if (!entry.second.pending) return false;
-    spdlog::info("dropping claim {}: its prepare did not finish", entry.first);
-    return true;
-  });
-  // Writing the checkpoint now proves the directory is writable before the kubelet calls.
-  if (Status s = checkpoint_.Save(prepared_); !s) return s;
-  for (const auto& [uid, claim] : prepared_) {
-    if (Status s = cdi_.WriteClaim(uid, claim.env); !s) return s;
-  }
-  for (const std::string& uid : cdi_.ClaimSpecs()) {
-    if (prepared_.contains(uid)) continue;
-    spdlog::info("removing the CDI spec of claim {}, which no record says is prepared", uid);
-    if (Status s = cdi_.RemoveClaim(uid); !s) spdlog::warn("{}", s.error().message);
-  }
-  if (!prepared_.empty())
-    spdlog::info("{} prepared claim(s) from {}", prepared_.size(), checkpoint_.path().string());
-  return Ok{};
-}
 
 void ClaimPreparer::SetOnChange(std::function<void()> on_change) {
   std::lock_guard lock(mu_);
@@ -109,7 +86,9 @@ void ClaimPreparer::SetOnConflict(std::function<void()> on_conflict) {
 
 ClaimStats ClaimPreparer::Stats() const {
   std::lock_guard lock(mu_);
-  return stats_;
+  ClaimStats stats = stats_;
+  stats.waits = locks_.waits();
+  return stats;
 }
 
 std::string ClaimPreparer::CheckAssignments(
@@ -219,19 +198,17 @@ PrepareResult ClaimPreparer::Build(const ClaimRef& ref, const ClaimObject& claim
   return out;
 }
 
-PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
-  if (ref.uid.empty() || ref.ns.empty() || ref.name.empty()) {
-    return {
-        {},
-        "claim '" + Named(ref) + "' (uid '" + ref.uid + "'): namespace, name and uid are required"};
-  }
+PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref, const Abandoned& abandoned) {
+  if (std::string why = CheckRef(ref); !why.empty()) return {{}, why};
+  ClaimLocks::Held held(locks_, ref.uid);
+  return PrepareLocked(ref, abandoned);
+}
+
+PrepareResult ClaimPreparer::PrepareLocked(const ClaimRef& ref, const Abandoned& abandoned) {
+  const std::string what = "ResourceClaim " + Named(ref);
   {
     std::lock_guard lock(mu_);
-    auto it = prepared_.find(ref.uid);
-    if (it != prepared_.end() && it->second.pending) {
-      return {{}, "ResourceClaim " + Named(ref) + " is being prepared by another call"};
-    }
-    if (it != prepared_.end()) {
+    if (auto it = prepared_.find(ref.uid); it != prepared_.end()) {
       // Prepared before (a retry, or the kubelet asking again after our restart): the same
       // answer, and the same spec on disk in case it went missing.
       if (!fs::exists(cdi_.ClaimSpecPath(ref.uid))) {
@@ -240,7 +217,7 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
       return {it->second.devices, ""};
     }
   }
-  const std::string what = "ResourceClaim " + Named(ref);
+  if (abandoned && abandoned()) return Abandon(what);
   auto response = api_.Send("GET", version_.ClaimPath(ref.ns, ref.name), "", "");
   if (!response) return {{}, what + ": " + response.error().message};
   if (response->status == 404) return {{}, what + " not found"};
@@ -251,60 +228,73 @@ PrepareResult ClaimPreparer::Prepare(const ClaimRef& ref) {
   std::vector<std::pair<std::string, std::string>> plugin_ids;
   PrepareResult result = Build(ref, *claim, env, plugin_ids);
   if (!result.error.empty()) return result;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = prepared_.find(ref.uid); it != prepared_.end()) {
-      if (it->second.pending) return {{}, what + " is being prepared by another call"};
-      return {it->second.devices, ""};
-    }
-    // The spec first, then the record: a crash in between leaves a spec with no record,
-    // which Start removes; never a record whose spec the runtime cannot find.
-    if (Status s = cdi_.WriteClaim(ref.uid, env); !s) return {{}, s.error().message};
-    prepared_[ref.uid] = PreparedClaim{ref.uid, ref.ns, ref.name, result.devices, env, true};
-    if (Status s = checkpoint_.Save(prepared_); !s) {
-      prepared_.erase(ref.uid);
-      (void)cdi_.RemoveClaim(ref.uid);
-      return {{}, s.error().message};
-    }
-  }
+  if (abandoned && abandoned()) return Abandon(what);
+  if (std::string error = Record(ref, result, env); !error.empty()) return {{}, error};
   // Recorded first, asked second: from the record on, the device plugin refuses these devices,
   // so an Allocate that the kubelet's answer does not show yet was answered before the record,
   // and the kubelet has recorded it by the time it answers (but for the instant between our
   // reply and its bookkeeping). Asked first, the whole check would be that window.
   std::string error = CheckAssignments(what, result, plugin_ids);
-  {
-    std::lock_guard lock(mu_);
-    auto it = prepared_.find(ref.uid);
-    if (it == prepared_.end()) return {{}, what + " was unprepared while it was being prepared"};
-    if (error.empty()) {
-      it->second.pending = false;
-    } else {
-      prepared_.erase(it);
-    }
-    if (Status s = checkpoint_.Save(prepared_); !s) {
-      // The record on disk still says pending: a restart drops it, the kubelet asks again.
-      prepared_.erase(ref.uid);
-      error = s.error().message;
-    }
-    if (!error.empty()) (void)cdi_.RemoveClaim(ref.uid);
-  }
-  if (!error.empty()) {
-    Changed();
-    return {{}, error};
-  }
-  spdlog::info("prepared {} ({} device(s))", what, result.devices.size());
+  error = Confirm(ref, std::move(error));
   Changed();
+  if (!error.empty()) return {{}, error};
+  spdlog::info("prepared {} ({} device(s))", what, result.devices.size());
   return result;
 }
 
+PrepareResult ClaimPreparer::Abandon(const std::string& what) {
+  std::lock_guard lock(mu_);
+  ++stats_.abandoned;
+  return {{},
+          what +
+              ": not prepared, the kubelet gave up on the call (cancelled or past its "
+              "deadline); it asks again"};
+}
+
+std::string ClaimPreparer::Record(const ClaimRef& ref, const PrepareResult& result,
+                                  const std::vector<std::string>& env) {
+  std::lock_guard lock(mu_);
+  // The spec first, then the record: a crash in between leaves a spec with no record,
+  // which Start removes; never a record whose spec the runtime cannot find.
+  if (Status s = cdi_.WriteClaim(ref.uid, env); !s) return s.error().message;
+  prepared_[ref.uid] = PreparedClaim{ref.uid, ref.ns, ref.name, result.devices, env, true};
+  if (Status s = checkpoint_.Save(prepared_); !s) {
+    prepared_.erase(ref.uid);
+    (void)cdi_.RemoveClaim(ref.uid);
+    return s.error().message;
+  }
+  return "";
+}
+
+std::string ClaimPreparer::Confirm(const ClaimRef& ref, std::string error) {
+  std::lock_guard lock(mu_);
+  // The claim's lock is held: nothing else removed the pending record meanwhile.
+  auto it = prepared_.find(ref.uid);
+  if (it == prepared_.end()) return "ResourceClaim " + Named(ref) + ": its record went missing";
+  if (error.empty()) {
+    it->second.pending = false;
+  } else {
+    prepared_.erase(it);
+  }
+  if (Status s = checkpoint_.Save(prepared_); !s) {
+    // The record on disk still says pending: a restart drops it, the kubelet asks again.
+    prepared_.erase(ref.uid);
+    error = s.error().message;
+  }
+  if (!error.empty()) (void)cdi_.RemoveClaim(ref.uid);
+  return error;
+}
+
 std::string ClaimPreparer::Unprepare(const ClaimRef& ref) {
+  if (!IsObjectUid(ref.uid)) return CheckRef(ref);
+  ClaimLocks::Held held(locks_, ref.uid);
   {
     std::lock_guard lock(mu_);
     auto it = prepared_.find(ref.uid);
     if (it == prepared_.end()) {
       // Never prepared here, or already unprepared: done. A spec without a record would be
       // an earlier crash's leftover.
-      if (!ref.uid.empty()) (void)cdi_.RemoveClaim(ref.uid);
+      (void)cdi_.RemoveClaim(ref.uid);
       return "";
     }
     PreparedClaim claim = it->second;
@@ -323,128 +313,29 @@ std::string ClaimPreparer::Unprepare(const ClaimRef& ref) {
   return "";
 }
 
-DeviceLossReporter::DeviceLossReporter(deviceplugin::DeviceRegistry& registry,
-                                       ClaimPreparer& claims, ApiTransport& api,
-                                       ResourceApi version, std::string node,
-                                       std::function<bool()> taints)
-    : registry_(registry),
-      claims_(claims),
-      api_(api),
-      version_(std::move(version)),
-      node_(std::move(node)),
-      taints_(std::move(taints)),
-      worker_(std::make_unique<TriggeredWorker>(
-          TriggeredWorker::Options{},
-          [this]() -> Status {
-            if (ReportOnce()) return Ok{};
-            return Error{"a claim status update failed"};
-          },
-          nullptr)) {}
+struct ClaimLocks::Entry {
+  std::mutex mu;
+  int users = 0;  // holders and waiters; guarded by ClaimLocks::mu_
+};
 
-DeviceLossReporter::~DeviceLossReporter() { Stop(); }
-
-void DeviceLossReporter::Start() {
-  if (listener_ != 0) return;
-  listener_ = registry_.AddListener([this](const std::string&) { worker_->Trigger(); });
-  worker_->Start();
+ClaimLocks::Held::Held(ClaimLocks& owner, std::string uid) : owner_(owner), uid_(std::move(uid)) {
+  {
+    std::lock_guard lock(owner_.mu_);
+    std::shared_ptr<Entry>& entry = owner_.entries_[uid_];
+    if (!entry) entry = std::make_shared<Entry>();
+    ++entry->users;
+    entry_ = entry;
+  }
+  if (!entry_->mu.try_lock()) {
+    ++owner_.waits_;
+    entry_->mu.lock();
+  }
 }
 
-void DeviceLossReporter::Stop() {
-  if (listener_ == 0) return;
-  registry_.RemoveListener(listener_);
-  listener_ = 0;
-  worker_->Stop();
-}
-
-bool DeviceLossReporter::ReportOnce() {
-  std::lock_guard pass(pass_mu_);
-  if (taints_ && taints_()) return true;  // the slice's NoExecute taint speaks for itself
-  std::map<std::string, const PluginDevice*> present;
-  const auto resources = deviceplugin::AllSnapshots(registry_);
-  for (const ResourceSnapshot& r : resources) {
-    for (const PluginDevice& d : r.devices) present[deviceplugin::DeviceName(r, d)] = &d;
-  }
-  bool ok = true;
-  std::map<std::string, bool> seen;
-  for (const auto& [uid, claim] : claims_.Claims()) {
-    for (const PreparedDevice& d : claim.devices) {
-      if (d.pool != node_) continue;
-      auto it = present.find(d.device);
-      bool ready = it != present.end() && it->second->present;
-      const std::string key = uid + "/" + d.device;
-      seen[key] = ready;
-      auto last = reported_.find(key);
-      // Only transitions are written; a device that was never reported and is there is fine.
-      if (last == reported_.end() ? ready : last->second == ready) continue;
-      if (SetCondition(claim, d.device, ready)) {
-        reported_[key] = ready;
-      } else {
-        ok = false;
-      }
-    }
-  }
-  // Forget unprepared claims.
-  for (auto it = reported_.begin(); it != reported_.end();) {
-    it = seen.contains(it->first) ? std::next(it) : reported_.erase(it);
-  }
-  return ok;
-}
-
-bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::string& device,
-                                      bool ready) {
-  const std::string what = "status of ResourceClaim " + claim.ns + "/" + claim.name;
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    auto got = api_.Send("GET", version_.ClaimPath(claim.ns, claim.name), "", "");
-    if (!got || got->status != 200) {
-      spdlog::warn("{}: {}", what, got ? DescribeFailure("GET", *got) : got.error().message);
-      return false;
-    }
-    Json object = Json::parse(got->body, nullptr, /*allow_exceptions=*/false);
-    if (!object.is_object() || StringAt(object, "/metadata/uid") != claim.uid) {
-      return true;  // the claim is gone or replaced: nothing to say
-    }
-    char now[32];
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    Json condition = {{"type", "Ready"},
-                      {"status", ready ? "True" : "False"},
-                      {"reason", ready ? "DevicePresent" : "DeviceUnplugged"},
-                      {"message", ready ? "the device is attached to " + node_ + " again"
-                                        : "the device was unplugged from " + node_ +
-                                              "; the pod keeps running without it"},
-                      {"lastTransitionTime", now}};
-    if (!object["status"].is_object()) object["status"] = Json::object();
-    Json& devices = object["status"]["devices"];
-    if (!devices.is_array()) devices = Json::array();
-    Json* entry = nullptr;
-    for (Json& e : devices) {
-      if (StringAt(e, "/driver") == kDriverName && StringAt(e, "/pool") == node_ &&
-          StringAt(e, "/device") == device) {
-        entry = &e;
-      }
-    }
-    if (entry == nullptr) {
-      devices.push_back({{"driver", kDriverName}, {"pool", node_}, {"device", device}});
-      entry = &devices.back();
-    }
-    (*entry)["conditions"] = Json::array({condition});
-    auto put = api_.Send("PUT", version_.ClaimStatusPath(claim.ns, claim.name), DumpJson(object),
-                         "application/json");
-    if (!put) {
-      spdlog::warn("{}: {}", what, put.error().message);
-      return false;
-    }
-    if (put->status == 409) continue;  // changed since the GET: read it again
-    if (put->status != 200) {
-      spdlog::warn("{}", DescribeFailure("update " + what, *put));
-      return false;
-    }
-    spdlog::info("{}: device {} {}", what, device, ready ? "is back" : "was unplugged");
-    return true;
-  }
-  return false;
+ClaimLocks::Held::~Held() {
+  entry_->mu.unlock();
+  std::lock_guard lock(owner_.mu_);
+  if (--entry_->users == 0) owner_.entries_.erase(uid_);
 }
 
 }  // namespace edgefd::dra

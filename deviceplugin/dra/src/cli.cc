@@ -23,6 +23,7 @@
 #include "edgefd/dra/metrics.h"
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/publisher.h"
+#include "edgefd/dra/recovery_api.h"
 #include "stop_signals.h"
 
 namespace edgefd::dra {
@@ -185,11 +186,188 @@ std::optional<ResourceApi> ChooseResourceApi(const std::string& flag, ApiTranspo
   }
 }
 
-// Serves until SIGTERM/SIGINT: hardware → registry (as in the device plugin) → CDI specs,
-// the device plugin (--mode both), the pool of ResourceSlices, the kubelet plugin.
+// Everything Serve runs, in the order it starts (each part may read those before it); Stop
+// stops them the other way round, whichever way Serve returns.
+struct Driver {
+  explicit Driver(const Flags& f) : flags(f) {}
+  ~Driver() { Stop(); }
+  void Stop();
+
+  const Flags& flags;
+  fs::path checkpoint;
+  deviceplugin::Metrics dp_metrics;
+  InventoryRegistry registry;
+  std::unique_ptr<HotplugWatcher> udev_watcher;
+  deviceplugin::NoChangeSource no_changes;
+  std::unique_ptr<InventoryFeed> feed;
+  std::unique_ptr<CdiSpecDir> cdi_dir;
+  std::unique_ptr<CdiSpecFeed> cdi_feed;
+  std::unique_ptr<deviceplugin::DraClaimWatch> held;
+  std::unique_ptr<PluginServer> dp_server;
+  std::unique_ptr<ClaimPreparer> claims;
+  SlicePublisher* pool = nullptr;  // for the holdings' callback, set once the publisher is
+  std::unique_ptr<DevicePluginHoldings> taken;
+  std::unique_ptr<SlicePublisher> publisher;
+  std::unique_ptr<DeviceLossReporter> loss;
+  std::unique_ptr<KubeletPlugin> plugin;
+  std::unique_ptr<HttpEndpoint> http;
+  bool stopped = false;
+};
+
+void Driver::Stop() {
+  if (stopped) return;
+  stopped = true;
+  http.reset();
+  if (plugin) plugin->Stop();
+  if (loss) loss->Stop();
+  // The poller triggers the publisher: it stops first.
+  if (taken) taken->Stop();
+  if (publisher) publisher->Stop();
+  if (dp_server) dp_server->Stop();
+  if (held) held->Stop();
+  if (cdi_feed) cdi_feed->Stop();
+  if (feed) feed->Stop();
+}
+
+// Hardware → registry (as in the device plugin) → CDI specs; an exit code on failure.
+std::optional<int> StartHardware(Driver& d, InventoryFeed::DiscoverFn discover,
+                                 const WatchOptions& watch) {
+  d.udev_watcher = std::make_unique<HotplugWatcher>(watch);
+  ChangeSource& changes = d.flags.dp.inventory_file ? static_cast<ChangeSource&>(d.no_changes)
+                                                    : static_cast<ChangeSource&>(*d.udev_watcher);
+  d.feed = std::make_unique<InventoryFeed>(d.registry, std::move(discover), changes, &d.dp_metrics);
+  if (Status s = d.feed->Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitUsage;
+  }
+  if (!d.flags.dp.inventory_file) {
+    if (!d.udev_watcher->warning().empty()) spdlog::warn("{}", d.udev_watcher->warning());
+    spdlog::info("watching for hardware changes ({})", d.udev_watcher->mode());
+  }
+  d.cdi_dir = std::make_unique<CdiSpecDir>(d.flags.dp.cdi_dir);
+  d.cdi_feed = std::make_unique<CdiSpecFeed>(d.registry, *d.cdi_dir);
+  if (Status s = d.cdi_feed->Start(); !s) {
+    spdlog::error("CDI: {}", s.error().message);
+    return kExitFailure;
+  }
+  return std::nullopt;
+}
+
+// --mode both: the device plugin, which follows the checkpoint and withdraws what prepared
+// claims hold. It needs no API server: it serves the kubelet whatever the API server does.
+std::optional<int> StartDevicePlugin(Driver& d) {
+  if (d.flags.dp.mode != "both") return std::nullopt;
+  d.held = std::make_unique<deviceplugin::DraClaimWatch>(d.checkpoint, &d.dp_metrics);
+  if (Status s = d.held->Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitFailure;
+  }
+  deviceplugin::PluginServerOptions options = d.flags.dp.server;
+  options.cdi = d.flags.dp.cdi;
+  d.dp_server = std::make_unique<PluginServer>(d.registry, options, &d.dp_metrics, d.held.get());
+  if (Status s = d.dp_server->Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitFailure;
+  }
+  return std::nullopt;
+}
+
+// The prepared claims, from the checkpoint or rebuilt from the cluster (then said in an Event
+// on the Node); an exit code on failure.
+std::optional<int> StartClaims(Driver& d, ApiTransport& api, const ResourceApi& version,
+                               PodResourcesClient& pod_resources, const std::string& node_uid) {
+  const std::string& node = d.flags.kube.node_name;
+  d.claims = std::make_unique<ClaimPreparer>(d.registry, api, version, *d.cdi_dir,
+                                             Checkpoint(d.checkpoint), node);
+  d.claims->SetAssignments([&pod_resources] { return pod_resources.List(); });
+  if (Status s = d.claims->Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitFailure;
+  }
+  if (auto recovery = d.claims->Recovery()) {
+    NodeEvent event{node, node_uid, "DraCheckpointRecovered", recovery->Message(), true};
+    if (Status s = PostNodeEvent(api, event); !s) {
+      spdlog::warn("no Event on Node {}: {}", node, s.error().message);
+    }
+  }
+  return std::nullopt;
+}
+
+// The pool of ResourceSlices, what the device plugin handed out (tainted in the pool, so the
+// scheduler gives it to no claim; prepare refuses it anyway), and the device-loss reporter.
+void StartPool(Driver& d, ApiTransport& api, const ResourceApi& version,
+               PodResourcesClient& pod_resources, const std::string& node_uid) {
+  SlicePublisher::Options publish;
+  publish.node = d.flags.kube.node_name;
+  publish.node_uid = node_uid;
+  publish.taints = *ParseTaintMode(d.flags.device_taints);  // the parser checked the word
+  publish.resync = d.flags.kube.resync;
+  d.taken =
+      std::make_unique<DevicePluginHoldings>(pod_resources, d.registry, kPodResourcesPoll, [&d] {
+        if (d.pool != nullptr) d.pool->Trigger();
+      });
+  ClaimPreparer& claims = *d.claims;
+  d.publisher = std::make_unique<SlicePublisher>(d.registry, api, version, publish,
+                                                 [&claims] { return claims.HeldDevices(); });
+  SlicePublisher& publisher = *d.publisher;
+  d.pool = &publisher;
+  DevicePluginHoldings& taken = *d.taken;
+  publisher.SetTaken([&taken] { return taken.Names(); });
+  claims.SetOnChange([&publisher] { publisher.Trigger(); });
+  claims.SetOnConflict([&taken] { taken.Refresh(); });
+  publisher.Start();
+  taken.Start();
+  d.loss = std::make_unique<DeviceLossReporter>(d.registry, claims, api, version, publish.node,
+                                                [&publisher] { return publisher.Stats().taints; });
+  d.loss->Start();
+}
+
+// The kubelet plugin: registration and the DRA service.
+std::optional<int> StartKubeletPlugin(Driver& d) {
+  d.plugin = std::make_unique<KubeletPlugin>(*d.claims, d.flags.plugin);
+  SlicePublisher& publisher = *d.publisher;
+  // After a kubelet restart (which wipes this node's slices) the pool is written again.
+  d.plugin->SetOnRegistered([&publisher] {
+    publisher.Trigger();
+    publisher.CheckIn(std::chrono::seconds(5));
+  });
+  if (Status s = d.plugin->Start(); !s) {
+    spdlog::error("{}", s.error().message);
+    return kExitFailure;
+  }
+  return std::nullopt;
+}
+
+// /metrics, /healthz and /readyz when --metrics-addr asks for them.
+std::optional<int> StartMetrics(Driver& d) {
+  if (!MetricsEnabled(d.flags.dp.metrics_address)) return std::nullopt;
+  auto state = [&d] {
+    DraState state;
+    state.slices = d.publisher->Stats();
+    state.plugin = d.plugin->Stats();
+    state.registration = d.plugin->Registration();
+    state.prepared_claims = d.claims->Claims().size();
+    state.claims = d.claims->Stats();
+    state.device_plugin_devices = d.taken->Names().size();
+    return state;
+  };
+  HealthChecks device_plugin =
+      d.dp_server ? deviceplugin::PluginHealth(d.dp_metrics, d.registry) : HealthChecks{};
+  auto endpoint = StartHealthEndpoint(d.flags.dp.metrics_address, DraHealth(state, device_plugin),
+                                      "--metrics-addr");
+  if (!endpoint) {
+    spdlog::error("{}", endpoint.error().message);
+    return kExitUsage;
+  }
+  d.http = std::move(*endpoint);
+  spdlog::info("metrics on {} (port {})", d.flags.dp.metrics_address, d.http->port());
+  return std::nullopt;
+}
+
+// Serves until SIGTERM/SIGINT: hardware → registry → CDI specs, the device plugin (--mode
+// both), the prepared claims, the pool of ResourceSlices, the kubelet plugin, metrics.
 int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
   ::signal(SIGPIPE, SIG_IGN);
-
   // One client for the publisher, the claim reader (on the kubelet's gRPC threads) and the
   // device-loss reporter: a kept-alive connection per concurrent request.
   std::string server;
@@ -207,135 +385,23 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
     api.Cancel();
     pod_resources.Cancel();
   });
-
-  deviceplugin::Metrics dp_metrics;
-  InventoryRegistry registry;
-  HotplugWatcher udev_watcher(watch);
-  deviceplugin::NoChangeSource no_changes;
-  ChangeSource& changes = flags.dp.inventory_file ? static_cast<ChangeSource&>(no_changes)
-                                                  : static_cast<ChangeSource&>(udev_watcher);
-  InventoryFeed feed(registry, std::move(discover), changes, &dp_metrics);
-  if (Status s = feed.Start(); !s) {
-    spdlog::error("{}", s.error().message);
-    return kExitUsage;
-  }
-  if (!flags.dp.inventory_file) {
-    if (!udev_watcher.warning().empty()) spdlog::warn("{}", udev_watcher.warning());
-    spdlog::info("watching for hardware changes ({})", udev_watcher.mode());
-  }
-
-  CdiSpecDir cdi_dir(flags.dp.cdi_dir);
-  CdiSpecFeed cdi_feed(registry, cdi_dir);
-  if (Status s = cdi_feed.Start(); !s) {
-    spdlog::error("CDI: {}", s.error().message);
-    return kExitFailure;
-  }
-
-  // One record of prepared claims, written by the claims below and, in --mode both, followed
-  // by the device plugin, which withdraws what they hold.
-  const fs::path driver_dir = flags.plugin.plugins_dir / std::string(kDriverName);
-  const fs::path checkpoint = flags.dp.dra_checkpoint.value_or(driver_dir / "checkpoint.json");
-  // The device plugin needs no API server: it serves the kubelet whatever the API server does.
-  std::unique_ptr<deviceplugin::DraClaimWatch> held;
-  std::unique_ptr<PluginServer> dp_server;
-  if (flags.dp.mode == "both") {
-    held = std::make_unique<deviceplugin::DraClaimWatch>(checkpoint, &dp_metrics);
-    if (Status s = held->Start(); !s) {
-      spdlog::error("{}", s.error().message);
-      return kExitFailure;
-    }
-    deviceplugin::PluginServerOptions options = flags.dp.server;
-    options.cdi = flags.dp.cdi;
-    dp_server = std::make_unique<PluginServer>(registry, options, &dp_metrics, held.get());
-    if (Status s = dp_server->Start(); !s) {
-      spdlog::error("{}", s.error().message);
-      return kExitFailure;
-    }
-  }
-
+  Driver d(flags);
+  // One record of prepared claims, written by the claims and, in --mode both, followed by the
+  // device plugin.
+  d.checkpoint = flags.dp.dra_checkpoint.value_or(flags.plugin.plugins_dir /
+                                                  std::string(kDriverName) / "checkpoint.json");
+  if (auto code = StartHardware(d, std::move(discover), watch)) return *code;
+  if (auto code = StartDevicePlugin(d)) return *code;
   std::optional<ResourceApi> version = ChooseResourceApi(flags.resource_api, api, stop);
   if (!version) return kExitOk;  // stopped while the API server was away
   spdlog::info("talking {} to {}", version->GroupVersion(), server);
-
-  const std::string& node = flags.kube.node_name;
-  ClaimPreparer claims(registry, api, *version, cdi_dir, Checkpoint(checkpoint), node);
-  claims.SetAssignments([&pod_resources] { return pod_resources.List(); });
-  if (Status s = claims.Start(); !s) {
-    spdlog::error("{}", s.error().message);
-    return kExitFailure;
-  }
-  SlicePublisher::Options publish;
-  publish.node = node;
-  publish.node_uid = NodeUid(api, node);
-  publish.taints = *ParseTaintMode(flags.device_taints);  // the parser checked the word
-  publish.resync = flags.kube.resync;
-  // What the device plugin handed out is tainted in the pool, so the scheduler gives it to
-  // no claim (prepare refuses it anyway). Declared before the publisher, which reads it.
-  SlicePublisher* pool = nullptr;
-  DevicePluginHoldings taken(pod_resources, registry, kPodResourcesPoll, [&pool] {
-    if (pool != nullptr) pool->Trigger();
-  });
-  SlicePublisher publisher(registry, api, *version, publish, [&] { return claims.HeldDevices(); });
-  pool = &publisher;
-  publisher.SetTaken([&taken] { return taken.Names(); });
-  // Stops the poller before the publisher goes, whichever way Serve returns.
-  struct StopFirst {
-    DevicePluginHoldings& holdings;
-    ~StopFirst() { holdings.Stop(); }
-  } stop_taken{taken};
-  claims.SetOnChange([&] { publisher.Trigger(); });
-  claims.SetOnConflict([&taken] { taken.Refresh(); });
-  publisher.Start();
-  taken.Start();
-  DeviceLossReporter loss(registry, claims, api, *version, node,
-                          [&] { return publisher.Stats().taints; });
-  loss.Start();
-
-  KubeletPlugin plugin(claims, flags.plugin);
-  // After a kubelet restart (which wipes this node's slices) the pool is written again.
-  plugin.SetOnRegistered([&] {
-    publisher.Trigger();
-    publisher.CheckIn(std::chrono::seconds(5));
-  });
-  if (Status s = plugin.Start(); !s) {
-    spdlog::error("{}", s.error().message);
-    return kExitFailure;
-  }
-
-  std::unique_ptr<HttpEndpoint> http;
-  if (MetricsEnabled(flags.dp.metrics_address)) {
-    auto state = [&] {
-      DraState state;
-      state.slices = publisher.Stats();
-      state.plugin = plugin.Stats();
-      state.registration = plugin.Registration();
-      state.prepared_claims = claims.Claims().size();
-      state.claims = claims.Stats();
-      state.device_plugin_devices = taken.Names().size();
-      return state;
-    };
-    HealthChecks device_plugin =
-        dp_server ? deviceplugin::PluginHealth(dp_metrics, registry) : HealthChecks{};
-    auto endpoint = StartHealthEndpoint(flags.dp.metrics_address, DraHealth(state, device_plugin),
-                                        "--metrics-addr");
-    if (!endpoint) {
-      spdlog::error("{}", endpoint.error().message);
-      return kExitUsage;
-    }
-    http = std::move(*endpoint);
-    spdlog::info("metrics on {} (port {})", flags.dp.metrics_address, http->port());
-  }
-
+  const std::string node_uid = NodeUid(api, flags.kube.node_name);
+  if (auto code = StartClaims(d, api, *version, pod_resources, node_uid)) return *code;
+  StartPool(d, api, *version, pod_resources, node_uid);
+  if (auto code = StartKubeletPlugin(d)) return *code;
+  if (auto code = StartMetrics(d)) return *code;
   stop.Wait();
-  http.reset();
-  plugin.Stop();
-  loss.Stop();
-  taken.Stop();
-  publisher.Stop();
-  if (dp_server) dp_server->Stop();
-  if (held) held->Stop();
-  cdi_feed.Stop();
-  feed.Stop();
+  d.Stop();
   stop.Done();
   return kExitOk;
 }

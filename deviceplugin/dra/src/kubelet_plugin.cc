@@ -102,8 +102,8 @@ class KubeletPlugin::Impl {
 
   // Fills one claim's answer (any version's message type).
   template <typename Out>
-  void Prepare(const ClaimRef& ref, Out& out) {
-    PrepareResult result = handler_.Prepare(ref);
+  void Prepare(const ClaimRef& ref, const Abandoned& abandoned, Out& out) {
+    PrepareResult result = handler_.Prepare(ref, abandoned);
     std::lock_guard lock(mu_);
     if (!result.error.empty()) {
       stats_.prepare_errors++;
@@ -124,7 +124,7 @@ class KubeletPlugin::Impl {
   }
 
   template <typename Out>
-  void Unprepare(const ClaimRef& ref, Out& out) {
+  void Unprepare(const ClaimRef& ref, const Abandoned& /*abandoned*/, Out& out) {
     std::string error = handler_.Unprepare(ref);
     if (error.empty()) return;
     std::lock_guard lock(mu_);
@@ -155,14 +155,18 @@ class KubeletPlugin::Impl::DraService final : public Api::Service::CallbackServi
                                                  const typename Api::PrepareRequest* request,
                                                  typename Api::PrepareResponse* response) override {
     return Run(context, request, response, &KubeletPluginStats::prepare_calls,
-               [this](const ClaimRef& ref, auto& out) { impl_.Prepare(ref, out); });
+               [this](const ClaimRef& ref, const Abandoned& abandoned, auto& out) {
+                 impl_.Prepare(ref, abandoned, out);
+               });
   }
 
   grpc::ServerUnaryReactor* NodeUnprepareResources(
       grpc::CallbackServerContext* context, const typename Api::UnprepareRequest* request,
       typename Api::UnprepareResponse* response) override {
     return Run(context, request, response, &KubeletPluginStats::unprepare_calls,
-               [this](const ClaimRef& ref, auto& out) { impl_.Unprepare(ref, out); });
+               [this](const ClaimRef& ref, const Abandoned& abandoned, auto& out) {
+                 impl_.Unprepare(ref, abandoned, out);
+               });
   }
 
  private:
@@ -180,9 +184,24 @@ class KubeletPlugin::Impl::DraService final : public Api::Service::CallbackServi
       reactor->Finish({grpc::StatusCode::INVALID_ARGUMENT, "too many claims in one call"});
       return reactor;
     }
-    bool queued = impl_.work_.Submit([request, response, reactor, per_claim] {
+    bool queued = impl_.work_.Submit([this, context, request, response, reactor, per_claim] {
+      // A call the kubelet gave up on (it cancelled, or its deadline passed) is not worked
+      // further: the kubelet asks again, and meanwhile the workers serve calls it waits for.
+      const Abandoned abandoned = [context] {
+        return context->IsCancelled() || context->deadline() <= std::chrono::system_clock::now();
+      };
       for (const auto& claim : request->claims()) {
-        per_claim(ClaimRef{claim.namespace_(), claim.uid(), claim.name()},
+        if (abandoned()) {
+          {
+            std::lock_guard lock(impl_.mu_);
+            impl_.stats_.abandoned_calls++;
+          }
+          spdlog::warn("the kubelet gave up on a call with {} claim(s); not working it further",
+                       request->claims_size());
+          reactor->Finish({grpc::StatusCode::CANCELLED, "the call was cancelled or timed out"});
+          return;
+        }
+        per_claim(ClaimRef{claim.namespace_(), claim.uid(), claim.name()}, abandoned,
                   (*response->mutable_claims())[claim.uid()]);
       }
       reactor->Finish(grpc::Status::OK);

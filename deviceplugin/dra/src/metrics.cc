@@ -26,6 +26,21 @@ std::string RenderMetrics(const DraState& s) {
               "Claims refused because the kubelet's PodResources API could not say what the "
               "device plugin handed out (missing, refusing, or past the deadline).",
               static_cast<double>(s.claims.assignments_unknown));
+  out.Counter("edgefd_dra_abandoned_calls_total",
+              "NodePrepare/NodeUnprepareResources calls left unfinished because the kubelet "
+              "cancelled them or their deadline passed.",
+              static_cast<double>(s.plugin.abandoned_calls));
+  out.Counter("edgefd_dra_claim_waits_total",
+              "Calls that waited for another call on the same claim (calls on one claim run "
+              "one at a time).",
+              static_cast<double>(s.claims.waits));
+  out.Counter("edgefd_dra_checkpoint_corrupt_total",
+              "Unreadable checkpoints found at start, kept as <file>.corrupt.<time> and rebuilt "
+              "from the API server (an Event on the Node says so).",
+              static_cast<double>(s.claims.checkpoint_corrupt));
+  out.Counter("edgefd_dra_checkpoint_recovered_claims_total",
+              "Prepared claims rebuilt from the API server after an unreadable checkpoint.",
+              static_cast<double>(s.claims.recovered_claims));
   out.Gauge("edgefd_dra_device_plugin_devices",
             "Devices containers hold through the device plugin (PodResources, polled), which "
             "the pool taints edgefd.io/device-plugin.",

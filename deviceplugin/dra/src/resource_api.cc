@@ -15,6 +15,25 @@ constexpr size_t kMaxClaimBytes = 4 << 20;
 
 }  // namespace
 
+bool IsDnsLabel(std::string_view s) {
+  if (s.empty() || s.size() > 63) return false;
+  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); };
+  if (!alnum(s.front()) || !alnum(s.back())) return false;
+  return std::all_of(s.begin(), s.end(), [&](char c) { return alnum(c) || c == '-'; });
+}
+
+bool IsDnsSubdomain(std::string_view s) {
+  if (s.empty() || s.size() > 253) return false;
+  for (size_t start = 0;;) {
+    const size_t dot = s.find('.', start);
+    if (!IsDnsLabel(s.substr(start, dot == std::string_view::npos ? dot : dot - start))) {
+      return false;
+    }
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 std::string ResourceApi::SlicesPath() const {
   return std::string(kGroupPath) + "/" + version_ + "/resourceslices";
 }
@@ -27,6 +46,10 @@ std::string ResourceApi::NodeSlicesQuery(std::string_view node) const {
 
 std::string ResourceApi::SlicePath(std::string_view name) const {
   return SlicesPath() + "/" + std::string(name);
+}
+
+std::string ResourceApi::ClaimsPath() const {
+  return std::string(kGroupPath) + "/" + version_ + "/resourceclaims";
 }
 
 std::string ResourceApi::ClaimPath(std::string_view ns, std::string_view name) const {
@@ -80,7 +103,11 @@ Result<ClaimObject> ParseClaim(std::string_view text, std::string_view where) {
   if (text.size() > kMaxClaimBytes) return Error{w + ": ResourceClaim is larger than 4 MiB"};
   auto parsed = ParseJson(text, w);
   if (!parsed) return parsed.error();
-  const Json& claim = *parsed;
+  return ClaimFromJson(*parsed, where);
+}
+
+Result<ClaimObject> ClaimFromJson(const Json& claim, std::string_view where) {
+  const std::string w(where);
   if (!claim.is_object()) return Error{w + ": not a JSON object"};
   const Json* meta = ValueAt(claim, "/metadata");
   if (meta == nullptr || !meta->is_object()) return Error{w + ": no metadata"};
@@ -92,6 +119,9 @@ Result<ClaimObject> ParseClaim(std::string_view text, std::string_view where) {
   const Json* allocation = ValueAt(claim, "/status/allocation");
   if (allocation == nullptr || !allocation->is_object()) return out;
   out.allocated = true;
+  if (const Json* reserved = ValueAt(claim, "/status/reservedFor");
+      reserved && reserved->is_array())
+    out.reserved_for = reserved->size();
   if (const Json* results = ValueAt(*allocation, "/devices/results"); results != nullptr) {
     if (!results->is_array()) return Error{w + ": status.allocation.devices.results is not a list"};
     if (results->size() > kMaxResults) return Error{w + ": too many allocation results"};

@@ -50,6 +50,12 @@ std::vector<CdiDevice> CommonCdiDevices(const std::vector<ResourceSnapshot>& res
 /// A CDI spec document (JSON text) of kind kCdiKind holding `devices`.
 std::string CdiSpecJson(const std::vector<CdiDevice>& devices);
 
+/// Whether `uid` has the form Kubernetes gives every object's UID, RFC 4122's
+/// 8-4-4-4-12 hexadecimal digits ("0b5a3c1e-8f0d-4c2a-9a57-3d0c8e4f6a21"). Only such a UID
+/// names a claim's spec file: a UID is what the kubelet's caller (or anyone who reaches the
+/// DRA socket) sends.
+bool IsObjectUid(std::string_view uid);
+
 /// Writes `content` to `path` atomically: a hidden temporary file in the same directory (whose
 /// name does not end in .json, so a runtime watching the directory never reads it half
 /// written), fsync, rename over `path`, fsync of the directory. Errors name the path.
@@ -70,11 +76,13 @@ class CdiSpecDir {
 
   /// Writes the common spec for `resources` unless the file already holds exactly that.
   Status WriteCommon(const std::vector<ResourceSnapshot>& resources);
-  /// Writes the claim's spec: one device, ClaimDeviceName(uid), with `env`.
+  /// Writes the claim's spec: one device, ClaimDeviceName(uid), with `env`. A UID that is not
+  /// IsObjectUid is an Error, and no file is touched.
   Status WriteClaim(std::string_view claim_uid, const std::vector<std::string>& env);
-  /// Removes the claim's spec; a missing file is fine.
+  /// Removes the claim's spec; a missing file is fine, a UID that is not IsObjectUid an Error.
   Status RemoveClaim(std::string_view claim_uid);
-  /// UIDs of every claim spec in the directory.
+  /// UIDs of every claim spec in the directory (files whose name holds no IsObjectUid are not
+  /// edgefd's and are left out).
   std::vector<std::string> ClaimSpecs() const;
 
  private:

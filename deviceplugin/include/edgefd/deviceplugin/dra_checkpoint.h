@@ -39,6 +39,12 @@ struct PreparedClaim {
 /// Prepared claims by UID.
 using PreparedClaims = std::map<std::string, PreparedClaim>;
 
+/// The checkpoint format this build reads and writes. A newer one is never read as corrupt.
+inline constexpr int kDraCheckpointVersion = 1;
+
+/// The version a checkpoint's text declares; nullopt when it does not parse or says none.
+std::optional<int64_t> DraCheckpointVersion(std::string_view text);
+
 /// Where the DRA driver keeps its checkpoint unless told otherwise.
 inline constexpr std::string_view kDefaultDraCheckpoint =
     "/var/lib/kubelet/plugins/edgefd.io/checkpoint.json";
@@ -57,7 +63,8 @@ class DraCheckpoint {
   /// existing), does not parse, has another version or a wrong checksum is an Error naming it.
   Result<PreparedClaims> Load() const;
   /// Load in two steps: the file's bytes (nullopt when it does not exist, an Error when it
-  /// cannot be read or is over 64 MiB), then what they say.
+  /// cannot be read, is a symbolic link (never followed) or not a regular file, or is over
+  /// 64 MiB), then what they say.
   Result<std::optional<std::string>> Read() const;
   Result<PreparedClaims> Parse(const std::string& text) const;
   /// Replaces the file with `claims`.

@@ -375,6 +375,11 @@ void FakeApiServer::ServeConnection(int fd) {
     } else if (auto reply = resources_.Handle(req.method, req.target, req.body)) {
       status = reply->status;
       body = std::move(reply->body);
+    } else if (req.method == "POST" && record.path.starts_with("/api/v1/namespaces/") &&
+               record.path.ends_with("/events")) {
+      // Events are stored nowhere: tests read them from Requests().
+      status = 201;
+      body = req.body;
     } else if (record.path.rfind(prefix, 0) != 0 || record.path.size() == prefix.size()) {
       status = 404;
       body = StatusBody(404, "NotFound", "the server could not find the requested resource");

@@ -194,6 +194,15 @@ std::optional<FakeResourceApi::Reply> FakeResourceApi::Handle(const std::string&
   if (rest.rfind("resourceslices", 0) == 0) {
     return Slices(method, version, rest.substr(std::string("resourceslices").size()), query, body);
   }
+  if (rest == "resourceclaims" && method == "GET") {
+    // Every namespace's claims, in one page (the limit is a hint a server may ignore).
+    Json items = Json::array();
+    for (const auto& [key, claim] : claims_) items.push_back(claim);
+    return Reply{200, DumpJson({{"apiVersion", "resource.k8s.io/" + version},
+                                {"kind", "ResourceClaimList"},
+                                {"metadata", {{"resourceVersion", std::to_string(next_rv_)}}},
+                                {"items", items}})};
+  }
   if (rest.rfind("namespaces/", 0) == 0) return Claims(method, rest, body);
   return Fail(404, "NotFound", "the server could not find the requested resource");
 }
@@ -344,6 +353,16 @@ void FakeResourceApi::AddClaim(const std::string& ns, const std::string& name,
   std::lock_guard lock(mu_);
   claim["metadata"]["resourceVersion"] = std::to_string(next_rv_++);
   claims_[ns + "/" + name] = claim;
+}
+
+void FakeResourceApi::ReserveClaim(const std::string& ns, const std::string& name,
+                                   const std::string& pod_uid) {
+  std::lock_guard lock(mu_);
+  auto it = claims_.find(ns + "/" + name);
+  if (it == claims_.end()) return;
+  it->second["status"]["reservedFor"].push_back(
+      {{"resource", "pods"}, {"name", "pod-" + pod_uid.substr(0, 8)}, {"uid", pod_uid}});
+  it->second["metadata"]["resourceVersion"] = std::to_string(next_rv_++);
 }
 
 void FakeResourceApi::DeleteClaim(const std::string& ns, const std::string& name) {

@@ -67,13 +67,13 @@ void Fill(Request& request, const std::vector<FakeDraKubelet::Claim>& claims) {
 
 template <typename Service>
 Result<std::map<std::string, FakeDraKubelet::ClaimAnswer>> CallPrepare(
-    const std::shared_ptr<grpc::Channel>& channel,
-    const std::vector<FakeDraKubelet::Claim>& claims) {
+    const std::shared_ptr<grpc::Channel>& channel, const std::vector<FakeDraKubelet::Claim>& claims,
+    std::chrono::milliseconds timeout) {
   using A = Api<Service>;
   typename A::PrepareRequest request;
   Fill(request, claims);
   typename A::PrepareResponse response;
-  auto context = Context(std::chrono::seconds(45));  // the kubelet's own timeout
+  auto context = Context(timeout);
   grpc::Status status =
       Service::NewStub(channel)->NodePrepareResources(context.get(), request, &response);
   if (!status.ok()) return Error{"NodePrepareResources: " + status.error_message()};
@@ -235,12 +235,13 @@ std::optional<FakeDraKubelet::Plugin> FakeDraKubelet::Get(const std::string& nam
 }
 
 Result<std::map<std::string, FakeDraKubelet::ClaimAnswer>> FakeDraKubelet::Prepare(
-    const std::string& name, const std::vector<Claim>& claims) {
+    const std::string& name, const std::vector<Claim>& claims, std::chrono::milliseconds timeout) {
   auto plugin = Get(name);
   if (!plugin || !plugin->registered) return Error{"DRA driver " + name + " is not registered"};
   auto channel = Dial(plugin->endpoint);
-  return plugin->chosen == "v1.DRAPlugin" ? CallPrepare<drav1::DRAPlugin>(channel, claims)
-                                          : CallPrepare<drav1beta1::DRAPlugin>(channel, claims);
+  return plugin->chosen == "v1.DRAPlugin"
+             ? CallPrepare<drav1::DRAPlugin>(channel, claims, timeout)
+             : CallPrepare<drav1beta1::DRAPlugin>(channel, claims, timeout);
 }
 
 Result<std::map<std::string, std::string>> FakeDraKubelet::Unprepare(

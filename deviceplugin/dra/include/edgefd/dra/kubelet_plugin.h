@@ -54,13 +54,16 @@ struct KubeletPluginStats {
   uint64_t prepare_errors = 0;  ///< claims answered with an error
   uint64_t unprepare_calls = 0;
   uint64_t unprepare_errors = 0;
+  uint64_t abandoned_calls = 0;  ///< calls left unfinished: the kubelet cancelled or timed out
 };
 
 /// The transport side of the DRA kubelet plugin: the DRAPlugin service (v1 and v1beta1, both
 /// answered by one ClaimHandler) on `<plugins_dir>/edgefd.io/dra.sock`, and the Registration
 /// service on `<registry_dir>/edgefd.io-reg.sock`, which the kubelet's plugin watcher finds.
 /// Handlers hand each call to a small worker pool (a prepare waits on the API server, which
-/// must not block gRPC's callback threads) and answer every claim in the request.
+/// must not block gRPC's callback threads) and answer every claim in the request, but for a
+/// call the kubelet abandoned (cancelled, or past its deadline): that one stops before its
+/// next claim, and a prepare in it before its next request to the API server.
 class KubeletPlugin {
  public:
   /// `handler` must outlive the plugin.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "edgefd/agent/kube.h"
+#include "edgefd/common/json.h"
 #include "edgefd/common/result.h"
 
 namespace edgefd::dra {
@@ -13,6 +14,13 @@ namespace edgefd::dra {
 /// The DRA driver name: ResourceSlices' spec.driver, allocation results' driver, the kubelet
 /// plugin's registered name and the attribute domain CEL reads.
 inline constexpr std::string_view kDriverName = "edgefd.io";
+
+/// Whether `s` is a DNS label (RFC 1123: at most 63 of [a-z0-9-], alphanumeric at both ends),
+/// what a namespace must be: only then does it go into an API path.
+bool IsDnsLabel(std::string_view s);
+/// Whether `s` is a DNS subdomain (at most 253 characters, DNS labels joined by '.'), what a
+/// ResourceClaim's name must be.
+bool IsDnsSubdomain(std::string_view s);
 
 /// Which version of the resource.k8s.io API edgefd talks. v1 (Kubernetes 1.34+) and v1beta2
 /// (1.33) have flat devices; v1beta1 (1.32) nests a device's attributes under `basic`.
@@ -32,6 +40,8 @@ class ResourceApi {
   /// The collection path selecting this node's slices of our driver.
   std::string NodeSlicesQuery(std::string_view node) const;
   std::string SlicePath(std::string_view name) const;
+  /// "/apis/resource.k8s.io/v1/resourceclaims": every namespace's claims.
+  std::string ClaimsPath() const;
   std::string ClaimPath(std::string_view ns, std::string_view name) const;
   std::string ClaimStatusPath(std::string_view ns, std::string_view name) const;
 
@@ -67,6 +77,7 @@ struct ClaimObject {
   std::string uid;
   std::string resource_version;
   bool allocated = false;                   ///< status.allocation is present
+  size_t reserved_for = 0;                  ///< entries of status.reservedFor (consumers)
   std::vector<AllocationResult> results;    ///< every driver's
   std::vector<std::string> config_drivers;  ///< drivers named by opaque configuration
 };
@@ -74,5 +85,7 @@ struct ClaimObject {
 /// Parses a ResourceClaim as the API server returns it (any supported version: the fields
 /// read are the same). Bad input is an Error naming `where`; sizes are bounded.
 Result<ClaimObject> ParseClaim(std::string_view json, std::string_view where);
+/// The same, of a claim already parsed (an item of a list).
+Result<ClaimObject> ClaimFromJson(const Json& claim, std::string_view where);
 
 }  // namespace edgefd::dra

@@ -4,8 +4,9 @@
 // under /apis/resource.k8s.io here): group discovery, ResourceSlices (create, dry-run create,
 // get, list with spec.nodeName/spec.driver field selectors, update with resourceVersion
 // preconditions, delete) checked against the API's validation rules, and ResourceClaims a test
-// creates (get, status update). Served versions and whether device taints are kept (the
-// DRADeviceTaints feature) are settings, so one server plays a 1.32 or a 1.35 cluster.
+// creates (get, list across namespaces, status update). Served versions and whether device taints
+// are kept (the DRADeviceTaints feature) are settings, so one server plays a 1.32 or a 1.35
+// cluster.
 #include <map>
 #include <mutex>
 #include <optional>
@@ -39,6 +40,8 @@ class FakeResourceApi {
   /// Creates (or replaces) an allocated ResourceClaim; `results` empty: not allocated.
   void AddClaim(const std::string& ns, const std::string& name, const std::string& uid,
                 const std::vector<Result>& results, const Json& extra_config = nullptr);
+  /// Adds a pod to the claim's status.reservedFor, as the scheduler does when it binds it.
+  void ReserveClaim(const std::string& ns, const std::string& name, const std::string& pod_uid);
   void DeleteClaim(const std::string& ns, const std::string& name);
   /// The stored claim (null when absent).
   Json Claim(const std::string& ns, const std::string& name);

@@ -73,9 +73,11 @@ class FakeDraKubelet {
   std::optional<Plugin> Get(const std::string& name);
 
   /// NodePrepareResources for `claims` on the plugin registered as `name`: the answer by
-  /// claim UID, or an Error when the call itself failed.
-  Result<std::map<std::string, ClaimAnswer>> Prepare(const std::string& name,
-                                                     const std::vector<Claim>& claims);
+  /// claim UID, or an Error when the call itself failed. `timeout` is the call's deadline
+  /// (the kubelet's own is 45 s).
+  Result<std::map<std::string, ClaimAnswer>> Prepare(
+      const std::string& name, const std::vector<Claim>& claims,
+      std::chrono::milliseconds timeout = std::chrono::seconds(45));
   /// NodeUnprepareResources: the error by claim UID ("" on success).
   Result<std::map<std::string, std::string>> Unprepare(const std::string& name,
                                                        const std::vector<Claim>& claims);

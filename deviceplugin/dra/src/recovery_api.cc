@@ -1,0 +1,109 @@
+#include "edgefd/dra/recovery_api.h"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "edgefd/common/json.h"
+
+namespace edgefd::dra {
+namespace {
+
+// A page of at most this many claims; a cluster with more than kMaxPages of them is refused
+// rather than listed without end.
+constexpr int kPageSize = 250;
+constexpr int kMaxPages = 400;
+
+// Percent-encodes everything but RFC 3986's unreserved characters (a continue token is
+// opaque base64 the server chose).
+std::string QueryEscape(std::string_view raw) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : raw) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+
+bool OnNode(const ClaimObject& claim, std::string_view node) {
+  if (!claim.allocated || claim.reserved_for == 0) return false;
+  return std::any_of(claim.results.begin(), claim.results.end(), [&](const AllocationResult& r) {
+    return r.driver == kDriverName && r.pool == node;
+  });
+}
+
+std::string Now() {
+  char now[32];
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return now;
+}
+
+}  // namespace
+
+Result<std::vector<ClaimObject>> ListNodeClaims(ApiTransport& api, const ResourceApi& version,
+                                                std::string_view node) {
+  std::vector<ClaimObject> out;
+  std::string token;
+  for (int page = 0; page < kMaxPages; ++page) {
+    std::string path = version.ClaimsPath() + "?limit=" + std::to_string(kPageSize);
+    if (!token.empty()) path += "&continue=" + QueryEscape(token);
+    auto response = api.Send("GET", path, "", "");
+    if (!response) return Error{"GET " + version.ClaimsPath() + ": " + response.error().message};
+    if (response->status != 200) {
+      return Error{DescribeFailure("GET " + version.ClaimsPath(), *response)};
+    }
+    auto list = ParseJson(response->body, version.ClaimsPath());
+    if (!list) return list.error();
+    const Json* items = ValueAt(*list, "/items");
+    if (items == nullptr || !items->is_array()) {
+      return Error{version.ClaimsPath() + ": the answer is not a list"};
+    }
+    for (const Json& item : *items) {
+      auto claim = ClaimFromJson(item, version.ClaimsPath());
+      if (!claim) return claim.error();
+      if (OnNode(*claim, node)) out.push_back(std::move(*claim));
+    }
+    token = StringAt(*list, "/metadata/continue");
+    if (token.empty()) return out;
+  }
+  return Error{version.ClaimsPath() + ": more than " + std::to_string(kMaxPages * kPageSize) +
+               " claims; not listed"};
+}
+
+Status PostNodeEvent(ApiTransport& api, const NodeEvent& event) {
+  const std::string now = Now();
+  Json involved = {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", event.node}};
+  if (!event.node_uid.empty()) involved["uid"] = event.node_uid;
+  Json body = {
+      {"apiVersion", "v1"},
+      {"kind", "Event"},
+      {"metadata", {{"generateName", event.node + ".edgefd-dra."}, {"namespace", "default"}}},
+      {"involvedObject", involved},
+      {"reason", event.reason},
+      {"message", event.message.substr(0, 1024)},
+      {"type", event.warning ? "Warning" : "Normal"},
+      {"source", {{"component", "edgefd-dra"}, {"host", event.node}}},
+      {"reportingComponent", "edgefd.io/dra"},
+      {"reportingInstance", event.node},
+      {"firstTimestamp", now},
+      {"lastTimestamp", now},
+      {"count", 1}};
+  const std::string path = "/api/v1/namespaces/default/events";
+  auto response = api.Send("POST", path, DumpJson(body), "application/json");
+  if (!response) return Error{"POST " + path + ": " + response.error().message};
+  if (response->status != 201 && response->status != 200) {
+    return Error{DescribeFailure("POST " + path, *response)};
+  }
+  return Ok{};
+}
+
+}  // namespace edgefd::dra
