@@ -50,7 +50,7 @@ class ClaimsTest : public ::testing::Test {
   fs::path checkpoint_ = dir_.path() / "plugins" / "edgefd.io" / "checkpoint.json";
   deviceplugin::CdiSpecDir cdi_{cdi_path_};
   FakeApiServer server_;
-  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  std::unique_ptr<kube::ApiTransport> api_ = ClientFor(server_);
   FedRegistry hw_{DraInventory(2)};
   std::unique_ptr<ClaimPreparer> preparer_;
 };

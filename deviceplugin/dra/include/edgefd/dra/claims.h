@@ -8,13 +8,13 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/checkpoint.h"
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/resource_api.h"
+#include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
 
@@ -66,8 +66,9 @@ struct ClaimStats {
 class ClaimPreparer final : public ClaimHandler {
  public:
   /// Everything must outlive the preparer. `node` is this node's name (and pool).
-  ClaimPreparer(deviceplugin::DeviceRegistry& registry, ApiTransport& api, ResourceApi version,
-                deviceplugin::CdiSpecDir& cdi, Checkpoint checkpoint, std::string node);
+  ClaimPreparer(deviceplugin::DeviceRegistry& registry, kube::ApiTransport& api,
+                ResourceApi version, deviceplugin::CdiSpecDir& cdi, Checkpoint checkpoint,
+                std::string node);
 
   /// Loads the checkpoint (a corrupt one is renamed to `<file>.corrupt` with an error in the
   /// log, and the plugin starts empty: the kubelet still unprepares those claims, which then
@@ -108,7 +109,7 @@ class ClaimPreparer final : public ClaimHandler {
   void Changed();
 
   deviceplugin::DeviceRegistry& registry_;
-  ApiTransport& api_;
+  kube::Api api_;
   const ResourceApi version_;
   deviceplugin::CdiSpecDir& cdi_;
   const Checkpoint checkpoint_;
@@ -129,7 +130,7 @@ class DeviceLossReporter {
  public:
   /// `taints` says whether the publisher taints vanished devices (then nothing is written).
   DeviceLossReporter(deviceplugin::DeviceRegistry& registry, ClaimPreparer& claims,
-                     ApiTransport& api, ResourceApi version, std::string node,
+                     kube::ApiTransport& api, ResourceApi version, std::string node,
                      std::function<bool()> taints);
   ~DeviceLossReporter();
   void Start();
@@ -142,7 +143,7 @@ class DeviceLossReporter {
 
   deviceplugin::DeviceRegistry& registry_;
   ClaimPreparer& claims_;
-  ApiTransport& api_;
+  kube::Api api_;
   const ResourceApi version_;
   const std::string node_;
   std::function<bool()> taints_;
