@@ -276,6 +276,10 @@ class CurlTransport final : public ApiTransport {
     curl_easy_setopt(e, CURLOPT_URL, url.c_str());
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, url_.tls ? "https" : "http");
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    // A request cancelled while its name is still being resolved must not wait for
+    // getaddrinfo (the resolver thread is left to finish on its own): SIGTERM ends the
+    // program within a second, whatever DNS does.
+    curl_easy_setopt(e, CURLOPT_QUICK_EXIT, 1L);
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(config_.timeout.count()));

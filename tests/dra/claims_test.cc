@@ -118,6 +118,28 @@ TEST_F(ClaimsTest, EveryProblemIsThatClaimsErrorNamingIt) {
   EXPECT_TRUE(cdi_.ClaimSpecs().empty());
 }
 
+TEST_F(ClaimsTest, AClaimNameCannotSplitTheRequestOrChangeItsPath) {
+  // A name with CR/LF, sent to the DRA socket, made the API server receive a second request of
+  // the caller's choosing (a DELETE) with the driver's token; '/', '..', '?' and NUL went
+  // into the path unchanged.
+  server_.AddNode("n1", {});
+  int uid = 0;
+  for (const std::string& name :
+       {std::string("c\r\n\r\nDELETE /api/v1/nodes/n1 HTTP/1.1\r\nHost: x"),
+        std::string("../../../../api/v1/nodes/n1"), std::string(".."), std::string("a/b"),
+        std::string("a\0b", 3), std::string("a?watch=1")}) {
+    EXPECT_NE(Prepare(name, "u" + std::to_string(++uid)).error, "") << name;
+  }
+  // Only the last name could be sent at all, escaped: one GET of a claim of that name.
+  auto requests = server_.Requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].method, "GET");
+  EXPECT_EQ(requests[0].path.find("/nodes"), std::string::npos) << requests[0].path;
+  EXPECT_EQ(requests[0].path,
+            "/apis/resource.k8s.io/v1/namespaces/default/resourceclaims/a%3Fwatch%3D1");
+  EXPECT_EQ(server_.NodeLabels("n1").size(), 0u);
+}
+
 TEST_F(ClaimsTest, AClaimForAVanishedDeviceIsAnErrorNotACrash) {
   server_.resources().AddClaim("default", "stick", "u1",
                                {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});

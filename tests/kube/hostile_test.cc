@@ -246,5 +246,35 @@ TEST_P(HostileTest, NamesCannotSplitARequestOrChangeItsPath) {
             "HTTP/1.1");
 }
 
+TEST(Proxy, HttpsProxyAndNoProxyFromTheEnvironmentAsClientGoHonoursThem) {
+  HostileServer proxy([](HostileServer::Conn& c, const std::string&) {
+    c.Write("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");
+  });
+  ASSERT_TRUE(proxy.ok());
+  setenv("HTTPS_PROXY", proxy.url().c_str(), 1);
+  kube::KubeConfig config;
+  config.server = "https://kube.example:6443";
+  config.token = "secret-token";
+  config.timeout = std::chrono::milliseconds(3000);
+  auto client = kube::MakeKubeClient(config);
+  ASSERT_TRUE(client.ok()) << client.error().message;
+  EXPECT_FALSE((*client)->Send("GET", "/api/v1/nodes/n1", "", "").ok());
+  ASSERT_EQ(proxy.Heads().size(), 1u);
+  // A tunnel: the proxy sees where to, never the request or its token.
+  EXPECT_EQ(proxy.Heads()[0].rfind("CONNECT kube.example:6443 HTTP/1.1", 0), 0u)
+      << proxy.Heads()[0];
+  EXPECT_EQ(proxy.Heads()[0].find("secret-token"), std::string::npos);
+
+  // NO_PROXY (here a CIDR) goes direct: to a closed port, and not through the proxy.
+  setenv("NO_PROXY", "127.0.0.0/8", 1);
+  config.server = "https://127.0.0.1:1";
+  auto direct = kube::MakeKubeClient(config);
+  ASSERT_TRUE(direct.ok()) << direct.error().message;
+  EXPECT_FALSE((*direct)->Send("GET", "/api/v1/nodes/n1", "", "").ok());
+  EXPECT_EQ(proxy.Heads().size(), 1u);
+  unsetenv("HTTPS_PROXY");
+  unsetenv("NO_PROXY");
+}
+
 }  // namespace
 }  // namespace edgefd::testing
