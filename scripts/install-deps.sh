@@ -28,7 +28,8 @@ host=("${build[@]}" git ccache clang libclang-rt-14-dev clang-format umockdev op
 # Libraries edgefd links, as -dev packages.
 libs=(
   libudev-dev libfdt-dev libyaml-cpp-dev                 # discovery
-  libssl-dev libspdlog-dev libfmt-dev                   # Kubernetes client (TLS), logging
+  libcurl4-openssl-dev libssl-dev                       # Kubernetes client (kube/: HTTP, TLS)
+  libspdlog-dev libfmt-dev                              # logging
   nlohmann-json3-dev libcli11-dev                       # JSON, command lines
   libgrpc++-dev libprotobuf-dev                          # device plugin, pipeline transport
   libdnnl-dev                                            # runtime conv/fc kernels (oneDNN)
@@ -45,7 +46,7 @@ cross=(crossbuild-essential-arm64 crossbuild-essential-armhf qemu-user-static bi
 # The image builder (no registry is reachable: the Debian base is made with debootstrap).
 image=(buildah debootstrap qemu-user-static binfmt-support)
 # What the binaries load at run time: the image's runtime stage installs exactly these.
-runtime=(libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libfdt1 libudev1
+runtime=(libcurl4 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libfdt1 libudev1
          libgrpc++1.51 libprotobuf32 libprotobuf-lite32 libgomp1 libdnnl2 ca-certificates)
 # The e2e node: runc (containerd's runtime), the CNI plugins (bridge, host-local, portmap),
 # iptables and conntrack (kube-proxy), udev (systemd-udevd turns uevents into the events edgefd

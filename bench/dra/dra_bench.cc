@@ -18,10 +18,10 @@
 #include <map>
 #include <thread>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/dra/claims.h"
 #include "edgefd/dra/kubelet_plugin.h"
 #include "edgefd/dra/publisher.h"
+#include "edgefd/kube/client.h"
 #include "edgefd/testing/fake_apiserver.h"
 #include "edgefd/testing/fake_dra_kubelet.h"
 #include "edgefd/testing/fake_kubelet.h"
@@ -73,9 +73,9 @@ struct Cluster {
     kubeconfig = dir / "kubeconfig";
     WriteFile(kubeconfig, server.Kubeconfig(pki.ca_cert, "bench-token"));
   }
-  std::unique_ptr<ApiTransport> Client() {
-    auto config = LoadKubeconfig(kubeconfig);
-    auto client = MakeSharedKubeClient(*config);
+  std::unique_ptr<kube::ApiTransport> Client() {
+    auto config = kube::LoadKubeconfig(kubeconfig);
+    auto client = kube::MakeSharedKubeClient(*config);
     return client ? std::move(*client) : nullptr;
   }
   FakeApiServer server;

@@ -64,8 +64,8 @@ struct Setup {
     return *setup;
   }
 
-  KubeConfig Config() const {
-    KubeConfig c;
+  kube::KubeConfig Config() const {
+    kube::KubeConfig c;
     c.server = server->url();
     c.ca_pem = ReadFile(pki.ca_cert);
     c.token_file = dir / "token";
@@ -104,7 +104,7 @@ void ReportPercentiles(benchmark::State& state, const std::vector<double>& ms) {
 void BM_EventToPatch(benchmark::State& state) {
   Setup& s = Setup::Get();
   s.server->AddNode("bench-node", {{"kubernetes.io/hostname", "bench-node"}});
-  auto api = MakeKubeClient(s.Config());
+  auto api = kube::MakeKubeClient(s.Config());
   if (!api) {
     state.SkipWithError(api.error().message.c_str());
     return;
@@ -167,7 +167,7 @@ void BM_UdevEventToPatch(benchmark::State& state) {
     state.SkipWithError("umockdev rejected host.umockdev");
     return;
   }
-  auto api = MakeKubeClient(s.Config());
+  auto api = kube::MakeKubeClient(s.Config());
   if (!api) {
     state.SkipWithError(api.error().message.c_str());
     return;

@@ -177,6 +177,10 @@ void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written) {
   app.add_flag("--insecure-skip-tls-verify", flags.insecure_skip_tls_verify,
                "do not verify the API server's certificate (unsafe)")
       ->group(group);
+  app.add_flag("--allow-insecure-http", flags.allow_insecure_http,
+               "accept a kubeconfig whose server is http:// (unencrypted; no token is sent "
+               "over it)")
+      ->group(group);
   app.add_option_function<long long>(
          "--resync", [&flags](long long seconds) { flags.resync = std::chrono::seconds(seconds); },
          "re-read " + written +

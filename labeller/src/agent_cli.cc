@@ -40,16 +40,17 @@ class LoggedWatcher final : public ChangeSource {
 
 // Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
 Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
-                                            std::unique_ptr<ApiTransport>& api) {
+                                            std::unique_ptr<kube::ApiTransport>& api) {
   if (opts.nfd) {
     spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
     return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
   }
   std::string server;
-  auto client = ConnectToApiServer(opts.kubeconfig, opts.insecure_skip_tls_verify, &server);
+  auto client = kube::ConnectToApiServer(
+      {opts.kubeconfig, opts.insecure_skip_tls_verify, opts.allow_insecure_http}, &server);
   if (!client) return client.error();
   api = std::move(*client);
-  std::string node = opts.node_name.empty() ? DefaultNodeName() : opts.node_name;
+  std::string node = opts.node_name.empty() ? kube::DefaultNodeName() : opts.node_name;
   if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
   spdlog::info("labelling node {} through {}", node, server);
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
@@ -148,7 +149,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
     return kExitUsage;
   }
   AgentMetrics metrics;
-  std::unique_ptr<ApiTransport> api;
+  std::unique_ptr<kube::ApiTransport> api;
   auto sink = MakeSink(opts, metrics, api);
   if (!sink) {
     spdlog::error("{}", sink.error().message);
@@ -156,6 +157,11 @@ int RunAgentCli(const AgentCliOptions& opts) {
   }
   Agent::Options agent_options;
   agent_options.resync = opts.resync;
+  agent_options.once_timeout = opts.once_timeout;
+  // --once past its deadline: the request in flight ends too.
+  agent_options.on_once_timeout = [&api] {
+    if (api) api->Cancel();
+  };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
   Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);

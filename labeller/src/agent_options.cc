@@ -30,6 +30,8 @@ Result<std::string> AgentOptionsToJson(const AgentCliOptions& o) {
                     {"node_name", o.node_name},
                     {"resync_s", o.resync.count()},
                     {"insecure_skip_tls_verify", o.insecure_skip_tls_verify},
+                    {"allow_insecure_http", o.allow_insecure_http},
+                    {"once_timeout_s", o.once_timeout.count()},
                     {"nfd", o.nfd},
                     {"nfd_file", o.nfd_file.string()},
                     {"metrics_addr", o.metrics_addr},
@@ -62,6 +64,8 @@ Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json) {
     o.node_name = j.at("node_name").get<std::string>();
     o.resync = std::chrono::seconds(j.at("resync_s").get<int64_t>());
     o.insecure_skip_tls_verify = j.at("insecure_skip_tls_verify").get<bool>();
+    o.allow_insecure_http = j.at("allow_insecure_http").get<bool>();
+    o.once_timeout = std::chrono::seconds(j.at("once_timeout_s").get<int64_t>());
     o.nfd = j.at("nfd").get<bool>();
     o.nfd_file = j.at("nfd_file").get<std::string>();
     o.metrics_addr = j.at("metrics_addr").get<std::string>();

@@ -58,6 +58,12 @@ void AddFlags(CLI::App& app, Options& opts) {
          std::string("the feature file for --output nfd (default: ") + kDefaultNfdFile + ")")
       ->type_name("PATH");
   app.add_flag("--once", opts.agent.once, "label the Node (or write the NFD file) once, then exit");
+  app.add_option_function<long long>(
+         "--once-timeout",
+         [&opts](long long seconds) { opts.agent.once_timeout = std::chrono::seconds(seconds); },
+         "with --once: give up after this many seconds in all, retries included (default: 60)")
+      ->type_name("SECONDS")
+      ->check(IntegerIn(1, 86400));
   app.add_flag("--watch", opts.watch,
                "with --dry-run: keep running and print label changes (+name=value, -name) as "
                "devices come and go");
@@ -215,6 +221,7 @@ int RunLabellerCli(int argc, char** argv) {
     opts.agent.kubeconfig = opts.kube.kubeconfig;
     opts.agent.node_name = opts.kube.node_name;
     opts.agent.insecure_skip_tls_verify = opts.kube.insecure_skip_tls_verify;
+    opts.agent.allow_insecure_http = opts.kube.allow_insecure_http;
     opts.agent.resync = opts.kube.resync;
     opts.agent.nfd = opts.output == "nfd";
     opts.agent.rescan = opts.discovery.rescan;

@@ -76,9 +76,9 @@ TEST(KubeFlags, OneMeaningWithTheProgramsOwnResyncDefault) {
   EXPECT_THAT(testing::internal::GetCapturedStdout(),
               ::testing::HasSubstr("re-read the node's slices at least this often"));
   EXPECT_EQ(Parse(app, {"--kubeconfig", "/k", "--node-name", "n1", "--insecure-skip-tls-verify",
-                        "--resync", "7"}),
+                        "--allow-insecure-http", "--resync", "7"}),
             std::nullopt);
-  EXPECT_EQ(flags, (KubeFlags{"/k", "n1", true, std::chrono::seconds(7)}));
+  EXPECT_EQ(flags, (KubeFlags{"/k", "n1", true, true, std::chrono::seconds(7)}));
   testing::internal::CaptureStderr();
   EXPECT_EQ(Parse(app, {"--resync", "0"}), kExitUsage);
   EXPECT_THAT(testing::internal::GetCapturedStderr(), ::testing::HasSubstr("--resync: '0'"));

@@ -124,5 +124,22 @@ TEST(ValidUtf8, KeepsValidTextAndReplacesTheRest) {
   EXPECT_EQ(ValidUtf8(std::string("n\0ul", 4)), std::string("n\0ul", 4));
 }
 
+TEST(ParseJson, DeepNestingIsRefusedBeforeAnyValueIsBuilt) {
+  // 16 MB of '[' from an API server became 1.27 GB of nested arrays.
+  const std::string deep =
+      std::string(kMaxJsonDepth + 1, '[') + std::string(kMaxJsonDepth + 1, ']');
+  auto r = ParseJson(deep, "answer");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("nested deeper"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(ParseJsonOrNull(deep).is_discarded());
+  const std::string at_limit = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(ParseJson(at_limit, "answer").ok());
+  // Brackets inside strings (escaped quotes included) are text, not nesting.
+  const std::string text = "{\"a\":\"" + std::string(500, '[') + "\\\"" + "\"}";
+  EXPECT_TRUE(ParseJson(text, "answer").ok()) << text;
+  EXPECT_FALSE(ParseJson(std::string(16 << 20, '['), "answer").ok());
+  EXPECT_FALSE(ParseJson(std::string(kMaxJsonBytes + 1, ' '), "answer").ok());
+}
+
 }  // namespace
 }  // namespace edgefd

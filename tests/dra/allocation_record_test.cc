@@ -63,7 +63,7 @@ class AllocationRecordTest : public ::testing::Test {
   PodResourcesClient client_{socket_, kDeadline};
   deviceplugin::CdiSpecDir cdi_{dir_.path() / "cdi"};
   FakeApiServer server_;
-  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  std::unique_ptr<kube::ApiTransport> api_ = ClientFor(server_);
   FedRegistry hw_{DraInventory(2)};
   std::unique_ptr<ClaimPreparer> preparer_;
 };

@@ -45,12 +45,12 @@ bool WaitUntil(const std::function<bool()>& pred) {
 
 // The API client, but a GET of a ResourceClaim waits until the test releases it: the window in
 // which a Prepare waits on the API server.
-class GatedTransport final : public ApiTransport {
+class GatedTransport final : public kube::ApiTransport {
  public:
-  explicit GatedTransport(ApiTransport& inner) : inner_(inner) {}
-  ::edgefd::Result<ApiResponse> Send(std::string_view method, const std::string& path,
-                                     const std::string& body,
-                                     std::string_view content_type) override {
+  explicit GatedTransport(kube::ApiTransport& inner) : inner_(inner) {}
+  ::edgefd::Result<kube::ApiResponse> Send(std::string_view method, const std::string& path,
+                                           const std::string& body,
+                                           std::string_view content_type) override {
     if (method == "GET" && path.find("/resourceclaims/") != std::string::npos) {
       std::unique_lock lock(mu_);
       held_ = true;
@@ -70,7 +70,7 @@ class GatedTransport final : public ApiTransport {
   }
 
  private:
-  ApiTransport& inner_;
+  kube::ApiTransport& inner_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool held_ = false;
@@ -121,7 +121,7 @@ class ClaimsTest : public ::testing::Test {
   fs::path checkpoint_ = dir_.path() / "plugins" / "edgefd.io" / "checkpoint.json";
   deviceplugin::CdiSpecDir cdi_{cdi_path_};
   FakeApiServer server_;
-  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  std::unique_ptr<kube::ApiTransport> api_ = ClientFor(server_);
   FedRegistry hw_{DraInventory(2)};
   std::unique_ptr<ClaimPreparer> preparer_;
 };
@@ -198,6 +198,26 @@ TEST_F(ClaimsTest, EveryProblemIsThatClaimsErrorNamingIt) {
   // Nothing was recorded or written for any of them.
   EXPECT_TRUE(preparer_->Claims().empty());
   EXPECT_TRUE(cdi_.ClaimSpecs().empty());
+}
+
+TEST_F(ClaimsTest, AClaimNameCannotSplitTheRequestOrChangeItsPath) {
+  // A name with CR/LF, sent to the DRA socket, made the API server receive a second request of
+  // the caller's choosing (a DELETE) with the driver's token; '/', '..', '?' and NUL went
+  // into the path unchanged.
+  server_.AddNode("n1", {});
+  int uid = 0;
+  for (const std::string& name :
+       {std::string("c\r\n\r\nDELETE /api/v1/nodes/n1 HTTP/1.1\r\nHost: x"),
+        std::string("../../../../api/v1/nodes/n1"), std::string(".."), std::string("a/b"),
+        std::string("a\0b", 3), std::string("a?watch=1")}) {
+    EXPECT_NE(Prepare(name, "00000000-0000-4000-8000-00000000010" + std::to_string(++uid)).error,
+              "")
+        << name;
+  }
+  // None is a DNS subdomain, so none reaches the API server (the kube client would also
+  // refuse the first five and escape the last: tests/kube).
+  EXPECT_EQ(server_.Requests().size(), 0u);
+  EXPECT_EQ(server_.NodeLabels("n1").size(), 0u);
 }
 
 TEST_F(ClaimsTest, AClaimForAVanishedDeviceIsAnErrorNotACrash) {

@@ -6,7 +6,7 @@
 
 #include <memory>
 
-#include "edgefd/agent/kube.h"
+#include "edgefd/kube/client.h"
 #include "edgefd/testing/fake_apiserver.h"
 #include "edgefd/testing/fake_dra_kubelet.h"
 #include "edgefd/testing/fed_registry.h"
@@ -24,12 +24,13 @@ using ::edgefd::testing::TempDir;
 inline constexpr char kNode[] = "rock5b";
 
 /// A client for a plain-HTTP FakeApiServer.
-inline std::unique_ptr<ApiTransport> ClientFor(FakeApiServer& server) {
-  KubeConfig config;
+inline std::unique_ptr<kube::ApiTransport> ClientFor(FakeApiServer& server) {
+  kube::KubeConfig config;
   config.server = server.url();
+  config.allow_insecure_http = true;
   config.source = "test";
   config.timeout = std::chrono::milliseconds(5000);
-  auto client = MakeSharedKubeClient(config);  // as the program: several threads
+  auto client = kube::MakeSharedKubeClient(config);  // as the program: several threads
   EXPECT_TRUE(client.ok()) << client.error().message;
   return client.ok() ? std::move(*client) : nullptr;
 }

@@ -40,7 +40,7 @@ class KubeletPluginTest : public ::testing::Test {
   TempDir dir_;
   fs::path registry_dir_ = dir_.path() / "plugins_registry";
   FakeApiServer server_;
-  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  std::unique_ptr<kube::ApiTransport> api_ = ClientFor(server_);
   FedRegistry hw_{DraInventory(2)};
   deviceplugin::CdiSpecDir cdi_{dir_.path() / "cdi"};
   ClaimPreparer preparer_{hw_.registry(),

@@ -53,7 +53,7 @@ class PublisherTest : public ::testing::Test {
   }
 
   FakeApiServer server_;
-  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  std::unique_ptr<kube::ApiTransport> api_ = ClientFor(server_);
   FedRegistry hw_{DraInventory(2)};
   std::mutex mu_;
   std::set<std::string> held_;

@@ -17,25 +17,26 @@ using ::testing::HasSubstr;
 using testing::kNode;
 
 // Answers each request with the next scripted response and records what was asked.
-class ScriptedTransport final : public ApiTransport {
+class ScriptedTransport final : public kube::ApiTransport {
  public:
   struct Request {
     std::string method, path, body, content_type;
   };
-  explicit ScriptedTransport(std::deque<ApiResponse> answers) : answers_(std::move(answers)) {}
-  ::edgefd::Result<ApiResponse> Send(std::string_view method, const std::string& path,
-                                     const std::string& body,
-                                     std::string_view content_type) override {
+  explicit ScriptedTransport(std::deque<kube::ApiResponse> answers)
+      : answers_(std::move(answers)) {}
+  ::edgefd::Result<kube::ApiResponse> Send(std::string_view method, const std::string& path,
+                                           const std::string& body,
+                                           std::string_view content_type) override {
     requests.push_back({std::string(method), path, body, std::string(content_type)});
     if (answers_.empty()) return Error{"no more answers"};
-    ApiResponse next = answers_.front();
+    kube::ApiResponse next = answers_.front();
     answers_.pop_front();
     return next;
   }
   std::vector<Request> requests;
 
  private:
-  std::deque<ApiResponse> answers_;
+  std::deque<kube::ApiResponse> answers_;
 };
 
 Json Claim(const std::string& name, const std::string& pool, bool reserved,
@@ -52,7 +53,7 @@ Json Claim(const std::string& name, const std::string& pool, bool reserved,
   return claim;
 }
 
-ApiResponse Page(Json items, const std::string& next) {
+kube::ApiResponse Page(Json items, const std::string& next) {
   Json list = {{"items", std::move(items)}, {"metadata", Json::object()}};
   if (!next.empty()) list["metadata"]["continue"] = next;
   return {200, DumpJson(list), {}};

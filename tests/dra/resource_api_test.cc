@@ -54,13 +54,11 @@ TEST(ParseClaim, HostileOrBrokenAnswersAreErrorsNotCrashes) {
 }
 
 TEST(ResourceApi, PathsPerVersion) {
-  ResourceApi v1("v1");
-  EXPECT_EQ(v1.SlicesPath(), "/apis/resource.k8s.io/v1/resourceslices");
-  EXPECT_EQ(v1.NodeSlicesQuery("n1"),
-            "/apis/resource.k8s.io/v1/"
-            "resourceslices?fieldSelector=spec.nodeName%3Dn1%2Cspec.driver%3Dedgefd.io");
-  EXPECT_EQ(ResourceApi("v1beta1").ClaimStatusPath("ns", "c"),
-            "/apis/resource.k8s.io/v1beta1/namespaces/ns/resourceclaims/c/status");
+  EXPECT_EQ(*kube::ResourceSlicesPath(ResourceApi("v1").version()),
+            "/apis/resource.k8s.io/v1/resourceslices");
+  EXPECT_EQ(ResourceApi::NodeSlicesSelector("n1"), "spec.nodeName=n1,spec.driver=edgefd.io");
+  EXPECT_EQ(*kube::ResourceClaimsPath(ResourceApi("v1beta1").version(), "ns"),
+            "/apis/resource.k8s.io/v1beta1/namespaces/ns/resourceclaims");
   EXPECT_TRUE(ResourceApi("v1beta1").NestsDevices());
   EXPECT_FALSE(ResourceApi("v1beta2").NestsDevices());
 }

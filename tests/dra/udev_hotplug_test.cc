@@ -52,7 +52,7 @@ class UmockdevDraHotplug : public edgefd::testing::HostTestbedTest {
   }
 
   FakeApiServer server_;
-  std::unique_ptr<ApiTransport> api_ = ClientFor(server_);
+  std::unique_ptr<kube::ApiTransport> api_ = ClientFor(server_);
   deviceplugin::InventoryRegistry registry_;
   HotplugWatcher watcher_{WatchOptions{}};
   std::unique_ptr<deviceplugin::InventoryFeed> feed_;

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "../kube/hostile_server.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/testing/http.h"
 #include "kube_test_support.h"
@@ -28,6 +29,16 @@ Labels Union(Labels a, const Labels& b) {
 class KubeAgentTest : public KubeTest {
  protected:
   const Labels kForeign = {{"kubernetes.io/hostname", "n1"}, {"kubernetes.io/arch", "arm64"}};
+  const Labels kPlugged = Union(kRk3399, {{"edgefd.io/accel.movidius-ncs", "true"},
+                                          {"edgefd.io/accel.movidius-ncs.count", "1"}});
+
+  // A Movidius stick plugged in (discovery reports it, then `changes` fires): whether the
+  // Node carries its labels before WaitFor's deadline.
+  bool PlugAStick(Rig& rig, ManualChangeSource& changes) {
+    rig.hw.Set(kPlugged);
+    changes.Fire();
+    return server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kPlugged); });
+  }
 };
 
 TEST_F(KubeAgentTest, ConvergesWithOnePatchAndKeepsForeignLabels) {
@@ -182,6 +193,44 @@ TEST_F(KubeAgentTest, HonoursRetryAfterOn429) {
   EXPECT_GE(log[1].at - log[0].at, 1s);
 }
 
+TEST_F(KubeAgentTest, AHardwareEventCutsAHugeRetryAfterShort) {
+  // "Retry-After: 1000000000" on one 503 stopped the agent for good: hardware events did not
+  // end the wait. The client caps it, and an event ends the wait once the backoff has passed.
+  Rig rig(Client(), kRk3399);
+  ManualChangeSource changes;
+  server_->InjectFault({FaultKind::kStatus, 503, 0ms, "GET", 1000000000});
+  RunningAgent running(rig.agent, &changes);
+  ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET", 503) == 1; }));
+  ASSERT_TRUE(PlugAStick(rig, changes));
+}
+
+TEST(KubeAgentOnce, ATrickleEndpointMeetsTheOverallOnceDeadlineWhichTheErrorNames) {
+  // One byte a second: each attempt would end at its own 10 s timeout, eight of them at 80 s.
+  HostileServer trickle([](HostileServer::Conn& c, const std::string&) {
+    if (!c.Write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")) return;
+    while (c.Write("{") && c.Pause(1000)) {
+    }
+  });
+  ASSERT_TRUE(trickle.ok());
+  kube::KubeConfig config;
+  config.server = trickle.url();
+  config.allow_insecure_http = true;
+  config.timeout = std::chrono::seconds(10);
+  auto api = kube::MakeKubeClient(config);
+  ASSERT_TRUE(api.ok()) << api.error().message;
+  AgentMetrics metrics;
+  NodeLabeller labeller(**api, "n1", &metrics);
+  Hardware hw(kRk3399);
+  Agent::Options options = FastAgentOptions();
+  options.once_timeout = std::chrono::seconds(1);
+  options.on_once_timeout = [&] { (*api)->Cancel(); };
+  Agent agent(hw.Discover(), labeller, metrics, options);
+  Status done = agent.RunOnce();
+  ASSERT_FALSE(done.ok());
+  EXPECT_NE(done.error().message.find("--once-timeout"), std::string::npos) << done.error().message;
+  EXPECT_EQ(trickle.Heads().size(), 1u);  // the deadline ended the first attempt
+}
+
 TEST_F(KubeAgentTest, RecoversWhenTheApiServerComesBack) {
   server_->StopListening();  // connection refused from here on
   auto api = Client();
@@ -205,13 +254,7 @@ TEST_F(KubeAgentTest, ReconcilesOnEveryInventoryChange) {
   RunningAgent running(rig.agent, &changes);
   ASSERT_TRUE(
       server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, kRk3399); }));
-
-  const Labels plugged = Union(kRk3399, {{"edgefd.io/accel.movidius-ncs", "true"},
-                                         {"edgefd.io/accel.movidius-ncs.count", "1"}});
-  rig.hw.Set(plugged);
-  changes.Fire();
-  ASSERT_TRUE(
-      server_->WaitFor([&] { return server_->NodeLabels("n1") == Union(kForeign, plugged); }));
+  ASSERT_TRUE(PlugAStick(rig, changes));
 
   rig.hw.Set(kRk3399);  // unplugged again
   changes.Fire();
@@ -412,6 +455,37 @@ TEST_F(KubeReadinessTest, KubeconfigClientCertificateFilesAreRereadWhenTheyChang
   // A half-written or mismatched pair is refused, and the working one kept.
   tls.Publish({{"tls.crt", ReadFile(pki_->client_cert)}, {"tls.key", "garbage"}});
   EXPECT_EQ(get(), 200);
+}
+
+TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {
+  AgentMetrics metrics;
+  auto server = StartHealthEndpoint("127.0.0.1:0", AgentHealth(metrics), "--metrics-addr");
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  auto get = [&](const std::string& path) {
+    std::string r = HttpGet((*server)->port(), path);
+    int status = r.size() > 12 ? std::atoi(r.c_str() + 9) : -1;
+    size_t body = r.find("\r\n\r\n");
+    return std::make_pair(status, body == std::string::npos ? "" : r.substr(body + 4));
+  };
+  EXPECT_EQ(get("/healthz").first, 200);
+  EXPECT_EQ(get("/readyz").first, 503);
+  metrics.ready = true;
+  metrics.patches = 3;
+  metrics.labels_owned = 12;
+  EXPECT_EQ(get("/readyz").first, 200);
+  auto [status, body] = get("/metrics");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("\nedgefd_node_patches_total 3\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("\nedgefd_labels_owned 12\n"), std::string::npos) << body;
+  EXPECT_NE(body.find("# TYPE edgefd_reconciles_total counter"), std::string::npos);
+  EXPECT_EQ(get("/nope").first, 404);
+}
+
+TEST(HealthServer, BadAddressIsNamed) {
+  AgentMetrics metrics;
+  auto server = StartHealthEndpoint("9402", AgentHealth(metrics), "--metrics-addr");
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(server.error().message.find("--metrics-addr '9402'"), std::string::npos);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 #pragma once
 
-// Shared pieces of the kube_*_test.cc suites: a TLS API server with a throw-away PKI, a
-// client configured for it, a ChangeSource the test fires, and a sink observer to wait on.
+// Shared pieces of the kube_*_test.cc suites: the kube suite's TLS API server fixture
+// (tests/kube/kube_fixture.h), the labeller's parts wired as in the daemon, a ChangeSource the
+// test fires, and a sink observer to wait on.
 #include <gtest/gtest.h>
 
 #include <condition_variable>
@@ -10,7 +11,7 @@
 #include <mutex>
 #include <thread>
 
-#include "edgefd/agent/kube.h"
+#include "../kube/kube_fixture.h"
 #include "edgefd/agent/reconcile.h"
 #include "edgefd/testing/fake_apiserver.h"
 
@@ -61,18 +62,6 @@ class ObservedSink final : public LabelSink {
   int successes_ = 0;
   int failures_ = 0;
 };
-
-/// Waits until `pred` holds, re-checking every few milliseconds, for what changes without a
-/// notification to wait on (the agent's readiness); false on timeout.
-inline bool WaitUntil(const std::function<bool()>& pred,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
 
 /// A directory laid out as the kubelet lays out a projected volume (the service account's
 /// token and ca.crt, a Secret): each file is a symlink into `..data`, itself a symlink to a
@@ -141,48 +130,6 @@ struct Rig {
   NodeLabeller labeller;
   Hardware hw;
   Agent agent;
-};
-
-/// A TLS API server with node "n1", a token file and a client configured for both.
-class KubeTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    if (pki_ == nullptr) {
-      auto pki = TestPki::Create(MakeTempDir("edgefd-pki"));
-      ASSERT_TRUE(pki.ok()) << pki.error().message;
-      pki_ = new TestPki(*pki);
-    }
-  }
-
-  void SetUp() override {
-    dir_ = MakeTempDir("edgefd-kube");
-    server_ = std::make_unique<FakeApiServer>(
-        FakeApiServer::Options{pki_->server_cert, pki_->server_key, pki_->ca_cert});
-    server_->SetToken("token-1");
-    WriteFile(dir_ / "token", "token-1\n");
-    server_->AddNode("n1", {{"kubernetes.io/hostname", "n1"}, {"kubernetes.io/arch", "arm64"}});
-  }
-
-  KubeConfig Config() const {
-    KubeConfig c;
-    c.server = server_->url();
-    c.ca_pem = ReadFile(pki_->ca_cert);
-    c.token_file = dir_ / "token";
-    c.source = "test";
-    c.timeout = std::chrono::milliseconds(2000);
-    return c;
-  }
-
-  std::unique_ptr<ApiTransport> Client(const KubeConfig& config) {
-    auto client = MakeKubeClient(config);
-    EXPECT_TRUE(client.ok()) << client.error().message;
-    return client.ok() ? std::move(*client) : nullptr;
-  }
-  std::unique_ptr<ApiTransport> Client() { return Client(Config()); }
-
-  static inline TestPki* pki_ = nullptr;
-  std::filesystem::path dir_;
-  std::unique_ptr<FakeApiServer> server_;
 };
 
 }  // namespace edgefd::testing

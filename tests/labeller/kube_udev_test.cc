@@ -27,11 +27,11 @@ class UmockdevKubeAgent : public HostTestbedTest {
     server_->AddNode("n1", {{"kubernetes.io/hostname", "n1"}});
   }
 
-  std::unique_ptr<ApiTransport> Client() {
-    KubeConfig c;
+  std::unique_ptr<kube::ApiTransport> Client() {
+    kube::KubeConfig c;
     c.server = server_->url();
     c.ca_pem = ReadFile(pki_.ca_cert);
-    auto client = MakeKubeClient(c);
+    auto client = kube::MakeKubeClient(c);
     EXPECT_TRUE(client.ok()) << client.error().message;
     return client.ok() ? std::move(*client) : nullptr;
   }

@@ -107,7 +107,7 @@ std::optional<CheckpointRecovery> ClaimPreparer::Recovery() const {
 Status ClaimPreparer::Recover(const std::string& problem) {
   spdlog::error("{}; rebuilding the prepared claims from the API server", problem);
   // Nothing is moved or deleted before the cluster has said what this node holds.
-  auto listed = ListNodeClaims(api_, version_, node_);
+  auto listed = ListNodeClaims(api_.transport(), version_, node_);
   if (!listed) {
     return Error{problem + "; the prepared claims cannot be rebuilt (" + listed.error().message +
                  "), so nothing was moved or deleted: start again when the API server answers"};

@@ -39,7 +39,7 @@ struct Located {
 
 }  // namespace
 
-ClaimPreparer::ClaimPreparer(deviceplugin::DeviceRegistry& registry, ApiTransport& api,
+ClaimPreparer::ClaimPreparer(deviceplugin::DeviceRegistry& registry, kube::ApiTransport& api,
                              ResourceApi version, deviceplugin::CdiSpecDir& cdi,
                              Checkpoint checkpoint, std::string node)
     : registry_(registry),
@@ -218,7 +218,7 @@ PrepareResult ClaimPreparer::PrepareLocked(const ClaimRef& ref, const Abandoned&
     }
   }
   if (abandoned && abandoned()) return Abandon(what);
-  auto response = api_.Send("GET", version_.ClaimPath(ref.ns, ref.name), "", "");
+  auto response = api_.GetResourceClaim(version_.version(), ref.ns, ref.name);
   if (!response) return {{}, what + ": " + response.error().message};
   if (response->status == 404) return {{}, what + " not found"};
   if (response->status != 200) return {{}, DescribeFailure("GET " + what, *response)};

@@ -7,7 +7,6 @@
 #include <memory>
 #include <optional>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
@@ -24,6 +23,7 @@
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/publisher.h"
 #include "edgefd/dra/recovery_api.h"
+#include "edgefd/kube/api.h"
 #include "stop_signals.h"
 
 namespace edgefd::dra {
@@ -126,21 +126,20 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                  kName, kName);
     return kExitUsage;
   }
-  if (flags.kube.node_name.empty()) flags.kube.node_name = DefaultNodeName();
+  if (flags.kube.node_name.empty()) flags.kube.node_name = kube::DefaultNodeName();
   SetUpLogging(kName, flags.dp.log_level);
   return std::nullopt;
 }
 
 // The Node's UID for the slices' owner reference; empty (with a warning) when not readable.
-std::string NodeUid(ApiTransport& api, const std::string& node) {
-  auto response = api.Send("GET", "/api/v1/nodes/" + node, "", "");
+std::string NodeUid(kube::ApiTransport& api, const std::string& node) {
+  auto response = kube::Api(api).GetNode(node);
   if (!response || response->status != 200) {
     spdlog::warn("cannot read Node {} ({}); ResourceSlices get no owner reference", node,
                  response ? DescribeFailure("GET", *response) : response.error().message);
     return {};
   }
-  return StringAt(Json::parse(response->body, nullptr, /*allow_exceptions=*/false),
-                  "/metadata/uid");
+  return StringAt(ParseJsonOrNull(response->body), "/metadata/uid");
 }
 
 // --print-device-classes, --print-extended-resources, --print-slices.
@@ -174,7 +173,7 @@ int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) 
 
 // The resource.k8s.io version: the flag's, or the newest the API server serves. The API server
 // may be restarting: keep asking, but give up at once on SIGTERM (nullopt).
-std::optional<ResourceApi> ChooseResourceApi(const std::string& flag, ApiTransport& api,
+std::optional<ResourceApi> ChooseResourceApi(const std::string& flag, kube::ApiTransport& api,
                                              StopSignals& stop) {
   if (flag != "auto") return ResourceApi(flag);
   for (auto delay = std::chrono::milliseconds(500);;
@@ -274,7 +273,7 @@ std::optional<int> StartDevicePlugin(Driver& d) {
 
 // The prepared claims, from the checkpoint or rebuilt from the cluster (then said in an Event
 // on the Node); an exit code on failure.
-std::optional<int> StartClaims(Driver& d, ApiTransport& api, const ResourceApi& version,
+std::optional<int> StartClaims(Driver& d, kube::ApiTransport& api, const ResourceApi& version,
                                PodResourcesClient& pod_resources, const std::string& node_uid) {
   const std::string& node = d.flags.kube.node_name;
   d.claims = std::make_unique<ClaimPreparer>(d.registry, api, version, *d.cdi_dir,
@@ -295,7 +294,7 @@ std::optional<int> StartClaims(Driver& d, ApiTransport& api, const ResourceApi& 
 
 // The pool of ResourceSlices, what the device plugin handed out (tainted in the pool, so the
 // scheduler gives it to no claim; prepare refuses it anyway), and the device-loss reporter.
-void StartPool(Driver& d, ApiTransport& api, const ResourceApi& version,
+void StartPool(Driver& d, kube::ApiTransport& api, const ResourceApi& version,
                PodResourcesClient& pod_resources, const std::string& node_uid) {
   SlicePublisher::Options publish;
   publish.node = d.flags.kube.node_name;
@@ -371,13 +370,15 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   // One client for the publisher, the claim reader (on the kubelet's gRPC threads) and the
   // device-loss reporter: a kept-alive connection per concurrent request.
   std::string server;
-  auto client = ConnectToApiServer(flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify,
-                                   &server, /*shared=*/true);
+  auto client =
+      kube::ConnectToApiServer({flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify,
+                                flags.kube.allow_insecure_http, /*shared=*/true},
+                               &server);
   if (!client) {
     spdlog::error("{}", client.error().message);
     return kExitUsage;
   }
-  ApiTransport& api = **client;
+  kube::ApiTransport& api = **client;
   // What the device plugin handed out, from the kubelet's own record.
   PodResourcesClient pod_resources(flags.pod_resources_socket);
   // A stop cancels the requests in flight, so that no thread waits out a request's timeout.

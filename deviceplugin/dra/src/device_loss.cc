@@ -12,7 +12,7 @@ using deviceplugin::PluginDevice;
 using deviceplugin::ResourceSnapshot;
 
 DeviceLossReporter::DeviceLossReporter(deviceplugin::DeviceRegistry& registry,
-                                       ClaimPreparer& claims, ApiTransport& api,
+                                       ClaimPreparer& claims, kube::ApiTransport& api,
                                        ResourceApi version, std::string node,
                                        std::function<bool()> taints)
     : registry_(registry),
@@ -82,12 +82,12 @@ bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::str
                                       bool ready) {
   const std::string what = "status of ResourceClaim " + claim.ns + "/" + claim.name;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto got = api_.Send("GET", version_.ClaimPath(claim.ns, claim.name), "", "");
+    auto got = api_.GetResourceClaim(version_.version(), claim.ns, claim.name);
     if (!got || got->status != 200) {
       spdlog::warn("{}: {}", what, got ? DescribeFailure("GET", *got) : got.error().message);
       return false;
     }
-    Json object = Json::parse(got->body, nullptr, /*allow_exceptions=*/false);
+    Json object = ParseJsonOrNull(got->body);
     if (!object.is_object() || StringAt(object, "/metadata/uid") != claim.uid) {
       return true;  // the claim is gone or replaced: nothing to say
     }
@@ -118,8 +118,8 @@ bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::str
       entry = &devices.back();
     }
     (*entry)["conditions"] = Json::array({condition});
-    auto put = api_.Send("PUT", version_.ClaimStatusPath(claim.ns, claim.name), DumpJson(object),
-                         "application/json");
+    auto put =
+        api_.UpdateResourceClaimStatus(version_.version(), claim.ns, claim.name, DumpJson(object));
     if (!put) {
       spdlog::warn("{}: {}", what, put.error().message);
       return false;

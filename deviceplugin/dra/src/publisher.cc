@@ -23,8 +23,7 @@ std::string NowRfc3339() {
 }
 
 std::string ResourceVersionOf(const std::string& body) {
-  return StringAt(Json::parse(body, nullptr, /*allow_exceptions=*/false),
-                  "/metadata/resourceVersion");
+  return StringAt(ParseJsonOrNull(body), "/metadata/resourceVersion");
 }
 
 }  // namespace
@@ -36,7 +35,7 @@ Result<TaintMode> ParseTaintMode(std::string_view value) {
   return Error{"'" + std::string(value) + "': expected auto, on or off"};
 }
 
-SlicePublisher::SlicePublisher(deviceplugin::DeviceRegistry& registry, ApiTransport& api,
+SlicePublisher::SlicePublisher(deviceplugin::DeviceRegistry& registry, kube::ApiTransport& api,
                                ResourceApi version, Options options, HeldFn held)
     : registry_(registry),
       api_(api),
@@ -67,8 +66,7 @@ bool SlicePublisher::ProbeTaints() {
   SliceTarget target{options_.node, "", 1, 1};
   Json body = SliceJson(version_, target, 0, {probe});
   body["metadata"]["name"] = SliceName(options_.node, 0) + "-probe";
-  auto response =
-      api_.Send("POST", version_.SlicesPath() + "?dryRun=All", DumpJson(body), "application/json");
+  auto response = api_.CreateResourceSlice(version_.version(), DumpJson(body), /*dry_run=*/true);
   if (!response) {
     spdlog::warn("device taint probe: {}; vanished devices will not be tainted",
                  response.error().message);
@@ -79,7 +77,7 @@ bool SlicePublisher::ProbeTaints() {
                  DescribeFailure("device taint probe (dry-run create)", *response));
     return false;
   }
-  const Json stored = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  const Json stored = ParseJsonOrNull(response->body);
   const char* taint = version_.NestsDevices() ? "/spec/devices/0/basic/taints/0/key"
                                               : "/spec/devices/0/taints/0/key";
   bool kept = StringAt(stored, taint) == kUnpluggedTaint;
@@ -131,12 +129,13 @@ bool SlicePublisher::WaitForGeneration(int64_t generation, std::chrono::millisec
 }
 
 Result<std::vector<SlicePublisher::Existing>> SlicePublisher::List() {
-  auto response = api_.Send("GET", version_.NodeSlicesQuery(options_.node), "", "");
+  auto response =
+      api_.ListResourceSlices(version_.version(), ResourceApi::NodeSlicesSelector(options_.node));
   if (!response) return response.error();
   if (response->status != 200) {
     return Error{DescribeFailure("list ResourceSlices of node " + options_.node, *response)};
   }
-  const Json list = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  const Json list = ParseJsonOrNull(response->body);
   const Json* items = ValueAt(list, "/items");
   if (items == nullptr || !items->is_array()) {
     return Error{"list ResourceSlices: the API server's answer is not a list"};
@@ -201,12 +200,12 @@ Status SlicePublisher::SyncOnce() {
     Json body = SliceJson(version_, target, i, parts[i]);
     const std::string name = body["metadata"]["name"];
     auto it = remote.find(name);
-    Result<ApiResponse> response = Error{""};
+    Result<kube::ApiResponse> response = Error{""};
     if (it != remote.end()) {
       body["metadata"]["resourceVersion"] = it->second;
-      response = api_.Send("PUT", version_.SlicePath(name), DumpJson(body), "application/json");
+      response = api_.UpdateResourceSlice(version_.version(), name, DumpJson(body));
     } else {
-      response = api_.Send("POST", version_.SlicesPath(), DumpJson(body), "application/json");
+      response = api_.CreateResourceSlice(version_.version(), DumpJson(body));
     }
     if (!response) return response.error();
     if (response->status != 200 && response->status != 201) {
@@ -222,7 +221,7 @@ Status SlicePublisher::SyncOnce() {
     if (versions.contains(name)) continue;
     // A slice of this node and driver that the pool no longer has: stale, from an earlier
     // run with more devices or from another writer.
-    auto response = api_.Send("DELETE", version_.SlicePath(name), "", "");
+    auto response = api_.DeleteResourceSlice(version_.version(), name);
     if (!response) return response.error();
     if (response->status != 200 && response->status != 202 && response->status != 404) {
       return Error{DescribeFailure("delete stale ResourceSlice " + name, *response)};

@@ -49,37 +49,40 @@ std::string Now() {
 
 }  // namespace
 
-Result<std::vector<ClaimObject>> ListNodeClaims(ApiTransport& api, const ResourceApi& version,
+Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const ResourceApi& version,
                                                 std::string_view node) {
+  auto claims_path = kube::ResourceClaimsPath(version.version(), "");
+  if (!claims_path) return claims_path.error();
+  const std::string& all = *claims_path;
   std::vector<ClaimObject> out;
   std::string token;
   for (int page = 0; page < kMaxPages; ++page) {
-    std::string path = version.ClaimsPath() + "?limit=" + std::to_string(kPageSize);
+    std::string path = all + "?limit=" + std::to_string(kPageSize);
     if (!token.empty()) path += "&continue=" + QueryEscape(token);
     auto response = api.Send("GET", path, "", "");
-    if (!response) return Error{"GET " + version.ClaimsPath() + ": " + response.error().message};
+    if (!response) return Error{"GET " + all + ": " + response.error().message};
     if (response->status != 200) {
-      return Error{DescribeFailure("GET " + version.ClaimsPath(), *response)};
+      return Error{DescribeFailure("GET " + all, *response)};
     }
-    auto list = ParseJson(response->body, version.ClaimsPath());
+    auto list = ParseJson(response->body, all);
     if (!list) return list.error();
     const Json* items = ValueAt(*list, "/items");
     if (items == nullptr || !items->is_array()) {
-      return Error{version.ClaimsPath() + ": the answer is not a list"};
+      return Error{all + ": the answer is not a list"};
     }
     for (const Json& item : *items) {
-      auto claim = ClaimFromJson(item, version.ClaimsPath());
+      auto claim = ClaimFromJson(item, all);
       if (!claim) return claim.error();
       if (OnNode(*claim, node)) out.push_back(std::move(*claim));
     }
     token = StringAt(*list, "/metadata/continue");
     if (token.empty()) return out;
   }
-  return Error{version.ClaimsPath() + ": more than " + std::to_string(kMaxPages * kPageSize) +
+  return Error{all + ": more than " + std::to_string(kMaxPages * kPageSize) +
                " claims; not listed"};
 }
 
-Status PostNodeEvent(ApiTransport& api, const NodeEvent& event) {
+Status PostNodeEvent(kube::ApiTransport& api, const NodeEvent& event) {
   const std::string now = Now();
   Json involved = {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", event.node}};
   if (!event.node_uid.empty()) involved["uid"] = event.node_uid;
@@ -98,7 +101,7 @@ Status PostNodeEvent(ApiTransport& api, const NodeEvent& event) {
       {"lastTimestamp", now},
       {"count", 1}};
   const std::string path = "/api/v1/namespaces/default/events";
-  auto response = api.Send("POST", path, DumpJson(body), "application/json");
+  auto response = kube::Api(api).CreateEvent("default", DumpJson(body));
   if (!response) return Error{"POST " + path + ": " + response.error().message};
   if (response->status != 201 && response->status != 200) {
     return Error{DescribeFailure("POST " + path, *response)};

@@ -34,31 +34,8 @@ bool IsDnsSubdomain(std::string_view s) {
   }
 }
 
-std::string ResourceApi::SlicesPath() const {
-  return std::string(kGroupPath) + "/" + version_ + "/resourceslices";
-}
-
-std::string ResourceApi::NodeSlicesQuery(std::string_view node) const {
-  // Node names are DNS subdomains: nothing in them needs escaping in a query.
-  return SlicesPath() + "?fieldSelector=spec.nodeName%3D" + std::string(node) +
-         "%2Cspec.driver%3D" + std::string(kDriverName);
-}
-
-std::string ResourceApi::SlicePath(std::string_view name) const {
-  return SlicesPath() + "/" + std::string(name);
-}
-
-std::string ResourceApi::ClaimsPath() const {
-  return std::string(kGroupPath) + "/" + version_ + "/resourceclaims";
-}
-
-std::string ResourceApi::ClaimPath(std::string_view ns, std::string_view name) const {
-  return std::string(kGroupPath) + "/" + version_ + "/namespaces/" + std::string(ns) +
-         "/resourceclaims/" + std::string(name);
-}
-
-std::string ResourceApi::ClaimStatusPath(std::string_view ns, std::string_view name) const {
-  return ClaimPath(ns, name) + "/status";
+std::string ResourceApi::NodeSlicesSelector(std::string_view node) {
+  return "spec.nodeName=" + std::string(node) + ",spec.driver=" + std::string(kDriverName);
 }
 
 const std::vector<std::string>& SupportedResourceVersions() {
@@ -66,16 +43,16 @@ const std::vector<std::string>& SupportedResourceVersions() {
   return versions;
 }
 
-std::string DescribeFailure(std::string_view what, const ApiResponse& response) {
+std::string DescribeFailure(std::string_view what, const kube::ApiResponse& response) {
   std::string out = std::string(what) + ": HTTP " + std::to_string(response.status);
-  const Json body = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  const Json body = ParseJsonOrNull(response.body);
   const std::string message = StringAt(body, "/message");
   if (!message.empty()) out += ": " + message.substr(0, 300);
   return out;
 }
 
-Result<ResourceApi> DiscoverResourceApi(ApiTransport& api) {
-  auto response = api.Send("GET", std::string(kGroupPath), "", "");
+Result<ResourceApi> DiscoverResourceApi(kube::ApiTransport& api) {
+  auto response = kube::Api(api).GetResourceGroup();
   if (!response) return response.error();
   if (response->status == 404) {
     return Error{
@@ -84,7 +61,7 @@ Result<ResourceApi> DiscoverResourceApi(ApiTransport& api) {
   }
   if (response->status != 200)
     return Error{DescribeFailure("GET " + std::string(kGroupPath), *response)};
-  const Json group = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
+  const Json group = ParseJsonOrNull(response->body);
   std::vector<std::string> served;
   if (const Json* versions = ValueAt(group, "/versions"); versions && versions->is_array()) {
     for (const Json& v : *versions) served.push_back(StringAt(v, "/version"));

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <thread>
 
-#include "edgefd/agent/reconcile.h"
+#include "edgefd/common/backoff.h"
 #include "edgefd/common/result.h"
 
 namespace edgefd::dra {

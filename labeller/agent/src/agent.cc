@@ -2,6 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <string>
 #include <thread>
 
 #include "edgefd/agent/reconcile.h"
@@ -15,20 +16,6 @@ double NowUnix() {
 }
 
 }  // namespace
-
-Backoff::Backoff(Policy policy, uint64_t seed) : policy_(policy), rng_(seed) {}
-
-std::chrono::milliseconds Backoff::Next() {
-  double delay = static_cast<double>(policy_.initial.count());
-  for (int i = 0; i < attempt_ && delay < static_cast<double>(policy_.max.count()); ++i) {
-    delay *= policy_.multiplier;
-  }
-  delay = std::min(delay, static_cast<double>(policy_.max.count()));
-  ++attempt_;
-  // Jitter keeps a fleet of nodes from retrying against a recovering API server in step.
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  return std::chrono::milliseconds(static_cast<int64_t>(delay * jitter(rng_)));
-}
 
 Agent::Agent(DiscoverFn discover, LabelSink& sink, AgentMetrics& metrics, Options options)
     : discover_(std::move(discover)), sink_(sink), metrics_(metrics), options_(options) {}
@@ -65,24 +52,67 @@ ApplyOutcome Agent::ReconcileOnce() {
 }
 
 Status Agent::RunOnce() {
+  const auto deadline = std::chrono::steady_clock::now() + options_.once_timeout;
+  // The one deadline of --once: a watchdog ends the request in flight when it passes (each
+  // request has its own, shorter, timeout; attempts and waits add up).
+  bool finished = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mu_);
+    if (cv_.wait_until(lock, deadline, [&] { return finished; })) return;
+    once_expired_ = true;
+    lock.unlock();
+    cv_.notify_all();
+    if (options_.on_once_timeout) options_.on_once_timeout();
+  });
+  Status result = RunOnceUntil(deadline);
+  {
+    std::lock_guard lock(mu_);
+    finished = true;
+  }
+  cv_.notify_all();
+  watchdog.join();
+  return result;
+}
+
+Status Agent::RunOnceUntil(std::chrono::steady_clock::time_point deadline) {
   Backoff backoff(options_.backoff);
   const Error stopped{"stopped (SIGTERM/SIGINT) before the labels were applied"};
+  std::string last_error = "no attempt finished";
+  // Why the run ended, when it did not succeed: a stop, the overall deadline, or the error.
+  auto ended = [&](const std::string& error) -> Status {
+    std::lock_guard lock(mu_);
+    if (stopping_) return stopped;
+    if (once_expired_ || std::chrono::steady_clock::now() >= deadline) {
+      return Error{"gave up: the overall --once deadline of " +
+                   std::to_string(options_.once_timeout.count() / 1000) +
+                   " s (--once-timeout) passed; last error: " + error};
+    }
+    return Error{error};
+  };
   for (int attempt = 1;; ++attempt) {
+    bool over = false;
     {
       std::lock_guard lock(mu_);
-      if (stopping_) return stopped;
+      over = stopping_ || once_expired_;
     }
+    if (over) return ended(last_error);
     ApplyOutcome outcome = ReconcileOnce();
     if (outcome.ok) return Ok{};
-    if (!outcome.retryable || attempt >= options_.once_attempts) {
-      std::lock_guard lock(mu_);
-      return stopping_ ? stopped : Error{outcome.error};
+    last_error = outcome.error;
+    if (!outcome.retryable) return ended(outcome.error);
+    if (attempt >= options_.once_attempts) {
+      return ended(outcome.error + " (gave up after " + std::to_string(attempt) + " attempts)");
     }
     auto delay = std::max(backoff.Next(), outcome.retry_after);
     spdlog::warn("{} (attempt {}/{}, retrying in {} ms)", outcome.error, attempt,
                  options_.once_attempts, delay.count());
     std::unique_lock lock(mu_);
-    if (cv_.wait_for(lock, delay, [this] { return stopping_; })) return stopped;
+    const auto wake = std::min(deadline, std::chrono::steady_clock::now() + delay);
+    cv_.wait_until(lock, wake, [this] { return stopping_ || once_expired_; });
+    if (stopping_ || std::chrono::steady_clock::now() >= deadline) {
+      lock.unlock();
+      return ended(last_error);
+    }
   }
 }
 
@@ -114,16 +144,25 @@ Status Agent::Run(ChangeSource* source) {
       source = nullptr;
     }
   }
+  using Clock = std::chrono::steady_clock;
   Backoff backoff(options_.backoff);
   bool backing_off = false;
-  auto next = std::chrono::steady_clock::now();
+  auto next = Clock::now();
+  // While backing off: when the backoff alone (without a Retry-After) ends.
+  auto backoff_ends = next;
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    // A change ends the resync wait at once, but not a retry wait: a 429 or an outage is not
-    // helped by more requests. The change is remembered and handled by the retry.
-    cv_.wait_until(lock, next, [&] { return stopping_ || (triggered_ && !backing_off); });
+    // A change ends the resync wait at once. A retry wait it shortens only to the backoff: a
+    // 429 or an outage is not helped by more requests, but a server's Retry-After (capped by
+    // the client) must not keep new hardware unlabelled.
+    const auto wake = triggered_ && backing_off ? std::min(next, backoff_ends) : next;
+    cv_.wait_until(lock, wake, [&] {
+      return stopping_ || (triggered_ && !backing_off) ||
+             (triggered_ && backing_off && wake > backoff_ends);
+    });
     if (stopping_) break;
-    if (!triggered_ && std::chrono::steady_clock::now() < next) continue;
+    const auto now = Clock::now();
+    if (now < next && !(triggered_ && (!backing_off || now >= backoff_ends))) continue;
     // The timer, not a change notification, and not a retry: a resync reads everything afresh.
     const bool resync = !triggered_ && !backing_off;
     triggered_ = false;
@@ -138,7 +177,9 @@ Status Agent::Run(ChangeSource* source) {
       next = std::chrono::steady_clock::now() + options_.resync;
     } else {
       backing_off = true;
-      auto delay = std::max(backoff.Next(), outcome.retry_after);
+      const auto backoff_delay = backoff.Next();
+      backoff_ends = Clock::now() + backoff_delay;
+      auto delay = std::max(backoff_delay, outcome.retry_after);
       spdlog::log(outcome.retryable ? spdlog::level::warn : spdlog::level::err,
                   "{} (retrying in {} ms)", outcome.error, delay.count());
       next = std::chrono::steady_clock::now() + delay;

@@ -13,13 +13,14 @@
 
 #include "edgefd/common/json.h"
 #include "edgefd/discovery/labels.h"
+#include "edgefd/kube/paths.h"
 
 namespace edgefd {
 namespace {
 
 // The API server's Status message, when the body is one; else the body's start.
 std::string StatusMessage(const std::string& body) {
-  Json v = Json::parse(body, nullptr, /*allow_exceptions=*/false);
+  Json v = ParseJsonOrNull(body);
   if (v.is_object() && v.contains("message") && v["message"].is_string()) {
     return v["message"].get<std::string>();
   }
@@ -38,7 +39,7 @@ ApplyOutcome Failure(std::string error, bool retryable,
 // A non-success HTTP status as an outcome: 429 and 5xx are worth retrying, the rest is a
 // configuration problem the user has to fix.
 ApplyOutcome HttpFailure(const std::string& what, const std::string& node,
-                         const ApiResponse& response) {
+                         const kube::ApiResponse& response) {
   const int s = response.status;
   std::string text = what + ": " + std::to_string(s) + " " + StatusMessage(response.body);
   if (s == 401) {
@@ -148,17 +149,20 @@ std::optional<std::string> MergePatchFor(const NodeState& node, const Labels& wa
   return DumpJson(Json{{"metadata", std::move(metadata)}});
 }
 
-NodeLabeller::NodeLabeller(ApiTransport& api, std::string node_name, AgentMetrics* metrics,
+NodeLabeller::NodeLabeller(kube::ApiTransport& api, std::string node_name, AgentMetrics* metrics,
                            int max_conflicts)
     : api_(api),
       node_name_(std::move(node_name)),
-      path_("/api/v1/nodes/" + node_name_),
+      path_("/api/v1/nodes/" + kube::Escape(node_name_)),
       metrics_(metrics),
       max_conflicts_(max_conflicts) {}
 
 ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
+  if (Status s = kube::CheckName(node_name_, "node name"); !s) {
+    return Failure(s.error().message + "; set --node-name or NODE_NAME", false);
+  }
   for (int conflicts = 0;; ++conflicts) {
-    auto got = api_.Send("GET", path_, "", "");
+    auto got = api_.GetNode(node_name_);
     if (!got) return Failure(got.error().message, true);
     if (got->status != 200) return HttpFailure("GET " + path_, node_name_, *got);
     auto node = ParseNode(got->body);
@@ -178,7 +182,7 @@ ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
       spdlog::debug("node {}: labels already up to date ({} owned)", node_name_, out.labels_owned);
       return out;
     }
-    auto patched = api_.Send("PATCH", path_, *patch, "application/merge-patch+json");
+    auto patched = api_.PatchNode(node_name_, *patch);
     if (!patched) return Failure(patched.error().message, true);
     if (patched->status == 409) {
       // Somebody changed the Node since our GET: re-read so their change is not lost.

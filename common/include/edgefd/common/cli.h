@@ -50,6 +50,7 @@ struct KubeFlags {
   std::filesystem::path kubeconfig;  ///< empty: the in-cluster service account
   std::string node_name;             ///< empty: $NODE_NAME, else the hostname
   bool insecure_skip_tls_verify = false;
+  bool allow_insecure_http = false;  ///< accept an http:// API server (never sent a token)
   std::chrono::seconds resync{300};  ///< the program's default until the flag says otherwise
 
   bool operator==(const KubeFlags&) const = default;
@@ -57,8 +58,9 @@ struct KubeFlags {
 
 /// Adds, in the group "Kubernetes", the flags of every binary that talks to the API server
 /// (edgefd-labeller, edgefd-deviceplugin --mode dra|both): --kubeconfig FILE, --node-name NAME,
-/// --insecure-skip-tls-verify, --resync SECONDS (whole seconds, 1 to 86400; the default shown
-/// is `flags.resync`). `written` says what --resync re-reads and repairs ("the Node's labels").
+/// --insecure-skip-tls-verify, --allow-insecure-http, --resync SECONDS (whole seconds, 1 to 86400;
+/// the default shown is `flags.resync`). `written` says what --resync re-reads and repairs ("the
+/// Node's labels").
 void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written);
 
 }  // namespace edgefd

@@ -10,8 +10,9 @@
 
 namespace edgefd {
 
-/// One HTTP/1.1 request as it arrived on the wire (the agent's health endpoint and the tests'
-/// API server both read requests this way; neither needs chunked request bodies).
+/// One HTTP/1.1 request as it arrived on the wire (the health/metrics endpoint and the tests'
+/// API server both read requests this way; neither needs chunked request bodies). The server
+/// half of HTTP only: the Kubernetes API client is libcurl's (kube/).
 struct HttpRequest {
   std::string method;                          ///< "GET", "PATCH", ...
   std::string target;                          ///< "/api/v1/nodes/n1?x=y"
@@ -34,26 +35,6 @@ using ReadFn = std::function<long(char* buf, size_t count)>;
 /// request larger than `max_bytes`.
 Result<std::optional<HttpRequest>> ReadHttpRequest(const ReadFn& read, std::string& pending,
                                                    size_t max_bytes = 1 << 20);
-
-/// One HTTP/1.1 response as a client reads it (the labeller's API client).
-struct HttpResponse {
-  int status = 0;
-  std::map<std::string, std::string> headers;  ///< names lower-cased
-  std::string body;
-  /// The connection can carry another request: the body was delimited (Content-Length or
-  /// chunked) and neither side asked to close.
-  bool reusable = false;
-
-  /// The header's value, or "" when absent; `name` must be lower-case.
-  std::string Header(const std::string& name) const;
-};
-
-/// Reads one response from a connection (Content-Length, chunked, or a body that ends when the
-/// server closes). `pending` as for ReadHttpRequest. The server is untrusted: a head or body
-/// larger than `max_bytes`, a malformed status line, header, length or chunk is an Error, as is
-/// a connection closed before the response is complete. `head_only`: the response to a HEAD.
-Result<HttpResponse> ReadHttpResponse(const ReadFn& read, std::string& pending,
-                                      size_t max_bytes = 16 << 20, bool head_only = false);
 
 /// A complete HTTP/1.1 response with Content-Length; `extra_headers` are "Name: value\r\n"
 /// lines.

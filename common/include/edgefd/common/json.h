@@ -33,8 +33,18 @@ std::string ValidUtf8(std::string_view text);
 /// and DumpJson writes them as null).
 double RoundTo(double value, int digits);
 
-/// Parses a JSON document; the error names `source` and the position.
+/// Bounds on every document ParseJson reads: another party's JSON is refused, before any
+/// value is built, when nested deeper or larger than these.
+inline constexpr size_t kMaxJsonDepth = 100;
+inline constexpr size_t kMaxJsonBytes = 16 << 20;
+
+/// Parses a JSON document within kMaxJsonDepth and kMaxJsonBytes; the error names `source`
+/// and the position (or the bound).
 Result<Json> ParseJson(std::string_view text, std::string_view source);
+/// The same bounded parse for text whose errors do not matter (an API server's error body):
+/// a discarded value (`is_discarded()`, and no object, string or array) when it is not JSON
+/// or out of bounds. Never throws.
+Json ParseJsonOrNull(std::string_view text);
 
 /// Reading documents another party wrote (API answers, files on disk) without trusting their
 /// shape: the value at JSON pointer `pointer` (RFC 6901: "/metadata/uid", "/items/0/spec";

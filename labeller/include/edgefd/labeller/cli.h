@@ -22,6 +22,9 @@ struct AgentCliOptions {
   std::string node_name;             ///< empty: $NODE_NAME, else the hostname
   std::chrono::seconds resync{300};
   bool insecure_skip_tls_verify = false;
+  bool allow_insecure_http = false;
+  /// --once: one deadline for the whole run, every attempt and wait included.
+  std::chrono::seconds once_timeout{60};
   bool nfd = false;  ///< write the NFD feature file, not the Node
   std::filesystem::path nfd_file = kDefaultNfdFile;
   std::string metrics_addr = ":9402";  ///< "none" or empty: no endpoint

@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/checkpoint.h"
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/resource_api.h"
+#include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
 
@@ -122,8 +122,9 @@ struct CheckpointRecovery {
 class ClaimPreparer final : public ClaimHandler {
  public:
   /// Everything must outlive the preparer. `node` is this node's name (and pool).
-  ClaimPreparer(deviceplugin::DeviceRegistry& registry, ApiTransport& api, ResourceApi version,
-                deviceplugin::CdiSpecDir& cdi, Checkpoint checkpoint, std::string node);
+  ClaimPreparer(deviceplugin::DeviceRegistry& registry, kube::ApiTransport& api,
+                ResourceApi version, deviceplugin::CdiSpecDir& cdi, Checkpoint checkpoint,
+                std::string node);
 
   /// Loads the checkpoint, drops records of prepares that did not finish (pending: the kubelet
   /// asks again), writes the CDI specs of the prepared claims again (/var/run is empty after a
@@ -184,7 +185,7 @@ class ClaimPreparer final : public ClaimHandler {
   std::string Confirm(const ClaimRef& ref, std::string error);
 
   deviceplugin::DeviceRegistry& registry_;
-  ApiTransport& api_;
+  kube::Api api_;
   const ResourceApi version_;
   deviceplugin::CdiSpecDir& cdi_;
   const Checkpoint checkpoint_;
@@ -207,7 +208,7 @@ class DeviceLossReporter {
  public:
   /// `taints` says whether the publisher taints vanished devices (then nothing is written).
   DeviceLossReporter(deviceplugin::DeviceRegistry& registry, ClaimPreparer& claims,
-                     ApiTransport& api, ResourceApi version, std::string node,
+                     kube::ApiTransport& api, ResourceApi version, std::string node,
                      std::function<bool()> taints);
   ~DeviceLossReporter();
   void Start();
@@ -220,7 +221,7 @@ class DeviceLossReporter {
 
   deviceplugin::DeviceRegistry& registry_;
   ClaimPreparer& claims_;
-  ApiTransport& api_;
+  kube::Api api_;
   const ResourceApi version_;
   const std::string node_;
   std::function<bool()> taints_;

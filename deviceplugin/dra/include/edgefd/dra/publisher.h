@@ -12,11 +12,11 @@
 #include <thread>
 #include <vector>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/dra/resource_api.h"
 #include "edgefd/dra/slices.h"
+#include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
 
@@ -59,8 +59,8 @@ class SlicePublisher {
   using HeldFn = std::function<std::set<std::string>()>;
 
   /// Everything must outlive the publisher.
-  SlicePublisher(deviceplugin::DeviceRegistry& registry, ApiTransport& api, ResourceApi version,
-                 Options options, HeldFn held);
+  SlicePublisher(deviceplugin::DeviceRegistry& registry, kube::ApiTransport& api,
+                 ResourceApi version, Options options, HeldFn held);
   ~SlicePublisher();
   SlicePublisher(const SlicePublisher&) = delete;
   SlicePublisher& operator=(const SlicePublisher&) = delete;
@@ -97,7 +97,7 @@ class SlicePublisher {
   std::vector<SliceDevice> Desired();
 
   deviceplugin::DeviceRegistry& registry_;
-  ApiTransport& api_;
+  kube::Api api_;
   const ResourceApi version_;
   const Options options_;
   HeldFn held_;

@@ -7,9 +7,9 @@
 #include <string_view>
 #include <vector>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/common/result.h"
 #include "edgefd/dra/resource_api.h"
+#include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
 
@@ -17,7 +17,7 @@ namespace edgefd::dra {
 /// `node`'s pool and reserved for at least one consumer: what the kubelet may have had this
 /// node prepare. Lists in pages (limit/continue); an Error when any page fails, so a caller
 /// never takes part of the cluster for all of it.
-Result<std::vector<ClaimObject>> ListNodeClaims(ApiTransport& api, const ResourceApi& version,
+Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const ResourceApi& version,
                                                 std::string_view node);
 
 /// A core/v1 Event about a Node, in namespace default (where `kubectl describe node` looks).
@@ -30,6 +30,6 @@ struct NodeEvent {
 };
 
 /// Creates the Event; an Error says why it could not.
-Status PostNodeEvent(ApiTransport& api, const NodeEvent& event);
+Status PostNodeEvent(kube::ApiTransport& api, const NodeEvent& event);
 
 }  // namespace edgefd::dra

@@ -5,9 +5,9 @@
 #include <string_view>
 #include <vector>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/result.h"
+#include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
 
@@ -35,15 +35,9 @@ class ResourceApi {
   /// Devices carry their attributes under `basic` (v1beta1 only).
   bool NestsDevices() const { return version_ == "v1beta1"; }
 
-  /// "/apis/resource.k8s.io/v1/resourceslices"
-  std::string SlicesPath() const;
-  /// The collection path selecting this node's slices of our driver.
-  std::string NodeSlicesQuery(std::string_view node) const;
-  std::string SlicePath(std::string_view name) const;
-  /// "/apis/resource.k8s.io/v1/resourceclaims": every namespace's claims.
-  std::string ClaimsPath() const;
-  std::string ClaimPath(std::string_view ns, std::string_view name) const;
-  std::string ClaimStatusPath(std::string_view ns, std::string_view name) const;
+  /// The field selector of this node's slices of our driver (kube::Api::ListResourceSlices
+  /// escapes it): "spec.nodeName=<node>,spec.driver=edgefd.io".
+  static std::string NodeSlicesSelector(std::string_view node);
 
  private:
   std::string version_;
@@ -54,11 +48,11 @@ const std::vector<std::string>& SupportedResourceVersions();
 
 /// Asks the API server which resource.k8s.io versions it serves (GET /apis/resource.k8s.io)
 /// and picks the newest edgefd supports. Errors say what was served and what is needed.
-Result<ResourceApi> DiscoverResourceApi(ApiTransport& api);
+Result<ResourceApi> DiscoverResourceApi(kube::ApiTransport& api);
 
 /// One line for an API response that is not a success: "<what>: HTTP 403: <message>" with
 /// the Status object's message when the body is one.
-std::string DescribeFailure(std::string_view what, const ApiResponse& response);
+std::string DescribeFailure(std::string_view what, const kube::ApiResponse& response);
 
 /// One allocated device of a ResourceClaim (status.allocation.devices.results[]).
 struct AllocationResult {

@@ -6,15 +6,15 @@
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <set>
 #include <string>
 
-#include "edgefd/agent/kube.h"
 #include "edgefd/agent/metrics.h"
+#include "edgefd/common/backoff.h"
 #include "edgefd/common/result.h"
 #include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
+#include "edgefd/kube/api.h"
 
 namespace edgefd {
 
@@ -73,12 +73,12 @@ class LabelSink {
 /// re-applies (up to `max_conflicts` times in one attempt).
 class NodeLabeller final : public LabelSink {
  public:
-  NodeLabeller(ApiTransport& api, std::string node_name, AgentMetrics* metrics = nullptr,
+  NodeLabeller(kube::ApiTransport& api, std::string node_name, AgentMetrics* metrics = nullptr,
                int max_conflicts = 16);
   ApplyOutcome Apply(const Labels& wanted) override;
 
  private:
-  ApiTransport& api_;
+  kube::Api api_;
   std::string node_name_;
   std::string path_;
   AgentMetrics* metrics_;
@@ -96,24 +96,6 @@ class NfdFileSink final : public LabelSink {
   std::filesystem::path path_;
 };
 
-/// Capped exponential backoff with full jitter in [delay/2, delay].
-class Backoff {
- public:
-  struct Policy {
-    std::chrono::milliseconds initial{500};
-    std::chrono::milliseconds max{30000};
-    double multiplier = 2.0;
-  };
-  explicit Backoff(Policy policy, uint64_t seed = std::random_device{}());
-  std::chrono::milliseconds Next();
-  void Reset() { attempt_ = 0; }
-
- private:
-  Policy policy_;
-  int attempt_ = 0;
-  std::mt19937_64 rng_;
-};
-
 /// Keeps a LabelSink equal to discovery: reconciles at start, on every change notification,
 /// every `resync`, and after failures with backoff. Readiness (AgentMetrics::ready) follows the
 /// last reconcile: a failure retrying cannot fix (401, 403, 404, bad input) makes it not ready
@@ -125,6 +107,10 @@ class Agent {
     std::chrono::milliseconds resync{std::chrono::seconds(300)};
     Backoff::Policy backoff;
     int once_attempts = 8;  ///< RunOnce gives up after this many retryable failures
+    /// RunOnce gives up when this much time has passed in all (requests, waits, retries).
+    std::chrono::milliseconds once_timeout{std::chrono::seconds(60)};
+    /// Called (on a thread of RunOnce's) when once_timeout passes: ends the request in flight.
+    std::function<void()> on_once_timeout;
     std::chrono::milliseconds unready_after{std::chrono::seconds(30)};
     /// Called before a reconcile the resync timer started (not a change notification): what
     /// discovery keeps between runs is to be read afresh.
@@ -136,10 +122,13 @@ class Agent {
 
   /// One discovery + apply, metrics updated. No retry.
   ApplyOutcome ReconcileOnce();
-  /// Reconciles until success, a permanent error, `once_attempts` retryable failures, or
-  /// Stop() (which also ends a wait between attempts at once).
+  /// Reconciles until success, a permanent error, `once_attempts` retryable failures,
+  /// `once_timeout`, or Stop() (which also ends a wait between attempts at once). The error
+  /// says which ended it.
   Status RunOnce();
-  /// Runs until Stop(); subscribes to `source` (may be null) for change notifications.
+  /// Runs until Stop(); subscribes to `source` (may be null) for change notifications. A
+  /// change ends a resync wait at once, and a retry wait once the backoff (not a longer
+  /// Retry-After) has passed.
   Status Run(ChangeSource* source);
   /// Asks for a reconcile now (what `source` calls).
   void Trigger();
@@ -155,7 +144,10 @@ class Agent {
   std::condition_variable cv_;
   bool triggered_ = false;
   bool stopping_ = false;
+  bool once_expired_ = false;
   std::optional<std::chrono::steady_clock::time_point> failing_since_;
+
+  Status RunOnceUntil(std::chrono::steady_clock::time_point deadline);
 };
 
 }  // namespace edgefd

@@ -1,5 +1,6 @@
 // Configuration and transport: kubeconfig and in-cluster config, TLS verification, client
-// certificates, and the health endpoint, all over real sockets on loopback.
+// certificates, IPv6, chunked bodies, shared clients and cancellation, all over real sockets
+// on loopback.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,7 +11,7 @@
 
 #include "edgefd/common/json.h"
 #include "edgefd/testing/http.h"
-#include "kube_test_support.h"
+#include "kube_fixture.h"
 
 namespace edgefd::testing {
 namespace {
@@ -213,11 +214,11 @@ TEST_F(KubeClientTest, ReachesAnIpv6ApiServerByKubeconfigAndInCluster) {
   EXPECT_EQ(in_cluster->server, v6.url());
   auto api = MakeKubeClient(*in_cluster);
   ASSERT_TRUE(api.ok()) << api.error().message;
-  Rig rig(std::move(*api), {{"edgefd.io/cpu.arch", "arm64"}});
-  Status labelled = rig.agent.RunOnce();
-  ASSERT_TRUE(labelled.ok()) << labelled.error().message;
+  auto patched =
+      kube::Api(**api).PatchNode("n1", R"({"metadata":{"labels":{"edgefd.io/cpu.arch":"arm64"}}})");
+  ASSERT_TRUE(patched.ok()) << patched.error().message;
+  EXPECT_EQ(patched->status, 200);
   EXPECT_EQ(v6.NodeLabels("n1").at("edgefd.io/cpu.arch"), "arm64");
-  EXPECT_TRUE(rig.metrics.ready);
 }
 
 TEST_F(KubeClientTest, ReadsChunkedResponsesAsKubeApiserverSendsLargeOnes) {
@@ -230,11 +231,10 @@ TEST_F(KubeClientTest, ReadsChunkedResponsesAsKubeApiserverSendsLargeOnes) {
   KubeConfig config = Config();
   config.server = chunked.url();
   config.token_file.clear();
-  Rig rig(Client(config), {{"edgefd.io/cpu.arch", "arm64"}});
-  Status labelled = rig.agent.RunOnce();
-  ASSERT_TRUE(labelled.ok()) << labelled.error().message;
-  EXPECT_EQ(chunked.NodeLabels("n1").size(), 201u);
-  EXPECT_EQ(chunked.Count("PATCH", 200), 1u);
+  auto got = kube::Api(*Client(config)).GetNode("n1");
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_EQ(got->status, 200);
+  EXPECT_EQ(Json::parse(got->body)["metadata"]["labels"].size(), 200u);
 }
 
 TEST_F(KubeClientTest, SharedClientAnswersEachThreadWithItsOwnResponse) {
@@ -285,37 +285,6 @@ TEST_F(KubeClientTest, SharedClientCancelEndsARequestInFlightAndEveryLaterOne) {
   ASSERT_FALSE(later.ok());
   EXPECT_NE(later.error().message.find("cancelled"), std::string::npos);
   EXPECT_EQ(server_->Requests().size(), 1u);  // the later one never left
-}
-
-TEST(HealthServer, ReadyOnlyAfterASuccessfulReconcileAndServesMetrics) {
-  AgentMetrics metrics;
-  auto server = StartHealthEndpoint("127.0.0.1:0", AgentHealth(metrics), "--metrics-addr");
-  ASSERT_TRUE(server.ok()) << server.error().message;
-  auto get = [&](const std::string& path) {
-    std::string r = HttpGet((*server)->port(), path);
-    int status = r.size() > 12 ? std::atoi(r.c_str() + 9) : -1;
-    size_t body = r.find("\r\n\r\n");
-    return std::make_pair(status, body == std::string::npos ? "" : r.substr(body + 4));
-  };
-  EXPECT_EQ(get("/healthz").first, 200);
-  EXPECT_EQ(get("/readyz").first, 503);
-  metrics.ready = true;
-  metrics.patches = 3;
-  metrics.labels_owned = 12;
-  EXPECT_EQ(get("/readyz").first, 200);
-  auto [status, body] = get("/metrics");
-  EXPECT_EQ(status, 200);
-  EXPECT_NE(body.find("\nedgefd_node_patches_total 3\n"), std::string::npos) << body;
-  EXPECT_NE(body.find("\nedgefd_labels_owned 12\n"), std::string::npos) << body;
-  EXPECT_NE(body.find("# TYPE edgefd_reconciles_total counter"), std::string::npos);
-  EXPECT_EQ(get("/nope").first, 404);
-}
-
-TEST(HealthServer, BadAddressIsNamed) {
-  AgentMetrics metrics;
-  auto server = StartHealthEndpoint("9402", AgentHealth(metrics), "--metrics-addr");
-  ASSERT_FALSE(server.ok());
-  EXPECT_NE(server.error().message.find("--metrics-addr '9402'"), std::string::npos);
 }
 
 }  // namespace

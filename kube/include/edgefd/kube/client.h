@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -9,7 +10,7 @@
 
 #include "edgefd/common/result.h"
 
-namespace edgefd {
+namespace edgefd::kube {
 
 /// How to reach and authenticate to the Kubernetes API server.
 struct KubeConfig {
@@ -25,8 +26,15 @@ struct KubeConfig {
   std::filesystem::path client_cert_file;
   std::filesystem::path client_key_file;
   bool insecure_skip_tls_verify = false;
-  std::chrono::milliseconds timeout{10000};  ///< per request, connecting included
-  std::string source;                        ///< "in-cluster" or the kubeconfig path, for messages
+  /// An `http://` server is refused unless this is set (--allow-insecure-http); even then no
+  /// bearer token is sent over it.
+  bool allow_insecure_http = false;
+  /// Per request, connecting included: a whole-request deadline that bytes arriving cannot
+  /// extend.
+  std::chrono::milliseconds timeout{10000};
+  /// Responses larger than this are refused (counted as they arrive, before they grow).
+  size_t max_response_bytes = 8 << 20;
+  std::string source;  ///< "in-cluster" or the kubeconfig path, for messages
 };
 
 /// An API server URL taken apart: `https://[fd00::1]:6443/prefix` has host "fd00::1".
@@ -64,28 +72,41 @@ Result<KubeConfig> LoadKubeconfig(const std::filesystem::path& file);
 struct ApiResponse {
   int status = 0;
   std::string body;
-  std::chrono::seconds retry_after{0};  ///< from a Retry-After header, 0 when absent
+  /// From a Retry-After header (seconds), at most kMaxRetryAfter; 0 when absent.
+  std::chrono::seconds retry_after{0};
 };
+
+/// The longest wait a Retry-After header can ask for: a larger value is cut to this.
+inline constexpr std::chrono::seconds kMaxRetryAfter{60};
+/// At most this many response header lines, and this many header bytes in all.
+inline constexpr size_t kMaxHeaderCount = 128;
+inline constexpr size_t kMaxHeaderBytes = 64 << 10;
 
 /// Sends requests to the API server. An Error means no HTTP response was received
 /// (connection refused, timeout, TLS failure, unreadable token file, cancelled).
 class ApiTransport {
  public:
   virtual ~ApiTransport() = default;
-  /// `path` is absolute ("/api/v1/nodes/n1"); `content_type` is used when `body` is not empty.
-  /// One request at a time (the agent's thread).
+  /// `path` is absolute ("/api/v1/nodes/n1", segments escaped: see paths.h); a path with a
+  /// control byte, a space, a non-ASCII byte, '#' or a "." or ".." segment is refused before
+  /// anything is sent. `content_type` is used when `body` is not empty. One request at a time
+  /// per client made by MakeKubeClient (the agent's thread); any number for a shared one.
   virtual Result<ApiResponse> Send(std::string_view method, const std::string& path,
                                    const std::string& body, std::string_view content_type) = 0;
   /// Makes a Send in flight, and every later one, fail at once (shutdown); any thread.
   virtual void Cancel() {}
 };
 
-/// HTTP/1.1 over TLS (OpenSSL) on one kept-alive connection, IPv4 or IPv6. Checks the PEM
-/// material up front so a bad CA or key is reported here, naming `config.source`, rather than
-/// as a TLS failure on the first request. Before each request it re-reads the token file and,
-/// when they changed on disk, the CA and client certificate files; the whole request
-/// (resolving, connecting, TLS, response) is bounded by `config.timeout`, and a response larger
-/// than 16 MiB is refused.
+/// A client over libcurl: one easy handle and its kept-alive connection, IPv4 or IPv6
+/// (literal addresses included), HTTP/2 when the server offers it over TLS, HTTPS_PROXY /
+/// NO_PROXY from the environment, never a redirect followed. Checks the PEM material up front
+/// so a bad CA or key is reported here, naming `config.source`, rather than as a TLS failure
+/// on the first request. Before each request it re-reads the token file and, when they
+/// changed on disk, the CA and client certificate files. The whole request (resolving,
+/// connecting, TLS, response) is bounded by `config.timeout`; a response larger than
+/// `config.max_response_bytes`, or with more than kMaxHeaderCount header lines or
+/// kMaxHeaderBytes of them, is refused. An `http://` server is refused unless
+/// `config.allow_insecure_http`, and gets no token.
 Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config);
 
 /// The same client for several threads at once (the DRA plugin's publisher and its gRPC
@@ -94,18 +115,21 @@ Result<std::unique_ptr<ApiTransport>> MakeKubeClient(const KubeConfig& config);
 /// fails every later one.
 Result<std::unique_ptr<ApiTransport>> MakeSharedKubeClient(const KubeConfig& config);
 
-/// The client of a daemon (the labeller agent, the DRA plugin), from its Kubernetes flags: the
-/// current context of `kubeconfig`, or the in-cluster service account when it is empty;
-/// `insecure_skip_tls_verify` turns verification off (with a warning in the log). `shared`:
-/// a MakeSharedKubeClient client rather than a one-thread one. `server`, when given, receives
-/// "<url> (<kubeconfig or in-cluster>)" for the log. Errors name the config.
-Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const std::filesystem::path& kubeconfig,
-                                                         bool insecure_skip_tls_verify,
-                                                         std::string* server = nullptr,
-                                                         bool shared = false);
+/// How a daemon reaches the API server, from its Kubernetes flags.
+struct ConnectOptions {
+  std::filesystem::path kubeconfig;       ///< its current context; empty: in-cluster
+  bool insecure_skip_tls_verify = false;  ///< turns verification off (with a warning)
+  bool allow_insecure_http = false;       ///< accept an http:// server (no token is sent)
+  bool shared = false;                    ///< a MakeSharedKubeClient client
+};
+
+/// The client of a daemon (the labeller agent, the DRA plugin). `server`, when given,
+/// receives "<url> (<kubeconfig or in-cluster>)" for the log. Errors name the config.
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const ConnectOptions& options,
+                                                         std::string* server = nullptr);
 
 /// The node a daemon runs on when --node-name is not given: $NODE_NAME (the DaemonSets set it
 /// from spec.nodeName), else the hostname; "" when neither is known.
 std::string DefaultNodeName();
 
-}  // namespace edgefd
+}  // namespace edgefd::kube

@@ -7,9 +7,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "edgefd/agent/kube.h"
+#include "edgefd/kube/client.h"
 
-namespace edgefd {
+namespace edgefd::kube {
 namespace {
 
 namespace fs = std::filesystem;
@@ -180,19 +180,23 @@ Result<KubeConfig> LoadKubeconfig(const fs::path& file) {
   }
 }
 
-Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const fs::path& kubeconfig,
-                                                         bool insecure_skip_tls_verify,
-                                                         std::string* server, bool shared) {
-  auto config = kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(kubeconfig);
+Result<std::unique_ptr<ApiTransport>> ConnectToApiServer(const ConnectOptions& options,
+                                                         std::string* server) {
+  auto config = options.kubeconfig.empty() ? InClusterConfig() : LoadKubeconfig(options.kubeconfig);
   if (!config) return config.error();
-  if (insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  if (options.insecure_skip_tls_verify) config->insecure_skip_tls_verify = true;
+  config->allow_insecure_http = options.allow_insecure_http;
   if (config->insecure_skip_tls_verify) {
     spdlog::warn(
         "TLS verification of the API server {} is OFF: anyone on the path can impersonate it",
         config->server);
   }
+  if (options.allow_insecure_http && config->server.rfind("http://", 0) == 0) {
+    spdlog::warn("the API server {} is plain http:// (--allow-insecure-http): no token is sent",
+                 config->server);
+  }
   if (server != nullptr) *server = config->server + " (" + config->source + ")";
-  return shared ? MakeSharedKubeClient(*config) : MakeKubeClient(*config);
+  return options.shared ? MakeSharedKubeClient(*config) : MakeKubeClient(*config);
 }
 
 std::string DefaultNodeName() {
@@ -202,4 +206,4 @@ std::string DefaultNodeName() {
   return {};
 }
 
-}  // namespace edgefd
+}  // namespace edgefd::kube

@@ -1,0 +1,158 @@
+#include "edgefd/kube/api.h"
+
+#include "edgefd/common/json.h"
+#include "edgefd/kube/paths.h"
+
+namespace edgefd::kube {
+namespace {
+
+constexpr std::string_view kResourceGroup = "/apis/resource.k8s.io";
+
+Result<std::string> GroupVersionPath(std::string_view version) {
+  if (Status s = CheckName(version, "resource.k8s.io version"); !s) return s.error();
+  return std::string(kResourceGroup) + "/" + Escape(version);
+}
+
+// `base` with "/" and the escaped `name` appended (checked), or base's error.
+Result<std::string> Under(const Result<std::string>& base, std::string_view name) {
+  if (!base) return base.error();
+  if (Status s = CheckName(name, "name"); !s) return s.error();
+  return *base + "/" + Escape(name);
+}
+
+std::string WithQuery(std::string path,
+                      std::initializer_list<std::pair<const char*, std::string_view>> q) {
+  char sep = '?';
+  for (const auto& [key, value] : q) {
+    if (value.empty()) continue;
+    path += sep;
+    path += key;
+    path += '=';
+    path += Escape(value);
+    sep = '&';
+  }
+  return path;
+}
+
+}  // namespace
+
+Result<std::string> ResourceSlicesPath(std::string_view version) {
+  auto base = GroupVersionPath(version);
+  if (!base) return base;
+  return *base + "/resourceslices";
+}
+
+Result<std::string> ResourceClaimsPath(std::string_view version, std::string_view ns) {
+  auto base = GroupVersionPath(version);
+  if (!base) return base;
+  if (ns.empty()) return *base + "/resourceclaims";
+  return PathOf(*base, {"namespaces", ns, "resourceclaims"});
+}
+
+Result<ApiResponse> Api::Send(std::string_view method, const Result<std::string>& path,
+                              const std::string& body, std::string_view content_type) {
+  if (!path) return path.error();
+  return t_.Send(method, *path, body, content_type);
+}
+
+Result<ApiResponse> Api::GetNode(std::string_view name) {
+  return Send("GET", PathOf("/api/v1", {"nodes", name}));
+}
+
+Result<ApiResponse> Api::PatchNode(std::string_view name, const std::string& merge_patch) {
+  return Send("PATCH", PathOf("/api/v1", {"nodes", name}), merge_patch, kMergePatch);
+}
+
+Result<ApiResponse> Api::GetResourceGroup() { return Send("GET", std::string(kResourceGroup)); }
+
+Result<ApiResponse> Api::ListResourceSlices(std::string_view version,
+                                            std::string_view field_selector) {
+  auto path = ResourceSlicesPath(version);
+  if (!path) return path.error();
+  return Send("GET", WithQuery(*path, {{"fieldSelector", field_selector}}));
+}
+
+Result<ApiResponse> Api::CreateResourceSlice(std::string_view version, const std::string& json,
+                                             bool dry_run) {
+  auto path = ResourceSlicesPath(version);
+  if (!path) return path.error();
+  return Send("POST", dry_run ? *path + "?dryRun=All" : *path, json, kJson);
+}
+
+Result<ApiResponse> Api::UpdateResourceSlice(std::string_view version, std::string_view name,
+                                             const std::string& json) {
+  return Send("PUT", Under(ResourceSlicesPath(version), name), json, kJson);
+}
+
+Result<ApiResponse> Api::DeleteResourceSlice(std::string_view version, std::string_view name) {
+  return Send("DELETE", Under(ResourceSlicesPath(version), name));
+}
+
+Result<ApiResponse> Api::GetResourceClaim(std::string_view version, std::string_view ns,
+                                          std::string_view name) {
+  if (Status s = CheckName(ns, "namespace"); !s) return s.error();
+  return Send("GET", Under(ResourceClaimsPath(version, ns), name));
+}
+
+Result<ApiResponse> Api::ListResourceClaims(std::string_view version, std::string_view ns,
+                                            std::string_view field_selector) {
+  auto path = ResourceClaimsPath(version, ns);
+  if (!path) return path.error();
+  return Send("GET", WithQuery(*path, {{"fieldSelector", field_selector}}));
+}
+
+Result<ApiResponse> Api::UpdateResourceClaimStatus(std::string_view version, std::string_view ns,
+                                                   std::string_view name, const std::string& json) {
+  if (Status s = CheckName(ns, "namespace"); !s) return s.error();
+  auto path = Under(ResourceClaimsPath(version, ns), name);
+  if (!path) return path.error();
+  return Send("PUT", *path + "/status", json, kJson);
+}
+
+Result<ApiResponse> Api::CreateEvent(std::string_view ns, const std::string& json) {
+  return Send("POST", PathOf("/api/v1", {"namespaces", ns, "events"}), json, kJson);
+}
+
+Result<ApiResponse> Api::ApplyNodeFeature(std::string_view ns, std::string_view name,
+                                          const std::string& json, std::string_view field_manager) {
+  auto path = PathOf("/apis/nfd.k8s-sigs.io/v1alpha1", {"namespaces", ns, "nodefeatures", name});
+  if (!path) return path.error();
+  return Send("PATCH", WithQuery(*path, {{"fieldManager", field_manager}, {"force", "true"}}), json,
+              kApplyPatch);
+}
+
+Result<ApiResponse> Api::WatchWindow(const std::string& collection_path,
+                                     std::string_view resource_version, int timeout_seconds,
+                                     std::string_view field_selector) {
+  const std::string seconds = std::to_string(timeout_seconds);
+  return Send("GET", WithQuery(collection_path, {{"watch", "1"},
+                                                 {"allowWatchBookmarks", "true"},
+                                                 {"resourceVersion", resource_version},
+                                                 {"timeoutSeconds", seconds},
+                                                 {"fieldSelector", field_selector}}));
+}
+
+Result<std::vector<WatchEvent>> ParseWatchEvents(std::string_view body, size_t max_events) {
+  std::vector<WatchEvent> out;
+  size_t line_no = 0;
+  while (!body.empty()) {
+    const size_t nl = body.find('\n');
+    std::string_view line = body.substr(0, nl);
+    body.remove_prefix(nl == std::string_view::npos ? body.size() : nl + 1);
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    if (out.size() >= max_events)
+      return Error{"watch: more than " + std::to_string(max_events) + " events"};
+    auto parsed = ParseJson(line, "watch event " + std::to_string(line_no));
+    if (!parsed) return parsed.error();
+    const Json* object = ValueAt(*parsed, "/object");
+    if (!parsed->is_object() || object == nullptr || StringAt(*parsed, "/type").empty()) {
+      return Error{"watch event " + std::to_string(line_no) + ": not a {type, object} event"};
+    }
+    out.push_back({StringAt(*parsed, "/type"), StringAt(*object, "/metadata/resourceVersion"),
+                   DumpJson(*object)});
+  }
+  return out;
+}
+
+}  // namespace edgefd::kube
