@@ -584,7 +584,8 @@ class GrpcWriter final : public FrameWriter {
 
   Status Connect() {
     auto deadline = std::chrono::system_clock::now() + reconnect_timeout_;
-    if (!unix_path_.empty() ? !DialUnix(deadline) : !channel_->WaitForConnected(deadline)) {
+    if (!unix_path_.empty() ? !DialUnix(deadline) : !WaitForConnected(deadline)) {
+      if (Aborted()) return Error{"next stage " + target_ + ": aborted while connecting"};
       return Error{"next stage " + target_ + ": not reachable within " +
                    std::to_string(reconnect_timeout_.count()) + " ms"};
     }
@@ -598,7 +599,8 @@ class GrpcWriter final : public FrameWriter {
     return Ok{};
   }
 
-  /// Connects to unix_path_ itself, retrying every 50 ms until `deadline`, and wraps the
+  /// Connects to unix_path_ itself, retrying every 50 ms until `deadline` (once aborted: no
+  /// retry, so a stop is never held up by a next stage that is not there), and wraps the
   /// socket in a fresh channel. gRPC leaves a unix socket's send buffer at the kernel
   /// default (~208 KB), so each frame crosses in ~18 partial writes, each a wake-up of
   /// both ends on two shared cores; a buffer that holds a whole frame lets the sender
@@ -622,8 +624,18 @@ class GrpcWriter final : public FrameWriter {
       }
       close(fd);
       auto retry = std::chrono::system_clock::now() + std::chrono::milliseconds(50);
-      if (retry >= deadline) return false;
+      if (retry >= deadline || Aborted()) return false;
       std::this_thread::sleep_until(retry);
+    }
+  }
+
+  // channel_->WaitForConnected in slices, so an Abort (SIGTERM) ends the wait within 50 ms.
+  // Once aborted, a connect (Close's, to deliver the end-of-stream) gets one slice.
+  bool WaitForConnected(std::chrono::system_clock::time_point deadline) {
+    for (;;) {
+      auto slice = std::min(deadline, std::chrono::system_clock::now() + kAbortPoll);
+      if (channel_->WaitForConnected(slice)) return true;
+      if (slice >= deadline || Aborted()) return false;
     }
   }
 
@@ -644,6 +656,7 @@ class GrpcWriter final : public FrameWriter {
   }
 
   static constexpr std::chrono::seconds kFinishTimeout{1};
+  static constexpr std::chrono::milliseconds kAbortPoll{50};
 
   std::string target_;
   size_t frame_bytes_;
