@@ -52,6 +52,7 @@ class HttpEndpointImpl final : public HttpEndpoint {
     std::string out;  // the answer, once the request is complete
     size_t sent = 0;
     bool draining = false;  // answered; reading what the client still sends until it closes
+    uint64_t round = 0;     // the round of Serve that accepted it
   };
 
   void Serve() {
@@ -76,6 +77,7 @@ class HttpEndpointImpl final : public HttpEndpoint {
       const auto now = Clock::now();
       std::erase_if(connections_,
                     [now](const Connection& c) { return !c.fd.valid() || now >= c.deadline; });
+      ++round_;
       if (fds[0].revents != 0) Accept();
     }
   }
@@ -95,16 +97,38 @@ class HttpEndpointImpl final : public HttpEndpoint {
     for (;;) {
       UniqueFd fd(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (!fd.valid()) return;  // EAGAIN: no more waiting (or a transient error: next poll)
-      if (int(connections_.size()) >= limits_.max_connections) {
-        // Full: the oldest connection is the slowest; a probe finishes within milliseconds.
-        auto oldest = std::min_element(
-            connections_.begin(), connections_.end(),
-            [](const Connection& a, const Connection& b) { return a.deadline < b.deadline; });
-        connections_.erase(oldest);
-      }
       connections_.push_back(
-          {std::move(fd), Clock::now() + limits_.request_deadline, {}, {}, 0, false});
+          {std::move(fd), Clock::now() + limits_.request_deadline, {}, {}, 0, false, round_});
+      // A probe sends its request with the connection: answer it now if it is here.
+      Progress(connections_.back());
+      if (!connections_.back().fd.valid()) connections_.pop_back();
+      while (int(connections_.size()) > limits_.max_connections) {
+        if (!Evict()) return;  // the rest wait in the backlog until this round's were served
+      }
     }
+  }
+
+  // Makes room for one connection. The table is full either of clients that have been
+  // answered, of clients that connect and say nothing, or of slow ones: close the first
+  // kind first, then the oldest silent one, then the oldest. A connection accepted in this
+  // round is never chosen, so every client gets at least one poll (a burst of connections
+  // behind a probe used to push the probe out before its request was read); if only those
+  // are left, the caller stops accepting until the next round (the table holds one more than
+  // its limit meanwhile). False when nothing was closed.
+  bool Evict() {
+    auto rank = [](const Connection& c) { return c.draining ? 0 : c.in.empty() ? 1 : 2; };
+    auto victim = connections_.end();
+    for (auto it = connections_.begin(); it != connections_.end(); ++it) {
+      if (it->round == round_) continue;
+      if (victim == connections_.end() || rank(*it) < rank(*victim) ||
+          (rank(*it) == rank(*victim) && it->deadline < victim->deadline)) {
+        victim = it;
+      }
+    }
+    if (victim == connections_.end()) return false;
+    if (victim->draining) Progress(*victim);  // what it still sent, so closing resets nothing
+    connections_.erase(victim);
+    return true;
   }
 
   // Reads what arrived or writes what the socket takes; closes the connection when done.
@@ -169,6 +193,7 @@ class HttpEndpointImpl final : public HttpEndpoint {
   Handler handler_;
   HttpEndpointLimits limits_;
   std::vector<Connection> connections_;  // the serving thread's alone
+  uint64_t round_ = 0;                   // rounds of poll, for Evict
   std::thread thread_;
 };
 
@@ -202,7 +227,7 @@ Result<std::unique_ptr<HttpEndpoint>> HttpEndpoint::Start(const std::string& add
     if (!fd.valid()) continue;
     int one = 1;
     setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd.get(), 64) != 0) {
+    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd.get(), SOMAXCONN) != 0) {
       last_error = std::strerror(errno);
       continue;
     }

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "edgefd/common/files.h"
+
 namespace edgefd::deviceplugin {
 
 InventoryFeed::InventoryFeed(InventoryRegistry& registry, DiscoverFn discover, ChangeSource& source,
@@ -53,8 +55,13 @@ bool InventoryFeed::Refresh() {
 
 Result<Inventory> LoadInventoryFile(const std::filesystem::path& path) {
   const std::string file = path.string();
+  // A board's inventory is a few KiB; the bound keeps yaml-cpp's parse (up to ~250 bytes per
+  // input byte) small whatever file the flag names.
+  constexpr size_t kMaxInventoryBytes = 256 * 1024;
+  auto text = ReadFileAtMost(path, kMaxInventoryBytes, "inventory file");
+  if (!text) return text.error();
   try {
-    YAML::Node root = YAML::LoadFile(file);
+    YAML::Node root = YAML::Load(*text);
     Inventory inv;
     auto where = [&](const YAML::Node& n) {
       return file + ":" + std::to_string(n.Mark().line + 1) + ": ";

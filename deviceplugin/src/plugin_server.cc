@@ -26,6 +26,15 @@ constexpr const char* kApiVersion = "v1beta1";
 constexpr auto kMinBackoff = std::chrono::milliseconds(50);
 constexpr auto kMaxBackoff = std::chrono::milliseconds(5000);
 
+// Only the kubelet should talk on a plugin's socket, but whatever reaches it could open
+// connections and streams without end (a flood took the plugin from 13 to 193 MB). The
+// kubelet holds one ListAndWatch stream and makes short unary calls whose requests name a
+// few device IDs, so these bounds leave it ample room.
+constexpr int kMaxRequestBytes = 1 << 20;
+constexpr int kMaxStreamsPerConnection = 16;
+constexpr size_t kTransportMemory = 16 << 20;                // per socket: what gRPC may buffer
+constexpr auto kHandshakeTimeout = std::chrono::seconds(5);  // a connection that says nothing
+
 // Inode of a path, 0 when it does not exist.
 ino_t InodeOf(const fs::path& path) {
   struct stat st {};
@@ -168,6 +177,16 @@ Status PluginServer::Serve(Plugin& plugin) {
                                                          options_.cdi, claims_);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("unix:" + plugin.socket.string(), grpc::InsecureServerCredentials());
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, kMaxStreamsPerConnection);
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      int(std::chrono::duration_cast<std::chrono::milliseconds>(kHandshakeTimeout).count()));
+  // Past the quota gRPC refuses new streams and resets those that want more ("Buffers full")
+  // rather than growing the plugin.
+  grpc::ResourceQuota quota("edgefd-device-plugin");
+  quota.Resize(kTransportMemory);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(plugin.service.get());
   plugin.server = builder.BuildAndStart();
   if (!plugin.server) {

@@ -4,10 +4,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <fstream>
 #include <optional>
 #include <set>
-#include <sstream>
+
+#include "edgefd/common/files.h"
 
 namespace edgefd {
 namespace {
@@ -86,6 +86,17 @@ std::string Lower(std::string s) {
 
 class RuleParser {
  public:
+  // Counts one value taken from the document. Aliases are followed, so the count is what the
+  // document expands to, and the work and memory of a conversion stay bounded by it.
+  void Count(const YAML::Node& node) {
+    if (++values_ > kMaxRuleValues) {
+      throw RuleError{node.Mark(), "the document expands to more than " +
+                                       std::to_string(kMaxRuleValues) +
+                                       " values (are YAML aliases copying a list over and "
+                                       "over?); refusing it"};
+    }
+  }
+
   std::vector<Rule> Parse(const YAML::Node& doc, const std::string& source) {
     source_ = source;
     if (!doc || doc.IsNull()) return {};  // an empty file adds nothing
@@ -112,11 +123,13 @@ class RuleParser {
 
  private:
   std::string Scalar(const YAML::Node& node, const std::string& what) {
+    Count(node);
     if (!node.IsScalar()) throw RuleError{node.Mark(), what + " must be a string"};
     return node.Scalar();
   }
 
   bool Bool(const YAML::Node& node, const std::string& what) {
+    Count(node);
     bool value = false;
     if (!node.IsScalar() || !YAML::convert<bool>::decode(node, value)) {
       throw RuleError{node.Mark(), what + " must be true or false"};
@@ -128,7 +141,7 @@ class RuleParser {
   std::vector<std::string> Strings(const YAML::Node& node, const std::string& what) {
     std::vector<std::string> out;
     if (node.IsScalar()) {
-      out.push_back(node.Scalar());
+      out.push_back(Scalar(node, what));
     } else if (node.IsSequence()) {
       for (const YAML::Node& item : node) out.push_back(Scalar(item, what + " entries"));
     } else {
@@ -173,6 +186,7 @@ class RuleParser {
     static const std::vector<std::string_view> kKeys = {"subsystem", "usb",        "pci",
                                                         "pci-class", "driver",     "devnode",
                                                         "property",  "compatible", "dt-node"};
+    Count(node);
     if (!node.IsMap())
       throw RuleError{node.Mark(), Where(rule_) + "match entries must be mappings"};
     if (node.size() == 0) throw RuleError{node.Mark(), Where(rule_) + "empty match entry"};
@@ -235,6 +249,7 @@ class RuleParser {
   Rule ParseRule(const YAML::Node& node) {
     static const std::vector<std::string_view> kKeys = {
         "name", "kind", "resource", "enabled", "match", "devnodes", "require-devnodes"};
+    Count(node);
     if (!node.IsMap()) throw RuleError{node.Mark(), "each rule must be a mapping"};
     Rule rule;
     rule.origin = source_ + ":" + std::to_string(node.Mark().line + 1);
@@ -302,6 +317,7 @@ class RuleParser {
 
   std::string source_;
   std::string rule_;  // name of the rule being parsed, for messages
+  size_t values_ = 0;
 };
 
 void Merge(std::vector<Rule>& into, std::vector<Rule> more) {
@@ -323,6 +339,10 @@ bool GlobMatches(std::string_view pattern, std::string_view text) {
 
 Result<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view source) {
   std::string src(source);
+  if (yaml.size() > kMaxRulesBytes) {
+    return Error{src + ": " + std::to_string(yaml.size()) + " bytes, more than a rules file may " +
+                 "have (" + std::to_string(kMaxRulesBytes) + ")"};
+  }
   try {
     YAML::Node doc = YAML::Load(std::string(yaml));
     return RuleParser().Parse(doc, src);
@@ -345,11 +365,9 @@ Result<std::vector<Rule>> LoadRules(const std::vector<std::filesystem::path>& fi
   }();
   std::vector<Rule> rules = kDefaults;
   for (const auto& file : files) {
-    std::ifstream in(file);
-    if (!in) return Error{file.string() + ": cannot open rules file"};
-    std::ostringstream text;
-    text << in.rdbuf();
-    auto parsed = ParseRules(text.str(), file.string());
+    auto text = ReadFileAtMost(file, kMaxRulesBytes, "rules file");
+    if (!text) return text.error();
+    auto parsed = ParseRules(*text, file.string());
     if (!parsed) return parsed.error();
     Merge(rules, std::move(*parsed));
   }

@@ -283,7 +283,8 @@ Result<SinkReport> RunProcesses(const RunContext& run) {
   } else {
     children.Join();
   }
-  if (!src_status) return src_status.error();
+  // A source we aborted (stopped, or the sink failed) ends in an error of our own making.
+  if (!src_status && !(*src_out)->Aborted()) return src_status.error();
   return sink;
 }
 

@@ -13,6 +13,7 @@
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/inventories.h"
 #include "edgefd/testing/manual_change_source.h"
+#include "edgefd/testing/timing.h"
 
 namespace edgefd::deviceplugin {
 namespace {
@@ -153,6 +154,60 @@ TEST_F(PluginServerNoSticksTest, FirstDeviceOfANewKindGetsItsOwnSocketAndRegistr
   SetHardware(BigLittleInventory(1));
   EXPECT_TRUE(
       kubelet_.WaitFor(kNcs, [](const auto& ep) { return LastListHas(ep, "1-1.1", "Healthy"); }));
+}
+
+// Whatever reaches a plugin socket is held to the kubelet's needs: a request of megabytes
+// (the kubelet's name a few device IDs) is refused before it is worked on, a connection gets
+// a few streams at once, and the kubelet's own calls go on. The memory a flood of such
+// connections costs is measured by bench/deviceplugin/socket_flood.
+TEST_F(PluginServerTest, RequestsAndStreamsBeyondTheKubeletsNeedsAreRefused) {
+  ASSERT_TRUE(kubelet_.Start());
+  StartServer();
+  ASSERT_TRUE(kubelet_.WaitFor(kBig, Registered));
+  // A connection of its own (the kubelet's already holds its ListAndWatch stream).
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  auto stub = v1beta1::DevicePlugin::NewStub(
+      grpc::CreateCustomChannel("unix:" + (dir_.path() / "edgefd-big-cpu.sock").string(),
+                                grpc::InsecureChannelCredentials(), args));
+  const auto deadline = std::chrono::system_clock::now() + testing::Scaled(std::chrono::seconds(5));
+  v1beta1::AllocateRequest big;
+  auto* container = big.add_container_requests();
+  for (int i = 0; i < 2048; ++i) container->add_devices_ids(std::string(1024, 'x'));  // 2 MiB
+  v1beta1::AllocateResponse resp;
+  grpc::ClientContext big_ctx;
+  big_ctx.set_deadline(deadline);
+  EXPECT_EQ(stub->Allocate(&big_ctx, big, &resp).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Streams past the limit wait on the client's side for a slot: the 17th does not start.
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientAsyncReader<v1beta1::ListAndWatchResponse>>> streams;
+  for (intptr_t i = 0; i < 17; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    contexts.back()->set_deadline(deadline);
+    streams.push_back(
+        stub->AsyncListAndWatch(contexts.back().get(), v1beta1::Empty(), &cq, (void*)(i + 1)));
+  }
+  int started = 0;
+  for (int seen = 0; seen < 17; ++seen) {  // 16 starts, then the 17th fails at the deadline
+    void* tag = nullptr;
+    bool ok = false;
+    if (!cq.Next(&tag, &ok)) break;
+    started += ok ? 1 : 0;
+  }
+  EXPECT_EQ(started, 16);
+  v1beta1::AllocateRequest req;
+  req.add_container_requests()->add_devices_ids("cpu5");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + testing::Scaled(std::chrono::seconds(5)));
+  EXPECT_TRUE(kubelet_.Dial(kBig)->Allocate(&ctx, req, &resp).ok());
+  for (auto& c : contexts) c->TryCancel();
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 TEST_F(PluginServerTest, SurvivesTwentyKubeletRestartsInARow) {

@@ -140,6 +140,47 @@ TEST(ParseRules, StructuralMistakes) {
   EXPECT_EQ(ErrorOf(""), "(parsed)");  // an empty file adds nothing
 }
 
+// A 10 KB document whose aliases copy a list of 1,000 ids into 1,000 match entries: a million
+// ids (gigabytes once converted) from a file that looks small.
+std::string AliasBomb() {
+  std::string yaml = "rules:\n  - name: bomb\n    match: [&e {usb: &u [03e7";
+  for (int i = 1; i < 1000; ++i) yaml += ",03e7";
+  yaml += "]},\n";
+  for (int i = 1; i < 1000; ++i) yaml += "*e,";
+  yaml += "*e]\n";
+  return yaml;
+}
+
+TEST(ParseRules, RefusesADocumentWhoseAliasesExpandPastTheBound) {
+  const std::string bomb = AliasBomb();
+  ASSERT_LT(bomb.size(), 16u * 1024);
+  EXPECT_THAT(ErrorOf(bomb),
+              ::testing::AllOf(::testing::StartsWith("site.yaml:3: "), HasSubstr("aliases")));
+  // Aliases themselves are fine where the document stays small.
+  EXPECT_EQ(ErrorOf("rules:\n  - name: a\n    match: {usb: &ids [\"03e7\", \"1a6e\"]}\n"
+                    "  - name: b\n    match: {usb: *ids}\n"),
+            "(parsed)");
+}
+
+TEST(ParseRules, RefusesADocumentOverTheSizeBoundAndDeepNesting) {
+  // Valid YAML (comments), just too much of it.
+  std::string big = "rules: []\n";
+  while (big.size() <= kMaxRulesBytes) big += "# " + std::string(78, 'x') + "\n";
+  EXPECT_THAT(ErrorOf(big), HasSubstr("site.yaml: " + std::to_string(big.size()) + " bytes"));
+  // yaml-cpp stops at its own depth bound: an error naming the place, not a crash.
+  EXPECT_THAT(ErrorOf("rules: " + std::string(100000, '[')), HasSubstr("site.yaml:1:"));
+}
+
+TEST(LoadRules, RefusesAHugeFileWithoutReadingIt) {
+  TempDir dir;
+  const auto huge = dir.Write("huge.yaml", "rules: []\n");
+  std::filesystem::resize_file(huge, 100u << 20);  // sparse: costs no disk
+  auto rules = LoadRules({huge});
+  ASSERT_FALSE(rules);
+  EXPECT_EQ(rules.error().message, huge.string() + ": larger than a rules file may be (" +
+                                       std::to_string(kMaxRulesBytes) + " bytes)");
+}
+
 TEST(LoadRules, FilesAddOverrideAndDisableByName) {
   TempDir dir;
   auto first = dir.Write("a.yaml", R"(rules:

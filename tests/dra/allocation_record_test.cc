@@ -16,6 +16,7 @@
 #include "edgefd/dra/metrics.h"
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/testing/fake_pod_resources.h"
+#include "edgefd/testing/timing.h"
 
 namespace edgefd::dra {
 namespace {
@@ -31,7 +32,7 @@ using testing::kNode;
 using testing::TempDir;
 using FakePodResources = ::edgefd::testing::FakePodResources;
 
-constexpr auto kDeadline = std::chrono::milliseconds(300);
+const auto kDeadline = ::edgefd::testing::Scaled(std::chrono::milliseconds(300));
 
 class AllocationRecordTest : public ::testing::Test {
  protected:

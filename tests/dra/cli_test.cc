@@ -13,6 +13,7 @@
 #include "edgefd/testing/http.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/process.h"
+#include "edgefd/testing/timing.h"
 
 namespace edgefd::dra {
 namespace {
@@ -368,7 +369,8 @@ TEST_F(DraCliTest, AHungApiServerDoesNotDelaySigterm) {
   ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET") >= 1; }));
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(Stop(std::chrono::seconds(2)), 0) << plugin_->err();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0,
+            ::edgefd::testing::Scaled(std::chrono::milliseconds(1500)));
 }
 
 TEST(DraCli, UsageErrorsExitTwoNamingTheInput) {

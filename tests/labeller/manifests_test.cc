@@ -183,6 +183,47 @@ TEST(Manifests, TheContractCheckerRejectsLabelsNobodySets) {
   EXPECT_TRUE(ProducibleByEdgefd("beta.devicetree.org/nvidia-jetson-nano", "1", &why)) << why;
 }
 
+// A pod whose service account is granted nothing (no RoleBinding or ClusterRoleBinding here
+// names it) never calls the API server, so it must not carry a token someone who breaks into
+// it could use: `automountServiceAccountToken: false`, said in the pod spec.
+TEST(Manifests, OnlyPodsThatCallTheApiServerMountAToken) {
+  const auto docs = LoadAll();
+  std::set<std::string> bound;  // service accounts some binding grants a role to
+  for (const Doc& d : docs) {
+    const std::string kind = d.node["kind"].as<std::string>("");
+    if (kind != "RoleBinding" && kind != "ClusterRoleBinding") continue;
+    for (const YAML::Node& s : d.node["subjects"]) {
+      if (s["kind"].as<std::string>("") == "ServiceAccount")
+        bound.insert(s["name"].as<std::string>(""));
+    }
+  }
+  int pods = 0;
+  for (const Doc& d : docs) {
+    const std::string kind = d.node["kind"].as<std::string>("");
+    static const std::set<std::string> kWorkloads = {"Deployment", "DaemonSet", "StatefulSet",
+                                                     "ReplicaSet", "Job"};
+    YAML::Node pod;
+    if (kind == "Pod") {
+      pod = d.node["spec"];
+    } else if (kWorkloads.count(kind) != 0) {
+      pod = d.node["spec"]["template"]["spec"];
+    } else {
+      continue;
+    }
+    ++pods;
+    const std::string account = pod["serviceAccountName"].as<std::string>("default");
+    const YAML::Node automount = pod["automountServiceAccountToken"];
+    if (bound.count(account) != 0) {
+      EXPECT_TRUE(automount.as<bool>(true)) << d.Where() << ": calls the API as " << account;
+    } else {
+      EXPECT_FALSE(automount.as<bool>(true))
+          << d.Where() << ": service account '" << account
+          << "' is granted nothing, yet the pod mounts its token";
+    }
+  }
+  EXPECT_GE(pods, 6);  // the four daemons and the pipelines at least
+}
+
 TEST(Manifests, NoRoleUsesWildcards) {
   for (const Doc& d : LoadAll()) {
     const std::string kind = d.node["kind"].as<std::string>("");

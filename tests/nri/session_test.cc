@@ -17,6 +17,7 @@
 #include "edgefd/nri/ttrpc.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/process.h"
+#include "edgefd/testing/timing.h"
 #include "nri/api.pb.h"
 #include "ttrpc/ttrpc.pb.h"
 
@@ -159,12 +160,12 @@ TEST_F(SessionTest, WaitsForAMissingSocketAndConnectsWhenItAppears) {
 
 TEST_F(SessionTest, StopsPromptlyWhileWaitingOrConnected) {
   Start();
-  EXPECT_LT(Stop(), testing::kStopDeadline);  // waiting for a socket
+  EXPECT_LT(Stop(), testing::Scaled(testing::kStopDeadline));  // waiting for a socket
   FakeRuntime runtime(options_.socket.string());
   Start();
   UniqueFd conn = runtime.Accept();
   ASSERT_TRUE(conn.valid());
-  EXPECT_LT(Stop(), testing::kStopDeadline);  // connected, the runtime silent
+  EXPECT_LT(Stop(), testing::Scaled(testing::kStopDeadline));  // connected, the runtime silent
 }
 
 }  // namespace

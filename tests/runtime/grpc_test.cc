@@ -17,6 +17,7 @@
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/pki.h"
 #include "edgefd/testing/process.h"
+#include "edgefd/testing/timing.h"
 #include "pipeline.grpc.pb.h"
 #include "run_cli.h"
 
@@ -60,6 +61,13 @@ class GrpcLink : public ::testing::Test {
   TempDir dir_;
   std::string address_;
   const Shape shape_{4, 4, 1};
+  /// The first frame of shape_, as a source sends it.
+  FrameMeta FirstFrame() const {
+    FrameMeta meta;
+    meta.shape = shape_;
+    meta.seq = 1;
+    return meta;
+  }
 };
 
 TEST_F(GrpcLink, MalformedFramesAreRejectedWithAStatus) {
@@ -186,14 +194,28 @@ TEST_F(GrpcLink, LargeFramesArriveIntactWithTheirFields) {
 TEST_F(GrpcLink, PublishingToNothingFailsWithinTheReconnectTimeout) {
   auto writer = ConnectGrpc(address_, shape_.Bytes(), milliseconds(300));
   ASSERT_TRUE(writer.ok());
-  FrameMeta meta;
-  meta.shape = shape_;
-  meta.seq = 1;
   auto t0 = std::chrono::steady_clock::now();
-  Status s = (*writer)->Publish(meta);
+  Status s = (*writer)->Publish(FirstFrame());
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("not reachable"), std::string::npos);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, seconds(10));
+}
+
+// `run` stopped while its first stage was still starting (seen under qemu, where a stage
+// takes a second to start): the source was dialling the stage's socket and went on for the
+// whole reconnect timeout, 20 s, whatever Abort() said. An abort ends the wait at once.
+TEST_F(GrpcLink, AbortEndsAPublishThatWaitsForANextStageNotYetThere) {
+  auto writer = ConnectGrpc(address_, shape_.Bytes(), seconds(5));
+  ASSERT_TRUE(writer.ok());
+  auto publish = std::async(std::launch::async, [&] { return (*writer)->Publish(FirstFrame()); });
+  // Nobody listens: it is still dialling (the reconnect timeout is 5 s).
+  ASSERT_EQ(publish.wait_for(milliseconds(100)), std::future_status::timeout);
+  (*writer)->Abort();
+  ASSERT_EQ(publish.wait_for(testing::Scaled(milliseconds(500))), std::future_status::ready)
+      << "Publish went on dialling after Abort()";
+  Status s = publish.get();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("aborted"), std::string::npos) << s.error().message;
 }
 
 // Peak resident set of process `pid` in KiB (VmHWM), -1 when unknown.

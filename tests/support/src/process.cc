@@ -14,6 +14,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "edgefd/testing/timing.h"
+
 extern char** environ;
 
 namespace edgefd::testing {
@@ -232,7 +234,7 @@ int Child::StopWithin(int signal, std::chrono::milliseconds deadline,
   const auto t0 = std::chrono::steady_clock::now();
   kill(target, signal);
   pollfd p{pidfd, POLLIN, 0};
-  bool exited = pidfd >= 0 && poll(&p, 1, static_cast<int>(deadline.count())) == 1;
+  bool exited = pidfd >= 0 && poll(&p, 1, static_cast<int>(Scaled(deadline).count())) == 1;
   if (took != nullptr) {
     *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
                                                                   t0);

@@ -24,8 +24,9 @@ struct HttpEndpointLimits {
   /// A connection's whole life, from accept to the last byte of the answer: a client that has
   /// not sent its request (or read the answer) by then is dropped.
   std::chrono::milliseconds request_deadline{2000};
-  /// Connections served at once; a new one beyond this drops the oldest.
-  int max_connections = 32;
+  /// Connections served at once. A new one beyond this closes one that was answered, else
+  /// the oldest that has sent nothing, else the oldest; never one that has not yet been read.
+  int max_connections = 256;
   /// Largest request head accepted.
   size_t max_request_bytes = 16 * 1024;
 };

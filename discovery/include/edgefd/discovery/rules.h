@@ -58,12 +58,23 @@ struct Rule {
 /// The built-in rules as YAML, in the same format `--config` files use.
 std::string_view DefaultRulesYaml();
 
+/// Largest rules document accepted (the built-in set is under 3 KiB). yaml-cpp holds up to
+/// about 250 bytes per input byte while it parses (an unclosed `[[[[...` is the worst case),
+/// so this also bounds the memory a broken or hostile file can take.
+inline constexpr size_t kMaxRulesBytes = 128 * 1024;
+/// Most values (scalars, rules, match entries) one document may yield. YAML aliases make
+/// copies: a 10 KB document of nested aliases expands to millions of values, so they are
+/// counted as they are converted and the document is refused past this bound.
+inline constexpr size_t kMaxRuleValues = 20000;
+
 /// Parses a rules document. `source` names it in errors ("rules.yaml:12: rule 'x': unknown
-/// key 'matchs' — did you mean 'match'?"). Never throws.
+/// key 'matchs' — did you mean 'match'?"). Never throws. A document over kMaxRulesBytes, or
+/// one that expands to over kMaxRuleValues values, is an error.
 Result<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view source);
 
 /// The built-in rules, then each file in order: a rule with a name seen before replaces it
-/// (in place), a new name is appended. Any error in any file fails the whole load.
+/// (in place), a new name is appended. Any error in any file fails the whole load; a file
+/// larger than kMaxRulesBytes is refused unread.
 Result<std::vector<Rule>> LoadRules(const std::vector<std::filesystem::path>& files);
 
 /// fnmatch(3) without flags; exposed for tests.

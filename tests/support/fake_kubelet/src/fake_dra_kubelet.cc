@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -141,7 +142,7 @@ void FakeDraKubelet::Stop() {
 void FakeDraKubelet::Loop() {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
-    if (entry.path().extension() == ".sock") Register(entry.path().string());
+    if (entry.path().extension() == ".sock") RegisterOnce(entry.path().string());
   }
   for (;;) {
     pollfd fds[2] = {{inotify_.get(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
@@ -159,8 +160,9 @@ void FakeDraKubelet::Loop() {
       fs::path path = dir_ / ev->name;
       if (path.extension() != ".sock") continue;
       if (ev->mask & (IN_CREATE | IN_MOVED_TO)) {
-        Register(path.string());
+        RegisterOnce(path.string());
       } else if (ev->mask & IN_DELETE) {
+        handled_.erase(path.string());
         std::lock_guard lock(mu_);
         for (auto& [name, plugin] : plugins_) {
           if (plugin.socket == path.string()) plugin.registered = false;
@@ -169,6 +171,18 @@ void FakeDraKubelet::Loop() {
       }
     }
   }
+}
+
+// A socket created while the loop starts is seen twice, by the first scan and by the watch
+// (it was: under load, a plugin was registered twice and told so twice). The kubelet
+// registers a socket file once, and again only when it is made anew.
+void FakeDraKubelet::RegisterOnce(const std::string& socket) {
+  struct stat st {};
+  if (stat(socket.c_str(), &st) != 0) return;  // gone again
+  uint64_t& inode = handled_[socket];
+  if (inode == st.st_ino) return;
+  inode = st.st_ino;
+  Register(socket);
 }
 
 void FakeDraKubelet::Register(const std::string& socket) {

@@ -34,7 +34,8 @@ std::string NeededLibraries(const std::string& binary);
 std::vector<std::string> CommandLine(const std::string& binary, std::string_view args);
 
 /// How long a test waits for a binary to exit after SIGTERM or SIGINT. DESIGN.md promises 1 s;
-/// the tests allow twice that for a loaded 2-core CI machine and record what it took.
+/// the tests allow twice that for a loaded 2-core CI machine and record what it took
+/// (Child::StopWithin scales it for emulation, timing.h).
 inline constexpr std::chrono::milliseconds kStopDeadline{2000};
 
 /// Whether this machine can run a program as PID 1 of a new PID namespace (root, unshare(1)).
@@ -71,8 +72,9 @@ class Child {
   /// SIGTERM, then Wait.
   int Terminate();
   /// Sends `signal` to the program (PID 1 of its namespace when started through AsPid1) and
-  /// waits up to `deadline` for it to exit; its exit code (128 + N after signal N), or -1 when
-  /// it was still running (it is then killed). `took`: how long it took.
+  /// waits up to `deadline` (the promise; scaled for emulation, timing.h) for it to exit; its
+  /// exit code (128 + N after signal N), or -1 when it was still running (it is then killed).
+  /// `took`: how long it took.
   int StopWithin(int signal, std::chrono::milliseconds deadline,
                  std::chrono::milliseconds* took = nullptr);
 

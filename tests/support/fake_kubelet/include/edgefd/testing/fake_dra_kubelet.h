@@ -7,6 +7,7 @@
 // both sides support, as the kubelet picks it).
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -84,6 +85,7 @@ class FakeDraKubelet {
 
  private:
   void Loop();
+  void RegisterOnce(const std::string& socket);
   void Register(const std::string& socket);
 
   const std::filesystem::path dir_;
@@ -95,6 +97,7 @@ class FakeDraKubelet {
   std::condition_variable cv_;
   std::map<std::string, Plugin> plugins_;  // by driver name
   bool stop_ = false;
+  std::map<std::string, uint64_t> handled_;  // socket path -> inode registered; Loop's alone
 };
 
 }  // namespace edgefd::testing
