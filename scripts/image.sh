@@ -168,9 +168,13 @@ for a in "${arches[@]}"; do
       tail -n 40 "$out/build-$a.log" >&2
       die "buildah bud --target runtime for $a failed (log: $out/build-$a.log)"
     }
+    # The image this replaces is no layer cache of anything: removed, or each run would leave
+    # one more full copy in the vfs storage.
+    previous=$(bah images --quiet --no-trunc "$img" 2>/dev/null || true)
     c=$(bah from --pull-never "localhost/edgefd/edgefd-runtime:$version-$a")
     bah copy --chown 0:0 "$c" "$staged/usr/local/bin/" /usr/local/bin/ >/dev/null
     bah commit --rm --quiet "$c" "$img" >/dev/null
+    [ -z "$previous" ] || bah rmi "$previous" >/dev/null 2>&1 || true
   else
     log "building $img ($(platform "$a"))"
     "${bud[@]}" --volume "$ccache_dir:/ccache" -t "$img" . >"$out/build-$a.log" 2>&1 || {
