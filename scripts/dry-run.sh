@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages, builds, and prints the labels this machine would get.
+# Installs the Debian 12 packages, builds edgefd-labeller (only it: the dry run needs nothing
+# else; scripts/test.sh builds the rest in the same ./build), and prints the labels this
+# machine would get.
 # Extra arguments go to edgefd-labeller (e.g. --output json, --dtb FILE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,7 @@ quiet() {
     exit 1
   fi
 }
-echo "dry-run.sh: installing packages and building (log: $log)..." >&2
+echo "dry-run.sh: installing packages and building edgefd-labeller (log: $log)..." >&2
 quiet bash scripts/install-deps.sh
-quiet bash scripts/build.sh
+quiet bash scripts/build.sh --target edgefd-labeller
 exec ./build/labeller/edgefd-labeller --dry-run "$@"

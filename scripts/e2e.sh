@@ -119,19 +119,20 @@ build_images() {
 }
 
 build_edgefd() {
-  log "building edgefd (host binaries for the dry run and the paper nodes)"
-  if [[ ! -f "$REPO/build/build.ninja" ]]; then
-    bash "$REPO/scripts/build.sh" >"$OUT/logs/edgefd-build.log" 2>&1 ||
-      { tail -40 "$OUT/logs/edgefd-build.log"; die "edgefd build failed"; }
-  fi
-  cmake --build "$REPO/build" --target edgefd-labeller edgefd-labeller-agent edgefd-deviceplugin \
-    >>"$OUT/logs/edgefd-build.log" 2>&1 ||
-    { tail -40 "$OUT/logs/edgefd-build.log"; die "edgefd build failed"; }
   if [[ -n "${EDGEFD_E2E_IMAGE:-}" ]]; then
+    log "building edgefd-labeller and edgefd-deviceplugin (the dry run and the paper nodes)"
+    if [[ -f "$REPO/build/build.ninja" ]]; then
+      cmake --build "$REPO/build" --target edgefd-labeller edgefd-deviceplugin
+    else
+      bash "$REPO/scripts/build.sh" --target edgefd-labeller --target edgefd-deviceplugin
+    fi >"$OUT/logs/edgefd-build.log" 2>&1 ||
+      { tail -40 "$OUT/logs/edgefd-build.log"; die "edgefd build failed"; }
     EDGEFD_IMAGE_ARCHIVE="$EDGEFD_E2E_IMAGE"
   else
-    log "building the edgefd image (scripts/image.sh --arch amd64)"
-    bash "$REPO/scripts/image.sh" --arch amd64 >"$OUT/logs/image.log" 2>&1 ||
+    # The programs of ./build (CI's host part compiled them already), which the paper nodes
+    # run too, copied onto the Dockerfile's runtime stage: nothing compiles twice.
+    log "building edgefd and its image from ./build (scripts/image.sh --from-build build)"
+    bash "$REPO/scripts/image.sh" --from-build "$REPO/build" >"$OUT/logs/image.log" 2>&1 ||
       { tail -40 "$OUT/logs/image.log"; die "scripts/image.sh failed"; }
   fi
   [[ -f "$EDGEFD_IMAGE_ARCHIVE" ]] || die "no image archive at $EDGEFD_IMAGE_ARCHIVE"

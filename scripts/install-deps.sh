@@ -17,12 +17,13 @@
 # Kubernetes 1.37).
 set -euo pipefail
 
-# What a release build of edgefd runs on the build machine, whatever the target.
+# What a release build of edgefd runs on the build machine, whatever the target (ccache: the
+# image's build stage compiles through the cache every build shares, scripts/image.sh).
 build=(build-essential cmake ninja-build pkg-config device-tree-compiler protobuf-compiler
-       protobuf-compiler-grpc)
+       protobuf-compiler-grpc ccache)
 # Developing and testing here: the above plus (openssl makes the test CA; procps for ps;
 # qemu-user-static runs the pipeline as on older x86-64 CPUs, test Portable.*).
-host=("${build[@]}" git ccache clang libclang-rt-14-dev clang-format umockdev openssl procps
+host=("${build[@]}" git clang libclang-rt-14-dev clang-format umockdev openssl procps
       qemu-user-static
       libomp-dev)  # clang finds OpenMP (the runtime links it) only with LLVM's: scripts/fuzz.sh
 # Libraries edgefd links, as -dev packages.

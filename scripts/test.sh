@@ -37,17 +37,9 @@ esac
 bash scripts/install-deps.sh --cross
 bash scripts/debian-root.sh binfmt
 sysroot=$(bash scripts/debian-root.sh sysroot "$arch")
-launcher=()
-# ccache keys on paths relative to the clone, so a fresh clone elsewhere (CI) reuses the
-# objects of an earlier build of the same sources.
-if command -v ccache >/dev/null; then
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
-fi
-cmake -S . -B "build-$arch" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+bash scripts/build.sh --dir "build-$arch" \
   -DCMAKE_TOOLCHAIN_FILE="cmake/toolchains/$triple.cmake" -DEDGEFD_SYSROOT="$sysroot" \
-  -DEDGEFD_RUN_FROM_SYSROOT=ON "${launcher[@]}"
-cmake --build "build-$arch" -j"$jobs"
+  -DEDGEFD_RUN_FROM_SYSROOT=ON
 # ctest starts each test binary through qemu (CMAKE_CROSSCOMPILING_EMULATOR); the programs the
 # tests start themselves run through binfmt_misc. Both find the sysroot's loader and libraries
 # by the absolute paths linked in (EDGEFD_RUN_FROM_SYSROOT).

@@ -4,7 +4,8 @@
 # programs that run at build time (protoc, grpc_cpp_plugin, dtc) come from the build machine,
 # and test binaries run under qemu-user.
 #
-# The sysroot: -DEDGEFD_SYSROOT=DIR, else $EDGEFD_SYSROOT, else ~/.cache/edgefd/sysroot-<arch>.
+# The sysroot: -DEDGEFD_SYSROOT=DIR, else $EDGEFD_SYSROOT, else $EDGEFD_CACHE/sysroot-<arch>
+# (EDGEFD_CACHE defaults to ~/.cache/edgefd, as in scripts/debian-root.sh).
 set(CMAKE_SYSTEM_NAME Linux)
 set(CMAKE_C_COMPILER ${EDGEFD_TRIPLE}-gcc)
 set(CMAKE_CXX_COMPILER ${EDGEFD_TRIPLE}-g++)
@@ -13,6 +14,8 @@ set(CMAKE_LIBRARY_ARCHITECTURE ${EDGEFD_TRIPLE})
 if(NOT EDGEFD_SYSROOT)
   if(DEFINED ENV{EDGEFD_SYSROOT})
     set(EDGEFD_SYSROOT $ENV{EDGEFD_SYSROOT})
+  elseif(DEFINED ENV{EDGEFD_CACHE})
+    set(EDGEFD_SYSROOT $ENV{EDGEFD_CACHE}/sysroot-${EDGEFD_DEB_ARCH})
   else()
     set(EDGEFD_SYSROOT $ENV{HOME}/.cache/edgefd/sysroot-${EDGEFD_DEB_ARCH})
   endif()
