@@ -117,8 +117,11 @@ void WorkTeam::WorkerLoop(int id, const std::vector<int>& cpus) {
       while (generation_.load() == seen) FutexWait(generation_, seen);
       sleepers_.fetch_sub(1);
     }
+    // The generation first, then stop_: ~WorkTeam sets stop_ before it bumps the generation,
+    // so a worker that took the destructor's generation as its own also sees stop_ and never
+    // waits for a generation that will not come.
+    seen = generation_.load();
     if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
     Work(seen, id);
   }
 }
