@@ -91,11 +91,7 @@ bool DeviceLossReporter::SetCondition(const PreparedClaim& claim, const std::str
     if (!object.is_object() || StringAt(object, "/metadata/uid") != claim.uid) {
       return true;  // the claim is gone or replaced: nothing to say
     }
-    char now[32];
-    std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const std::string now = NowRfc3339();
     Json condition = {{"type", "Ready"},
                       {"status", ready ? "True" : "False"},
                       {"reason", ready ? "DevicePresent" : "DeviceUnplugged"},

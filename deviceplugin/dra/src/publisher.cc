@@ -13,15 +13,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string NowRfc3339() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string ResourceVersionOf(const std::string& body) {
   return StringAt(ParseJsonOrNull(body), "/metadata/resourceVersion");
 }

@@ -1,10 +1,9 @@
 #include "edgefd/dra/recovery_api.h"
 
 #include <algorithm>
-#include <cctype>
-#include <ctime>
 
 #include "edgefd/common/json.h"
+#include "edgefd/kube/paths.h"
 
 namespace edgefd::dra {
 namespace {
@@ -14,37 +13,11 @@ namespace {
 constexpr int kPageSize = 250;
 constexpr int kMaxPages = 400;
 
-// Percent-encodes everything but RFC 3986's unreserved characters (a continue token is
-// opaque base64 the server chose).
-std::string QueryEscape(std::string_view raw) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : raw) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-
 bool OnNode(const ClaimObject& claim, std::string_view node) {
   if (!claim.allocated || claim.reserved_for == 0) return false;
   return std::any_of(claim.results.begin(), claim.results.end(), [&](const AllocationResult& r) {
     return r.driver == kDriverName && r.pool == node;
   });
-}
-
-std::string Now() {
-  char now[32];
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return now;
 }
 
 }  // namespace
@@ -58,7 +31,7 @@ Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const R
   std::string token;
   for (int page = 0; page < kMaxPages; ++page) {
     std::string path = all + "?limit=" + std::to_string(kPageSize);
-    if (!token.empty()) path += "&continue=" + QueryEscape(token);
+    if (!token.empty()) path += "&continue=" + kube::Escape(token);
     auto response = api.Send("GET", path, "", "");
     if (!response) return Error{"GET " + all + ": " + response.error().message};
     if (response->status != 200) {
@@ -83,7 +56,7 @@ Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const R
 }
 
 Status PostNodeEvent(kube::ApiTransport& api, const NodeEvent& event) {
-  const std::string now = Now();
+  const std::string now = NowRfc3339();
   Json involved = {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", event.node}};
   if (!event.node_uid.empty()) involved["uid"] = event.node_uid;
   Json body = {

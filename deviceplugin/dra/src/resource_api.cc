@@ -1,6 +1,7 @@
 #include "edgefd/dra/resource_api.h"
 
 #include <algorithm>
+#include <ctime>
 
 #include "edgefd/common/json.h"
 
@@ -32,6 +33,15 @@ bool IsDnsSubdomain(std::string_view s) {
     if (dot == std::string_view::npos) return true;
     start = dot + 1;
   }
+}
+
+std::string NowRfc3339() {
+  std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 std::string ResourceApi::NodeSlicesSelector(std::string_view node) {

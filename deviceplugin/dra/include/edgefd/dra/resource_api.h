@@ -22,6 +22,9 @@ bool IsDnsLabel(std::string_view s);
 /// ResourceClaim's name must be.
 bool IsDnsSubdomain(std::string_view s);
 
+/// The time now as the API server writes it (RFC 3339, UTC, seconds): "2026-12-05T19:57:36Z".
+std::string NowRfc3339();
+
 /// Which version of the resource.k8s.io API edgefd talks. v1 (Kubernetes 1.34+) and v1beta2
 /// (1.33) have flat devices; v1beta1 (1.32) nests a device's attributes under `basic`.
 class ResourceApi {
