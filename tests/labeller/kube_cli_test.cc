@@ -1,6 +1,7 @@
 // edgefd-labeller without --dry-run, run as a process against the test API server.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -126,6 +127,35 @@ TEST_F(KubeCliTest, NfdOutputWritesTheFeatureFile) {
   for (const auto& [k, v] : expected) want += k + "=" + v + "\n";
   EXPECT_EQ(ReadFile(file), want);
   EXPECT_EQ(server_->Requests().size(), 0u);  // NFD mode never talks to the API server
+}
+
+// As deployed before: NFD's root-owned features.d and the labeller's uid 10001. The error says
+// who owns the directory, who the labeller is, and what to deploy instead.
+TEST_F(KubeCliTest, NfdOutputIntoADirectoryOfAnotherUserSaysWhatToDo) {
+  fs::path features = dir_ / "features.d";
+  fs::create_directories(features);
+  fs::permissions(dir_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec);
+  std::vector<std::string> argv = CommandLine(LabellerBin(), "--once --output nfd --nfd-file " +
+                                                                 (features / "edgefd").string() +
+                                                                 " --root " + kJetsonRoot.string());
+  if (geteuid() == 0) {
+    // Root may write anywhere: run as the DaemonSet's user instead.
+    if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs setpriv (util-linux) as root";
+    argv.insert(argv.begin(),
+                {"/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"});
+  } else {
+    fs::permissions(features, fs::perms::owner_write, fs::perm_options::remove);
+  }
+  CliResult r = RunCommand(argv);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot create a temp file in " + features.string() + ": Permission denied"),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find(geteuid() == 0 ? "runs as uid 10001" : "runs as uid"), std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("manifests/components/nfd-feature-file"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(features / "edgefd"));
 }
 
 TEST_F(KubeCliTest, DaemonLabelsRepairsServesHealthAndStopsCleanlyOnSigterm) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -235,9 +236,22 @@ ApplyOutcome NfdFileSink::Apply(const Labels& wanted) {
   std::string tmp = (dir / tmp_name).string();
   int fd = mkstemp(tmp.data());
   if (fd < 0) {
-    return Failure("NFD feature file " + path_.string() + ": cannot create a temp file in " +
-                       dir.string() + ": " + std::strerror(errno),
-                   false);
+    const int error = errno;
+    std::string text = "NFD feature file " + path_.string() + ": cannot create a temp file in " +
+                       dir.string() + ": " + std::strerror(error);
+    struct stat st {};
+    if ((error == EACCES || error == EPERM) && stat(dir.c_str(), &st) == 0) {
+      // As deployed, the usual cause: NFD's directory belongs to root and the labeller runs
+      // as an unprivileged user.
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+      text += " — the directory belongs to uid " + std::to_string(st.st_uid) + " (mode " + mode +
+              ") and this process runs as uid " + std::to_string(geteuid()) +
+              ": run the labeller as the directory's owner (manifests/components/nfd-feature-file "
+              "does: uid 0, no capabilities), or use --output nodefeature, which needs no host "
+              "directory";
+    }
+    return Failure(std::move(text), false);
   }
   bool written = fchmod(fd, 0644) == 0;
   for (size_t off = 0; written && off < content.size();) {
