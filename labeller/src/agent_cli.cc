@@ -7,9 +7,11 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <string_view>
 
+#include "edgefd/agent/nodefeature.h"
 #include "edgefd/agent/reconcile.h"
 #include "edgefd/common/program.h"
 #include "edgefd/discovery/labels.h"
@@ -38,9 +40,24 @@ class LoggedWatcher final : public ChangeSource {
   HotplugWatcher watcher_;
 };
 
-// Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
+// The namespace of --output nodefeature: $POD_NAMESPACE (the DaemonSet sets it from
+// metadata.namespace), else the service account's namespace file.
+Result<std::string> NodeFeatureNamespace() {
+  if (const char* ns = std::getenv("POD_NAMESPACE"); ns != nullptr && *ns != '\0')
+    return std::string(ns);
+  std::ifstream in(std::string(kube::kServiceAccountDir) + "/namespace");
+  std::string ns;
+  if (in && std::getline(in, ns) && !ns.empty()) return ns;
+  return Error{
+      "--output nodefeature: no namespace for the NodeFeature object: set POD_NAMESPACE (the "
+      "DaemonSet sets it from metadata.namespace)"};
+}
+
+// Where the labels go: the NFD feature file, a NodeFeature object, or the Node through `api`
+// (which this makes). `inventory` is what the discover function last found.
 Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
-                                            std::unique_ptr<kube::ApiTransport>& api) {
+                                            std::unique_ptr<kube::ApiTransport>& api,
+                                            const std::shared_ptr<Inventory>& inventory) {
   if (opts.nfd) {
     spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
     return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
@@ -52,20 +69,33 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   api = std::move(*client);
   std::string node = opts.node_name.empty() ? kube::DefaultNodeName() : opts.node_name;
   if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
+  if (opts.nodefeature) {
+    auto ns = NodeFeatureNamespace();
+    if (!ns) return ns.error();
+    spdlog::info("publishing NodeFeature {}/{} for node {} through {} (nfd-master labels the Node)",
+                 *ns, NodeFeatureName(node), node, server);
+    return std::unique_ptr<LabelSink>(std::make_unique<NodeFeatureSink>(
+        *api, *ns, node, [inventory]() -> const Inventory& { return *inventory; }, &metrics,
+        opts.resync));
+  }
   spdlog::info("labelling node {} through {}", node, server);
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat); the
+// inventory they came from is kept in `inventory` (the NodeFeature's raw features). The
 // Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
 // read it again).
-Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
-  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
-    auto report = discoverer->Run();
-    if (!report) return report.error();
-    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
-    return RenderLabels(report->inventory);
-  };
+Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
+                                 std::shared_ptr<Inventory> inventory) {
+  return
+      [discoverer = std::move(discoverer), inventory = std::move(inventory)]() -> Result<Labels> {
+        auto report = discoverer->Run();
+        if (!report) return report.error();
+        for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+        *inventory = std::move(report->inventory);
+        return RenderLabels(*inventory);
+      };
 }
 
 // Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only where
@@ -150,7 +180,9 @@ int RunAgentCli(const AgentCliOptions& opts) {
   }
   AgentMetrics metrics;
   std::unique_ptr<kube::ApiTransport> api;
-  auto sink = MakeSink(opts, metrics, api);
+  // Written by the discover function, read by the sink, both on the agent's thread.
+  auto inventory = std::make_shared<Inventory>();
+  auto sink = MakeSink(opts, metrics, api, inventory);
   if (!sink) {
     spdlog::error("{}", sink.error().message);
     return kExitUsage;
@@ -164,7 +196,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
-  Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);
+  Agent agent(DiscoverLabels(discoverer, inventory), **sink, metrics, agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.
   OnStop on_stop([&agent, &api](int signal) {
     spdlog::info("signal {} received, stopping", signal);

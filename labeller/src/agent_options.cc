@@ -33,6 +33,7 @@ Result<std::string> AgentOptionsToJson(const AgentCliOptions& o) {
                     {"allow_insecure_http", o.allow_insecure_http},
                     {"once_timeout_s", o.once_timeout.count()},
                     {"nfd", o.nfd},
+                    {"nodefeature", o.nodefeature},
                     {"nfd_file", o.nfd_file.string()},
                     {"metrics_addr", o.metrics_addr},
                     {"rescan_ms", o.rescan.count()},
@@ -67,6 +68,7 @@ Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json) {
     o.allow_insecure_http = j.at("allow_insecure_http").get<bool>();
     o.once_timeout = std::chrono::seconds(j.at("once_timeout_s").get<int64_t>());
     o.nfd = j.at("nfd").get<bool>();
+    o.nodefeature = j.at("nodefeature").get<bool>();
     o.nfd_file = j.at("nfd_file").get<std::string>();
     o.metrics_addr = j.at("metrics_addr").get<std::string>();
     o.rescan = std::chrono::milliseconds(j.at("rescan_ms").get<int64_t>());

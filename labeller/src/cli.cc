@@ -50,9 +50,10 @@ void AddFlags(CLI::App& app, Options& opts) {
   app.add_flag("--dry-run", opts.dry_run, "print the labels this node would get, then exit");
   app.add_option("--output", opts.output,
                  "text (name=value per line, sorted) or json (default: text); nfd: write an "
-                 "NFD feature file instead of patching the Node")
+                 "NFD feature file instead of patching the Node; nodefeature: publish an NFD "
+                 "NodeFeature object in $POD_NAMESPACE for nfd-master to label the Node")
       ->type_name("FORMAT")
-      ->check(OneOf({"text", "json", "nfd"}));
+      ->check(OneOf({"text", "json", "nfd", "nodefeature"}));
   app.add_option(
          "--nfd-file", opts.agent.nfd_file,
          std::string("the feature file for --output nfd (default: ") + kDefaultNfdFile + ")")
@@ -224,6 +225,7 @@ int RunLabellerCli(int argc, char** argv) {
     opts.agent.allow_insecure_http = opts.kube.allow_insecure_http;
     opts.agent.resync = opts.kube.resync;
     opts.agent.nfd = opts.output == "nfd";
+    opts.agent.nodefeature = opts.output == "nodefeature";
     opts.agent.rescan = opts.discovery.rescan;
     opts.agent.log_level = opts.log_level;
     return ExecAgent(opts.agent);
@@ -243,8 +245,9 @@ int RunLabellerCli(int argc, char** argv) {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
   Labels labels = RenderLabels(report->inventory);
-  // An NFD feature file is name=value lines, like the text output.
-  PrintLabels(labels, report->inventory, opts.output == "nfd" ? "text" : opts.output);
+  // An NFD feature file is name=value lines, like the text output; so are a NodeFeature's.
+  const bool nfd = opts.output == "nfd" || opts.output == "nodefeature";
+  PrintLabels(labels, report->inventory, nfd ? "text" : opts.output);
   if (opts.watch) {
     std::fflush(stdout);
     return WatchLoop(opts, std::move(labels));

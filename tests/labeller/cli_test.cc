@@ -102,6 +102,7 @@ TEST(AgentOptions, WhatTheCommandLineHandsTheAgentArrivesUnchanged) {
   o.insecure_skip_tls_verify = true;
   o.nfd = true;
   o.nfd_file = "/tmp/features.d/edgefd";
+  o.nodefeature = true;
   o.metrics_addr = "[::1]:9402";
   o.rescan = std::chrono::milliseconds(50);
   o.log_level = "debug";

@@ -7,6 +7,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -123,7 +124,8 @@ TEST(Manifests, EveryDocumentIsAKubernetesObject) {
     if (!d.node.IsMap()) continue;
     EXPECT_TRUE(d.node["apiVersion"].IsScalar()) << d.Where();
     EXPECT_TRUE(d.node["kind"].IsScalar()) << d.Where();
-    if (d.node["kind"].as<std::string>("") != "Kustomization") {
+    const std::string kind = d.node["kind"].as<std::string>("");
+    if (kind != "Kustomization" && kind != "Component") {
       EXPECT_TRUE(d.node["metadata"]["name"].IsScalar()) << d.Where() << ": no metadata.name";
     }
   }
@@ -239,13 +241,12 @@ TEST(Manifests, NoRoleUsesWildcards) {
   }
 }
 
-TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
-  auto docs = LoadAll();
-  // The roles bound to the labeller's service account, whatever they are called.
+// The roles of `kind` that bindings of `binding_kind` grant the labeller's service account,
+// whatever they are called.
+std::set<std::string> LabellerRoles(const std::vector<Doc>& docs, const std::string& binding_kind) {
   std::set<std::string> roles;
   for (const Doc& d : docs) {
-    const std::string kind = d.node["kind"].as<std::string>("");
-    if (kind != "ClusterRoleBinding" && kind != "RoleBinding") continue;
+    if (d.node["kind"].as<std::string>("") != binding_kind) continue;
     for (const YAML::Node& s : d.node["subjects"]) {
       if (s["kind"].as<std::string>("") == "ServiceAccount" &&
           s["name"].as<std::string>("") == "edgefd-labeller") {
@@ -253,7 +254,13 @@ TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
       }
     }
   }
-  ASSERT_EQ(roles.size(), 1u) << "the labeller's service account should have one role";
+  return roles;
+}
+
+TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
+  auto docs = LoadAll();
+  const std::set<std::string> roles = LabellerRoles(docs, "ClusterRoleBinding");
+  ASSERT_EQ(roles.size(), 1u) << "the labeller's service account should have one cluster role";
   bool found = false;
   for (const Doc& d : docs) {
     if (d.node["kind"].as<std::string>("") != "ClusterRole" ||
@@ -272,6 +279,62 @@ TEST(Manifests, LabellerMayOnlyGetAndPatchNodes) {
     EXPECT_FALSE(rule["resourceNames"]) << "node names are not known in advance";
   }
   EXPECT_TRUE(found) << "ClusterRole " << *roles.begin() << " is not in manifests/";
+}
+
+// NFD mode (components/nfd-nodefeature) adds, in the labeller's namespace only, the
+// NodeFeature objects it publishes.
+TEST(Manifests, LabellerMayOnlyWriteNodeFeaturesInItsNamespace) {
+  auto docs = LoadAll();
+  const std::set<std::string> roles = LabellerRoles(docs, "RoleBinding");
+  ASSERT_EQ(roles, std::set<std::string>{"edgefd-labeller-nodefeature"});
+  bool found = false;
+  for (const Doc& d : docs) {
+    if (d.node["kind"].as<std::string>("") != "Role" ||
+        roles.count(d.node["metadata"]["name"].as<std::string>()) == 0) {
+      continue;
+    }
+    found = true;
+    EXPECT_EQ(d.node["metadata"]["namespace"].as<std::string>(""), "edgefd-system");
+    ASSERT_EQ(d.node["rules"].size(), 1u) << d.Where();
+    const YAML::Node rule = d.node["rules"][0];
+    EXPECT_EQ(rule["apiGroups"].as<std::vector<std::string>>(),
+              std::vector<std::string>{"nfd.k8s-sigs.io"});
+    EXPECT_EQ(rule["resources"].as<std::vector<std::string>>(),
+              std::vector<std::string>{"nodefeatures"});
+    auto verbs = rule["verbs"].as<std::vector<std::string>>();
+    EXPECT_EQ(std::set<std::string>(verbs.begin(), verbs.end()),
+              (std::set<std::string>{"get", "create", "patch"}))
+        << d.Where();
+  }
+  EXPECT_TRUE(found) << "Role edgefd-labeller-nodefeature is not in manifests/";
+}
+
+// The NFD components turn on the mode they are named for, and the NodeFeature one gives the
+// agent its namespace from the downward API.
+TEST(Manifests, NfdComponentsSetTheirOutputFlag) {
+  for (const auto& [component, flag] : std::map<std::string, std::string>{
+           {"nfd-nodefeature", "--output=nodefeature"}, {"nfd-feature-file", "--output=nfd"}}) {
+    const fs::path file = testing::ManifestsDir() / "components" / component / "kustomization.yaml";
+    YAML::Node k = YAML::LoadFile(file.string());
+    EXPECT_EQ(k["kind"].as<std::string>(""), "Component") << file;
+    ASSERT_EQ(k["patches"].size(), 1u) << file;
+    EXPECT_EQ(k["patches"][0]["target"]["name"].as<std::string>(""), "edgefd-labeller");
+    YAML::Node ops = YAML::Load(k["patches"][0]["patch"].as<std::string>());
+    std::set<std::string> args;
+    bool pod_namespace = false;
+    for (const YAML::Node& op : ops) {
+      const std::string path = op["path"].as<std::string>("");
+      if (path == "/spec/template/spec/containers/0/args/-")
+        args.insert(op["value"].as<std::string>());
+      if (path == "/spec/template/spec/containers/0/env/-") {
+        pod_namespace |= op["value"]["name"].as<std::string>("") == "POD_NAMESPACE" &&
+                         op["value"]["valueFrom"]["fieldRef"]["fieldPath"].as<std::string>("") ==
+                             "metadata.namespace";
+      }
+    }
+    EXPECT_EQ(args, std::set<std::string>{flag}) << file;
+    EXPECT_EQ(pod_namespace, component == "nfd-nodefeature") << file;
+  }
 }
 
 // All of a node's CEL expressions (validations, variables, match conditions), joined.

@@ -26,6 +26,9 @@ struct AgentCliOptions {
   /// --once: one deadline for the whole run, every attempt and wait included.
   std::chrono::seconds once_timeout{60};
   bool nfd = false;  ///< write the NFD feature file, not the Node
+  /// Publish an NFD NodeFeature object in the pod's namespace (POD_NAMESPACE) and let
+  /// nfd-master label the Node (--output nodefeature).
+  bool nodefeature = false;
   std::filesystem::path nfd_file = kDefaultNfdFile;
   std::string metrics_addr = ":9402";  ///< "none" or empty: no endpoint
   /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable; 0: never.

@@ -375,6 +375,9 @@ void FakeApiServer::ServeConnection(int fd) {
     } else if (auto reply = resources_.Handle(req.method, req.target, req.body)) {
       status = reply->status;
       body = std::move(reply->body);
+    } else if (auto nfd = nfd_.Handle(req.method, req.target, record.content_type, req.body)) {
+      status = nfd->status;
+      body = std::move(nfd->body);
     } else if (req.method == "POST" && record.path.starts_with("/api/v1/namespaces/") &&
                record.path.ends_with("/events")) {
       // Events are stored nowhere: tests read them from Requests().

@@ -20,6 +20,7 @@
 #include "edgefd/common/result.h"
 #include "edgefd/discovery/inventory.h"
 #include "edgefd/discovery/watch.h"
+#include "edgefd/testing/fake_nfd_api.h"
 #include "edgefd/testing/fake_resource_api.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/manual_change_source.h"
@@ -116,6 +117,8 @@ class FakeApiServer {
 
   /// The resource.k8s.io API (ResourceSlices, ResourceClaims) this server also answers.
   FakeResourceApi& resources() { return resources_; }
+  /// The nfd.k8s-sigs.io API (NodeFeature objects), as with NFD's CRDs installed.
+  FakeNfdApi& nfd() { return nfd_; }
 
   std::vector<Record> Requests();
   size_t Count(const std::string& method, int status = -1);
@@ -133,6 +136,7 @@ class FakeApiServer {
 
   Options options_;
   FakeResourceApi resources_;
+  FakeNfdApi nfd_;
   std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
 };
