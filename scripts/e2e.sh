@@ -100,6 +100,30 @@ build_programs() {
   echo "$hash" >"$BIN/.stamp"
 }
 
+# node-feature-discovery's nfd-master and its CRDs (the same module version), from their own
+# module e2e/tools/nfd, whose Kubernetes pins are e2e/go.mod's: it compiles little more than
+# NFD's own packages (the Kubernetes ones are in the build cache already). Own stamp.
+NFD_SRC="$E2E_SRC/tools/nfd"
+build_nfd() {
+  local hash
+  hash="$(inputs_hash "$NFD_SRC/go.mod" "$NFD_SRC/go.sum" "$NFD_SRC/tools.go")"
+  if [[ -f "$BIN/.nfd-stamp" && "$(cat "$BIN/.nfd-stamp")" == "$hash" && -f "$BIN/nfd-crds.yaml" ]]; then
+    log "nfd-master up to date in $BIN"
+    return
+  fi
+  local version dir t0=$SECONDS
+  version="$(cd "$NFD_SRC" && go list -m -f '{{.Version}}' sigs.k8s.io/node-feature-discovery)"
+  log "building nfd-master $version (e2e/tools/nfd) into $BIN"
+  (cd "$NFD_SRC" && go build \
+    -ldflags="-s -w -X sigs.k8s.io/node-feature-discovery/pkg/version.version=$version" \
+    -o "$BIN/" sigs.k8s.io/node-feature-discovery/cmd/nfd-master)
+  dir="$(cd "$NFD_SRC" && go list -m -f '{{.Dir}}' sigs.k8s.io/node-feature-discovery)"
+  cp "$dir/deployment/base/nfd-crds/nfd-api-crds.yaml" "$BIN/nfd-crds.yaml"
+  chmod 644 "$BIN/nfd-crds.yaml"
+  log "nfd-master built in $((SECONDS - t0)) s"
+  echo "$hash" >"$BIN/.nfd-stamp"
+}
+
 build_images() {
   mkdir -p "$IMAGES"
   local hash
@@ -150,6 +174,7 @@ build() {
   go_minor="$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
   [[ -n "$go_minor" && "$go_minor" -ge 26 ]] || die "Go >= 1.26 is needed to build Kubernetes 1.37 (found: $(go version 2>&1))"
   build_programs
+  build_nfd
   build_images
   build_edgefd
 }
@@ -600,6 +625,21 @@ spec:
 EOF
 }
 
+# node-feature-discovery: its CRDs and nfd-master as a host process, with taints enabled (the
+# NFD test's NodeFeatureRule taints), its namespace node-feature-discovery, no metrics or
+# health ports. It labels only nodes that have NodeFeature objects (the NFD test makes one).
+start_nfd_master() {
+  local t0=$SECONDS
+  kubectl apply -f "$BIN/nfd-crds.yaml" >/dev/null
+  kubectl wait --for condition=established --timeout=60s \
+    crd/nodefeatures.nfd.k8s-sigs.io crd/nodefeaturerules.nfd.k8s-sigs.io >/dev/null
+  kubectl create namespace node-feature-discovery --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  start nfd-master env NODE_NAME="$NODE_NAME" KUBERNETES_NAMESPACE=node-feature-discovery \
+    "$BIN/nfd-master" -kubeconfig "$KUBECONFIG_ADMIN" -config "" -metrics 0 -grpc-health 0 \
+    -enable-taints
+  log "nfd-master started, its CRDs established, in $((SECONDS - t0)) s"
+}
+
 # ---------------------------------------------------------------------------------------------
 # edgefd and the paper nodes.
 
@@ -688,6 +728,7 @@ up() {
   start_coredns
   log "deploying edgefd (e2e/deploy overlays of manifests/)"
   deploy_edgefd
+  start_nfd_master
   start_paper_nodes
   log "cluster up in $((SECONDS - t0)) s"
   echo "export KUBECONFIG=$KUBECONFIG_ADMIN PATH=$BIN:\$PATH"
