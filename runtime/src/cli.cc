@@ -438,7 +438,9 @@ int CmdSink(const SinkArgs& a) {
                          {"latency_p50_ms", RoundTo(r->latency_p50_ms, 3)},
                          {"latency_p99_ms", RoundTo(r->latency_p99_ms, 3)},
                          {"ccr", RoundTo(r->ccr, 4)},
-                         {"checksum", RoundTo(r->checksum, 6)}};
+                         {"checksum", RoundTo(r->checksum, 6)},
+                         {"stage_compute_ms", r->stage_compute_ms},
+                         {"stage_comm_ms", r->stage_comm_ms}};
     std::printf("%s\n", DumpJson(report).c_str());
   } else {
     std::printf(

@@ -101,9 +101,16 @@ double CodecMs(const Model& model, int last, WireFormat format, const PlannerOpt
 
 // Costs of one stage on `slot` over [first, last): compute, decode of its input (format
 // `in`), encode of its output (`out`) and the hop to `next` (null: the last stage).
+// A hop to another node overlaps the next frame's compute (the gRPC sender lends its buffer
+// and computes into another), so there the slower of the two sets the pace; a hop through
+// shared memory is a copy on the stage's own thread.
 struct StageCost {
   double compute = 0, codec = 0, transfer = 0;
-  double Cycle() const { return compute + codec + transfer; }
+  bool remote = false;
+  double Cycle() const {
+    return remote ? std::max(compute + codec, transfer) : compute + codec + transfer;
+  }
+  double Latency() const { return compute + codec + transfer; }
 };
 
 StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& slot,
@@ -115,6 +122,7 @@ StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, co
   if (next != nullptr) {
     c.codec += CodecMs(model, last, out, o);
     c.transfer = HopMs(model, nodes, slot, *next, last, out, o);
+    c.remote = next->node != slot.node;
   }
   return c;
 }
@@ -173,7 +181,7 @@ Placement BestCuts(const Model& model, const std::vector<NodeInventory>& nodes,
             }
             StageCost c = CostOf(model, nodes, slot, i, j, o.formats[size_t(fi)],
                                  o.formats[size_t(fo)], next, o);
-            Score s{std::max(prev.bottleneck, c.Cycle()), prev.latency + c.Cycle()};
+            Score s{std::max(prev.bottleneck, c.Cycle()), prev.latency + c.Latency()};
             if (better(s, cell.score)) cell = Cell{s, i, fi};
           }
         }
@@ -308,7 +316,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     st.remote = !last && slots[k + 1].node != slots[k].node;
     st.wire_bytes = last ? 0 : WireBytes(st.wire, model.layers[size_t(st.last - 1)].out.Elements());
     st.max_error = WireErrorBound(st.wire);
-    plan.latency_ms += st.CycleMs();
+    plan.latency_ms += c.Latency();
     if (st.CycleMs() > plan.bottleneck_ms) {
       plan.bottleneck_ms = st.CycleMs();
       plan.bottleneck_stage = int(k);

@@ -8,6 +8,7 @@
 // (`edgefd-pipeline calibrate`), link bandwidths. Output: stages, cuts, the node and core class
 // of each stage, the wire format of each cut, and the predicted frames per second.
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <string>
@@ -117,7 +118,12 @@ struct PlannedStage {
   double max_error = 0;    ///< wire format's worst relative error of this cut (0 for float32)
   bool remote = false;     ///< the next stage is on another node
 
-  double CycleMs() const { return compute_ms + codec_ms + transfer_ms; }
+  /// Time between two frames this stage can take: a hop to another node overlaps the next
+  /// frame's compute, a same-node copy does not.
+  double CycleMs() const {
+    return remote ? std::max(compute_ms + codec_ms, transfer_ms)
+                  : compute_ms + codec_ms + transfer_ms;
+  }
 };
 
 struct Plan {
