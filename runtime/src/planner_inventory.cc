@@ -219,34 +219,31 @@ Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origi
     if (list->empty()) return Error{origin + ": \"cpus\" is empty: no core to place a stage on"};
     only = *list;
   }
+  Json homogeneous;
   if (map == nullptr) {
     // A homogeneous node's restriction needs no map: every core is of its one class.
     if (!only || StringAt(*labels, "/edgefd.io~1cpu.heterogeneous") == "true") {
       return Error{origin + ": no core classes (\"cpus\": {\"big\": [..], ...} as the labeller " +
                    "prints, or \"classes\" beside a \"cpus\" array)"};
     }
-    CoreClass all;
-    all.name = "big";
-    all.cpus = *only;
-    node.classes.push_back(all);
-  } else {
-    if (!map->is_object() || map->size() > 3) return Error{origin + ": bad core class map"};
-    for (const auto& [key, value] : map->items()) {
-      CoreClass cls;
-      // A homogeneous node's cores are all "big" (DESIGN.md, device plugin contract).
-      cls.name = key == "all" ? "big" : key;
-      if (!ValidClassName(cls.name)) return Error{origin + ": unknown core class '" + key + "'"};
-      auto list = CpuArray(value, origin + ": cpus." + key);
-      if (!list) return list.error();
-      cls.cpus = *list;
-      const std::string prefix_escaped =
-          key == "all" ? "edgefd.io~1cpu" : "edgefd.io~1cpu." + cls.name;
-      if (int cap = LabelInt(*labels, prefix_escaped + ".capacity"); cap > 0) cls.capacity = cap;
-      cls.max_mhz = LabelInt(*labels, prefix_escaped + ".max-mhz");
-      cls.published_gflops = LabelNumber(*labels, "edgefd.io~1cpu." + cls.name + ".gflops");
-      cls.published_cores = LabelInt(*labels, prefix_escaped + ".cores");
-      node.classes.push_back(std::move(cls));
-    }
+    homogeneous = {{"all", *only}};
+    map = &homogeneous;
+  }
+  if (!map->is_object() || map->size() > 3) return Error{origin + ": bad core class map"};
+  for (const auto& [key, value] : map->items()) {
+    CoreClass cls;
+    // A homogeneous node's cores are all "big" (DESIGN.md, device plugin contract).
+    cls.name = key == "all" ? "big" : key;
+    if (!ValidClassName(cls.name)) return Error{origin + ": unknown core class '" + key + "'"};
+    auto list = CpuArray(value, origin + ": cpus." + key);
+    if (!list) return list.error();
+    cls.cpus = *list;
+    const std::string prefix = key == "all" ? "edgefd.io~1cpu" : "edgefd.io~1cpu." + cls.name;
+    if (int cap = LabelInt(*labels, prefix + ".capacity"); cap > 0) cls.capacity = cap;
+    cls.max_mhz = LabelInt(*labels, prefix + ".max-mhz");
+    cls.published_gflops = LabelNumber(*labels, "edgefd.io~1cpu." + cls.name + ".gflops");
+    cls.published_cores = LabelInt(*labels, prefix + ".cores");
+    node.classes.push_back(std::move(cls));
   }
   if (only) {
     std::set<int> known;
