@@ -15,6 +15,7 @@
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/labeller/calibration_labels.h"
 #include "edgefd/labeller/cli.h"
 
 namespace edgefd {
@@ -59,12 +60,21 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
 // Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
 // Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
 // read it again).
-Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
-  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
+// With --calibration, the measured GFLOP/s join them; a broken file fails the reconcile (the
+// Node keeps the labels it has) and names itself.
+Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
+                                 std::filesystem::path calibration) {
+  return [discoverer = std::move(discoverer), calibration]() -> Result<Labels> {
     auto report = discoverer->Run();
     if (!report) return report.error();
     for (const std::string& w : report->warnings) spdlog::debug("{}", w);
-    return RenderLabels(report->inventory);
+    Labels labels = RenderLabels(report->inventory);
+    if (!calibration.empty()) {
+      auto published = CalibrationLabels(calibration);
+      if (!published) return published.error();
+      labels.merge(*published);
+    }
+    return labels;
   };
 }
 
@@ -164,7 +174,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
-  Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);
+  Agent agent(DiscoverLabels(discoverer, opts.calibration), **sink, metrics, agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.
   OnStop on_stop([&agent, &api](int signal) {
     spdlog::info("signal {} received, stopping", signal);
