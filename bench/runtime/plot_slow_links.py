@@ -46,10 +46,17 @@ def fps_vs_link(report, path):
                       key=lambda r: r["probe_mbps"])
         x = [r["probe_mbps"] for r in rows]
         c = colors[i % len(colors)]
-        ax.plot(x, [r["plan"]["predicted_fps"] for r in rows], "-", color=c,
+        # The prediction from the calibration before the runs and the one after: the band
+        # is how far the machine's load moved meanwhile.
+        before = [r["plan"]["predicted_fps"] for r in rows]
+        after = [r.get("predicted_fps_after", r["plan"]["predicted_fps"]) for r in rows]
+        ax.plot(x, [(a + b) / 2 for a, b in zip(before, after)], "-", color=c,
                 label=f"{mix}: plan, predicted")
+        ax.fill_between(x, [min(a, b) for a, b in zip(before, after)],
+                        [max(a, b) for a, b in zip(before, after)], color=c, alpha=0.15)
         ax.plot(x, [r["measured_fps"] for r in rows], "o", color=c, label=f"{mix}: plan, measured")
-        ax.plot(x, [r["plan"]["naive"]["predicted_fps"] for r in rows], "--", color=c, alpha=0.6,
+        ax.plot(x, [r.get("naive_predicted_fps_mean", r["plan"]["naive"]["predicted_fps"])
+                    for r in rows], "--", color=c, alpha=0.6,
                 label=f"{mix}: equal-compute split, predicted")
         nx = [r["probe_mbps"] for r in rows if "naive_measured_fps" in r]
         ny = [r["naive_measured_fps"] for r in rows if "naive_measured_fps" in r]

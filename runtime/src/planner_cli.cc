@@ -43,6 +43,7 @@ struct PlannerCommands {
     PlannerOptions options;
     std::string wire = "float32,float16,int8";
     int naive_stages = 0;
+    std::string price;
     bool json = false;
     std::string out;
     ManifestOptions manifests;
@@ -151,6 +152,59 @@ int CmdCalibrate(PlannerCommands& c) {
   return kExitOk;
 }
 
+// A placement from an earlier `plan --json` (stages' layers, node, class and wire), priced
+// with the nodes' current figures.
+Result<Plan> PriceGivenPlan(const std::string& file, const Model& model,
+                            const std::vector<NodeInventory>& nodes, const PlannerOptions& o) {
+  auto text = ReadFileAtMost(file, 1 << 20, "plan");
+  if (!text) return text.error();
+  auto doc = ParseJson(*text, file);
+  if (!doc) return doc.error();
+  const Json* stages = ValueAt(*doc, "/stages");
+  if (stages == nullptr || !stages->is_array() || stages->empty() ||
+      stages->size() > size_t(kMaxStages)) {
+    return Error{file + ": no \"stages\" (expected 'edgefd-pipeline plan --json' output)"};
+  }
+  std::vector<PlannedStage> out;
+  int next_first = 0;
+  for (const Json& s : *stages) {
+    PlannedStage st;
+    const auto first = IntegerAt(s, "/first_layer");
+    const auto last = IntegerAt(s, "/last_layer");
+    if (!first || !last || *first != next_first || *last < *first ||
+        *last >= int64_t(model.layers.size())) {
+      return Error{file + ": the stages do not cover " + model.name + "'s layers in order"};
+    }
+    st.first = int(*first);
+    st.last = int(*last) + 1;
+    next_first = st.last;
+    st.node = -1;
+    for (size_t n = 0; n < nodes.size(); ++n) {
+      if (nodes[n].name == StringAt(s, "/node")) st.node = int(n);
+    }
+    if (st.node < 0) return Error{file + ": node '" + StringAt(s, "/node") + "' is not given"};
+    st.node_name = nodes[size_t(st.node)].name;
+    st.core_class = StringAt(s, "/core_class");
+    for (const CoreClass& c : nodes[size_t(st.node)].classes) {
+      if (c.name == st.core_class) st.cpus = c.cpus;
+    }
+    if (st.cpus.empty()) {
+      return Error{file + ": node " + st.node_name + " has no " + st.core_class + " cores"};
+    }
+    const Json* wire = ValueAt(s, "/wire");
+    if (wire != nullptr && wire->is_string()) {
+      auto f = ParseWireFormat(wire->get<std::string>());
+      if (!f) return Error{file + ": unknown wire format " + wire->dump()};
+      st.wire = *f;
+    }
+    out.push_back(std::move(st));
+  }
+  if (next_first != int(model.layers.size())) {
+    return Error{file + ": the stages end before " + model.name + "'s last layer"};
+  }
+  return PricePlan(model, nodes, std::move(out), o);
+}
+
 void AddPlanFlags(CLI::App& app, PlannerCommands& c) {
   auto& a = c.plan_args;
   AddModelFlags(app, a.model);
@@ -177,6 +231,10 @@ void AddPlanFlags(CLI::App& app, PlannerCommands& c) {
                  "also price the equal-compute split into N stages on the nodes in order")
       ->type_name("N")
       ->check(IntegerIn(0, kMaxStages));
+  app.add_option("--price", a.price,
+                 "price this placement (a 'plan --json' output) with the nodes given, rather "
+                 "than search")
+      ->type_name("FILE");
   app.add_flag("--json", a.json, "print the plan as JSON");
   app.add_option("--out", a.out, "write manifests for 'kubectl apply -k DIR' into DIR")
       ->type_name("DIR");
@@ -226,7 +284,8 @@ int CmdPlan(PlannerCommands& c) {
     }
     nodes.push_back(std::move(*node));
   }
-  auto plan = MakePlan(*model, nodes, a.options);
+  auto plan = a.price.empty() ? MakePlan(*model, nodes, a.options)
+                              : PriceGivenPlan(a.price, *model, nodes, a.options);
   if (!plan) {
     const bool bound = plan.error().message.rfind("no placement", 0) == 0;
     return Complain("plan", bound ? kExitNoPlacement : kExitUsage, plan.error().message);
