@@ -100,7 +100,8 @@ def timeline(report, path):
                             color="white")
                 t += width
         b = plan["stages"][plan["bottleneck_stage"]]
-        ax.text(t + 2, y, f"{plan['predicted_fps']:.1f} fps predicted, {r['measured_fps']:.1f} "
+        predicted = r.get("predicted_fps_mean", plan["predicted_fps"])
+        ax.text(t + 2, y, f"{predicted:.1f} fps predicted, {r['measured_fps']:.1f} "
                 f"measured; bottleneck: stage {plan['bottleneck_stage']} ({b['node']})",
                 va="center", fontsize=7)
     ax.set_yticks(range(len(rows)))

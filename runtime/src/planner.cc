@@ -262,7 +262,14 @@ ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model&
   ClassSpeed s;
   const int threads = int(cls.cpus.size());
   if (node.calibration) {
-    if (const Calibration::Class* c = node.calibration->Find(cls.name)) {
+    const Calibration::Class* c = node.calibration->Find(cls.name);
+    // CheckCalibrationFor refuses another model's file; this keeps a caller that did not
+    // check from indexing past the model's layers.
+    if (c != nullptr && !c->layer_ms.empty() &&
+        c->layer_ms.begin()->second.size() != model.layers.size()) {
+      c = nullptr;
+    }
+    if (c != nullptr) {
       int measured = 0;
       s.layer_ms = CalibratedMs(*c, threads, &measured);
       s.calibrated = true;
@@ -278,12 +285,20 @@ ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model&
     s.basis = "published edgefd.io/cpu." + cls.name + ".gflops";
     return s;
   }
-  const int mhz = cls.max_mhz > 0 ? cls.max_mhz : 1500;
+  // capacity already holds the class's clock (DMIPS/MHz x max MHz, the largest core 1024):
+  // the absolute scale is the clock of the node's largest cores.
+  int mhz = 0;
+  for (const CoreClass& c : node.classes) {
+    if (c.max_mhz > 0 && (mhz == 0 || c.capacity >= 1024)) mhz = c.max_mhz;
+  }
+  const bool known = mhz > 0;
+  if (!known) mhz = 1500;
   const double gflops =
       double(cls.capacity) / 1024.0 * mhz / 1000.0 * FlopsPerCycle(node.arch) * threads;
   s.layer_ms = LayerMsFromGflops(model, gflops);
   s.basis = "no calibration: estimated from capacity x max-MHz (" + std::to_string(cls.capacity) +
-            " x " + (cls.max_mhz > 0 ? std::to_string(mhz) : "1500, assumed") + " MHz)";
+            "/1024 x " + (known ? std::to_string(mhz) : "1500, assumed,") +
+            " MHz of the largest cores)";
   return s;
 }
 
@@ -404,7 +419,7 @@ std::string FormatPlanText(const Model& model, const Plan& plan) {
   std::snprintf(line, sizeof line, "%s: %zu stage(s), predicted %.1f frames/s, latency %.1f ms\n",
                 model.name.c_str(), plan.stages.size(), plan.PredictedFps(), plan.latency_ms);
   out += line;
-  std::snprintf(line, sizeof line, "%-5s %-18s %-16s %-8s %10s %8s %11s %-8s %10s\n", "stage",
+  std::snprintf(line, sizeof line, "%-5s %-18s %-16s %-14s %10s %8s %11s %-8s %10s\n", "stage",
                 "layers", "node", "class", "compute ms", "codec ms", "transfer ms", "wire",
                 "bytes out");
   out += line;
@@ -413,8 +428,8 @@ std::string FormatPlanText(const Model& model, const Plan& plan) {
     std::string layers = model.layers[size_t(s.first)].name;
     if (s.last - s.first > 1) layers += ".." + model.layers[size_t(s.last - 1)].name;
     const bool last = k + 1 == plan.stages.size();
-    std::snprintf(line, sizeof line, "%-5zu %-18s %-16s %-8s %10.2f %8.2f %11.2f %-8s %10zu%s\n", k,
-                  layers.c_str(), s.node_name.c_str(),
+    std::snprintf(line, sizeof line, "%-5zu %-18s %-16s %-14s %10.2f %8.2f %11.2f %-8s %10zu%s\n",
+                  k, layers.c_str(), s.node_name.c_str(),
                   (s.core_class + ":" + FormatCpuList(s.cpus)).c_str(), s.compute_ms, s.codec_ms,
                   s.transfer_ms, last ? "-" : WireFormatName(s.wire).c_str(), s.wire_bytes,
                   int(k) == plan.bottleneck_stage ? "  <- bottleneck" : "");

@@ -239,6 +239,11 @@ TEST(Calibration, WithoutOneTheSpeedIsEstimatedAndSaidSo) {
   EXPECT_NE(s.basis.find("capacity x max-MHz"), std::string::npos) << s.basis;
   // 1024/1024 x 1.8 GHz x 8 FLOP/cycle x 2 cores = 28.8 GFLOP/s.
   EXPECT_NEAR(s.layer_ms[0], yolo.layers[0].Flops() / 28.8e6, 1e-9);
+  // capacity holds the little cores' clock already: 381/1024 of the big cores' 1.8 GHz, x 8
+  // FLOP/cycle x 4 cores (not x their own 1416 MHz again).
+  ClassSpeed little = SpeedOf(*node, node->classes[1], yolo);
+  EXPECT_NEAR(little.layer_ms[0], yolo.layers[0].Flops() / (381.0 / 1024 * 1.8 * 8 * 4 * 1e9) * 1e3,
+              1e-9);
 }
 
 // --- the cost model and the search ------------------------------------------------------
