@@ -19,6 +19,7 @@
 namespace edgefd::runtime {
 namespace {
 
+using edgefd::testing::ReadFile;
 using edgefd::testing::RunCli;
 using edgefd::testing::TempDir;
 
@@ -496,6 +497,38 @@ TEST(PlanCli, PrintsThePredictionAndSaysWhenItGuessed) {
   Json j = Json::parse(out.substr(0, out.rfind('}') + 1));
   EXPECT_GT(j["predicted_fps"].get<double>(), 0);
   EXPECT_NE(j["notes"].dump().find("no calibration"), std::string::npos) << out;
+}
+
+TEST(PlanCli, PricesAnEarlierPlacementWithTodaysFigures) {
+  TempDir dir;
+  const Model yolo = Yolo();
+  for (const char* name : {"a", "b"}) {
+    Json node = Homogeneous();
+    node["node"] = std::string("node-") + name;
+    node["cpus"] = Json::array({name[0] == 'a' ? 0 : 1});
+    node["calibration"] = "cal.json";
+    dir.Write(std::string(name) + ".json", DumpJson(node));
+  }
+  dir.Write("cal.json", DumpJson(CalibrationJson(FlatCalibration(yolo, 2.0))));
+  const std::string nodes = " --nodes " + (dir / "a.json") + " --nodes " + (dir / "b.json");
+  int status = 0;
+  std::string out = RunCli("plan --model yolo-tiny --json --stages 2" + nodes, &status);
+  ASSERT_EQ(status, 0) << out;
+  dir.Write("plan.json", out.substr(0, out.rfind('}') + 1));
+  // Every layer now takes twice as long: the same placement, half the frames per second.
+  dir.Write("cal.json", DumpJson(CalibrationJson(FlatCalibration(yolo, 4.0))));
+  out = RunCli("plan --model yolo-tiny --json --price " + (dir / "plan.json") + nodes, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Json before = Json::parse(ReadFile(dir / "plan.json"));
+  const Json after = Json::parse(out.substr(0, out.rfind('}') + 1));
+  EXPECT_EQ(after["stages"][0]["last_layer"], before["stages"][0]["last_layer"]);
+  EXPECT_NEAR(after["predicted_fps"].get<double>() / before["predicted_fps"].get<double>(), 0.5,
+              0.01);
+
+  dir.Write("bad.json", R"({"stages": [{"first_layer": 3, "last_layer": 17}]})");
+  out = RunCli("plan --model yolo-tiny --price " + (dir / "bad.json") + nodes, &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("do not cover yolo-tiny's layers"), std::string::npos) << out;
 }
 
 TEST(ProbeLinkCli, ATimeoutIsAFailureWithAClearMessage) {
