@@ -95,7 +95,7 @@ class ShapedLink : public ::testing::Test {
         In(a_, cmd({"stage"}, {"--layers", "0:2", "--listen", "shm:eft-s0-" + id, "--next", link,
                                "--policy", "block", "--wire-out", wire, "--quiet"})));
     auto source =
-        RunCommand(In(a_, cmd({"source"}, {"--frames", "12", "--next", "shm:eft-s0-" + id})));
+        RunCommand(In(a_, cmd({"source"}, {"--frames", "8", "--next", "shm:eft-s0-" + id})));
     EXPECT_EQ(source.exit_code, 0) << source.err;
     EXPECT_EQ(sink.Wait(), 0) << sink.err();
     EXPECT_EQ(stage0.Wait(), 0) << stage0.err();
@@ -116,8 +116,8 @@ TEST_F(ShapedLink, TheLinkProbeSeesTheShaping) {
   ASSERT_TRUE(server.WaitFor([](const std::string&, const std::string& err) {
     return err.find("listening") != err.npos;
   }));
-  auto client = RunCommand(
-      In(a_, {"probe-link", "--connect", std::string(kIpB) + ":7411", "--seconds", "1", "--json"}));
+  auto client = RunCommand(In(
+      a_, {"probe-link", "--connect", std::string(kIpB) + ":7411", "--seconds", "0.5", "--json"}));
   ASSERT_EQ(client.exit_code, 0) << client.err;
   EXPECT_EQ(server.Wait(), 0) << server.err();
   auto j = ParseJson(client.out, "probe-link");
@@ -143,9 +143,9 @@ TEST_F(ShapedLink, AnInt8CutDeliversWhatFloat32DeliversWithinItsError) {
   const Json f32 = RunAcross("float32", 7413);
   const Json i8 = RunAcross("int8", 7414);
   const Json f16 = RunAcross("float16", 7415);
-  ASSERT_EQ(f32.value("frames", 0), 12) << f32.dump();
-  ASSERT_EQ(i8.value("frames", 0), 12) << i8.dump();
-  ASSERT_EQ(f16.value("frames", 0), 12) << f16.dump();
+  ASSERT_EQ(f32.value("frames", 0), 8) << f32.dump();
+  ASSERT_EQ(i8.value("frames", 0), 8) << i8.dump();
+  ASSERT_EQ(f16.value("frames", 0), 8) << f16.dump();
   const double ref = f32["checksum"].get<double>();
   ASSERT_NE(ref, 0);
   EXPECT_NE(i8["checksum"].get<double>(), ref) << "int8 changed nothing: was it used?";

@@ -25,24 +25,24 @@ namespace edgefd::runtime {
 /// What a stage is told.
 struct StageArgs {
   ModelSpec model;
-  int stages = 1;                              ///< --stages N: the pipeline's length
-  int index = 0;                               ///< --index I: this stage, 0-based
-  std::optional<std::pair<int, int>> layers;   ///< --layers FIRST:LAST (LAST exclusive); unset:
-                                               ///< this stage's share of an even partition
-  std::string listen;                          ///< --listen ADDR: where frames arrive
-  std::string next;                            ///< --next ADDR: where results go
-  Policy policy = Policy::kLatest;             ///< --policy latest|block
-  int threads = 1;                             ///< --threads T: compute threads
-  std::optional<std::vector<int>> cpus;        ///< --cpus LIST|none; unset: the allocation's
-  std::string metrics_addr = "none";           ///< --metrics-addr ADDR (--metrics-port P: ":P")
-  double delay_ms = 0;                         ///< --delay-ms D: extra time per frame
-  int64_t idle_exit_ms = 0;                    ///< --idle-exit-ms MS: exit without input (0: never)
-  LinkSecurity tls;                            ///< --token-file, --tls-cert, --tls-key,
-                                               ///< --tls-ca: on both gRPC ends
-  WireFormat wire_in = WireFormat::kFloat32;   ///< --wire-in F: how frames arrive
-  WireFormat wire_out = WireFormat::kFloat32;  ///< --wire-out F: how results leave
-  bool quiet = false;                          ///< --quiet: warnings and errors only
-  bool check = false;                          ///< --check: print the stage's shapes and exit
+  int stages = 1;                             ///< --stages N: the pipeline's length
+  int index = 0;                              ///< --index I: this stage, 0-based
+  std::optional<std::pair<int, int>> layers;  ///< --layers FIRST:LAST (LAST exclusive); unset:
+                                              ///< this stage's share of an even partition
+  std::string listen;                         ///< --listen ADDR: where frames arrive
+  std::string next;                           ///< --next ADDR: where results go
+  Policy policy = Policy::kLatest;            ///< --policy latest|block
+  int threads = 1;                            ///< --threads T: compute threads
+  std::optional<std::vector<int>> cpus;       ///< --cpus LIST|none; unset: the allocation's
+  std::string metrics_addr = "none";          ///< --metrics-addr ADDR (--metrics-port P: ":P")
+  double delay_ms = 0;                        ///< --delay-ms D: extra time per frame
+  int64_t idle_exit_ms = 0;                   ///< --idle-exit-ms MS: exit without input (0: never)
+  LinkSecurity tls;                           ///< --token-file, --tls-cert, --tls-key,
+                                              ///< --tls-ca: on both gRPC ends
+  WireFormat wire_in{};                       ///< --wire-in F (float32 by default)
+  WireFormat wire_out{};                      ///< --wire-out F (float32 by default)
+  bool quiet = false;                         ///< --quiet: warnings and errors only
+  bool check = false;                         ///< --check: print the stage's shapes and exit
 
   bool operator==(const StageArgs&) const = default;
 };
