@@ -93,8 +93,11 @@ def teardown_cgroup():
 
 
 def wrap(node, argv):
-    """argv run in `node`'s namespace (and, for a slow node, its CPU quota)."""
-    cmd = ["ip", "netns", "exec", NS[node["ns"]]] + argv
+    """argv run as a process of `node`: in its namespace, on its cores alone (all its threads:
+    gRPC's, the source's, the sink's, as on a board of its own), and for a slow node under
+    its CPU quota."""
+    cmd = ["ip", "netns", "exec", NS[node["ns"]], "taskset", "-c",
+           ",".join(map(str, node["cpus"]))] + argv
     if node.get("slow"):
         cmd = ["sh", "-c", f'echo $$ > {CGROUP}/cgroup.procs && exec "$@"', "sh"] + cmd
     return cmd
