@@ -40,6 +40,7 @@ struct PlannerCommands {
   struct {
     ModelSpec model;
     std::vector<std::string> nodes;
+    std::string node_list;
     PlannerOptions options;
     std::string wire = "float32,float16,int8";
     int naive_stages = 0;
@@ -211,8 +212,11 @@ void AddPlanFlags(CLI::App& app, PlannerCommands& c) {
   app.add_option("--nodes", a.nodes,
                  "node inventories: 'edgefd-labeller --dry-run --output json' files, optionally "
                  "with \"cpus\": [..], \"calibration\", \"node\", \"link_mbps\" (repeatable)")
-      ->type_name("FILE")
-      ->required();
+      ->type_name("FILE");
+  app.add_option("--node-list", a.node_list,
+                 "a cluster's nodes: 'kubectl get nodes -o json' (edgefd's labels, allocatable "
+                 "cores, published GFLOP/s)")
+      ->type_name("FILE");
   app.add_option("--link-mbps", a.options.link_mbps,
                  "bandwidth between two nodes, Mbit/s (default: 1000; measure it with "
                  "probe-link)")
@@ -283,6 +287,22 @@ int CmdPlan(PlannerCommands& c) {
       }
     }
     nodes.push_back(std::move(*node));
+  }
+  if (!a.node_list.empty()) {
+    auto text = ReadFileAtMost(a.node_list, 64 << 20, "node list");
+    if (!text) return Complain("plan", kExitUsage, text.error().message);
+    auto doc = ParseJson(*text, a.node_list);
+    if (!doc) return Complain("plan", kExitUsage, doc.error().message);
+    std::vector<std::string> skipped;
+    auto listed = NodesFromNodeList(*doc, a.node_list, &skipped);
+    if (!listed) return Complain("plan", kExitUsage, listed.error().message);
+    for (const std::string& s : skipped) {
+      std::fprintf(stderr, "plan: %s: skipped %s\n", a.node_list.c_str(), s.c_str());
+    }
+    for (NodeInventory& n : *listed) nodes.push_back(std::move(n));
+  }
+  if (a.nodes.empty() && a.node_list.empty()) {
+    return Complain("plan", kExitUsage, "give the nodes: --nodes FILE... or --node-list FILE");
   }
   auto plan = a.price.empty() ? MakePlan(*model, nodes, a.options)
                               : PriceGivenPlan(a.price, *model, nodes, a.options);

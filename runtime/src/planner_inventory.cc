@@ -285,6 +285,54 @@ Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origi
   return node;
 }
 
+Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std::string& origin,
+                                                     std::vector<std::string>* skipped) {
+  const Json* items = ValueAt(list, "/items");
+  if (items == nullptr || !items->is_array() || items->size() > 10000) {
+    return Error{origin + ": not a NodeList (expected 'kubectl get nodes -o json')"};
+  }
+  std::vector<NodeInventory> nodes;
+  for (const Json& item : *items) {
+    const std::string name = StringAt(item, "/metadata/name");
+    const Json* labels = ValueAt(item, "/metadata/labels");
+    if (labels == nullptr || !labels->is_object() ||
+        StringAt(*labels, "/edgefd.io~1cpu.arch").empty()) {
+      skipped->push_back(name + " (no edgefd labels)");
+      continue;
+    }
+    const bool hetero = StringAt(*labels, "/edgefd.io~1cpu.heterogeneous") == "true";
+    // The cores the device plugin hands out, else those the labels count (the plugin assigns
+    // the real CPU numbers when it allocates; the plan needs how many).
+    Json doc = {{"node", name}, {"labels", *labels}, {"cpus", Json::object()}};
+    for (const char* cls : {"big", "mid", "little"}) {
+      int count = 0;
+      const std::string allocatable =
+          StringAt(item, std::string("/status/allocatable/edgefd.io~1") + cls + "-cpu");
+      if (!allocatable.empty() && allocatable.size() < 5 &&
+          std::all_of(allocatable.begin(), allocatable.end(),
+                      [](char c) { return c >= '0' && c <= '9'; })) {
+        count = std::stoi(allocatable);
+      } else if (hetero) {
+        count = LabelInt(*labels, std::string("edgefd.io~1cpu.") + cls + ".cores");
+      } else if (std::string(cls) == "big") {
+        count = LabelInt(*labels, "edgefd.io~1cpu.cores");
+      }
+      if (count <= 0) continue;
+      Json cpus = Json::array();
+      for (int c = 0; c < count; ++c) cpus.push_back(c);
+      doc["cpus"][hetero ? cls : "all"] = std::move(cpus);
+    }
+    if (doc["cpus"].empty()) {
+      skipped->push_back(name + " (no cores to give)");
+      continue;
+    }
+    auto node = ParseNodeInventory(doc, origin + ": node " + name, "");
+    if (!node) return node.error();
+    nodes.push_back(std::move(*node));
+  }
+  return nodes;
+}
+
 Result<NodeInventory> ReadNodeFile(const std::string& path) {
   auto text = ReadFileAtMost(path, kMaxNodeFileBytes, "node file");
   if (!text) return text.error();

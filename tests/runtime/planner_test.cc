@@ -531,6 +531,40 @@ TEST(PlanCli, PricesAnEarlierPlacementWithTodaysFigures) {
   EXPECT_NE(out.find("do not cover yolo-tiny's layers"), std::string::npos) << out;
 }
 
+TEST(PlanCli, PlansFromAClustersNodeList) {
+  TempDir dir;
+  Json rk = Rk3399();
+  Json list = {
+      {"kind", "NodeList"},
+      {"items",
+       Json::array(
+           {{{"metadata", {{"name", "rock-1"}, {"labels", rk["labels"]}}},
+             {"status",
+              {{"allocatable", {{"edgefd.io/big-cpu", "2"}, {"edgefd.io/little-cpu", "3"}}}}}},
+            {{"metadata", {{"name", "control-plane"}, {"labels", Json::object()}}},
+             {"status", Json::object()}}})}};
+  std::vector<std::string> skipped;
+  auto nodes = NodesFromNodeList(list, "nodes.json", &skipped);
+  ASSERT_TRUE(nodes.ok()) << nodes.error().message;
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].name, "rock-1");
+  ASSERT_EQ((*nodes)[0].classes.size(), 2u);
+  EXPECT_EQ((*nodes)[0].classes[0].cpus.size(), 2u);  // big: as allocatable says
+  EXPECT_EQ((*nodes)[0].classes[1].cpus.size(),
+            3u);  // little: 3 of its 4 cores, as allocatable says
+  EXPECT_EQ((*nodes)[0].classes[0].max_mhz, 1800);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("control-plane"), std::string::npos);
+
+  dir.Write("nodes.json", DumpJson(list));
+  int status = 0;
+  std::string out =
+      RunCli("plan --model yolo-tiny --json --node-list " + (dir / "nodes.json"), &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("\"node\": \"rock-1\""), std::string::npos) << out;
+  EXPECT_FALSE(NodesFromNodeList(Json::object(), "x.json", &skipped).ok());
+}
+
 TEST(ProbeLinkCli, ATimeoutIsAFailureWithAClearMessage) {
   int status = 0;
   std::string out = RunCli("probe-link --listen 127.0.0.1:0 --timeout-ms 50", &status);

@@ -77,6 +77,12 @@ struct NodeInventory {
 Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origin,
                                          const std::string& dir);
 Result<NodeInventory> ReadNodeFile(const std::string& path);
+/// The nodes of a cluster from `kubectl get nodes -o json` (a NodeList): each Node that edgefd
+/// labelled (edgefd.io/cpu.arch), its classes' cores counted from its allocatable
+/// edgefd.io/<class>-cpu (else its labels), speeds from its edgefd.io/cpu.<class>.gflops or
+/// the estimate. Nodes without edgefd's labels are skipped and named in `skipped`.
+Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std::string& origin,
+                                                     std::vector<std::string>* skipped);
 
 /// How long each layer of the model takes on a core class of a node, and why we think so.
 struct ClassSpeed {
