@@ -17,6 +17,7 @@
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/labeller/calibration_labels.h"
 #include "edgefd/labeller/cli.h"
 
 namespace edgefd {
@@ -86,16 +87,25 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
 // inventory they came from is kept in `inventory` (the NodeFeature's raw features). The
 // Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
 // read it again).
+// With --calibration, the measured GFLOP/s join them; a broken file fails the reconcile (the
+// Node keeps the labels it has) and names itself.
 Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
-                                 std::shared_ptr<Inventory> inventory) {
-  return
-      [discoverer = std::move(discoverer), inventory = std::move(inventory)]() -> Result<Labels> {
-        auto report = discoverer->Run();
-        if (!report) return report.error();
-        for (const std::string& w : report->warnings) spdlog::debug("{}", w);
-        *inventory = std::move(report->inventory);
-        return RenderLabels(*inventory);
-      };
+                                 std::shared_ptr<Inventory> inventory,
+                                 std::filesystem::path calibration) {
+  return [discoverer = std::move(discoverer), inventory = std::move(inventory),
+          calibration]() -> Result<Labels> {
+    auto report = discoverer->Run();
+    if (!report) return report.error();
+    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    *inventory = std::move(report->inventory);
+    Labels labels = RenderLabels(*inventory);
+    if (!calibration.empty()) {
+      auto published = CalibrationLabels(calibration);
+      if (!published) return published.error();
+      labels.merge(*published);
+    }
+    return labels;
+  };
 }
 
 // Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only where
@@ -196,7 +206,8 @@ int RunAgentCli(const AgentCliOptions& opts) {
   };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
-  Agent agent(DiscoverLabels(discoverer, inventory), **sink, metrics, agent_options);
+  Agent agent(DiscoverLabels(discoverer, inventory, opts.calibration), **sink, metrics,
+              agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.
   OnStop on_stop([&agent, &api](int signal) {
     spdlog::info("signal {} received, stopping", signal);

@@ -22,6 +22,7 @@
 #include "edgefd/discovery/flags.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/labeller/calibration_labels.h"
 
 namespace edgefd {
 namespace {
@@ -68,6 +69,10 @@ void AddFlags(CLI::App& app, Options& opts) {
   app.add_flag("--watch", opts.watch,
                "with --dry-run: keep running and print label changes (+name=value, -name) as "
                "devices come and go");
+  app.add_option("--calibration", opts.agent.calibration,
+                 "publish edgefd.io/cpu.<class>.gflops from this 'edgefd-pipeline calibrate' "
+                 "output (re-read on every reconcile)")
+      ->type_name("FILE");
   app.add_flag("--print-rules", opts.print_rules,
                "print the built-in accelerator/camera rules and exit");
   AddDiscoveryFlags(app, opts.discovery);
@@ -245,6 +250,14 @@ int RunLabellerCli(int argc, char** argv) {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
   }
   Labels labels = RenderLabels(report->inventory);
+  if (!opts.agent.calibration.empty()) {
+    auto published = CalibrationLabels(opts.agent.calibration);
+    if (!published) {
+      spdlog::error("--calibration {}", published.error().message);
+      return kExitUsage;
+    }
+    labels.merge(*published);
+  }
   // An NFD feature file is name=value lines, like the text output; so are a NodeFeature's.
   const bool nfd = opts.output == "nfd" || opts.output == "nodefeature";
   PrintLabels(labels, report->inventory, nfd ? "text" : opts.output);

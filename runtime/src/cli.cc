@@ -16,6 +16,8 @@
 #include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
 #include "edgefd/runtime/stage_args.h"
+#include "edgefd/runtime/wire_format.h"
+#include "planner_cli.h"
 
 extern char** environ;
 
@@ -31,7 +33,8 @@ constexpr char kFooter[] =
 Compute threads: by default the fewest of the cpuset's CPUs, the cgroup's CPU quota (v1 or v2,
 rounded to the nearest CPU, at least 1) and the cores EDGEFD_*_CPUS allocated; idle threads
 sleep (OMP_WAIT_POLICY=passive unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set).
-Exit status: 0 success, 1 the pipeline failed, 2 bad usage or bad input.
+Exit status: 0 success, 1 the pipeline failed, 2 bad usage or bad input, 3 (plan) no
+placement meets --latency-ms.
 Run 'edgefd-pipeline COMMAND --help' for the options of a command.)";
 
 // Prints a usage error naming the input, the way the parser does.
@@ -306,10 +309,11 @@ int CmdStage(const StageArgs& a) {
   if (!exec) return UsageError("stage", exec.error().message);
   // gRPC's I/O threads start from this thread and inherit its affinity.
   if (allocation->Explicit()) (void)PinThisThread(allocation->IoCpus());
-  auto in = OpenReader(a.listen, (*exec)->InputShape(), a.policy, a.tls);
+  auto in = OpenWireReader(a.listen, (*exec)->InputShape(), a.wire_in, a.policy, a.tls);
   if (!in) return UsageError("stage", in.error().message);
   RemoveListenOnExit listening{a.listen};
-  auto out = OpenWriter(a.next, (*exec)->OutputShape(), a.policy, std::chrono::seconds(30), a.tls);
+  auto out = OpenWireWriter(a.next, (*exec)->OutputShape(), a.wire_out, a.policy,
+                            std::chrono::seconds(30), a.tls);
   if (!out) return UsageError("stage", out.error().message);
   StopWatch stop_watch(**out, a.listen);
   StageCounters counters;
@@ -343,10 +347,12 @@ struct SourceArgs {
   std::string next;
   SourceOptions source;
   LinkSecurity tls;
+  WireFormat wire_out = WireFormat::kFloat32;
   bool check = false;
 };
 
 void AddSourceFlags(CLI::App& app, SourceArgs& a) {
+  AddWireFlag(app, "--wire-out", a.wire_out, "how frames leave");
   AddModelFlags(app, a.model);
   app.add_option("--next", a.next, "where frames go")->type_name("ADDR")->required();
   app.add_option("--frames", a.source.frames, "frames to send (default: 100)")
@@ -367,7 +373,8 @@ int CmdSource(SourceArgs a) {
                 model->Input().ToString().c_str());
     return kExitOk;
   }
-  auto out = OpenWriter(a.next, model->Input(), Policy::kBlock, std::chrono::seconds(30), a.tls);
+  auto out = OpenWireWriter(a.next, model->Input(), a.wire_out, Policy::kBlock,
+                            std::chrono::seconds(30), a.tls);
   if (!out) return UsageError("source", out.error().message);
   StopWatch stop_watch(**out, "");
   a.source.seed = a.model.seed;
@@ -385,11 +392,13 @@ struct SinkArgs {
   Policy policy = Policy::kLatest;
   int64_t timeout_ms = 600000;
   LinkSecurity tls;
+  WireFormat wire_in = WireFormat::kFloat32;
   bool json = false;
   bool check = false;
 };
 
 void AddSinkFlags(CLI::App& app, SinkArgs& a) {
+  AddWireFlag(app, "--wire-in", a.wire_in, "how outputs arrive");
   AddModelFlags(app, a.model);
   app.add_option("--listen", a.listen, "where frames arrive")->type_name("ADDR")->required();
   AddPolicyFlag(
@@ -411,7 +420,7 @@ int CmdSink(const SinkArgs& a) {
                 model->Output().ToString().c_str());
     return kExitOk;
   }
-  auto in = OpenReader(a.listen, model->Output(), a.policy, a.tls);
+  auto in = OpenWireReader(a.listen, model->Output(), a.wire_in, a.policy, a.tls);
   if (!in) return UsageError("sink", in.error().message);
   RemoveListenOnExit listening{a.listen};
   SinkOptions so;
@@ -429,7 +438,9 @@ int CmdSink(const SinkArgs& a) {
                          {"latency_p50_ms", RoundTo(r->latency_p50_ms, 3)},
                          {"latency_p99_ms", RoundTo(r->latency_p99_ms, 3)},
                          {"ccr", RoundTo(r->ccr, 4)},
-                         {"checksum", RoundTo(r->checksum, 6)}};
+                         {"checksum", RoundTo(r->checksum, 6)},
+                         {"stage_compute_ms", r->stage_compute_ms},
+                         {"stage_comm_ms", r->stage_comm_ms}};
     std::printf("%s\n", DumpJson(report).c_str());
   } else {
     std::printf(
@@ -484,6 +495,7 @@ int PipelineMain(int argc, char** argv) {
   for (CLI::App* cmd : {run_cmd, stage_cmd, source_cmd, sink_cmd, partition_cmd}) {
     cmd->formatter(app.get_formatter());
   }
+  PlannerCommands* planner = AddPlannerCommands(app);
 
   if (auto code = ParseCommandLine(app, argc, argv)) return *code;
   // Logs go to stderr: stdout carries the reports.
@@ -492,6 +504,7 @@ int PipelineMain(int argc, char** argv) {
   if (stage_cmd->parsed()) return CmdStage(stage);
   if (source_cmd->parsed()) return CmdSource(std::move(source));
   if (sink_cmd->parsed()) return CmdSink(sink);
+  if (auto code = RunPlannerCommand(*planner)) return *code;
   return CmdPartition(std::move(partition));
 }
 

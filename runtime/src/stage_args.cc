@@ -102,6 +102,16 @@ void AddLinkSecurityFlags(CLI::App& app, LinkSecurity& tls) {
       ->group(group);
 }
 
+void AddWireFlag(CLI::App& app, const std::string& name, WireFormat& format,
+                 const std::string& what) {
+  app.add_option_function<std::string>(
+         name, [&format](const std::string& text) { format = *ParseWireFormat(text); },
+         what + ": float32, float16 or int8 with a per-tensor scale; both ends of a link must " +
+             "agree (default: float32)")
+      ->type_name("F")
+      ->check(OneOf({"float32", "float16", "int8"}));
+}
+
 void AddStageFlags(CLI::App& app, StageArgs& args) {
   AddModelFlags(app, args.model);
   app.add_option("--stages", args.stages, "stages of the pipeline (default: 1)")
@@ -169,6 +179,8 @@ void AddStageFlags(CLI::App& app, StageArgs& args) {
                  "exit after this long without input (default: 0, never)")
       ->type_name("MS")
       ->check(IntegerIn(0, 1LL << 40));
+  AddWireFlag(app, "--wire-in", args.wire_in, "how frames arrive");
+  AddWireFlag(app, "--wire-out", args.wire_out, "how results leave");
   AddLinkSecurityFlags(app, args.tls);
   app.add_flag("--quiet", args.quiet, "log warnings and errors only");
   app.add_flag("--check", args.check, "print the stage's layers and shapes, then exit");
@@ -217,6 +229,8 @@ std::vector<std::string> StageArgv(const StageArgs& a) {
   if (!a.tls.key.empty()) add("--tls-key", a.tls.key);
   if (!a.tls.ca.empty()) add("--tls-ca", a.tls.ca);
   if (!a.tls.token_file.empty()) add("--token-file", a.tls.token_file);
+  if (a.wire_in != WireFormat::kFloat32) add("--wire-in", WireFormatName(a.wire_in));
+  if (a.wire_out != WireFormat::kFloat32) add("--wire-out", WireFormatName(a.wire_out));
   if (a.quiet) out.push_back("--quiet");
   if (a.check) out.push_back("--check");
   return out;

@@ -106,6 +106,7 @@ TEST(AgentOptions, WhatTheCommandLineHandsTheAgentArrivesUnchanged) {
   o.metrics_addr = "[::1]:9402";
   o.rescan = std::chrono::milliseconds(50);
   o.log_level = "debug";
+  o.calibration = "/etc/edgefd/calibration.json";
   for (const AgentCliOptions& options : {AgentCliOptions{}, o}) {
     auto json = AgentOptionsToJson(options);
     ASSERT_TRUE(json.ok()) << json.error().message;
@@ -113,6 +114,27 @@ TEST(AgentOptions, WhatTheCommandLineHandsTheAgentArrivesUnchanged) {
     ASSERT_TRUE(back.ok()) << back.error().message;
     EXPECT_TRUE(*back == options) << *json;
   }
+}
+
+TEST(LabellerCli, ACalibrationIsPublishedAsGflopsPerCoreClass) {
+  testing::TempDir dir;
+  dir.Write("cal.json", R"({"kind": "edgefd-pipeline calibration", "model": "yolo-tiny",
+    "classes": [{"class": "big", "cpus": [4, 5], "threads": [
+        {"threads": 1, "gflops": 20.04, "layer_ms": [1]},
+        {"threads": 2, "gflops": 38.96, "layer_ms": [0.5]}]},
+      {"class": "little", "threads": [{"threads": 1, "gflops": 4.5, "layer_ms": [4]}]}]})");
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--no-udev", "--root",
+                       (TestdataDir() / "cpu/rk3399").string(), "--calibration", dir / "cal.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("edgefd.io/cpu.big.gflops=39.0\n"));  // all its cores
+  EXPECT_THAT(r.out, HasSubstr("edgefd.io/cpu.little.gflops=4.5\n"));
+  EXPECT_THAT(r.out, HasSubstr("edgefd.io/cpu.gflops-model=yolo-tiny\n"));
+
+  dir.Write("bad.json", R"({"labels": {}})");
+  r = RunCommand({LabellerBin(), "--dry-run", "--no-udev", "--calibration", dir / "bad.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(dir / "bad.json"));
+  EXPECT_THAT(r.err, HasSubstr("not a calibration"));
 }
 
 TEST(AgentOptions, APathThatIsNotUtf8IsRefusedRatherThanChanged) {

@@ -28,6 +28,8 @@ StageArgs EveryFieldSet() {
   a.delay_ms = 0.125;
   a.idle_exit_ms = 60000;
   a.tls = {"/tls/stage.crt", "/tls/stage.key", "/tls/ca.crt", "/secrets/pipeline/token"};
+  a.wire_in = WireFormat::kFloat16;
+  a.wire_out = WireFormat::kInt8;
   a.quiet = true;
   a.check = true;
   return a;

@@ -34,6 +34,9 @@ struct AgentCliOptions {
   /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable; 0: never.
   std::chrono::milliseconds rescan{std::chrono::seconds(30)};
   std::string log_level = "info";
+  /// `--calibration FILE`: publish `edgefd.io/cpu.<class>.gflops` from it (re-read on every
+  /// reconcile); empty: none.
+  std::filesystem::path calibration;
 
   bool operator==(const AgentCliOptions&) const = default;
 };

@@ -14,6 +14,7 @@
 #include "edgefd/common/result.h"
 #include "edgefd/runtime/pipeline.h"
 #include "edgefd/runtime/transport.h"
+#include "edgefd/runtime/wire_format.h"
 
 namespace CLI {
 class App;
@@ -38,6 +39,8 @@ struct StageArgs {
   int64_t idle_exit_ms = 0;                   ///< --idle-exit-ms MS: exit without input (0: never)
   LinkSecurity tls;                           ///< --token-file, --tls-cert, --tls-key,
                                               ///< --tls-ca: on both gRPC ends
+  WireFormat wire_in{};                       ///< --wire-in F (float32 by default)
+  WireFormat wire_out{};                      ///< --wire-out F (float32 by default)
   bool quiet = false;                         ///< --quiet: warnings and errors only
   bool check = false;                         ///< --check: print the stage's shapes and exit
 
@@ -51,6 +54,10 @@ void AddModelFlags(CLI::App& app, ModelSpec& model);
 void AddLinkSecurityFlags(CLI::App& app, LinkSecurity& tls);
 /// The model flags and every StageArgs flag.
 void AddStageFlags(CLI::App& app, StageArgs& args);
+
+/// --NAME float32|float16|int8 (planner.h: activations on the wire), setting `format`.
+void AddWireFlag(CLI::App& app, const std::string& name, WireFormat& format,
+                 const std::string& what);
 
 /// "latest" / "block", and back.
 std::string PolicyName(Policy policy);

@@ -1,0 +1,205 @@
+#pragma once
+
+// The pipeline planner (DESIGN.md, "Runtime contract", Planner): where each stage of a model
+// should run across labelled nodes and links, and how fast that will be.
+//
+// Inputs: node inventories (`edgefd-labeller --dry-run --output json`, optionally restricted
+// to some cores with "cpus": [..] and carrying a calibration), a calibration per node
+// (`edgefd-pipeline calibrate`), link bandwidths. Output: stages, cuts, the node and core class
+// of each stage, the wire format of each cut, and the predicted frames per second.
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edgefd/common/json.h"
+#include "edgefd/common/result.h"
+#include "edgefd/runtime/model.h"
+#include "edgefd/runtime/wire_format.h"
+
+namespace edgefd::runtime {
+
+/// Measured speed of one node's core classes for one model (`edgefd-pipeline calibrate`).
+struct Calibration {
+  std::string model;  ///< "yolo-tiny", "conv"
+  std::string input;  ///< the model's input shape ("448x448x3"): conv models differ by size
+  std::string cpu_model;
+  struct Class {
+    std::string name;  ///< "big", "mid", "little" (a homogeneous node's cores are "big")
+    std::vector<int> cpus;
+    /// threads -> milliseconds per layer of the model (median of short runs).
+    std::map<int, std::vector<double>> layer_ms;
+    /// threads -> layer kind ("conv", "fc", ...) -> GFLOP/s.
+    std::map<int, std::map<std::string, double>> kind_gflops;
+    /// threads -> the whole model's GFLOP/s (what the agent publishes).
+    std::map<int, double> gflops;
+  };
+  std::vector<Class> classes;
+
+  const Class* Find(const std::string& name) const;
+};
+
+Json CalibrationJson(const Calibration& c);
+/// Reads a calibration; `source` names it in errors.
+Result<Calibration> ParseCalibration(const Json& j, const std::string& source);
+/// Refuses a calibration made for another model (or another input size), naming both.
+Status CheckCalibrationFor(const Calibration& c, const Model& model, const std::string& source);
+
+/// One core class of a node as the planner sees it.
+struct CoreClass {
+  std::string name;  ///< "big", "mid", "little"
+  std::vector<int> cpus;
+  int capacity = 1024;                     ///< kernel scale
+  int max_mhz = 0;                         ///< 0: unknown
+  std::optional<double> published_gflops;  ///< edgefd.io/cpu.<class>.gflops, whole class
+  int published_cores = 0;                 ///< cores the published figure was measured on
+};
+
+/// A node: from a labeller dry-run file or the API server.
+struct NodeInventory {
+  std::string name;    ///< the Node's name (nodeSelector kubernetes.io/hostname)
+  std::string origin;  ///< the file or "cluster", for messages
+  std::string arch;    ///< amd64, arm64, ...
+  std::string cpu_model;
+  std::vector<CoreClass> classes;
+  std::optional<Calibration> calibration;
+  std::string calibration_source;   ///< its file, for messages
+  std::optional<double> link_mbps;  ///< this node's link, when the file says
+};
+
+/// Parses one node file: `edgefd-labeller --dry-run --output json` ({"labels": {...}, "cpus":
+/// {"big": [..], "little": [..]} or {"all": [..]}}) plus optional keys: "node" (its name;
+/// default: the file's stem), "cpus": [..] (an array: use only these cores; the class map
+/// then comes from "classes"), "calibration" (a calibration object, or a file path relative to
+/// the node file), "link_mbps". `origin` names the file; `dir` resolves relative paths.
+Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origin,
+                                         const std::string& dir);
+Result<NodeInventory> ReadNodeFile(const std::string& path);
+/// The nodes of a cluster from `kubectl get nodes -o json` (a NodeList): each Node that edgefd
+/// labelled (edgefd.io/cpu.arch), its classes' cores counted from its allocatable
+/// edgefd.io/<class>-cpu (else its labels), speeds from its edgefd.io/cpu.<class>.gflops or
+/// the estimate. Nodes without edgefd's labels are skipped and named in `skipped`.
+Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std::string& origin,
+                                                     std::vector<std::string>* skipped);
+
+/// How long each layer of the model takes on a core class of a node, and why we think so.
+struct ClassSpeed {
+  std::vector<double> layer_ms;
+  std::string basis;  ///< "calibrated (FILE, 2 threads)", "estimated: capacity x max-MHz", ...
+  bool calibrated = false;
+};
+/// Without a calibration or a published figure: capacity/1024 x max-MHz x FLOPs per cycle of
+/// the architecture (1500 MHz when unknown), said so in `basis`.
+ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model);
+
+/// What the planner may choose.
+struct PlannerOptions {
+  int stages = 0;             ///< 0: choose; else exactly this many
+  double link_mbps = 1000.0;  ///< between two nodes, unless a node file says less
+  double latency_ms = 0;      ///< 0: no bound
+  std::vector<WireFormat> formats = {WireFormat::kFloat32, WireFormat::kFloat16, WireFormat::kInt8};
+  /// Frames are produced on the first stage's node and consumed on the last one's.
+  /// The cost of encoding / decoding one element for float16 and int8 (ms).
+  double codec_ms_per_element = 1.0e-6;
+  /// Fixed cost of one hop between nodes (protocol, wake-ups), ms.
+  double hop_ms = 0.3;
+  /// Same-node hops (shared memory) move bytes at this speed, GB/s.
+  double local_gbps = 4.0;
+};
+
+struct PlannedStage {
+  int first = 0, last = 0;  ///< layers [first, last)
+  int node = 0;             ///< index into the node list
+  std::string node_name, core_class;
+  std::vector<int> cpus;
+  std::string speed_basis;
+  double compute_ms = 0;
+  /// Its output's hop to the next stage (0 for the last stage).
+  WireFormat wire = WireFormat::kFloat32;
+  size_t wire_bytes = 0;
+  double codec_ms = 0;     ///< encoding its output and decoding its input
+  double transfer_ms = 0;  ///< its output over the link
+  double max_error = 0;    ///< wire format's worst relative error of this cut (0 for float32)
+  bool remote = false;     ///< the next stage is on another node
+
+  /// Time between two frames this stage can take: a hop to another node overlaps the next
+  /// frame's compute, a same-node copy does not.
+  double CycleMs() const {
+    return remote ? std::max(compute_ms + codec_ms, transfer_ms)
+                  : compute_ms + codec_ms + transfer_ms;
+  }
+};
+
+struct Plan {
+  std::string model;
+  std::vector<PlannedStage> stages;
+  double bottleneck_ms = 0;
+  int bottleneck_stage = 0;
+  double latency_ms = 0;  ///< one frame through every stage, nothing queued
+  double PredictedFps() const { return bottleneck_ms > 0 ? 1000.0 / bottleneck_ms : 0; }
+  std::vector<std::string> notes;  ///< fallbacks the user should know of
+};
+
+/// Maximises throughput (then, among equals, minimises latency) over the number of stages,
+/// the cuts, the (node, core class) of each stage (each at most once) and the wire format
+/// of each cut, under `latency_ms`. Errors: no node with cores, no placement meets the bound.
+Result<Plan> MakePlan(const Model& model, const std::vector<NodeInventory>& nodes,
+                      const PlannerOptions& options);
+
+/// The naive placement the planner is compared with: the model split by compute alone
+/// into `stages` stages on the first `stages` (node, class) slots in order, float32 cuts,
+/// priced with the same cost model.
+Result<Plan> EqualComputePlan(const Model& model, const std::vector<NodeInventory>& nodes,
+                              int stages, const PlannerOptions& options);
+
+/// Prices a given placement (cuts, slots, formats) with the planner's cost model.
+Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
+               std::vector<PlannedStage> stages, const PlannerOptions& options);
+
+std::string FormatPlanText(const Model& model, const Plan& plan);
+Json PlanToJson(const Model& model, const Plan& plan);
+
+}  // namespace edgefd::runtime
+
+namespace edgefd::runtime {
+
+struct ModelSpec;
+
+/// What the manifests of a plan name.
+struct ManifestOptions {
+  std::string name = "planned";  ///< prefix of every object: NAME-stage-K, NAME-source, ...
+  std::string image = "edgefd/edgefd:0.1.0";
+  int port = 7000;
+  int metrics_port = 9090;
+  double source_fps = 10;
+};
+
+/// The plan as Kubernetes objects (`kubectl apply -k DIR`): DIR/pipeline.yaml with a
+/// Deployment + Service per stage (nodeSelector kubernetes.io/hostname: its node, its core
+/// class as edgefd.io/<class>-cpu cores, --layers, --wire-in/--wire-out, --next the next
+/// stage's Service), the source on the first stage's node and the sink on the last one's,
+/// and DIR/kustomization.yaml. Files are replaced whole.
+Status WritePlanManifests(const std::string& dir, const ModelSpec& model, const Plan& plan,
+                          const ManifestOptions& options);
+/// The same YAML as text (what pipeline.yaml holds).
+std::string PlanManifests(const ModelSpec& model, const Plan& plan, const ManifestOptions& options);
+
+}  // namespace edgefd::runtime
+
+namespace edgefd::runtime {
+
+/// What `edgefd-pipeline calibrate` measures.
+struct CalibrateOptions {
+  std::vector<CoreClass> classes;  ///< the node's core classes (restricted to what is measured)
+  int iterations = 5;              ///< runs of each layer per thread count (the median is kept)
+  int max_threads = 0;             ///< 0: up to every core of a class
+  std::string cpu_model;
+};
+
+/// Runs each layer of `model` (weights present) on each class's cores with 1..N threads and
+/// returns the medians, per-kind GFLOP/s and the whole model's GFLOP/s.
+Result<Calibration> Calibrate(const Model& model, const CalibrateOptions& options);
+
+}  // namespace edgefd::runtime

@@ -1,0 +1,576 @@
+// The planner: wire formats, node inventories, calibrations, the cost model's arithmetic,
+// the search, manifests and the CLI's refusals (planner.h, wire_format.h, probe_link.h).
+#include "edgefd/runtime/planner.h"
+
+#include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <cstring>
+#include <future>
+#include <thread>
+
+#include "edgefd/runtime/pipeline.h"
+#include "edgefd/runtime/probe_link.h"
+#include "edgefd/runtime/wire_format.h"
+#include "edgefd/testing/files.h"
+#include "run_cli.h"
+
+namespace edgefd::runtime {
+namespace {
+
+using edgefd::testing::ReadFile;
+using edgefd::testing::RunCli;
+using edgefd::testing::TempDir;
+
+// --- wire formats -------------------------------------------------------------------------
+
+std::vector<float> RoundTrip(WireFormat f, const std::vector<float>& in) {
+  std::vector<uint8_t> wire(WireBytes(f, in.size()));
+  EncodeWire(f, in.data(), in.size(), wire.data());
+  std::vector<float> out(in.size());
+  EXPECT_TRUE(DecodeWire(f, wire.data(), in.size(), out.data()));
+  return out;
+}
+
+TEST(WireFormat, Float16AndInt8StayWithinTheirBoundOfTheLargestMagnitude) {
+  std::vector<float> in(1000);
+  FillUniform(in.data(), in.size(), 3, -5.0f, 5.0f);
+  in[7] = 1e-6f;  // a float16 subnormal
+  in[8] = 0;
+  float max_abs = 0;
+  for (float v : in) max_abs = std::max(max_abs, std::fabs(v));
+  for (WireFormat f : {WireFormat::kFloat32, WireFormat::kFloat16, WireFormat::kInt8}) {
+    const std::vector<float> out = RoundTrip(f, in);
+    double worst = 0;
+    for (size_t i = 0; i < in.size(); ++i)
+      worst = std::max(worst, double(std::fabs(out[i] - in[i])));
+    EXPECT_LE(worst / max_abs, WireErrorBound(f) * 1.0001) << WireFormatName(f);
+    if (f != WireFormat::kFloat32) {
+      EXPECT_GT(worst, 0) << WireFormatName(f) << " lost nothing?";
+    }
+  }
+}
+
+TEST(WireFormat, Float16RoundsToNearestAndSaturates) {
+  const std::vector<float> in = {1.0f,         -2.5f, 65504.0f, 1e9f, -INFINITY, 1.0f + 1.0f / 4096,
+                                 5.9604645e-8f};
+  const std::vector<float> out = RoundTrip(WireFormat::kFloat16, in);
+  EXPECT_EQ(out[0], 1.0f);
+  EXPECT_EQ(out[1], -2.5f);
+  EXPECT_EQ(out[2], 65504.0f);
+  EXPECT_EQ(out[3], 65504.0f);
+  EXPECT_EQ(out[4], -65504.0f);
+  EXPECT_EQ(out[5], 1.0f);           // a tie rounds to the even mantissa
+  EXPECT_EQ(out[6], 5.9604645e-8f);  // the smallest subnormal
+  EXPECT_TRUE(std::isnan(RoundTrip(WireFormat::kFloat16, {NAN})[0]));
+}
+
+TEST(WireFormat, SizesAndPackedShapes) {
+  EXPECT_EQ(WireBytes(WireFormat::kFloat32, 10), 40u);
+  EXPECT_EQ(WireBytes(WireFormat::kFloat16, 10), 20u);
+  EXPECT_EQ(WireBytes(WireFormat::kInt8, 10), 14u);
+  EXPECT_EQ(WireShape({2, 3, 4}, WireFormat::kFloat32), (Shape{2, 3, 4}));
+  EXPECT_EQ(WireShape({2, 3, 4}, WireFormat::kInt8), (Shape{1, 7, 1}));  // 28 bytes
+  EXPECT_EQ(ParseWireFormat("fp16"), WireFormat::kFloat16);
+  EXPECT_FALSE(ParseWireFormat("int4"));
+}
+
+TEST(WireFormat, AnInt8FrameWithABadScaleIsRefused) {
+  std::vector<uint8_t> wire(WireBytes(WireFormat::kInt8, 4), 1);
+  float out[4];
+  for (float scale : {NAN, INFINITY, -1.0f}) {
+    std::memcpy(wire.data(), &scale, sizeof scale);
+    EXPECT_FALSE(DecodeWire(WireFormat::kInt8, wire.data(), 4, out)) << scale;
+  }
+}
+
+TEST(WireFormat, FramesCrossALinkEncodedAndComeOutDecoded) {
+  const Shape shape{4, 5, 3};
+  MailboxPair link = MakeInprocLink(WireShape(shape, WireFormat::kInt8).Bytes(), Policy::kBlock);
+  auto writer = EncodingWriter(std::move(link.writer), shape, WireFormat::kInt8);
+  auto reader = DecodingReader(std::move(link.reader), shape, WireFormat::kInt8);
+  FrameMeta meta;
+  meta.seq = 1;
+  meta.shape = shape;
+  FillUniform(writer->Buffer(), shape.Elements(), 9, -1, 1);
+  std::vector<float> sent(writer->Buffer(), writer->Buffer() + shape.Elements());
+  ASSERT_TRUE(writer->Publish(meta).ok());
+  FrameMeta got;
+  const float* data = nullptr;
+  ASSERT_EQ(reader->Next(&got, &data, std::chrono::seconds(5)), ReadResult::kFrame);
+  EXPECT_EQ(got.shape, shape);
+  EXPECT_EQ(got.seq, 1u);
+  for (size_t i = 0; i < sent.size(); ++i) EXPECT_NEAR(data[i], sent[i], 1.0 / 254 + 1e-6);
+}
+
+TEST(WireFormat, EndsThatDisagreeBreakTheLinkWithAMessage) {
+  const Shape shape{8, 8, 4};
+  // The sender packs float16 (128 floats), the receiver expects int8 (65 floats).
+  MailboxPair link = MakeInprocLink(shape.Bytes(), Policy::kBlock);
+  auto writer = EncodingWriter(std::move(link.writer), shape, WireFormat::kFloat16);
+  auto reader = DecodingReader(std::move(link.reader), shape, WireFormat::kInt8);
+  FrameMeta meta;
+  meta.seq = 1;
+  meta.shape = shape;
+  ASSERT_TRUE(writer->Publish(meta).ok());
+  FrameMeta got;
+  const float* data = nullptr;
+  EXPECT_EQ(reader->Next(&got, &data, std::chrono::seconds(5)), ReadResult::kBroken);
+  ASSERT_TRUE(reader->Fault());
+  EXPECT_NE(reader->Fault()->message.find("same --wire format"), std::string::npos);
+}
+
+// --- node inventories and calibrations ----------------------------------------------------
+
+// What `edgefd-labeller --dry-run --output json` prints for an RK3399.
+Json Rk3399() {
+  return Json::parse(R"({"labels": {
+      "edgefd.io/cpu.arch": "arm64", "edgefd.io/cpu.heterogeneous": "true",
+      "edgefd.io/cpu.big.capacity": "1024", "edgefd.io/cpu.big.cores": "2",
+      "edgefd.io/cpu.big.max-mhz": "1800", "edgefd.io/cpu.little.capacity": "381",
+      "edgefd.io/cpu.little.cores": "4", "edgefd.io/cpu.little.max-mhz": "1416"},
+    "cpus": {"big": [4, 5], "little": [0, 1, 2, 3]}})");
+}
+
+Json Homogeneous(double gflops = 0) {
+  Json j = Json::parse(R"({"labels": {"edgefd.io/cpu.arch": "amd64",
+      "edgefd.io/cpu.heterogeneous": "false", "edgefd.io/cpu.cores": "2"},
+      "cpus": {"all": [0, 1]}})");
+  if (gflops > 0) j["labels"]["edgefd.io/cpu.big.gflops"] = std::to_string(gflops);
+  return j;
+}
+
+TEST(NodeInventory, ReadsTheLabellersClassesCapacitiesAndClocks) {
+  auto node = ParseNodeInventory(Rk3399(), "boards/rk3399.json", "");
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  EXPECT_EQ(node->name, "rk3399");  // the file's stem
+  ASSERT_EQ(node->classes.size(), 2u);
+  EXPECT_EQ(node->classes[0].name, "big");
+  EXPECT_EQ(node->classes[0].cpus, (std::vector<int>{4, 5}));
+  EXPECT_EQ(node->classes[0].max_mhz, 1800);
+  EXPECT_EQ(node->classes[1].capacity, 381);
+}
+
+TEST(NodeInventory, ACpusArrayKeepsOnlyThoseCores) {
+  Json j = Homogeneous();
+  j["cpus"] = Json::array({1});
+  j["node"] = "node-b";
+  auto node = ParseNodeInventory(j, "b.json", "");
+  ASSERT_TRUE(node.ok()) << node.error().message;
+  EXPECT_EQ(node->name, "node-b");
+  ASSERT_EQ(node->classes.size(), 1u);
+  EXPECT_EQ(node->classes[0].name, "big");  // a homogeneous node's cores are big
+  EXPECT_EQ(node->classes[0].cpus, (std::vector<int>{1}));
+}
+
+TEST(NodeInventory, BadFilesAreRefusedByName) {
+  auto expect_error = [](const Json& j, const std::string& what) {
+    auto node = ParseNodeInventory(j, "n.json", "");
+    ASSERT_FALSE(node.ok()) << what;
+    EXPECT_NE(node.error().message.find("n.json"), std::string::npos) << node.error().message;
+    EXPECT_NE(node.error().message.find(what), std::string::npos) << node.error().message;
+  };
+  expect_error(Json::parse(R"({"cpus": {"all": [0]}})"), "labels");
+  Json j = Rk3399();
+  j["cpus"] = Json::array({4});
+  expect_error(j, "core classes");  // a heterogeneous node's restriction needs the class map
+  j["classes"] = Rk3399()["cpus"];
+  j["cpus"] = Json::array({9});
+  expect_error(j, "CPU 9");
+  j["cpus"] = Json::array({4, 4});
+  expect_error(j, "twice");
+  j = Homogeneous();
+  j["node"] = "Not_A_Name";
+  expect_error(j, "node name");
+}
+
+Model Yolo() { return MakeYoloTiny(); }
+
+Calibration FlatCalibration(const Model& m, double ms_per_layer) {
+  Calibration c;
+  c.model = m.name;
+  c.input = m.Input().ToString();
+  Calibration::Class k;
+  k.name = "big";
+  k.layer_ms[1] = std::vector<double>(m.layers.size(), ms_per_layer);
+  k.layer_ms[2] = std::vector<double>(m.layers.size(), ms_per_layer / 2);
+  c.classes.push_back(k);
+  return c;
+}
+
+TEST(Calibration, RoundTripsThroughJsonAndIsRefusedForAnotherModel) {
+  const Model yolo = Yolo();
+  auto back = ParseCalibration(CalibrationJson(FlatCalibration(yolo, 2.0)), "cal.json");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_TRUE(CheckCalibrationFor(*back, yolo, "cal.json").ok());
+  auto conv = MakeModel("conv", ConvModelOptions{});
+  Status s = CheckCalibrationFor(*back, *conv, "cal.json");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("cal.json: a calibration of model yolo-tiny"), std::string::npos)
+      << s.error().message;
+  // The same model at another input size is another model.
+  auto small = MakeModel("conv", ConvModelOptions{64, 48, 1});
+  auto conv_cal = FlatCalibration(*conv, 1.0);
+  EXPECT_FALSE(CheckCalibrationFor(conv_cal, *small, "c.json").ok());
+}
+
+TEST(Calibration, AStageUsesTheFiguresOfItsThreadCount) {
+  const Model yolo = Yolo();
+  NodeInventory node;
+  node.calibration = FlatCalibration(yolo, 2.0);
+  CoreClass one;
+  one.name = "big";
+  one.cpus = {0};
+  CoreClass two = one;
+  two.cpus = {0, 1};
+  EXPECT_DOUBLE_EQ(SpeedOf(node, one, yolo).layer_ms[0], 2.0);
+  EXPECT_DOUBLE_EQ(SpeedOf(node, two, yolo).layer_ms[0], 1.0);
+  CoreClass four = one;
+  four.cpus = {0, 1, 2, 3};  // beyond what was measured: scaled from 2 threads
+  EXPECT_DOUBLE_EQ(SpeedOf(node, four, yolo).layer_ms[0], 0.5);
+}
+
+TEST(Calibration, WithoutOneTheSpeedIsEstimatedAndSaidSo) {
+  const Model yolo = Yolo();
+  auto node = ParseNodeInventory(Rk3399(), "rk.json", "");
+  ASSERT_TRUE(node.ok());
+  ClassSpeed s = SpeedOf(*node, node->classes[0], yolo);
+  EXPECT_FALSE(s.calibrated);
+  EXPECT_NE(s.basis.find("capacity x max-MHz"), std::string::npos) << s.basis;
+  // 1024/1024 x 1.8 GHz x 8 FLOP/cycle x 2 cores = 28.8 GFLOP/s.
+  EXPECT_NEAR(s.layer_ms[0], yolo.layers[0].Flops() / 28.8e6, 1e-9);
+  // capacity holds the little cores' clock already: 381/1024 of the big cores' 1.8 GHz, x 8
+  // FLOP/cycle x 4 cores (not x their own 1416 MHz again).
+  ClassSpeed little = SpeedOf(*node, node->classes[1], yolo);
+  EXPECT_NEAR(little.layer_ms[0], yolo.layers[0].Flops() / (381.0 / 1024 * 1.8 * 8 * 4 * 1e9) * 1e3,
+              1e-9);
+}
+
+// --- the cost model and the search ------------------------------------------------------
+
+// Nodes whose published figure makes every layer's time FLOPs / G exactly.
+std::vector<NodeInventory> Nodes(int count, double gflops) {
+  std::vector<NodeInventory> nodes;
+  for (int i = 0; i < count; ++i) {
+    Json j = Homogeneous(gflops);
+    j["cpus"] = Json::array({0});
+    j["node"] = "node-" + std::to_string(i);
+    auto n = ParseNodeInventory(j, "n.json", "");
+    EXPECT_TRUE(n.ok()) << n.error().message;
+    nodes.push_back(*n);
+  }
+  return nodes;
+}
+
+TEST(Planner, OneNodeRunsTheWholeModelAtItsSpeed) {
+  const Model yolo = Yolo();
+  // Published for both cores, the stage gets one: half of 20 GFLOP/s.
+  auto plan = MakePlan(yolo, Nodes(1, 20), PlannerOptions{});
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  ASSERT_EQ(plan->stages.size(), 1u);
+  const double ms = yolo.Flops(0, int(yolo.layers.size())) / 10e6;
+  EXPECT_NEAR(plan->bottleneck_ms, ms, 1e-6);
+  EXPECT_NEAR(plan->PredictedFps(), 1000 / ms, 1e-6);
+  EXPECT_TRUE(plan->notes.empty());
+}
+
+TEST(Planner, PricesAStageAsTheSlowerOfComputeAndItsHop) {
+  const Model yolo = Yolo();
+  const auto nodes = Nodes(2, 20);
+  PlannerOptions o;
+  o.link_mbps = 20;
+  // conv1 alone on node 0: its 448x448x16 output (12.8 MB f32) over 20 Mbit/s.
+  std::vector<PlannedStage> stages(2);
+  stages[0].first = 0;
+  stages[0].last = 1;
+  stages[0].node = 0;
+  stages[0].core_class = "big";
+  stages[1].first = 1;
+  stages[1].last = int(yolo.layers.size());
+  stages[1].node = 1;
+  stages[1].core_class = "big";
+  Plan p = PricePlan(yolo, nodes, stages, o);
+  const double bytes = 448.0 * 448 * 16 * 4;
+  EXPECT_NEAR(p.stages[0].transfer_ms, bytes * 8 / 20e3 + o.hop_ms, 1e-6);
+  EXPECT_NEAR(p.stages[0].compute_ms, yolo.layers[0].Flops() / 10e6, 1e-9);
+  EXPECT_TRUE(p.stages[0].remote);
+  EXPECT_EQ(p.bottleneck_stage, 0);
+  EXPECT_NEAR(p.bottleneck_ms, p.stages[0].transfer_ms, 1e-6);  // transfer hides compute
+  EXPECT_NEAR(p.latency_ms,
+              p.stages[0].compute_ms + p.stages[0].transfer_ms + p.stages[1].compute_ms, 1e-6);
+  // In int8 the same cut moves a quarter of the bytes, plus encoding and decoding.
+  stages[0].wire = WireFormat::kInt8;
+  Plan q = PricePlan(yolo, nodes, stages, o);
+  EXPECT_NEAR(q.stages[0].transfer_ms, (448.0 * 448 * 16 + 4) * 8 / 20e3 + o.hop_ms, 1e-6);
+  EXPECT_NEAR(q.stages[1].codec_ms, 448.0 * 448 * 16 * o.codec_ms_per_element, 1e-9);
+}
+
+TEST(Planner, OnSlowLinksItBeatsTheEqualComputeSplit) {
+  const Model yolo = Yolo();
+  const auto nodes = Nodes(2, 20);
+  PlannerOptions o;
+  o.link_mbps = 5;
+  o.stages = 2;
+  auto plan = MakePlan(yolo, nodes, o);
+  auto naive = EqualComputePlan(yolo, nodes, 2, o);
+  ASSERT_TRUE(plan.ok() && naive.ok());
+  EXPECT_GT(naive->stages[0].transfer_ms, naive->stages[0].compute_ms);  // link-bound
+  EXPECT_GT(plan->PredictedFps(), naive->PredictedFps() * 1.2);
+  EXPECT_LT(plan->stages[0].wire_bytes, naive->stages[0].wire_bytes);
+  // Exhaustive: no other cut or format of two stages is faster.
+  for (int cut = 1; cut < int(yolo.layers.size()); ++cut) {
+    for (WireFormat f : {WireFormat::kFloat32, WireFormat::kFloat16, WireFormat::kInt8}) {
+      std::vector<PlannedStage> s(2);
+      s[0].last = s[1].first = cut;
+      s[1].last = int(yolo.layers.size());
+      s[1].node = 1;
+      s[0].core_class = s[1].core_class = "big";
+      s[0].wire = f;
+      EXPECT_GE(PricePlan(yolo, nodes, s, o).bottleneck_ms, plan->bottleneck_ms - 1e-9);
+    }
+  }
+}
+
+TEST(Planner, FastLinksSplitAndSlowOnesMayNot) {
+  const Model yolo = Yolo();
+  PlannerOptions fast;
+  fast.link_mbps = 100000;
+  auto plan = MakePlan(yolo, Nodes(3, 20), fast);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->stages.size(), 3u);
+  PlannerOptions slow;
+  slow.link_mbps = 1e-4;  // nothing worth sending
+  plan = MakePlan(yolo, Nodes(3, 20), slow);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->stages.size(), 1u);
+}
+
+TEST(Planner, BadInputIsAClearError) {
+  const Model yolo = Yolo();
+  auto none = MakePlan(yolo, {}, PlannerOptions{});
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.error().message.find("no usable node"), std::string::npos);
+  PlannerOptions bound;
+  bound.latency_ms = 1;
+  auto late = MakePlan(yolo, Nodes(2, 20), bound);
+  ASSERT_FALSE(late.ok());
+  EXPECT_NE(late.error().message.find("no placement of yolo-tiny meets --latency-ms 1"),
+            std::string::npos)
+      << late.error().message;
+  PlannerOptions too_many;
+  too_many.stages = 3;
+  EXPECT_FALSE(MakePlan(yolo, Nodes(2, 20), too_many).ok());
+}
+
+TEST(Planner, ALatencyBoundTradesThroughputForLatency) {
+  const Model yolo = Yolo();
+  PlannerOptions o;
+  o.link_mbps = 50;
+  auto free = MakePlan(yolo, Nodes(3, 20), o);
+  ASSERT_TRUE(free.ok());
+  ASSERT_GT(free->stages.size(), 1u);
+  auto one = MakePlan(yolo, Nodes(1, 20), o);
+  o.latency_ms = one->latency_ms + 0.01;  // only the one-stage latency fits
+  auto bounded = MakePlan(yolo, Nodes(3, 20), o);
+  ASSERT_TRUE(bounded.ok()) << bounded.error().message;
+  EXPECT_LE(bounded->latency_ms, o.latency_ms);
+  EXPECT_LT(free->bottleneck_ms, bounded->bottleneck_ms);
+}
+
+// --- manifests ----------------------------------------------------------------------------
+
+TEST(PlanManifests, EachStageRunsOnItsNodeWithItsCoresAndFormats) {
+  const Model yolo = Yolo();
+  std::vector<PlannedStage> stages(2);
+  stages[0].last = stages[1].first = 12;
+  stages[1].last = int(yolo.layers.size());
+  stages[1].node = 1;
+  stages[0].core_class = stages[1].core_class = "big";
+  stages[0].wire = WireFormat::kInt8;
+  stages[0].node_name = "node-0";
+  stages[1].node_name = "node-1";
+  stages[0].cpus = stages[1].cpus = {0};
+  const auto plan = std::make_optional(PricePlan(yolo, Nodes(2, 20), stages, PlannerOptions{}));
+  ModelSpec spec;
+  spec.name = "yolo-tiny";
+  TempDir dir;
+  ASSERT_TRUE(WritePlanManifests(dir / "m", spec, *plan, ManifestOptions{}).ok());
+  const auto docs = YAML::LoadAllFromFile(dir / "m/pipeline.yaml");
+  int deployments = 0;
+  for (const YAML::Node& d : docs) {
+    if (d["kind"].as<std::string>() != "Deployment") continue;
+    ++deployments;
+    const YAML::Node spec_node = d["spec"]["template"]["spec"];
+    const std::string name = d["metadata"]["name"].as<std::string>();
+    std::vector<std::string> args =
+        spec_node["containers"][0]["args"].as<std::vector<std::string>>();
+    auto has = [&args](const std::string& a, const std::string& b) {
+      for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == a && args[i + 1] == b) return true;
+      }
+      return false;
+    };
+    if (name == "planned-stage-0") {
+      EXPECT_EQ(spec_node["nodeSelector"]["kubernetes.io/hostname"].as<std::string>(), "node-0");
+      EXPECT_EQ(
+          spec_node["containers"][0]["resources"]["limits"]["edgefd.io/big-cpu"].as<std::string>(),
+          "1");
+      EXPECT_TRUE(has("--next", "planned-stage-1:7000"));
+      EXPECT_TRUE(has("--wire-out", WireFormatName(plan->stages[0].wire)));
+    }
+    if (name == "planned-stage-1") {
+      EXPECT_EQ(spec_node["nodeSelector"]["kubernetes.io/hostname"].as<std::string>(), "node-1");
+      EXPECT_TRUE(has("--wire-in", WireFormatName(plan->stages[0].wire)));
+      EXPECT_TRUE(has("--next", "planned-sink:7000"));
+    }
+  }
+  EXPECT_EQ(deployments, 4);  // source, two stages, sink
+  EXPECT_TRUE(YAML::LoadFile(dir / "m/kustomization.yaml")["resources"].IsSequence());
+}
+
+// --- the link probe -----------------------------------------------------------------------
+
+TEST(ProbeLink, MeasuresWhatCrossedALoopbackLink) {
+  std::promise<int> port;
+  auto served = std::async(std::launch::async, [&port] {
+    return ServeLinkProbe("127.0.0.1:0", std::chrono::seconds(10),
+                          [&port](int p) { port.set_value(p); });
+  });
+  const int p = port.get_future().get();
+  auto probe = ProbeLink("127.0.0.1:" + std::to_string(p), std::chrono::milliseconds(200),
+                         std::chrono::seconds(10));
+  ASSERT_TRUE(probe.ok()) << probe.error().message;
+  auto server = served.get();
+  ASSERT_TRUE(server.ok()) << server.error().message;
+  EXPECT_GT(probe->bytes, 0u);
+  EXPECT_EQ(probe->bytes, server->bytes);
+}
+
+TEST(ProbeLink, APeerThatNeverComesIsATimeoutNamingTheAddress) {
+  auto served = ServeLinkProbe("127.0.0.1:0", std::chrono::milliseconds(50));
+  ASSERT_FALSE(served.ok());
+  EXPECT_NE(served.error().message.find("no client connected within 50 ms"), std::string::npos)
+      << served.error().message;
+  // Nothing listens there: refused at once, named.
+  auto refused = ProbeLink("127.0.0.1:1", std::chrono::milliseconds(100), std::chrono::seconds(5));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message.find("probe-link 127.0.0.1:1: cannot connect"),
+            std::string::npos)
+      << refused.error().message;
+}
+
+// --- the command line ---------------------------------------------------------------------
+
+TEST(PlanCli, RefusesACalibrationOfAnotherModelAndAnUnreachableBound) {
+  TempDir dir;
+  auto conv = MakeModel("conv", ConvModelOptions{});
+  dir.Write("conv-cal.json", DumpJson(CalibrationJson(FlatCalibration(*conv, 1.0))));
+  Json node = Homogeneous();
+  node["calibration"] = "conv-cal.json";
+  dir.Write("a.json", DumpJson(node));
+  int status = 0;
+  std::string out = RunCli("plan --model yolo-tiny --nodes " + (dir / "a.json"), &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("a calibration of model conv"), std::string::npos) << out;
+  EXPECT_NE(out.find("conv-cal.json"), std::string::npos) << out;
+
+  node.erase("calibration");
+  dir.Write("b.json", DumpJson(node));
+  out = RunCli("plan --model yolo-tiny --latency-ms 0.5 --nodes " + (dir / "b.json"), &status);
+  EXPECT_EQ(status, 3) << out;
+  EXPECT_NE(out.find("no placement"), std::string::npos) << out;
+
+  node["cpus"] = Json::array();
+  dir.Write("c.json", DumpJson(node));
+  out = RunCli("plan --model yolo-tiny --nodes " + (dir / "c.json"), &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("no core"), std::string::npos) << out;
+}
+
+TEST(PlanCli, PrintsThePredictionAndSaysWhenItGuessed) {
+  TempDir dir;
+  dir.Write("a.json", DumpJson(Homogeneous()));
+  int status = 0;
+  std::string out = RunCli("plan --model yolo-tiny --json --nodes " + (dir / "a.json"), &status);
+  ASSERT_EQ(status, 0) << out;
+  Json j = Json::parse(out.substr(0, out.rfind('}') + 1));
+  EXPECT_GT(j["predicted_fps"].get<double>(), 0);
+  EXPECT_NE(j["notes"].dump().find("no calibration"), std::string::npos) << out;
+}
+
+TEST(PlanCli, PricesAnEarlierPlacementWithTodaysFigures) {
+  TempDir dir;
+  const Model yolo = Yolo();
+  for (const char* name : {"a", "b"}) {
+    Json node = Homogeneous();
+    node["node"] = std::string("node-") + name;
+    node["cpus"] = Json::array({name[0] == 'a' ? 0 : 1});
+    node["calibration"] = "cal.json";
+    dir.Write(std::string(name) + ".json", DumpJson(node));
+  }
+  dir.Write("cal.json", DumpJson(CalibrationJson(FlatCalibration(yolo, 2.0))));
+  const std::string nodes = " --nodes " + (dir / "a.json") + " --nodes " + (dir / "b.json");
+  int status = 0;
+  std::string out = RunCli("plan --model yolo-tiny --json --stages 2" + nodes, &status);
+  ASSERT_EQ(status, 0) << out;
+  dir.Write("plan.json", out.substr(0, out.rfind('}') + 1));
+  // Every layer now takes twice as long: the same placement, half the frames per second.
+  dir.Write("cal.json", DumpJson(CalibrationJson(FlatCalibration(yolo, 4.0))));
+  out = RunCli("plan --model yolo-tiny --json --price " + (dir / "plan.json") + nodes, &status);
+  ASSERT_EQ(status, 0) << out;
+  const Json before = Json::parse(ReadFile(dir / "plan.json"));
+  const Json after = Json::parse(out.substr(0, out.rfind('}') + 1));
+  EXPECT_EQ(after["stages"][0]["last_layer"], before["stages"][0]["last_layer"]);
+  EXPECT_NEAR(after["predicted_fps"].get<double>() / before["predicted_fps"].get<double>(), 0.5,
+              0.01);
+
+  dir.Write("bad.json", R"({"stages": [{"first_layer": 3, "last_layer": 17}]})");
+  out = RunCli("plan --model yolo-tiny --price " + (dir / "bad.json") + nodes, &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("do not cover yolo-tiny's layers"), std::string::npos) << out;
+}
+
+TEST(PlanCli, PlansFromAClustersNodeList) {
+  TempDir dir;
+  Json rk = Rk3399();
+  Json list = {
+      {"kind", "NodeList"},
+      {"items",
+       Json::array(
+           {{{"metadata", {{"name", "rock-1"}, {"labels", rk["labels"]}}},
+             {"status",
+              {{"allocatable", {{"edgefd.io/big-cpu", "2"}, {"edgefd.io/little-cpu", "3"}}}}}},
+            {{"metadata", {{"name", "control-plane"}, {"labels", Json::object()}}},
+             {"status", Json::object()}}})}};
+  std::vector<std::string> skipped;
+  auto nodes = NodesFromNodeList(list, "nodes.json", &skipped);
+  ASSERT_TRUE(nodes.ok()) << nodes.error().message;
+  ASSERT_EQ(nodes->size(), 1u);
+  EXPECT_EQ((*nodes)[0].name, "rock-1");
+  ASSERT_EQ((*nodes)[0].classes.size(), 2u);
+  EXPECT_EQ((*nodes)[0].classes[0].cpus.size(), 2u);  // big: as allocatable says
+  EXPECT_EQ((*nodes)[0].classes[1].cpus.size(),
+            3u);  // little: 3 of its 4 cores, as allocatable says
+  EXPECT_EQ((*nodes)[0].classes[0].max_mhz, 1800);
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_NE(skipped[0].find("control-plane"), std::string::npos);
+
+  dir.Write("nodes.json", DumpJson(list));
+  int status = 0;
+  std::string out =
+      RunCli("plan --model yolo-tiny --json --node-list " + (dir / "nodes.json"), &status);
+  ASSERT_EQ(status, 0) << out;
+  EXPECT_NE(out.find("\"node\": \"rock-1\""), std::string::npos) << out;
+  EXPECT_FALSE(NodesFromNodeList(Json::object(), "x.json", &skipped).ok());
+}
+
+TEST(ProbeLinkCli, ATimeoutIsAFailureWithAClearMessage) {
+  int status = 0;
+  std::string out = RunCli("probe-link --listen 127.0.0.1:0 --timeout-ms 50", &status);
+  EXPECT_EQ(status, 1) << out;
+  EXPECT_NE(out.find("no client connected within 50 ms"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace edgefd::runtime
