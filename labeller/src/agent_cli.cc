@@ -15,6 +15,7 @@
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/discovery/warning_log.h"
 #include "edgefd/labeller/cli.h"
 
 namespace edgefd {
@@ -56,14 +57,15 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
+// Discovery as the agent needs it: the labels, each warning once (repeats at debug). The
 // Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
 // read it again).
 Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
-  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
+  auto log = std::make_shared<WarningLog>();
+  return [discoverer = std::move(discoverer), log]() -> Result<Labels> {
     auto report = discoverer->Run();
     if (!report) return report.error();
-    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    log->Log(report->warnings);
     return RenderLabels(report->inventory);
   };
 }
