@@ -125,9 +125,8 @@ KeyCheck CheckKeys(const RuleMatch& m, const UdevRecord& r, bool check_propertie
     return k;
   }
   bool class_ok = !r.pci_class.empty() &&
-                  std::any_of(m.pci_classes.begin(), m.pci_classes.end(), [&](const std::string& c) {
-                    return r.pci_class.rfind(c, 0) == 0;
-                  });
+                  std::any_of(m.pci_classes.begin(), m.pci_classes.end(),
+                              [&](const std::string& c) { return r.pci_class.rfind(c, 0) == 0; });
   if (!k.Key(!m.pci_classes.empty(), class_ok, "pci-class")) return k;
   if (!k.Key(!m.drivers.empty(), !r.driver.empty() && AnyGlob(m.drivers, r.driver), "driver")) {
     return k;
@@ -155,9 +154,8 @@ KeyCheck CheckKeys(const RuleMatch& m, const DtNodeInfo& node, bool all = false)
   k.all = all;
   bool name_ok = std::find(m.dt_nodes.begin(), m.dt_nodes.end(), node.name) != m.dt_nodes.end();
   if (!k.Key(!m.dt_nodes.empty(), name_ok, "dt-node")) return k;
-  bool compatible_ok =
-      std::any_of(node.compatible.begin(), node.compatible.end(),
-                  [&](const std::string& c) { return AnyGlob(m.compatible, c); });
+  bool compatible_ok = std::any_of(node.compatible.begin(), node.compatible.end(),
+                                   [&](const std::string& c) { return AnyGlob(m.compatible, c); });
   k.Key(!m.compatible.empty(), compatible_ok, "compatible");
   return k;
 }

@@ -37,7 +37,8 @@ bool ValidIdentifiers(std::string_view s, bool numeric_rule) {
     size_t dot = s.find('.', start);
     std::string_view id = s.substr(start, dot == std::string_view::npos ? s.npos : dot - start);
     if (id.empty() || !std::all_of(id.begin(), id.end(), IsIdentifierChar)) return false;
-    if (numeric_rule && id.size() > 1 && id[0] == '0' && std::all_of(id.begin(), id.end(), IsDigit)) {
+    if (numeric_rule && id.size() > 1 && id[0] == '0' &&
+        std::all_of(id.begin(), id.end(), IsDigit)) {
       return false;
     }
     if (dot == std::string_view::npos) return true;
@@ -53,10 +54,9 @@ bool Printable(std::string_view s) {
 
 // A module name as sysfs spells it: no path separators, nothing a path could climb with.
 bool ValidModuleName(std::string_view name) {
-  return !name.empty() && name.size() <= 64 &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
-         });
+  return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '-';
+  });
 }
 
 fs::path Under(const fs::path& root, std::string_view absolute) {
@@ -85,8 +85,7 @@ std::optional<std::string> ModuleVersion(const fs::path& root, std::string name,
       if (!line) continue;
       if (Printable(*line)) return line;
       if (warnings != nullptr) {
-        warnings->push_back((dir / attribute).string() +
-                            ": not a version (empty, binary or over " +
+        warnings->push_back((dir / attribute).string() + ": not a version (empty, binary or over " +
                             std::to_string(kMaxVersionLength) + " characters); left out");
       }
       return std::nullopt;
@@ -162,8 +161,7 @@ std::string OsReleaseValue(const std::string& text, std::string_view key) {
     if (end == std::string::npos) end = text.size();
     std::string_view line(text.data() + start, end - start);
     start = end + 1;
-    if (line.size() <= key.size() || line.substr(0, key.size()) != key ||
-        line[key.size()] != '=') {
+    if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != '=') {
       continue;
     }
     std::string value = Trim(line.substr(key.size() + 1));

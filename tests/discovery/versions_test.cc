@@ -1,5 +1,7 @@
 // Versions: normalisation to semver, the rules' version sources, reading them below a root,
 // and the labels they give.
+#include "edgefd/discovery/versions.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -8,7 +10,6 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
-#include "edgefd/discovery/versions.h"
 #include "edgefd/discovery/warning_log.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/paths.h"
@@ -38,9 +39,9 @@ TEST(NormalizeSemver, NormalisesWhatDriversPrint) {
 }
 
 TEST(NormalizeSemver, LeavesOutWhatIsNoVersion) {
-  for (const char* raw : {"", "v", "unknown", "A1B2C3D4E5F6A7B8C9D0E1F", "1.0.2.0-k", "1..2",
-                          "1.2.3 beta", "1.2.3-01", "1.2.3-", "1.2.3+", "-1.2.3",
-                          "1234567890123456789.0.0", "1.2.3-a..b"}) {
+  for (const char* raw :
+       {"", "v", "unknown", "A1B2C3D4E5F6A7B8C9D0E1F", "1.0.2.0-k", "1..2", "1.2.3 beta",
+        "1.2.3-01", "1.2.3-", "1.2.3+", "-1.2.3", "1234567890123456789.0.0", "1.2.3-a..b"}) {
     EXPECT_EQ(NormalizeSemver(raw), std::nullopt) << "'" << raw << "'";
   }
 }
@@ -83,8 +84,9 @@ TEST(RuleVersionsParse, RefusesBrokenSourcesNamingTheLine) {
     const char* message;
   };
   for (const Case& c : {
-           Case{"{driver: {modul: x}}", "rules.yaml:4: rule 'npu': 'versions' 'driver': unknown "
-                                        "key 'modul' \u2014 did you mean 'module'?"},
+           Case{"{driver: {modul: x}}",
+                "rules.yaml:4: rule 'npu': 'versions' 'driver': unknown "
+                "key 'modul' \u2014 did you mean 'module'?"},
            Case{"{drivers: {module: x}}", "did you mean 'driver'?"},
            Case{"{driver: {module: x, file: /a}}", "exactly one of"},
            Case{"{driver: {module: ../../etc}}", "is not a kernel module name"},
@@ -167,10 +169,11 @@ TEST(ReadDeviceVersions, JetsonReleaseFileThroughTheBuiltInRule) {
 }
 
 TEST(ReadDeviceVersions, NvidiaProcVersionThroughTheBuiltInRule) {
-  Device gpu = WithBuiltInRule("nvidia-gpu", "proc/driver/nvidia/version",
-                               "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug "
-                               "19 01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0\n",
-                               nullptr);
+  Device gpu =
+      WithBuiltInRule("nvidia-gpu", "proc/driver/nvidia/version",
+                      "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug "
+                      "19 01:15:15 UTC 2023\nGCC version:  gcc version 12.2.0\n",
+                      nullptr);
   EXPECT_EQ(gpu.driver_version, "535.104.05");
   EXPECT_THAT(NormalizeSemver(gpu.driver_version), Optional(std::string("535.104.5")));
 }
@@ -178,7 +181,9 @@ TEST(ReadDeviceVersions, NvidiaProcVersionThroughTheBuiltInRule) {
 TEST(ReadDeviceVersions, GarbageFilesAreNamedAndLeftOutNotGuessed) {
   testing::TempDir root;
   Write(root.path() / "etc/x-release", "no version in here\nnor here\n");
-  Write(root.path() / "etc/binary", std::string("\x7f" "ELF\x01\x02\0\0", 8));
+  Write(root.path() / "etc/binary", std::string("\x7f"
+                                                "ELF\x01\x02\0\0",
+                                                8));
   Write(root.path() / "sys/module/x_npu/version", std::string("\x01\x02\x03", 3));
   std::vector<Device> devices = {NpuDevice()};
   std::vector<std::string> warnings;
@@ -188,8 +193,8 @@ TEST(ReadDeviceVersions, GarbageFilesAreNamedAndLeftOutNotGuessed) {
   EXPECT_EQ(devices[0].driver_version, "");
   EXPECT_EQ(devices[0].runtime_version, "");
   ASSERT_EQ(warnings.size(), 3u);
-  EXPECT_THAT(warnings[0], HasSubstr((root.path() / "sys/module/x_npu/version").string() +
-                                     ": not a version"));
+  EXPECT_THAT(warnings[0],
+              HasSubstr((root.path() / "sys/module/x_npu/version").string() + ": not a version"));
   EXPECT_THAT(warnings[1], HasSubstr((root.path() / "etc/x-release").string() +
                                      ": no line matches 'release ([0-9]+)'; left out"));
   EXPECT_THAT(warnings[2], HasSubstr((root.path() / "etc/binary").string() + ": first line"));
@@ -200,8 +205,7 @@ TEST(ReadDeviceVersions, AnOversizedFileIsRefusedUnread) {
   Write(root.path() / "etc/x-release", std::string(kMaxVersionFileBytes + 1, '1'));
   std::vector<Device> devices = {NpuDevice()};
   std::vector<std::string> warnings;
-  ReadDeviceVersions(NpuRule("{runtime: {file: /etc/x-release}}"), root.path(), devices,
-                     &warnings);
+  ReadDeviceVersions(NpuRule("{runtime: {file: /etc/x-release}}"), root.path(), devices, &warnings);
   EXPECT_EQ(devices[0].runtime_version, "");
   ASSERT_EQ(warnings.size(), 1u);
   EXPECT_THAT(warnings[0], HasSubstr("etc/x-release"));
@@ -211,8 +215,8 @@ TEST(ReadDeviceVersions, FirstSourceThatYieldsWins) {
   testing::TempDir root;
   Write(root.path() / "sys/module/second/version", "3.0");
   std::vector<Device> devices = {NpuDevice()};
-  ReadDeviceVersions(NpuRule("{driver: [{module: first}, {module: second}]}"), root.path(),
-                     devices, nullptr);
+  ReadDeviceVersions(NpuRule("{driver: [{module: first}, {module: second}]}"), root.path(), devices,
+                     nullptr);
   EXPECT_EQ(devices[0].driver_version, "3.0");
 }
 
