@@ -84,7 +84,7 @@ struct Rule {
 /// The built-in rules as YAML, in the same format `--config` files use.
 std::string_view DefaultRulesYaml();
 
-/// Largest rules document accepted (the built-in set is under 3 KiB). yaml-cpp holds up to
+/// Largest rules document accepted (the built-in set is under 4 KiB). yaml-cpp holds up to
 /// about 250 bytes per input byte while it parses (an unclosed `[[[[...` is the worst case),
 /// so this also bounds the memory a broken or hostile file can take.
 inline constexpr size_t kMaxRulesBytes = 128 * 1024;
