@@ -117,7 +117,7 @@ int RunDevicePluginCli(int argc, char** argv) {
   // Logs go to stderr; stdout carries only what --list prints.
   SetUpLogging("edgefd-deviceplugin", flags.log_level);
   InventoryFeed::DiscoverFn discover = MakeDiscover(flags);
-  if (flags.list) return ListResources(discover);
+  if (flags.list) return ListResources(discover, flags.output);
   auto watch = MakeWatchOptions(flags);
   if (!watch) {
     spdlog::error("{}", watch.error().message);

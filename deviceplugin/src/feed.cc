@@ -108,7 +108,10 @@ Result<Inventory> LoadInventoryFile(const std::filesystem::path& path) {
       for (auto [key, field] : {std::pair{"vendor_id", &dev.vendor_id},
                                 {"product_id", &dev.product_id},
                                 {"serial", &dev.serial},
-                                {"driver", &dev.driver}}) {
+                                {"driver", &dev.driver},
+                                {"driver_version", &dev.driver_version},
+                                {"firmware_version", &dev.firmware_version},
+                                {"runtime_version", &dev.runtime_version}}) {
         if (d[key]) *field = d[key].as<std::string>();
       }
       if (d["numa_node"]) dev.numa_node = d["numa_node"].as<int>();

@@ -4,10 +4,12 @@
 
 #include <iostream>
 
+#include "edgefd/common/output.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/discovery/warning_log.h"
 
 namespace edgefd::deviceplugin {
 
@@ -20,6 +22,7 @@ void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
       ->type_name("MODE")
       ->check(OneOf({"device-plugin", "dra", "both"}));
   app.add_flag("--list", flags.list, "print the resources and devices it would serve, then exit");
+  AddOutputFlag(app, flags.output, "--list (and the DRA modes' --print-slices)");
   AddDiscoveryFlags(app, flags.discovery);
   app.add_option_function<std::string>(
          "--inventory", [&flags](const std::string& file) { flags.inventory_file = file; },
@@ -68,9 +71,11 @@ InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags) {
   // One Discoverer for every hotplug event: the devicetree is read again only when it can
   // have changed (the feed calls this under its lock).
   auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
-  return [discoverer]() -> Result<Inventory> {
+  auto log = std::make_shared<WarningLog>();
+  return [discoverer, log]() -> Result<Inventory> {
     auto report = discoverer->Run();
     if (!report) return report.error();
+    log->Log(report->warnings);
     return std::move(report->inventory);
   };
 }
@@ -87,29 +92,51 @@ Result<WatchOptions> MakeWatchOptions(const DevicePluginFlags& flags) {
 
 namespace {
 
-void PrintResources(const DeviceRegistry& registry) {
+// --list's document: each resource with its variables and devices.
+Json ResourcesJson(const DeviceRegistry& registry) {
+  Json resources = Json::array();
   for (const std::string& name : registry.ResourceNames()) {
     auto snapshot = registry.Snapshot(name);
     if (!snapshot) continue;
-    std::cout << name << " (" << EnvVarName(*snapshot);
-    if (snapshot->kind == ResourceKind::kAccelerator) {
-      std::cout << ", " << DevnodesEnvVarName(*snapshot);
-    }
-    std::cout << ")\n";
+    Json r = {{"resource", name}, {"devicesEnv", EnvVarName(*snapshot)}};
+    if (snapshot->kind == ResourceKind::kAccelerator)
+      r["devnodesEnv"] = DevnodesEnvVarName(*snapshot);
+    Json devices = Json::array();
     for (const PluginDevice& d : snapshot->devices) {
-      std::cout << "  " << d.id << (d.healthy && d.present ? " Healthy" : " Unhealthy");
-      if (d.numa_node >= 0) std::cout << " numa=" << d.numa_node;
-      if (d.group >= 0) std::cout << " group=" << d.group;
-      for (const std::string& n : d.devnodes) std::cout << ' ' << n;
-      std::cout << '\n';
+      Json device = {{"id", d.id}, {"healthy", d.healthy && d.present}};
+      if (d.numa_node >= 0) device["numaNode"] = d.numa_node;
+      if (d.group >= 0) device["group"] = d.group;
+      device["devnodes"] = d.devnodes;
+      devices.push_back(std::move(device));
+    }
+    r["devices"] = std::move(devices);
+    resources.push_back(std::move(r));
+  }
+  return {{"resources", std::move(resources)}};
+}
+
+std::string ResourcesText(const Json& doc) {
+  std::string out;
+  for (const Json& r : doc["resources"]) {
+    out += r["resource"].get<std::string>() + " (" + r["devicesEnv"].get<std::string>();
+    if (r.contains("devnodesEnv")) out += ", " + r["devnodesEnv"].get<std::string>();
+    out += ")\n";
+    for (const Json& d : r["devices"]) {
+      out += "  " + d["id"].get<std::string>() +
+             (d["healthy"].get<bool>() ? " Healthy" : " Unhealthy");
+      if (d.contains("numaNode")) out += " numa=" + std::to_string(d["numaNode"].get<int>());
+      if (d.contains("group")) out += " group=" + std::to_string(d["group"].get<int>());
+      for (const Json& n : d["devnodes"]) out += " " + n.get<std::string>();
+      out += "\n";
     }
   }
-  if (registry.ResourceNames().empty()) std::cout << "no resources\n";
+  if (doc["resources"].empty()) out += "no resources\n";
+  return out;
 }
 
 }  // namespace
 
-int ListResources(const InventoryFeed::DiscoverFn& discover) {
+int ListResources(const InventoryFeed::DiscoverFn& discover, const std::string& format) {
   auto inventory = discover();
   if (!inventory) {
     spdlog::error("{}", inventory.error().message);
@@ -117,7 +144,8 @@ int ListResources(const InventoryFeed::DiscoverFn& discover) {
   }
   InventoryRegistry registry;
   registry.Update(*inventory);
-  PrintResources(registry);
+  Json doc = ResourcesJson(registry);
+  std::cout << (format == "text" ? ResourcesText(doc) : DumpDocument(doc, format));
   return kExitOk;
 }
 

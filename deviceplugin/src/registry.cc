@@ -101,6 +101,9 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
     pd.product_id = d.product_id;
     pd.serial = d.serial;
     pd.driver = d.driver;
+    pd.driver_version = d.driver_version;
+    pd.firmware_version = d.firmware_version;
+    pd.runtime_version = d.runtime_version;
     r.devices.push_back(std::move(pd));
   }
   if (inventory.cpu.Heterogeneous()) {

@@ -158,6 +158,16 @@ void Discoverer::Invalidate() { cache_->valid = false; }
 uint64_t Discoverer::devicetree_reads() const { return cache_->reads; }
 
 Result<DiscoveryReport> Discoverer::Run() {
+  // A root that is not there would read as a board with nothing on it: an empty success that
+  // hides a typo. (With --dtb the blob is the board and the root may be anything.)
+  if (!options_.dtb) {
+    std::error_code ec;
+    if (!fs::is_directory(options_.root, ec)) {
+      return Error{options_.root.string() + ": " +
+                   (fs::exists(options_.root, ec) ? "not a directory" : "no such directory") +
+                   " (--root names the directory holding the host's sys/ and proc/)"};
+    }
+  }
   Cache& c = *cache_;
   std::string generation = TreeGeneration(options_);
   if (!c.valid || generation != c.generation) {

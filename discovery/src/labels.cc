@@ -1,7 +1,9 @@
 #include "edgefd/discovery/labels.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 #include <map>
 
 namespace edgefd {
@@ -146,6 +148,47 @@ void AddDeviceTreeLabels(const Inventory& inventory, Labels& labels) {
   }
 }
 
+namespace {
+
+std::string_view Vendor(std::string_view compatible) {
+  return compatible.substr(0, compatible.find(','));
+}
+
+std::string_view Model(std::string_view compatible) {
+  size_t comma = compatible.find(',');
+  return comma == std::string_view::npos ? compatible : compatible.substr(comma + 1);
+}
+
+// Root compatibles that name a family of SoCs rather than a chip, where the chip's name does
+// not start with the family's (an A311D and an S922X are both "amlogic,g12b").
+bool KnownSocFamily(std::string_view compatible) {
+  static constexpr std::string_view kFamilies[] = {
+      "amlogic,g12a",       "amlogic,g12b",      "amlogic,sm1",       "amlogic,axg",
+      "amlogic,meson-gxbb", "amlogic,meson-gxl", "amlogic,meson-gxm", "amlogic,meson8",
+      "amlogic,meson8b",    "amlogic,meson8m2"};
+  return std::find(std::begin(kFamilies), std::end(kFamilies), compatible) != std::end(kFamilies);
+}
+
+}  // namespace
+
+SocCompatibles FindSoc(const std::vector<std::string>& compatible) {
+  SocCompatibles out;
+  if (compatible.empty()) return out;
+  const std::string& last = compatible.back();
+  out.soc = last;
+  if (compatible.size() < 3) return out;  // the first names the board
+  const std::string& chip = compatible[compatible.size() - 2];
+  // "samsung,exynos5800" before "samsung,exynos5": the chip, then its family.
+  bool same_vendor = Vendor(chip) == Vendor(last);
+  bool family = KnownSocFamily(last) ||
+                (Model(chip).size() > Model(last).size() && Model(chip).starts_with(Model(last)));
+  if (same_vendor && family) {
+    out.soc = chip;
+    out.family = last;
+  }
+  return out;
+}
+
 void AddBoardLabels(const Inventory& inventory, Labels& labels) {
   if (!inventory.board) return;
   const BoardInfo& board = *inventory.board;
@@ -153,11 +196,25 @@ void AddBoardLabels(const Inventory& inventory, Labels& labels) {
   if (!board.compatible.empty()) {
     std::string b = CompatibleToLabelName(board.compatible.front());
     if (!b.empty()) labels[prefix + "board"] = b;
-    std::string soc = CompatibleToLabelName(board.compatible.back());
+    SocCompatibles socs = FindSoc(board.compatible);
+    std::string soc = CompatibleToLabelName(socs.soc);
     if (!soc.empty()) labels[prefix + "soc"] = soc;
+    std::string family = CompatibleToLabelName(socs.family);
+    if (!family.empty()) labels[prefix + "soc.family"] = family;
   }
   std::string model = SanitizeLabelValue(board.model);
   if (!model.empty()) labels[prefix + "board.model"] = model;
+}
+
+void AddSystemLabels(const Inventory& inventory, Labels& labels) {
+  std::string prefix(kLabelPrefix);
+  const SystemInfo& system = inventory.system;
+  for (const auto& [name, raw] : {std::pair{"kernel.version", &system.kernel_release},
+                                  {"os.id", &system.os_id},
+                                  {"os.version", &system.os_version_id}}) {
+    std::string value = SanitizeLabelValue(*raw);
+    if (!value.empty()) labels[prefix + name] = value;
+  }
 }
 
 Labels RenderLabels(const Inventory& inventory) {
@@ -166,6 +223,7 @@ Labels RenderLabels(const Inventory& inventory) {
   AddBoardLabels(inventory, labels);
   AddCpuLabels(inventory, labels);
   AddDeviceLabels(inventory, labels);
+  AddSystemLabels(inventory, labels);
   return labels;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <regex>
 #include <set>
 
 #include "edgefd/common/files.h"
@@ -246,9 +247,99 @@ class RuleParser {
     return m;
   }
 
+  VersionSource ParseVersionSource(const YAML::Node& node, const std::string& what) {
+    static const std::vector<std::string_view> kKeys = {"module", "bound-driver", "file", "regex",
+                                                        "usb-bcd"};
+    Count(node);
+    if (!node.IsMap() || node.size() == 0) {
+      throw RuleError{node.Mark(), what +
+                                       ": each source must be a mapping (module, "
+                                       "bound-driver, file with optional regex, usb-bcd)"};
+    }
+    VersionSource s;
+    int kinds = 0;
+    for (const auto& kv : node) {
+      std::string key = Scalar(kv.first, "a key");
+      const YAML::Node& v = kv.second;
+      if (key == "module") {
+        s.module = Scalar(v, what + " 'module'");
+        bool ok = !s.module.empty() && s.module.size() <= 64 &&
+                  std::all_of(s.module.begin(), s.module.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                  });
+        if (!ok) {
+          throw RuleError{v.Mark(), what + " 'module': '" + s.module +
+                                        "' is not a kernel module name ([A-Za-z0-9_-])"};
+        }
+        ++kinds;
+      } else if (key == "bound-driver") {
+        s.bound_driver = Bool(v, what + " 'bound-driver'");
+        ++kinds;
+      } else if (key == "usb-bcd") {
+        s.usb_bcd = Bool(v, what + " 'usb-bcd'");
+        ++kinds;
+      } else if (key == "file") {
+        s.file = Scalar(v, what + " 'file'");
+        if (s.file.empty() || s.file[0] != '/' || s.file.find("..") != std::string::npos) {
+          throw RuleError{v.Mark(), what + " 'file': '" + s.file +
+                                        "' must be an absolute path without '..' (it is read "
+                                        "below --root)"};
+        }
+        ++kinds;
+      } else if (key == "regex") {
+        s.regex = Scalar(v, what + " 'regex'");
+        try {
+          std::regex check(s.regex, std::regex::ECMAScript);
+        } catch (const std::regex_error& e) {
+          throw RuleError{v.Mark(), what + " 'regex': '" + s.regex + "': " + e.what()};
+        }
+      } else {
+        throw RuleError{kv.first.Mark(), what + ": " + UnknownKey(key, kKeys)};
+      }
+    }
+    if (kinds != 1) {
+      throw RuleError{node.Mark(), what +
+                                       ": a source names exactly one of module, "
+                                       "bound-driver, file, usb-bcd"};
+    }
+    if (!s.regex.empty() && s.file.empty()) {
+      throw RuleError{node.Mark(), what + ": 'regex' goes with 'file'"};
+    }
+    return s;
+  }
+
+  RuleVersions ParseVersions(const YAML::Node& node, const std::string& what) {
+    static const std::vector<std::string_view> kKeys = {"driver", "firmware", "runtime"};
+    Count(node);
+    if (!node.IsMap()) {
+      throw RuleError{node.Mark(), what +
+                                       " must be a mapping of driver/firmware/runtime to "
+                                       "sources"};
+    }
+    RuleVersions versions;
+    for (const auto& kv : node) {
+      std::string key = Scalar(kv.first, "a key");
+      std::vector<VersionSource>* list = key == "driver"     ? &versions.driver
+                                         : key == "firmware" ? &versions.firmware
+                                         : key == "runtime"  ? &versions.runtime
+                                                             : nullptr;
+      if (list == nullptr) throw RuleError{kv.first.Mark(), what + ": " + UnknownKey(key, kKeys)};
+      const YAML::Node& v = kv.second;
+      std::string where = what + " '" + key + "'";
+      if (v.IsMap()) {
+        list->push_back(ParseVersionSource(v, where));
+      } else if (v.IsSequence() && v.size() > 0) {
+        for (const YAML::Node& item : v) list->push_back(ParseVersionSource(item, where));
+      } else {
+        throw RuleError{v.Mark(), where + " must be a source or a non-empty list of sources"};
+      }
+    }
+    return versions;
+  }
+
   Rule ParseRule(const YAML::Node& node) {
     static const std::vector<std::string_view> kKeys = {
-        "name", "kind", "resource", "enabled", "match", "devnodes", "require-devnodes"};
+        "name", "kind", "resource", "enabled", "match", "devnodes", "require-devnodes", "versions"};
     Count(node);
     if (!node.IsMap()) throw RuleError{node.Mark(), "each rule must be a mapping"};
     Rule rule;
@@ -295,6 +386,8 @@ class RuleParser {
         has_require = true;
       } else if (key == "devnodes") {
         rule.devnodes = Globs(v, what);
+      } else if (key == "versions") {
+        rule.versions = ParseVersions(v, what);
       } else if (key == "match") {
         has_match = true;
         if (v.IsMap()) {

@@ -12,7 +12,9 @@
 #include <optional>
 #include <set>
 
+#include "edgefd/discovery/devicetree.h"
 #include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/versions.h"
 #include "udev_handles.h"
 
 namespace edgefd {
@@ -53,6 +55,7 @@ void FillAnchor(udev_device* dev, UdevRecord& rec) {
       rec.usb_vendor = HexAttr(d, "idVendor");
       rec.usb_product = HexAttr(d, "idProduct");
       rec.usb_serial = Str(udev_device_get_sysattr_value(d, "serial"));
+      rec.usb_bcd = HexAttr(d, "bcdDevice");
       while (!rec.usb_serial.empty() &&
              std::isspace(static_cast<unsigned char>(rec.usb_serial.back()))) {
         rec.usb_serial.pop_back();
@@ -87,43 +90,78 @@ bool IdMatches(const std::vector<HexId>& ids, const std::string& vendor,
   });
 }
 
+// The first key of a match entry a device or node fails ("" when it passes them all), and how
+// many keys it passes. Matches() needs only the first failure; --explain asks for `all` keys,
+// to tell the nearest miss.
+struct KeyCheck {
+  std::string_view failed;
+  int passed = 0;
+  bool all = false;
+
+  // Records the outcome of one key; false when the check can stop here.
+  bool Key(bool given, bool ok, std::string_view key) {
+    if (!given) return true;
+    if (ok) {
+      ++passed;
+      return true;
+    }
+    if (failed.empty()) failed = key;
+    return all;
+  }
+};
+
 // `check_properties` false: the udev properties are not known yet and taken as matching.
-bool Matches(const RuleMatch& m, const UdevRecord& r, bool check_properties = true) {
-  if (m.IsDeviceTree()) return false;
-  if (!m.subsystems.empty() && !AnyGlob(m.subsystems, r.subsystem)) return false;
-  if (!m.usb.empty() &&
-      (r.anchor_subsystem != "usb" || !IdMatches(m.usb, r.usb_vendor, r.usb_product))) {
-    return false;
+KeyCheck CheckKeys(const RuleMatch& m, const UdevRecord& r, bool check_properties = true,
+                   bool all = false) {
+  KeyCheck k;
+  k.all = all;
+  if (!k.Key(!m.subsystems.empty(), AnyGlob(m.subsystems, r.subsystem), "subsystem")) return k;
+  if (!k.Key(!m.usb.empty(),
+             r.anchor_subsystem == "usb" && IdMatches(m.usb, r.usb_vendor, r.usb_product), "usb")) {
+    return k;
   }
-  if (!m.pci.empty() &&
-      (r.anchor_subsystem != "pci" || !IdMatches(m.pci, r.pci_vendor, r.pci_product))) {
-    return false;
+  if (!k.Key(!m.pci.empty(),
+             r.anchor_subsystem == "pci" && IdMatches(m.pci, r.pci_vendor, r.pci_product), "pci")) {
+    return k;
   }
-  if (!m.pci_classes.empty() &&
-      (r.pci_class.empty() ||
-       std::none_of(m.pci_classes.begin(), m.pci_classes.end(),
-                    [&](const std::string& c) { return r.pci_class.rfind(c, 0) == 0; }))) {
-    return false;
+  bool class_ok = !r.pci_class.empty() &&
+                  std::any_of(m.pci_classes.begin(), m.pci_classes.end(),
+                              [&](const std::string& c) { return r.pci_class.rfind(c, 0) == 0; });
+  if (!k.Key(!m.pci_classes.empty(), class_ok, "pci-class")) return k;
+  if (!k.Key(!m.drivers.empty(), !r.driver.empty() && AnyGlob(m.drivers, r.driver), "driver")) {
+    return k;
   }
-  if (!m.drivers.empty() && (r.driver.empty() || !AnyGlob(m.drivers, r.driver))) return false;
-  if (!m.devnodes.empty() && (r.devnode.empty() || !AnyGlob(m.devnodes, r.devnode))) return false;
+  if (!k.Key(!m.devnodes.empty(), !r.devnode.empty() && AnyGlob(m.devnodes, r.devnode),
+             "devnode")) {
+    return k;
+  }
   for (const auto& [name, glob] : m.properties) {
     if (!check_properties) break;
     auto it = r.properties.find(name);
-    if (it == r.properties.end() || !GlobMatches(glob, it->second)) return false;
+    if (!k.Key(true, it != r.properties.end() && GlobMatches(glob, it->second), "property")) {
+      return k;
+    }
   }
-  return true;
+  return k;
+}
+
+bool Matches(const RuleMatch& m, const UdevRecord& r, bool check_properties = true) {
+  return !m.IsDeviceTree() && CheckKeys(m, r, check_properties).failed.empty();
+}
+
+KeyCheck CheckKeys(const RuleMatch& m, const DtNodeInfo& node, bool all = false) {
+  KeyCheck k;
+  k.all = all;
+  bool name_ok = std::find(m.dt_nodes.begin(), m.dt_nodes.end(), node.name) != m.dt_nodes.end();
+  if (!k.Key(!m.dt_nodes.empty(), name_ok, "dt-node")) return k;
+  bool compatible_ok = std::any_of(node.compatible.begin(), node.compatible.end(),
+                                   [&](const std::string& c) { return AnyGlob(m.compatible, c); });
+  k.Key(!m.compatible.empty(), compatible_ok, "compatible");
+  return k;
 }
 
 bool Matches(const RuleMatch& m, const DtNodeInfo& node) {
-  if (!m.IsDeviceTree()) return false;
-  if (!m.dt_nodes.empty() &&
-      std::find(m.dt_nodes.begin(), m.dt_nodes.end(), node.name) == m.dt_nodes.end()) {
-    return false;
-  }
-  if (m.compatible.empty()) return true;
-  return std::any_of(node.compatible.begin(), node.compatible.end(),
-                     [&](const std::string& c) { return AnyGlob(m.compatible, c); });
+  return m.IsDeviceTree() && CheckKeys(m, node).failed.empty();
 }
 
 void AddDevnode(Device& d, const std::string& node) {
@@ -313,6 +351,7 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
       d.product_id = r.anchor_subsystem == "usb" ? r.usb_product : r.pci_product;
       d.driver = r.anchor_driver;
       d.serial = r.anchor_subsystem == "usb" ? r.usb_serial : "";
+      d.usb_bcd = r.anchor_subsystem == "usb" ? r.usb_bcd : "";
       d.numa_node = r.numa_node;
       if (rule.devnodes.empty()) AddDevnode(d, r.devnode);
     }
@@ -369,13 +408,161 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
   return out;
 }
 
+namespace {
+
+std::string Join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& i : items) out += (out.empty() ? "" : ", ") + i;
+  return out.empty() ? "none" : out;
+}
+
+std::string Ids(const std::vector<HexId>& ids) {
+  std::vector<std::string> out;
+  for (const HexId& id : ids)
+    out.push_back(id.vendor + ":" + (id.product.empty() ? "*" : id.product));
+  return Join(out);
+}
+
+// What the rule wants under `key`, and what the device has there.
+std::string Wanted(const RuleMatch& m, std::string_view key) {
+  if (key == "subsystem") return Join(m.subsystems);
+  if (key == "usb") return Ids(m.usb);
+  if (key == "pci") return Ids(m.pci);
+  if (key == "pci-class") return Join(m.pci_classes);
+  if (key == "driver") return Join(m.drivers);
+  if (key == "devnode") return Join(m.devnodes);
+  if (key == "dt-node") return Join(m.dt_nodes);
+  if (key == "compatible") return Join(m.compatible);
+  std::vector<std::string> props;
+  for (const auto& [name, glob] : m.properties) props.push_back(name + "=" + glob);
+  return Join(props);
+}
+
+std::string Has(const RuleMatch& m, const UdevRecord& r, std::string_view key) {
+  auto or_none = [](const std::string& s) { return s.empty() ? std::string("none") : s; };
+  if (key == "subsystem") return r.subsystem;
+  if (key == "usb") {
+    return r.anchor_subsystem == "usb" ? r.usb_vendor + ":" + r.usb_product : "no USB device";
+  }
+  if (key == "pci") {
+    return r.anchor_subsystem == "pci" ? r.pci_vendor + ":" + r.pci_product : "no PCI function";
+  }
+  if (key == "pci-class") return or_none(r.pci_class);
+  if (key == "driver") return or_none(r.driver);
+  if (key == "devnode") return or_none(r.devnode);
+  std::vector<std::string> props;
+  for (const auto& [name, glob] : m.properties) {
+    auto it = r.properties.find(name);
+    props.push_back(name + "=" + (it == r.properties.end() ? "(unset)" : it->second));
+  }
+  return Join(props);
+}
+
+std::string Has(const DtNodeInfo& node, std::string_view key) {
+  return key == "dt-node" ? node.name : Join(node.compatible);
+}
+
+// One alternative that found nothing: the candidate that passed the most of its keys, and the
+// key it failed.
+std::string NearestMiss(const RuleMatch& m, const std::vector<UdevRecord>& records,
+                        const std::vector<DtNodeInfo>& dt_nodes) {
+  std::string best;
+  int best_passed = -1;
+  if (m.IsDeviceTree()) {
+    if (dt_nodes.empty()) return "no devicetree node was scanned";
+    for (const DtNodeInfo& node : dt_nodes) {
+      KeyCheck k = CheckKeys(m, node, /*all=*/true);
+      if (k.passed <= best_passed) continue;
+      best_passed = k.passed;
+      best = "nearest " + node.path + ": " + std::string(k.failed) + " is " + Has(node, k.failed) +
+             ", wants " + Wanted(m, k.failed);
+    }
+    return best;
+  }
+  if (records.empty()) return "no udev device was enumerated (see --udev)";
+  for (const UdevRecord& r : records) {
+    KeyCheck k = CheckKeys(m, r, /*check_properties=*/true, /*all=*/true);
+    if (k.passed <= best_passed) continue;
+    best_passed = k.passed;
+    best = "nearest " + r.syspath + ": " + std::string(k.failed) + " is " + Has(m, r, k.failed) +
+           ", wants " + Wanted(m, k.failed);
+  }
+  return best;
+}
+
+}  // namespace
+
+std::string ExplainMatches(const std::vector<Rule>& rules, const std::vector<UdevRecord>& records,
+                           const std::vector<DtNodeInfo>& dt_nodes) {
+  std::string out;
+  for (const Rule& rule : rules) {
+    if (!rule.enabled) continue;
+    out += "rule " + rule.name + " (" + rule.origin + ")\n";
+    for (size_t i = 0; i < rule.match.size(); ++i) {
+      const RuleMatch& m = rule.match[i];
+      std::set<std::string> found;  // by stable ID, as MatchDevices merges them
+      for (const UdevRecord& r : records) {
+        if (Matches(m, r)) found.insert(r.anchor_id);
+      }
+      for (const DtNodeInfo& node : dt_nodes) {
+        if (Matches(m, node)) found.insert(node.path);
+      }
+      std::string head = "  match[" + std::to_string(i) + "]: ";
+      if (found.empty()) {
+        out += head + "no device; " + NearestMiss(m, records, dt_nodes) + "\n";
+      } else {
+        for (const std::string& id : found) out += head + "matched " + id + "\n";
+      }
+    }
+  }
+  return out;
+}
+
+Result<std::string> ExplainDiscovery(const DiscoveryOptions& options, const Inventory& inventory) {
+  auto rules = LoadRules(options.rule_files);
+  if (!rules) return rules.error();
+  std::vector<UdevRecord> records;
+  if (UsesUdev(options)) {
+    auto enumerated = EnumerateUdev(UdevSubsystems(*rules));
+    if (!enumerated) return enumerated.error();
+    records = std::move(*enumerated);
+  }
+  return ExplainMatches(*rules, records, inventory.dt_nodes);
+}
+
 bool UsesUdev(const DiscoveryOptions& options) {
   return options.udev.value_or(options.root == "/" && !options.dtb);
+}
+
+std::vector<std::string> UnscannedDtNodes(const std::vector<Rule>& rules,
+                                          const std::vector<std::string>& extra_node_names) {
+  std::vector<std::string> scanned = DefaultDtNodeNames();
+  scanned.insert(scanned.end(), extra_node_names.begin(), extra_node_names.end());
+  std::vector<std::string> out;
+  for (const Rule& rule : rules) {
+    if (!rule.enabled) continue;
+    std::set<std::string> said;
+    for (const RuleMatch& m : rule.match) {
+      for (const std::string& name : m.dt_nodes) {
+        if (std::find(scanned.begin(), scanned.end(), name) != scanned.end()) continue;
+        if (!said.insert(name).second) continue;
+        std::string list;
+        for (const std::string& n : scanned) list += (list.empty() ? "" : ", ") + n;
+        out.push_back(rule.origin + ": rule '" + rule.name + "': dt-node '" + name +
+                      "' is not scanned (only nodes named " + list +
+                      " are), so this alternative matches nothing; add --node " + name);
+      }
+    }
+  }
+  return out;
 }
 
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report) {
   auto rules = LoadRules(options.rule_files);
   if (!rules) return rules.error();
+  for (std::string& w : UnscannedDtNodes(*rules, options.extra_node_names)) {
+    report.warnings.push_back(std::move(w));
+  }
   std::vector<UdevRecord> records;
   // Like the CPU source, a --dtb (some other board) never mixes in this host's devices.
   if (UsesUdev(options)) {
@@ -387,6 +574,11 @@ Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& rep
     }
   }
   report.inventory.devices = MatchDevices(*rules, records, report.inventory.dt_nodes);
+  // A --dtb describes another board: this host's modules and files say nothing about it.
+  if (!options.dtb) {
+    ReadDeviceVersions(*rules, options.root, report.inventory.devices, &report.warnings);
+    report.inventory.system = ReadSystemInfo(options.root, UsesUdev(options), &report.warnings);
+  }
   return Ok{};
 }
 

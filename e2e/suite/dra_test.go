@@ -50,6 +50,9 @@ func draConfigs() []string {
 
 // draDryRun runs the host's edgefd-deviceplugin --mode dra over the inputs the DaemonSet pod
 // reads (the CPU fixture, this machine's udev, the same rules).
+// The e2e accelerator (rule e2e-tun, /dev/net/tun) in the node's pool.
+const e2eTunDevice = "e2e-tun-sys-devices-virtual-misc-tun"
+
 func draDryRun(t *testing.T, args ...string) string {
 	t.Helper()
 	all := append([]string{"--mode", "dra", "--root", env.nodeRoot, "--udev", "--log-level", "error"}, draConfigs()...)
@@ -366,7 +369,7 @@ func TestDRA(t *testing.T) {
 		}
 		// What the same program prints for the same inputs on the host.
 		var printed []resourcev1.ResourceSlice
-		out := draDryRun(t, "--print-slices", "--node-name", env.node)
+		out := draDryRun(t, "--print-slices", "--output", "json", "--node-name", env.node)
 		if err := json.Unmarshal([]byte(out), &printed); err != nil {
 			t.Fatalf("--print-slices: %v\n%s", err, out)
 		}
@@ -426,7 +429,7 @@ func TestDRA(t *testing.T) {
 		if big != 2 || little != 4 {
 			t.Errorf("%d big and %d little cores in the pool, want 2 and 4\n%s", big, little, describeSlices())
 		}
-		tun, ok := devices["e2e-tun-sys-devices-virtual-misc-tun"]
+		tun, ok := devices[e2eTunDevice]
 		if !ok || stringAttr(tun, "kind") != "accelerator" || stringAttr(tun, "model") != "e2e-tun" ||
 			stringAttr(tun, "stableID") != "/sys/devices/virtual/misc/tun" {
 			t.Errorf("no e2e-tun accelerator with its attributes in the pool\n%s", describeSlices())
@@ -578,6 +581,51 @@ func TestDRA(t *testing.T) {
 			"median": ms(median(startTimes)), "runs": msList(startTimes)})
 		t.Logf("pod create -> Running with a DRA claim for two big cores: median %v of %d",
 			median(startTimes).Round(time.Millisecond), len(startTimes))
+	})
+
+	t.Run("a claim for a driver newer than 2.0.0 is allocated, one for a newer one than the node has stays pending", func(t *testing.T) {
+		// The e2e accelerator's driver prints "v2.1" (the node fixture's module version file):
+		// the slice says 2.1.0, typed as a version.
+		devices, _, err := nodeDevices(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tun, ok := devices[e2eTunDevice]
+		if !ok {
+			t.Fatalf("no %s in the pool\n%s", e2eTunDevice, describeSlices())
+		}
+		if v := tun.Attributes["driverVersion"].VersionValue; v == nil || *v != "2.1.0" {
+			t.Fatalf("%s driverVersion = %+v, want the version 2.1.0\n%s", e2eTunDevice, tun.Attributes["driverVersion"], describeSlices())
+		}
+		createClaimTemplate(t, ns, claimTemplate("new-driver", "edgefd.io-e2e-tun", 1,
+			`device.attributes["edgefd.io"].driverVersion.isGreaterThan(semver("2.0.0"))`))
+		createClaimTemplate(t, ns, claimTemplate("newer-driver", "edgefd.io-e2e-tun", 1,
+			`device.attributes["edgefd.io"].driverVersion.isGreaterThan(semver("2.1.0"))`))
+		matching := onRealNode(withClaim(shellPod("dra-new-driver", "exec sleep 3600", corev1.RestartPolicyNever), "new-driver"))
+		createPod(t, ns, matching)
+		running := waitPodPhase(t, ns, matching.Name, corev1.PodRunning, 2*time.Minute)
+		claim, err := podClaim(context.Background(), running)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := allocatedDevices(t, claim); !reflect.DeepEqual(got, []string{e2eTunDevice}) {
+			t.Fatalf("the claim for a driver newer than 2.0.0 got %v, want [%s]", got, e2eTunDevice)
+		}
+		deletePodNow(ns, matching.Name)
+		waitPodGone(t, ns, matching.Name)
+
+		pending := onRealNode(withClaim(shellPod("dra-newer-driver", "exec sleep 3600", corev1.RestartPolicyNever), "newer-driver"))
+		createPod(t, ns, pending)
+		message := waitUnschedulable(t, ns, pending.Name, describeClaims(ns))
+		p, err := client.CoreV1().Pods(ns).Get(context.Background(), pending.Name, metav1.GetOptions{})
+		if err != nil || p.Spec.NodeName != "" {
+			t.Fatalf("pod is not unbound\n%s", describePod(ns, pending.Name)())
+		}
+		if claim, err := podClaim(context.Background(), p); err != nil || claim.Status.Allocation != nil {
+			t.Fatalf("the claim for a driver newer than 2.1.0: %v, allocation %+v; want it unallocated", err, claim)
+		}
+		t.Logf("driverVersion 2.1.0: isGreaterThan(2.0.0) allocated %s; isGreaterThan(2.1.0) pending: %s", e2eTunDevice, message)
+		deletePodNow(ns, pending.Name)
 	})
 
 	t.Run("a claim nothing satisfies stays pending with the scheduler's reason", func(t *testing.T) {

@@ -126,10 +126,14 @@ func TestLabeller(t *testing.T) {
 	t.Run("the Node's labels equal the dry run for the same inputs", func(t *testing.T) {
 		want := realNodeDryRun(t)
 		for _, name := range []string{"edgefd.io/cpu.heterogeneous", "edgefd.io/cpu.big.cores",
-			"edgefd.io/accel.e2e-tun"} {
+			"edgefd.io/accel.e2e-tun", "edgefd.io/kernel.version"} {
 			if _, ok := want[name]; !ok {
 				t.Fatalf("the dry run has no %s: the fixture or rules did not apply\n%v", name, want)
 			}
+		}
+		// The e2e accelerator's driver version, as the fixture's module file prints it.
+		if v := want["edgefd.io/accel.e2e-tun.driver-version"]; v != "v2.1" {
+			t.Fatalf("edgefd.io/accel.e2e-tun.driver-version = %q in the dry run, want v2.1\n%v", v, want)
 		}
 		waitNodeLabels(t, env.node, want, time.Minute)
 	})

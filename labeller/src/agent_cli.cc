@@ -17,6 +17,7 @@
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/discovery/warning_log.h"
 #include "edgefd/labeller/calibration_labels.h"
 #include "edgefd/labeller/cli.h"
 
@@ -83,20 +84,20 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, warnings at debug level (they repeat); the
+// Discovery as the agent needs it: the labels, each warning once (repeats at debug); the
 // inventory they came from is kept in `inventory` (the NodeFeature's raw features). The
 // Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
-// read it again).
-// With --calibration, the measured GFLOP/s join them; a broken file fails the reconcile (the
-// Node keeps the labels it has) and names itself.
+// read it again). With --calibration, the measured GFLOP/s join them; a broken file fails the
+// reconcile (the Node keeps the labels it has) and names itself.
 Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
                                  std::shared_ptr<Inventory> inventory,
                                  std::filesystem::path calibration) {
-  return [discoverer = std::move(discoverer), inventory = std::move(inventory),
-          calibration]() -> Result<Labels> {
+  auto log = std::make_shared<WarningLog>();
+  return [discoverer = std::move(discoverer), inventory = std::move(inventory), calibration,
+          log]() -> Result<Labels> {
     auto report = discoverer->Run();
     if (!report) return report.error();
-    for (const std::string& w : report->warnings) spdlog::debug("{}", w);
+    log->Log(report->warnings);
     *inventory = std::move(report->inventory);
     Labels labels = RenderLabels(*inventory);
     if (!calibration.empty()) {

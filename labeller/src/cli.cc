@@ -16,6 +16,7 @@
 
 #include "edgefd/common/cli.h"
 #include "edgefd/common/json.h"
+#include "edgefd/common/output.h"
 #include "edgefd/common/unique_fd.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/discovery.h"
@@ -45,16 +46,21 @@ struct Options {
   AgentCliOptions agent;
   bool watch = false;
   bool print_rules = false;
+  bool explain = false;
 };
 
 void AddFlags(CLI::App& app, Options& opts) {
   app.add_flag("--dry-run", opts.dry_run, "print the labels this node would get, then exit");
   app.add_option("--output", opts.output,
-                 "text (name=value per line, sorted) or json (default: text); nfd: write an "
-                 "NFD feature file instead of patching the Node; nodefeature: publish an NFD "
-                 "NodeFeature object in $POD_NAMESPACE for nfd-master to label the Node")
+                 "with --dry-run: text (name=value per line, sorted), json or yaml (default: "
+                 "text); nfd: write an NFD feature file instead of patching the Node; "
+                 "nodefeature: publish an NFD NodeFeature object in $POD_NAMESPACE for "
+                 "nfd-master to label the Node")
       ->type_name("FORMAT")
-      ->check(OneOf({"text", "json", "nfd", "nodefeature"}));
+      ->check(OneOf({"text", "json", "yaml", "nfd", "nodefeature"}));
+  app.add_flag("--explain", opts.explain,
+               "with --dry-run: print, rule by rule, which device each match alternative "
+               "found, or the nearest device and the key it failed, then exit");
   app.add_option(
          "--nfd-file", opts.agent.nfd_file,
          std::string("the feature file for --output nfd (default: ") + kDefaultNfdFile + ")")
@@ -87,12 +93,12 @@ void AddFlags(CLI::App& app, Options& opts) {
 
 void PrintLabels(const Labels& labels, const Inventory& inventory, const std::string& format) {
   std::string out;
-  if (format == "json") {
+  if (format == "json" || format == "yaml") {
     Json doc = {{"labels", Json::object()}, {"cpus", Json::object()}};
     for (const auto& [name, value] : labels) doc["labels"][name] = value;
     // Per-class CPU lists are data for the device plugin and runtime, not labels.
     for (const auto& [name, cpus] : CpuClassLists(inventory.cpu)) doc["cpus"][name] = cpus;
-    out = DumpJson(doc, 2) + "\n";
+    out = DumpDocument(doc, format);
   } else {
     for (const auto& [name, value] : labels) out += name + "=" + value + "\n";
   }
@@ -217,10 +223,11 @@ int RunLabellerCli(int argc, char** argv) {
   SetUpLogging("edgefd-labeller", opts.log_level);
   const DiscoveryOptions& discovery = opts.discovery.discovery;
   if (!opts.dry_run) {
-    if (opts.output == "json") {
+    if (opts.output == "json" || opts.output == "yaml" || opts.explain) {
       std::fprintf(stderr,
-                   "edgefd-labeller: --output json prints labels and needs --dry-run\n"
-                   "Try 'edgefd-labeller --help'.\n");
+                   "edgefd-labeller: %s prints and needs --dry-run\n"
+                   "Try 'edgefd-labeller --help'.\n",
+                   opts.explain ? "--explain" : ("--output " + opts.output).c_str());
       return kExitUsage;
     }
     opts.agent.discovery = discovery;
@@ -248,6 +255,15 @@ int RunLabellerCli(int argc, char** argv) {
                  (discovery.root / "sys/firmware/fdt").string());
   } else {
     spdlog::debug("devicetree read from {}", report->devicetree_source);
+  }
+  if (opts.explain) {
+    auto explained = ExplainDiscovery(discovery, report->inventory);
+    if (!explained) {
+      spdlog::error("{}", explained.error().message);
+      return kExitFailure;
+    }
+    std::fwrite(explained->data(), 1, explained->size(), stdout);
+    return kExitOk;
   }
   Labels labels = RenderLabels(report->inventory);
   if (!opts.agent.calibration.empty()) {

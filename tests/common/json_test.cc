@@ -3,9 +3,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
 
 #include <cmath>
 #include <limits>
+
+#include "edgefd/common/output.h"
 
 namespace edgefd {
 namespace {
@@ -139,6 +142,59 @@ TEST(ParseJson, DeepNestingIsRefusedBeforeAnyValueIsBuilt) {
   EXPECT_TRUE(ParseJson(text, "answer").ok()) << text;
   EXPECT_FALSE(ParseJson(std::string(16 << 20, '['), "answer").ok());
   EXPECT_FALSE(ParseJson(std::string(kMaxJsonBytes + 1, ' '), "answer").ok());
+}
+
+// YAML read back by a real parser, as JSON: the same document whatever the strings hold.
+Json YamlToJson(const YAML::Node& n) {
+  if (n.IsMap()) {
+    Json out = Json::object();
+    for (const auto& kv : n) out[kv.first.as<std::string>()] = YamlToJson(kv.second);
+    return out;
+  }
+  if (n.IsSequence()) {
+    Json out = Json::array();
+    for (const auto& item : n) out.push_back(YamlToJson(item));
+    return out;
+  }
+  if (n.IsNull()) return nullptr;
+  // A plain scalar's type is the question: a quoted one has tag "!".
+  if (n.Tag() == "!") return n.as<std::string>();
+  bool b = false;
+  if (YAML::convert<bool>::decode(n, b)) return b;
+  int64_t i = 0;
+  if (YAML::convert<int64_t>::decode(n, i)) return i;
+  return n.as<std::string>();
+}
+
+TEST(DumpYaml, ReadsBackAsTheSameDocument) {
+  Json doc = {
+      {"labels",
+       {{"edgefd.io/board", "pine64-rockpro64"},
+        {"beta.devicetree.org/arm-cortex-a53", "4"},
+        {"edgefd.io/cpu.heterogeneous", "true"},
+        {"empty", ""},
+        {"odd", "a: b # c"},
+        {"quote", "say \"hi\"\nnext line"},
+        {"no", "no"},
+        {"0x10", "-1"}}},
+      {"cpus", {{"big", Json::array({4, 5})}, {"little", Json::array()}}},
+      {"devices",
+       Json::array({{{"id", "1-1.2"}, {"healthy", true}, {"devnodes", {"/dev/bus/usb/001/003"}}},
+                    {{"id", "cpu4"}, {"healthy", false}, {"numa", nullptr}}})},
+      {"nested", Json::array({Json::array({1, 2}), Json::object()})}};
+  std::string yaml = DumpYaml(doc);
+  YAML::Node parsed = YAML::Load(yaml);
+  EXPECT_EQ(YamlToJson(parsed), doc) << yaml;
+  EXPECT_THAT(yaml, HasSubstr("edgefd.io/board: pine64-rockpro64\n"));
+  EXPECT_THAT(yaml, HasSubstr("beta.devicetree.org/arm-cortex-a53: \"4\"\n"));
+  EXPECT_THAT(yaml, HasSubstr("- id: \"1-1.2\"\n  healthy: true\n"));
+}
+
+TEST(DumpYaml, ScalarsAndEmptyDocuments) {
+  EXPECT_EQ(DumpYaml(Json::object()), "{}\n");
+  EXPECT_EQ(DumpYaml(Json::array()), "[]\n");
+  EXPECT_EQ(DumpYaml(Json("text")), "text\n");
+  EXPECT_EQ(DumpYaml(Json(3)), "3\n");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/dra_checkpoint.h"
 #include "edgefd/testing/fake_kubelet.h"
 #include "edgefd/testing/files.h"
@@ -73,6 +74,32 @@ TEST(DevicePluginCli, ListPrintsResourcesAndEnvironment) {
   EXPECT_THAT(r.output, HasSubstr("edgefd.io/movidius-ncs (EDGEFD_MOVIDIUS_NCS_DEVICES, "
                                   "EDGEFD_MOVIDIUS_NCS_DEVNODES)"));
   EXPECT_THAT(r.output, HasSubstr("1-1.2 Healthy numa=0"));
+}
+
+TEST(DevicePluginCli, ListTakesTheOneOutputFlag) {
+  auto json = ::edgefd::testing::RunCommand(::edgefd::testing::CommandLine(
+      kBin, "--inventory " + kInventory + " --list --output json --log-level error"));
+  ASSERT_EQ(json.exit_code, 0) << json.err;
+  auto doc = ParseJson(json.out, "--list --output json");
+  ASSERT_TRUE(doc.ok()) << doc.error().message << json.out;
+  bool found = false;
+  for (const Json& r : (*doc)["resources"]) {
+    if (r["resource"] != "edgefd.io/movidius-ncs") continue;
+    found = true;
+    EXPECT_EQ(r["devicesEnv"], "EDGEFD_MOVIDIUS_NCS_DEVICES");
+    EXPECT_EQ(r["devnodesEnv"], "EDGEFD_MOVIDIUS_NCS_DEVNODES");
+    EXPECT_EQ(r["devices"][0]["id"], "1-1.2");
+    EXPECT_EQ(r["devices"][0]["healthy"], true);
+    EXPECT_EQ(r["devices"][0]["numaNode"], 0);
+  }
+  EXPECT_TRUE(found) << json.out;
+  auto yaml = ::edgefd::testing::RunCommand(::edgefd::testing::CommandLine(
+      kBin, "--inventory " + kInventory + " --list --output yaml --log-level error"));
+  ASSERT_EQ(yaml.exit_code, 0) << yaml.err;
+  EXPECT_THAT(yaml.out, HasSubstr("- resource: edgefd.io/movidius-ncs\n"));
+  // text stays what it was.
+  RunResult text = RunBinary("--inventory " + kInventory + " --list --output text");
+  EXPECT_THAT(text.output, HasSubstr("1-1.2 Healthy numa=0"));
 }
 
 // The DRA checkpoint a test's plugin follows: in its own directory, never the host's.

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <string>
@@ -80,7 +83,8 @@ TEST(Manifests, DaemonSetMountsOnlyWhatThePluginReadsWithLeastPrivilege) {
     }
   }
   // /sys has submounts (configfs, debugfs, tracefs, cgroup): read-only too.
-  EXPECT_EQ(mounts.at("/sys")["recursiveReadOnly"].as<std::string>(""), "Enabled");
+  // IfPossible, not Enabled: containerd 1.7 (k3s) cannot do it, and Enabled stops the pod.
+  EXPECT_EQ(mounts.at("/sys")["recursiveReadOnly"].as<std::string>(""), "IfPossible");
   // uid 0 for the kubelet's root-owned directory and socket, but no capability at all.
   ExpectUidZeroWithoutPrivileges(pod);
   std::set<std::string> args = Args(c);
@@ -111,7 +115,8 @@ TEST(Manifests, NriDaemonSetReadsOnlyTheSocketTheOnlineCoresAndTheCpuManagerStat
   }
   EXPECT_EQ(paths,
             (std::set<std::string>{"/var/run/nri", "/sys", "/var/lib/kubelet/cpu_manager_state"}));
-  EXPECT_EQ(mounts.at("/sys")["recursiveReadOnly"].as<std::string>(""), "Enabled");
+  // IfPossible, not Enabled: containerd 1.7 (k3s) cannot do it, and Enabled stops the pod.
+  EXPECT_EQ(mounts.at("/sys")["recursiveReadOnly"].as<std::string>(""), "IfPossible");
   // The flags name what is mounted where.
   std::set<std::string> args = Args(c);
   EXPECT_EQ(mounts.at("/var/run/nri")["mountPath"].as<std::string>(), "/var/run/nri");
@@ -141,6 +146,20 @@ TEST(Manifests, ExamplePodRequestsTwoLittleCoresAndAnAccelerator) {
   EXPECT_NE(script.find("ls -l \"$d\""), std::string::npos) << script;
   EXPECT_NE(script.find("\"$EDGEFD_MOVIDIUS_NCS_DEVNODES\" | tr , ' '"), std::string::npos)
       << script;
+}
+
+// A runtime without recursive read-only mounts (containerd 1.7, as k3s ships it) refuses to
+// start a pod whose mount says `recursiveReadOnly: Enabled`; IfPossible starts it read-only.
+TEST(Manifests, NoManifestRequiresRecursiveReadOnlyMounts) {
+  int checked = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(testing::ManifestsDir())) {
+    if (entry.path().extension() != ".yaml") continue;
+    std::ifstream in(entry.path());
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(text.find("recursiveReadOnly: Enabled"), std::string::npos) << entry.path();
+    checked += text.find("recursiveReadOnly: IfPossible") != std::string::npos;
+  }
+  EXPECT_GE(checked, 3);  // the device plugin, DRA and NRI DaemonSets
 }
 
 }  // namespace

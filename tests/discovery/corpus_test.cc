@@ -76,7 +76,15 @@ TEST_F(Corpus, EveryBlobGetsTheRootAndCpuLabelsOfItsManifestRow) {
       EXPECT_EQ(labels[std::string(kDtLabelPrefix) + CompatibleToLabelName(c)], "1") << c;
     }
     EXPECT_EQ(labels["edgefd.io/board"], CompatibleToLabelName(root_compatible.front()));
-    EXPECT_EQ(labels["edgefd.io/soc"], CompatibleToLabelName(root_compatible.back()));
+    // The chip where the tree names it before its family, else the last compatible.
+    SocCompatibles soc = FindSoc(root_compatible);
+    EXPECT_EQ(labels["edgefd.io/soc"], CompatibleToLabelName(soc.soc));
+    if (soc.family.empty()) {
+      EXPECT_EQ(soc.soc, root_compatible.back());
+      EXPECT_EQ(labels.count("edgefd.io/soc.family"), 0u);
+    } else {
+      EXPECT_EQ(labels["edgefd.io/soc.family"], CompatibleToLabelName(root_compatible.back()));
+    }
     EXPECT_EQ(labels["edgefd.io/board.model"], SanitizeLabelValue(row.at("model")));
 
     // "arm,cortex-a53 x4; arm,cortex-a72 x2"
@@ -149,6 +157,77 @@ TEST_F(Corpus, RockPro64DryRunPrintsItsBoardSocAndCpuLabels) {
   EXPECT_THAT(result.out, ::testing::HasSubstr("beta.devicetree.org/rockchip-rk3399=1\n"));
   EXPECT_THAT(result.out, ::testing::HasSubstr("edgefd.io/board=pine64-rockpro64-v2.1\n"));
   EXPECT_THAT(result.out, ::testing::HasSubstr("edgefd.io/soc=rockchip-rk3399\n"));
+}
+
+// What a blob alone gives (nothing from this machine).
+Result<DiscoveryReport> DiscoverBlob(const std::string& file) {
+  DiscoveryOptions options;
+  options.root = "/nonexistent-root";
+  options.dtb = SharedDevicetrees() / file;
+  return Discover(options);
+}
+
+// edgefd.io/soc names the chip, not its family (the family is edgefd.io/soc.family), on the
+// boards where the tree lists both; elsewhere the one SoC compatible.
+TEST_F(Corpus, SocLabelNamesTheChipAndSocFamilyItsFamily) {
+  struct Want {
+    const char* file;
+    const char* soc;
+    const char* family;  // nullptr: no family label
+  };
+  for (const Want& w : {Want{"odroid-xu4.dtb", "samsung-exynos5800", "samsung-exynos5"},
+                        Want{"odroid-hc1.dtb", "samsung-exynos5800", "samsung-exynos5"},
+                        Want{"khadas-vim3.dtb", "amlogic-a311d", "amlogic-g12b"},
+                        Want{"odroid-n2.dtb", "amlogic-s922x", "amlogic-g12b"},
+                        Want{"jetson-agx-orin.dtb", "nvidia-tegra234", nullptr},
+                        Want{"rockpro64.dtb", "rockchip-rk3399", nullptr},
+                        Want{"rpi4b.dtb", "brcm-bcm2711", nullptr}}) {
+    SCOPED_TRACE(w.file);
+    auto report = DiscoverBlob(w.file);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    Labels labels = RenderLabels(report->inventory);
+    EXPECT_EQ(labels["edgefd.io/soc"], w.soc);
+    if (w.family != nullptr) {
+      EXPECT_EQ(labels["edgefd.io/soc.family"], w.family);
+    } else {
+      EXPECT_EQ(labels.count("edgefd.io/soc.family"), 0u);
+    }
+  }
+}
+
+// The accelerators of point 5 on the real blobs: label, count, and (DRA) resource, each from
+// its enabled node.
+TEST_F(Corpus, V3dAndVivanteGpusOfRealBoardsAreAccelerators) {
+  struct Want {
+    const char* file;
+    const char* rule;
+    const char* id;
+  };
+  for (const Want& w : {Want{"rpi4b.dtb", "v3d-gpu", "/scb-bus@fc000000/gpu@7ec00000"},
+                        Want{"coral-dev-board.dtb", "vivante-gpu", "/soc@0/gpu@38000000"},
+                        Want{"khadas-vim3.dtb", "vivante-npu", "/npu@ff100000"}}) {
+    SCOPED_TRACE(w.file);
+    auto report = DiscoverBlob(w.file);
+    ASSERT_TRUE(report.ok()) << report.error().message;
+    Labels labels = RenderLabels(report->inventory);
+    EXPECT_EQ(labels[std::string("edgefd.io/accel.") + w.rule], "true");
+    EXPECT_EQ(labels[std::string("edgefd.io/accel.") + w.rule + ".count"], "1");
+    std::vector<std::string> ids;
+    for (const Device& d : report->inventory.devices) {
+      if (d.rule == w.rule) ids.push_back(d.id);
+      EXPECT_TRUE(d.resource) << d.rule;
+    }
+    EXPECT_THAT(ids, ::testing::ElementsAre(w.id));
+  }
+  // The Raspberry Pi 3's V3D is the older VideoCore IV one (brcm,bcm2835-v3d, a `v3d` node):
+  // not this rule's.
+  auto report = DiscoverBlob("rpi3b.dtb");
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(RenderLabels(report->inventory).count("edgefd.io/accel.v3d-gpu"), 0u);
+  // The ODROID-N2's NPU node is disabled: no vivante-npu there.
+  report = DiscoverBlob("odroid-n2.dtb");
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(RenderLabels(report->inventory).count("edgefd.io/accel.vivante-npu"), 0u);
 }
 
 }  // namespace

@@ -212,6 +212,54 @@ TEST_F(UmockdevDiscovery, DevicetreeGpuAndNpuMergeWithTheirPlatformDevices) {
   EXPECT_THAT(npu1->devnodes, ::testing::IsEmpty());
 }
 
+// The Raspberry Pi 5's V3D and the i.MX 93's Ethos-U65 as their drivers bind them: the rule's
+// device, its node, and the driver's version from the module it names.
+TEST_F(UmockdevDiscovery, V3dAndEthosUGetTheirNodesAndDriverVersions) {
+  std::filesystem::path base = tb_->Root() + "/sys/firmware/devicetree/base";
+  WriteDtNode(base, {"raspberrypi,5-model-b", "brcm,bcm2712"});
+  WriteDtNode(base / "axi/gpu@1002000000", {"brcm,2712-v3d"});
+  WriteDtNode(base / "soc@0/npu@4a900000", {"fsl,imx93-npu", "arm,ethos-u65"});
+  ASSERT_TRUE(tb_->Plug("rpi5-v3d.umockdev"));
+  ASSERT_TRUE(tb_->Plug("imx93-ethos-u.umockdev"));
+  // What the modules say about themselves, below the root discovery reads.
+  std::filesystem::create_directories(tb_->Root() + "/sys/module/v3d");
+  std::ofstream(tb_->Root() + "/sys/module/v3d/version") << "v1.2\n";
+  std::filesystem::create_directories(tb_->Root() + "/sys/module/ethosu");
+  std::ofstream(tb_->Root() + "/sys/module/ethosu/srcversion") << "6A5E4C3B2A19F8E7D6C5B4A\n";
+
+  auto report = DiscoverIn(*tb_);
+  ASSERT_TRUE(report) << report.error().message;
+  const Inventory& inv = report->inventory;
+  EXPECT_EQ(DeviceLabels(inv),
+            (Labels{{"edgefd.io/accel.ethos-u-npu", "true"},
+                    {"edgefd.io/accel.ethos-u-npu.count", "1"},
+                    {"edgefd.io/accel.ethos-u-npu.driver-version", "6A5E4C3B2A19F8E7D6C5B4A"},
+                    {"edgefd.io/accel.v3d-gpu", "true"},
+                    {"edgefd.io/accel.v3d-gpu.count", "1"},
+                    {"edgefd.io/accel.v3d-gpu.driver-version", "v1.2"}}));
+  const Device* v3d = Find(inv, "v3d-gpu", "/axi/gpu@1002000000");
+  ASSERT_NE(v3d, nullptr);
+  EXPECT_THAT(v3d->devnodes, ElementsAre("/dev/dri/renderD128"));
+  EXPECT_TRUE(v3d->resource);
+  EXPECT_EQ(v3d->driver_version, "v1.2");
+  const Device* npu = Find(inv, "ethos-u-npu", "/soc@0/npu@4a900000");
+  ASSERT_NE(npu, nullptr);
+  EXPECT_THAT(npu->devnodes, ElementsAre("/dev/accel/accel0"));
+  EXPECT_EQ(Labels(RenderLabels(inv))["edgefd.io/soc"], "brcm-bcm2712");
+}
+
+TEST_F(UmockdevDiscovery, UsbFirmwareVersionFromBcdDevice) {
+  ASSERT_TRUE(tb_->Plug("ncs2-pair.umockdev"));
+  auto report = DiscoverIn(*tb_);
+  ASSERT_TRUE(report) << report.error().message;
+  const Device* ncs = Find(report->inventory, "movidius-ncs", "1-1");
+  ASSERT_NE(ncs, nullptr);
+  EXPECT_EQ(ncs->usb_bcd, "0100");
+  EXPECT_EQ(ncs->firmware_version, "1.0.0");
+  // The usb driver is built in, with no version of its own in this testbed.
+  EXPECT_EQ(ncs->driver_version, "");
+}
+
 std::vector<std::string> Syspaths(const std::vector<UdevRecord>& records) {
   std::vector<std::string> out;
   for (const UdevRecord& r : records) out.push_back(r.syspath);
@@ -272,14 +320,17 @@ TEST_F(UmockdevDiscovery, ARuleSubsystemGlobFindsAClassNoBuiltInRuleNames) {
   EXPECT_EQ(Ids(report->inventory, "vivante").size(), 1u);
 }
 
-TEST(MatchDevices, VivanteCountsAsNpuOnlyUnderAnNpuNode) {
+TEST(MatchDevices, VivanteIsAnNpuUnderAnNpuNodeAndAGpuUnderAGpuNode) {
   auto rules = LoadRules({});
   ASSERT_TRUE(rules) << rules.error().message;
   std::vector<DtNodeInfo> coral_dev_board = {{"/soc@0/gpu@38000000", "gpu", {"vivante,gc"}}};
   std::vector<DtNodeInfo> vim3 = {
       {"/npu@ff100000", "npu", {"vivante,gc"}},
       {"/soc/gpu@ffe40000", "gpu", {"amlogic,meson-g12a-mali", "arm,mali-bifrost"}}};
-  EXPECT_THAT(MatchDevices(*rules, {}, coral_dev_board), ::testing::IsEmpty());
+  std::vector<Device> gpus = MatchDevices(*rules, {}, coral_dev_board);
+  ASSERT_EQ(gpus.size(), 1u);
+  EXPECT_EQ(gpus[0].rule, "vivante-gpu");
+  EXPECT_EQ(gpus[0].id, "/soc@0/gpu@38000000");
   std::vector<Device> devices = MatchDevices(*rules, {}, vim3);
   ASSERT_EQ(devices.size(), 2u);
   EXPECT_EQ(devices[0].rule, "mali-gpu");

@@ -414,8 +414,8 @@ TEST(DraCli, NodeNameComesFromTheFlagThenNodeNameThenTheHostname) {
     EXPECT_TRUE(slices.ok()) << r.out << r.err;
     return slices.ok() ? StringAt(*slices, "/0/spec/pool/name") : std::string();
   };
-  const auto args =
-      ::edgefd::testing::CommandLine(kBin, "--mode dra --print-slices --inventory " + kInventory);
+  const auto args = ::edgefd::testing::CommandLine(
+      kBin, "--mode dra --print-slices --output json --inventory " + kInventory);
   EXPECT_EQ(pool(::edgefd::testing::RunCommand(args, {"NODE_NAME=from-env"})), "from-env");
   auto with_flag = args;
   with_flag.insert(with_flag.end(), {"--node-name", "from-flag"});
@@ -428,13 +428,46 @@ TEST(DraCli, NodeNameComesFromTheFlagThenNodeNameThenTheHostname) {
 }
 
 TEST(DraCli, PrintSlicesShowsWhatANodeWouldPublish) {
-  RunResult r = RunBinary("--mode dra --print-slices --node-name rock5b --inventory " + kInventory);
+  RunResult r = RunBinary(
+      "--mode dra --print-slices --output json --node-name rock5b --inventory " + kInventory);
   ASSERT_EQ(r.code, 0) << r.output;
   Json slices = Json::parse(r.output);
   ASSERT_EQ(slices.size(), 1u);
   EXPECT_EQ(slices[0]["spec"]["pool"]["name"], "rock5b");
   EXPECT_EQ(slices[0]["spec"]["devices"].size(), 9u);  // eight cores and the Edge TPU
   EXPECT_EQ(slices[0]["spec"]["devices"][8]["attributes"]["productID"]["string"], "9302");
+}
+
+TEST(DraCli, PrintSlicesTakesTheOneOutputFlag) {
+  const std::string args = "--mode dra --print-slices --node-name rock5b --inventory " + kInventory;
+  // text (the default): a slice per block, a device per line with its typed attributes' values.
+  RunResult text = RunBinary(args);
+  ASSERT_EQ(text.code, 0) << text.output;
+  EXPECT_THAT(text.output, HasSubstr("slice rock5b-edgefd.io-0 (pool rock5b, 9 devices)\n"));
+  EXPECT_THAT(text.output, HasSubstr(" productID=9302"));
+  EXPECT_THAT(text.output, HasSubstr(" capacity=1024"));
+  // yaml: the same document as json.
+  auto yaml =
+      ::edgefd::testing::RunCommand(::edgefd::testing::CommandLine(kBin, args + " --output yaml"));
+  ASSERT_EQ(yaml.exit_code, 0) << yaml.err;
+  EXPECT_THAT(yaml.out, HasSubstr("- apiVersion: resource.k8s.io/v1\n  kind: ResourceSlice\n"));
+  RunResult bad = RunBinary(args + " --output xml");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_THAT(bad.output, HasSubstr("xml"));
+}
+
+TEST(DraCli, VersionNamesTheDraProgram) {
+  // Run as itself, and as users run it (edgefd-deviceplugin --mode dra execs it).
+  const std::string dra = (fs::path(kBin).parent_path() / "edgefd-deviceplugin-dra").string();
+  for (const auto& argv : {std::vector<std::string>{dra, "--version"},
+                           std::vector<std::string>{kBin, "--mode", "dra", "--version"}}) {
+    auto r = ::edgefd::testing::RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 0) << argv[0];
+    EXPECT_THAT(r.out, ::testing::StartsWith("edgefd-deviceplugin-dra ")) << argv[0];
+  }
+  // The device plugin itself still says its own name.
+  RunResult plugin = RunBinary("--version");
+  EXPECT_THAT(plugin.output, ::testing::StartsWith("edgefd-deviceplugin "));
 }
 
 }  // namespace

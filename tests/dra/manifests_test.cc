@@ -172,7 +172,9 @@ TEST(DraManifests, DaemonSetRunsDraModeWithLeastPrivilege) {
   // point: the pool of a static inventory, without an API server).
   std::vector<std::string> argv = {::edgefd::testing::DevicePluginBin()};
   for (const auto& a : c["args"]) argv.push_back(a.as<std::string>());
-  for (const char* a : {"--print-slices", "--node-name", "n1", "--inventory"}) argv.push_back(a);
+  for (const char* a : {"--print-slices", "--output", "json", "--node-name", "n1", "--inventory"}) {
+    argv.push_back(a);
+  }
   argv.push_back((::edgefd::testing::TestdataDir() / "dra/rock5b.yaml").string());
   auto run = ::edgefd::testing::RunCommand(argv);
   EXPECT_EQ(run.exit_code, 0) << run.err;

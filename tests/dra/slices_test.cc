@@ -90,6 +90,27 @@ TEST(DeviceAttributes, AcceleratorsCarryRuleIdsAndDriverButNoCameraThatIsNoResou
   EXPECT_TRUE(ncs->taints.empty());
 }
 
+TEST(DeviceAttributes, VersionsAreTypedSemverAndWhatIsNoVersionIsLeftOut) {
+  Inventory inv = DraInventory(0);
+  Device d;
+  d.rule = "v3d-gpu";
+  d.id = "/axi/gpu@1002000000";
+  d.resource = true;
+  d.driver_version = "v2.1";                       // normalised
+  d.firmware_version = "A1B2C3D4E5F6A7B8C9D0E1F";  // a srcversion: no version
+  d.runtime_version = "32.7.1";
+  inv.devices.push_back(d);
+  auto devices = PoolDevices(ResourcesFromInventory(inv), {}, false);
+  const SliceDevice* gpu = Find(devices, "v3d-gpu-axi-gpu-1002000000");
+  ASSERT_NE(gpu, nullptr) << ::testing::PrintToString(Names(devices));
+  EXPECT_EQ(std::get<SemVer>(gpu->attributes.at("driverVersion")).text, "2.1.0");
+  EXPECT_EQ(std::get<SemVer>(gpu->attributes.at("runtimeVersion")).text, "32.7.1");
+  EXPECT_FALSE(gpu->attributes.contains("firmwareVersion"));
+  Json slice = SliceJson(ResourceApi("v1"), {"rpi5", "", 1, 1}, 0, {*gpu});
+  EXPECT_EQ(slice["spec"]["devices"][0]["attributes"]["driverVersion"],
+            Json({{"version", "2.1.0"}}));
+}
+
 TEST(DeviceAttributes, LongStringsFitTheApiLimit) {
   Inventory inv = DraInventory(0);
   Device d;

@@ -74,6 +74,65 @@ TEST(LabellerCli, RootWithoutDevicetreeSaysSoAndStillSucceeds) {
   EXPECT_EQ(r.out.find("beta.devicetree.org/"), std::string::npos);
 }
 
+TEST(LabellerCli, YamlOutputHoldsTheSameDocumentAsJson) {
+  std::string dtb = (TestdataBin() / "jetson-nano-blog.dtb").string();
+  auto yaml = RunCommand({LabellerBin(), "--dry-run", "--output", "yaml", "--dtb", dtb});
+  ASSERT_EQ(yaml.exit_code, 0) << yaml.err;
+  EXPECT_THAT(yaml.out, StartsWith("labels:\n"));
+  EXPECT_THAT(yaml.out, HasSubstr("\n  beta.devicetree.org/nvidia-gm20b: \"1\"\n"));
+  EXPECT_THAT(yaml.out, HasSubstr("  edgefd.io/soc: nvidia-tegra210\n"));
+  // Only a dry run prints.
+  auto refused = RunCommand({LabellerBin(), "--output", "yaml", "--dtb", dtb});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, HasSubstr("--output yaml prints and needs --dry-run"));
+}
+
+TEST(LabellerCli, AMissingRootIsAnErrorNamingIt) {
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--root", "/nonexistent"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr("/nonexistent: no such directory"));
+  EXPECT_EQ(r.out, "");
+  testing::TempDir tmp;
+  auto file = tmp.Write("a-file", "x");
+  r = RunCommand({LabellerBin(), "--dry-run", "--root", file.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_THAT(r.err, HasSubstr(file.string() + ": not a directory"));
+}
+
+TEST(LabellerCli, ARuleWhoseDtNodeIsNotScannedSaysSo) {
+  testing::TempDir tmp;
+  auto rules = tmp.Write("rules.yaml",
+                         "rules:\n  - name: vpu\n    match: {compatible: \"x,vpu\", dt-node: "
+                         "vpu}\n");
+  std::string root = (TestdataDir() / "roots/jetson-nano-blog").string();
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--root", root, "--config", rules.string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(rules.string() + ":2: rule 'vpu': dt-node 'vpu' is not scanned"));
+  EXPECT_THAT(r.err, HasSubstr("add --node vpu"));
+  r = RunCommand(
+      {LabellerBin(), "--dry-run", "--root", root, "--config", rules.string(), "--node", "vpu"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("is not scanned"), std::string::npos) << r.err;
+}
+
+TEST(LabellerCli, ExplainShowsWhichRuleMatchedAndWhyAnotherDidNot) {
+  // A Vivante GC under a `gpu` node (i.MX 8M): vivante-gpu matches it, vivante-npu does not
+  // because it wants an `npu` node.
+  testing::TempDir root;
+  std::string base = root / "sys/firmware/devicetree/base";
+  std::filesystem::create_directories(base + "/gpu@38000000");
+  testing::WriteFile(base + "/compatible", std::string("google,imx8mq-phanbell\0fsl,imx8mq\0", 34));
+  testing::WriteFile(base + "/gpu@38000000/compatible", std::string("vivante,gc\0", 11));
+  auto r = RunCommand({LabellerBin(), "--dry-run", "--explain", "--root", root.path().string()});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("rule vivante-gpu (built-in)\n  match[0]: matched /gpu@38000000\n"));
+  EXPECT_THAT(r.out, HasSubstr("rule vivante-npu (built-in)\n  match[0]: no device; nearest "
+                               "/gpu@38000000: dt-node is gpu, wants npu\n"));
+  EXPECT_THAT(r.out, HasSubstr("rule movidius-ncs (built-in)\n  match[0]: no device; no udev "
+                               "device was enumerated (see --udev)\n"));
+  EXPECT_EQ(r.out.find("edgefd.io/"), std::string::npos);  // an explanation, not labels
+}
+
 TEST(LabellerCli, LiveTreeUnderRootIsRead) {
   auto r = RunCommand(
       {LabellerBin(), "--dry-run", "--root", (TestdataDir() / "roots/jetson-nano-blog").string()});

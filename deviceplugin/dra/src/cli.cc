@@ -10,6 +10,7 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
+#include "edgefd/common/output.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/flags.h"
@@ -105,7 +106,7 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
                "print the extendedResourceName patch for those DeviceClasses, then exit")
       ->group(group);
   app.add_flag("--print-slices", flags.print_slices,
-               "print the ResourceSlices this node would publish (JSON), then exit")
+               "print the ResourceSlices this node would publish (as --output says), then exit")
       ->group(group);
 }
 
@@ -113,6 +114,11 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
 std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   CLI::App app(kDescription, kName);
   ConfigureApp(app, kFooter);
+  // Its messages carry the name users run it by; --version says which program answers.
+  app.set_version_flag("--version",
+                       std::string("edgefd-deviceplugin-dra ") + std::string(Version()) +
+                           " (edgefd-deviceplugin --mode dra|both)",
+                       "show the version and exit");
   flags.dp.mode = "dra";
   AddDevicePluginFlags(app, flags.dp);
   flags.kube.resync = std::chrono::seconds(30);
@@ -142,6 +148,32 @@ std::string NodeUid(kube::ApiTransport& api, const std::string& node) {
   return StringAt(ParseJsonOrNull(response->body), "/metadata/uid");
 }
 
+// --print-slices --output text: a slice per block, a device per line with its attributes.
+std::string SlicesText(const Json& slices) {
+  std::string out;
+  for (const Json& slice : slices) {
+    const Json& devices = slice["spec"]["devices"];
+    out += "slice " + slice["metadata"]["name"].get<std::string>() + " (pool " +
+           slice["spec"]["pool"]["name"].get<std::string>() + ", " +
+           std::to_string(devices.size()) + " devices)\n";
+    for (const Json& d : devices) {
+      const Json& body = d.contains("basic") ? d["basic"] : d;
+      out += "  " + d["name"].get<std::string>();
+      for (const auto& [key, typed] : body["attributes"].items()) {
+        // {"int": 4}, {"version": "2.1.0"}: one typed member
+        for (const Json& value : typed) {
+          out += " " + key + "=" + (value.is_string() ? value.get<std::string>() : value.dump());
+        }
+      }
+      if (body.contains("taints")) {
+        for (const Json& t : body["taints"]) out += " taint=" + t["key"].get<std::string>();
+      }
+      out += "\n";
+    }
+  }
+  return out;
+}
+
 // --print-device-classes, --print-extended-resources, --print-slices.
 int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) {
   if (flags.print_device_classes || flags.print_extended_resources) {
@@ -167,7 +199,7 @@ int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) 
     list.push_back(
         SliceJson(api, SliceTarget{flags.kube.node_name, "", 1, parts.size()}, i, parts[i]));
   }
-  std::cout << DumpJson(list, 2) << "\n";
+  std::cout << (flags.dp.output == "text" ? SlicesText(list) : DumpDocument(list, flags.dp.output));
   return kExitOk;
 }
 
@@ -416,7 +448,7 @@ int RunDraCli(int argc, char** argv) {
   Flags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
   InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp);
-  if (flags.dp.list) return deviceplugin::ListResources(discover);
+  if (flags.dp.list) return deviceplugin::ListResources(discover, flags.dp.output);
   if (flags.print_device_classes || flags.print_extended_resources || flags.print_slices) {
     return PrintAndExit(flags, discover);
   }

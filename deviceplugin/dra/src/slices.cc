@@ -7,6 +7,7 @@
 #include "edgefd/common/allocation.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/discovery/labels.h"
+#include "edgefd/discovery/versions.h"
 
 namespace edgefd::dra {
 using deviceplugin::PluginDevice;
@@ -30,6 +31,7 @@ std::string FitAttribute(std::string_view s) {
 Json AttributeJson(const AttributeValue& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return {{"int", *i}};
   if (const auto* b = std::get_if<bool>(&v)) return {{"bool", *b}};
+  if (const auto* version = std::get_if<SemVer>(&v)) return {{"version", version->text}};
   return {{"string", std::get<std::string>(v)}};
 }
 
@@ -60,6 +62,17 @@ std::map<std::string, AttributeValue> DeviceAttributes(const ResourceSnapshot& r
     str("vendorID", device.vendor_id);
     str("productID", device.product_id);
     str("driver", device.driver);
+    for (const auto& [key, raw] : {std::pair{"driverVersion", &device.driver_version},
+                                   {"firmwareVersion", &device.firmware_version},
+                                   {"runtimeVersion", &device.runtime_version}}) {
+      if (raw->empty()) continue;
+      if (std::optional<std::string> version = NormalizeSemver(*raw)) {
+        a[key] = SemVer{*version};
+      } else {
+        spdlog::debug("{} device '{}': {} '{}' is not a semantic version; attribute left out",
+                      resource.resource, device.id, key, *raw);
+      }
+    }
   }
   return a;
 }

@@ -32,11 +32,12 @@ struct DevicePluginFlags {
   /// `<--kubelet-plugins-dir>/edgefd.io/checkpoint.json`).
   std::optional<std::filesystem::path> dra_checkpoint;
   bool list = false;
+  std::string output = "text";  ///< --output: how --list (and --print-slices) print
   std::string metrics_address = ":9479";
   std::string log_level = "info";
 };
 
-/// Adds --mode, --list, the discovery group with --inventory, the group "Device plugin"
+/// Adds --mode, --list, --output, the discovery group with --inventory, the group "Device plugin"
 /// (--kubelet-dir, --socket-prefix, --cdi, --cdi-dir, --dra-checkpoint), --metrics-addr and
 /// --log-level.
 void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags);
@@ -48,8 +49,8 @@ InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags);
 /// static inventory). A broken rules file is an Error for the user to fix.
 Result<WatchOptions> MakeWatchOptions(const DevicePluginFlags& flags);
 
-/// --list: discovers once and prints the resources, their variables and devices on stdout.
-/// Returns the exit code.
-int ListResources(const InventoryFeed::DiscoverFn& discover);
+/// --list: discovers once and prints the resources, their variables and devices on stdout in
+/// `format` (text, json, yaml). Returns the exit code.
+int ListResources(const InventoryFeed::DiscoverFn& discover, const std::string& format);
 
 }  // namespace edgefd::deviceplugin

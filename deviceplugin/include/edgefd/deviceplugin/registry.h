@@ -34,8 +34,12 @@ struct PluginDevice {
   std::string product_id;  ///< USB/PCI product ("9302")
   std::string serial;      ///< USB serial number, as the device reports it
   std::string driver;      ///< kernel driver bound to it
-  int capacity = 0;        ///< core capacity, kernel cpu_capacity scale
-  int max_mhz = 0;         ///< core maximum frequency
+  /// Versions as discovery read them (Device::driver_version ...), not normalised.
+  std::string driver_version;
+  std::string firmware_version;
+  std::string runtime_version;
+  int capacity = 0;  ///< core capacity, kernel cpu_capacity scale
+  int max_mhz = 0;   ///< core maximum frequency
   /// Who else holds it (a prepared DRA claim; ClaimHolds), "" when nobody does. Set only on
   /// the device plugin's view of a snapshot, never in the registry.
   std::string held_by;

@@ -76,7 +76,14 @@ struct Device {
   std::string vendor_id;   ///< "03e7" (USB/PCI), empty for devicetree devices
   std::string product_id;  ///< "2485"
   std::string driver;
-  std::string serial;                 ///< USB serial number when the device has one
+  std::string serial;   ///< USB serial number when the device has one
+  std::string usb_bcd;  ///< USB bcdDevice ("0100"), empty elsewhere
+  /// Versions as their sources print them (not normalised: see NormalizeSemver), empty when
+  /// unknown. Driver: the kernel module's; firmware: the device's (a USB bcdDevice); runtime:
+  /// a release the board carries in a file (Jetson's /etc/nv_tegra_release).
+  std::string driver_version;
+  std::string firmware_version;
+  std::string runtime_version;
   std::vector<std::string> devnodes;  ///< /dev nodes a container needs
   int numa_node = -1;
   bool healthy = true;
@@ -85,12 +92,22 @@ struct Device {
   bool operator==(const Device&) const = default;
 };
 
+/// The node's kernel and operating system; empty strings when unknown.
+struct SystemInfo {
+  std::string kernel_release;  ///< "6.1.0-18-arm64" (uname -r)
+  std::string os_id;           ///< os-release ID: "debian", "ubuntu"
+  std::string os_version_id;   ///< os-release VERSION_ID: "12", "22.04"
+
+  bool operator==(const SystemInfo&) const = default;
+};
+
 /// Everything edgefd knows about one node. Every binary works from this model.
 struct Inventory {
   std::optional<BoardInfo> board;    ///< absent when the node has no devicetree
   std::vector<DtNodeInfo> dt_nodes;  ///< enabled cpu/gpu/npu(/--node) nodes, tree order
   CpuTopology cpu;
   std::vector<Device> devices;  ///< accelerators and cameras, by rule then id
+  SystemInfo system;
 
   bool operator==(const Inventory&) const = default;
 };

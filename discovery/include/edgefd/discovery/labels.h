@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edgefd/discovery/inventory.h"
 
@@ -31,6 +32,18 @@ std::string CompatibleToLabelName(std::string_view compatible);
 bool IsValidLabelKey(std::string_view key);
 bool IsValidLabelValue(std::string_view value);
 
+/// The SoC among a root node's compatibles (most specific first): `soc` the chip, `family`
+/// its family when the tree names one after it ("samsung,exynos5800", "samsung,exynos5";
+/// "amlogic,a311d", "amlogic,g12b"), else "". A chip is the second-to-last compatible (never
+/// the first, which names the board) of the last one's vendor, when the last is a family: its
+/// model starts the chip's ("exynos5" of "exynos5800") or it is a known family (Amlogic's
+/// g12a, g12b, sm1, axg, meson-gx*). Otherwise the last compatible is the SoC.
+struct SocCompatibles {
+  std::string soc;
+  std::string family;
+};
+SocCompatibles FindSoc(const std::vector<std::string>& compatible);
+
 /// All labels edgefd sets for this inventory (DESIGN.md "Label contract").
 Labels RenderLabels(const Inventory& inventory);
 
@@ -39,5 +52,7 @@ void AddDeviceTreeLabels(const Inventory& inventory, Labels& labels);
 void AddBoardLabels(const Inventory& inventory, Labels& labels);
 void AddCpuLabels(const Inventory& inventory, Labels& labels);
 void AddDeviceLabels(const Inventory& inventory, Labels& labels);
+/// `edgefd.io/kernel.version`, `edgefd.io/os.id`, `edgefd.io/os.version`.
+void AddSystemLabels(const Inventory& inventory, Labels& labels);
 
 }  // namespace edgefd

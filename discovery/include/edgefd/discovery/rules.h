@@ -36,6 +36,31 @@ struct RuleMatch {
   bool operator==(const RuleMatch&) const = default;
 };
 
+/// Where a version comes from (a rule's `versions`); exactly one kind is set.
+struct VersionSource {
+  std::string module;         ///< `module: NAME`: /sys/module/NAME/version, else srcversion
+  bool bound_driver = false;  ///< `bound-driver: true`: the module of the device's driver
+  std::string file;           ///< `file: /etc/nv_tegra_release` (read below --root)
+  /// `regex:` with `file`: ECMAScript, searched line by line; the capture groups joined with
+  /// "." are the version ("R(\d+) .*REVISION: (\d+)\.(\d+)" -> "32.7.1"). Empty: the
+  /// file's first line.
+  std::string regex;
+  bool usb_bcd = false;  ///< `usb-bcd: true`: the USB device's bcdDevice
+
+  bool operator==(const VersionSource&) const = default;
+};
+
+/// A rule's version sources, tried in order (the first that yields a version wins). A list
+/// left empty takes the default: the driver from the bound driver's module, the firmware
+/// from the USB bcdDevice, no runtime.
+struct RuleVersions {
+  std::vector<VersionSource> driver;
+  std::vector<VersionSource> firmware;
+  std::vector<VersionSource> runtime;
+
+  bool operator==(const RuleVersions&) const = default;
+};
+
 /// What a rule finds: accelerators get `edgefd.io/accel.<name>` labels, cameras are counted
 /// together under `edgefd.io/camera`.
 enum class RuleKind { kAccelerator, kCamera };
@@ -50,7 +75,8 @@ struct Rule {
   std::vector<std::string> devnodes;  ///< globs: /dev nodes of the device and its children
   /// When `devnodes` is given and none exists, the device is unhealthy (driver not loaded).
   bool require_devnodes = true;
-  std::string origin;  ///< "built-in" or "FILE:LINE", for messages
+  RuleVersions versions;  ///< `versions`: where driver/firmware/runtime versions come from
+  std::string origin;     ///< "built-in" or "FILE:LINE", for messages
 
   bool operator==(const Rule&) const = default;
 };
@@ -58,7 +84,7 @@ struct Rule {
 /// The built-in rules as YAML, in the same format `--config` files use.
 std::string_view DefaultRulesYaml();
 
-/// Largest rules document accepted (the built-in set is under 3 KiB). yaml-cpp holds up to
+/// Largest rules document accepted (the built-in set is under 4 KiB). yaml-cpp holds up to
 /// about 250 bytes per input byte while it parses (an unclosed `[[[[...` is the worst case),
 /// so this also bounds the memory a broken or hostile file can take.
 inline constexpr size_t kMaxRulesBytes = 128 * 1024;

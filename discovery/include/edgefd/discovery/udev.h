@@ -24,6 +24,7 @@ struct UdevRecord {
   std::string driver;                   ///< bound driver of this device, or ""
   std::string usb_vendor, usb_product;  ///< of the nearest USB device (self or ancestor)
   std::string usb_serial;               ///< its `serial` attribute, when it has one
+  std::string usb_bcd;                  ///< its `bcdDevice` ("0100"), when it has one
   std::string pci_vendor, pci_product;  ///< of the nearest PCI function (self or ancestor)
   std::string pci_class;                ///< "030000"
   std::map<std::string, std::string> properties;  ///< udev properties (ID_V4L_CAPABILITIES...)
@@ -59,13 +60,28 @@ std::vector<Device> MatchDevices(const std::vector<Rule>& rules,
                                  const std::vector<UdevRecord>& records,
                                  const std::vector<DtNodeInfo>& dt_nodes);
 
+/// Warnings for rules whose `dt-node` names a node discovery does not scan (cpu, gpu, npu and
+/// `extra_node_names` are): such an alternative can never match. Each names the rule's origin.
+std::vector<std::string> UnscannedDtNodes(const std::vector<Rule>& rules,
+                                          const std::vector<std::string>& extra_node_names);
+
+/// `--explain`: per rule and per `match` alternative, the devices it matched (stable IDs) or,
+/// when it matched none, the candidate that came nearest and the key that candidate failed
+/// ("nearest /gpu@38000000: dt-node is gpu, wants npu"). Pure: no I/O.
+std::string ExplainMatches(const std::vector<Rule>& rules, const std::vector<UdevRecord>& records,
+                           const std::vector<DtNodeInfo>& dt_nodes);
+/// ExplainMatches for what `options` discovers: the rules it loads, the udev devices it
+/// enumerates (when it does) and the devicetree nodes already in `inventory`.
+Result<std::string> ExplainDiscovery(const DiscoveryOptions& options, const Inventory& inventory);
+
 /// Whether Discover() enumerates udev for these options: `options.udev`, by default on only
 /// when `root` is "/" and there is no `dtb`.
 bool UsesUdev(const DiscoveryOptions& options);
 
 /// The accelerator/camera source of Discover(): loads the rules (built-in + `rule_files`;
 /// a bad file is an error), enumerates udev when `options.udev` says so and fills
-/// `report.inventory.devices` from udev and the already-read devicetree nodes.
+/// `report.inventory.devices` from udev and the already-read devicetree nodes, with their
+/// versions (read below `root`; not for a `dtb`, some other board) and `inventory.system`.
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report);
 
 /// How a HotplugWatcher watches.

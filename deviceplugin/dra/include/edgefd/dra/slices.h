@@ -13,8 +13,16 @@
 
 namespace edgefd::dra {
 
-/// A typed device attribute: the API's `int`, `string` or `bool` member.
-using AttributeValue = std::variant<int64_t, std::string, bool>;
+/// The API's `version` member: a semantic version (NormalizeSemver's output), which CEL
+/// compares with `.isGreaterThan(semver("2.0.0"))`.
+struct SemVer {
+  std::string text;  ///< "2.1.0"
+
+  bool operator==(const SemVer&) const = default;
+};
+
+/// A typed device attribute: the API's `int`, `string`, `bool` or `version` member.
+using AttributeValue = std::variant<int64_t, std::string, bool, SemVer>;
 
 /// A device taint (resource.k8s.io DeviceTaint).
 struct DeviceTaint {
@@ -45,8 +53,10 @@ inline constexpr char kDevicePluginTaint[] = "edgefd.io/device-plugin";
 
 /// The attributes of DESIGN.md's DRA contract for one device: kind (accelerator, camera,
 /// cpu), model (the rule name; a core's model), vendorID, productID, stableID, driver,
-/// numaNode; cores also coreClass, capacity, maxMHz, cluster, cpu. Unknown values are left
-/// out; strings longer than the API's 64 characters are cut and given a hash suffix.
+/// numaNode, and the versions driverVersion, firmwareVersion, runtimeVersion (type version,
+/// semver-normalised; one that is no version is left out with a debug log); cores also
+/// coreClass, capacity, maxMHz, cluster, cpu. Unknown values are left out; strings longer than the
+/// API's 64 characters are cut and given a hash suffix.
 std::map<std::string, AttributeValue> DeviceAttributes(
     const deviceplugin::ResourceSnapshot& resource, const deviceplugin::PluginDevice& device);
 
