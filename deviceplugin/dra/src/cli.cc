@@ -10,6 +10,7 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
+#include "edgefd/common/stop_signals.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/flags.h"
@@ -24,7 +25,6 @@
 #include "edgefd/dra/publisher.h"
 #include "edgefd/dra/recovery_api.h"
 #include "edgefd/kube/api.h"
-#include "stop_signals.h"
 
 namespace edgefd::dra {
 namespace {

@@ -4,8 +4,8 @@
 #include <ctime>
 
 #include "edgefd/common/json.h"
+#include "edgefd/common/triggered_worker.h"
 #include "edgefd/dra/claims.h"
-#include "worker.h"
 
 namespace edgefd::dra {
 using deviceplugin::PluginDevice;

@@ -9,7 +9,7 @@
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/registry.h"
 #include "podresources/v1/api.grpc.pb.h"
-#include "worker.h"
+#include "edgefd/common/triggered_worker.h"
 
 namespace edgefd::dra {
 

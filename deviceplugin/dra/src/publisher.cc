@@ -5,8 +5,8 @@
 #include <ctime>
 
 #include "edgefd/common/json.h"
+#include "edgefd/common/triggered_worker.h"
 #include "edgefd/deviceplugin/cdi.h"
-#include "worker.h"
 
 namespace edgefd::dra {
 using Clock = std::chrono::steady_clock;

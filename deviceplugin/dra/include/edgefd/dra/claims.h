@@ -18,9 +18,11 @@
 #include "edgefd/dra/resource_api.h"
 #include "edgefd/kube/api.h"
 
-namespace edgefd::dra {
-
+namespace edgefd {
 class TriggeredWorker;
+}  // namespace edgefd
+
+namespace edgefd::dra {
 
 /// A ResourceClaim as the kubelet names it.
 struct ClaimRef {

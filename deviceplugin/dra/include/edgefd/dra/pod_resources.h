@@ -20,9 +20,11 @@ namespace edgefd::deviceplugin {
 class DeviceRegistry;
 }
 
-namespace edgefd::dra {
-
+namespace edgefd {
 class TriggeredWorker;
+}  // namespace edgefd
+
+namespace edgefd::dra {
 
 /// Where the kubelet serves its PodResources API.
 inline constexpr std::string_view kDefaultPodResourcesSocket =

@@ -18,9 +18,11 @@
 #include "edgefd/dra/slices.h"
 #include "edgefd/kube/api.h"
 
-namespace edgefd::dra {
-
+namespace edgefd {
 class TriggeredWorker;
+}  // namespace edgefd
+
+namespace edgefd::dra {
 
 /// Whether vanished devices are tainted in the slice. kAuto asks the API server (a dry-run
 /// create with a taint) whether it keeps device taints, i.e. whether the DRADeviceTaints
