@@ -10,6 +10,7 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
+#include "edgefd/common/memory.h"
 #include "edgefd/common/stop_signals.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
@@ -413,6 +414,8 @@ int RunDraCli(int argc, char** argv) {
   // edgefd-deviceplugin kept the stop signals blocked across exec: one that came meanwhile
   // is taken now.
   InstallStopHandlers();
+  // The pages the loader touched in libraries libcurl drags in but nothing calls (memory.h).
+  ReleaseUnusedLibraryPages();
   Flags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
   InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp);
