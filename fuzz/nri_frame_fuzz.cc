@@ -32,7 +32,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The record gives every core to a nameless container of a nameless pod (what a request
   // without a pod, or with empty names, is): such containers take the holder paths too.
   struct Record : AllocationRecord {
-    Result<HeldCores> Read() override { return HeldCores{{ContainerRef{}, {0, 1, 2, 3}}}; }
+    edgefd::Result<HeldCores> Read() override { return HeldCores{{ContainerRef{}, {0, 1, 2, 3}}}; }
   } record;
   Metrics metrics;
   NriService service({0, 1, 2, 3}, Policy::kExclusive, metrics, record);

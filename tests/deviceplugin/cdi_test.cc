@@ -267,9 +267,6 @@ TEST_F(CdiValidator, RejectsWhatARuntimeWouldReject) {
   EXPECT_THAT(r.out, ::testing::HasSubstr("cpu99"));
 }
 
-}  // namespace
-}  // namespace edgefd::deviceplugin
-
 TEST(AllocateDevices, OneAnswerInEdgefdsTermsWithTheKindOfEachRefusal) {
   auto resources = ResourcesFromInventory(NodeWithSticks());
   ResourceSnapshot ncs = resources.back();
@@ -292,3 +289,6 @@ TEST(AllocateDevices, OneAnswerInEdgefdsTermsWithTheKindOfEachRefusal) {
   EXPECT_EQ(AllocateContainer(ncs, request, response).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
 }
+
+}  // namespace
+}  // namespace edgefd::deviceplugin
