@@ -18,11 +18,9 @@
 #include "edgefd/dra/resource_api.h"
 #include "edgefd/kube/api.h"
 
-namespace edgefd {
-class TriggeredWorker;
-}  // namespace edgefd
-
 namespace edgefd::dra {
+
+class RegistryWorker;
 
 /// A ResourceClaim as the kubelet names it.
 struct ClaimRef {
@@ -229,8 +227,7 @@ class DeviceLossReporter {
   std::function<bool()> taints_;
   std::mutex pass_mu_;
   std::map<std::string, bool> reported_;  // "<uid>/<device>" → last reported readiness
-  int listener_ = 0;
-  std::unique_ptr<TriggeredWorker> worker_;
+  std::unique_ptr<RegistryWorker> worker_;
 };
 
 }  // namespace edgefd::dra
