@@ -11,6 +11,7 @@
 //   idle memory    resident memory (and its anonymous part) of the real binary, registered
 //                  and idle, in each mode: device-plugin (target RSS < 15 MiB), dra, both
 // Usage: dra_bench [--json] [--quick] [--verbose]
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -144,7 +145,9 @@ PrepareFigures Prepares(const TestPki& pki, int n) {
   }
   std::vector<double> prepare, again, unprepare;
   for (int i = 0; i < n + 10; ++i) {
-    const std::string uid = "uid-" + std::to_string(i), name = "claim-" + std::to_string(i);
+    // Claim UIDs are Kubernetes object UIDs: the plugin refuses anything else.
+    const std::string uid = fmt::format("00000000-0000-4000-8000-{:012d}", i);
+    const std::string name = "claim-" + std::to_string(i);
     cluster.server.resources().AddClaim(
         "default", name, uid,
         {{"cores", "edgefd.io", kNode, "cpu4"}, {"cores", "edgefd.io", kNode, "cpu5"}});

@@ -17,6 +17,7 @@
 #include "edgefd/common/json.h"
 #include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/runtime/sink_report_json.h"
 #include "edgefd/runtime/threads.h"
 #include "edgefd/testing/paths.h"
 #include "machine_peak.h"
@@ -195,30 +196,15 @@ int main(int argc, char** argv) {
                           {"onednn", onednn.empty() ? Json(nullptr) : Json(onednn)}};
     Json rows_json = Json::array();
     for (const Row& r : rows) {
-      const auto& s = r.report.sink;
-      Json compute = Json::array(), comm = Json::array();
-      for (double v : s.stage_compute_ms) compute.push_back(RoundTo(v, 4));
-      for (double v : s.stage_comm_ms) comm.push_back(RoundTo(v, 4));
-      rows_json.push_back({{"model", r.model},
-                           {"width", r.width},
-                           {"height", r.height},
-                           {"stages", r.stages},
-                           {"transport", r.transport},
-                           {"frames", r.frames},
-                           {"frames_received", s.frames},
-                           {"drops", s.drops},
-                           {"fps", RoundTo(s.fps, 2)},
-                           {"fps_median", RoundTo(s.fps_median, 2)},
-                           {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
-                           {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
-                           {"ccr", RoundTo(s.ccr, 4)},
-                           {"checksum", RoundTo(s.checksum, 6)},
-                           {"gflops", RoundTo(GflopPerFrame(r) * s.fps, 2)},
-                           {"of_fma_peak", RoundTo(OfFmaPeak(r, peak), 4)},
-                           {"of_memcpy", RoundTo(OfMemcpy(r, peak), 4)},
-                           {"error", r.error},
-                           {"stage_compute_ms", std::move(compute)},
-                           {"stage_comm_ms", std::move(comm)}});
+      // The sink's part is run --json's own (SinkReportJson); the row adds what it ran.
+      Json row = {{"model", r.model},   {"width", r.width},         {"height", r.height},
+                  {"stages", r.stages}, {"transport", r.transport}, {"frames", r.frames}};
+      row.update(edgefd::runtime::SinkReportJson(r.report.sink));
+      row.update(Json{{"gflops", RoundTo(GflopPerFrame(r) * r.report.sink.fps, 2)},
+                      {"of_fma_peak", RoundTo(OfFmaPeak(r, peak), 4)},
+                      {"of_memcpy", RoundTo(OfMemcpy(r, peak), 4)},
+                      {"error", r.error}});
+      rows_json.push_back(std::move(row));
     }
     Json targets = Json::array();
     for (const Target& t : kTargets) {

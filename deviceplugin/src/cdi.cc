@@ -119,33 +119,6 @@ std::string CdiSpecJson(const std::vector<CdiDevice>& devices) {
   return DumpJson(spec, 2) + "\n";
 }
 
-Status WriteFileAtomically(const fs::path& path, std::string_view content) {
-  // Hidden and without the .json ending: CDI caches watch the directory and load *.json.
-  fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".XXXXXX");
-  std::string tmpl = tmp.string();
-  UniqueFd fd(::mkostemp(tmpl.data(), O_CLOEXEC));
-  if (!fd.valid()) return Error{path.string() + ": cannot create a temporary file: " + Errno()};
-  auto fail = [&](const std::string& what) {
-    std::string message = path.string() + ": " + what + ": " + Errno();
-    ::unlink(tmpl.c_str());
-    return Error{message};
-  };
-  for (size_t off = 0; off < content.size();) {
-    ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return fail("write");
-    off += static_cast<size_t>(n);
-  }
-  // Readable by the container runtime (which runs as root anyway) and by a non-root reader.
-  if (::fchmod(fd.get(), 0644) != 0) return fail("chmod");
-  if (::fsync(fd.get()) != 0) return fail("fsync");
-  fd.Reset();
-  if (::rename(tmpl.c_str(), path.c_str()) != 0) return fail("rename");
-  UniqueFd dir(::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir.valid()) ::fsync(dir.get());  // the rename itself survives a crash
-  return Ok{};
-}
-
 bool IsObjectUid(std::string_view uid) {
   if (uid.size() != 36) return false;
   for (size_t i = 0; i < uid.size(); ++i) {

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 
 #include <cerrno>
@@ -69,8 +68,7 @@ Status DraClaimWatch::Start() {
   if (started_) return Error{"the DRA checkpoint watch is already started"};
   inotify_fd_.Reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   if (!inotify_fd_.valid()) return Error{std::string("inotify_init1: ") + std::strerror(errno)};
-  wake_fd_.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake_fd_.valid()) return Error{std::string("eventfd: ") + std::strerror(errno)};
+  if (Status s = waker_.Open(); !s) return s;
   // Watch before reading, so that a claim prepared in between is not missed.
   if (!AddWatch()) {
     spdlog::info("{} does not exist: no DRA claims on this node (looking again every {} ms)",
@@ -89,11 +87,10 @@ void DraClaimWatch::Stop() {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
+  waker_.Wake();
   thread_.join();
   inotify_fd_.Reset();
-  wake_fd_.Reset();
+  waker_.Close();
 }
 
 ClaimHolds DraClaimWatch::Current(uint64_t* version) const {
@@ -182,17 +179,14 @@ void DraClaimWatch::Loop() {
       spdlog::info("{} appeared: following the DRA checkpoint", path().parent_path().string());
       ReadNow();
     }
-    pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+    pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {waker_.fd(), POLLIN, 0}};
     int rc = ::poll(fds, 2, watch_ < 0 ? kLookForDirectoryMs : -1);
     if (rc < 0 && errno != EINTR) {
       spdlog::error("poll on the DRA checkpoint watch: {}", std::strerror(errno));
       return;
     }
     if (fds[0].revents & POLLIN) Drain();
-    if (fds[1].revents & POLLIN) {
-      uint64_t value;
-      [[maybe_unused]] ssize_t n = ::read(wake_fd_.get(), &value, sizeof value);
-    }
+    if (fds[1].revents & POLLIN) waker_.Drain();
   }
 }
 

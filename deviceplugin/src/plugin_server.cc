@@ -4,7 +4,6 @@
 #include <grpcpp/grpcpp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 
@@ -109,8 +108,7 @@ Status PluginServer::Start() {
                           IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM) < 0) {
     return Error{options_.kubelet_dir.string() + ": inotify_add_watch: " + Errno()};
   }
-  wake_fd_.Reset(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!wake_fd_.valid()) return Error{"eventfd: " + Errno()};
+  if (Status s = waker_.Open(); !s) return s;
 
   for (const std::string& resource : registry_.ResourceNames()) {
     auto plugin = std::make_unique<Plugin>();
@@ -128,8 +126,7 @@ Status PluginServer::Start() {
   }
   listener_ = registry_.AddListener([this](const std::string& resource) {
     if (!resource.empty()) return;  // device changes go to the services directly
-    uint64_t one = 1;
-    [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
+    waker_.Wake();
   });
   Publish();
   started_ = true;
@@ -145,13 +142,12 @@ void PluginServer::Stop() {
     std::lock_guard lock(mu_);
     stop_ = true;
   }
-  uint64_t one = 1;
-  [[maybe_unused]] ssize_t n = ::write(wake_fd_.get(), &one, sizeof one);
+  waker_.Wake();
   thread_.join();
   for (auto& p : plugins_) Shutdown(*p, /*remove_socket=*/true);
   plugins_.clear();
   inotify_fd_.Reset();
-  wake_fd_.Reset();
+  waker_.Close();
   Publish();
 }
 
@@ -391,16 +387,13 @@ void PluginServer::Loop() {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(wake_at - Clock::now());
       timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
     }
-    pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {wake_fd_.get(), POLLIN, 0}};
+    pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {waker_.fd(), POLLIN, 0}};
     int rc = ::poll(fds, 2, timeout_ms);
     if (rc < 0 && errno != EINTR) {
       spdlog::error("poll: {}", Errno());
       return;
     }
-    if (fds[1].revents & POLLIN) {
-      uint64_t value;
-      [[maybe_unused]] ssize_t n = ::read(wake_fd_.get(), &value, sizeof value);
-    }
+    if (fds[1].revents & POLLIN) waker_.Drain();
   }
 }
 

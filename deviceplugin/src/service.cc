@@ -3,9 +3,7 @@
 #include <algorithm>
 #include <optional>
 
-#include "edgefd/common/allocation.h"
-#include "edgefd/common/cpu_list.h"
-#include "edgefd/deviceplugin/cdi.h"
+#include "edgefd/deviceplugin/allocate.h"
 #include "edgefd/deviceplugin/preferred.h"
 
 namespace edgefd::deviceplugin {
@@ -28,64 +26,26 @@ void FillListAndWatchResponse(const ResourceSnapshot& snapshot,
   }
 }
 
+grpc::Status ToGrpcStatus(const Error& error) {
+  return {static_cast<grpc::StatusCode>(error.code), error.message};
+}
+
 grpc::Status AllocateContainer(const ResourceSnapshot& snapshot,
                                const v1beta1::ContainerAllocateRequest& request,
                                v1beta1::ContainerAllocateResponse& response, bool cdi) {
-  if (request.devices_ids().empty()) {
-    return {grpc::StatusCode::INVALID_ARGUMENT,
-            snapshot.resource + ": Allocate request for a container names no device IDs"};
-  }
-  std::vector<const PluginDevice*> devices;
-  for (const std::string& id : request.devices_ids()) {
-    const PluginDevice* d = snapshot.Find(id);
-    if (d == nullptr) {
-      return {grpc::StatusCode::NOT_FOUND,
-              snapshot.resource + ": unknown device ID \"" + id + "\""};
-    }
-    if (!d->present) {
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              snapshot.resource + ": device \"" + id + "\" is gone (removed from the node)"};
-    }
-    if (!d->healthy) {
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              snapshot.resource + ": device \"" + id + "\" is unhealthy"};
-    }
-    if (!d->held_by.empty()) {
-      return {grpc::StatusCode::FAILED_PRECONDITION,
-              snapshot.resource + ": device \"" + id + "\" is held by " + d->held_by +
-                  ", prepared through DRA; a device goes to one container at a time"};
-    }
-    if (std::find(devices.begin(), devices.end(), d) == devices.end()) devices.push_back(d);
-  }
-  std::sort(devices.begin(), devices.end(),
-            [](const PluginDevice* a, const PluginDevice* b) { return NaturalLess(a->id, b->id); });
-
-  std::vector<std::string> ids;
-  std::vector<int> cpus;
-  std::vector<std::string> paths;
-  for (const PluginDevice* d : devices) {
-    ids.push_back(d->id);
-    cpus.push_back(d->cpu);
-    for (const std::string& node : d->devnodes) {
-      if (std::find(paths.begin(), paths.end(), node) == paths.end()) paths.push_back(node);
-    }
-  }
-  (*response.mutable_envs())[EnvVarName(snapshot)] =
-      snapshot.kind == ResourceKind::kCpu ? FormatCpuList(cpus) : JoinAllocationList(ids);
-  for (const std::string& path : paths) {
+  Result<ContainerAllocation> allocation =
+      AllocateDevices(snapshot, {request.devices_ids().begin(), request.devices_ids().end()});
+  if (!allocation) return ToGrpcStatus(allocation.error());
+  for (const auto& [name, value] : allocation->env) (*response.mutable_envs())[name] = value;
+  for (const std::string& path : allocation->devnodes) {
     v1beta1::DeviceSpec* spec = response.add_devices();
     spec->set_host_path(path);
     spec->set_container_path(path);
     spec->set_permissions("rw");
   }
-  // The IDs above are stable names, not paths; the workload needs the paths to open. Set even
-  // when empty, so a runtime can tell "no nodes" from a plugin that predates the variable.
-  if (snapshot.kind == ResourceKind::kAccelerator) {
-    (*response.mutable_envs())[DevnodesEnvVarName(snapshot)] = JoinAllocationList(paths);
-  }
   if (cdi) {
-    for (const PluginDevice* d : devices) {
-      response.add_cdi_devices()->set_name(QualifiedCdiName(DeviceName(snapshot, *d)));
+    for (const std::string& name : allocation->cdi_devices) {
+      response.add_cdi_devices()->set_name(name);
     }
   }
   return grpc::Status::OK;

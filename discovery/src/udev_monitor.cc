@@ -1,6 +1,5 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -8,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "edgefd/common/waker.h"
 #include "edgefd/discovery/udev.h"
 #include "udev_handles.h"
 
@@ -42,7 +42,7 @@ struct HotplugWatcher::Impl {
   WatchOptions options;
   UdevPtr udev;
   UdevMonitorPtr monitor;
-  UniqueFd stop_fd;
+  Waker stop;
   std::thread thread;
   std::function<void()> on_change;
   std::string mode;
@@ -101,7 +101,7 @@ struct HotplugWatcher::Impl {
   // Polls the stop fd and optionally the monitor. Returns -1 on stop, 1 when the monitor
   // is readable, 0 on timeout.
   int Wait(std::chrono::milliseconds timeout) {
-    pollfd fds[2] = {{stop_fd.get(), POLLIN, 0},
+    pollfd fds[2] = {{stop.fd(), POLLIN, 0},
                      {monitor ? udev_monitor_get_fd(monitor.get()) : -1, POLLIN, 0}};
     int ms = static_cast<int>(std::max<int64_t>(0, timeout.count()));
     int rc = ::poll(fds, monitor ? 2 : 1, timeout.count() < 0 ? -1 : ms);
@@ -153,8 +153,7 @@ HotplugWatcher::~HotplugWatcher() { Stop(); }
 Status HotplugWatcher::Start(std::function<void()> on_change) {
   Impl& im = *impl_;
   if (im.thread.joinable()) return Error{"hotplug watcher already started"};
-  im.stop_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!im.stop_fd.valid()) return Error{std::string("eventfd: ") + std::strerror(errno)};
+  if (Status s = im.stop.Open(); !s) return s;
   im.on_change = std::move(on_change);
   std::string why = im.options.netlink ? im.OpenMonitor() : "disabled";
   if (why.empty()) {
@@ -181,9 +180,7 @@ Status HotplugWatcher::Start(std::function<void()> on_change) {
 void HotplugWatcher::Stop() {
   std::lock_guard lock(impl_->stop_mutex);
   if (!impl_->thread.joinable()) return;
-  uint64_t one = 1;
-  ssize_t n = ::write(impl_->stop_fd.get(), &one, sizeof one);
-  (void)n;  // an eventfd write only fails on overflow, which one write cannot cause
+  impl_->stop.Wake();
   impl_->thread.join();
   impl_->monitor.reset();
 }

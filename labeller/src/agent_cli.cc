@@ -13,6 +13,7 @@
 
 #include "edgefd/agent/nodefeature.h"
 #include "edgefd/agent/reconcile.h"
+#include "edgefd/common/memory.h"
 #include "edgefd/common/program.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
@@ -181,6 +182,8 @@ int RunAgentCli(const AgentCliOptions& opts) {
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
   // arena keeps its own partly used pages (measured: BM_IdleRss).
   mallopt(M_ARENA_MAX, 1);
+  // The pages the loader touched in libraries libcurl drags in but nothing calls (memory.h).
+  ReleaseUnusedLibraryPages();
 
   // Bad discovery input (a missing --dtb, a malformed blob) is the user's to fix: say so and
   // stop now instead of retrying it forever.

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,6 +17,7 @@
 #include "edgefd/common/json.h"
 #include "edgefd/common/output.h"
 #include "edgefd/common/unique_fd.h"
+#include "edgefd/common/waker.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/flags.h"
@@ -122,9 +122,9 @@ void PrintDiff(const Labels& before, const Labels& after) {
 // --dry-run --watch: re-discovers after every coalesced hardware change and prints the label
 // diff, until SIGINT or SIGTERM.
 int WatchLoop(const Options& opts, Labels labels) {
-  UniqueFd change_fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!change_fd.valid()) {
-    spdlog::error("cannot set up the watch loop: {}", std::strerror(errno));
+  Waker change;
+  if (Status s = change.Open(); !s) {
+    spdlog::error("cannot set up the watch loop: {}", s.error().message);
     return kExitFailure;
   }
   auto rules = LoadRules(opts.discovery.discovery.rule_files);  // loaded once: cannot fail here
@@ -132,13 +132,7 @@ int WatchLoop(const Options& opts, Labels labels) {
   watch.subsystems = UdevSubsystems(rules ? *rules : std::vector<Rule>{});
   watch.rescan = opts.discovery.rescan;
   HotplugWatcher watcher(watch);
-  int notify = change_fd.get();
-  if (auto status = watcher.Start([notify] {
-        uint64_t one = 1;
-        ssize_t n = ::write(notify, &one, sizeof one);
-        (void)n;  // the counter only saturates after 2^64 - 1 unread changes
-      });
-      !status) {
+  if (auto status = watcher.Start([&change] { change.Wake(); }); !status) {
     spdlog::error("{}", status.error().message);
     return kExitFailure;
   }
@@ -147,14 +141,13 @@ int WatchLoop(const Options& opts, Labels labels) {
   // Kept across events: the devicetree is read again only when it can have changed.
   Discoverer discoverer(opts.discovery.discovery);
   for (;;) {
-    pollfd fds[2] = {{StopFd(), POLLIN, 0}, {change_fd.get(), POLLIN, 0}};
+    pollfd fds[2] = {{StopFd(), POLLIN, 0}, {change.fd(), POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       break;
     }
     if (fds[0].revents != 0) break;
-    uint64_t count = 0;
-    if (::read(change_fd.get(), &count, sizeof count) != sizeof count) continue;
+    change.Drain();
     auto report = discoverer.Run();
     if (!report) {
       // A rules file broken while running: keep the last good labels.

@@ -5,18 +5,33 @@
 #include "edgefd/common/json.h"
 #include "edgefd/runtime/kernels.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/runtime/sink_report_json.h"
 #include "edgefd/runtime/stage_args.h"
 
 namespace edgefd::runtime {
 
-std::string RunReport::Json(const Model& model) const {
-  const SinkReport& s = sink;
-  const std::string onednn = OneDnnVersion();
+edgefd::Json SinkReportJson(const SinkReport& s) {
   auto rounded = [](const std::vector<double>& v) {
     edgefd::Json out = edgefd::Json::array();
     for (double x : v) out.push_back(RoundTo(x, 4));
     return out;
   };
+  return {{"frames_received", s.frames},
+          {"drops", s.drops},
+          {"in_order", s.in_order},
+          {"fps", RoundTo(s.fps, 2)},
+          {"fps_median", RoundTo(s.fps_median, 2)},
+          {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
+          {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+          {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
+          {"ccr", RoundTo(s.ccr, 4)},
+          {"checksum", RoundTo(s.checksum, 6)},
+          {"stage_compute_ms", rounded(s.stage_compute_ms)},
+          {"stage_comm_ms", rounded(s.stage_comm_ms)}};
+}
+
+std::string RunReport::Json(const Model& model) const {
+  const std::string onednn = OneDnnVersion();
   edgefd::Json devices_json = edgefd::Json::array();
   for (const OpenedDevice& d : devices) {
     devices_json.push_back({{"resource", d.resource},
@@ -27,36 +42,25 @@ std::string RunReport::Json(const Model& model) const {
                             {"errno", d.error_number},
                             {"error", d.error}});
   }
-  const edgefd::Json report = {
-      {"model", options.model.name},
-      {"input", model.Input().ToString()},
-      {"stages", options.stages},
-      {"transport", TransportName(options.transport)},
-      {"policy", PolicyName(options.policy)},
-      {"frames_sent", options.frames},
-      {"frames_received", s.frames},
-      {"drops", s.drops},
-      {"in_order", s.in_order},
-      {"fps", RoundTo(s.fps, 2)},
-      {"fps_median", RoundTo(s.fps_median, 2)},
-      {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
-      {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
-      {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
-      {"ccr", RoundTo(s.ccr, 4)},
-      {"checksum", RoundTo(s.checksum, 6)},
-      {"wall_s", RoundTo(wall_s, 3)},
-      {"stage_compute_ms", rounded(s.stage_compute_ms)},
-      {"stage_comm_ms", rounded(s.stage_comm_ms)},
-      {"link_drops", link_drops},
-      {"plan", PlanJson(model, plan)},
-      {"backend", "cpu"},
-      {"onednn", onednn.empty() ? edgefd::Json(nullptr) : edgefd::Json(onednn)},
-      {"kernels", KernelIsa()},
-      {"compute_cpus", compute_cpus},
-      {"io_cpus", io_cpus},
-      {"pinned", !compute_cpus.empty()},
-      {"threads", ThreadChoiceJson(threads)},
-      {"devices", std::move(devices_json)}};
+  edgefd::Json report = {{"model", options.model.name},
+                         {"input", model.Input().ToString()},
+                         {"stages", options.stages},
+                         {"transport", TransportName(options.transport)},
+                         {"policy", PolicyName(options.policy)},
+                         {"frames_sent", options.frames}};
+  report.update(SinkReportJson(sink));
+  report.update(
+      edgefd::Json{{"wall_s", RoundTo(wall_s, 3)},
+                   {"link_drops", link_drops},
+                   {"plan", PlanJson(model, plan)},
+                   {"backend", "cpu"},
+                   {"onednn", onednn.empty() ? edgefd::Json(nullptr) : edgefd::Json(onednn)},
+                   {"kernels", KernelIsa()},
+                   {"compute_cpus", compute_cpus},
+                   {"io_cpus", io_cpus},
+                   {"pinned", !compute_cpus.empty()},
+                   {"threads", ThreadChoiceJson(threads)},
+                   {"devices", std::move(devices_json)}});
   return DumpJson(report);
 }
 

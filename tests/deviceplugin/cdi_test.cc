@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "edgefd/common/json.h"
+#include "edgefd/deviceplugin/allocate.h"
 #include "edgefd/deviceplugin/service.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/inventories.h"
@@ -264,6 +265,29 @@ TEST_F(CdiValidator, RejectsWhatARuntimeWouldReject) {
   r = Shell(Validator() + " " + dir_.path().string() + " edgefd.io/device=cpu99");
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_THAT(r.out, ::testing::HasSubstr("cpu99"));
+}
+
+TEST(AllocateDevices, OneAnswerInEdgefdsTermsWithTheKindOfEachRefusal) {
+  auto resources = ResourcesFromInventory(NodeWithSticks());
+  ResourceSnapshot ncs = resources.back();
+  Result<ContainerAllocation> both = AllocateDevices(ncs, {"1-1.2", "1-1.1", "1-1.2"});
+  ASSERT_TRUE(both) << both.error().message;
+  EXPECT_EQ(both->env.at("EDGEFD_MOVIDIUS_NCS_DEVICES"), "1-1.1,1-1.2");
+  EXPECT_EQ(both->cdi_devices, (std::vector<std::string>{"edgefd.io/device=movidius-ncs-1-1-1",
+                                                         "edgefd.io/device=movidius-ncs-1-1-2"}));
+  EXPECT_EQ(AllocateDevices(ncs, {}).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(AllocateDevices(ncs, {"9-9"}).error().code, ErrorCode::kNotFound);
+  ncs.devices[0].held_by = "claim default/cores";
+  Result<ContainerAllocation> held = AllocateDevices(ncs, {ncs.devices[0].id});
+  ASSERT_FALSE(held);
+  EXPECT_EQ(held.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(held.error().message.find("claim default/cores"), std::string::npos);
+  // The device plugin's answer carries the same kind as its gRPC status.
+  v1beta1::ContainerAllocateRequest request;
+  request.add_devices_ids(ncs.devices[0].id);
+  v1beta1::ContainerAllocateResponse response;
+  EXPECT_EQ(AllocateContainer(ncs, request, response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 }  // namespace

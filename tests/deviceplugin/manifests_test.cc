@@ -105,16 +105,23 @@ TEST(Manifests, NriDaemonSetReadsOnlyTheSocketTheOnlineCoresAndTheCpuManagerStat
   YAML::Node pod = ds["spec"]["template"]["spec"];
   YAML::Node c = pod["containers"][0];
   EXPECT_EQ(c["command"][0].as<std::string>(), "edgefd-nri");
-  // The runtime's socket directory, the online cores, the kubelet's CPU manager policy: all
-  // read-only, and not the kubelet's directory (pods' secrets live there), only that file.
+  // The runtime's socket directory, the online cores, the kubelet's CPU manager policy, the
+  // allocation record (PodResources socket, DRA checkpoint): all read-only, and not the
+  // kubelet's directory (pods' secrets live there).
   std::map<std::string, YAML::Node> mounts = HostMounts(pod);
   std::set<std::string> paths;
   for (const auto& [path, m] : mounts) {
     paths.insert(path);
     EXPECT_TRUE(m["readOnly"] && m["readOnly"].as<bool>()) << path;
   }
-  EXPECT_EQ(paths,
-            (std::set<std::string>{"/var/run/nri", "/sys", "/var/lib/kubelet/cpu_manager_state"}));
+  EXPECT_EQ(paths, (std::set<std::string>{
+                       "/var/run/nri", "/sys", "/var/lib/kubelet/cpu_manager_state",
+                       "/var/lib/kubelet/pod-resources", "/var/lib/kubelet/plugins/edgefd.io"}));
+  // The allocation record is where the defaults under --kubelet-dir look for it.
+  EXPECT_EQ(mounts.at("/var/lib/kubelet/pod-resources")["mountPath"].as<std::string>(),
+            "/var/lib/kubelet/pod-resources");
+  EXPECT_EQ(mounts.at("/var/lib/kubelet/plugins/edgefd.io")["mountPath"].as<std::string>(),
+            "/var/lib/kubelet/plugins/edgefd.io");
   // IfPossible, not Enabled: containerd 1.7 (k3s) cannot do it, and Enabled stops the pod.
   EXPECT_EQ(mounts.at("/sys")["recursiveReadOnly"].as<std::string>(""), "IfPossible");
   // The flags name what is mounted where.

@@ -8,6 +8,8 @@
 #include <filesystem>
 
 #include "edgefd/common/json.h"
+#include "edgefd/deviceplugin/dra_checkpoint.h"
+#include "edgefd/testing/fake_pod_resources.h"
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/process.h"
@@ -47,6 +49,23 @@ class NriPeerTest : public ::testing::Test {
     ASSERT_TRUE(build_ok_) << "building tools/nri-peer failed:\n" << build_log_;
     fs::create_directories(dir_.path() / "root/sys/devices/system/cpu");
     dir_.Write("root/sys/devices/system/cpu/online", "0-3\n");
+    // The node's allocation record: what the kubelet's device manager assigned to the peer's
+    // containers (pod default/web) and the claim it prepared through DRA for holder-2.
+    fs::create_directories(dir_.path() / "pod-resources");
+    ASSERT_TRUE(kubelet_.Start());
+    kubelet_.Assign({"default", "web", "holder-3", "edgefd.io/big-cpu", {"cpu3"}});
+    kubelet_.Assign({"default", "web", "holder-1", "edgefd.io/big-cpu", {"cpu1"}});
+    kubelet_.Assign({"default", "web", "partly", "edgefd.io/little-cpu", {"cpu0"}});
+    kubelet_.AssignClaim({"default", "web", "holder-2", "big-core", {"cpu2"}, "edgefd.io"});
+    fs::create_directories(dir_.path() / "plugins/edgefd.io");
+    deviceplugin::PreparedClaim claim{"2f1c0a8e-0d4b-4a57-9a43-5b0c6c1d2e3f",
+                                      "default",
+                                      "big-core",
+                                      {{"cpu", dir_.path().filename().string(), "cpu2", {}}},
+                                      {"EDGEFD_BIG_CPUS=2"},
+                                      false};
+    ASSERT_TRUE(deviceplugin::DraCheckpoint(dir_.path() / "plugins/edgefd.io/checkpoint.json")
+                    .Save({{claim.uid, claim}}));
   }
   static std::string Peer() { return (testing::BinaryDir() / "nri-peer").string(); }
   std::string Socket() const { return dir_ / "nri.sock"; }
@@ -65,6 +84,7 @@ class NriPeerTest : public ::testing::Test {
   static inline bool build_ok_ = false;
   static inline std::string build_log_;
   testing::TempDir dir_;
+  testing::FakePodResources kubelet_{dir_.path() / "pod-resources/kubelet.sock"};
 };
 
 TEST_F(NriPeerTest, EnforcesHeldCoresThroughTheRealRuntimeSide) {
@@ -93,20 +113,27 @@ TEST_F(NriPeerTest, EnforcesHeldCoresThroughTheRealRuntimeSide) {
   EXPECT_EQ(report["create_partly"].value("cpus", ""), "0");
   // EDGEFD_MID_CPUS=9: holds nothing, treated as any other container.
   EXPECT_EQ(report["create_bogus"].value("cpus", ""), "0,2");
+  // EDGEFD_BIG_CPUS=1 in a container's own spec, with no core allocated: not pinned to the
+  // core holder-1 holds, but kept off it like any other container.
+  EXPECT_EQ(report["create_forged"].value("cpus", ""), "0,2");
+  EXPECT_THAT(Updates(report["create_forged"]["updates"]), IsEmpty());
   // Removing the holder of core 1 gives it back, unsolicited (UpdateContainers).
   EXPECT_THAT(Updates(report["remove"]),
-              ElementsAre("bogus=0,1,2", "plain-new=0,1,2", "plain-running=0,1,2", "system=0,1,2"));
+              ElementsAre("bogus=0,1,2", "forged=0,1,2", "plain-new=0,1,2", "plain-running=0,1,2",
+                          "system=0,1,2"));
   // Stopping the holder of core 3 gives it back in the StopContainer answer.
-  EXPECT_THAT(Updates(report["stop"]), ElementsAre("bogus=0,1,2,3", "plain-new=0,1,2,3",
-                                                   "plain-running=0,1,2,3", "system=0,1,2,3"));
+  EXPECT_THAT(Updates(report["stop"]),
+              ElementsAre("bogus=0,1,2,3", "forged=0,1,2,3", "plain-new=0,1,2,3",
+                          "plain-running=0,1,2,3", "system=0,1,2,3"));
   EXPECT_THAT(plugin.err(), ::testing::Not(::testing::HasSubstr("error")));
 
   // The runtime restarts (a new process, the socket gone and back): the plugin reconnects on
-  // its own and is synchronized again.
+  // its own and is synchronized again. holder-2's core comes from a prepared DRA claim.
   Json restarted = RunPeer({"-restarted"});
   EXPECT_THAT(Updates(restarted["resync"]), ElementsAre("plain-running=0,1,3"));
   EXPECT_EQ(plugin.StopWithin(SIGTERM, testing::kStopDeadline), 0) << plugin.err();
   EXPECT_THAT(plugin.err(), ::testing::HasSubstr("names core(s) 7 that are not online"));
+  EXPECT_THAT(plugin.err(), ::testing::HasSubstr("forged (forged): names core(s) 1 that neither"));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "edgefd/nri/ttrpc.h"
+#include "fake_record.h"
 #include "nri/api.pb.h"
 
 namespace edgefd::nri {
@@ -44,13 +45,20 @@ std::vector<std::pair<std::string, std::string>> Updates(
 
 class NriServiceTest : public ::testing::Test {
  protected:
+  NriServiceTest() {
+    // What the kubelet's device manager or a prepared claim gave the containers of pod web.
+    record_.held[{"default", "web", "holder"}] = {0, 2};
+    record_.held[{"default", "web", "c"}] = {1};
+  }
+
   template <typename Message>
   Answer Call(std::string_view method, const Message& request) {
     return service_.Handle(kPluginService, method, request.SerializeAsString());
   }
 
   Metrics metrics_;
-  NriService service_{{0, 1, 2, 3}, Policy::kExclusive, metrics_};
+  FakeRecord record_;
+  NriService service_{{0, 1, 2, 3}, Policy::kExclusive, metrics_, record_};
 };
 
 TEST_F(NriServiceTest, ConfigureSubscribesToTheContainerEventsItHandles) {
@@ -124,6 +132,7 @@ TEST_F(NriServiceTest, RemovalGivesCoresBackUnsolicitedAlsoAsAnOldStyleEvent) {
 
 TEST_F(NriServiceTest, StopContainerAnswersWithTheUpdates) {
   api::SynchronizeRequest sync;
+  *sync.add_pods() = MakePod();
   *sync.add_containers() = MakeContainer("holder", {"EDGEFD_BIG_CPUS=0"});
   *sync.add_containers() = MakeContainer("plain", {});
   Call("Synchronize", sync);
@@ -134,6 +143,76 @@ TEST_F(NriServiceTest, StopContainerAnswersWithTheUpdates) {
   ASSERT_TRUE(rsp.ParseFromString(a.payload));
   EXPECT_THAT(Updates(rsp.update()), ElementsAre(std::pair{"plain", "0,1,2,3"}));
   EXPECT_THAT(a.unsolicited, IsEmpty());
+}
+
+TEST_F(NriServiceTest, ACoreThePodNamedItselfIsRefusedAndCounted) {
+  api::SynchronizeRequest sync;
+  *sync.add_pods() = MakePod();
+  *sync.add_containers() = MakeContainer("holder", {"EDGEFD_BIG_CPUS=0"});
+  Call("Synchronize", sync);
+  // A container of the same pod sets EDGEFD_BIG_CPUS=0 in its own spec, holding nothing: it is
+  // not pinned to core 0 but kept off it, like any other container.
+  api::CreateContainerRequest req;
+  *req.mutable_pod() = MakePod();
+  *req.mutable_container() = MakeContainer("forger", {"EDGEFD_BIG_CPUS=0"}, api::CONTAINER_CREATED);
+  api::CreateContainerResponse rsp;
+  ASSERT_TRUE(rsp.ParseFromString(Call("CreateContainer", req).payload));
+  EXPECT_EQ(rsp.adjust().linux().resources().cpu().cpus(), "1,2,3");
+  EXPECT_THAT(Updates(rsp.update()), IsEmpty());
+  EXPECT_EQ(metrics_.unverified_cpus, 1u);
+  EXPECT_EQ(service_.Stats().holders, 1u);
+  EXPECT_EQ(service_.Stats().held, std::vector<int>{0});
+}
+
+TEST_F(NriServiceTest, OnlyTheCoresTheRecordGivesAreHonoured) {
+  // holder holds 0 and 2, and names 2 and 3: pinned to 2; 3 is refused.
+  api::CreateContainerRequest req;
+  *req.mutable_pod() = MakePod();
+  *req.mutable_container() = MakeContainer("holder", {"EDGEFD_BIG_CPUS=2", "EDGEFD_LITTLE_CPUS=3"},
+                                           api::CONTAINER_CREATED);
+  api::CreateContainerResponse rsp;
+  ASSERT_TRUE(rsp.ParseFromString(Call("CreateContainer", req).payload));
+  EXPECT_EQ(rsp.adjust().linux().resources().cpu().cpus(), "2");
+  EXPECT_EQ(metrics_.unverified_cpus, 1u);
+  // The same name in another namespace is another container.
+  *req.mutable_pod() = MakePod();
+  req.mutable_pod()->set_namespace_("other");
+  req.mutable_container()->set_id("holder-elsewhere");
+  ASSERT_TRUE(rsp.ParseFromString(Call("CreateContainer", req).payload));
+  EXPECT_EQ(rsp.adjust().linux().resources().cpu().cpus(), "0,1,3");
+  EXPECT_EQ(metrics_.unverified_cpus, 2u);
+}
+
+TEST_F(NriServiceTest, WhileTheRecordCannotBeReadNoCoreIsHonoured) {
+  record_.error = "/var/lib/kubelet/pod-resources/kubelet.sock: does not exist";
+  api::SynchronizeRequest sync;
+  *sync.add_pods() = MakePod();
+  *sync.add_containers() = MakeContainer("holder", {"EDGEFD_BIG_CPUS=0"});
+  *sync.add_containers() = MakeContainer("plain", {});
+  api::SynchronizeResponse rsp;
+  ASSERT_TRUE(rsp.ParseFromString(Call("Synchronize", sync).payload));
+  EXPECT_THAT(Updates(rsp.update()), IsEmpty());
+  EXPECT_EQ(service_.Stats().holders, 0u);
+  EXPECT_EQ(metrics_.unverified_cpus, 1u);
+  EXPECT_EQ(metrics_.record_failures, 1u);
+
+  // Back: the next holder is confirmed, and the first is not asked about again.
+  record_.error.clear();
+  api::CreateContainerRequest req;
+  *req.mutable_pod() = MakePod();
+  *req.mutable_container() = MakeContainer("c", {"EDGEFD_LITTLE_CPUS=1"}, api::CONTAINER_CREATED);
+  api::CreateContainerResponse created;
+  ASSERT_TRUE(created.ParseFromString(Call("CreateContainer", req).payload));
+  EXPECT_EQ(created.adjust().linux().resources().cpu().cpus(), "1");
+  EXPECT_EQ(metrics_.record_failures, 1u);
+}
+
+TEST_F(NriServiceTest, AContainerThatNamesNoCoresCostsNoLookUp) {
+  api::CreateContainerRequest req;
+  *req.mutable_pod() = MakePod();
+  *req.mutable_container() = MakeContainer("plain", {}, api::CONTAINER_CREATED);
+  Call("CreateContainer", req);
+  EXPECT_EQ(record_.reads, 0);
 }
 
 TEST_F(NriServiceTest, UnknownMethodsAndBadPayloadsAreErrorsNotCrashes) {

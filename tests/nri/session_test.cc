@@ -18,6 +18,7 @@
 #include "edgefd/testing/files.h"
 #include "edgefd/testing/process.h"
 #include "edgefd/testing/timing.h"
+#include "fake_record.h"
 #include "nri/api.pb.h"
 #include "ttrpc/ttrpc.pb.h"
 
@@ -98,7 +99,8 @@ class SessionTest : public ::testing::Test {
   testing::TempDir dir_;
   SessionOptions options_;
   Metrics metrics_;
-  NriService service_{{0, 1}, Policy::kExclusive, metrics_};
+  FakeRecord record_;
+  NriService service_{{0, 1}, Policy::kExclusive, metrics_, record_};
   UniqueFd stop_{::eventfd(0, EFD_CLOEXEC)};
   std::thread thread_;
 };

@@ -43,6 +43,7 @@ type report struct {
 	Update       []update `json:"update"`
 	CreatePartly created  `json:"create_partly"` // EDGEFD_LITTLE_CPUS=0,7 (7 is not online)
 	CreateBogus  created  `json:"create_bogus"`  // EDGEFD_MID_CPUS=9 (not online at all)
+	CreateForged created  `json:"create_forged"` // EDGEFD_BIG_CPUS=1 set by the pod, not allocated
 	// Unsolicited UpdateContainers after RemoveContainer of the running holder of core 1.
 	Remove []update `json:"remove"`
 	// StopContainer of the holder of core 3 (running since before the plugin came).
@@ -162,6 +163,11 @@ func script(socket string, timeout time.Duration, rep *report) error {
 	}
 	rep.CreateHolderMicros = time.Since(began).Microseconds()
 	if rep.CreatePlain, err = create(rt, web, container("plain-new", "web", nri.ContainerState_CONTAINER_CREATED, "")); err != nil {
+		return err
+	}
+	// A container that names core 1 (held by holder-1) without the kubelet having given it.
+	forged := container("forged", "web", nri.ContainerState_CONTAINER_CREATED, "", "EDGEFD_BIG_CPUS=1")
+	if rep.CreateForged, err = create(rt, web, forged); err != nil {
 		return err
 	}
 	ctx := context.Background()

@@ -5,7 +5,8 @@
 #include <algorithm>
 
 #include "edgefd/common/json.h"
-#include "edgefd/deviceplugin/service.h"
+#include "edgefd/deviceplugin/allocate.h"
+#include "edgefd/deviceplugin/cdi.h"
 
 namespace edgefd::dra {
 namespace fs = std::filesystem;
@@ -186,12 +187,9 @@ PrepareResult ClaimPreparer::Build(const ClaimRef& ref, const ClaimObject& claim
   // answer for the same devices: one contract, one writer.
   std::map<std::string, std::string> vars;
   for (const auto& [resource, device_ids] : ids) {
-    v1beta1::ContainerAllocateRequest request;
-    for (const std::string& id : device_ids) request.add_devices_ids(id);
-    v1beta1::ContainerAllocateResponse response;
-    grpc::Status s = deviceplugin::AllocateContainer(*resource, request, response);
-    if (!s.ok()) return {{}, what + ": " + s.error_message()};
-    for (const auto& [k, v] : response.envs()) vars[k] = v;
+    auto allocation = deviceplugin::AllocateDevices(*resource, device_ids);
+    if (!allocation) return {{}, what + ": " + allocation.error().message};
+    vars.insert(allocation->env.begin(), allocation->env.end());
   }
   env.clear();
   for (const auto& [k, v] : vars) env.push_back(k + "=" + v);

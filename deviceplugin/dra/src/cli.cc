@@ -10,7 +10,9 @@
 #include "edgefd/common/cli.h"
 #include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
+#include "edgefd/common/memory.h"
 #include "edgefd/common/output.h"
+#include "edgefd/common/stop_signals.h"
 #include "edgefd/deviceplugin/cdi.h"
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/flags.h"
@@ -25,7 +27,6 @@
 #include "edgefd/dra/publisher.h"
 #include "edgefd/dra/recovery_api.h"
 #include "edgefd/kube/api.h"
-#include "stop_signals.h"
 
 namespace edgefd::dra {
 namespace {
@@ -445,6 +446,8 @@ int RunDraCli(int argc, char** argv) {
   // edgefd-deviceplugin kept the stop signals blocked across exec: one that came meanwhile
   // is taken now.
   InstallStopHandlers();
+  // The pages the loader touched in libraries libcurl drags in but nothing calls (memory.h).
+  ReleaseUnusedLibraryPages();
   Flags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
   InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp);

@@ -5,7 +5,7 @@
 
 #include "edgefd/common/json.h"
 #include "edgefd/dra/claims.h"
-#include "worker.h"
+#include "registry_worker.h"
 
 namespace edgefd::dra {
 using deviceplugin::PluginDevice;
@@ -21,8 +21,8 @@ DeviceLossReporter::DeviceLossReporter(deviceplugin::DeviceRegistry& registry,
       version_(std::move(version)),
       node_(std::move(node)),
       taints_(std::move(taints)),
-      worker_(std::make_unique<TriggeredWorker>(
-          TriggeredWorker::Options{},
+      worker_(std::make_unique<RegistryWorker>(
+          registry_, TriggeredWorker::Options{},
           [this]() -> Status {
             if (ReportOnce()) return Ok{};
             return Error{"a claim status update failed"};
@@ -31,18 +31,9 @@ DeviceLossReporter::DeviceLossReporter(deviceplugin::DeviceRegistry& registry,
 
 DeviceLossReporter::~DeviceLossReporter() { Stop(); }
 
-void DeviceLossReporter::Start() {
-  if (listener_ != 0) return;
-  listener_ = registry_.AddListener([this](const std::string&) { worker_->Trigger(); });
-  worker_->Start();
-}
+void DeviceLossReporter::Start() { worker_->Start(); }
 
-void DeviceLossReporter::Stop() {
-  if (listener_ == 0) return;
-  registry_.RemoveListener(listener_);
-  listener_ = 0;
-  worker_->Stop();
-}
+void DeviceLossReporter::Stop() { worker_->Stop(); }
 
 bool DeviceLossReporter::ReportOnce() {
   std::lock_guard pass(pass_mu_);

@@ -6,7 +6,7 @@
 
 #include "edgefd/common/json.h"
 #include "edgefd/deviceplugin/cdi.h"
-#include "worker.h"
+#include "registry_worker.h"
 
 namespace edgefd::dra {
 using Clock = std::chrono::steady_clock;
@@ -33,7 +33,8 @@ SlicePublisher::SlicePublisher(deviceplugin::DeviceRegistry& registry, kube::Api
       version_(std::move(version)),
       options_(std::move(options)),
       held_(std::move(held)) {
-  worker_ = std::make_unique<TriggeredWorker>(
+  worker_ = std::make_unique<RegistryWorker>(
+      registry_,
       TriggeredWorker::Options{options_.resync, options_.min_backoff, options_.max_backoff},
       [this] { return SyncOnce(); },
       [this](const Error& error, std::chrono::milliseconds retry_in) {
@@ -78,7 +79,7 @@ bool SlicePublisher::ProbeTaints() {
 }
 
 void SlicePublisher::Start() {
-  if (listener_ != 0) return;
+  if (worker_->running()) return;
   switch (options_.taints) {
     case TaintMode::kOn:
       taints_ = true;
@@ -94,16 +95,10 @@ void SlicePublisher::Start() {
     std::lock_guard lock(mu_);
     stats_.taints = taints_;
   }
-  listener_ = registry_.AddListener([this](const std::string&) { Trigger(); });
   worker_->Start();
 }
 
-void SlicePublisher::Stop() {
-  if (listener_ == 0) return;
-  registry_.RemoveListener(listener_);
-  listener_ = 0;
-  worker_->Stop();
-}
+void SlicePublisher::Stop() { worker_->Stop(); }
 
 void SlicePublisher::Trigger() { worker_->Trigger(); }
 

@@ -24,7 +24,9 @@ constexpr char kDescription[] =
     R"(The NRI plugin of edgefd: makes the container runtime (containerd >= 1.7, CRI-O >= 1.26)
 enforce the cores edgefd hands out. A container given edgefd cores (EDGEFD_BIG_CPUS,
 EDGEFD_MID_CPUS, EDGEFD_LITTLE_CPUS, from the device plugin or the DRA driver) gets exactly those
-cores as its cpuset; with the exclusive policy every other container is kept off them and gets
+cores as its cpuset, as far as the node's allocation record (the kubelet's PodResources API, the
+DRA driver's checkpoint) confirms the container holds them: a core a pod named itself is
+refused. With the exclusive policy every other container is kept off held cores and gets
 them back when they are freed. Without NRI on the node it says so and keeps trying. Runs until
 SIGTERM or SIGINT.)";
 
@@ -37,6 +39,8 @@ struct Flags {
   std::string policy = "exclusive";
   fs::path root = "/";
   fs::path kubelet_dir = "/var/lib/kubelet";
+  fs::path pod_resources_socket;  // default: under kubelet_dir
+  fs::path dra_checkpoint;        // default: under kubelet_dir
   std::string metrics_address = ":9481";
   std::string log_level = "info";
 };
@@ -60,6 +64,15 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
                  "the kubelet's directory; its cpu_manager_state says whether the static CPU "
                  "manager runs (default: /var/lib/kubelet)")
       ->type_name("DIR");
+  app.add_option("--pod-resources-socket", flags.pod_resources_socket,
+                 "the kubelet's PodResources API, which says what the device manager assigned "
+                 "and which DRA claims each container uses (default: "
+                 "KUBELET_DIR/pod-resources/kubelet.sock)")
+      ->type_name("PATH");
+  app.add_option("--dra-checkpoint", flags.dra_checkpoint,
+                 "the DRA driver's checkpoint of prepared claims, which says what cores each "
+                 "claim holds (default: KUBELET_DIR/plugins/edgefd.io/checkpoint.json)")
+      ->type_name("PATH");
   app.add_option("--plugin-name", flags.session.plugin_name,
                  "the name to register with the runtime (default: edgefd)")
       ->type_name("NAME");
@@ -83,6 +96,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags) {
   if (flags.session.plugin_name.empty()) {
     std::fprintf(stderr, "%s: --plugin-name: must not be empty\nTry '%s --help'.\n", kName, kName);
     return kExitUsage;
+  }
+  if (flags.pod_resources_socket.empty()) {
+    flags.pod_resources_socket = flags.kubelet_dir / "pod-resources/kubelet.sock";
+  }
+  if (flags.dra_checkpoint.empty()) {
+    flags.dra_checkpoint = flags.kubelet_dir / "plugins/edgefd.io/checkpoint.json";
   }
   SetUpLogging(kName, flags.log_level);
   return std::nullopt;
@@ -115,6 +134,13 @@ std::string RenderMetrics(const NriService& service, const Metrics& metrics) {
   out.Counter("edgefd_nri_invalid_cpus_total",
               "Containers whose EDGEFD_*_CPUS named cores that are not online or no CPU list.",
               metrics.invalid_cpus);
+  out.Counter("edgefd_nri_unverified_cpus_total",
+              "Containers whose EDGEFD_*_CPUS named cores the node's allocation record does not "
+              "give them (set by the pod, or the record unreadable): those cores are refused.",
+              metrics.unverified_cpus);
+  out.Counter("edgefd_nri_record_failures_total",
+              "Reads of the allocation record (PodResources API, DRA checkpoint) that failed.",
+              metrics.record_failures);
   out.Counter("edgefd_nri_cpuset_updates_total",
               "Cpuset changes asked of the runtime for existing containers.", metrics.updates);
   out.Counter("edgefd_nri_cpuset_update_failures_total",
@@ -130,7 +156,8 @@ std::string RenderMetrics(const NriService& service, const Metrics& metrics) {
 int Serve(const Flags& flags, std::vector<int> online, Policy policy) {
   ::signal(SIGPIPE, SIG_IGN);
   Metrics metrics;
-  NriService service(std::move(online), policy, metrics);
+  NodeAllocationRecord record(flags.pod_resources_socket, flags.dra_checkpoint);
+  NriService service(std::move(online), policy, metrics, record);
   std::unique_ptr<HttpEndpoint> http;
   if (MetricsEnabled(flags.metrics_address)) {
     auto endpoint = StartHealthEndpoint(
@@ -213,8 +240,9 @@ int RunNriCli(int argc, char** argv) {
     spdlog::error("refusing to start: {}", s.error().message);
     return kExitUsage;
   }
-  spdlog::info("online cores {}; policy {}; NRI socket {}", FormatCpuList(*online), flags.policy,
-               flags.session.socket.string());
+  spdlog::info("online cores {}; policy {}; NRI socket {}; allocation record {} and {}",
+               FormatCpuList(*online), flags.policy, flags.session.socket.string(),
+               flags.pod_resources_socket.string(), flags.dra_checkpoint.string());
   return Serve(flags, std::move(*online), *ParsePolicy(flags.policy));
 }
 

@@ -48,6 +48,22 @@ Holding ReadHolding(const std::vector<std::string>& env, const std::vector<int>&
   return holding;
 }
 
+void CheckAgainstRecord(Holding& holding, const ContainerRef& ref,
+                        const Result<HeldCores>& record) {
+  if (holding.cpus.empty()) return;
+  if (!record) {
+    holding.unverified = record.error().message;
+    holding.unheld = std::move(holding.cpus);
+    holding.cpus.clear();
+    return;
+  }
+  auto it = record->find(ref);
+  static const std::vector<int> kNone;
+  const std::vector<int>& held = it == record->end() ? kNone : it->second;
+  holding.unheld = Difference(holding.cpus, held);
+  holding.cpus = Intersection(holding.cpus, held);
+}
+
 std::optional<std::vector<int>> TargetCpus(const Holding& holding, const std::vector<int>& held,
                                            const std::vector<int>& online, Policy policy) {
   if (holding.holder()) return holding.cpus;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
 #include <utility>
 
 #include "edgefd/common/cpu_list.h"
@@ -30,6 +31,7 @@ Workload ToWorkload(const api::PodSandbox& pod, const api::Container& c,
   Workload w;
   w.id = c.id();
   w.name = Describe(pod, c);
+  w.ref = {pod.namespace_(), pod.name(), c.name()};
   w.holding = ReadHolding({c.env().begin(), c.env().end()}, online);
   w.cpus = c.linux().resources().cpu().cpus();
   if (w.holding.invalid()) {
@@ -44,6 +46,26 @@ Workload ToWorkload(const api::PodSandbox& pod, const api::Container& c,
     }
   }
   return w;
+}
+
+// Keeps of the cores `w` names only those the allocation record gives it; says so when that
+// refused any.
+void Verify(Workload& w, const Result<HeldCores>& record, Metrics& metrics) {
+  CheckAgainstRecord(w.holding, w.ref, record);
+  if (!w.holding.refused()) return;
+  metrics.unverified_cpus.fetch_add(1, std::memory_order_relaxed);
+  const std::string rest = w.holding.holder()
+                               ? "pinned to the core(s) it holds, " + FormatCpuList(w.holding.cpus)
+                               : std::string("it holds no edgefd cores");
+  if (!w.holding.unverified.empty()) {
+    spdlog::warn("{}: names core(s) {}, which cannot be confirmed ({}); {}", w.name,
+                 FormatCpuList(w.holding.unheld), w.holding.unverified, rest);
+  } else {
+    spdlog::warn(
+        "{}: names core(s) {} that neither the kubelet's device manager nor a prepared DRA claim "
+        "gave it (set by the pod itself?); {}",
+        w.name, FormatCpuList(w.holding.unheld), rest);
+  }
 }
 
 void AddUpdates(const std::vector<CpusetUpdate>& updates,
@@ -79,8 +101,25 @@ std::map<std::string, uint64_t> Metrics::Requests() const {
   return requests_;
 }
 
-NriService::NriService(std::vector<int> online, Policy policy, Metrics& metrics)
-    : policy_(policy), metrics_(metrics), tracker_(std::move(online), policy) {}
+NriService::NriService(std::vector<int> online, Policy policy, Metrics& metrics,
+                       AllocationRecord& record)
+    : policy_(policy),
+      metrics_(metrics),
+      record_(record),
+      online_(online),
+      tracker_(std::move(online), policy) {}
+
+Result<HeldCores> NriService::ReadRecord() {
+  Result<HeldCores> record = record_.Read();
+  if (!record) {
+    metrics_.record_failures.fetch_add(1, std::memory_order_relaxed);
+    spdlog::warn(
+        "the node's allocation record cannot be read: {}; no container's edgefd cores "
+        "are honoured until it can",
+        record.error().message);
+  }
+  return record;
+}
 
 int32_t NriService::EventMask() {
   int32_t mask = 0;
@@ -143,6 +182,9 @@ Answer NriService::Synchronize(std::string_view payload) {
   if (!req.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return BadRequest("Synchronize");
   }
+  // Asked before the lock (the kubelet may take its deadline), once per whole Synchronize.
+  std::optional<Result<HeldCores>> record;
+  if (!req.more()) record.emplace(ReadRecord());
   std::lock_guard lock(mu_);
   std::map<std::string, const api::PodSandbox*> pods;
   for (const api::PodSandbox& pod : req.pods()) pods[pod.id()] = &pod;
@@ -165,6 +207,7 @@ Answer NriService::Synchronize(std::string_view payload) {
     rsp.set_more(true);
     return Reply(rsp);
   }
+  for (Workload& w : sync_parts_) Verify(w, *record, metrics_);
   const size_t count = sync_parts_.size();
   std::vector<CpusetUpdate> updates = tracker_.Synchronize(std::exchange(sync_parts_, {}));
   LogWarnings();
@@ -181,8 +224,10 @@ Answer NriService::CreateContainer(std::string_view payload) {
   if (!req.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
     return BadRequest("CreateContainer");
   }
+  Workload w = ToWorkload(req.pod(), req.container(), online_, metrics_);
+  // Only a container that names cores costs a look at the record.
+  if (w.holding.holder()) Verify(w, ReadRecord(), metrics_);
   std::lock_guard lock(mu_);
-  Workload w = ToWorkload(req.pod(), req.container(), tracker_.online(), metrics_);
   const std::string name = w.name;
   const bool holder = w.holding.holder();
   CoreTracker::Created created = tracker_.Create(std::move(w));

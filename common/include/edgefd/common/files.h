@@ -15,4 +15,9 @@ namespace edgefd {
 Result<std::string> ReadFileAtMost(const std::filesystem::path& path, size_t max_bytes,
                                    std::string_view what);
 
+/// Writes `content` to `path` atomically: a hidden temporary file in the same directory (whose
+/// name does not end in .json, so a reader watching the directory for *.json never reads it half
+/// written), fsync, rename over `path`, fsync of the directory. Errors name the path.
+Status WriteFileAtomically(const std::filesystem::path& path, std::string_view content);
+
 }  // namespace edgefd

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "edgefd/common/files.h"
 #include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/registry.h"
 
@@ -55,11 +56,6 @@ std::string CdiSpecJson(const std::vector<CdiDevice>& devices);
 /// names a claim's spec file: a UID is what the kubelet's caller (or anyone who reaches the
 /// DRA socket) sends.
 bool IsObjectUid(std::string_view uid);
-
-/// Writes `content` to `path` atomically: a hidden temporary file in the same directory (whose
-/// name does not end in .json, so a runtime watching the directory never reads it half
-/// written), fsync, rename over `path`, fsync of the directory. Errors name the path.
-Status WriteFileAtomically(const std::filesystem::path& path, std::string_view content);
 
 /// The spec files edgefd keeps in a CDI directory: the common spec `edgefd.io-device.json`,
 /// rewritten whenever the devices change, and per-claim specs `edgefd.io-device_<uid>.json`

@@ -12,6 +12,7 @@
 
 #include "edgefd/common/result.h"
 #include "edgefd/common/unique_fd.h"
+#include "edgefd/common/waker.h"
 #include "edgefd/deviceplugin/dra_checkpoint.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
@@ -83,7 +84,7 @@ class DraClaimWatch {
   const DraCheckpoint checkpoint_;
   Metrics* metrics_;
   UniqueFd inotify_fd_;
-  UniqueFd wake_fd_;
+  Waker waker_;
   int watch_ = -1;  // inotify watch of the directory; -1 while it does not exist
   std::thread thread_;
   bool started_ = false;

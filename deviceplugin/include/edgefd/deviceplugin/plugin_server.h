@@ -10,6 +10,7 @@
 
 #include "edgefd/common/result.h"
 #include "edgefd/common/unique_fd.h"
+#include "edgefd/common/waker.h"
 #include "edgefd/deviceplugin/claim_watch.h"
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/registry.h"
@@ -82,7 +83,7 @@ class PluginServer {
   Metrics* metrics_;
   DraClaimWatch* claims_;
   UniqueFd inotify_fd_;
-  UniqueFd wake_fd_;  // eventfd: stop requested or the set of resources changed
+  Waker waker_;  // eventfd: stop requested or the set of resources changed
   int listener_ = 0;
   std::thread thread_;
   bool started_ = false;

@@ -21,11 +21,12 @@ v1beta1::DevicePluginOptions PluginOptions();
 /// GetPreferredAllocation or Allocate; it becomes Healthy again when it is freed.
 void FillListAndWatchResponse(const ResourceSnapshot& snapshot, v1beta1::ListAndWatchResponse& out);
 
-/// Answers one container's Allocate request from `snapshot`: a DeviceSpec (host path =
-/// container path, "rw") per device node, the contract's environment variable and, for
-/// accelerators, `EDGEFD_<NAME>_DEVNODES` listing those container paths in device-ID order. An ID
-/// the resource does not know, or a device that is gone, unhealthy or held by someone else (a
-/// prepared DRA claim), is an error naming it (and the holder).
+/// The gRPC status for `error` (its code is a gRPC canonical code).
+grpc::Status ToGrpcStatus(const Error& error);
+
+/// Answers one container's Allocate request from `snapshot`: AllocateDevices (allocate.h) in the
+/// device-plugin API's terms, a DeviceSpec (host path = container path, "rw") per device node and
+/// the contract's environment variables; its Error as the gRPC status.
 /// With `cdi`, also `cdi_devices` naming each device's CDI device in the common spec
 /// (CdiSpecDir), which adds its metadata; the environment above stays in `envs` because the
 /// device plugin API has no call that could remove a per-allocation spec again.

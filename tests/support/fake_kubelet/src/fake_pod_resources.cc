@@ -37,9 +37,14 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
     std::lock_guard lock(mu_);
     assignments_.push_back(std::move(a));
   }
+  void AssignClaim(ClaimAssignment a) {
+    std::lock_guard lock(mu_);
+    claims_.push_back(std::move(a));
+  }
   void Clear() {
     std::lock_guard lock(mu_);
     assignments_.clear();
+    claims_.clear();
   }
   void OnList(std::function<void()> hook) {
     std::lock_guard lock(mu_);
@@ -73,34 +78,50 @@ class FakePodResources::Service final : public ::v1::PodResourcesLister::Callbac
 
  private:
   // As the kubelet groups them: one entry per pod, one per container, one per resource.
+  static ::v1::ContainerResources& Container(::v1::ListPodResourcesResponse& out,
+                                             const std::string& ns, const std::string& pod_name,
+                                             const std::string& name) {
+    ::v1::PodResources* pod = nullptr;
+    for (auto& p : *out.mutable_pod_resources()) {
+      if (p.namespace_() == ns && p.name() == pod_name) pod = &p;
+    }
+    if (pod == nullptr) {
+      pod = out.add_pod_resources();
+      pod->set_namespace_(ns);
+      pod->set_name(pod_name);
+    }
+    for (auto& c : *pod->mutable_containers()) {
+      if (c.name() == name) return c;
+    }
+    ::v1::ContainerResources* container = pod->add_containers();
+    container->set_name(name);
+    return *container;
+  }
+
   void Fill(::v1::ListPodResourcesResponse& out) const {
     for (const Assignment& a : assignments_) {
-      ::v1::PodResources* pod = nullptr;
-      for (auto& p : *out.mutable_pod_resources()) {
-        if (p.namespace_() == a.ns && p.name() == a.pod) pod = &p;
-      }
-      if (pod == nullptr) {
-        pod = out.add_pod_resources();
-        pod->set_namespace_(a.ns);
-        pod->set_name(a.pod);
-      }
-      ::v1::ContainerResources* container = nullptr;
-      for (auto& c : *pod->mutable_containers()) {
-        if (c.name() == a.container) container = &c;
-      }
-      if (container == nullptr) {
-        container = pod->add_containers();
-        container->set_name(a.container);
-      }
-      ::v1::ContainerDevices* devices = container->add_devices();
+      ::v1::ContainerDevices* devices = Container(out, a.ns, a.pod, a.container).add_devices();
       devices->set_resource_name(a.resource);
       for (const std::string& id : a.ids) devices->add_device_ids(id);
+    }
+    for (const ClaimAssignment& a : claims_) {
+      ::v1::DynamicResource* claim =
+          Container(out, a.ns, a.pod, a.container).add_dynamic_resources();
+      claim->set_claim_name(a.claim);
+      claim->set_claim_namespace(a.ns);
+      for (const std::string& device : a.devices) {
+        ::v1::ClaimResource* r = claim->add_claim_resources();
+        r->set_driver_name(a.driver);
+        r->set_pool_name("node");
+        r->set_device_name(device);
+      }
     }
   }
 
   mutable std::mutex mu_;
   std::condition_variable called_;
   std::vector<Assignment> assignments_;
+  std::vector<ClaimAssignment> claims_;
   std::vector<grpc::ServerUnaryReactor*> held_;
   std::function<void()> hook_;
   bool hang_ = false;
@@ -134,6 +155,9 @@ void FakePodResources::Stop() {
 }
 
 void FakePodResources::Assign(Assignment assignment) { service_->Assign(std::move(assignment)); }
+void FakePodResources::AssignClaim(ClaimAssignment assignment) {
+  service_->AssignClaim(std::move(assignment));
+}
 void FakePodResources::Clear() { service_->Clear(); }
 void FakePodResources::OnList(std::function<void()> hook) { service_->OnList(std::move(hook)); }
 void FakePodResources::Hang(bool hang) { service_->Hang(hang); }

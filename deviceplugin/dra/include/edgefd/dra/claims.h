@@ -20,7 +20,7 @@
 
 namespace edgefd::dra {
 
-class TriggeredWorker;
+class RegistryWorker;
 
 /// A ResourceClaim as the kubelet names it.
 struct ClaimRef {
@@ -227,8 +227,7 @@ class DeviceLossReporter {
   std::function<bool()> taints_;
   std::mutex pass_mu_;
   std::map<std::string, bool> reported_;  // "<uid>/<device>" → last reported readiness
-  int listener_ = 0;
-  std::unique_ptr<TriggeredWorker> worker_;
+  std::unique_ptr<RegistryWorker> worker_;
 };
 
 }  // namespace edgefd::dra

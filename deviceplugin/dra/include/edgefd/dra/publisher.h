@@ -20,7 +20,7 @@
 
 namespace edgefd::dra {
 
-class TriggeredWorker;
+class RegistryWorker;
 
 /// Whether vanished devices are tainted in the slice. kAuto asks the API server (a dry-run
 /// create with a taint) whether it keeps device taints, i.e. whether the DRADeviceTaints
@@ -103,8 +103,7 @@ class SlicePublisher {
   HeldFn held_;
   HeldFn taken_;
   bool taints_ = false;
-  int listener_ = 0;
-  std::unique_ptr<TriggeredWorker> worker_;
+  std::unique_ptr<RegistryWorker> worker_;
 
   std::mutex sync_mu_;  // one sync at a time; guards the fields below it
   std::vector<SliceDevice> last_written_;

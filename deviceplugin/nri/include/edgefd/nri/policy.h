@@ -6,8 +6,11 @@
 //
 // A container holds the cores its EDGEFD_BIG_CPUS / EDGEFD_MID_CPUS / EDGEFD_LITTLE_CPUS name
 // (edgefd/common/allocation.h; the device plugin's Allocate envs or the DRA driver's per-claim
-// CDI spec put them there). Cores that are not online are dropped (the container keeps the
-// valid rest; with none valid it holds nothing and is treated as any other container). A
+// CDI spec put them there) and the node's allocation record gives it: a pod can set those
+// variables itself, so a core the record (record.h) does not give the container is refused, and
+// while the record cannot be read every core is. Cores that are not online are dropped too (the
+// container keeps the valid rest; with none valid it holds nothing and is treated as any other
+// container). A
 // holder's cpuset is exactly its cores. With the exclusive policy every other live container
 // gets the online cores minus every held core, and back the whole set when they are freed;
 // when that would leave no core it is left alone (never an empty cpuset). The shared policy
@@ -19,6 +22,8 @@
 #include <string_view>
 #include <vector>
 
+#include "edgefd/common/result.h"
+
 namespace edgefd::nri {
 
 enum class Policy { kExclusive, kShared };
@@ -26,19 +31,42 @@ enum class Policy { kExclusive, kShared };
 /// "exclusive" or "shared".
 std::optional<Policy> ParsePolicy(std::string_view word);
 
-/// The cores a container's environment says it holds, checked against the online cores.
+/// The cores a container's environment says it holds, checked against the online cores and
+/// the node's allocation record.
 struct Holding {
   std::vector<int> cpus;     ///< held and online, ascending
   std::vector<int> offline;  ///< named but not online: ignored
   std::string error;         ///< a variable that is not a CPU list (nothing is held then)
+  /// Named and online, but not given to the container by the allocation record (a forged
+  /// variable, or a record that could not be read): refused.
+  std::vector<int> unheld;
+  std::string unverified;  ///< why the record could not be read, when it could not
 
   bool holder() const { return !cpus.empty(); }
   /// True when the environment named cores that cannot be honoured (offline or malformed).
   bool invalid() const { return !offline.empty() || !error.empty(); }
+  /// True when the record refused cores the environment named.
+  bool refused() const { return !unheld.empty(); }
 };
 
 /// Reads the EDGEFD_*_CPUS variables of `env` (KEY=VALUE) against `online` (ascending).
 Holding ReadHolding(const std::vector<std::string>& env, const std::vector<int>& online);
+
+/// A container as the kubelet names it (the PodResources API's keys).
+struct ContainerRef {
+  std::string ns;
+  std::string pod;
+  std::string container;
+
+  auto operator<=>(const ContainerRef&) const = default;
+};
+
+/// The cores each container holds by the node's allocation record, ascending.
+using HeldCores = std::map<ContainerRef, std::vector<int>>;
+
+/// Keeps of `holding.cpus` only the cores `record` gives `ref`, moving the rest to `unheld`.
+/// A record that could not be read gives nothing (refuse, never guess).
+void CheckAgainstRecord(Holding& holding, const ContainerRef& ref, const Result<HeldCores>& record);
 
 /// The cpuset a container should have, given every held core (`held`, ascending); nullopt
 /// to leave it as it is (shared policy for a non-holder, or nothing would be left).
@@ -49,6 +77,7 @@ std::optional<std::vector<int>> TargetCpus(const Holding& holding, const std::ve
 struct Workload {
   std::string id;
   std::string name;  ///< namespace/pod/container, for log lines
+  ContainerRef ref;
   Holding holding;
   std::string cpus;  ///< the cpuset the runtime reports; "" for none (every core)
 };

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "edgefd/nri/policy.h"
+#include "edgefd/nri/record.h"
 
 namespace edgefd::nri {
 
@@ -29,6 +30,9 @@ struct Metrics {
   std::atomic<uint64_t> disconnects{0};      ///< connections lost after registering
   std::atomic<uint64_t> protocol_errors{0};  ///< frames or messages dropped as invalid
   std::atomic<uint64_t> invalid_cpus{0};     ///< containers naming cores that are not online
+  /// Containers naming cores the allocation record does not give them (refused).
+  std::atomic<uint64_t> unverified_cpus{0};
+  std::atomic<uint64_t> record_failures{0};  ///< reads of the allocation record that failed
   std::atomic<uint64_t> updates{0};          ///< cpuset updates sent for running containers
   std::atomic<uint64_t> update_failures{0};  ///< of those, reported failed or unanswered
 
@@ -59,7 +63,8 @@ struct Answer {
 
 class NriService {
  public:
-  NriService(std::vector<int> online, Policy policy, Metrics& metrics);
+  /// `metrics` and `record` must outlive it.
+  NriService(std::vector<int> online, Policy policy, Metrics& metrics, AllocationRecord& record);
 
   /// Answers one request of the runtime.
   Answer Handle(std::string_view service, std::string_view method, std::string_view payload);
@@ -81,9 +86,12 @@ class NriService {
   Answer RemoveContainer(std::string_view payload);
   Answer StateChange(std::string_view payload);
   void LogWarnings();
+  Result<HeldCores> ReadRecord();
 
   const Policy policy_;
   Metrics& metrics_;
+  AllocationRecord& record_;
+  const std::vector<int> online_;
   mutable std::mutex mu_;
   CoreTracker tracker_;
   std::vector<Workload> sync_parts_;  ///< a split Synchronize so far

@@ -24,6 +24,12 @@ class FakePodResources {
     std::string ns, pod, container, resource;
     std::vector<std::string> ids;
   };
+  /// One container's ResourceClaim (in the pod's namespace), with devices of `driver`.
+  struct ClaimAssignment {
+    std::string ns, pod, container, claim;
+    std::vector<std::string> devices;
+    std::string driver;
+  };
 
   explicit FakePodResources(std::filesystem::path socket);
   ~FakePodResources();
@@ -37,6 +43,8 @@ class FakePodResources {
 
   /// Adds what List reports from now on.
   void Assign(Assignment assignment);
+  /// Adds a claim a container uses to what List reports from now on.
+  void AssignClaim(ClaimAssignment assignment);
   /// Forgets every assignment (the pods ended).
   void Clear();
   /// While on, List calls get no answer until Hang(false) or Stop (a kubelet that is stuck).

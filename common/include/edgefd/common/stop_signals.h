@@ -10,7 +10,7 @@
 
 #include "edgefd/common/program.h"
 
-namespace edgefd::dra {
+namespace edgefd {
 
 /// SIGTERM and SIGINT (InstallStopHandlers, called first thing in the program), and the
 /// promise that the program is gone within about a second of one: when a stop comes,
@@ -64,4 +64,4 @@ class StopSignals {
   OnStop watch_;  // last: its thread ends before the members it uses go
 };
 
-}  // namespace edgefd::dra
+}  // namespace edgefd

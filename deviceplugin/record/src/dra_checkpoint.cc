@@ -9,9 +9,9 @@
 #include <cstring>
 #include <optional>
 
+#include "edgefd/common/files.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/unique_fd.h"
-#include "edgefd/deviceplugin/cdi.h"
 
 namespace edgefd::deviceplugin {
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include "edgefd/common/backoff.h"
 #include "edgefd/common/result.h"
 
-namespace edgefd::dra {
+namespace edgefd {
 
 /// A thread that runs `body` when triggered, once per `period` (a repair pass), and again after
 /// a failure with capped exponential backoff and jitter. Triggers that arrive while the body
@@ -108,4 +108,4 @@ class TriggeredWorker {
   std::thread thread_;
 };
 
-}  // namespace edgefd::dra
+}  // namespace edgefd

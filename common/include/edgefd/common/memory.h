@@ -1,0 +1,25 @@
+#pragma once
+
+// Idle memory of the daemons (DESIGN.md: the agent under 15 MiB). Most of it is shared-library
+// text; part of that belongs to libraries no edgefd code ever calls, loaded only because
+// Debian's libcurl4 depends on them for protocols and TLS stacks edgefd never uses (RTMP, LDAP,
+// SSH, Kerberos, and GnuTLS with p11-kit, nettle and friends beside the OpenSSL that libcurl
+// uses). The dynamic loader and their constructors touch their pages at start-up; nothing
+// touches them again.
+
+#include <cstddef>
+
+namespace edgefd {
+
+/// The shared libraries that ReleaseUnusedLibraryPages gives back (file name prefixes).
+extern const char* const kUnusedLibraries[];
+extern const size_t kUnusedLibraryCount;
+
+/// Unmaps the resident pages of the libraries in kUnusedLibraries from this process: their
+/// read-only file mappings whose pages are all clean page-cache pages (madvise MADV_DONTNEED:
+/// nothing is lost, a page touched again is mapped again from the page cache, where the kernel
+/// may reclaim it meanwhile). Mappings the loader wrote to (relocations) are left alone. Call
+/// once, after start-up. Returns the number of mappings released.
+size_t ReleaseUnusedLibraryPages();
+
+}  // namespace edgefd
