@@ -376,18 +376,23 @@ bool UsesUdev(const DiscoveryOptions& options) {
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report) {
   auto rules = LoadRules(options.rule_files);
   if (!rules) return rules.error();
+  DiscoverUdevDevices(options, *rules, report);
+  return Ok{};
+}
+
+void DiscoverUdevDevices(const DiscoveryOptions& options, const std::vector<Rule>& rules,
+                         DiscoveryReport& report) {
   std::vector<UdevRecord> records;
   // Like the CPU source, a --dtb (some other board) never mixes in this host's devices.
   if (UsesUdev(options)) {
-    auto enumerated = EnumerateUdev(UdevSubsystems(*rules), &*rules);
+    auto enumerated = EnumerateUdev(UdevSubsystems(rules), &rules);
     if (enumerated) {
       records = std::move(*enumerated);
     } else {
       report.warnings.push_back(enumerated.error().message + "; accelerators and cameras skipped");
     }
   }
-  report.inventory.devices = MatchDevices(*rules, records, report.inventory.dt_nodes);
-  return Ok{};
+  report.inventory.devices = MatchDevices(rules, records, report.inventory.dt_nodes);
 }
 
 }  // namespace edgefd

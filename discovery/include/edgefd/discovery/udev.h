@@ -67,6 +67,9 @@ bool UsesUdev(const DiscoveryOptions& options);
 /// a bad file is an error), enumerates udev when `options.udev` says so and fills
 /// `report.inventory.devices` from udev and the already-read devicetree nodes.
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report);
+/// The same with rules already loaded (the Discoverer keeps them between runs).
+void DiscoverUdevDevices(const DiscoveryOptions& options, const std::vector<Rule>& rules,
+                         DiscoveryReport& report);
 
 /// How a HotplugWatcher watches.
 struct WatchOptions {
