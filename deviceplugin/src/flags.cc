@@ -61,16 +61,17 @@ void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
   AddLogLevelFlag(app, flags.log_level);
 }
 
-InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags) {
+InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags, RulesReload* reload) {
   if (flags.inventory_file) {
     return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
   }
   // One Discoverer for every hotplug event: the devicetree is read again only when it can
   // have changed (the feed calls this under its lock).
   auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
-  return [discoverer]() -> Result<Inventory> {
+  return [discoverer, reload]() -> Result<Inventory> {
     auto report = discoverer->Run();
     if (!report) return report.error();
+    if (reload != nullptr) reload->Observe(report->rules);
     return std::move(report->inventory);
   };
 }
