@@ -11,10 +11,13 @@
 #include <string_view>
 
 #include "edgefd/agent/reconcile.h"
+#include "edgefd/common/json.h"
 #include "edgefd/common/program.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/rules_reload.h"
 #include "edgefd/discovery/udev.h"
+#include "edgefd/kube/events.h"
 #include "edgefd/labeller/cli.h"
 
 namespace edgefd {
@@ -38,9 +41,11 @@ class LoggedWatcher final : public ChangeSource {
   HotplugWatcher watcher_;
 };
 
-// Where the labels go: the NFD feature file, or the Node through `api` (which this makes).
+// Where the labels go: the NFD feature file, or the Node through `api` (which this makes);
+// rules reloads are then told in Events on the Node.
 Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
-                                            std::unique_ptr<kube::ApiTransport>& api) {
+                                            std::unique_ptr<kube::ApiTransport>& api,
+                                            RulesReload& reload) {
   if (opts.nfd) {
     spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
     return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
@@ -53,16 +58,24 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   std::string node = opts.node_name.empty() ? kube::DefaultNodeName() : opts.node_name;
   if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
   spdlog::info("labelling node {} through {}", node, server);
+  reload.SetEventPoster(
+      [&api = *api, node](std::string_view reason, const std::string& message, bool warning) {
+        kube::NodeEvent event{node, "", std::string(reason), message, warning, "edgefd-labeller"};
+        if (Status posted = kube::PostNodeEvent(api, event); !posted) {
+          spdlog::warn("no Event on Node {}: {}", node, posted.error().message);
+        }
+      });
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, warnings at debug level (they repeat). The
-// Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
-// read it again).
-Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer) {
-  return [discoverer = std::move(discoverer)]() -> Result<Labels> {
+// Discovery as the agent needs it: the labels, warnings at debug level (they repeat), the rules'
+// status to `reload`. The Discoverer keeps the devicetree between hardware events
+// (Agent::Options::on_resync makes it read it again) and the last rules that loaded.
+Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer, RulesReload& reload) {
+  return [discoverer = std::move(discoverer), &reload]() -> Result<Labels> {
     auto report = discoverer->Run();
     if (!report) return report.error();
+    reload.Observe(report->rules);
     for (const std::string& w : report->warnings) spdlog::debug("{}", w);
     return RenderLabels(report->inventory);
   };
@@ -80,11 +93,14 @@ std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
   return std::make_unique<LoggedWatcher>(watch);
 }
 
-// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT).
-int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics) {
+// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT), on
+// hardware events and on changes of the rules files.
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
+              const RulesReload& reload) {
   std::unique_ptr<HttpEndpoint> health;
   if (MetricsEnabled(opts.metrics_addr)) {
-    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
+    auto started = StartHealthEndpoint(
+        opts.metrics_addr, WithRulesMetrics(AgentHealth(metrics), reload), "--metrics-addr");
     if (!started) {
       spdlog::error("{}", started.error().message);
       return kExitUsage;
@@ -92,14 +108,88 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
     health = std::move(*started);
     spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
   }
-  std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
-  Status ran = agent.Run(watcher.get());
+  std::unique_ptr<ChangeSource> udev = MakeWatcher(opts);
+  std::unique_ptr<ChangeSource> rules = MakeRulesWatcher(opts.discovery);
+  ChangeSources changes({udev.get(), rules.get()});
+  Status ran = agent.Run(udev || rules ? &changes : nullptr);
   if (!ran) {
     spdlog::error("{}", ran.error().message);
     return kExitFailure;
   }
   spdlog::info("stopped");
   return kExitOk;
+}
+
+// The names of every Node, page by page.
+Result<std::vector<std::string>> ListNodeNames(kube::ApiTransport& transport) {
+  constexpr int kPage = 500;
+  constexpr int kMaxPages = 200;  // 100,000 Nodes: far past any cluster's size
+  kube::Api api(transport);
+  std::vector<std::string> names;
+  std::string token;
+  for (int page = 0; page < kMaxPages; ++page) {
+    auto response = api.ListNodes(kPage, token);
+    if (!response) return Error{"GET /api/v1/nodes: " + response.error().message};
+    if (response->status != 200)
+      return Error{kube::DescribeFailure("GET /api/v1/nodes", *response)};
+    auto list = ParseJson(response->body, "GET /api/v1/nodes");
+    if (!list) return list.error();
+    const Json* items = ValueAt(*list, "/items");
+    if (items == nullptr || !items->is_array()) return Error{"GET /api/v1/nodes: not a list"};
+    for (const Json& item : *items) names.push_back(StringAt(item, "/metadata/name"));
+    token = StringAt(*list, "/metadata/continue");
+    if (token.empty()) return names;
+  }
+  return Error{"GET /api/v1/nodes: more than " + std::to_string(kPage * kMaxPages) + " Nodes"};
+}
+
+// --prune: the Node (or every Node) without what edgefd set: a reconcile towards no labels
+// removes exactly the owned ones and the annotation (MergePatchFor), retried like --once.
+int RunPrune(const AgentCliOptions& opts) {
+  std::string server;
+  auto client = kube::ConnectToApiServer(
+      {opts.kubeconfig, opts.insecure_skip_tls_verify, opts.allow_insecure_http}, &server);
+  if (!client) {
+    spdlog::error("{}", client.error().message);
+    return kExitUsage;
+  }
+  kube::ApiTransport& api = **client;
+  std::vector<std::string> nodes;
+  if (opts.all_nodes) {
+    auto names = ListNodeNames(api);
+    if (!names) {
+      spdlog::error("{}", names.error().message);
+      return kExitFailure;
+    }
+    nodes = std::move(*names);
+  } else {
+    nodes.push_back(opts.node_name.empty() ? kube::DefaultNodeName() : opts.node_name);
+    if (nodes[0].empty()) {
+      spdlog::error("no node name: give --node-name or set NODE_NAME (or --all-nodes)");
+      return kExitUsage;
+    }
+  }
+  Agent::Options options;
+  options.once_timeout = opts.once_timeout;
+  options.on_once_timeout = [&api] { api.Cancel(); };
+  int failed = 0;
+  for (const std::string& node : nodes) {
+    if (StopRequested()) break;
+    AgentMetrics metrics;
+    NodeLabeller labeller(api, node, &metrics);
+    Agent agent([]() -> Result<Labels> { return Labels{}; }, labeller, metrics, options);
+    OnStop on_stop([&agent, &api](int) {
+      agent.Stop();
+      api.Cancel();
+    });
+    if (Status done = agent.RunOnce(); !done) {
+      spdlog::error("node {}: {}", node, done.error().message);
+      ++failed;
+      continue;
+    }
+    spdlog::info("node {}: edgefd's labels and annotation removed", node);
+  }
+  return failed == 0 && !StopRequested() ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -137,6 +227,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   InstallStopHandlers();
   // A peer that hangs up is an error to report, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
+  if (opts.prune) return RunPrune(opts);
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
   // arena keeps its own partly used pages (measured: BM_IdleRss).
   mallopt(M_ARENA_MAX, 1);
@@ -149,8 +240,9 @@ int RunAgentCli(const AgentCliOptions& opts) {
     return kExitUsage;
   }
   AgentMetrics metrics;
+  RulesReload reload(opts.discovery.rule_files);
   std::unique_ptr<kube::ApiTransport> api;
-  auto sink = MakeSink(opts, metrics, api);
+  auto sink = MakeSink(opts, metrics, api, reload);
   if (!sink) {
     spdlog::error("{}", sink.error().message);
     return kExitUsage;
@@ -164,14 +256,14 @@ int RunAgentCli(const AgentCliOptions& opts) {
   };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
-  Agent agent(DiscoverLabels(discoverer), **sink, metrics, agent_options);
+  Agent agent(DiscoverLabels(discoverer, reload), **sink, metrics, agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.
   OnStop on_stop([&agent, &api](int signal) {
     spdlog::info("signal {} received, stopping", signal);
     agent.Stop();
     if (api) api->Cancel();
   });
-  if (!opts.once) return RunDaemon(opts, agent, metrics);
+  if (!opts.once) return RunDaemon(opts, agent, metrics, reload);
   if (Status done = agent.RunOnce(); !done) {
     spdlog::error("{}", done.error().message);
     return kExitFailure;

@@ -36,7 +36,9 @@ Result<std::string> AgentOptionsToJson(const AgentCliOptions& o) {
                     {"nfd_file", o.nfd_file.string()},
                     {"metrics_addr", o.metrics_addr},
                     {"rescan_ms", o.rescan.count()},
-                    {"log_level", o.log_level}};
+                    {"log_level", o.log_level},
+                    {"prune", o.prune},
+                    {"all_nodes", o.all_nodes}};
   try {
     // Strict: a byte that is not UTF-8 would otherwise arrive as U+FFFD, another path.
     return doc.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -71,6 +73,8 @@ Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json) {
     o.metrics_addr = j.at("metrics_addr").get<std::string>();
     o.rescan = std::chrono::milliseconds(j.at("rescan_ms").get<int64_t>());
     o.log_level = j.at("log_level").get<std::string>();
+    o.prune = j.at("prune").get<bool>();
+    o.all_nodes = j.at("all_nodes").get<bool>();
     return o;
   } catch (const Json::exception& e) {
     return Error{std::string("agent options: ") + e.what()};

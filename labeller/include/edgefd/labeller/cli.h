@@ -31,6 +31,10 @@ struct AgentCliOptions {
   /// Rescan period of the hardware watcher when udev's netlink monitor is unavailable; 0: never.
   std::chrono::milliseconds rescan{std::chrono::seconds(30)};
   std::string log_level = "info";
+  /// --prune: remove what edgefd set (the labels `edgefd.io/owned-labels` lists, under
+  /// edgefd's prefixes only, and the annotation), then exit. The chart's pre-delete hook.
+  bool prune = false;
+  bool all_nodes = false;  ///< --prune --all-nodes: every Node, not only this one
 
   bool operator==(const AgentCliOptions&) const = default;
 };
