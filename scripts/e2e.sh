@@ -150,6 +150,9 @@ build() {
   go_minor="$(go env GOVERSION 2>/dev/null | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
   [[ -n "$go_minor" && "$go_minor" -ge 26 ]] || die "Go >= 1.26 is needed to build Kubernetes 1.37 (found: $(go version 2>&1))"
   build_programs
+  # Helm, for the suite's chart test (its own module: e2e/tools/helm; skipped when built).
+  bash "$REPO/scripts/build-helm.sh" >/dev/null 2>"$OUT/logs/helm-build.log" ||
+    { tail -20 "$OUT/logs/helm-build.log"; die "building helm failed"; }
   build_images
   build_edgefd
 }
