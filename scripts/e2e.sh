@@ -175,6 +175,9 @@ build() {
   [[ -n "$go_minor" && "$go_minor" -ge 26 ]] || die "Go >= 1.26 is needed to build Kubernetes 1.37 (found: $(go version 2>&1))"
   build_programs
   build_nfd
+  # Helm, for the suite's chart test (its own module: e2e/tools/helm; skipped when built).
+  bash "$REPO/scripts/build-helm.sh" >/dev/null 2>"$OUT/logs/helm-build.log" ||
+    { tail -20 "$OUT/logs/helm-build.log"; die "building helm failed"; }
   build_images
   build_edgefd
 }

@@ -5,6 +5,8 @@
 //   100 ms. The program re-runs itself with umockdev's preload library for this.
 // - BM_EventToPatch: the same from a change notification on (no udev), over the Jetson Nano
 //   fixture root, to separate the agent's own share.
+// - BM_RulesChangeToLabels: a new version of a rules ConfigMap (the kubelet's `..data` swap)
+//   until the patch with the new rule's label reaches the test API server (issue 18 #4).
 // - BM_IdleRss: resident memory of a running `edgefd-labeller` daemon after it converged
 //   and went idle (target < 15 MiB). The dry run's peak RSS is dryrun_rss's.
 // Run: build/bench/labeller/reconcile_bench  (add --benchmark_format=json for a report)
@@ -23,8 +25,10 @@
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/rules_reload.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_apiserver.h"
+#include "edgefd/testing/files.h"
 #include "edgefd/testing/measure.h"
 #include "edgefd/testing/umockdev_testbed.h"
 
@@ -149,6 +153,68 @@ void BM_EventToPatch(benchmark::State& state) {
   ReportPercentiles(state, ms);
 }
 BENCHMARK(BM_EventToPatch)->UseManualTime()->Iterations(200)->Unit(benchmark::kMillisecond);
+
+// A rules file whose one rule matches the fixture's GPU under a name of its version.
+std::string RulesVersion(int version) {
+  return "rules:\n  - name: gpu-v" + std::to_string(version) +
+         "\n    match:\n      - compatible: [\"nvidia,gm20b\"]\n";
+}
+
+// BM_RulesChangeToLabels: a new version of the rules ConfigMap, published as the kubelet does
+// (a new `..data` swapped in), until the API server has the patch that gives the Node the new
+// rule's label: the inotify watcher and its coalescing, discovery with the new rules, the
+// patch over TLS. Wired as edgefd-labeller-agent wires it.
+void BM_RulesChangeToLabels(benchmark::State& state) {
+  Setup& s = Setup::Get();
+  s.server->AddNode("rules-node", {{"kubernetes.io/hostname", "rules-node"}});
+  auto api = kube::MakeKubeClient(s.Config());
+  if (!api) {
+    state.SkipWithError(api.error().message.c_str());
+    return;
+  }
+  AgentMetrics metrics;
+  NodeLabeller labeller(**api, "rules-node", &metrics);
+  ProjectedVolume volume(s.dir / "rules-volume");
+  int version = 0;
+  volume.Publish({{"rules.yaml", RulesVersion(version)}});
+  DiscoveryOptions options;
+  options.root = kRoot;
+  options.udev = false;
+  options.rule_files = {volume.path() / "rules.yaml"};
+  Discoverer discoverer(options);
+  RulesReload reload(options.rule_files);
+  Agent::DiscoverFn discover = [&]() -> Result<Labels> {
+    auto report = discoverer.Run();
+    if (!report) return report.error();
+    reload.Observe(report->rules);
+    return RenderLabels(report->inventory);
+  };
+  Agent::Options agent_options;
+  agent_options.resync = std::chrono::hours(1);
+  Agent agent(discover, labeller, metrics, agent_options);
+  std::unique_ptr<ChangeSource> watcher = MakeRulesWatcher(options);
+  std::thread runner([&] { (void)agent.Run(watcher.get()); });
+  s.server->WaitFor([&] { return metrics.ready.load(); });
+
+  std::vector<double> ms;
+  for (auto _ : state) {
+    size_t patches = s.server->Count("PATCH", 200);
+    ++version;
+    auto t0 = std::chrono::steady_clock::now();
+    volume.Publish({{"rules.yaml", RulesVersion(version)}});
+    auto arrived = NextPatchArrival(*s.server, patches);
+    const std::string label = "edgefd.io/accel.gpu-v" + std::to_string(version);
+    if (!arrived || s.server->NodeLabels("rules-node").count(label) == 0) {
+      state.SkipWithError(("no patch with " + label + " within 20 s").c_str());
+      break;
+    }
+    Record(state, ms, t0, *arrived);
+  }
+  agent.Stop();
+  runner.join();
+  ReportPercentiles(state, ms);
+}
+BENCHMARK(BM_RulesChangeToLabels)->UseManualTime()->Iterations(200)->Unit(benchmark::kMillisecond);
 
 bool Preloaded() {
   const char* preload = std::getenv("LD_PRELOAD");

@@ -33,16 +33,19 @@ Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
 // Serves the resources until SIGTERM/SIGINT: the inventory feed following the hardware, the
 // kubelet sockets, and the health endpoint.
 int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
-          const WatchOptions& watch) {
+          const WatchOptions& watch, const RulesReload& reload) {
   // A closed log pipe must not kill the plugin (and with it every resource on the node).
   ::signal(SIGPIPE, SIG_IGN);
 
   Metrics metrics;
   InventoryRegistry registry;
+  // Hardware events and changes of the rules files (a ConfigMap update) both rediscover.
   HotplugWatcher udev_watcher(watch);
+  std::unique_ptr<ChangeSource> rules_watcher = MakeRulesWatcher(flags.discovery.discovery);
+  ChangeSources hardware({&udev_watcher, rules_watcher.get()});
   NoChangeSource no_changes;
   ChangeSource& changes = flags.inventory_file ? static_cast<ChangeSource&>(no_changes)
-                                               : static_cast<ChangeSource&>(udev_watcher);
+                                               : static_cast<ChangeSource&>(hardware);
   InventoryFeed feed(registry, std::move(discover), changes, &metrics);
   if (Status s = feed.Start(); !s) {
     spdlog::error("{}", s.error().message);
@@ -76,7 +79,8 @@ int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
   }
   std::unique_ptr<HttpEndpoint> http;
   if (MetricsEnabled(flags.metrics_address)) {
-    auto endpoint = StartHealthEndpoint(flags.metrics_address, PluginHealth(metrics, registry),
+    auto endpoint = StartHealthEndpoint(flags.metrics_address,
+                                        WithRulesMetrics(PluginHealth(metrics, registry), reload),
                                         "--metrics-addr");
     if (!endpoint) {
       spdlog::error("{}", endpoint.error().message);
@@ -116,14 +120,16 @@ int RunDevicePluginCli(int argc, char** argv) {
   if (auto code = ParseCommandLine(app, argc, argv)) return *code;
   // Logs go to stderr; stdout carries only what --list prints.
   SetUpLogging("edgefd-deviceplugin", flags.log_level);
-  InventoryFeed::DiscoverFn discover = MakeDiscover(flags);
+  // The device plugin talks to no API server: a rules reload is logged and counted only.
+  RulesReload reload(flags.discovery.discovery.rule_files);
+  InventoryFeed::DiscoverFn discover = MakeDiscover(flags, &reload);
   if (flags.list) return ListResources(discover, flags.output);
   auto watch = MakeWatchOptions(flags);
   if (!watch) {
     spdlog::error("{}", watch.error().message);
     return kExitUsage;
   }
-  return Serve(flags, std::move(discover), *watch);
+  return Serve(flags, std::move(discover), *watch, reload);
 }
 
 }  // namespace edgefd::deviceplugin

@@ -64,7 +64,7 @@ void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags) {
   AddLogLevelFlag(app, flags.log_level);
 }
 
-InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags) {
+InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags, RulesReload* reload) {
   if (flags.inventory_file) {
     return [path = *flags.inventory_file]() { return LoadInventoryFile(path); };
   }
@@ -72,10 +72,11 @@ InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags) {
   // have changed (the feed calls this under its lock).
   auto discoverer = std::make_shared<Discoverer>(flags.discovery.discovery);
   auto log = std::make_shared<WarningLog>();
-  return [discoverer, log]() -> Result<Inventory> {
+  return [discoverer, reload, log]() -> Result<Inventory> {
     auto report = discoverer->Run();
     if (!report) return report.error();
     log->Log(report->warnings);
+    if (reload != nullptr) reload->Observe(report->rules);
     return std::move(report->inventory);
   };
 }

@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <system_error>
 
+#include "edgefd/common/files.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/devicetree.h"
 #include "edgefd/discovery/udev.h"
@@ -133,7 +136,35 @@ std::string TreeGeneration(const DiscoveryOptions& options) {
   return "fdt " + Identity(options.root / "sys/firmware/fdt");
 }
 
+double NowUnix() {
+  using namespace std::chrono;
+  return duration<double>(system_clock::now().time_since_epoch()).count();
+}
+
+// FNV-1a 64 over every file's name and contents: which version of the files is on disk.
+std::string RulesHash(const std::vector<RulesSource>& sources) {
+  uint64_t h = 14695981039346656037ull;
+  auto add = [&h](std::string_view bytes) {
+    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;  // a separator no text contains
+  };
+  for (const RulesSource& s : sources) {
+    add(s.name);
+    add(s.text);
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 }  // namespace
+
+// The rules in force and the version of the files they came from.
+struct Discoverer::Rules {
+  std::vector<Rule> rules;
+  RulesStatus status;
+  std::string rejected_hash;  // the last version refused, so it is counted once
+};
 
 // What Run keeps of the devicetree between runs.
 struct Discoverer::Cache {
@@ -150,6 +181,45 @@ struct Discoverer::Cache {
 
 Discoverer::Discoverer(DiscoveryOptions options)
     : options_(std::move(options)), cache_(std::make_unique<Cache>()) {}
+
+Status Discoverer::LoadRulesIfChanged() {
+  std::vector<RulesSource> sources;
+  std::string unreadable;
+  for (const auto& file : options_.rule_files) {
+    auto text = ReadFileAtMost(file, kMaxRulesBytes, "rules file");
+    if (!text) {
+      unreadable = text.error().message;
+      break;
+    }
+    sources.push_back({file.string(), std::move(*text)});
+  }
+  // A missing file hashes as its error: the same absence is one refused version.
+  const std::string hash = unreadable.empty() ? RulesHash(sources) : RulesHash({{unreadable, ""}});
+  if (rules_ && hash == rules_->status.hash) {
+    rules_->status.error.clear();
+    rules_->rejected_hash.clear();
+    return Ok{};
+  }
+  Result<std::vector<Rule>> loaded =
+      unreadable.empty() ? MergeRuleSources(sources) : Result<std::vector<Rule>>(Error{unreadable});
+  if (!loaded) {
+    if (!rules_) return loaded.error();  // at start: the user's input to fix
+    if (hash != rules_->rejected_hash) {
+      ++rules_->status.rejected;
+      rules_->rejected_hash = hash;
+    }
+    rules_->status.error = loaded.error().message;
+    return Ok{};
+  }
+  if (!rules_) rules_ = std::make_unique<Rules>();
+  rules_->rules = std::move(*loaded);
+  rules_->status.hash = hash;
+  rules_->status.loaded_unix = NowUnix();
+  ++rules_->status.generation;
+  rules_->status.error.clear();
+  rules_->rejected_hash.clear();
+  return Ok{};
+}
 
 Discoverer::~Discoverer() = default;
 
@@ -168,6 +238,7 @@ Result<DiscoveryReport> Discoverer::Run() {
                    " (--root names the directory holding the host's sys/ and proc/)"};
     }
   }
+  if (Status rules = LoadRulesIfChanged(); !rules) return rules.error();
   Cache& c = *cache_;
   std::string generation = TreeGeneration(options_);
   if (!c.valid || generation != c.generation) {
@@ -202,7 +273,8 @@ Result<DiscoveryReport> Discoverer::Run() {
                 ? *c.dtb_cpu
                 : ReadCpuTopology(options_.root, c.tree ? &*c.tree : nullptr, &report.warnings);
   // Accelerators and cameras: udev devices merged with the devicetree nodes read above.
-  if (auto status = DiscoverUdevDevices(options_, report); !status) return status.error();
+  DiscoverUdevDevices(options_, rules_->rules, report);
+  report.rules = rules_->status;
   return report;
 }
 

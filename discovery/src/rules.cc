@@ -448,7 +448,7 @@ Result<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view sou
   }
 }
 
-Result<std::vector<Rule>> LoadRules(const std::vector<std::filesystem::path>& files) {
+Result<std::vector<Rule>> MergeRuleSources(const std::vector<RulesSource>& sources) {
   // The defaults are parsed once; they are tested, so failing here is a build defect.
   static const std::vector<Rule> kDefaults = [] {
     auto rules = ParseRules(DefaultRulesYaml(), "built-in rules");
@@ -457,15 +457,23 @@ Result<std::vector<Rule>> LoadRules(const std::vector<std::filesystem::path>& fi
     return out;
   }();
   std::vector<Rule> rules = kDefaults;
-  for (const auto& file : files) {
-    auto text = ReadFileAtMost(file, kMaxRulesBytes, "rules file");
-    if (!text) return text.error();
-    auto parsed = ParseRules(*text, file.string());
+  for (const RulesSource& source : sources) {
+    auto parsed = ParseRules(source.text, source.name);
     if (!parsed) return parsed.error();
     Merge(rules, std::move(*parsed));
   }
   std::erase_if(rules, [](const Rule& r) { return !r.enabled; });
   return rules;
+}
+
+Result<std::vector<Rule>> LoadRules(const std::vector<std::filesystem::path>& files) {
+  std::vector<RulesSource> sources;
+  for (const auto& file : files) {
+    auto text = ReadFileAtMost(file, kMaxRulesBytes, "rules file");
+    if (!text) return text.error();
+    sources.push_back({file.string(), std::move(*text)});
+  }
+  return MergeRuleSources(sources);
 }
 
 }  // namespace edgefd

@@ -560,26 +560,31 @@ std::vector<std::string> UnscannedDtNodes(const std::vector<Rule>& rules,
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report) {
   auto rules = LoadRules(options.rule_files);
   if (!rules) return rules.error();
-  for (std::string& w : UnscannedDtNodes(*rules, options.extra_node_names)) {
+  DiscoverUdevDevices(options, *rules, report);
+  return Ok{};
+}
+
+void DiscoverUdevDevices(const DiscoveryOptions& options, const std::vector<Rule>& rules,
+                         DiscoveryReport& report) {
+  for (std::string& w : UnscannedDtNodes(rules, options.extra_node_names)) {
     report.warnings.push_back(std::move(w));
   }
   std::vector<UdevRecord> records;
   // Like the CPU source, a --dtb (some other board) never mixes in this host's devices.
   if (UsesUdev(options)) {
-    auto enumerated = EnumerateUdev(UdevSubsystems(*rules), &*rules);
+    auto enumerated = EnumerateUdev(UdevSubsystems(rules), &rules);
     if (enumerated) {
       records = std::move(*enumerated);
     } else {
       report.warnings.push_back(enumerated.error().message + "; accelerators and cameras skipped");
     }
   }
-  report.inventory.devices = MatchDevices(*rules, records, report.inventory.dt_nodes);
+  report.inventory.devices = MatchDevices(rules, records, report.inventory.dt_nodes);
   // A --dtb describes another board: this host's modules and files say nothing about it.
   if (!options.dtb) {
-    ReadDeviceVersions(*rules, options.root, report.inventory.devices, &report.warnings);
+    ReadDeviceVersions(rules, options.root, report.inventory.devices, &report.warnings);
     report.inventory.system = ReadSystemInfo(options.root, UsesUdev(options), &report.warnings);
   }
-  return Ok{};
 }
 
 }  // namespace edgefd

@@ -59,6 +59,11 @@ Result<ApiResponse> Api::GetNode(std::string_view name) {
   return Send("GET", PathOf("/api/v1", {"nodes", name}));
 }
 
+Result<ApiResponse> Api::ListNodes(int limit, std::string_view continue_token) {
+  const std::string page = std::to_string(limit);
+  return Send("GET", WithQuery("/api/v1/nodes", {{"limit", page}, {"continue", continue_token}}));
+}
+
 Result<ApiResponse> Api::PatchNode(std::string_view name, const std::string& merge_patch) {
   return Send("PATCH", PathOf("/api/v1", {"nodes", name}), merge_patch, kMergePatch);
 }

@@ -13,12 +13,15 @@
 
 #include "edgefd/agent/nodefeature.h"
 #include "edgefd/agent/reconcile.h"
+#include "edgefd/common/json.h"
 #include "edgefd/common/memory.h"
 #include "edgefd/common/program.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
+#include "edgefd/discovery/rules_reload.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/discovery/warning_log.h"
+#include "edgefd/kube/events.h"
 #include "edgefd/labeller/calibration_labels.h"
 #include "edgefd/labeller/cli.h"
 
@@ -57,10 +60,12 @@ Result<std::string> NodeFeatureNamespace() {
 }
 
 // Where the labels go: the NFD feature file, a NodeFeature object, or the Node through `api`
-// (which this makes). `inventory` is what the discover function last found.
+// (which this makes); rules reloads are then told in Events on the Node. `inventory` is what
+// the discover function last found.
 Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMetrics& metrics,
                                             std::unique_ptr<kube::ApiTransport>& api,
-                                            const std::shared_ptr<Inventory>& inventory) {
+                                            const std::shared_ptr<Inventory>& inventory,
+                                            RulesReload& reload) {
   if (opts.nfd) {
     spdlog::info("writing labels to the NFD feature file {}", opts.nfd_file.string());
     return std::unique_ptr<LabelSink>(std::make_unique<NfdFileSink>(opts.nfd_file));
@@ -72,6 +77,13 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   api = std::move(*client);
   std::string node = opts.node_name.empty() ? kube::DefaultNodeName() : opts.node_name;
   if (node.empty()) return Error{"no node name: give --node-name or set NODE_NAME"};
+  reload.SetEventPoster(
+      [&api = *api, node](std::string_view reason, const std::string& message, bool warning) {
+        kube::NodeEvent event{node, "", std::string(reason), message, warning, "edgefd-labeller"};
+        if (Status posted = kube::PostNodeEvent(api, event); !posted) {
+          spdlog::warn("no Event on Node {}: {}", node, posted.error().message);
+        }
+      });
   if (opts.nodefeature) {
     auto ns = NodeFeatureNamespace();
     if (!ns) return ns.error();
@@ -85,19 +97,21 @@ Result<std::unique_ptr<LabelSink>> MakeSink(const AgentCliOptions& opts, AgentMe
   return std::unique_ptr<LabelSink>(std::make_unique<NodeLabeller>(*api, node, &metrics));
 }
 
-// Discovery as the agent needs it: the labels, each warning once (repeats at debug); the
-// inventory they came from is kept in `inventory` (the NodeFeature's raw features). The
-// Discoverer keeps the devicetree between hardware events (Agent::Options::on_resync makes it
-// read it again). With --calibration, the measured GFLOP/s join them; a broken file fails the
-// reconcile (the Node keeps the labels it has) and names itself.
+// Discovery as the agent needs it: the labels, each warning once (repeats at debug), the
+// rules' status to `reload`; the inventory they came from is kept in `inventory` (the
+// NodeFeature's raw features). The Discoverer keeps the devicetree between hardware events
+// (Agent::Options::on_resync makes it read it again) and the last rules that loaded. With
+// --calibration, the measured GFLOP/s join them; a broken file fails the reconcile (the Node
+// keeps the labels it has) and names itself.
 Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
                                  std::shared_ptr<Inventory> inventory,
-                                 std::filesystem::path calibration) {
+                                 std::filesystem::path calibration, RulesReload& reload) {
   auto log = std::make_shared<WarningLog>();
-  return [discoverer = std::move(discoverer), inventory = std::move(inventory), calibration,
-          log]() -> Result<Labels> {
+  return [discoverer = std::move(discoverer), inventory = std::move(inventory), calibration, log,
+          &reload]() -> Result<Labels> {
     auto report = discoverer->Run();
     if (!report) return report.error();
+    reload.Observe(report->rules);
     log->Log(report->warnings);
     *inventory = std::move(report->inventory);
     Labels labels = RenderLabels(*inventory);
@@ -122,11 +136,14 @@ std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
   return std::make_unique<LoggedWatcher>(watch);
 }
 
-// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT).
-int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics) {
+// The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT), on
+// hardware events and on changes of the rules files.
+int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
+              const RulesReload& reload) {
   std::unique_ptr<HttpEndpoint> health;
   if (MetricsEnabled(opts.metrics_addr)) {
-    auto started = StartHealthEndpoint(opts.metrics_addr, AgentHealth(metrics), "--metrics-addr");
+    auto started = StartHealthEndpoint(
+        opts.metrics_addr, WithRulesMetrics(AgentHealth(metrics), reload), "--metrics-addr");
     if (!started) {
       spdlog::error("{}", started.error().message);
       return kExitUsage;
@@ -134,14 +151,88 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
     health = std::move(*started);
     spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
   }
-  std::unique_ptr<ChangeSource> watcher = MakeWatcher(opts);
-  Status ran = agent.Run(watcher.get());
+  std::unique_ptr<ChangeSource> udev = MakeWatcher(opts);
+  std::unique_ptr<ChangeSource> rules = MakeRulesWatcher(opts.discovery);
+  ChangeSources changes({udev.get(), rules.get()});
+  Status ran = agent.Run(udev || rules ? &changes : nullptr);
   if (!ran) {
     spdlog::error("{}", ran.error().message);
     return kExitFailure;
   }
   spdlog::info("stopped");
   return kExitOk;
+}
+
+// The names of every Node, page by page.
+Result<std::vector<std::string>> ListNodeNames(kube::ApiTransport& transport) {
+  constexpr int kPage = 500;
+  constexpr int kMaxPages = 200;  // 100,000 Nodes: far past any cluster's size
+  kube::Api api(transport);
+  std::vector<std::string> names;
+  std::string token;
+  for (int page = 0; page < kMaxPages; ++page) {
+    auto response = api.ListNodes(kPage, token);
+    if (!response) return Error{"GET /api/v1/nodes: " + response.error().message};
+    if (response->status != 200)
+      return Error{kube::DescribeFailure("GET /api/v1/nodes", *response)};
+    auto list = ParseJson(response->body, "GET /api/v1/nodes");
+    if (!list) return list.error();
+    const Json* items = ValueAt(*list, "/items");
+    if (items == nullptr || !items->is_array()) return Error{"GET /api/v1/nodes: not a list"};
+    for (const Json& item : *items) names.push_back(StringAt(item, "/metadata/name"));
+    token = StringAt(*list, "/metadata/continue");
+    if (token.empty()) return names;
+  }
+  return Error{"GET /api/v1/nodes: more than " + std::to_string(kPage * kMaxPages) + " Nodes"};
+}
+
+// --prune: the Node (or every Node) without what edgefd set: a reconcile towards no labels
+// removes exactly the owned ones and the annotation (MergePatchFor), retried like --once.
+int RunPrune(const AgentCliOptions& opts) {
+  std::string server;
+  auto client = kube::ConnectToApiServer(
+      {opts.kubeconfig, opts.insecure_skip_tls_verify, opts.allow_insecure_http}, &server);
+  if (!client) {
+    spdlog::error("{}", client.error().message);
+    return kExitUsage;
+  }
+  kube::ApiTransport& api = **client;
+  std::vector<std::string> nodes;
+  if (opts.all_nodes) {
+    auto names = ListNodeNames(api);
+    if (!names) {
+      spdlog::error("{}", names.error().message);
+      return kExitFailure;
+    }
+    nodes = std::move(*names);
+  } else {
+    nodes.push_back(opts.node_name.empty() ? kube::DefaultNodeName() : opts.node_name);
+    if (nodes[0].empty()) {
+      spdlog::error("no node name: give --node-name or set NODE_NAME (or --all-nodes)");
+      return kExitUsage;
+    }
+  }
+  Agent::Options options;
+  options.once_timeout = opts.once_timeout;
+  options.on_once_timeout = [&api] { api.Cancel(); };
+  int failed = 0;
+  for (const std::string& node : nodes) {
+    if (StopRequested()) break;
+    AgentMetrics metrics;
+    NodeLabeller labeller(api, node, &metrics);
+    Agent agent([]() -> Result<Labels> { return Labels{}; }, labeller, metrics, options);
+    OnStop on_stop([&agent, &api](int) {
+      agent.Stop();
+      api.Cancel();
+    });
+    if (Status done = agent.RunOnce(); !done) {
+      spdlog::error("node {}: {}", node, done.error().message);
+      ++failed;
+      continue;
+    }
+    spdlog::info("node {}: edgefd's labels and annotation removed", node);
+  }
+  return failed == 0 && !StopRequested() ? kExitOk : kExitFailure;
 }
 
 }  // namespace
@@ -179,6 +270,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   InstallStopHandlers();
   // A peer that hangs up is an error to report, not a reason to die.
   signal(SIGPIPE, SIG_IGN);
+  if (opts.prune) return RunPrune(opts);
   // One malloc arena for all threads: the agent allocates little and rarely, and each extra
   // arena keeps its own partly used pages (measured: BM_IdleRss).
   mallopt(M_ARENA_MAX, 1);
@@ -193,10 +285,11 @@ int RunAgentCli(const AgentCliOptions& opts) {
     return kExitUsage;
   }
   AgentMetrics metrics;
+  RulesReload reload(opts.discovery.rule_files);
   std::unique_ptr<kube::ApiTransport> api;
   // Written by the discover function, read by the sink, both on the agent's thread.
   auto inventory = std::make_shared<Inventory>();
-  auto sink = MakeSink(opts, metrics, api, inventory);
+  auto sink = MakeSink(opts, metrics, api, inventory, reload);
   if (!sink) {
     spdlog::error("{}", sink.error().message);
     return kExitUsage;
@@ -210,7 +303,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
-  Agent agent(DiscoverLabels(discoverer, inventory, opts.calibration), **sink, metrics,
+  Agent agent(DiscoverLabels(discoverer, inventory, opts.calibration, reload), **sink, metrics,
               agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.
   OnStop on_stop([&agent, &api](int signal) {
@@ -218,7 +311,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
     agent.Stop();
     if (api) api->Cancel();
   });
-  if (!opts.once) return RunDaemon(opts, agent, metrics);
+  if (!opts.once) return RunDaemon(opts, agent, metrics, reload);
   if (Status done = agent.RunOnce(); !done) {
     spdlog::error("{}", done.error().message);
     return kExitFailure;

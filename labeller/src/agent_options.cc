@@ -38,7 +38,9 @@ Result<std::string> AgentOptionsToJson(const AgentCliOptions& o) {
                     {"metrics_addr", o.metrics_addr},
                     {"rescan_ms", o.rescan.count()},
                     {"log_level", o.log_level},
-                    {"calibration", o.calibration.string()}};
+                    {"calibration", o.calibration.string()},
+                    {"prune", o.prune},
+                    {"all_nodes", o.all_nodes}};
   try {
     // Strict: a byte that is not UTF-8 would otherwise arrive as U+FFFD, another path.
     return doc.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -75,6 +77,8 @@ Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json) {
     o.rescan = std::chrono::milliseconds(j.at("rescan_ms").get<int64_t>());
     o.log_level = j.at("log_level").get<std::string>();
     o.calibration = j.value("calibration", std::string());
+    o.prune = j.at("prune").get<bool>();
+    o.all_nodes = j.at("all_nodes").get<bool>();
     return o;
   } catch (const Json::exception& e) {
     return Error{std::string("agent options: ") + e.what()};

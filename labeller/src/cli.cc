@@ -79,6 +79,12 @@ void AddFlags(CLI::App& app, Options& opts) {
                  "publish edgefd.io/cpu.<class>.gflops from this 'edgefd-pipeline calibrate' "
                  "output (re-read on every reconcile)")
       ->type_name("FILE");
+  app.add_flag("--prune", opts.agent.prune,
+               "remove the labels edgefd set on the Node (those its edgefd.io/owned-labels "
+               "annotation lists, under edgefd.io/ and beta.devicetree.org/ only) and the "
+               "annotation, then exit: what uninstalling leaves behind");
+  app.add_flag("--all-nodes", opts.agent.all_nodes,
+               "with --prune: every Node of the cluster (needs list on nodes), not only this one");
   app.add_flag("--print-rules", opts.print_rules,
                "print the built-in accelerator/camera rules and exit");
   AddDiscoveryFlags(app, opts.discovery);
@@ -215,6 +221,17 @@ int RunLabellerCli(int argc, char** argv) {
   }
   SetUpLogging("edgefd-labeller", opts.log_level);
   const DiscoveryOptions& discovery = opts.discovery.discovery;
+  if (opts.agent.all_nodes && !opts.agent.prune) {
+    std::fprintf(stderr,
+                 "edgefd-labeller: --all-nodes needs --prune\nTry 'edgefd-labeller --help'.\n");
+    return kExitUsage;
+  }
+  if (opts.agent.prune && (opts.dry_run || opts.output != "text" || opts.watch)) {
+    std::fprintf(stderr,
+                 "edgefd-labeller: --prune changes the Node; it goes with neither --dry-run, "
+                 "--output nor --watch\nTry 'edgefd-labeller --help'.\n");
+    return kExitUsage;
+  }
   if (!opts.dry_run) {
     if (opts.output == "json" || opts.output == "yaml" || opts.explain) {
       std::fprintf(stderr,

@@ -114,5 +114,101 @@ TEST(Discoverer, RereadsABlobThatWasReplacedAndMatchesDiscover) {
   EXPECT_NE(broken.error().message.find("board.dtb"), std::string::npos);
 }
 
+// Rules reload: the Discoverer reads the rules files on every Run, parses them again only when
+// they changed, and keeps the last rules that loaded when a new version does not.
+const char kRenamedGpuRules[] = R"(rules:
+  - name: tegra-gpu
+    match:
+      - compatible: ["nvidia,gm20b"]
+)";
+
+// The Jetson Nano fixture root with a rules file beside it.
+struct RulesRoot {
+  explicit RulesRoot(const std::string& rules) : rules_file(tmp.Write("rules.yaml", rules)) {
+    fs::copy(testing::TestdataDir() / "roots/jetson-nano-blog", root, fs::copy_options::recursive);
+  }
+  TempDir tmp;
+  const fs::path root = tmp.path() / "root";
+  const fs::path rules_file;
+  Discoverer d{DiscoveryOptions{root, {}, {}, {rules_file}, false}};
+};
+
+TEST(DiscovererRules, AChangedFileIsLoadedAndItsGenerationCounted) {
+  RulesRoot r(kRenamedGpuRules);
+  auto first = r.d.Run();
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_EQ(first->rules.generation, 1u);
+  EXPECT_EQ(first->rules.hash.size(), 16u);
+  EXPECT_EQ(RenderLabels(first->inventory).count("edgefd.io/accel.tegra-gpu"), 1u);
+
+  WriteFile(r.rules_file,
+            std::string(kRenamedGpuRules) + "  - name: jetson-gpu\n    enabled: false\n");
+  auto second = r.d.Run();
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->rules.generation, 2u);
+  EXPECT_NE(second->rules.hash, first->rules.hash);
+  EXPECT_TRUE(second->rules.error.empty());
+  EXPECT_EQ(RenderLabels(second->inventory).count("edgefd.io/accel.jetson-gpu"), 0u);
+  EXPECT_EQ(RenderLabels(first->inventory).count("edgefd.io/accel.jetson-gpu"), 1u);
+
+  // The same contents again (a touch, a ConfigMap update of another key): no new generation.
+  WriteFile(r.rules_file,
+            std::string(kRenamedGpuRules) + "  - name: jetson-gpu\n    enabled: false\n");
+  EXPECT_EQ(r.d.Run()->rules.generation, 2u);
+}
+
+TEST(DiscovererRules, ABrokenFileKeepsTheOldRulesAndSaysWhereItIsBroken) {
+  RulesRoot r(kRenamedGpuRules);
+  auto good = r.d.Run();
+  ASSERT_TRUE(good.ok());
+  const Labels before = RenderLabels(good->inventory);
+
+  WriteFile(r.rules_file, "rules:\n  - name: tegra-gpu\n    matchs: {}\n");
+  auto broken = r.d.Run();
+  ASSERT_TRUE(broken.ok()) << "a broken reload must not stop discovery";
+  EXPECT_EQ(RenderLabels(broken->inventory), before);
+  EXPECT_EQ(broken->rules.generation, 1u);
+  EXPECT_EQ(broken->rules.hash, good->rules.hash);
+  EXPECT_EQ(broken->rules.rejected, 1u);
+  // file:line: and the key.
+  EXPECT_NE(broken->rules.error.find(r.rules_file.string() + ":3:"), std::string::npos)
+      << broken->rules.error;
+  EXPECT_NE(broken->rules.error.find("matchs"), std::string::npos) << broken->rules.error;
+  // Seen again on the next hardware event: still one refused version.
+  EXPECT_EQ(r.d.Run()->rules.rejected, 1u);
+
+  // Fixed: loaded, the error gone.
+  WriteFile(r.rules_file,
+            std::string(kRenamedGpuRules) + "  - name: mali-gpu\n    enabled: false\n");
+  auto fixed = r.d.Run();
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ(fixed->rules.generation, 2u);
+  EXPECT_TRUE(fixed->rules.error.empty());
+}
+
+TEST(DiscovererRules, ADeletedFileKeepsTheOldRulesAndSaysSo) {
+  RulesRoot r(kRenamedGpuRules);
+  auto good = r.d.Run();
+  ASSERT_TRUE(good.ok());
+  fs::remove(r.rules_file);
+  auto gone = r.d.Run();
+  ASSERT_TRUE(gone.ok());
+  EXPECT_EQ(RenderLabels(gone->inventory), RenderLabels(good->inventory));
+  EXPECT_EQ(gone->rules.rejected, 1u);
+  EXPECT_NE(gone->rules.error.find(r.rules_file.string()), std::string::npos);
+  // Back as it was: the rules in force are on disk again, nothing to reload.
+  WriteFile(r.rules_file, kRenamedGpuRules);
+  auto back = r.d.Run();
+  EXPECT_EQ(back->rules.generation, 1u);
+  EXPECT_TRUE(back->rules.error.empty());
+}
+
+TEST(DiscovererRules, ABrokenFileAtStartIsAnError) {
+  RulesRoot r("rules: [\n");
+  auto first = r.d.Run();
+  ASSERT_FALSE(first.ok());
+  EXPECT_NE(first.error().message.find("rules.yaml:"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace edgefd

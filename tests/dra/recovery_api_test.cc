@@ -92,7 +92,8 @@ TEST(RecoveryApi, AFailedPageFailsTheWholeList) {
 
 TEST(RecoveryApi, AnEventIsAWarningAboutTheNode) {
   ScriptedTransport api({{201, "{}", {}}});
-  ASSERT_TRUE(PostNodeEvent(api, {kNode, "node-uid", "DraCheckpointRecovered", "rebuilt", true}));
+  ASSERT_TRUE(PostNodeEvent(
+      api, {kNode, "node-uid", "DraCheckpointRecovered", "rebuilt", true, "edgefd-dra"}));
   ASSERT_EQ(api.requests.size(), 1u);
   EXPECT_EQ(api.requests[0].method, "POST");
   EXPECT_EQ(api.requests[0].path, "/api/v1/namespaces/default/events");
@@ -104,8 +105,10 @@ TEST(RecoveryApi, AnEventIsAWarningAboutTheNode) {
   EXPECT_EQ(event["reason"], "DraCheckpointRecovered");
   EXPECT_EQ(event["message"], "rebuilt");
   EXPECT_EQ(StringAt(event, "/metadata/namespace"), "default");
+  EXPECT_EQ(StringAt(event, "/metadata/generateName"), std::string(kNode) + ".edgefd-dra.");
+  EXPECT_EQ(event["reportingComponent"], "edgefd.io/dra");
   ScriptedTransport refused({{403, R"({"message":"events is forbidden"})", {}}});
-  auto s = PostNodeEvent(refused, {kNode, "", "X", "y", true});
+  auto s = PostNodeEvent(refused, {kNode, "", "X", "y", true, "edgefd-dra"});
   ASSERT_FALSE(s);
   EXPECT_THAT(s.error().message, HasSubstr("events is forbidden"));
 }

@@ -19,15 +19,8 @@ const fs::path kJetsonRoot = TestdataDir() / "roots/jetson-nano-blog";
 
 using CliResult = CommandResult;
 
-class KubeCliTest : public KubeTest {
+class KubeCliTest : public KubeconfigTest {
  protected:
-  void SetUp() override {
-    KubeTest::SetUp();
-    kubeconfig_ = dir_ / "kubeconfig";
-    WriteFile(kubeconfig_,
-              KubeconfigYaml(server_->url(), ReadFile(pki_->ca_cert), "    tokenFile: token\n"));
-  }
-
   CliResult Run(const std::string& args) { return RunCommand(CommandLine(LabellerBin(), args)); }
 
   // The labels the dry run prints for the fixture root.
@@ -42,8 +35,6 @@ class KubeCliTest : public KubeTest {
     }
     return labels;
   }
-
-  fs::path kubeconfig_;
 };
 
 TEST_F(KubeCliTest, OnceLabelsTheNodeWithWhatTheDryRunPrints) {
@@ -231,6 +222,54 @@ TEST_F(KubeCliTest, DaemonStopsWithinASecondOfSigtermWithARequestInFlightAlsoAsP
                                                                   << child.err();
     RecordProperty(pid1 ? "daemon_pid1_stop_ms" : "daemon_stop_ms", static_cast<int>(took.count()));
   }
+}
+
+// --prune (the chart's pre-delete hook): exactly what edgefd.io/owned-labels lists goes, and
+// only names under edgefd's prefixes, whatever the annotation says; then the annotation.
+TEST_F(KubeCliTest, PruneRemovesOnlyTheOwnedLabelsAndTheAnnotation) {
+  CliResult r = Run("--once --kubeconfig " + kubeconfig_.string() + " --node-name n1 --root " +
+                    kJetsonRoot.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_GT(server_->NodeLabels("n1").size(), 3u);
+  // Someone else's labels, one under edgefd.io/ that edgefd never set, and a forged entry in
+  // the annotation naming a foreign label.
+  const std::string owned = server_->NodeAnnotations("n1").at("edgefd.io/owned-labels");
+  ASSERT_EQ(server_->ForeignPatch("n1", R"({"metadata":{"labels":{"team":"vision",)"
+                                        R"("edgefd.io/by-hand":"yes"},"annotations":)"
+                                        R"({"edgefd.io/owned-labels":")" +
+                                            owned + R"(,team"}}})"),
+            200);
+
+  r = Run("--prune --kubeconfig " + kubeconfig_.string() + " --node-name n1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_->NodeLabels("n1"), (Labels{{"kubernetes.io/hostname", "n1"},
+                                               {"kubernetes.io/arch", "arm64"},
+                                               {"team", "vision"},
+                                               {"edgefd.io/by-hand", "yes"}}));
+  EXPECT_EQ(server_->NodeAnnotations("n1").count("edgefd.io/owned-labels"), 0u);
+
+  // Nothing left to prune: no patch.
+  const size_t patches = server_->Count("PATCH");
+  r = Run("--prune --kubeconfig " + kubeconfig_.string() + " --node-name n1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_->Count("PATCH"), patches);
+}
+
+TEST_F(KubeCliTest, PruneAllNodesVisitsEveryNode) {
+  server_->AddNode("n2", {{"edgefd.io/board", "x"}, {"other", "y"}},
+                   {{"edgefd.io/owned-labels", "edgefd.io/board"}});
+  server_->AddNode("n3", {{"edgefd.io/board", "z"}});  // not owned: left alone
+  CliResult r = Run("--once --kubeconfig " + kubeconfig_.string() + " --node-name n1 --root " +
+                    kJetsonRoot.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = Run("--prune --all-nodes --kubeconfig " + kubeconfig_.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(server_->NodeLabels("n1"),
+            (Labels{{"kubernetes.io/hostname", "n1"}, {"kubernetes.io/arch", "arm64"}}));
+  EXPECT_EQ(server_->NodeLabels("n2"), (Labels{{"other", "y"}}));
+  EXPECT_EQ(server_->NodeLabels("n3"), (Labels{{"edgefd.io/board", "z"}}));
+  EXPECT_EQ(Run("--all-nodes --kubeconfig " + kubeconfig_.string()).exit_code, 2);
+  EXPECT_EQ(Run("--prune --dry-run").exit_code, 2);
 }
 
 }  // namespace

@@ -63,31 +63,18 @@ class ObservedSink final : public LabelSink {
   int failures_ = 0;
 };
 
-/// A directory laid out as the kubelet lays out a projected volume (the service account's
-/// token and ca.crt, a Secret): each file is a symlink into `..data`, itself a symlink to a
-/// timestamped directory that an update replaces by renaming a new `..data` over the old one.
-class ProjectedVolume {
- public:
-  explicit ProjectedVolume(std::filesystem::path dir) : dir_(std::move(dir)) {
-    std::filesystem::create_directories(dir_);
-  }
-  const std::filesystem::path& path() const { return dir_; }
-  /// Makes the volume hold exactly `files` (name -> content), atomically.
-  void Publish(const std::map<std::string, std::string>& files) {
-    namespace fs = std::filesystem;
-    const std::string generation = "..2025_01_01_00_00_0" + std::to_string(++generations_);
-    fs::create_directories(dir_ / generation);
-    for (const auto& [name, content] : files) WriteFile(dir_ / generation / name, content);
-    fs::create_directory_symlink(generation, dir_ / "..data_tmp");
-    fs::rename(dir_ / "..data_tmp", dir_ / "..data");
-    for (const auto& [name, content] : files) {
-      if (!fs::is_symlink(dir_ / name)) fs::create_symlink(fs::path("..data") / name, dir_ / name);
-    }
+/// KubeTest with a kubeconfig file for the labeller's command line (`kubeconfig_`, the token
+/// from `dir_/token`).
+class KubeconfigTest : public KubeTest {
+ protected:
+  void SetUp() override {
+    KubeTest::SetUp();
+    kubeconfig_ = dir_ / "kubeconfig";
+    WriteFile(kubeconfig_,
+              KubeconfigYaml(server_->url(), ReadFile(pki_->ca_cert), "    tokenFile: token\n"));
   }
 
- private:
-  std::filesystem::path dir_;
-  int generations_ = 0;
+  std::filesystem::path kubeconfig_;
 };
 
 /// Runs Agent::Run on a thread for the scope's lifetime.

@@ -230,6 +230,8 @@ struct Driver {
   deviceplugin::Metrics dp_metrics;
   InventoryRegistry registry;
   std::unique_ptr<HotplugWatcher> udev_watcher;
+  std::unique_ptr<ChangeSource> rules_watcher;
+  std::unique_ptr<ChangeSources> hardware;  // both of them
   deviceplugin::NoChangeSource no_changes;
   std::unique_ptr<InventoryFeed> feed;
   std::unique_ptr<CdiSpecDir> cdi_dir;
@@ -265,8 +267,12 @@ void Driver::Stop() {
 std::optional<int> StartHardware(Driver& d, InventoryFeed::DiscoverFn discover,
                                  const WatchOptions& watch) {
   d.udev_watcher = std::make_unique<HotplugWatcher>(watch);
+  // A change of the rules files (a ConfigMap update) rediscovers like a hardware event.
+  d.rules_watcher = MakeRulesWatcher(d.flags.dp.discovery.discovery);
+  d.hardware = std::make_unique<ChangeSources>(
+      std::vector<ChangeSource*>{d.udev_watcher.get(), d.rules_watcher.get()});
   ChangeSource& changes = d.flags.dp.inventory_file ? static_cast<ChangeSource&>(d.no_changes)
-                                                    : static_cast<ChangeSource&>(*d.udev_watcher);
+                                                    : static_cast<ChangeSource&>(*d.hardware);
   d.feed = std::make_unique<InventoryFeed>(d.registry, std::move(discover), changes, &d.dp_metrics);
   if (Status s = d.feed->Start(); !s) {
     spdlog::error("{}", s.error().message);
@@ -317,7 +323,8 @@ std::optional<int> StartClaims(Driver& d, kube::ApiTransport& api, const Resourc
     return kExitFailure;
   }
   if (auto recovery = d.claims->Recovery()) {
-    NodeEvent event{node, node_uid, "DraCheckpointRecovered", recovery->Message(), true};
+    NodeEvent event{node, node_uid,    "DraCheckpointRecovered", recovery->Message(),
+                    true, "edgefd-dra"};
     if (Status s = PostNodeEvent(api, event); !s) {
       spdlog::warn("no Event on Node {}: {}", node, s.error().message);
     }
@@ -371,7 +378,7 @@ std::optional<int> StartKubeletPlugin(Driver& d) {
 }
 
 // /metrics, /healthz and /readyz when --metrics-addr asks for them.
-std::optional<int> StartMetrics(Driver& d) {
+std::optional<int> StartMetrics(Driver& d, const RulesReload& reload) {
   if (!MetricsEnabled(d.flags.dp.metrics_address)) return std::nullopt;
   auto state = [&d] {
     DraState state;
@@ -385,7 +392,8 @@ std::optional<int> StartMetrics(Driver& d) {
   };
   HealthChecks device_plugin =
       d.dp_server ? deviceplugin::PluginHealth(d.dp_metrics, d.registry) : HealthChecks{};
-  auto endpoint = StartHealthEndpoint(d.flags.dp.metrics_address, DraHealth(state, device_plugin),
+  auto endpoint = StartHealthEndpoint(d.flags.dp.metrics_address,
+                                      WithRulesMetrics(DraHealth(state, device_plugin), reload),
                                       "--metrics-addr");
   if (!endpoint) {
     spdlog::error("{}", endpoint.error().message);
@@ -398,7 +406,8 @@ std::optional<int> StartMetrics(Driver& d) {
 
 // Serves until SIGTERM/SIGINT: hardware → registry → CDI specs, the device plugin (--mode
 // both), the prepared claims, the pool of ResourceSlices, the kubelet plugin, metrics.
-int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch) {
+int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch,
+          RulesReload& reload) {
   ::signal(SIGPIPE, SIG_IGN);
   // One client for the publisher, the claim reader (on the kubelet's gRPC threads) and the
   // device-loss reporter: a kept-alive connection per concurrent request.
@@ -430,10 +439,17 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   if (!version) return kExitOk;  // stopped while the API server was away
   spdlog::info("talking {} to {}", version->GroupVersion(), server);
   const std::string node_uid = NodeUid(api, flags.kube.node_name);
+  reload.SetEventPoster([&api, node = flags.kube.node_name, node_uid](
+                            std::string_view reason, const std::string& message, bool warning) {
+    NodeEvent event{node, node_uid, std::string(reason), message, warning, "edgefd-dra"};
+    if (Status s = PostNodeEvent(api, event); !s) {
+      spdlog::warn("no Event on Node {}: {}", node, s.error().message);
+    }
+  });
   if (auto code = StartClaims(d, api, *version, pod_resources, node_uid)) return *code;
   StartPool(d, api, *version, pod_resources, node_uid);
   if (auto code = StartKubeletPlugin(d)) return *code;
-  if (auto code = StartMetrics(d)) return *code;
+  if (auto code = StartMetrics(d, reload)) return *code;
   stop.Wait();
   d.Stop();
   stop.Done();
@@ -450,7 +466,8 @@ int RunDraCli(int argc, char** argv) {
   ReleaseUnusedLibraryPages();
   Flags flags;
   if (auto code = ParseFlags(argc, argv, flags)) return *code;
-  InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp);
+  RulesReload reload(flags.dp.discovery.discovery.rule_files);
+  InventoryFeed::DiscoverFn discover = deviceplugin::MakeDiscover(flags.dp, &reload);
   if (flags.dp.list) return deviceplugin::ListResources(discover, flags.dp.output);
   if (flags.print_device_classes || flags.print_extended_resources || flags.print_slices) {
     return PrintAndExit(flags, discover);
@@ -466,7 +483,7 @@ int RunDraCli(int argc, char** argv) {
     spdlog::error("{}", watch.error().message);
     return kExitUsage;
   }
-  return Serve(flags, std::move(discover), *watch);
+  return Serve(flags, std::move(discover), *watch, reload);
 }
 
 }  // namespace edgefd::dra

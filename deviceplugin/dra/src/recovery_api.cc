@@ -55,31 +55,4 @@ Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const R
                " claims; not listed"};
 }
 
-Status PostNodeEvent(kube::ApiTransport& api, const NodeEvent& event) {
-  const std::string now = NowRfc3339();
-  Json involved = {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", event.node}};
-  if (!event.node_uid.empty()) involved["uid"] = event.node_uid;
-  Json body = {
-      {"apiVersion", "v1"},
-      {"kind", "Event"},
-      {"metadata", {{"generateName", event.node + ".edgefd-dra."}, {"namespace", "default"}}},
-      {"involvedObject", involved},
-      {"reason", event.reason},
-      {"message", event.message.substr(0, 1024)},
-      {"type", event.warning ? "Warning" : "Normal"},
-      {"source", {{"component", "edgefd-dra"}, {"host", event.node}}},
-      {"reportingComponent", "edgefd.io/dra"},
-      {"reportingInstance", event.node},
-      {"firstTimestamp", now},
-      {"lastTimestamp", now},
-      {"count", 1}};
-  const std::string path = "/api/v1/namespaces/default/events";
-  auto response = kube::Api(api).CreateEvent("default", DumpJson(body));
-  if (!response) return Error{"POST " + path + ": " + response.error().message};
-  if (response->status != 201 && response->status != 200) {
-    return Error{DescribeFailure("POST " + path, *response)};
-  }
-  return Ok{};
-}
-
 }  // namespace edgefd::dra

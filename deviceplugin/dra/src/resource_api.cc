@@ -35,15 +35,6 @@ bool IsDnsSubdomain(std::string_view s) {
   }
 }
 
-std::string NowRfc3339() {
-  std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 std::string ResourceApi::NodeSlicesSelector(std::string_view node) {
   return "spec.nodeName=" + std::string(node) + ",spec.driver=" + std::string(kDriverName);
 }
@@ -51,14 +42,6 @@ std::string ResourceApi::NodeSlicesSelector(std::string_view node) {
 const std::vector<std::string>& SupportedResourceVersions() {
   static const std::vector<std::string> versions = {"v1", "v1beta2", "v1beta1"};
   return versions;
-}
-
-std::string DescribeFailure(std::string_view what, const kube::ApiResponse& response) {
-  std::string out = std::string(what) + ": HTTP " + std::to_string(response.status);
-  const Json body = ParseJsonOrNull(response.body);
-  const std::string message = StringAt(body, "/message");
-  if (!message.empty()) out += ": " + message.substr(0, 300);
-  return out;
 }
 
 Result<ResourceApi> DiscoverResourceApi(kube::ApiTransport& api) {

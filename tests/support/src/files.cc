@@ -52,4 +52,22 @@ void WriteFile(const fs::path& path, const std::string& content) {
   out << content;
 }
 
+ProjectedVolume::ProjectedVolume(std::filesystem::path dir) : dir_(std::move(dir)) {
+  std::filesystem::create_directories(dir_);
+}
+
+void ProjectedVolume::Publish(const std::map<std::string, std::string>& files) {
+  namespace fs = std::filesystem;
+  const std::string generation = "..2026_12_05_00_00_00." + std::to_string(++generations_);
+  fs::create_directories(dir_ / generation);
+  for (const auto& [name, content] : files) WriteFile(dir_ / generation / name, content);
+  fs::create_directory_symlink(generation, dir_ / "..data_tmp");
+  fs::rename(dir_ / "..data_tmp", dir_ / "..data");
+  for (const auto& [name, content] : files) {
+    if (!fs::is_symlink(dir_ / name)) fs::create_symlink(fs::path("..data") / name, dir_ / name);
+  }
+  if (!current_.empty()) fs::remove_all(dir_ / current_);
+  current_ = generation;
+}
+
 }  // namespace edgefd::testing

@@ -14,6 +14,7 @@
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/flags.h"
+#include "edgefd/discovery/rules_reload.h"
 #include "edgefd/discovery/udev.h"
 
 namespace edgefd::deviceplugin {
@@ -42,8 +43,10 @@ struct DevicePluginFlags {
 /// --log-level.
 void AddDevicePluginFlags(CLI::App& app, DevicePluginFlags& flags);
 
-/// Where devices come from: the static inventory file, or discovery.
-InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags);
+/// Where devices come from: the static inventory file, or discovery. Each discovery run's rules
+/// status goes to `reload` when given (it must outlive the function).
+InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags,
+                                       RulesReload* reload = nullptr);
 
 /// What the hardware watcher watches: the udev subsystems the rules need (nothing for a
 /// static inventory). A broken rules file is an Error for the user to fix.

@@ -26,11 +26,29 @@ struct DiscoveryOptions {
   bool operator==(const DiscoveryOptions&) const = default;
 };
 
+/// The rules a Discoverer applies, and what became of the latest version of the files.
+struct RulesStatus {
+  /// 1 for the rules loaded first; +1 each time changed files were loaded.
+  uint64_t generation = 0;
+  /// FNV-1a 64 of the files in force (names and contents), 16 hex digits; of "" without files.
+  std::string hash;
+  double loaded_unix = 0;  ///< when the rules in force were loaded (seconds since the epoch)
+  /// Versions of the files refused since start (each broken or missing version counted once,
+  /// however many runs see it).
+  uint64_t rejected = 0;
+  /// Why the files as they are now are not in force ("rules.yaml:12: rule 'x': unknown key
+  /// ..."; a deleted file); "" when they are.
+  std::string error;
+
+  bool operator==(const RulesStatus&) const = default;
+};
+
 /// The inventory plus what discovery had to say about it.
 struct DiscoveryReport {
   Inventory inventory;
   std::vector<std::string> warnings;  ///< skipped nodes, unreadable files, ...
   std::string devicetree_source;      ///< path it came from; empty when none was found
+  RulesStatus rules;
 };
 
 /// Runs every discovery source. Fails only on bad input the user named (a `--dtb` that is
@@ -50,7 +68,10 @@ Result<DiscoveryReport> Discover(const DiscoveryOptions& options);
 ///    driver) is seen after Invalidate (the labeller calls it at every --resync);
 ///  - Invalidate() was called.
 /// CPU topology (CPUs go on- and offline), udev devices and rules files are read on every Run.
-/// Not thread-safe: one caller at a time.
+/// Rules files are parsed again only when their contents changed. A change that does not load
+/// (a syntax error, an unknown key, a deleted file) keeps the rules loaded before in force and
+/// says why in DiscoveryReport::rules; only the first Run fails on bad rules (the user's input
+/// at start). Not thread-safe: one caller at a time.
 class Discoverer {
  public:
   explicit Discoverer(DiscoveryOptions options);
@@ -67,8 +88,12 @@ class Discoverer {
 
  private:
   struct Cache;
+  struct Rules;
   DiscoveryOptions options_;
   std::unique_ptr<Cache> cache_;
+  std::unique_ptr<Rules> rules_;  // null until rules first loaded
+
+  Status LoadRulesIfChanged();
 };
 
 }  // namespace edgefd

@@ -103,6 +103,15 @@ Result<std::vector<Rule>> ParseRules(std::string_view yaml, std::string_view sou
 /// larger than kMaxRulesBytes is refused unread.
 Result<std::vector<Rule>> LoadRules(const std::vector<std::filesystem::path>& files);
 
+/// One rules document and the name errors give it (its path).
+struct RulesSource {
+  std::string name;
+  std::string text;
+};
+
+/// LoadRules over documents already read: the built-in rules, then each source in order.
+Result<std::vector<Rule>> MergeRuleSources(const std::vector<RulesSource>& sources);
+
 /// fnmatch(3) without flags; exposed for tests.
 bool GlobMatches(std::string_view pattern, std::string_view text);
 

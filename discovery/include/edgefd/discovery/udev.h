@@ -83,6 +83,9 @@ bool UsesUdev(const DiscoveryOptions& options);
 /// `report.inventory.devices` from udev and the already-read devicetree nodes, with their
 /// versions (read below `root`; not for a `dtb`, some other board) and `inventory.system`.
 Status DiscoverUdevDevices(const DiscoveryOptions& options, DiscoveryReport& report);
+/// The same with rules already loaded (the Discoverer keeps them between runs).
+void DiscoverUdevDevices(const DiscoveryOptions& options, const std::vector<Rule>& rules,
+                         DiscoveryReport& report);
 
 /// How a HotplugWatcher watches.
 struct WatchOptions {

@@ -25,6 +25,9 @@ class Api {
   ApiTransport& transport() const { return t_; }
 
   Result<ApiResponse> GetNode(std::string_view name);
+  /// One page of at most `limit` Nodes; `continue_token` from the previous page's
+  /// metadata.continue (empty: the first page).
+  Result<ApiResponse> ListNodes(int limit, std::string_view continue_token);
   /// A JSON merge patch (RFC 7386).
   Result<ApiResponse> PatchNode(std::string_view name, const std::string& merge_patch);
 

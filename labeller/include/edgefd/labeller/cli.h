@@ -37,6 +37,10 @@ struct AgentCliOptions {
   /// `--calibration FILE`: publish `edgefd.io/cpu.<class>.gflops` from it (re-read on every
   /// reconcile); empty: none.
   std::filesystem::path calibration;
+  /// --prune: remove what edgefd set (the labels `edgefd.io/owned-labels` lists, under
+  /// edgefd's prefixes only, and the annotation), then exit. The chart's pre-delete hook.
+  bool prune = false;
+  bool all_nodes = false;  ///< --prune --all-nodes: every Node, not only this one
 
   bool operator==(const AgentCliOptions&) const = default;
 };

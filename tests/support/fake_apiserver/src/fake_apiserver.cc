@@ -383,6 +383,14 @@ void FakeApiServer::ServeConnection(int fd) {
       // Events are stored nowhere: tests read them from Requests().
       status = 201;
       body = req.body;
+    } else if (req.method == "GET" && record.path == "/api/v1/nodes") {
+      // One page holds every Node (no test has more than a page).
+      Json list = {{"kind", "NodeList"},
+                   {"apiVersion", "v1"},
+                   {"metadata", Json::object()},
+                   {"items", Json::array()}};
+      for (const auto& [name, node] : s.nodes) list["items"].push_back(node);
+      body = DumpJson(list);
     } else if (record.path.rfind(prefix, 0) != 0 || record.path.size() == prefix.size()) {
       status = 404;
       body = StatusBody(404, "NotFound", "the server could not find the requested resource");

@@ -10,6 +10,7 @@
 #include "edgefd/common/result.h"
 #include "edgefd/dra/resource_api.h"
 #include "edgefd/kube/api.h"
+#include "edgefd/kube/events.h"
 
 namespace edgefd::dra {
 
@@ -20,16 +21,8 @@ namespace edgefd::dra {
 Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const ResourceApi& version,
                                                 std::string_view node);
 
-/// A core/v1 Event about a Node, in namespace default (where `kubectl describe node` looks).
-struct NodeEvent {
-  std::string node;
-  std::string node_uid;  ///< "" when unknown
-  std::string reason;    ///< CamelCase, e.g. "CheckpointRecovered"
-  std::string message;
-  bool warning = true;
-};
-
-/// Creates the Event; an Error says why it could not.
-Status PostNodeEvent(kube::ApiTransport& api, const NodeEvent& event);
+// Events about the Node: edgefd/kube/events.h (every binary posts them).
+using kube::NodeEvent;
+using kube::PostNodeEvent;
 
 }  // namespace edgefd::dra

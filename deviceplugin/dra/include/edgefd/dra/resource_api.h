@@ -8,6 +8,7 @@
 #include "edgefd/common/json.h"
 #include "edgefd/common/result.h"
 #include "edgefd/kube/api.h"
+#include "edgefd/kube/events.h"
 
 namespace edgefd::dra {
 
@@ -22,8 +23,7 @@ bool IsDnsLabel(std::string_view s);
 /// ResourceClaim's name must be.
 bool IsDnsSubdomain(std::string_view s);
 
-/// The time now as the API server writes it (RFC 3339, UTC, seconds): "2026-12-05T19:57:36Z".
-std::string NowRfc3339();
+using kube::NowRfc3339;  // edgefd/kube/events.h
 
 /// Which version of the resource.k8s.io API edgefd talks. v1 (Kubernetes 1.34+) and v1beta2
 /// (1.33) have flat devices; v1beta1 (1.32) nests a device's attributes under `basic`.
@@ -53,9 +53,7 @@ const std::vector<std::string>& SupportedResourceVersions();
 /// and picks the newest edgefd supports. Errors say what was served and what is needed.
 Result<ResourceApi> DiscoverResourceApi(kube::ApiTransport& api);
 
-/// One line for an API response that is not a success: "<what>: HTTP 403: <message>" with
-/// the Status object's message when the body is one.
-std::string DescribeFailure(std::string_view what, const kube::ApiResponse& response);
+using kube::DescribeFailure;  // edgefd/kube/events.h
 
 /// One allocated device of a ResourceClaim (status.allocation.devices.results[]).
 struct AllocationResult {

@@ -3,6 +3,7 @@
 // Temporary directories and whole-file helpers.
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,23 @@ class TempDir {
 
  private:
   std::filesystem::path path_;
+};
+
+/// A directory laid out as the kubelet lays out a ConfigMap, Secret or projected volume (the
+/// service account's token and ca.crt): each file is a symlink into `..data`, itself a symlink
+/// to a timestamped directory; an update writes a new one, renames a new `..data` over the old
+/// link and removes the old directory, as the kubelet's atomic writer does.
+class ProjectedVolume {
+ public:
+  explicit ProjectedVolume(std::filesystem::path dir);
+  const std::filesystem::path& path() const { return dir_; }
+  /// Makes the volume hold exactly `files` (name -> content), atomically.
+  void Publish(const std::map<std::string, std::string>& files);
+
+ private:
+  std::filesystem::path dir_;
+  int generations_ = 0;
+  std::string current_;
 };
 
 /// A new empty directory that outlives the test (a PKI shared by a whole suite), under

@@ -1,0 +1,229 @@
+package suite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// edgefd installed with Helm (manifests/helm/edgefd, helm from scripts/build-helm.sh): the
+// chart's labeller and DRA driver replace the kustomize ones, `helm upgrade` with new rules
+// relabels the node without restarting a pod (the rules reload), and `helm uninstall` leaves
+// no edgefd label, annotation, ResourceSlice or DeviceClass behind (its pre-delete hook runs
+// `edgefd-labeller --prune --all-nodes`). Last in the suite (the file's name sorts last): the
+// uninstall prunes every Node, the paper nodes' labels too. The kustomize deployment is put
+// back afterwards for a suite run again on the same cluster (`scripts/e2e.sh test`), without
+// the paper nodes' labels.
+
+// The chart's values for this node: the e2e rules (a real device node of this machine), the
+// DaemonSets kept off the paper nodes (no kubelet runs their pods).
+const helmValues = `
+devicePlugin:
+  enabled: false
+nri:
+  enabled: false
+labeller:
+  affinity: &real
+    nodeAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution:
+        nodeSelectorTerms:
+          - matchExpressions:
+              - {key: e2e.edgefd.io/paper-node, operator: DoesNotExist}
+dra:
+  enabled: true
+  affinity: *real
+rules:
+  - name: helm-tun
+    match:
+      - subsystem: misc
+        devnode: /dev/net/tun
+    devnodes: ["/dev/net/tun"]
+`
+
+func helmBin() string {
+	if p := os.Getenv("E2E_HELM"); p != "" {
+		return p
+	}
+	return filepath.Join(env.bin, "helm")
+}
+
+// helm runs helm with the admin kubeconfig; a failure fails the test.
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	return run(t, helmBin(), append([]string{"--kubeconfig", env.kubeconfig}, args...)...)
+}
+
+// edgefdPods returns the chart's pods of one DaemonSet on the real node: name -> (uid, restarts).
+func edgefdPods(ctx context.Context, app string) (map[string]string, error) {
+	pods, err := client.CoreV1().Pods(edgefdNamespace).List(ctx, metav1.ListOptions{
+		LabelSelector: "app.kubernetes.io/name=" + app, FieldSelector: "spec.nodeName=" + env.node})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, p := range pods.Items {
+		restarts := int32(0)
+		for _, s := range p.Status.ContainerStatuses {
+			restarts += s.RestartCount
+		}
+		out[p.Name] = fmt.Sprintf("uid %s, %d restarts", p.UID, restarts)
+	}
+	return out, nil
+}
+
+func nodeHasLabel(name string) func(ctx context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		node, err := getNode(ctx, env.node)
+		if err != nil {
+			return false, err
+		}
+		_, ok := node.Labels[name]
+		return ok, nil
+	}
+}
+
+func TestHelmInstallUpgradeRulesAndUninstallLeavesNothing(t *testing.T) {
+	requireCluster(t)
+	if _, err := os.Stat(helmBin()); err != nil {
+		t.Skipf("no helm at %s: scripts/e2e.sh builds it (scripts/build-helm.sh)", helmBin())
+	}
+	chart := filepath.Join(env.repo, "manifests/helm/edgefd")
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(helmValues), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	// The kustomize labeller and DRA driver make way (the namespace, the device plugin and
+	// edgefd-nri stay); their Node labels stay too, and the chart's labeller takes them over.
+	kubectl(t, "-n", edgefdNamespace, "delete", "--ignore-not-found", "--wait",
+		"daemonset/edgefd-labeller", "daemonset/edgefd-dra", "serviceaccount/edgefd-labeller",
+		"serviceaccount/edgefd-dra", "clusterrole/edgefd-labeller", "clusterrolebinding/edgefd-labeller",
+		"clusterrole/edgefd-dra", "clusterrolebinding/edgefd-dra",
+		"validatingadmissionpolicy/edgefd-labeller-own-node",
+		"validatingadmissionpolicybinding/edgefd-labeller-own-node",
+		"validatingadmissionpolicy/edgefd-dra-own-node", "validatingadmissionpolicybinding/edgefd-dra-own-node")
+	classes, err := client.ResourceV1().DeviceClasses().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range classes.Items {
+		if strings.HasPrefix(c.Name, "edgefd.io-") {
+			kubectl(t, "delete", "--ignore-not-found", "deviceclass/"+c.Name)
+		}
+	}
+	t.Cleanup(func() {
+		_ = exec.Command(helmBin(), "--kubeconfig", env.kubeconfig, "uninstall", "edgefd", "-n",
+			edgefdNamespace, "--wait").Run()
+		for _, k := range []string{"e2e/deploy/labeller", "e2e/deploy/dra"} {
+			_ = exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "apply", "-k",
+				filepath.Join(env.repo, k)).Run()
+		}
+	})
+	helm(t, "install", "edgefd", chart, "-n", edgefdNamespace, "-f", values, "--wait", "--timeout", "3m")
+	poll(t, "the chart's labeller to label the node from the chart's rules", 60*time.Second,
+		nodeHasLabel("edgefd.io/accel.helm-tun"), describeNode(env.node))
+	recordFigure("helm_install_to_labels_s", time.Since(t0).Seconds())
+
+	ctx := context.Background()
+	before := map[string]map[string]string{}
+	for _, app := range []string{"edgefd-labeller", "edgefd-dra"} {
+		pods, err := edgefdPods(ctx, app)
+		if err != nil || len(pods) != 1 {
+			t.Fatalf("%s pods on %s: %v %v", app, env.node, pods, err)
+		}
+		before[app] = pods
+	}
+
+	// New rules: the same device under another name. The kubelet writes the ConfigMap volume at
+	// its next sync of each pod (up to a minute, its sync period); an annotation makes it sync
+	// now. The pods are not restarted: the binaries reload the file.
+	t1 := time.Now()
+	helm(t, "upgrade", "edgefd", chart, "-n", edgefdNamespace, "-f", values, "--set", "rules[0].name=helm-tun-b",
+		"--wait", "--timeout", "3m")
+	for _, pods := range before {
+		for pod := range pods {
+			kubectl(t, "-n", edgefdNamespace, "annotate", "--overwrite", "pod", pod,
+				"e2e.edgefd.io/sync="+time.Now().Format("150405.000"))
+		}
+	}
+	poll(t, "the labels to follow the upgraded rules", 90*time.Second, func(ctx context.Context) (bool, error) {
+		node, err := getNode(ctx, env.node)
+		if err != nil {
+			return false, err
+		}
+		_, renamed := node.Labels["edgefd.io/accel.helm-tun-b"]
+		_, old := node.Labels["edgefd.io/accel.helm-tun"]
+		return renamed && !old, nil
+	}, describeNode(env.node))
+	recordFigure("helm_upgrade_rules_to_labels_s", time.Since(t1).Seconds())
+	poll(t, "the DRA driver's ResourceSlice to carry the renamed rule", 60*time.Second,
+		func(ctx context.Context) (bool, error) {
+			slices, err := client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{
+				FieldSelector: "spec.nodeName=" + env.node + ",spec.driver=edgefd.io"})
+			if err != nil {
+				return false, err
+			}
+			for _, s := range slices.Items {
+				for _, d := range s.Spec.Devices {
+					if a, ok := d.Attributes["model"]; ok && a.StringValue != nil && *a.StringValue == "helm-tun-b" {
+						return true, nil
+					}
+				}
+			}
+			return false, nil
+		})
+	for app, pods := range before {
+		after, err := edgefdPods(ctx, app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, was := range pods {
+			if after[name] != was {
+				t.Errorf("%s pod %s: before the upgrade %s, after %q: the rules upgrade restarted it", app, name,
+					was, after[name])
+			}
+		}
+	}
+
+	// Uninstall: the hook prunes what edgefd set; helm deletes the rest.
+	t2 := time.Now()
+	helm(t, "uninstall", "edgefd", "-n", edgefdNamespace, "--wait", "--timeout", "3m")
+	recordFigure("helm_uninstall_s", time.Since(t2).Seconds())
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if left := edgefdLabels(n.Labels); len(left) != 0 {
+			t.Errorf("node %s keeps edgefd labels after helm uninstall: %v", n.Name, left)
+		}
+		if v, ok := n.Annotations[ownedAnnotation]; ok {
+			t.Errorf("node %s keeps %s=%q after helm uninstall", n.Name, ownedAnnotation, v)
+		}
+	}
+	classes, err = client.ResourceV1().DeviceClasses().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range classes.Items {
+		if strings.HasPrefix(c.Name, "edgefd.io-") {
+			t.Errorf("DeviceClass %s left after helm uninstall", c.Name)
+		}
+	}
+	// The kubelet wipes a DRA driver's slices once its plugin has been gone a while.
+	poll(t, "no edgefd.io ResourceSlice of this node left", 90*time.Second, func(ctx context.Context) (bool, error) {
+		slices, err := client.ResourceV1().ResourceSlices().List(ctx, metav1.ListOptions{
+			FieldSelector: "spec.nodeName=" + env.node + ",spec.driver=edgefd.io"})
+		if err != nil {
+			return false, err
+		}
+		return len(slices.Items) == 0, nil
+	})
+}
