@@ -34,6 +34,9 @@ sleep (OMP_WAIT_POLICY=passive unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set).
 Exit status: 0 success, 1 the pipeline failed, 2 bad usage or bad input.
 Run 'edgefd-pipeline COMMAND --help' for the options of a command.)";
 
+// How often a stage and the sink log their figures: pods run with endless frame counts.
+constexpr std::chrono::seconds kProgressLogEvery{10};
+
 // Prints a usage error naming the input, the way the parser does.
 int UsageError(const std::string& command, const std::string& message) {
   std::fprintf(stderr, "edgefd-pipeline %s: %s\n", command.c_str(), message.c_str());
@@ -329,6 +332,7 @@ int CmdStage(const StageArgs& a) {
   so.delay_ms = a.delay_ms;
   so.idle_exit = std::chrono::milliseconds(a.idle_exit_ms);
   so.stop = &StopRequested();
+  so.log_every = kProgressLogEvery;
   Status s = RunStage(**in, **out, **exec, so, counters);
   // A link another process corrupted is bad input, named in the message.
   if (!s && ((*in)->Fault() || (*out)->Fault())) return UsageError("stage", s.error().message);
@@ -385,6 +389,7 @@ struct SinkArgs {
   Policy policy = Policy::kLatest;
   int64_t timeout_ms = 600000;
   LinkSecurity tls;
+  std::string metrics_addr = "none";
   bool json = false;
   bool check = false;
 };
@@ -399,8 +404,32 @@ void AddSinkFlags(CLI::App& app, SinkArgs& a) {
       ->type_name("MS")
       ->check(IntegerIn(1, 1LL << 40));
   AddLinkSecurityFlags(app, a.tls);
+  AddPipelineMetricsFlags(app, a.metrics_addr);
   app.add_flag("--json", a.json, "print the report as JSON");
   app.add_flag("--check", a.check, "print the outputs' shape, then exit");
+}
+
+// The sink's report. Latency is null, and "latency" says why, where the source ran on another
+// clock than the sink's.
+Json SinkJson(const SinkReport& r) {
+  auto rounded = [](const std::vector<double>& v) {
+    Json out = Json::array();
+    for (double x : v) out.push_back(RoundTo(x, 4));
+    return out;
+  };
+  auto latency = [&r](double ms) { return r.latency_measured ? Json(RoundTo(ms, 3)) : Json(); };
+  return {{"frames", r.frames},
+          {"drops", r.drops},
+          {"fps", RoundTo(r.fps, 2)},
+          {"latency_p50_ms", latency(r.latency_p50_ms)},
+          {"latency_p99_ms", latency(r.latency_p99_ms)},
+          {"latency", r.latency_measured ? "measured on the sink's clock" : r.latency_note},
+          {"stage_compute_ms", rounded(r.stage_compute_ms)},
+          {"stage_comm_ms", rounded(r.stage_comm_ms)},
+          {"stage_wait_ms", rounded(r.stage_wait_ms)},
+          {"sink_comm_ms", RoundTo(r.sink_comm_ms, 4)},
+          {"ccr", RoundTo(r.ccr, 4)},
+          {"checksum", RoundTo(r.checksum, 6)}};
 }
 
 int CmdSink(const SinkArgs& a) {
@@ -418,25 +447,31 @@ int CmdSink(const SinkArgs& a) {
   so.stop = &StopRequested();  // SIGTERM/SIGINT: report what arrived so far
   spdlog::info("sink: waiting for {} outputs on {}", model->Output().ToString(), (*in)->Address());
   so.timeout = std::chrono::milliseconds(a.timeout_ms);
-  so.log_every = std::chrono::seconds(10);
-  auto r = RunSink(**in, so);
+  so.log_every = kProgressLogEvery;
+  SinkAccumulator live(so);
+  std::unique_ptr<HttpEndpoint> metrics;
+  if (MetricsEnabled(a.metrics_addr)) {
+    HealthChecks checks;
+    checks.metrics = [&live] { return SinkPrometheusText(live.Snapshot()); };
+    auto started = StartHealthEndpoint(a.metrics_addr, std::move(checks), "--metrics-addr");
+    if (!started) return UsageError("sink", started.error().message);
+    metrics = std::move(*started);
+    spdlog::info("sink: metrics on port {}", metrics->port());
+  }
+  auto r = RunSink(**in, so, &live);
+  metrics.reset();  // before `live` goes
   if (!r && (*in)->Fault()) return UsageError("sink", r.error().message);
   if (!r) return Failure("sink", r.error().message);
   if (a.json) {
-    const Json report = {{"frames", r->frames},
-                         {"drops", r->drops},
-                         {"fps", RoundTo(r->fps, 2)},
-                         {"latency_p50_ms", RoundTo(r->latency_p50_ms, 3)},
-                         {"latency_p99_ms", RoundTo(r->latency_p99_ms, 3)},
-                         {"ccr", RoundTo(r->ccr, 4)},
-                         {"checksum", RoundTo(r->checksum, 6)}};
-    std::printf("%s\n", DumpJson(report).c_str());
+    std::printf("%s\n", DumpJson(SinkJson(*r)).c_str());
   } else {
-    std::printf(
-        "%llu frames, %llu dropped, %.1f fps, latency p50 %.2f ms p99 %.2f ms, CCR %.3f, "
-        "checksum %.4f\n",
-        (unsigned long long)r->frames, (unsigned long long)r->drops, r->fps, r->latency_p50_ms,
-        r->latency_p99_ms, r->ccr, r->checksum);
+    const std::string latency = r->latency_measured
+                                    ? "latency p50 " + std::to_string(r->latency_p50_ms) +
+                                          " ms p99 " + std::to_string(r->latency_p99_ms) + " ms"
+                                    : "latency " + r->latency_note;
+    std::printf("%llu frames, %llu dropped, %.1f fps, %s, CCR %.3f, checksum %.4f\n",
+                (unsigned long long)r->frames, (unsigned long long)r->drops, r->fps,
+                latency.c_str(), r->ccr, r->checksum);
   }
   return kExitOk;
 }

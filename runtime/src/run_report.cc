@@ -39,14 +39,18 @@ std::string RunReport::Json(const Model& model) const {
       {"in_order", s.in_order},
       {"fps", RoundTo(s.fps, 2)},
       {"fps_median", RoundTo(s.fps_median, 2)},
-      {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
-      {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+      {"latency_p50_ms",
+       s.latency_measured ? edgefd::Json(RoundTo(s.latency_p50_ms, 3)) : edgefd::Json()},
+      {"latency_p99_ms",
+       s.latency_measured ? edgefd::Json(RoundTo(s.latency_p99_ms, 3)) : edgefd::Json()},
+      {"latency", s.latency_measured ? "measured on the sink's clock" : s.latency_note},
       {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
       {"ccr", RoundTo(s.ccr, 4)},
       {"checksum", RoundTo(s.checksum, 6)},
       {"wall_s", RoundTo(wall_s, 3)},
       {"stage_compute_ms", rounded(s.stage_compute_ms)},
       {"stage_comm_ms", rounded(s.stage_comm_ms)},
+      {"stage_wait_ms", rounded(s.stage_wait_ms)},
       {"link_drops", link_drops},
       {"plan", PlanJson(model, plan)},
       {"backend", "cpu"},
@@ -73,8 +77,9 @@ std::string RunReport::Text() const {
                 (unsigned long long)s.drops, s.checksum);
   std::string out = buf;
   for (size_t i = 0; i < s.stage_compute_ms.size(); ++i) {
-    std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms\n", i,
-                  s.stage_compute_ms[i], s.stage_comm_ms[i]);
+    std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms, wait %.3f ms\n",
+                  i, s.stage_compute_ms[i], s.stage_comm_ms[i],
+                  i < s.stage_wait_ms.size() ? s.stage_wait_ms[i] : 0.0);
     out += buf;
   }
   for (const OpenedDevice& d : devices) {

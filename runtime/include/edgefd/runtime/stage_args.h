@@ -51,6 +51,8 @@ void AddModelFlags(CLI::App& app, ModelSpec& model);
 void AddLinkSecurityFlags(CLI::App& app, LinkSecurity& tls);
 /// The model flags and every StageArgs flag.
 void AddStageFlags(CLI::App& app, StageArgs& args);
+/// --metrics-addr ADDR and --metrics-port P (":P"), of a stage and of the sink.
+void AddPipelineMetricsFlags(CLI::App& app, std::string& address);
 
 /// "latest" / "block", and back.
 std::string PolicyName(Policy policy);
