@@ -85,8 +85,7 @@ class DeviceRegistry {
 };
 
 /// The resources an inventory offers: one per accelerator rule with `resource` devices, and
-/// `big-cpu`/`mid-cpu`/`little-cpu` (one device `cpu<N>` per core; every core of a homogeneous
-/// node is `big`).
+/// `big-cpu`/`mid-cpu`/`little-cpu` on heterogeneous nodes (one device `cpu<N>` per core).
 std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory);
 
 /// A DeviceRegistry fed with whole inventories (initial discovery, then one per hardware
