@@ -20,9 +20,9 @@ namespace edgefd::deviceplugin {
 namespace {
 
 constexpr char kDescription[] =
-    R"(Advertises accelerators (rules marked as resources) and, on heterogeneous nodes, big/mid/
-little CPU cores to the kubelet as extended resources edgefd.io/<name>, over the kubelet
-device-plugin API v1beta1. Runs until SIGTERM or SIGINT, then removes its sockets.)";
+    R"(Advertises accelerators (rules marked as resources) and big/mid/little CPU cores (every core
+of a homogeneous node is big) to the kubelet as extended resources edgefd.io/<name>, over the
+kubelet device-plugin API v1beta1. Runs until SIGTERM or SIGINT, then removes its sockets.)";
 
 constexpr char kFooter[] =
     R"(--mode dra and --mode both run edgefd-deviceplugin-dra, installed next to this program,

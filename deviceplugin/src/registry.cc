@@ -106,29 +106,32 @@ std::vector<ResourceSnapshot> ResourcesFromInventory(const Inventory& inventory)
     pd.runtime_version = d.runtime_version;
     r.devices.push_back(std::move(pd));
   }
-  if (inventory.cpu.Heterogeneous()) {
-    for (const CpuClass& cls : inventory.cpu.classes) {
-      if (cls.name != "big" && cls.name != "mid" && cls.name != "little") continue;
-      std::string name = cls.name + std::string(kCoreResourceSuffix);
-      ResourceSnapshot& r = out[std::string(kResourceDomain) + name];
-      r.resource = std::string(kResourceDomain) + name;
-      r.name = name;
-      r.kind = ResourceKind::kCpu;
-      for (int cpu : cls.cpus) {
-        PluginDevice pd;
-        pd.id = "cpu" + std::to_string(cpu);
-        pd.cpu = cpu;
-        for (const CpuCore& core : inventory.cpu.cores) {
-          if (core.id != cpu) continue;
-          pd.numa_node = core.numa_node;
-          pd.group = core.cluster;
-          pd.healthy = core.online;
-          pd.model = core.model.empty() ? cls.model : core.model;
-          pd.capacity = core.capacity != 0 ? core.capacity : cls.capacity;
-          pd.max_mhz = core.max_mhz != 0 ? core.max_mhz : cls.max_mhz;
-        }
-        r.devices.push_back(std::move(pd));
+  for (const CpuClass& cls : inventory.cpu.classes) {
+    // On a homogeneous node (a Raspberry Pi, a Jetson, an x86 server) the one class, "all",
+    // is the largest there is: its cores are advertised as big (DESIGN.md), so one pod spec
+    // asking for fast dedicated cores runs on every board.
+    const bool only_class = !inventory.cpu.Heterogeneous() && cls.name == "all";
+    const std::string core_class = only_class ? "big" : cls.name;
+    if (core_class != "big" && core_class != "mid" && core_class != "little") continue;
+    std::string name = core_class + std::string(kCoreResourceSuffix);
+    ResourceSnapshot& r = out[std::string(kResourceDomain) + name];
+    r.resource = std::string(kResourceDomain) + name;
+    r.name = name;
+    r.kind = ResourceKind::kCpu;
+    for (int cpu : cls.cpus) {
+      PluginDevice pd;
+      pd.id = "cpu" + std::to_string(cpu);
+      pd.cpu = cpu;
+      for (const CpuCore& core : inventory.cpu.cores) {
+        if (core.id != cpu) continue;
+        pd.numa_node = core.numa_node;
+        pd.group = core.cluster;
+        pd.healthy = core.online;
+        pd.model = core.model.empty() ? cls.model : core.model;
+        pd.capacity = core.capacity != 0 ? core.capacity : cls.capacity;
+        pd.max_mhz = core.max_mhz != 0 ? core.max_mhz : cls.max_mhz;
       }
+      r.devices.push_back(std::move(pd));
     }
   }
   std::vector<ResourceSnapshot> result;

@@ -201,3 +201,41 @@ func TestPaperNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestPaperBoardsWithOneKindOfCore: a Raspberry Pi and a Jetson, whose cores are all of one
+// kind, advertise them as big cores and take tiny-YOLO stages, one per board.
+func TestPaperBoardsWithOneKindOfCore(t *testing.T) {
+	requirePaperNodes(t)
+
+	t.Run("a Raspberry Pi and a Jetson advertise every core as edgefd.io/big-cpu", func(t *testing.T) {
+		for _, name := range []string{"paper-rpi4b", "paper-jetson-nano"} {
+			node, err := getNode(context.Background(), name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cores := node.Labels["edgefd.io/cpu.cores"]
+			big := node.Status.Allocatable["edgefd.io/big-cpu"]
+			if node.Labels["edgefd.io/cpu.heterogeneous"] != "false" || big.String() != cores {
+				t.Errorf("node %s: heterogeneous=%q, %s cores, allocatable edgefd.io/big-cpu %s; want "+
+					"every core of the homogeneous board as a big core\n%s", name,
+					node.Labels["edgefd.io/cpu.heterogeneous"], cores, big.String(), describeNode(name)())
+			}
+		}
+	})
+
+	t.Run("manifests/yolo-tiny-boards puts one tiny-YOLO stage on the Pi and one on the Jetson", func(t *testing.T) {
+		ns := testNamespace(t, "e2e-paper-boards")
+		cordonRealNode(t)
+		// The big.LITTLE board could take a stage too: cordoned, the boards with one kind of
+		// core are the only candidates.
+		patchNode(t, "paper-rock-5b", `{"spec":{"unschedulable":true}}`)
+		t.Cleanup(func() { patchNode(t, "paper-rock-5b", `{"spec":{"unschedulable":null}}`) })
+		kubectl(t, "apply", "-n", ns, "-k", filepath.Join(env.repo, "manifests", "yolo-tiny-boards"))
+		placed := checkPlacement(t, ns, 4)
+		got := map[string]bool{placed["yolo-stage-0"]: true, placed["yolo-stage-1"]: true}
+		if !got["paper-rpi4b"] || !got["paper-jetson-nano"] {
+			t.Errorf("tiny-YOLO stages on %q and %q, want one on paper-rpi4b and one on paper-jetson-nano",
+				placed["yolo-stage-0"], placed["yolo-stage-1"])
+		}
+	})
+}

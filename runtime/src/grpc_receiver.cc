@@ -26,7 +26,19 @@ grpc::Status Invalid(uint64_t seq, const std::string& what) {
                       "frame seq " + std::to_string(seq) + ": " + what);
 }
 
-// A Frame's fields besides its pixels take a few hundred bytes (30 stamps at most); a message
+// The times of a checked Frame (at most kMaxStages stages: Validate) into `meta`.
+void FrameTimes(const pb::Frame& f, FrameMeta* meta) {
+  meta->t_source_ns = f.t_source_ns();
+  meta->source_clock = f.source_clock();
+  meta->source_send_ns = f.source_send_ns();
+  meta->stage_count = uint32_t(std::min(f.stage_times_size() / 3, kMaxStages));
+  for (uint32_t i = 0; i < meta->stage_count; ++i) {
+    meta->stages[i] = {f.stage_times(int(3 * i)), f.stage_times(int(3 * i + 1)),
+                       f.stage_times(int(3 * i + 2))};
+  }
+}
+
+// A Frame's fields besides its pixels take a few hundred bytes (48 times at most); a message
 // larger than the frame plus this is refused before it is buffered.
 constexpr size_t kMessageMargin = 4096;
 // An upstream silent this long may be replaced by a new stream (a reconnecting upstream whose
@@ -110,11 +122,9 @@ class StageInput {
     fresh_ = false;
     cv_.notify_all();
     const pb::Frame& f = frames_[front_];  // validated by the handler
+    FrameTimes(f, meta);
     meta->seq = f.seq();
-    meta->t_source_ns = f.t_source_ns();
     meta->shape = {int(f.height()), int(f.width()), int(f.channels())};
-    meta->stamp_count = uint32_t(f.stamps_size() / 2);
-    for (int i = 0; i < f.stamps_size(); ++i) meta->stamps[i] = f.stamps(i);
     *data = reinterpret_cast<const float*>(f.data().data());
     return ReadResult::kFrame;
   }
@@ -205,16 +215,16 @@ class StageService final : public pb::Stage::Service {
                                   std::to_string(expected_.Bytes()) + " float32 for " +
                                   s.ToString());
     }
-    if (f.stamps_size() % 2 != 0 || f.stamps_size() > 2 * (kMaxStages - 1)) {
-      return Invalid(f.seq(), std::to_string(f.stamps_size()) +
-                                  " stamps, expected an even number up to " +
-                                  std::to_string(2 * (kMaxStages - 1)));
+    // A stage sends the times of the stages before it and its own; the last stage sends to
+    // the sink, so at most kMaxStages - 1 come with a frame that has a stage still to pass.
+    if (f.stage_times_size() % 3 != 0 || f.stage_times_size() > 3 * kMaxStages) {
+      return Invalid(f.seq(), std::to_string(f.stage_times_size()) +
+                                  " stage times, expected three per stage, at most " +
+                                  std::to_string(3 * kMaxStages));
     }
     FrameMeta times;  // the times, checked as every link checks them
     times.shape = s;
-    times.t_source_ns = f.t_source_ns();
-    times.stamp_count = uint32_t(f.stamps_size() / 2);
-    for (int i = 0; i < f.stamps_size(); ++i) times.stamps[i] = f.stamps(i);
+    FrameTimes(f, &times);
     if (std::string why = CheckFrameMeta(times, expected_.Bytes()); !why.empty()) {
       return Invalid(f.seq(), why);
     }

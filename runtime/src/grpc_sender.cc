@@ -248,8 +248,13 @@ class GrpcWriter final : public FrameWriter {
     head_.set_height(uint32_t(meta.shape.h));
     head_.set_width(uint32_t(meta.shape.w));
     head_.set_channels(uint32_t(meta.shape.c));
-    head_.clear_stamps();
-    for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) head_.add_stamps(meta.stamps[i]);
+    head_.set_source_clock(meta.source_clock);
+    head_.set_source_send_ns(meta.source_send_ns);
+    head_.clear_stage_times();
+    for (uint32_t i = 0; i < meta.stage_count && i < uint32_t(kMaxStages); ++i) {
+      const StageTimes& t = meta.stages[i];
+      for (int64_t v : {t.wait_ns, t.compute_ns, t.send_ns}) head_.add_stage_times(v);
+    }
     head_.SerializeToString(&head_bytes_);
     head_bytes_.push_back(char((pb::Frame::kDataFieldNumber << 3) | 2));  // length-delimited
     for (uint64_t v = n;; v >>= 7) {                                      // varint

@@ -143,10 +143,11 @@ Result<SinkReport> RunMonolithic(const RunContext& run) {
     FrameMeta meta;
     meta.seq = uint64_t(f);
     meta.t_source_ns = NowNs();
-    meta.stamps[0] = NowNs();
+    meta.source_clock = ClockId();
+    const int64_t t_in = NowNs();
     (*exec)->Run(images.images[size_t(f) % images.images.size()].data(), out.data());
-    meta.stamps[1] = NowNs();
-    meta.stamp_count = 1;
+    meta.stages[0].compute_ns = NowNs() - t_in;
+    meta.stage_count = 1;
     meta.shape = model.Output();
     acc.Add(meta, out.data(), NowNs());
   }

@@ -16,18 +16,25 @@ edgefd::Json SinkReportJson(const SinkReport& s) {
     for (double x : v) out.push_back(RoundTo(x, 4));
     return out;
   };
+  // Latency is null, and "latency" says why, where the source ran on another clock than the
+  // sink's.
+  auto latency = [&s](double ms) {
+    return s.latency_measured ? edgefd::Json(RoundTo(ms, 3)) : edgefd::Json();
+  };
   return {{"frames_received", s.frames},
           {"drops", s.drops},
           {"in_order", s.in_order},
           {"fps", RoundTo(s.fps, 2)},
           {"fps_median", RoundTo(s.fps_median, 2)},
-          {"latency_p50_ms", RoundTo(s.latency_p50_ms, 3)},
-          {"latency_p99_ms", RoundTo(s.latency_p99_ms, 3)},
+          {"latency_p50_ms", latency(s.latency_p50_ms)},
+          {"latency_p99_ms", latency(s.latency_p99_ms)},
+          {"latency", s.latency_measured ? "measured on the sink's clock" : s.latency_note},
           {"sink_comm_ms", RoundTo(s.sink_comm_ms, 4)},
           {"ccr", RoundTo(s.ccr, 4)},
           {"checksum", RoundTo(s.checksum, 6)},
           {"stage_compute_ms", rounded(s.stage_compute_ms)},
-          {"stage_comm_ms", rounded(s.stage_comm_ms)}};
+          {"stage_comm_ms", rounded(s.stage_comm_ms)},
+          {"stage_wait_ms", rounded(s.stage_wait_ms)}};
 }
 
 std::string RunReport::Json(const Model& model) const {
@@ -77,8 +84,9 @@ std::string RunReport::Text() const {
                 (unsigned long long)s.drops, s.checksum);
   std::string out = buf;
   for (size_t i = 0; i < s.stage_compute_ms.size(); ++i) {
-    std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms\n", i,
-                  s.stage_compute_ms[i], s.stage_comm_ms[i]);
+    std::snprintf(buf, sizeof buf, "  stage %zu: compute %.3f ms, comm in %.3f ms, wait %.3f ms\n",
+                  i, s.stage_compute_ms[i], s.stage_comm_ms[i],
+                  i < s.stage_wait_ms.size() ? s.stage_wait_ms[i] : 0.0);
     out += buf;
   }
   for (const OpenedDevice& d : devices) {

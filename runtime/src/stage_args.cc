@@ -112,6 +112,18 @@ void AddWireFlag(CLI::App& app, const std::string& name, WireFormat& format,
       ->check(OneOf({"float32", "float16", "int8"}));
 }
 
+void AddPipelineMetricsFlags(CLI::App& app, std::string& address) {
+  AddMetricsAddrFlag(app, address)
+      ->description("serve /healthz, /readyz and /metrics on ADDR (default: none)");
+  app.add_option_function<int>(
+         "--metrics-port",
+         [&address](int port) { address = port < 0 ? "none" : ":" + std::to_string(port); },
+         "the same as --metrics-addr :P (-1: none)")
+      ->type_name("P")
+      ->check(IntegerIn(-1, 65535))
+      ->group("Metrics");
+}
+
 void AddStageFlags(CLI::App& app, StageArgs& args) {
   AddModelFlags(app, args.model);
   app.add_option("--stages", args.stages, "stages of the pipeline (default: 1)")
@@ -155,15 +167,7 @@ void AddStageFlags(CLI::App& app, StageArgs& args) {
             return "'" + text + "' is not a CPU list like 4,5 or 0-3, nor none";
           },
           ""));
-  AddMetricsAddrFlag(app, args.metrics_addr)
-      ->description("serve /healthz, /readyz and /metrics on ADDR (default: none)");
-  app.add_option_function<int>(
-         "--metrics-port",
-         [&args](int port) { args.metrics_addr = port < 0 ? "none" : ":" + std::to_string(port); },
-         "the same as --metrics-addr :P (-1: none)")
-      ->type_name("P")
-      ->check(IntegerIn(-1, 65535))
-      ->group("Metrics");
+  AddPipelineMetricsFlags(app, args.metrics_addr);
   app.add_option_function<std::string>(
          "--delay-ms",
          [&args](const std::string& text) { args.delay_ms = *ParseMilliseconds(text); },

@@ -2,9 +2,13 @@
 // process, and the choice of link for a --listen / --next address.
 #include "edgefd/runtime/transport.h"
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace edgefd::runtime {
 
@@ -23,19 +27,77 @@ std::string CheckFrameMeta(const FrameMeta& meta, size_t max_bytes) {
     return "shape " + s.ToString() + " does not fit the link's " + std::to_string(max_bytes) +
            "-byte frames";
   }
-  if (meta.stamp_count > uint32_t(kMaxStages)) {
-    return std::to_string(meta.stamp_count) + " stage stamps, at most " +
+  if (meta.stage_count > uint32_t(kMaxStages)) {
+    return std::to_string(meta.stage_count) + " stages' times, at most " +
            std::to_string(kMaxStages);
   }
-  // Monotonic nanoseconds since boot: never negative, and far below 2^62 (146 years); the
-  // sink subtracts them, which must not overflow.
+  // Monotonic nanoseconds since boot: never negative, and far below 2^62 (146 years).
   constexpr int64_t kMaxTimeNs = int64_t(1) << 62;
-  auto bad = [](int64_t t) { return t < 0 || t > kMaxTimeNs; };
-  if (bad(meta.t_source_ns)) return "source time " + std::to_string(meta.t_source_ns) + " ns";
-  for (uint32_t i = 0; i < 2 * meta.stamp_count; ++i) {
-    if (bad(meta.stamps[i])) return "stamp " + std::to_string(meta.stamps[i]) + " ns";
+  if (meta.t_source_ns < 0 || meta.t_source_ns > kMaxTimeNs) {
+    return "source time " + std::to_string(meta.t_source_ns) + " ns";
+  }
+  auto bad = [](int64_t d) { return d < 0 || d > kMaxDurationNs; };
+  if (bad(meta.source_send_ns)) {
+    return "source send time " + std::to_string(meta.source_send_ns) + " ns";
+  }
+  for (uint32_t i = 0; i < meta.stage_count; ++i) {
+    const StageTimes& t = meta.stages[i];
+    if (bad(t.wait_ns) || bad(t.compute_ns) || bad(t.send_ns)) {
+      return "stage " + std::to_string(i) + " times (wait " + std::to_string(t.wait_ns) +
+             ", compute " + std::to_string(t.compute_ns) + ", send " + std::to_string(t.send_ns) +
+             " ns)";
+    }
   }
   return {};
+}
+
+namespace {
+
+// FNV-1a: a stable 64-bit name for a short text.
+uint64_t Fnv1a(std::string_view text) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// The first `limit` bytes of a /proc file, or "" when it cannot be read.
+std::string ReadSmallFile(const char* path, size_t limit) {
+  std::string out;
+  if (FILE* f = std::fopen(path, "re")) {
+    out.resize(limit);
+    out.resize(std::fread(out.data(), 1, limit, f));
+    std::fclose(f);
+  }
+  return out;
+}
+
+uint64_t ComputeClockId() {
+  // The boot ID names the machine's boot; /proc/self/timens_offsets (Linux 5.6+, absent
+  // where there are no time namespaces: offset 0) the offset of this process's namespace.
+  std::string who = ReadSmallFile("/proc/sys/kernel/random/boot_id", 64);
+  const std::string offsets = ReadSmallFile("/proc/self/timens_offsets", 256);
+  const size_t mono = offsets.find("monotonic");
+  if (mono != std::string::npos) {
+    long long sec = 0, nsec = 0;
+    if (std::sscanf(offsets.c_str() + mono, "monotonic %lld %lld", &sec, &nsec) == 2) {
+      who += "|" + std::to_string(sec) + "." + std::to_string(nsec);
+    }
+  }
+  // Without /proc nothing says two processes share a clock: a name of this process alone,
+  // so the sink reports latency only when it runs the source itself.
+  if (who.empty()) who = "process " + std::to_string(getpid()) + " " + std::to_string(NowNs());
+  const uint64_t id = Fnv1a(who);
+  return id == 0 ? 1 : id;
+}
+
+}  // namespace
+
+uint64_t ClockId() {
+  static const uint64_t id = ComputeClockId();
+  return id;
 }
 
 namespace {

@@ -40,10 +40,20 @@ TEST(ResourcesFromInventory, RuleNameTheKubeletWouldRejectIsSkipped) {
   EXPECT_EQ(resources[1].resource, "edgefd.io/little-cpu");
 }
 
-TEST(ResourcesFromInventory, HomogeneousNodeHasNoCoreResources) {
+TEST(ResourcesFromInventory, EveryCoreOfAHomogeneousNodeIsABigCore) {
+  // A Raspberry Pi 4: four Cortex-A72, one class (DESIGN.md: advertised as big).
   Inventory inv = BigLittleInventory(0);
-  inv.cpu.classes = {{"all", "cortex-a72", {0, 1, 2, 3, 4, 5}, 1800, 1024}};
-  EXPECT_TRUE(ResourcesFromInventory(inv).empty());
+  for (CpuCore& c : inv.cpu.cores) c.model = "cortex-a72";
+  inv.cpu.cores.resize(4);
+  inv.cpu.classes = {{"all", "cortex-a72", {0, 1, 2, 3}, 1800, 1024}};
+  auto resources = ResourcesFromInventory(inv);
+  ASSERT_EQ(resources.size(), 1u);
+  EXPECT_EQ(resources[0].resource, "edgefd.io/big-cpu");
+  EXPECT_EQ(resources[0].kind, ResourceKind::kCpu);
+  EXPECT_EQ(EnvVarName(resources[0]), "EDGEFD_BIG_CPUS");
+  EXPECT_THAT(Ids(resources[0]), ElementsAre("cpu0", "cpu1", "cpu2", "cpu3"));
+  EXPECT_EQ(resources[0].devices[0].model, "cortex-a72");
+  EXPECT_EQ(resources[0].devices[3].cpu, 3);
 }
 
 TEST(ResourcesFromInventory, ThreeClassesGiveMidCpu) {

@@ -85,8 +85,25 @@ TEST_F(GrpcLink, MalformedFramesAreRejectedWithAStatus) {
   EXPECT_NE(st.error_message().find("this stage takes 4x4x1"), std::string::npos);
 
   pb::Frame odd = Frame(1, shape_, 64);
-  odd.add_stamps(1);
+  odd.add_stage_times(1);
   st = PushRaw({odd}, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  // The per-stage times are bounded: three per stage, at most kMaxStages stages, durations in
+  // [0, kMaxDurationNs] (a peer's clock reading passed off as a duration is refused).
+  pb::Frame many = Frame(1, shape_, 64);
+  for (int i = 0; i < 3 * (kMaxStages + 1); ++i) many.add_stage_times(1);
+  st = PushRaw({many}, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("stage times"), std::string::npos) << st.error_message();
+  pb::Frame negative = Frame(1, shape_, 64);
+  for (int64_t v : {int64_t(5), int64_t(-3599998000000), int64_t(5)}) negative.add_stage_times(v);
+  st = PushRaw({negative}, &reply);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("stage 0 times"), std::string::npos) << st.error_message();
+  pb::Frame huge = Frame(1, shape_, 64);
+  huge.set_source_send_ns(kMaxDurationNs + 1);
+  st = PushRaw({huge}, &reply);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
   st = PushRaw({Frame(5, shape_, 64), Frame(3, shape_, 64)}, &reply);
@@ -165,9 +182,10 @@ TEST_F(GrpcLink, LargeFramesArriveIntactWithTheirFields) {
       meta.shape = big;
       meta.seq = seq;
       meta.t_source_ns = int64_t(seq) * 7;
-      meta.stamp_count = 1;
-      meta.stamps[0] = int64_t(seq);
-      meta.stamps[1] = int64_t(seq) + 1;
+      meta.source_clock = 0xC10C + seq;
+      meta.source_send_ns = int64_t(seq) + 2;
+      meta.stage_count = 1;
+      meta.stages[0] = {int64_t(seq), int64_t(seq) + 1, int64_t(seq) + 3};
       ASSERT_TRUE((*writer)->Publish(meta).ok());
     }
     ASSERT_TRUE((*writer)->Close().ok());
@@ -179,8 +197,12 @@ TEST_F(GrpcLink, LargeFramesArriveIntactWithTheirFields) {
     ASSERT_EQ(got.seq, seq);
     EXPECT_EQ(got.t_source_ns, int64_t(seq) * 7);
     EXPECT_TRUE(got.shape == big);
-    ASSERT_EQ(got.stamp_count, 1u);
-    EXPECT_EQ(got.stamps[1], int64_t(seq) + 1);
+    EXPECT_EQ(got.source_clock, 0xC10C + seq);
+    EXPECT_EQ(got.source_send_ns, int64_t(seq) + 2);
+    ASSERT_EQ(got.stage_count, 1u);
+    EXPECT_EQ(got.stages[0].wait_ns, int64_t(seq));
+    EXPECT_EQ(got.stages[0].compute_ns, int64_t(seq) + 1);
+    EXPECT_EQ(got.stages[0].send_ns, int64_t(seq) + 3);
     size_t bad = 0;
     for (size_t i = 0; i < n; ++i) bad += data[i] != float(seq * 1000 + i % 997);
     EXPECT_EQ(bad, 0u) << "frame " << seq;

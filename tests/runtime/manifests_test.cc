@@ -175,7 +175,7 @@ TEST(PipelineManifests, EveryProbeHasATimeoutShorterThanItsPeriod) {
       }
     }
   }
-  EXPECT_EQ(probes, 2 * (4 + 2));  // readiness and liveness on every stage
+  EXPECT_EQ(probes, 2 * (4 + 2 + 2));  // readiness and liveness on every stage and sink
 }
 
 // Frames reach a pod only from the pod whose --next names its Service: one NetworkPolicy per

@@ -338,3 +338,101 @@ TEST(Cli, EveryCommandHasHelpAndExitCodesMeanWhatTheyMeanElsewhere) {
 
 }  // namespace
 }  // namespace edgefd::runtime
+
+namespace edgefd::runtime {
+namespace {
+
+// A frame as it reaches the sink after `stages` stages, each having measured its own times.
+FrameMeta ArrivedFrame(uint64_t seq, int64_t t_source_ns, uint64_t clock, int stages) {
+  FrameMeta m;
+  m.seq = seq;
+  m.shape = {1, 1, 1};
+  m.t_source_ns = t_source_ns;
+  m.source_clock = clock;
+  m.source_send_ns = 1000000;  // 1 ms
+  m.stage_count = uint32_t(stages);
+  for (int s = 0; s < stages; ++s) m.stages[s] = {3000000, 2000000 * (s + 1), 1000000};
+  return m;
+}
+
+// A sink's bookkeeping without a warm-up, fed frames that carry their stages' own times.
+class SinkAccumulatorTest : public ::testing::Test {
+ protected:
+  static SinkOptions NoWarmup() {
+    SinkOptions o;
+    o.warmup = 0;
+    return o;
+  }
+  void Arrive(uint64_t seq, int64_t t_source_ns, uint64_t clock, int stages, int64_t now_ns) {
+    acc_.Add(ArrivedFrame(seq, t_source_ns, clock, stages), &pixel_, now_ns);
+  }
+
+  SinkAccumulator acc_{NoWarmup()};
+  const float pixel_ = 1;
+  const int64_t now_ = NowNs();
+};
+
+TEST_F(SinkAccumulatorTest, NeverSubtractsTheClockOfASourceElsewhere) {
+  // The source's clock is an hour ahead of the sink's (another board, another time namespace).
+  for (uint64_t seq = 1; seq <= 5; ++seq) {
+    Arrive(seq, now_ + 3600 * 1000000000LL, ClockId() + 1, 2, now_ + int64_t(seq) * 1000000);
+  }
+  SinkReport r = acc_.Finish();
+  EXPECT_FALSE(r.latency_measured);
+  EXPECT_EQ(r.latency_p50_ms, 0);
+  EXPECT_NE(r.latency_note.find("another clock"), std::string::npos);
+  // Each stage's times are its own durations, whatever the clocks.
+  ASSERT_EQ(r.stage_compute_ms.size(), 2u);
+  EXPECT_DOUBLE_EQ(r.stage_compute_ms[0], 2);
+  EXPECT_DOUBLE_EQ(r.stage_compute_ms[1], 4);
+  EXPECT_DOUBLE_EQ(r.stage_comm_ms[0], 1);  // the source's send
+  EXPECT_DOUBLE_EQ(r.stage_wait_ms[1], 3);
+  EXPECT_DOUBLE_EQ(r.sink_comm_ms, 1);
+  EXPECT_DOUBLE_EQ(r.ccr, 3.0 / 6.0);
+}
+
+TEST_F(SinkAccumulatorTest, MeasuresLatencyWhenTheSourceSharesItsClock) {
+  for (uint64_t seq = 1; seq <= 5; ++seq) Arrive(seq, now_, ClockId(), 1, now_ + 7000000);
+  SinkReport r = acc_.Snapshot();
+  EXPECT_TRUE(r.latency_measured);
+  EXPECT_DOUBLE_EQ(r.latency_p50_ms, 7);
+  EXPECT_EQ(r.latency_note, "");
+  // One frame from elsewhere and the latency no longer means anything: it is withdrawn.
+  Arrive(6, now_, ClockId() ^ 1, 1, now_ + 8000000);
+  EXPECT_FALSE(acc_.Snapshot().latency_measured);
+}
+
+TEST_F(SinkAccumulatorTest, KeepsABoundedWindowOfAnEndlessRun) {
+  for (uint64_t seq = 1; seq <= SinkAccumulator::kWindow + 10; ++seq) {
+    // The first frames took long; the window holds only the recent, fast ones.
+    const int64_t latency = seq <= 10 ? 1000000000 : 1000000;
+    Arrive(seq, now_ + int64_t(seq), ClockId(), 1, now_ + int64_t(seq) + latency);
+  }
+  SinkReport r = acc_.Finish();
+  EXPECT_EQ(r.frames, SinkAccumulator::kWindow + 10);
+  EXPECT_DOUBLE_EQ(r.latency_p99_ms, 1);
+}
+
+TEST(Metrics, TheSinkServesItsFiguresWithLatencyOnlyWhereMeasured) {
+  SinkReport r;
+  r.frames = 12;
+  r.stage_compute_ms = {2, 4};
+  r.stage_comm_ms = {1, 1};
+  r.stage_wait_ms = {0, 3};
+  r.latency_measured = false;
+  r.latency_p50_ms = -3599998;  // what a subtraction across clocks gave
+  std::string text = SinkPrometheusText(r);
+  EXPECT_NE(text.find("edgefd_pipeline_sink_frames_total 12"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgefd_pipeline_sink_latency_measured 0"), std::string::npos) << text;
+  EXPECT_EQ(text.find("edgefd_pipeline_sink_latency_ms"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgefd_pipeline_sink_stage_compute_ms{stage=\"1\"} 4"), std::string::npos)
+      << text;
+  r.latency_measured = true;
+  r.latency_p50_ms = 7;
+  text = SinkPrometheusText(r);
+  EXPECT_NE(text.find("edgefd_pipeline_sink_latency_ms{quantile=\"0.5\"} 7"), std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace edgefd::runtime

@@ -65,7 +65,7 @@ TEST(Processes, SourceReportsADeadStageAndReconnectsToItsReplacement) {
   FrameMeta meta;
   const float* data = nullptr;
   ASSERT_EQ((*sink)->Next(&meta, &data, seconds(20)), ReadResult::kFrame);
-  EXPECT_EQ(meta.stamp_count, 1u);
+  EXPECT_EQ(meta.stage_count, 1u);
 
   stage->Signal(SIGKILL);
   stage->Wait();

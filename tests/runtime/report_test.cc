@@ -24,6 +24,7 @@ TEST(RunReportJson, NonFiniteFiguresAreNullAndBadBytesAreReplaced) {
   report.options.model.name = "conv";
   report.sink.fps = std::nan("");  // a run whose sink saw one frame
   report.sink.ccr = std::numeric_limits<double>::infinity();
+  report.sink.latency_measured = true;
   report.sink.latency_p50_ms = 1.23456;
   OpenedDevice device;
   // The device plugin's environment is input: IDs and paths are whatever bytes it holds.

@@ -163,14 +163,25 @@ const Corruption kCorruptions[] = {
      [](RingHeader* h) {
        h->meta[0].shape = {0, 31, 1};
      }},
-    {"StampCountAll", [](RingHeader* h) { h->meta[0].stamp_count = 0xFFFFFFFFu; }},
-    {"StampCountOneTooMany",
-     [](RingHeader* h) { h->meta[0].stamp_count = uint32_t(kMaxStages) + 1; }},
+    {"StageCountAll", [](RingHeader* h) { h->meta[0].stage_count = 0xFFFFFFFFu; }},
+    {"StageCountOneTooMany",
+     [](RingHeader* h) { h->meta[0].stage_count = uint32_t(kMaxStages) + 1; }},
     {"SourceTimeMinimum", [](RingHeader* h) { h->meta[0].t_source_ns = INT64_MIN; }},
-    {"StampMaximum",
+    {"SourceSendNegative", [](RingHeader* h) { h->meta[0].source_send_ns = -1; }},
+    {"ComputeMaximum",
      [](RingHeader* h) {
-       h->meta[0].stamp_count = 1;
-       h->meta[0].stamps[0] = INT64_MAX;
+       h->meta[0].stage_count = 1;
+       h->meta[0].stages[0].compute_ns = INT64_MAX;
+     }},
+    {"WaitNegative",
+     [](RingHeader* h) {
+       h->meta[0].stage_count = 1;
+       h->meta[0].stages[0].wait_ns = -3599998000000;
+     }},
+    {"SendBeyondADay",
+     [](RingHeader* h) {
+       h->meta[0].stage_count = 1;
+       h->meta[0].stages[0].send_ns = kMaxDurationNs + 1;
      }},
     {"MiddleSlotThree", [](RingHeader* h) { h->middle.store(3 | kRingFresh); }},
     {"MiddleAllBits", [](RingHeader* h) { h->middle.store(0xFFFFFFFFu); }},
@@ -234,7 +245,7 @@ TEST(HostileProducer, MakesAStageExit2NamingTheRing) {
   ASSERT_NE(t, nullptr);
   RingHeader* h = t->header();
   h->meta[0] = GoodMeta({48, 64, 1});
-  h->meta[0].stamp_count = 1000;
+  h->meta[0].stage_count = 1000;
   h->middle.store(0 | kRingFresh);
   t->Wake();
   EXPECT_EQ(stage.Wait(), 2) << stage.err();
@@ -317,10 +328,12 @@ std::vector<Field> EveryHeaderField() {
     out.push_back({p + "h", m + offsetof(FrameMeta, shape) + offsetof(Shape, h), 4});
     out.push_back({p + "w", m + offsetof(FrameMeta, shape) + offsetof(Shape, w), 4});
     out.push_back({p + "c", m + offsetof(FrameMeta, shape) + offsetof(Shape, c), 4});
-    out.push_back({p + "stamp_count", m + offsetof(FrameMeta, stamp_count), 4});
-    out.push_back({p + "first_stamp", m + offsetof(FrameMeta, stamps), 8});
+    out.push_back({p + "source_clock", m + offsetof(FrameMeta, source_clock), 8});
+    out.push_back({p + "source_send_ns", m + offsetof(FrameMeta, source_send_ns), 8});
+    out.push_back({p + "stage_count", m + offsetof(FrameMeta, stage_count), 4});
+    out.push_back({p + "first_wait", m + offsetof(FrameMeta, stages), 8});
     out.push_back(
-        {p + "last_stamp", m + offsetof(FrameMeta, stamps) + (2 * kMaxStages - 1) * 8, 8});
+        {p + "last_send", m + offsetof(FrameMeta, stages) + sizeof(FrameMeta::stages) - 8, 8});
     out.push_back({"reserved" + std::to_string(i), offsetof(RingHeader, reserved) + 8 * i, 8});
   }
   return out;
@@ -387,7 +400,11 @@ TEST_P(HostileThread, NeverMakesAnEndCrashOrReadOutsideItsSlots) {
     ASSERT_GE(meta.shape.w, 1);
     ASSERT_GE(meta.shape.c, 1);
     ASSERT_LE(meta.shape.Elements(), max_floats) << meta.shape.ToString();
-    ASSERT_LE(meta.stamp_count, uint32_t(kMaxStages));
+    ASSERT_LE(meta.stage_count, uint32_t(kMaxStages));
+    for (uint32_t i = 0; i < meta.stage_count; ++i) {
+      ASSERT_GE(meta.stages[i].wait_ns, 0);
+      ASSERT_LE(meta.stages[i].send_ns, kMaxDurationNs);
+    }
     for (size_t i = 0; i < meta.shape.Elements(); ++i) sum += data[i];  // every byte readable
   }
   stop.store(true);

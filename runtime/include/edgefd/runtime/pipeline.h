@@ -2,8 +2,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -56,7 +58,8 @@ struct SourceImages {
 SourceImages MakeSourceImages(Shape shape, const SourceOptions& options);
 Status RunSource(FrameWriter& out, const SourceImages& images, const SourceOptions& options);
 
-/// One stage: take the newest input, run the executor into the output link, stamp, send.
+/// One stage: take the newest input, run the executor into the output link, add its own times
+/// (StageTimes) to the frame, send.
 struct StageOptions {
   int index = 0;
   /// Extra milliseconds per frame, to emulate a slow device or link (tests, demos).
@@ -68,11 +71,16 @@ struct StageOptions {
   /// When set and it becomes true, the stage stops (within 100 ms while it waits for input)
   /// and sends end-of-stream downstream, as if its input had closed.
   const std::atomic<bool>* stop = nullptr;
+  /// How often to log fps and per-frame times (0: never).
+  std::chrono::milliseconds log_every{0};
 };
 Status RunStage(FrameReader& in, FrameWriter& out, Executor& executor, const StageOptions& options,
                 StageCounters& counters);
 
-/// What the sink measured.
+/// What the sink measured. Every figure is measured on one clock: per-stage times on the clock
+/// of the stage that owns them (FrameMeta's StageTimes), end-to-end latency on the sink's, and
+/// only where the source ran on the same clock (another machine, or another time namespace,
+/// keeps a monotonic clock hours apart).
 struct SinkReport {
   uint64_t frames = 0;
   uint64_t drops = 0;  ///< sequence numbers that never arrived
@@ -80,43 +88,74 @@ struct SinkReport {
   bool in_order = true;
   double fps = 0;
   double fps_median = 0;  ///< 1 / median interval between frames: robust on a shared machine
+  /// Whether latency was measured: every timed frame came from a source on the sink's clock.
+  /// When not, latency_p50_ms and latency_p99_ms are 0 and mean nothing.
+  bool latency_measured = false;
   double latency_p50_ms = 0;
   double latency_p99_ms = 0;
-  std::vector<double> stage_compute_ms;            ///< mean per stage
-  std::vector<double> stage_comm_ms;               ///< mean transfer+queueing into each stage
-  double sink_comm_ms = 0;                         ///< last stage to sink
+  std::vector<double> stage_compute_ms;  ///< mean per stage
+  /// Mean per stage: the send into it, on its upstream's clock (the source's for stage 0):
+  /// transfer plus waiting for the stage to take the frame.
+  std::vector<double> stage_comm_ms;
+  std::vector<double> stage_wait_ms;               ///< mean per stage: idle, waiting for input
+  double sink_comm_ms = 0;                         ///< the last stage's send to the sink
   double ccr = 0;                                  ///< total comm / total compute
   double checksum = 0;                             ///< sum of every output value received
   std::map<uint64_t, std::vector<float>> outputs;  ///< when kept
+
+  /// "" when latency was measured, else why not (for reports and logs).
+  std::string latency_note;
 };
 struct SinkOptions {
   int warmup = 3;  ///< frames excluded from fps and latency
   bool keep_outputs = false;
   std::chrono::milliseconds timeout{30000};  ///< give up when nothing arrives this long
   std::atomic<bool>* abort = nullptr;        ///< set by the caller to stop waiting
-  std::chrono::milliseconds log_every{0};    ///< log frames and drops so far (0: never)
+  /// Log frames, fps, latency and per-stage times so far this often (0: never).
+  std::chrono::milliseconds log_every{0};
   /// When set and it becomes true, the sink stops and reports what it received so far.
   const std::atomic<bool>* stop = nullptr;
 };
-Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& options);
 
-/// The sink's bookkeeping, fed one frame at a time (RunSink and the monolithic loop).
+/// The sink's bookkeeping, fed one frame at a time (RunSink and the monolithic loop). Add and
+/// Snapshot may be called from different threads (a /metrics endpoint reads a running sink).
+/// Percentiles cover the last kWindow frames, so a sink that runs for ever stays small.
 class SinkAccumulator {
  public:
+  static constexpr size_t kWindow = 1 << 16;
+
   explicit SinkAccumulator(const SinkOptions& options) : options_(options) {}
   void Add(const FrameMeta& meta, const float* data, int64_t now_ns);
+  /// The figures so far (without the kept outputs).
+  SinkReport Snapshot() const;
+  /// The figures, and the kept outputs; call once, at the end.
   SinkReport Finish();
-  uint64_t frames() const { return rep_.frames; }
-  uint64_t drops() const { return rep_.drops; }
+  uint64_t frames() const;
+  uint64_t drops() const;
 
  private:
+  SinkReport SnapshotLocked() const;
+
+  mutable std::mutex mu_;
   SinkOptions options_;
   SinkReport rep_;
-  std::vector<double> latencies_, intervals_, compute_sum_, comm_sum_;
+  std::deque<double> latencies_, intervals_;
+  std::vector<double> compute_sum_, comm_sum_, wait_sum_;
   double sink_comm_sum_ = 0;
   uint64_t timed_ = 0;
+  uint64_t foreign_clock_ = 0;  // timed frames whose source ran on another clock
   int64_t t_first_ = 0, t_last_ = 0;
 };
+
+/// Receives until end-of-stream (or stop, abort, timeout). With `live`, frames are counted
+/// there (which the caller may read while this runs, e.g. for /metrics) and `options` are
+/// those `live` was made with.
+Result<SinkReport> RunSink(FrameReader& in, const SinkOptions& options,
+                           SinkAccumulator* live = nullptr);
+
+/// Prometheus text of a sink's figures so far: frames, drops, fps, latency where measured,
+/// per-stage compute, send and wait times.
+std::string SinkPrometheusText(const SinkReport& report);
 
 /// How the stages of a `run` are connected.
 enum class Transport {

@@ -22,8 +22,9 @@
 
 namespace edgefd::runtime {
 
-/// `magic` of a ring whose header the consumer has initialised (version 2: no pointers).
-inline constexpr uint32_t kRingMagic = 0xEDFD0002;
+/// `magic` of a ring whose header the consumer has initialised (version 3: per-stage durations,
+/// no pointers).
+inline constexpr uint32_t kRingMagic = 0xEDFD0003;
 /// Flag in `middle`: the slot it names holds a frame the consumer has not taken yet.
 inline constexpr uint32_t kRingFresh = 4;
 /// Bytes of the file locked (F_OFD_SETLK) by the live consumer and the live producer.

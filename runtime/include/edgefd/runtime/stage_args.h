@@ -54,6 +54,8 @@ void AddModelFlags(CLI::App& app, ModelSpec& model);
 void AddLinkSecurityFlags(CLI::App& app, LinkSecurity& tls);
 /// The model flags and every StageArgs flag.
 void AddStageFlags(CLI::App& app, StageArgs& args);
+/// --metrics-addr ADDR and --metrics-port P (":P"), of a stage and of the sink.
+void AddPipelineMetricsFlags(CLI::App& app, std::string& address);
 
 /// --NAME float32|float16|int8 (planner.h: activations on the wire), setting `format`.
 void AddWireFlag(CLI::App& app, const std::string& name, WireFormat& format,

@@ -15,19 +15,47 @@ namespace edgefd::runtime {
 
 constexpr int kMaxStages = 16;
 
+/// What one stage measured of one frame. Each figure is a duration on the stage's own
+/// monotonic clock: stages on other machines (or in other time namespaces) keep clocks that
+/// disagree by hours, so nobody ever subtracts one stage's clock reading from another's.
+struct StageTimes {
+  int64_t wait_ns = 0;     ///< waiting at its input for this frame (idle: upstream is slower)
+  int64_t compute_ns = 0;  ///< its layers on this frame
+  /// Its previous frame's send to the next stage (this frame's own send ends after the frame
+  /// left, so it travels with the next one): transfer plus waiting for the consumer.
+  int64_t send_ns = 0;
+};
+
+/// Durations a link carries lie in [0, kMaxDurationNs] (one day); a stage saturates what it
+/// measures there, and a reader refuses a frame claiming more.
+inline constexpr int64_t kMaxDurationNs = int64_t(86400) * 1000000000;
+
 /// What travels with every frame besides its pixels.
 struct FrameMeta {
   uint64_t seq = 0;
-  int64_t t_source_ns = 0;  ///< CLOCK_MONOTONIC when the source published it
+  int64_t t_source_ns = 0;  ///< the source's CLOCK_MONOTONIC when it published the frame
+  /// ClockId() of the source: only a reader on the same clock may subtract t_source_ns.
+  uint64_t source_clock = 0;
+  int64_t source_send_ns = 0;  ///< the source's previous send (as StageTimes::send_ns)
   Shape shape;
-  /// Per stage passed so far: receive time, compute-done time.
-  uint32_t stamp_count = 0;
-  int64_t stamps[2 * kMaxStages] = {};
+  /// Per stage passed so far, in order.
+  uint32_t stage_count = 0;
+  StageTimes stages[kMaxStages] = {};
 };
 
+/// Names this process's CLOCK_MONOTONIC: the same value in every process of one machine and
+/// time namespace (a hash of the boot ID and the namespace's monotonic offset), another on
+/// another machine or after `unshare --time`. Never 0.
+uint64_t ClockId();
+
+/// Whether the sink, on this process's clock, may subtract `meta.t_source_ns` from its own
+/// time: the source ran on the same clock.
+inline bool SameClockAsSource(const FrameMeta& meta) { return meta.source_clock == ClockId(); }
+
 /// Why `meta` cannot describe a frame another party sent over a link whose frames hold at most
-/// `max_bytes` (a dimension below 1, more floats than fit, more stamps than stages, a time
-/// outside [0, 2^62] ns), or "" when it can. Every frame read from another process is checked.
+/// `max_bytes` (a dimension below 1, more floats than fit, more stages than kMaxStages, a time
+/// outside [0, 2^62] ns, a duration outside [0, kMaxDurationNs]), or "" when it can. Every
+/// frame read from another process is checked.
 std::string CheckFrameMeta(const FrameMeta& meta, size_t max_bytes);
 
 /// When a consumer falls behind: keep only the newest frame (drops counted) or make the
