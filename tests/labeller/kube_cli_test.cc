@@ -133,8 +133,16 @@ TEST_F(KubeCliTest, NfdOutputIntoADirectoryOfAnotherUserSaysWhatToDo) {
   if (geteuid() == 0) {
     // Root may write anywhere: run as the DaemonSet's user instead.
     if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs setpriv (util-linux) as root";
-    argv.insert(argv.begin(),
-                {"/usr/bin/setpriv", "--reuid=10001", "--regid=10001", "--clear-groups"});
+    const std::vector<std::string> as_10001 = {"/usr/bin/setpriv", "--reuid=10001", "--regid=10001",
+                                               "--clear-groups"};
+    // Cross-built tests run under qemu-user, whose loader lies in root's private sysroot
+    // (~/.cache/edgefd): uid 10001 cannot even start the binary there.
+    std::vector<std::string> version = as_10001;
+    version.insert(version.end(), {LabellerBin(), "--version"});
+    if (CliResult v = RunCommand(version); v.exit_code != 0) {
+      GTEST_SKIP() << "uid 10001 cannot run " << LabellerBin() << " here: " << v.err;
+    }
+    argv.insert(argv.begin(), as_10001.begin(), as_10001.end());
   } else {
     fs::permissions(features, fs::perms::owner_write, fs::perm_options::remove);
   }
