@@ -1,6 +1,7 @@
 #include "edgefd/kube/api.h"
 
 #include "edgefd/common/json.h"
+#include "edgefd/kube/events.h"
 #include "edgefd/kube/paths.h"
 
 namespace edgefd::kube {
@@ -59,9 +60,29 @@ Result<ApiResponse> Api::GetNode(std::string_view name) {
   return Send("GET", PathOf("/api/v1", {"nodes", name}));
 }
 
-Result<ApiResponse> Api::ListNodes(int limit, std::string_view continue_token) {
-  const std::string page = std::to_string(limit);
-  return Send("GET", WithQuery("/api/v1/nodes", {{"limit", page}, {"continue", continue_token}}));
+Status Api::ListEach(const std::string& collection_path, int page_size, int max_pages,
+                     std::string_view what, const std::function<Status(const Json&)>& each) {
+  const std::string page = std::to_string(page_size);
+  const std::string get = "GET " + collection_path;
+  std::string token;
+  for (int n = 0; n < max_pages; ++n) {
+    auto response = Send("GET", WithQuery(collection_path, {{"limit", page}, {"continue", token}}));
+    if (!response) return Error{get + ": " + response.error().message};
+    if (response->status != 200) return Error{DescribeFailure(get, *response)};
+    auto list = ParseJson(response->body, collection_path);
+    if (!list) return list.error();
+    const Json* items = ValueAt(*list, "/items");
+    if (items == nullptr || !items->is_array()) {
+      return Error{collection_path + ": the answer is not a list"};
+    }
+    for (const Json& item : *items) {
+      if (Status s = each(item); !s) return s;
+    }
+    token = StringAt(*list, "/metadata/continue");
+    if (token.empty()) return Ok{};
+  }
+  return Error{collection_path + ": more than " + std::to_string(max_pages * page_size) + " " +
+               std::string(what) + "; not listed"};
 }
 
 Result<ApiResponse> Api::PatchNode(std::string_view name, const std::string& merge_patch) {

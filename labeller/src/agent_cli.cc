@@ -167,23 +167,14 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
 Result<std::vector<std::string>> ListNodeNames(kube::ApiTransport& transport) {
   constexpr int kPage = 500;
   constexpr int kMaxPages = 200;  // 100,000 Nodes: far past any cluster's size
-  kube::Api api(transport);
   std::vector<std::string> names;
-  std::string token;
-  for (int page = 0; page < kMaxPages; ++page) {
-    auto response = api.ListNodes(kPage, token);
-    if (!response) return Error{"GET /api/v1/nodes: " + response.error().message};
-    if (response->status != 200)
-      return Error{kube::DescribeFailure("GET /api/v1/nodes", *response)};
-    auto list = ParseJson(response->body, "GET /api/v1/nodes");
-    if (!list) return list.error();
-    const Json* items = ValueAt(*list, "/items");
-    if (items == nullptr || !items->is_array()) return Error{"GET /api/v1/nodes: not a list"};
-    for (const Json& item : *items) names.push_back(StringAt(item, "/metadata/name"));
-    token = StringAt(*list, "/metadata/continue");
-    if (token.empty()) return names;
-  }
-  return Error{"GET /api/v1/nodes: more than " + std::to_string(kPage * kMaxPages) + " Nodes"};
+  Status listed = kube::Api(transport).ListEach("/api/v1/nodes", kPage, kMaxPages, "Nodes",
+                                                [&names](const Json& item) -> Status {
+                                                  names.push_back(StringAt(item, "/metadata/name"));
+                                                  return Ok{};
+                                                });
+  if (!listed) return listed.error();
+  return names;
 }
 
 // --prune: the Node (or every Node) without what edgefd set: a reconcile towards no labels

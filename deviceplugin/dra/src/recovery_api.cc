@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "edgefd/common/json.h"
+#include "edgefd/kube/api.h"
 #include "edgefd/kube/paths.h"
 
 namespace edgefd::dra {
@@ -28,31 +29,17 @@ Result<std::vector<ClaimObject>> ListNodeClaims(kube::ApiTransport& api, const R
   if (!claims_path) return claims_path.error();
   const std::string& all = *claims_path;
   std::vector<ClaimObject> out;
-  std::string token;
-  for (int page = 0; page < kMaxPages; ++page) {
-    std::string path = all + "?limit=" + std::to_string(kPageSize);
-    if (!token.empty()) path += "&continue=" + kube::Escape(token);
-    auto response = api.Send("GET", path, "", "");
-    if (!response) return Error{"GET " + all + ": " + response.error().message};
-    if (response->status != 200) {
-      return Error{DescribeFailure("GET " + all, *response)};
-    }
-    auto list = ParseJson(response->body, all);
-    if (!list) return list.error();
-    const Json* items = ValueAt(*list, "/items");
-    if (items == nullptr || !items->is_array()) {
-      return Error{all + ": the answer is not a list"};
-    }
-    for (const Json& item : *items) {
-      auto claim = ClaimFromJson(item, all);
-      if (!claim) return claim.error();
-      if (OnNode(*claim, node)) out.push_back(std::move(*claim));
-    }
-    token = StringAt(*list, "/metadata/continue");
-    if (token.empty()) return out;
-  }
-  return Error{all + ": more than " + std::to_string(kMaxPages * kPageSize) +
-               " claims; not listed"};
+  Status listed =
+      kube::Api(api).ListEach(all, kPageSize, kMaxPages, "claims", [&](const Json& item) -> Status {
+        auto claim = ClaimFromJson(item, all);
+        if (!claim) return claim.error();
+        if (OnNode(*claim, node)) {
+          out.push_back(std::move(*claim));
+        }
+        return Ok{};
+      });
+  if (!listed) return listed.error();
+  return out;
 }
 
 }  // namespace edgefd::dra

@@ -4,10 +4,12 @@
 // escaped names (paths.h), so a name another party chose can neither change which object is
 // reached nor add a request: a bad name is an Error before anything is sent. Each returns the
 // API server's answer whatever its status (the caller decides what a 404 or 409 means).
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "edgefd/common/json.h"
 #include "edgefd/common/result.h"
 #include "edgefd/kube/client.h"
 
@@ -25,9 +27,13 @@ class Api {
   ApiTransport& transport() const { return t_; }
 
   Result<ApiResponse> GetNode(std::string_view name);
-  /// One page of at most `limit` Nodes; `continue_token` from the previous page's
-  /// metadata.continue (empty: the first page).
-  Result<ApiResponse> ListNodes(int limit, std::string_view continue_token);
+  /// Every item of the collection at `collection_path` (e.g. "/api/v1/nodes"), page by page
+  /// (?limit=`page_size`&continue=...), handed to `each` in order; the first error (a failed
+  /// request, a non-200 answer, an answer that is not a list, an error from `each`) ends it. A
+  /// collection of more than `max_pages` pages is refused, naming `what` ("Nodes"), rather than
+  /// listed without end.
+  Status ListEach(const std::string& collection_path, int page_size, int max_pages,
+                  std::string_view what, const std::function<Status(const Json&)>& each);
   /// A JSON merge patch (RFC 7386).
   Result<ApiResponse> PatchNode(std::string_view name, const std::string& merge_patch);
 
