@@ -116,14 +116,19 @@ func poll(t *testing.T, what string, timeout time.Duration, cond func(ctx contex
 			return ok, nil
 		})
 	if err != nil {
-		var b strings.Builder
-		fmt.Fprintf(&b, "timed out after %v waiting for %s", timeout, what)
+		reason := fmt.Sprintf("timed out after %v waiting for %s", timeout, what)
 		if lastErr != nil {
-			fmt.Fprintf(&b, " (last error: %v)", lastErr)
+			reason += fmt.Sprintf(" (last error: %v)", lastErr)
 		}
+		var b strings.Builder
+		b.WriteString(reason)
 		for _, e := range explain {
 			b.WriteString("\n")
 			b.WriteString(e())
+		}
+		if len(explain) > 0 {
+			// CI shows the tail of a long log: the reason again, after what explains it.
+			fmt.Fprintf(&b, "\n(%s: %s)", t.Name(), reason)
 		}
 		t.Fatal(b.String())
 	}

@@ -496,8 +496,23 @@ func TestOneAllocationRecord(t *testing.T) {
 		if !held {
 			t.Skip("the holders did not start")
 		}
-		program(t, "restart", "kubelet")
-		nothingTwice(t, time.Now())
+		// The settled count is the one the new kubelet posts once the plugin registered with it.
+		// Timed from the stop: the new kubelet can post its last change (Ready, allocatable
+		// 1) before `e2e.sh restart` sees its healthz, and then posts nothing for minutes, so a
+		// time taken after the restart can miss every post it makes (CI saw that once).
+		registrations, err := metric(pluginMetrics, "edgefd_deviceplugin_registrations_total", `result="ok"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resources := len(expectedResources(t))
+		program(t, "stop", "kubelet")
+		stopped := time.Now()
+		program(t, "start", "kubelet")
+		poll(t, "the plugin to register every resource with the new kubelet", 30*time.Second, func(context.Context) (bool, error) {
+			n, err := metric(pluginMetrics, "edgefd_deviceplugin_registrations_total", `result="ok"`)
+			return err == nil && n >= registrations+float64(resources), err
+		}, describeLog("kubelet"))
+		nothingTwice(t, stopped)
 	})
 
 	t.Run("across an edgefd restart, neither path hands out a held core", func(t *testing.T) {
