@@ -2,9 +2,14 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <string_view>
+#include <vector>
+
+#include "edgefd/common/files.h"
 
 namespace edgefd {
 
@@ -34,42 +39,67 @@ bool Unused(std::string_view path) {
 struct Mapping {
   unsigned long begin = 0, end = 0;
   bool writable = true;
+  bool executable = false;
   bool unused = false;
-  long anonymous_kib = -1;  // -1: not read yet
+  long rss_kib = -1;        // -1: not read
+  long anonymous_kib = -1;  // -1: not read
 };
 
-// Gives back the mapping's pages when every one of them is a clean page-cache page (no copy the
-// loader wrote): MADV_DONTNEED then only unmaps them here, and a later touch maps them again
-// from the page cache. A writable mapping, or one holding an anonymous (copied) page, keeps
-// everything: for those, MADV_DONTNEED would throw the copies away.
-bool Release(const Mapping& m) {
-  if (!m.unused || m.writable || m.anonymous_kib != 0) return false;
-  return ::madvise(reinterpret_cast<void*>(m.begin), m.end - m.begin, MADV_DONTNEED) == 0;
-}
+// A mapping whose pages are all clean page-cache pages (no copy the loader wrote) can be given
+// back: MADV_DONTNEED then only unmaps them here, and a later touch maps them again from the
+// page cache. A writable mapping, or one holding an anonymous (copied) page, keeps everything:
+// for those, MADV_DONTNEED would throw the copies away.
+bool Releasable(const Mapping& m) { return m.unused && !m.writable && m.anonymous_kib == 0; }
 
-size_t ReleaseUnusedLibraryPages() {
-  std::FILE* smaps = std::fopen("/proc/self/smaps", "re");
-  if (smaps == nullptr) return 0;
-  size_t released = 0;
-  Mapping current;
-  char line[1024];
-  while (std::fgets(line, sizeof line, smaps) != nullptr) {
+std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code) {
+  std::vector<Mapping> mappings;
+  while (!smaps.empty()) {
+    const size_t eol = smaps.find('\n');
+    const std::string line(smaps.substr(0, eol));
+    smaps.remove_prefix(eol == std::string_view::npos ? smaps.size() : eol + 1);
     unsigned long begin = 0, end = 0;
     char perms[5] = {};
     int path_at = 0;
-    if (std::sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &begin, &end, perms, &path_at) >= 3 &&
+    if (std::sscanf(line.c_str(), "%lx-%lx %4s %*s %*s %*s %n", &begin, &end, perms, &path_at) >=
+            3 &&
         path_at > 0) {
-      released += Release(current) ? 1 : 0;
-      std::string_view path(line + path_at);
-      if (!path.empty() && path.back() == '\n') path.remove_suffix(1);
-      current = {begin, end, perms[1] == 'w', path.starts_with('/') && Unused(path), -1};
+      const std::string_view path = std::string_view(line).substr(size_t(path_at));
+      mappings.push_back(
+          {begin, end, perms[1] == 'w', perms[2] == 'x', path.starts_with('/') && Unused(path)});
       continue;
     }
+    if (mappings.empty()) continue;
     long kib = 0;
-    if (std::sscanf(line, "Anonymous: %ld kB", &kib) == 1) current.anonymous_kib = kib;
+    if (std::sscanf(line.c_str(), "Rss: %ld kB", &kib) == 1) mappings.back().rss_kib = kib;
+    if (std::sscanf(line.c_str(), "Anonymous: %ld kB", &kib) == 1) {
+      mappings.back().anonymous_kib = kib;
+    }
   }
-  released += Release(current) ? 1 : 0;
-  std::fclose(smaps);
+  // The decision trusts that smaps describes this process as the kernel runs it: the mapping
+  // that holds this very code is then executable and resident. Under qemu-user it is neither
+  // (qemu maps guest code without PROT_EXEC and runs its translation), and there MADV_DONTNEED
+  // on libgnutls' clean text crashed the agent at exit (armhf suite: 36 tests, exit 139); so
+  // an emulator's view releases nothing.
+  const auto own = std::find_if(mappings.begin(), mappings.end(), [&](const Mapping& m) {
+    return m.begin <= own_code && own_code < m.end;
+  });
+  if (own == mappings.end() || !own->executable || own->rss_kib <= 0) return {};
+  std::vector<PageRange> out;
+  for (const Mapping& m : mappings) {
+    if (Releasable(m)) out.push_back({m.begin, m.end});
+  }
+  return out;
+}
+
+size_t ReleaseUnusedLibraryPages() {
+  // About 1 KiB a mapping; a daemon has a few hundred.
+  Result<std::string> smaps = ReadFileAtMost("/proc/self/smaps", 16 << 20, "smaps");
+  if (!smaps) return 0;
+  size_t released = 0;
+  for (const PageRange& r :
+       PagesToRelease(*smaps, reinterpret_cast<uintptr_t>(&ReleaseUnusedLibraryPages))) {
+    released += ::madvise(reinterpret_cast<void*>(r.begin), r.end - r.begin, MADV_DONTNEED) == 0;
+  }
   return released;
 }
 

@@ -8,6 +8,9 @@
 // touches them again.
 
 #include <cstddef>
+#include <cstdint>
+#include <string_view>
+#include <vector>
 
 namespace edgefd {
 
@@ -21,5 +24,14 @@ extern const size_t kUnusedLibraryCount;
 /// may reclaim it meanwhile). Mappings the loader wrote to (relocations) are left alone. Call
 /// once, after start-up. Returns the number of mappings released.
 size_t ReleaseUnusedLibraryPages();
+
+struct PageRange {
+  uintptr_t begin = 0, end = 0;
+};
+
+/// ReleaseUnusedLibraryPages' decision, given the text of /proc/self/smaps and an address in
+/// the caller's own code: nothing where smaps does not show that code's mapping executable and
+/// resident (under qemu-user guest code is mapped without PROT_EXEC).
+std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code);
 
 }  // namespace edgefd
