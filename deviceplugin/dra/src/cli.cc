@@ -230,6 +230,7 @@ struct Driver {
   deviceplugin::Metrics dp_metrics;
   InventoryRegistry registry;
   std::unique_ptr<HotplugWatcher> udev_watcher;
+  std::unique_ptr<FollowRules> follow_rules;  // the watcher's subsystems follow the rules
   std::unique_ptr<ChangeSource> rules_watcher;
   std::unique_ptr<ChangeSources> hardware;  // both of them
   deviceplugin::NoChangeSource no_changes;
@@ -265,8 +266,11 @@ void Driver::Stop() {
 
 // Hardware → registry (as in the device plugin) → CDI specs; an exit code on failure.
 std::optional<int> StartHardware(Driver& d, InventoryFeed::DiscoverFn discover,
-                                 const WatchOptions& watch) {
+                                 const WatchOptions& watch, RulesReload& reload) {
   d.udev_watcher = std::make_unique<HotplugWatcher>(watch);
+  if (!d.flags.dp.inventory_file) {
+    d.follow_rules = std::make_unique<FollowRules>(reload, d.udev_watcher.get());
+  }
   // A change of the rules files (a ConfigMap update) rediscovers like a hardware event.
   d.rules_watcher = MakeRulesWatcher(d.flags.dp.discovery.discovery);
   d.hardware = std::make_unique<ChangeSources>(
@@ -433,7 +437,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   // device plugin.
   d.checkpoint = flags.dp.dra_checkpoint.value_or(flags.plugin.plugins_dir /
                                                   std::string(kDriverName) / "checkpoint.json");
-  if (auto code = StartHardware(d, std::move(discover), watch)) return *code;
+  if (auto code = StartHardware(d, std::move(discover), watch, reload)) return *code;
   if (auto code = StartDevicePlugin(d)) return *code;
   std::optional<ResourceApi> version = ChooseResourceApi(flags.resource_api, api, stop);
   if (!version) return kExitOk;  // stopped while the API server was away
