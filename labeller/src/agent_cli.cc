@@ -50,11 +50,7 @@ class LoggedWatcher final : public ChangeSource {
 // The namespace of --output nodefeature: $POD_NAMESPACE (the DaemonSet sets it from
 // metadata.namespace), else the service account's namespace file.
 Result<std::string> NodeFeatureNamespace() {
-  if (const char* ns = std::getenv("POD_NAMESPACE"); ns != nullptr && *ns != '\0')
-    return std::string(ns);
-  std::ifstream in(std::string(kube::kServiceAccountDir) + "/namespace");
-  std::string ns;
-  if (in && std::getline(in, ns) && !ns.empty()) return ns;
+  if (std::string ns = kube::PodNamespace(); !ns.empty()) return ns;
   return Error{
       "--output nodefeature: no namespace for the NodeFeature object: set POD_NAMESPACE (the "
       "DaemonSet sets it from metadata.namespace)"};
@@ -191,6 +187,19 @@ int RunPrune(const AgentCliOptions& opts) {
     return kExitUsage;
   }
   kube::ApiTransport& api = **client;
+  // --stop-daemonset: the DaemonSets go first, in the foreground, so their pods stop while
+  // the accounts they use still exist (the DRA driver then removes its CDI specs).
+  if (!opts.stop_daemonsets.empty()) {
+    const std::string ns = kube::PodNamespace();
+    Status stopped = ns.empty() ? Status(Error{"--stop-daemonset: no namespace: set POD_NAMESPACE"})
+                                : kube::DeleteDaemonSetsAndWait(
+                                      kube::Api(api), ns, opts.stop_daemonsets, opts.once_timeout,
+                                      [](std::chrono::milliseconds t) { return WaitForStop(t); });
+    if (!stopped) {
+      spdlog::error("{}", stopped.error().message);
+      return kExitFailure;
+    }
+  }
   std::vector<std::string> nodes;
   if (opts.all_nodes) {
     auto names = ListNodeNames(api);

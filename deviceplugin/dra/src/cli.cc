@@ -26,6 +26,7 @@
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/publisher.h"
 #include "edgefd/dra/recovery_api.h"
+#include "edgefd/dra/uninstall.h"
 #include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
@@ -65,6 +66,7 @@ struct Flags {
   bool print_device_classes = false;
   bool print_extended_resources = false;
   bool print_slices = false;
+  std::string daemonset;  // --daemonset: remove the CDI specs when it is being uninstalled
 };
 
 // The flags only the DRA modes have, in the group "DRA".
@@ -99,6 +101,13 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
                  "device taints), on or off (default: auto)")
       ->type_name("WHEN")
       ->check(OneOf({"auto", "on", "off"}))
+      ->group(group);
+  app.add_option("--daemonset", flags.daemonset,
+                 "the DaemonSet this pod belongs to, in $POD_NAMESPACE: at a stop, when the API "
+                 "server says it is gone or being deleted (an uninstall, not a restart or an "
+                 "upgrade), the CDI specs in --cdi-dir that no prepared claim needs are removed "
+                 "(default: none, they stay)")
+      ->type_name("NAME")
       ->group(group);
   app.add_flag("--print-device-classes", flags.print_device_classes,
                "print the DeviceClasses for the rules (built-in and --config), then exit")
@@ -408,6 +417,30 @@ std::optional<int> StartMetrics(Driver& d, const RulesReload& reload) {
   return std::nullopt;
 }
 
+// --daemonset: after the driver stopped (no spec writer runs), an uninstall removes the CDI
+// specs no prepared claim needs. The stop cancelled the shared client: a client of its own.
+void RemoveCdiSpecsAtUninstall(const Flags& flags, Driver& d) {
+  if (flags.daemonset.empty() || !d.cdi_dir) return;
+  std::string ns = kube::PodNamespace();
+  if (ns.empty()) {
+    spdlog::warn("--daemonset: no namespace (set POD_NAMESPACE): the CDI specs stay");
+    return;
+  }
+  auto client = kube::ConnectToApiServer(
+      {flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify, flags.kube.allow_insecure_http},
+      nullptr);
+  if (!client) {
+    spdlog::warn("--daemonset: {}: the CDI specs stay", client.error().message);
+    return;
+  }
+  std::set<std::string> prepared;
+  if (d.claims) {
+    for (const auto& [uid, claim] : d.claims->Claims()) prepared.insert(uid);
+  }
+  kube::Api api(**client);
+  RemoveCdiSpecsIfUninstalled(api, ns, flags.daemonset, *d.cdi_dir, prepared);
+}
+
 // Serves until SIGTERM/SIGINT: hardware → registry → CDI specs, the device plugin (--mode
 // both), the prepared claims, the pool of ResourceSlices, the kubelet plugin, metrics.
 int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch,
@@ -456,6 +489,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   if (auto code = StartMetrics(d, reload)) return *code;
   stop.Wait();
   d.Stop();
+  RemoveCdiSpecsAtUninstall(flags, d);
   stop.Done();
   return kExitOk;
 }
