@@ -55,8 +55,8 @@ TEST(DaemonSetLeaving, AnyDoubtIsAnError) {
   auto forbidden = Leaving({{403, R"({"kind":"Status","code":403})"}});
   ASSERT_FALSE(forbidden);
   EXPECT_THAT(forbidden.error().message, HasSubstr("403"));
-  EXPECT_FALSE(Leaving({}));                      // no answer
-  EXPECT_FALSE(Leaving({{200, "not json"}}));     // garbage
+  EXPECT_FALSE(Leaving({}));                   // no answer
+  EXPECT_FALSE(Leaving({{200, "not json"}}));  // garbage
   EXPECT_FALSE(Leaving({{200, R"({"metadata":{"name":"other"}})"}}));
   ScriptedTransport transport({});
   kube::Api api(transport);
