@@ -177,6 +177,32 @@ std::vector<std::string> CdiSpecDir::ClaimSpecs() const {
   return uids;
 }
 
+std::vector<fs::path> CdiSpecDir::RemoveForUninstall(const std::set<std::string>& prepared) {
+  std::vector<fs::path> stay;
+  auto remove = [&stay](const fs::path& path) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+      spdlog::warn("{}: cannot remove: {}", path.string(), Errno());
+      stay.push_back(path);
+    }
+  };
+  for (const std::string& uid : ClaimSpecs()) {
+    if (prepared.contains(uid)) {
+      stay.push_back(ClaimSpecPath(uid));
+    } else {
+      remove(ClaimSpecPath(uid));
+    }
+  }
+  std::lock_guard lock(mu_);
+  if (prepared.empty()) {
+    remove(CommonSpecPath());
+    last_common_.clear();
+  } else if (fs::exists(CommonSpecPath())) {
+    stay.push_back(CommonSpecPath());
+  }
+  std::sort(stay.begin(), stay.end());
+  return stay;
+}
+
 std::vector<ResourceSnapshot> AllSnapshots(const DeviceRegistry& registry) {
   std::vector<ResourceSnapshot> out;
   for (const std::string& name : registry.ResourceNames()) {

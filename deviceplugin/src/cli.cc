@@ -33,7 +33,7 @@ Exit status: 0 clean stop, 1 runtime failure, 2 bad usage or bad input.)";
 // Serves the resources until SIGTERM/SIGINT: the inventory feed following the hardware, the
 // kubelet sockets, and the health endpoint.
 int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
-          const WatchOptions& watch, const RulesReload& reload) {
+          const WatchOptions& watch, RulesReload& reload) {
   // A closed log pipe must not kill the plugin (and with it every resource on the node).
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -41,6 +41,8 @@ int Serve(const DevicePluginFlags& flags, InventoryFeed::DiscoverFn discover,
   InventoryRegistry registry;
   // Hardware events and changes of the rules files (a ConfigMap update) both rediscover.
   HotplugWatcher udev_watcher(watch);
+  // A reload that names a new subsystem widens the watcher's filter.
+  FollowRules follow_rules(reload, flags.inventory_file ? nullptr : &udev_watcher);
   std::unique_ptr<ChangeSource> rules_watcher = MakeRulesWatcher(flags.discovery.discovery);
   ChangeSources hardware({&udev_watcher, rules_watcher.get()});
   NoChangeSource no_changes;

@@ -76,7 +76,7 @@ InventoryFeed::DiscoverFn MakeDiscover(const DevicePluginFlags& flags, RulesRelo
     auto report = discoverer->Run();
     if (!report) return report.error();
     log->Log(report->warnings);
-    if (reload != nullptr) reload->Observe(report->rules);
+    if (reload != nullptr) reload->Observe(*report);
     return std::move(report->inventory);
   };
 }

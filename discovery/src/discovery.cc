@@ -275,6 +275,7 @@ Result<DiscoveryReport> Discoverer::Run() {
   // Accelerators and cameras: udev devices merged with the devicetree nodes read above.
   DiscoverUdevDevices(options_, rules_->rules, report);
   report.rules = rules_->status;
+  report.udev_subsystems = UdevSubsystems(rules_->rules);
   return report;
 }
 

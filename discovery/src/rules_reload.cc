@@ -77,6 +77,17 @@ void RulesReload::Observe(const RulesStatus& status) {
   if (!reason.empty() && post) post(reason, message, warning);
 }
 
+void RulesReload::Observe(const DiscoveryReport& report) {
+  Observe(report.rules);
+  std::lock_guard lock(follow_mu_);
+  if (follow_ != nullptr) follow_->SetSubsystems(report.udev_subsystems);
+}
+
+void RulesReload::FollowSubsystems(HotplugWatcher* watcher) {
+  std::lock_guard lock(follow_mu_);
+  follow_ = watcher;
+}
+
 void RulesReload::Render(PrometheusWriter& out) const {
   std::lock_guard lock(mu_);
   out.Gauge("edgefd_rules_generation",

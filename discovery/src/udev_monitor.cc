@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "edgefd/common/waker.h"
@@ -36,13 +37,64 @@ std::string Fingerprint(const std::vector<std::string>& subsystems) {
   return out;
 }
 
+// Whether two subsystem lists name the same set.
+bool SameSet(std::vector<std::string> a, std::vector<std::string> b) {
+  std::sort(a.begin(), a.end());
+  std::sort(b.begin(), b.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  b.erase(std::unique(b.begin(), b.end()), b.end());
+  return a == b;
+}
+
+// A netlink monitor with its own udev context: libudev objects are not shared between
+// threads, and SetSubsystems opens the next monitor on the caller's thread.
+struct Monitor {
+  UdevPtr udev;
+  UdevMonitorPtr monitor;
+};
+
+// Opens a monitor receiving the events of `subsystems` (all when empty or when one is a
+// glob); returns why it cannot ("" on success).
+std::string OpenMonitor(const std::vector<std::string>& subsystems, Monitor& out) {
+  out.udev.reset(udev_new());
+  if (!out.udev) return std::string("udev_new: ") + std::strerror(errno);
+  errno = 0;
+  out.monitor.reset(udev_monitor_new_from_netlink(out.udev.get(), "udev"));
+  if (!out.monitor) {
+    return std::string("cannot open the netlink socket: ") +
+           (errno != 0 ? std::strerror(errno) : "unknown error");
+  }
+  // Kernel-side filtering only works on exact names; with a glob in the rules, take all.
+  bool exact = std::none_of(subsystems.begin(), subsystems.end(),
+                            [](const std::string& s) { return s.find_first_of("*?[") != s.npos; });
+  if (exact) {
+    for (const std::string& s : subsystems) {
+      udev_monitor_filter_add_match_subsystem_devtype(out.monitor.get(), s.c_str(), nullptr);
+    }
+  }
+  // Room for a burst of a few thousand events (a hub with many devices); needs
+  // CAP_NET_ADMIN beyond rmem_max, and overflow is handled anyway, so failure is fine.
+  udev_monitor_set_receive_buffer_size(out.monitor.get(), 4 << 20);
+  if (int err = udev_monitor_enable_receiving(out.monitor.get()); err < 0) {
+    out.monitor.reset();
+    return std::string("cannot bind the netlink socket: ") + std::strerror(-err);
+  }
+  return "";
+}
+
+std::string Joined(const std::vector<std::string>& subsystems) {
+  std::string out;
+  for (const std::string& s : subsystems) out += (out.empty() ? "" : ",") + s;
+  return out.empty() ? "all" : out;
+}
+
 }  // namespace
 
 struct HotplugWatcher::Impl {
-  WatchOptions options;
-  UdevPtr udev;
-  UdevMonitorPtr monitor;
+  WatchOptions options;  // subsystems: see `subsystems`
+  Monitor current;       // the watcher thread's, once started
   Waker stop;
+  Waker swap;  // SetSubsystems left a new monitor in `pending`
   std::thread thread;
   std::function<void()> on_change;
   std::string mode;
@@ -50,42 +102,23 @@ struct HotplugWatcher::Impl {
   std::string fingerprint;
   std::mutex stop_mutex;
 
-  // Opens the netlink monitor; returns why it cannot ("" on success).
-  std::string OpenMonitor() {
-    udev.reset(udev_new());
-    if (!udev) return std::string("udev_new: ") + std::strerror(errno);
-    errno = 0;
-    monitor.reset(udev_monitor_new_from_netlink(udev.get(), "udev"));
-    if (!monitor) {
-      return std::string("cannot open the netlink socket: ") +
-             (errno != 0 ? std::strerror(errno) : "unknown error");
-    }
-    // Kernel-side filtering only works on exact names; with a glob in the rules, take all.
-    bool exact =
-        std::none_of(options.subsystems.begin(), options.subsystems.end(),
-                     [](const std::string& s) { return s.find_first_of("*?[") != s.npos; });
-    if (exact) {
-      for (const std::string& s : options.subsystems) {
-        udev_monitor_filter_add_match_subsystem_devtype(monitor.get(), s.c_str(), nullptr);
-      }
-    }
-    // Room for a burst of a few thousand events (a hub with many devices); needs
-    // CAP_NET_ADMIN beyond rmem_max, and overflow is handled anyway, so failure is fine.
-    udev_monitor_set_receive_buffer_size(monitor.get(), 4 << 20);
-    if (int err = udev_monitor_enable_receiving(monitor.get()); err < 0) {
-      monitor.reset();
-      return std::string("cannot bind the netlink socket: ") + std::strerror(-err);
-    }
-    return "";
+  std::mutex mu;                        // guards the three below
+  std::vector<std::string> subsystems;  // the filter in force (or wanted, before Start)
+  std::optional<Monitor> pending;       // the next monitor, bound, for the thread to take
+  bool monitoring = false;              // the netlink monitor's thread runs
+
+  std::vector<std::string> Subsystems() {
+    std::lock_guard lock(mu);
+    return subsystems;
   }
 
-  // Reads every queued event; returns how many there were. A socket that overflowed lost
-  // events, which counts as a change too: the re-discovery that follows catches up.
-  int Drain() {
+  // Reads every queued event of `m`; returns how many there were. A socket that overflowed
+  // lost events, which counts as a change too: the re-discovery that follows catches up.
+  static int Drain(Monitor& m) {
     int n = 0;
     for (;;) {
       errno = 0;
-      UdevDevicePtr dev{udev_monitor_receive_device(monitor.get())};
+      UdevDevicePtr dev{udev_monitor_receive_device(m.monitor.get())};
       if (!dev) break;
       ++n;
       spdlog::debug("udev event: {} {}", udev_device_get_action(dev.get()) ?: "?",
@@ -98,31 +131,88 @@ struct HotplugWatcher::Impl {
     return n;
   }
 
-  // Polls the stop fd and optionally the monitor. Returns -1 on stop, 1 when the monitor
-  // is readable, 0 on timeout.
+  static constexpr int kStop = -1, kTimeout = 0, kEvent = 1, kSwap = 2;
+
+  // Polls the stop and swap fds and, when there is one, the monitor.
   int Wait(std::chrono::milliseconds timeout) {
-    pollfd fds[2] = {{stop.fd(), POLLIN, 0},
-                     {monitor ? udev_monitor_get_fd(monitor.get()) : -1, POLLIN, 0}};
+    pollfd fds[3] = {
+        {stop.fd(), POLLIN, 0},
+        {swap.fd(), POLLIN, 0},
+        {current.monitor ? udev_monitor_get_fd(current.monitor.get()) : -1, POLLIN, 0}};
     int ms = static_cast<int>(std::max<int64_t>(0, timeout.count()));
-    int rc = ::poll(fds, monitor ? 2 : 1, timeout.count() < 0 ? -1 : ms);
-    if (rc < 0) return errno == EINTR ? 0 : -1;
-    if (fds[0].revents != 0) return -1;
-    return rc > 0 ? 1 : 0;
+    int rc = ::poll(fds, current.monitor ? 3 : 2, timeout.count() < 0 ? -1 : ms);
+    if (rc < 0) return errno == EINTR ? kTimeout : kStop;
+    if (fds[0].revents != 0) return kStop;
+    if (fds[1].revents != 0) return kSwap;
+    return rc > 0 ? kEvent : kTimeout;
+  }
+
+  // Takes the monitor SetSubsystems bound. It was receiving before the old one closes, so an
+  // event of a subsystem both filters name reaches one of them (or both: a duplicate, which
+  // only joins the burst); what the old one still holds is read and dropped, since the caller
+  // reports a change (a re-scan) after the swap anyway.
+  void TakePending() {
+    swap.Drain();
+    std::optional<Monitor> next;
+    {
+      std::lock_guard lock(mu);
+      next.swap(pending);
+    }
+    if (!next) return;
+    if (current.monitor) Drain(current);
+    current = std::move(*next);
+  }
+
+  // Makes the running watcher follow `subsystems`: binds a monitor with the new filter for the
+  // thread to take (the rescan just reads them at its next round, woken here). Before Start
+  // there is nothing to do: Start opens with them.
+  void ApplySubsystems() {
+    std::vector<std::string> wanted;
+    {
+      std::lock_guard lock(mu);
+      if (!monitoring) {
+        if (swap.valid()) swap.Wake();
+        return;
+      }
+      wanted = subsystems;
+    }
+    Monitor next;
+    if (std::string why = OpenMonitor(wanted, next); !why.empty()) {
+      spdlog::warn(
+          "udev monitor: cannot follow the subsystems the new rules name ({}): {}; their "
+          "devices are found at each re-discovery, their hotplug events only after a restart",
+          Joined(wanted), why);
+      return;
+    }
+    spdlog::info("udev monitor: the rules changed, following subsystems {}", Joined(wanted));
+    {
+      std::lock_guard lock(mu);
+      pending = std::move(next);
+    }
+    swap.Wake();
   }
 
   void RunMonitor() {
     for (;;) {
       int w = Wait(std::chrono::milliseconds(-1));
-      if (w < 0) return;
-      if (w == 0 || Drain() == 0) continue;
+      if (w == kStop) return;
+      if (w == kSwap) {
+        TakePending();
+      } else if (w == kTimeout || Drain(current) == 0) {
+        continue;
+      }
       // Coalesce the burst (a USB device brings its interfaces and class devices along).
       Clock::time_point deadline = Clock::now() + options.max_delay;
       for (;;) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
         if (left.count() <= 0) break;
         int more = Wait(std::min(left, options.quiet));
-        if (more < 0) return;
-        if (more == 0 || Drain() == 0) break;
+        if (more == kStop) return;
+        if (more == kSwap) {
+          TakePending();
+          continue;
+        }
+        if (more == kTimeout || Drain(current) == 0) break;
       }
       on_change();
     }
@@ -130,12 +220,14 @@ struct HotplugWatcher::Impl {
 
   void RunRescan() {
     if (options.rescan.count() <= 0) {  // --rescan 0: never; wait for Stop
-      Wait(std::chrono::milliseconds(-1));
+      while (Wait(std::chrono::milliseconds(-1)) != kStop) swap.Drain();
       return;
     }
     for (;;) {
-      if (Wait(options.rescan) < 0) return;
-      std::string now = Fingerprint(options.subsystems);
+      int w = Wait(options.rescan);
+      if (w == kStop) return;
+      if (w == kSwap) swap.Drain();  // a rescan with the new subsystems now
+      std::string now = Fingerprint(Subsystems());
       if (now != fingerprint) {
         fingerprint = std::move(now);
         on_change();
@@ -145,6 +237,7 @@ struct HotplugWatcher::Impl {
 };
 
 HotplugWatcher::HotplugWatcher(WatchOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->subsystems = std::move(options.subsystems);
   impl_->options = std::move(options);
 }
 
@@ -154,14 +247,22 @@ Status HotplugWatcher::Start(std::function<void()> on_change) {
   Impl& im = *impl_;
   if (im.thread.joinable()) return Error{"hotplug watcher already started"};
   if (Status s = im.stop.Open(); !s) return s;
+  if (Status s = im.swap.Open(); !s) return s;
   im.on_change = std::move(on_change);
-  std::string why = im.options.netlink ? im.OpenMonitor() : "disabled";
+  std::vector<std::string> opened = im.Subsystems();
+  std::string why = im.options.netlink ? OpenMonitor(opened, im.current) : "disabled";
   if (why.empty()) {
     im.mode = "udev monitor";
     im.warning.clear();
     im.thread = std::thread([&im] { im.RunMonitor(); });
+    {
+      std::lock_guard lock(im.mu);
+      im.monitoring = true;
+    }
+    // A SetSubsystems while the monitor opened: the thread takes a monitor with them.
+    if (!SameSet(opened, im.Subsystems())) im.ApplySubsystems();
   } else {
-    im.monitor.reset();
+    im.current = {};
     if (im.options.rescan.count() > 0) {
       im.mode = "rescan every " + Seconds(im.options.rescan) + " s";
       im.warning = "udev monitor unavailable (" + why + "); falling back to a rescan every " +
@@ -171,7 +272,7 @@ Status HotplugWatcher::Start(std::function<void()> on_change) {
       im.warning = "udev monitor unavailable (" + why +
                    ") and rescans are off (--rescan 0): hardware changes go unnoticed";
     }
-    im.fingerprint = Fingerprint(im.options.subsystems);
+    im.fingerprint = Fingerprint(im.Subsystems());
     im.thread = std::thread([&im] { im.RunRescan(); });
   }
   return Ok{};
@@ -180,9 +281,23 @@ Status HotplugWatcher::Start(std::function<void()> on_change) {
 void HotplugWatcher::Stop() {
   std::lock_guard lock(impl_->stop_mutex);
   if (!impl_->thread.joinable()) return;
+  {
+    std::lock_guard state(impl_->mu);  // SetSubsystems binds no monitor from now on
+    impl_->monitoring = false;
+    impl_->pending.reset();
+  }
   impl_->stop.Wake();
   impl_->thread.join();
-  impl_->monitor.reset();
+  impl_->current = {};
+}
+
+void HotplugWatcher::SetSubsystems(std::vector<std::string> subsystems) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (SameSet(impl_->subsystems, subsystems)) return;
+    impl_->subsystems = std::move(subsystems);
+  }
+  impl_->ApplySubsystems();
 }
 
 std::string HotplugWatcher::mode() const { return impl_->mode; }

@@ -16,8 +16,9 @@ import (
 // edgefd installed with Helm (manifests/helm/edgefd, helm from scripts/build-helm.sh): the
 // chart's labeller and DRA driver replace the kustomize ones, `helm upgrade` with new rules
 // relabels the node without restarting a pod (the rules reload), and `helm uninstall` leaves
-// no edgefd label, annotation, ResourceSlice or DeviceClass behind (its pre-delete hook runs
-// `edgefd-labeller --prune --all-nodes`). Last in the suite (the file's name sorts last): the
+// no edgefd label, annotation, ResourceSlice, DeviceClass or CDI spec behind (its pre-delete
+// hook runs `edgefd-labeller --prune --all-nodes --stop-daemonset=edgefd-dra`: the DRA
+// driver, stopped first, removes its CDI specs). Last in the suite (the file's name sorts last): the
 // uninstall prunes every Node, the paper nodes' labels too. The kustomize deployment is put
 // back afterwards for a suite run again on the same cluster (`scripts/e2e.sh test`), without
 // the paper nodes' labels.
@@ -192,7 +193,12 @@ func TestHelmInstallUpgradeRulesAndUninstallLeavesNothing(t *testing.T) {
 		}
 	}
 
-	// Uninstall: the hook prunes what edgefd set; helm deletes the rest.
+	// The DRA driver keeps its common CDI spec while it runs.
+	if _, err := os.Stat(filepath.Join(cdiDir, "edgefd.io-device.json")); err != nil {
+		t.Errorf("the chart's DRA driver wrote no common CDI spec: %v", err)
+	}
+
+	// Uninstall: the hook stops the DRA driver and prunes what edgefd set; helm deletes the rest.
 	t2 := time.Now()
 	helm(t, "uninstall", "edgefd", "-n", edgefdNamespace, "--wait", "--timeout", "3m")
 	recordFigure("helm_uninstall_s", time.Since(t2).Seconds())
@@ -216,6 +222,11 @@ func TestHelmInstallUpgradeRulesAndUninstallLeavesNothing(t *testing.T) {
 		if strings.HasPrefix(c.Name, "edgefd.io-") {
 			t.Errorf("DeviceClass %s left after helm uninstall", c.Name)
 		}
+	}
+	// The hook stopped the DRA driver first (its DaemonSet deleted in the foreground); seeing
+	// its DaemonSet go, the driver removed its CDI specs: no pod holds an edgefd claim now.
+	if left, err := filepath.Glob(filepath.Join(cdiDir, "edgefd.io-*.json")); err != nil || len(left) != 0 {
+		t.Errorf("CDI specs of edgefd left in %s after helm uninstall: %v %v", cdiDir, left, err)
 	}
 	// The kubelet wipes a DRA driver's slices once its plugin has been gone a while.
 	poll(t, "no edgefd.io ResourceSlice of this node left", 90*time.Second, func(ctx context.Context) (bool, error) {

@@ -1,5 +1,7 @@
 #include "edgefd/kube/api.h"
 
+#include <spdlog/spdlog.h>
+
 #include "edgefd/common/json.h"
 #include "edgefd/kube/events.h"
 #include "edgefd/kube/paths.h"
@@ -133,6 +135,48 @@ Result<ApiResponse> Api::UpdateResourceClaimStatus(std::string_view version, std
   auto path = Under(ResourceClaimsPath(version, ns), name);
   if (!path) return path.error();
   return Send("PUT", *path + "/status", json, kJson);
+}
+
+Result<ApiResponse> Api::GetDaemonSet(std::string_view ns, std::string_view name) {
+  return Send("GET", PathOf("/apis/apps/v1", {"namespaces", ns, "daemonsets", name}));
+}
+
+Result<ApiResponse> Api::DeleteDaemonSetForeground(std::string_view ns, std::string_view name) {
+  return Send("DELETE", PathOf("/apis/apps/v1", {"namespaces", ns, "daemonsets", name}),
+              R"({"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Foreground"})",
+              kJson);
+}
+
+Status DeleteDaemonSetsAndWait(Api api, std::string_view ns, const std::vector<std::string>& names,
+                               std::chrono::seconds timeout,
+                               const std::function<bool(std::chrono::milliseconds)>& wait) {
+  auto answer = [ns](const std::string& name, const ApiResponse& r) {
+    return Error{"DaemonSet " + std::string(ns) + "/" + name + ": the API server answered " +
+                 std::to_string(r.status) + ": " + r.body.substr(0, 200)};
+  };
+  for (const std::string& name : names) {
+    auto deleted = api.DeleteDaemonSetForeground(ns, name);
+    if (!deleted) return deleted.error();
+    if (deleted->status != 200 && deleted->status != 202 && deleted->status != 404) {
+      return answer(name, *deleted);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const std::string& name : names) {
+    for (;;) {
+      auto got = api.GetDaemonSet(ns, name);
+      if (!got) return got.error();
+      if (got->status == 404) break;
+      if (got->status != 200) return answer(name, *got);
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Error{"DaemonSet " + std::string(ns) + "/" + name + ": its pods still stop after " +
+                     std::to_string(timeout.count()) + " s"};
+      }
+      if (wait(std::chrono::milliseconds(500))) return Error{"stopped"};
+    }
+    spdlog::info("DaemonSet {}/{} and its pods are gone", ns, name);
+  }
+  return Ok{};
 }
 
 Result<ApiResponse> Api::CreateEvent(std::string_view ns, const std::string& json) {

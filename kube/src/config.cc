@@ -71,6 +71,14 @@ Result<std::string> ReadCredentialFile(const fs::path& path, const std::string& 
   return ss.str();
 }
 
+std::string PodNamespace(const std::filesystem::path& sa_dir) {
+  if (const char* ns = std::getenv("POD_NAMESPACE"); ns != nullptr && *ns != '\0') return ns;
+  std::ifstream in(sa_dir / "namespace");
+  std::string ns;
+  if (in && std::getline(in, ns)) return ns;
+  return "";
+}
+
 Result<KubeConfig> InClusterConfig(const fs::path& sa_dir) {
   const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
   const char* port = std::getenv("KUBERNETES_SERVICE_PORT");

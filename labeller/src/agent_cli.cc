@@ -41,6 +41,7 @@ class LoggedWatcher final : public ChangeSource {
     return started;
   }
   void Stop() override { watcher_.Stop(); }
+  HotplugWatcher& watcher() { return watcher_; }
 
  private:
   HotplugWatcher watcher_;
@@ -49,11 +50,7 @@ class LoggedWatcher final : public ChangeSource {
 // The namespace of --output nodefeature: $POD_NAMESPACE (the DaemonSet sets it from
 // metadata.namespace), else the service account's namespace file.
 Result<std::string> NodeFeatureNamespace() {
-  if (const char* ns = std::getenv("POD_NAMESPACE"); ns != nullptr && *ns != '\0')
-    return std::string(ns);
-  std::ifstream in(std::string(kube::kServiceAccountDir) + "/namespace");
-  std::string ns;
-  if (in && std::getline(in, ns) && !ns.empty()) return ns;
+  if (std::string ns = kube::PodNamespace(); !ns.empty()) return ns;
   return Error{
       "--output nodefeature: no namespace for the NodeFeature object: set POD_NAMESPACE (the "
       "DaemonSet sets it from metadata.namespace)"};
@@ -111,7 +108,7 @@ Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
           &reload]() -> Result<Labels> {
     auto report = discoverer->Run();
     if (!report) return report.error();
-    reload.Observe(report->rules);
+    reload.Observe(*report);
     log->Log(report->warnings);
     *inventory = std::move(report->inventory);
     Labels labels = RenderLabels(*inventory);
@@ -127,7 +124,7 @@ Agent::DiscoverFn DiscoverLabels(std::shared_ptr<Discoverer> discoverer,
 // Hardware changes: udev's netlink monitor, or a rescan when it cannot be opened. Only where
 // discovery uses udev at all (--udev, or --root / without --dtb): otherwise nothing it
 // reports could change the labels, and the --resync suffices.
-std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
+std::unique_ptr<LoggedWatcher> MakeWatcher(const AgentCliOptions& opts) {
   if (!UsesUdev(opts.discovery)) return nullptr;
   auto rules = LoadRules(opts.discovery.rule_files);  // Discover accepted them before
   WatchOptions watch;
@@ -139,7 +136,7 @@ std::unique_ptr<ChangeSource> MakeWatcher(const AgentCliOptions& opts) {
 // The DaemonSet's mode: the health endpoint, then reconciles until a stop (SIGTERM/SIGINT), on
 // hardware events and on changes of the rules files.
 int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& metrics,
-              const RulesReload& reload) {
+              RulesReload& reload) {
   std::unique_ptr<HttpEndpoint> health;
   if (MetricsEnabled(opts.metrics_addr)) {
     auto started = StartHealthEndpoint(
@@ -151,7 +148,9 @@ int RunDaemon(const AgentCliOptions& opts, Agent& agent, const AgentMetrics& met
     health = std::move(*started);
     spdlog::info("serving /healthz, /readyz and /metrics on port {}", health->port());
   }
-  std::unique_ptr<ChangeSource> udev = MakeWatcher(opts);
+  std::unique_ptr<LoggedWatcher> udev = MakeWatcher(opts);
+  // A reload that names a new subsystem widens the watcher's filter.
+  FollowRules follow_rules(reload, udev ? &udev->watcher() : nullptr);
   std::unique_ptr<ChangeSource> rules = MakeRulesWatcher(opts.discovery);
   ChangeSources changes({udev.get(), rules.get()});
   Status ran = agent.Run(udev || rules ? &changes : nullptr);
@@ -188,6 +187,19 @@ int RunPrune(const AgentCliOptions& opts) {
     return kExitUsage;
   }
   kube::ApiTransport& api = **client;
+  // --stop-daemonset: the DaemonSets go first, in the foreground, so their pods stop while
+  // the accounts they use still exist (the DRA driver then removes its CDI specs).
+  if (!opts.stop_daemonsets.empty()) {
+    const std::string ns = kube::PodNamespace();
+    Status stopped = ns.empty() ? Status(Error{"--stop-daemonset: no namespace: set POD_NAMESPACE"})
+                                : kube::DeleteDaemonSetsAndWait(
+                                      kube::Api(api), ns, opts.stop_daemonsets, opts.once_timeout,
+                                      [](std::chrono::milliseconds t) { return WaitForStop(t); });
+    if (!stopped) {
+      spdlog::error("{}", stopped.error().message);
+      return kExitFailure;
+    }
+  }
   std::vector<std::string> nodes;
   if (opts.all_nodes) {
     auto names = ListNodeNames(api);

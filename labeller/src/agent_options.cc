@@ -40,7 +40,8 @@ Result<std::string> AgentOptionsToJson(const AgentCliOptions& o) {
                     {"log_level", o.log_level},
                     {"calibration", o.calibration.string()},
                     {"prune", o.prune},
-                    {"all_nodes", o.all_nodes}};
+                    {"all_nodes", o.all_nodes},
+                    {"stop_daemonsets", o.stop_daemonsets}};
   try {
     // Strict: a byte that is not UTF-8 would otherwise arrive as U+FFFD, another path.
     return doc.dump(-1, ' ', false, Json::error_handler_t::strict);
@@ -79,6 +80,7 @@ Result<AgentCliOptions> AgentOptionsFromJson(std::string_view json) {
     o.calibration = j.value("calibration", std::string());
     o.prune = j.at("prune").get<bool>();
     o.all_nodes = j.at("all_nodes").get<bool>();
+    o.stop_daemonsets = j.value("stop_daemonsets", std::vector<std::string>());
     return o;
   } catch (const Json::exception& e) {
     return Error{std::string("agent options: ") + e.what()};

@@ -85,6 +85,11 @@ void AddFlags(CLI::App& app, Options& opts) {
                "annotation, then exit: what uninstalling leaves behind");
   app.add_flag("--all-nodes", opts.agent.all_nodes,
                "with --prune: every Node of the cluster (needs list on nodes), not only this one");
+  app.add_option("--stop-daemonset", opts.agent.stop_daemonsets,
+                 "with --prune: first delete this DaemonSet of the pod's namespace "
+                 "($POD_NAMESPACE) in the foreground and wait until its pods are gone (the "
+                 "chart's uninstall hook: the DRA driver then removes its CDI specs); repeatable")
+      ->type_name("NAME");
   app.add_flag("--print-rules", opts.print_rules,
                "print the built-in accelerator/camera rules and exit");
   AddDiscoveryFlags(app, opts.discovery);
@@ -221,9 +226,9 @@ int RunLabellerCli(int argc, char** argv) {
   }
   SetUpLogging("edgefd-labeller", opts.log_level);
   const DiscoveryOptions& discovery = opts.discovery.discovery;
-  if (opts.agent.all_nodes && !opts.agent.prune) {
-    std::fprintf(stderr,
-                 "edgefd-labeller: --all-nodes needs --prune\nTry 'edgefd-labeller --help'.\n");
+  if ((opts.agent.all_nodes || !opts.agent.stop_daemonsets.empty()) && !opts.agent.prune) {
+    std::fprintf(stderr, "edgefd-labeller: %s needs --prune\nTry 'edgefd-labeller --help'.\n",
+                 opts.agent.all_nodes ? "--all-nodes" : "--stop-daemonset");
     return kExitUsage;
   }
   if (opts.agent.prune && (opts.dry_run || opts.output != "text" || opts.watch)) {

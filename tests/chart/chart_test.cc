@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -354,6 +355,30 @@ TEST_F(ChartTest, UninstallPrunesWithTheLabellersOwnPruneAsAPreDeleteHook) {
   EXPECT_NE(Find(objects, "ValidatingAdmissionPolicy/edgefd-edgefd-prune-removes-only"), nullptr);
   EXPECT_EQ(Find(Render({"--set", "labeller.prune.enabled=false"}), "Job/edgefd-edgefd-prune"),
             nullptr);
+  EXPECT_EQ(Find(objects, "Role/edgefd-prune"), nullptr);  // no DRA driver: nothing to stop
+}
+
+// With the DRA driver, the hook first deletes its DaemonSet in the foreground (and may do no
+// more than that to DaemonSets), and the driver is told which DaemonSet is its own: at a stop
+// it removes its CDI specs when that DaemonSet is being deleted.
+TEST_F(ChartTest, UninstallStopsTheDraDriverFirstSoItRemovesItsCdiSpecs) {
+  auto objects = Render({"--set", "dra.enabled=true"});
+  const Json* job = Find(objects, "Job/edgefd-edgefd-prune");
+  ASSERT_NE(job, nullptr);
+  const Json& c = (*job)["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_EQ(c["args"].back(), "--stop-daemonset=edgefd-dra");
+  EXPECT_EQ(StringAt(c, "/env/0/name"), "POD_NAMESPACE");
+  const Json* role = Find(objects, "Role/edgefd-prune");
+  ASSERT_NE(role, nullptr);
+  EXPECT_EQ(StringAt(*role, "/metadata/annotations/helm.sh~1hook"), "pre-delete");
+  EXPECT_EQ((*role)["rules"], Json::parse(R"([{"apiGroups":["apps"],"resources":["daemonsets"],
+      "resourceNames":["edgefd-dra"],"verbs":["get","delete"]}])"));
+  ASSERT_NE(Find(objects, "RoleBinding/edgefd-prune"), nullptr);
+  const Json* ds = Find(objects, "DaemonSet/edgefd-dra");
+  ASSERT_NE(ds, nullptr);
+  const Json& dra = (*ds)["spec"]["template"]["spec"]["containers"][0];
+  EXPECT_NE(std::find(dra["args"].begin(), dra["args"].end(), Json("--daemonset=edgefd-dra")),
+            dra["args"].end());
 }
 
 }  // namespace

@@ -4,10 +4,14 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <mutex>
+
 #include "edgefd/deviceplugin/feed.h"
 #include "edgefd/deviceplugin/flags.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/rules_reload.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/testing/fake_kubelet.h"
 #include "edgefd/testing/files.h"
@@ -115,6 +119,53 @@ TEST_F(UdevHotplug, CoralThatReenumeratesKeepsItsDeviceId) {
     ASSERT_EQ(list.devices_size(), 1);
     EXPECT_EQ(list.devices(0).id(), "1-3");
   }
+}
+
+// A rules reload that brings a rule on a subsystem no rule named before (Vivante's `galcore`
+// class): the reload finds the device, and its hotplug is followed from then on, with no
+// restart, because the watcher's filter follows the rules in force. Wired as Serve wires it.
+TEST_F(UdevHotplug, AReloadedRuleOnANewSubsystemFollowsItsHotplug) {
+  EDGEFD_REQUIRE_UMOCKDEV();
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  testing::ProjectedVolume volume(dir_.path() / "rules");
+  volume.Publish({{"rules.yaml", "rules: []\n"}});
+  DevicePluginFlags flags;
+  flags.discovery.discovery.root = tb_->Root();
+  flags.discovery.discovery.udev = true;
+  flags.discovery.discovery.rule_files = {volume.path() / "rules.yaml"};
+  auto watch = MakeWatchOptions(flags);
+  ASSERT_TRUE(watch) << watch.error().message;
+  ASSERT_EQ(std::count(watch->subsystems.begin(), watch->subsystems.end(), "galcore"), 0);
+  RulesReload reload(flags.discovery.discovery.rule_files);
+  HotplugWatcher udev(*watch);
+  FollowRules follow(reload, &udev);
+  std::unique_ptr<ChangeSource> rules = MakeRulesWatcher(flags.discovery.discovery);
+  ChangeSources changes({&udev, rules.get()});
+  std::mutex mu;
+  std::condition_variable cv;
+  int listener = registry_.AddListener([&](const std::string&) {
+    std::lock_guard lock(mu);
+    cv.notify_all();
+  });
+  auto served = [&] {
+    auto snapshot = registry_.Snapshot("edgefd.io/vivante");
+    return snapshot && !snapshot->devices.empty() && snapshot->devices[0].present;
+  };
+  auto wait_for = [&](auto pred) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(10), pred);
+  };
+  InventoryFeed feed(registry_, MakeDiscover(flags, &reload), changes);
+  ASSERT_TRUE(feed.Start());
+  ASSERT_EQ(udev.mode(), "udev monitor");
+  EXPECT_FALSE(served());
+
+  volume.Publish({{"rules.yaml", "rules:\n  - name: vivante\n    match: {subsystem: galcore}\n"}});
+  ASSERT_TRUE(wait_for(served));
+  tb_->Unplug("/sys/devices/virtual/galcore/galcore");
+  EXPECT_TRUE(wait_for([&] { return !served(); }));
+  feed.Stop();
+  registry_.RemoveListener(listener);
 }
 
 }  // namespace

@@ -135,6 +135,61 @@ TEST_F(UmockdevHotplug, StopIsIdempotentAndNoCallbackRunsAfterIt) {
   EXPECT_EQ(changes.count(), 0);
 }
 
+// A rules reload that names a subsystem the watcher did not follow (Vivante's own `galcore`
+// class): SetSubsystems swaps the monitor for one with the wider filter, reports a change
+// once it listens (the re-scan that finds what came meanwhile), and the class's events
+// arrive from then on.
+TEST_F(UmockdevHotplug, SetSubsystemsFollowsAClassTheRulesNowName) {
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  WatchOptions options;
+  options.subsystems = {"usb", "misc"};
+  HotplugWatcher watcher(options);
+  ChangeCounter changes;
+  ASSERT_TRUE(watcher.Start(changes.Callback()));
+  watcher.SetSubsystems({"misc", "usb"});  // the same set: nothing to swap
+  watcher.SetSubsystems({"usb", "misc", "galcore"});
+  ASSERT_TRUE(changes.WaitFor(1));
+  int seen = changes.count();
+  tb_->Unplug("/sys/devices/virtual/galcore/galcore");
+  ASSERT_TRUE(changes.WaitFor(seen + 1));
+  // Narrowed again, the subsystems both filters name keep reporting.
+  watcher.SetSubsystems({"usb", "misc"});
+  ASSERT_TRUE(changes.WaitFor(seen + 2));
+  seen = changes.count();
+  tb_->Unplug("/sys/devices/virtual/misc/nvmap");
+  ASSERT_TRUE(changes.WaitFor(seen + 1));
+  watcher.Stop();
+  watcher.SetSubsystems({"usb"});  // stopped: nothing runs, nothing breaks
+}
+
+TEST_F(UmockdevHotplug, SetSubsystemsBeforeStartIsWhatStartWatches) {
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  WatchOptions options;
+  options.subsystems = {"usb"};
+  HotplugWatcher watcher(options);
+  watcher.SetSubsystems({"usb", "galcore"});
+  ChangeCounter changes;
+  ASSERT_TRUE(watcher.Start(changes.Callback()));
+  tb_->Unplug("/sys/devices/virtual/galcore/galcore");
+  ASSERT_TRUE(changes.WaitFor(1));
+  watcher.Stop();
+}
+
+TEST_F(UmockdevHotplug, TheRescanFallbackRescansTheNewSubsystemsAtOnce) {
+  ASSERT_TRUE(tb_->Plug("virtual-misc.umockdev"));
+  WatchOptions options;
+  options.netlink = false;
+  options.rescan = std::chrono::hours(1);  // only the new subsystems can make it rescan
+  options.subsystems = {"usb"};
+  HotplugWatcher watcher(options);
+  ChangeCounter changes;
+  ASSERT_TRUE(watcher.Start(changes.Callback()));
+  // The galcore device is new to the fingerprint: a change.
+  watcher.SetSubsystems({"usb", "galcore"});
+  ASSERT_TRUE(changes.WaitFor(1));
+  watcher.Stop();
+}
+
 // --- edgefd-labeller --dry-run --watch, as a user runs it ---------------------------------
 
 // Starts the labeller on the testbed and waits until it is watching.

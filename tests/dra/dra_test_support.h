@@ -4,7 +4,10 @@
 // stand-in.
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "edgefd/kube/client.h"
 #include "edgefd/testing/fake_apiserver.h"
@@ -34,5 +37,28 @@ inline std::unique_ptr<kube::ApiTransport> ClientFor(FakeApiServer& server) {
   EXPECT_TRUE(client.ok()) << client.error().message;
   return client.ok() ? std::move(*client) : nullptr;
 }
+
+// Answers each request with the next scripted response and records what was asked.
+class ScriptedTransport final : public kube::ApiTransport {
+ public:
+  struct Request {
+    std::string method, path, body, content_type;
+  };
+  explicit ScriptedTransport(std::deque<kube::ApiResponse> answers)
+      : answers_(std::move(answers)) {}
+  ::edgefd::Result<kube::ApiResponse> Send(std::string_view method, const std::string& path,
+                                           const std::string& body,
+                                           std::string_view content_type) override {
+    requests.push_back({std::string(method), path, body, std::string(content_type)});
+    if (answers_.empty()) return Error{"no more answers"};
+    kube::ApiResponse next = answers_.front();
+    answers_.pop_front();
+    return next;
+  }
+  std::vector<Request> requests;
+
+ private:
+  std::deque<kube::ApiResponse> answers_;
+};
 
 }  // namespace edgefd::dra::testing

@@ -5,8 +5,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <deque>
-
 #include "dra_test_support.h"
 
 namespace edgefd::dra {
@@ -15,29 +13,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::kNode;
-
-// Answers each request with the next scripted response and records what was asked.
-class ScriptedTransport final : public kube::ApiTransport {
- public:
-  struct Request {
-    std::string method, path, body, content_type;
-  };
-  explicit ScriptedTransport(std::deque<kube::ApiResponse> answers)
-      : answers_(std::move(answers)) {}
-  ::edgefd::Result<kube::ApiResponse> Send(std::string_view method, const std::string& path,
-                                           const std::string& body,
-                                           std::string_view content_type) override {
-    requests.push_back({std::string(method), path, body, std::string(content_type)});
-    if (answers_.empty()) return Error{"no more answers"};
-    kube::ApiResponse next = answers_.front();
-    answers_.pop_front();
-    return next;
-  }
-  std::vector<Request> requests;
-
- private:
-  std::deque<kube::ApiResponse> answers_;
-};
+using testing::ScriptedTransport;
 
 Json Claim(const std::string& name, const std::string& pool, bool reserved,
            const std::string& driver = "edgefd.io") {

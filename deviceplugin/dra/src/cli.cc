@@ -26,6 +26,7 @@
 #include "edgefd/dra/pod_resources.h"
 #include "edgefd/dra/publisher.h"
 #include "edgefd/dra/recovery_api.h"
+#include "edgefd/dra/uninstall.h"
 #include "edgefd/kube/api.h"
 
 namespace edgefd::dra {
@@ -65,6 +66,7 @@ struct Flags {
   bool print_device_classes = false;
   bool print_extended_resources = false;
   bool print_slices = false;
+  std::string daemonset;  // --daemonset: remove the CDI specs when it is being uninstalled
 };
 
 // The flags only the DRA modes have, in the group "DRA".
@@ -99,6 +101,13 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
                  "device taints), on or off (default: auto)")
       ->type_name("WHEN")
       ->check(OneOf({"auto", "on", "off"}))
+      ->group(group);
+  app.add_option("--daemonset", flags.daemonset,
+                 "the DaemonSet this pod belongs to, in $POD_NAMESPACE: at a stop, when the API "
+                 "server says it is gone or being deleted (an uninstall, not a restart or an "
+                 "upgrade), the CDI specs in --cdi-dir that no prepared claim needs are removed "
+                 "(default: none, they stay)")
+      ->type_name("NAME")
       ->group(group);
   app.add_flag("--print-device-classes", flags.print_device_classes,
                "print the DeviceClasses for the rules (built-in and --config), then exit")
@@ -230,6 +239,7 @@ struct Driver {
   deviceplugin::Metrics dp_metrics;
   InventoryRegistry registry;
   std::unique_ptr<HotplugWatcher> udev_watcher;
+  std::unique_ptr<FollowRules> follow_rules;  // the watcher's subsystems follow the rules
   std::unique_ptr<ChangeSource> rules_watcher;
   std::unique_ptr<ChangeSources> hardware;  // both of them
   deviceplugin::NoChangeSource no_changes;
@@ -265,8 +275,11 @@ void Driver::Stop() {
 
 // Hardware → registry (as in the device plugin) → CDI specs; an exit code on failure.
 std::optional<int> StartHardware(Driver& d, InventoryFeed::DiscoverFn discover,
-                                 const WatchOptions& watch) {
+                                 const WatchOptions& watch, RulesReload& reload) {
   d.udev_watcher = std::make_unique<HotplugWatcher>(watch);
+  if (!d.flags.dp.inventory_file) {
+    d.follow_rules = std::make_unique<FollowRules>(reload, d.udev_watcher.get());
+  }
   // A change of the rules files (a ConfigMap update) rediscovers like a hardware event.
   d.rules_watcher = MakeRulesWatcher(d.flags.dp.discovery.discovery);
   d.hardware = std::make_unique<ChangeSources>(
@@ -404,6 +417,30 @@ std::optional<int> StartMetrics(Driver& d, const RulesReload& reload) {
   return std::nullopt;
 }
 
+// --daemonset: after the driver stopped (no spec writer runs), an uninstall removes the CDI
+// specs no prepared claim needs. The stop cancelled the shared client: a client of its own.
+void RemoveCdiSpecsAtUninstall(const Flags& flags, Driver& d) {
+  if (flags.daemonset.empty() || !d.cdi_dir) return;
+  std::string ns = kube::PodNamespace();
+  if (ns.empty()) {
+    spdlog::warn("--daemonset: no namespace (set POD_NAMESPACE): the CDI specs stay");
+    return;
+  }
+  auto client = kube::ConnectToApiServer(
+      {flags.kube.kubeconfig, flags.kube.insecure_skip_tls_verify, flags.kube.allow_insecure_http},
+      nullptr);
+  if (!client) {
+    spdlog::warn("--daemonset: {}: the CDI specs stay", client.error().message);
+    return;
+  }
+  std::set<std::string> prepared;
+  if (d.claims) {
+    for (const auto& [uid, claim] : d.claims->Claims()) prepared.insert(uid);
+  }
+  kube::Api api(**client);
+  RemoveCdiSpecsIfUninstalled(api, ns, flags.daemonset, *d.cdi_dir, prepared);
+}
+
 // Serves until SIGTERM/SIGINT: hardware → registry → CDI specs, the device plugin (--mode
 // both), the prepared claims, the pool of ResourceSlices, the kubelet plugin, metrics.
 int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOptions& watch,
@@ -433,7 +470,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   // device plugin.
   d.checkpoint = flags.dp.dra_checkpoint.value_or(flags.plugin.plugins_dir /
                                                   std::string(kDriverName) / "checkpoint.json");
-  if (auto code = StartHardware(d, std::move(discover), watch)) return *code;
+  if (auto code = StartHardware(d, std::move(discover), watch, reload)) return *code;
   if (auto code = StartDevicePlugin(d)) return *code;
   std::optional<ResourceApi> version = ChooseResourceApi(flags.resource_api, api, stop);
   if (!version) return kExitOk;  // stopped while the API server was away
@@ -452,6 +489,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   if (auto code = StartMetrics(d, reload)) return *code;
   stop.Wait();
   d.Stop();
+  RemoveCdiSpecsAtUninstall(flags, d);
   stop.Done();
   return kExitOk;
 }

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -80,6 +81,12 @@ class CdiSpecDir {
   /// UIDs of every claim spec in the directory (files whose name holds no IsObjectUid are not
   /// edgefd's and are left out).
   std::vector<std::string> ClaimSpecs() const;
+  /// An uninstall: removes every spec of edgefd's here but those a prepared claim still needs
+  /// (a container of a running pod is created again from them when it restarts): the specs of
+  /// the claims in `prepared` (UIDs) and, while there is one, the common spec, whose devices
+  /// those containers name too. Returns the files that stay; a file that cannot be removed
+  /// stays and is logged. Call it after the writers stopped (CdiSpecFeed::Stop).
+  std::vector<std::filesystem::path> RemoveForUninstall(const std::set<std::string>& prepared);
 
  private:
   std::filesystem::path dir_;

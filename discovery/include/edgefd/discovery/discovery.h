@@ -49,6 +49,9 @@ struct DiscoveryReport {
   std::vector<std::string> warnings;  ///< skipped nodes, unreadable files, ...
   std::string devicetree_source;      ///< path it came from; empty when none was found
   RulesStatus rules;
+  /// The udev subsystems the rules in force need watched (UdevSubsystems): a reload that
+  /// names a new one widens the hotplug watcher's filter (RulesReload::Observe).
+  std::vector<std::string> udev_subsystems;
 };
 
 /// Runs every discovery source. Fails only on bad input the user named (a `--dtb` that is

@@ -18,6 +18,7 @@
 #include "edgefd/common/health.h"
 #include "edgefd/common/prometheus.h"
 #include "edgefd/discovery/discovery.h"
+#include "edgefd/discovery/udev.h"
 #include "edgefd/discovery/watch.h"
 
 namespace edgefd {
@@ -68,6 +69,13 @@ class RulesReload {
   void SetEventPoster(EventFn post_event);
   /// Called with each discovery run's rules status.
   void Observe(const RulesStatus& status);
+  /// Observe(report.rules), and the followed watcher (FollowSubsystems) watches the subsystems
+  /// the rules in force name (report.udev_subsystems): a reload that brings a rule on a new
+  /// subsystem follows that subsystem's hotplug without a restart.
+  void Observe(const DiscoveryReport& report);
+  /// The hotplug watcher whose subsystem filter follows the rules in force; null: none. Clear
+  /// it before the watcher goes (a call in flight is waited for).
+  void FollowSubsystems(HotplugWatcher* watcher);
   /// edgefd_rules_generation, edgefd_rules_reloads_total, edgefd_rules_reload_errors_total,
   /// edgefd_rules_last_reload_success_timestamp_seconds, edgefd_rules_stale,
   /// edgefd_rules_info{hash}.
@@ -80,6 +88,23 @@ class RulesReload {
   mutable std::mutex mu_;
   RulesStatus last_;
   bool seen_ = false;
+  std::mutex follow_mu_;  // held while the watcher is told, so clearing it waits for that
+  HotplugWatcher* follow_ = nullptr;
+};
+
+/// RulesReload::FollowSubsystems for a scope: the watcher follows the rules from construction
+/// and no longer from destruction (declare it after both, so it goes first).
+class FollowRules {
+ public:
+  FollowRules(RulesReload& reload, HotplugWatcher* watcher) : reload_(reload) {
+    reload_.FollowSubsystems(watcher);
+  }
+  ~FollowRules() { reload_.FollowSubsystems(nullptr); }
+  FollowRules(const FollowRules&) = delete;
+  FollowRules& operator=(const FollowRules&) = delete;
+
+ private:
+  RulesReload& reload_;
 };
 
 /// `checks` with the rules metrics after its own.

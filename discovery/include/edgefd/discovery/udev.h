@@ -123,6 +123,16 @@ class HotplugWatcher final : public ChangeSource {
   /// Idempotent; no callback runs after it returns. The destructor calls it.
   void Stop() override;
 
+  /// Follows other subsystems (the rules in force changed: DiscoveryReport::udev_subsystems).
+  /// Returns at once; may be called from `on_change` and from any thread. Nothing when the
+  /// set is the same. The udev monitor binds a netlink socket with the new filter before
+  /// its thread closes the old one, so an event of a subsystem both name reaches one of them;
+  /// a subsystem only the new one names has no event before the new socket is bound, so once
+  /// it is, the thread reports a change (a re-scan: a device that came meanwhile is found). A
+  /// socket that cannot be bound keeps the old filter, with a warning. The rescan fallback
+  /// rescans the new subsystems at once. Before Start it only sets what Start opens with.
+  void SetSubsystems(std::vector<std::string> subsystems);
+
   /// "udev monitor" or "rescan every N s"; valid after Start.
   std::string mode() const;
   /// Why the netlink monitor is not used ("" when it is); valid after Start.

@@ -4,6 +4,7 @@
 // escaped names (paths.h), so a name another party chose can neither change which object is
 // reached nor add a request: a bad name is an Error before anything is sent. Each returns the
 // API server's answer whatever its status (the caller decides what a 404 or 409 means).
+#include <chrono>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,12 @@ class Api {
   Result<ApiResponse> UpdateResourceClaimStatus(std::string_view version, std::string_view ns,
                                                 std::string_view name, const std::string& json);
 
+  /// GET /apis/apps/v1/namespaces/NS/daemonsets/NAME.
+  Result<ApiResponse> GetDaemonSet(std::string_view ns, std::string_view name);
+  /// DELETE it with propagationPolicy Foreground: it stays, with a deletionTimestamp, until
+  /// the garbage collector has deleted its pods.
+  Result<ApiResponse> DeleteDaemonSetForeground(std::string_view ns, std::string_view name);
+
   /// POST /api/v1/namespaces/NS/events (a core/v1 Event).
   Result<ApiResponse> CreateEvent(std::string_view ns, const std::string& json);
 
@@ -78,6 +85,13 @@ class Api {
                            const std::string& body = {}, std::string_view content_type = {});
   ApiTransport& t_;
 };
+
+/// Deletes each DaemonSet of `names` in `ns` in the foreground (its pods are deleted before it
+/// goes), then asks every half second, waiting through `wait` (true: stop now), until each is
+/// gone. An Error names the DaemonSet and the API server's answer, or says `timeout` passed.
+Status DeleteDaemonSetsAndWait(Api api, std::string_view ns, const std::vector<std::string>& names,
+                               std::chrono::seconds timeout,
+                               const std::function<bool(std::chrono::milliseconds)>& wait);
 
 /// "/apis/resource.k8s.io/<version>/resourceslices"; Error for a bad version.
 Result<std::string> ResourceSlicesPath(std::string_view version);

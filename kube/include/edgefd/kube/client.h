@@ -58,6 +58,10 @@ Result<std::string> ReadCredentialFile(const std::filesystem::path& path, const 
 /// The service account directory mounted into every pod.
 inline constexpr char kServiceAccountDir[] = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/// The namespace this pod runs in: $POD_NAMESPACE (a DaemonSet sets it from
+/// metadata.namespace), else `<sa_dir>/namespace`; "" when neither says.
+std::string PodNamespace(const std::filesystem::path& sa_dir = kServiceAccountDir);
+
 /// In-cluster config: `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT`, the token file
 /// `<sa_dir>/token` (re-read per request) and the CA bundle `<sa_dir>/ca.crt`.
 Result<KubeConfig> InClusterConfig(const std::filesystem::path& sa_dir = kServiceAccountDir);

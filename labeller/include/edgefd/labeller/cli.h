@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edgefd/common/result.h"
 #include "edgefd/discovery/discovery.h"
@@ -41,6 +42,11 @@ struct AgentCliOptions {
   /// edgefd's prefixes only, and the annotation), then exit. The chart's pre-delete hook.
   bool prune = false;
   bool all_nodes = false;  ///< --prune --all-nodes: every Node, not only this one
+  /// --prune --stop-daemonset NAME: first delete that DaemonSet of this pod's namespace in the
+  /// foreground and wait until it is gone, so its pods stop while their accounts still exist
+  /// (the DRA driver's --daemonset then removes its CDI specs). The chart's hook names
+  /// edgefd-dra.
+  std::vector<std::string> stop_daemonsets;
 
   bool operator==(const AgentCliOptions&) const = default;
 };
