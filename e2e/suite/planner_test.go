@@ -333,7 +333,8 @@ func TestPlannedPipeline(t *testing.T) {
 		if plan.linkMargin() < linkBoundMargin { // the same search as best's: it cannot differ
 			t.Fatalf("plan --out at %s Mbit/s: %s; priced before: %s", rateArg, plan.describe(), best.describe())
 		}
-		t.Logf("link %s Mbit/s (link-bound by %.2fx): %s", rateArg, plan.linkMargin(), plan.describe())
+		t.Logf("calibrated and planned in %v; link %s Mbit/s (link-bound by %.2fx): %s",
+			time.Since(started).Round(100*time.Millisecond), rateArg, plan.linkMargin(), plan.describe())
 		t.Logf("the same placement unshaped: %s", unshapedPlan.describe())
 
 		// The planner's manifests as they are, in a test namespace, with the pipeline's token
@@ -391,6 +392,7 @@ patches:
 			return n >= 3, err
 		}, explain)
 		ready := time.Now()
+		t.Logf("frames at the sink %v after the test's start", ready.Sub(started).Round(100*time.Millisecond))
 
 		unshaped, _, err := sinkFPS(sinkURL, 3*time.Second)
 		if err != nil {
