@@ -39,14 +39,14 @@ import (
 // unshaped link (compute-bound) is measured and logged beside its prediction, not checked.
 
 const (
-	plannedNamespace = "e2e-planned"
-	plannedSinkPort  = 9090 // the planner's default --metrics-port
+	plannedNamespace   = "e2e-planned"
+	plannedMetricsPort = 9090 // the planner's default --metrics-port (stages and sink)
 	// The plan must be link-bound by this factor over every stage's compute (and codec).
 	linkBoundMargin  = 1.25
 	plannedTolerance = 0.15
 )
 
-// plannedLinkRates are the rates tried: 20 Mbit/s down to 0.3 in steps of 15 %; the one at
+// plannedLinkRates are the rates tried: 20 Mbit/s down to 0.3 in steps of 20 %; the one at
 // which the plan is link-bound by the largest margin is used. Between the two cores of this
 // machine tiny-YOLO's best cut is after pool6 in int8 (25 kB a frame); it is link-bound only
 // while its transfer lies between the slower stage's compute and the whole model's (below
@@ -55,7 +55,7 @@ const (
 // 1.5 to 3 Mbit/s on this machine quiet, 0.8 to 1.5 when four builds share it.
 func plannedLinkRates() []float64 {
 	var rates []float64
-	for r := 20.0; r >= 0.3; r *= 0.85 {
+	for r := 20.0; r >= 0.3; r *= 0.8 {
 		rates = append(rates, math.Round(r*1000)/1000)
 	}
 	return rates
@@ -328,7 +328,10 @@ func TestPlannedPipeline(t *testing.T) {
 		// The source paces frames a quarter above the unshaped prediction: it never limits
 		// the pipeline, and stage 0 computes no more frames than the pipeline could carry.
 		sourceFPS := strconv.FormatFloat(math.Ceil(unshapedPlan.PredictedFPS*1.25), 'f', 0, 64)
-		plan := mustPlan(t, append(common, "--link-mbps", rateArg, "--source-fps", sourceFPS,
+		// The objects' names differ from run to run: CoreDNS caches a Service's address for 30 s,
+		// and a rerun's stages would dial the address of the run before's Services for that long.
+		name := fmt.Sprintf("planned-%x", time.Now().Unix()&0xffffff)
+		plan := mustPlan(t, append(common, "--link-mbps", rateArg, "--source-fps", sourceFPS, "--name", name,
 			"--out", filepath.Join(work, "plan"))...)
 		if plan.linkMargin() < linkBoundMargin { // the same search as best's: it cannot differ
 			t.Fatalf("plan --out at %s Mbit/s: %s; priced before: %s", rateArg, plan.describe(), best.describe())
@@ -338,8 +341,9 @@ func TestPlannedPipeline(t *testing.T) {
 		t.Logf("the same placement unshaped: %s", unshapedPlan.describe())
 
 		// The planner's manifests as they are, in a test namespace, with the pipeline's token
-		// Secret (which a user creates by hand) and both node files' nodeSelector pointed at
-		// the one real node whose cores they are.
+		// Secret (which a user creates by hand), both node files' nodeSelector pointed at the one
+		// real node whose cores they are, and the source held back until the stages run (as in
+		// e2e/deploy/yolo-real: a source that finds no stage backs off for ever longer).
 		overlay := filepath.Join(work, "overlay")
 		if err := os.MkdirAll(overlay, 0o755); err != nil {
 			t.Fatal(err)
@@ -348,7 +352,7 @@ func TestPlannedPipeline(t *testing.T) {
 kind: Kustomization
 resources: [../plan]
 secretGenerator:
-  - name: planned-pipeline-token
+  - name: %[2]s-pipeline-token
     literals: [token=e2e-only-token-not-a-secret-0123456789]
     options: {disableNameSuffixHash: true}
 patches:
@@ -356,16 +360,26 @@ patches:
     patch: |-
       - op: replace
         path: /spec/template/spec/nodeSelector/kubernetes.io~1hostname
-        value: %q
-`, env.node)
+        value: %[1]q
+  - target: {kind: Deployment, name: %[2]s-source}
+    patch: |-
+      - op: replace
+        path: /spec/replicas
+        value: 0
+`, env.node, name)
 		if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kustomization), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		ns := testNamespace(t, plannedNamespace)
 		kubectl(t, "apply", "-n", ns, "-k", overlay)
+		names := []string{name + "-source"}
+		for k := range plan.Stages {
+			names = append(names, fmt.Sprintf("%s-stage-%d", name, k))
+		}
+		names = append(names, name+"-sink")
 		explain := func() string {
 			var b strings.Builder
-			for _, name := range []string{"planned-source", "planned-stage-0", "planned-stage-1", "planned-sink"} {
+			for _, name := range names {
 				if pod, err := deploymentPod(context.Background(), ns, name); err == nil {
 					b.WriteString(describePod(ns, pod.Name)())
 				} else {
@@ -375,7 +389,7 @@ patches:
 			return b.String()
 		}
 		pods := map[string]*corev1.Pod{}
-		for _, name := range []string{"planned-stage-0", "planned-stage-1", "planned-sink"} {
+		for _, name := range names[1:] {
 			poll(t, name+" to run", 2*time.Minute, func(ctx context.Context) (bool, error) {
 				pod, err := deploymentPod(ctx, ns, name)
 				if err != nil {
@@ -385,8 +399,10 @@ patches:
 				return pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != "", nil
 			}, explain)
 		}
-		sinkURL := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(pods["planned-sink"].Status.PodIP,
-			strconv.Itoa(plannedSinkPort)))
+		t.Logf("stages and sink running %v after the test's start", time.Since(started).Round(100*time.Millisecond))
+		kubectl(t, "-n", ns, "scale", "deployment/"+name+"-source", "--replicas=1")
+		sinkURL := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(pods[name+"-sink"].Status.PodIP,
+			strconv.Itoa(plannedMetricsPort)))
 		poll(t, "the sink's first frames", 2*time.Minute, func(ctx context.Context) (bool, error) {
 			n, err := metric(sinkURL, "edgefd_pipeline_sink_frames_total")
 			return n >= 3, err
@@ -394,7 +410,7 @@ patches:
 		ready := time.Now()
 		t.Logf("frames at the sink %v after the test's start", ready.Sub(started).Round(100*time.Millisecond))
 
-		unshaped, _, err := sinkFPS(sinkURL, 3*time.Second)
+		unshaped, _, err := sinkFPS(sinkURL, 2*time.Second)
 		if err != nil {
 			t.Fatalf("unshaped: %v\n%s", err, explain())
 		}
@@ -410,7 +426,7 @@ patches:
 			if !s.Remote {
 				continue
 			}
-			next := pods[fmt.Sprintf("planned-stage-%d", k+1)]
+			next := pods[fmt.Sprintf("%s-stage-%d", name, k+1)]
 			dev, err := hostVeth(next.Status.PodIP)
 			if err != nil {
 				t.Fatalf("the veth of %s: %v", next.Name, err)
@@ -430,22 +446,38 @@ patches:
 			s, err := rootQdiscStats(shaped[0])
 			return s.backlog > 0, err
 		}, explain)
-		before := shapedStats(t, shaped)
-		measured, frames, err := sinkFPS(sinkURL, 6*time.Second)
-		if err != nil {
-			t.Fatalf("shaped: %v\n%s", err, explain())
+		// A window in which the last stage replaced frames unread measured its compute falling
+		// behind a link the plan (rightly, by the calibration) says is the bottleneck: this
+		// shared machine's load, which a stage pinned to its core still shares with every
+		// other process. Such a window is measured once more; the second one counts, drops or not.
+		lastURL := fmt.Sprintf("http://%s/metrics", net.JoinHostPort(
+			pods[fmt.Sprintf("%s-stage-%d", name, len(plan.Stages)-1)].Status.PodIP, strconv.Itoa(plannedMetricsPort)))
+		var measured, frames, lastDrops, ratio float64
+		var sent int64
+		for try := 1; try <= 2; try++ {
+			dropsBefore, _ := metric(lastURL, "edgefd_pipeline_drops_total")
+			before := shapedStats(t, shaped)
+			measured, frames, err = sinkFPS(sinkURL, 6*time.Second)
+			if err != nil {
+				t.Fatalf("shaped: %v\n%s", err, explain())
+			}
+			after := shapedStats(t, shaped)
+			dropsAfter, _ := metric(lastURL, "edgefd_pipeline_drops_total")
+			sent, lastDrops = after.sent-before.sent, dropsAfter-dropsBefore
+			ratio = measured / plan.PredictedFPS
+			t.Logf("link shaped to %s Mbit/s on %v: measured %.2f fps over %.0f frames, predicted %.2f: ratio "+
+				"%.3f; the shaped qdiscs sent %d bytes meanwhile and dropped %d packets, the last stage replaced "+
+				"%.0f frames unread; %v from the test's start, %v from frames flowing", rateArg, shaped, measured,
+				frames, plan.PredictedFPS, ratio, sent, after.dropped-before.dropped, lastDrops,
+				time.Since(started).Round(time.Second), time.Since(ready).Round(time.Second))
+			if lastDrops == 0 {
+				break
+			}
 		}
-		after := shapedStats(t, shaped)
-		sent := after.sent - before.sent
-		ratio := measured / plan.PredictedFPS
-		t.Logf("link shaped to %s Mbit/s on %v: measured %.2f fps over %.0f frames, predicted %.2f: ratio %.3f; "+
-			"the shaped qdiscs sent %d bytes meanwhile and dropped %d packets; %v from the test's start, "+
-			"%v from frames flowing", rateArg, shaped, measured, frames, plan.PredictedFPS, ratio, sent,
-			after.dropped-before.dropped, time.Since(started).Round(time.Second), time.Since(ready).Round(time.Second))
 		recordFigure("planned_yolo_tiny_2_stages_shaped_link_fps", map[string]any{
 			"link_mbps": rate, "predicted": plan.PredictedFPS, "measured": measured, "ratio": ratio,
 			"link_bound_margin": plan.linkMargin(), "unshaped_predicted": unshapedPlan.PredictedFPS,
-			"unshaped_measured": unshaped,
+			"unshaped_measured": unshaped, "last_stage_drops": lastDrops,
 		})
 		// The frames the sink counted crossed the shaped qdisc: the right veth was shaped.
 		var cut int64
