@@ -299,23 +299,50 @@ func testNamespace(t *testing.T, name string) string {
 		_, err := client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
-	t.Cleanup(func() {
-		ctx := context.Background()
-		// A terminating namespace takes no new pods; its pods are then removed at once (grace
-		// 0): a pod bound to a paper node would otherwise wait forever for a kubelet to confirm.
-		_ = client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
-		err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true,
-			func(ctx context.Context) (bool, error) {
-				_ = client.CoreV1().Pods(name).DeleteCollection(ctx,
-					metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{})
-				_, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-				return apierrors.IsNotFound(err), nil
-			})
-		if err != nil {
-			t.Errorf("namespace %s not deleted after 90 s", name)
-		}
-	})
+	t.Cleanup(func() { releaseNamespace(t, name) })
 	return name
+}
+
+// releaseNamespace deletes a test's namespace and waits until nothing in it holds a node's
+// resources any more: its pods are gone, each real-node pod confirmed stopped by the kubelet
+// (deleted with a grace of 1 s, the kubelet deletes the object once its containers are
+// stopped and its devices and cores released), and the ResourceClaims generated for them are
+// gone (deallocated). The Namespace object itself goes later: the namespace controller waits a
+// fixed 5 s (namespaceDeletionGracePeriod) before it even starts, which waiting for added to
+// every group with a namespace and protected nothing; a later testNamespace of the same name
+// waits for it.
+func releaseNamespace(t *testing.T, name string) {
+	ctx := context.Background()
+	// A terminating namespace takes no new pods (nor a Deployment's replacements).
+	_ = client.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+	start := time.Now()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 90*time.Second, true,
+		func(ctx context.Context) (bool, error) {
+			pods, err := client.CoreV1().Pods(name).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, nil
+			}
+			for _, p := range pods.Items {
+				// A pod of a paper node (no kubelet confirms), an unbound one, or one whose
+				// kubelet has not confirmed within 20 s (stopped by a fault test) goes at once.
+				grace := int64(0)
+				if p.Spec.NodeName == env.node && time.Since(start) < 20*time.Second {
+					if p.DeletionTimestamp != nil {
+						continue
+					}
+					grace = 1
+				}
+				_ = client.CoreV1().Pods(name).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+			}
+			if len(pods.Items) > 0 {
+				return false, nil
+			}
+			claims, err := client.ResourceV1().ResourceClaims(name).List(ctx, metav1.ListOptions{})
+			return err == nil && len(claims.Items) == 0, nil
+		})
+	if err != nil {
+		t.Errorf("namespace %s: pods or ResourceClaims left 90 s after its deletion", name)
+	}
 }
 
 // shellPod returns a pod running `sh -c script` in the edgefd image (which has a shell).

@@ -140,8 +140,10 @@ std::string PlanManifests(const ModelSpec& model, const Plan& plan, const Manife
                 "The sink, on the last stage's node.", "sink");
   sink.args = ModelArgs(model);
   sink.args.insert(sink.args.begin(), "sink");
-  sink.args.insert(sink.args.end(), {"--listen", "0.0.0.0:" + port, "--timeout-ms", "1000000000000",
-                                     "--token-file", token});
+  // The sink serves /metrics (frames, fps, per-stage times) on the port its Service names.
+  sink.args.insert(sink.args.end(),
+                   {"--listen", "0.0.0.0:" + port, "--timeout-ms", "1000000000000",
+                    "--metrics-port", std::to_string(o.metrics_port), "--token-file", token});
   sink.resources = "            requests: {cpu: 100m, memory: 128Mi}\n";
   sink.listens = true;
   y += WorkloadYaml(sink, o);

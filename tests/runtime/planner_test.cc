@@ -380,7 +380,8 @@ TEST(Planner, ALatencyBoundTradesThroughputForLatency) {
 
 // --- manifests ----------------------------------------------------------------------------
 
-TEST(PlanManifests, EachStageRunsOnItsNodeWithItsCoresAndFormats) {
+// tiny-YOLO in two stages on node-0 and node-1, cut after pool6 in int8.
+Plan TwoNodeYoloPlan() {
   const Model yolo = Yolo();
   std::vector<PlannedStage> stages(2);
   stages[0].last = stages[1].first = 12;
@@ -391,9 +392,18 @@ TEST(PlanManifests, EachStageRunsOnItsNodeWithItsCoresAndFormats) {
   stages[0].node_name = "node-0";
   stages[1].node_name = "node-1";
   stages[0].cpus = stages[1].cpus = {0};
-  const auto plan = std::make_optional(PricePlan(yolo, Nodes(2, 20), stages, PlannerOptions{}));
+  return PricePlan(yolo, Nodes(2, 20), stages, PlannerOptions{});
+}
+
+ModelSpec YoloSpec() {
   ModelSpec spec;
   spec.name = "yolo-tiny";
+  return spec;
+}
+
+TEST(PlanManifests, EachStageRunsOnItsNodeWithItsCoresAndFormats) {
+  const auto plan = std::make_optional(TwoNodeYoloPlan());
+  const ModelSpec spec = YoloSpec();
   TempDir dir;
   ASSERT_TRUE(WritePlanManifests(dir / "m", spec, *plan, ManifestOptions{}).ok());
   const auto docs = YAML::LoadAllFromFile(dir / "m/pipeline.yaml");
@@ -427,6 +437,48 @@ TEST(PlanManifests, EachStageRunsOnItsNodeWithItsCoresAndFormats) {
   }
   EXPECT_EQ(deployments, 4);  // source, two stages, sink
   EXPECT_TRUE(YAML::LoadFile(dir / "m/kustomization.yaml")["resources"].IsSequence());
+}
+
+// Every container of a plan's manifests starts with options edgefd-pipeline accepts, and serves
+// every port it declares: frames on --listen, /metrics on --metrics-port. The sink declared a
+// metrics port (and its Service forwarded it) without serving it, so nothing could read the
+// planned pipeline's fps from its sink (the e2e TestPlannedPipeline does).
+TEST(PlanManifests, EveryContainerStartsWithValidOptionsAndServesThePortsItDeclares) {
+  ManifestOptions options;
+  options.port = 7100;
+  options.metrics_port = 9190;
+  const std::string yaml = PlanManifests(YoloSpec(), TwoNodeYoloPlan(), options);
+  int containers = 0;
+  for (const YAML::Node& d : YAML::LoadAll(yaml)) {
+    if (!d.IsMap() || d["kind"].as<std::string>() != "Deployment") continue;
+    const YAML::Node c = d["spec"]["template"]["spec"]["containers"][0];
+    const std::string name = d["metadata"]["name"].as<std::string>();
+    ++containers;
+    const auto args = c["args"].as<std::vector<std::string>>();
+    std::string argv;
+    for (const std::string& a : args) argv += " '" + a + "'";
+    int status = 0;
+    const std::string out = RunCli(argv + " --check", &status);
+    EXPECT_EQ(status, 0) << name << ": " << out;
+    auto value_of = [&args](const std::string& flag) {
+      for (size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == flag) return args[i + 1];
+      }
+      return std::string();
+    };
+    for (const YAML::Node& port : c["ports"]) {
+      const std::string port_name = port["name"].as<std::string>();
+      const std::string number = port["containerPort"].as<std::string>();
+      if (port_name == "frames") {
+        EXPECT_EQ(value_of("--listen"), "0.0.0.0:" + number) << name;
+      } else if (port_name == "metrics") {
+        EXPECT_EQ(value_of("--metrics-port"), number) << name << " declares a metrics port";
+      } else {
+        ADD_FAILURE() << name << ": port " << port_name << " served by nothing known";
+      }
+    }
+  }
+  EXPECT_EQ(containers, 4);  // source, two stages, sink
 }
 
 // --- the link probe -----------------------------------------------------------------------
