@@ -343,6 +343,21 @@ func releaseNamespace(t *testing.T, name string) {
 	if err != nil {
 		t.Errorf("namespace %s: pods or ResourceClaims left 90 s after its deletion", name)
 	}
+	// The device plugin withdraws (reports Unhealthy) the cores that prepared DRA claims hold
+	// and gives them back once the DRA driver has unprepared them, which can come after the
+	// claims are gone; the Node's allocatable, posted every 10 s, may not show either. A next
+	// test's pod admitted meanwhile is refused ("no healthy devices": TestFaults' survivor was,
+	// once this cleanup stopped waiting 5 s for the namespace object). No plugin: nothing held.
+	var held float64
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true,
+		func(context.Context) (bool, error) {
+			n, err := metric(pluginMetrics, "edgefd_deviceplugin_dra_held_devices")
+			held = n
+			return err != nil || n == 0, nil
+		})
+	if err != nil {
+		t.Errorf("namespace %s: the device plugin still withdraws %v devices for DRA claims 30 s after its pods and claims went", name, held)
+	}
 }
 
 // shellPod returns a pod running `sh -c script` in the edgefd image (which has a shell).
