@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 
+#include "edgefd/common/result.h"
 #include "edgefd/kube/client.h"
 #include "edgefd/testing/fake_apiserver.h"
 #include "edgefd/testing/fake_dra_kubelet.h"
@@ -33,6 +35,12 @@ inline std::unique_ptr<kube::ApiTransport> ClientFor(FakeApiServer& server) {
   auto client = kube::MakeSharedKubeClient(config);  // as the program: several threads
   EXPECT_TRUE(client.ok()) << client.error().message;
   return client.ok() ? std::move(*client) : nullptr;
+}
+
+/// "" when `r` holds a value, else its message: one string for a test to compare or match.
+template <typename T>
+std::string ErrorOf(const Result<T>& r) {
+  return r ? std::string() : r.error().message;
 }
 
 }  // namespace edgefd::dra::testing
