@@ -9,15 +9,25 @@
 //   prepare_again  the same claim again (answered from the checkpoint), median and p99
 //   unprepare      NodeUnprepareResources, median and p99
 //   idle memory    resident memory (and its anonymous part) of the real binary, registered
-//                  and idle, in each mode: device-plugin (target RSS < 15 MiB), dra, both
-// Usage: dra_bench [--json] [--quick] [--verbose]
+//                  and idle, in each mode: device-plugin (target RSS < 15 MiB), dra, both;
+//                  the median of --repetitions N starts (default 1)
+// Usage: dra_bench [--json] [--quick] [--verbose] [--idle-only] [--repetitions N]
+//                  [--bin PATH] [--smaps DIR]
+//   --idle-only    only the idle memory
+//   --bin PATH     measure this edgefd-deviceplugin (another build's, to compare side by side;
+//                  it execs the edgefd-deviceplugin-dra next to it)
+//   --smaps DIR    keep each idle process's /proc/PID/smaps as DIR/<mode>-<n>.smaps
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "edgefd/dra/claims.h"
 #include "edgefd/dra/kubelet_plugin.h"
@@ -172,8 +182,16 @@ PrepareFigures Prepares(const TestPki& pki, int n) {
   return {Summarise(prepare), Summarise(again), Summarise(unprepare)};
 }
 
-// Idle memory of `edgefd-deviceplugin --mode <mode>`, registered with the stand-ins.
-Memory IdleMemory(const TestPki& pki, const std::string& mode) {
+// How the idle processes are measured.
+struct IdleOptions {
+  std::string bin;  // the edgefd-deviceplugin to start
+  fs::path smaps;   // where to copy each process's smaps; empty: nowhere
+  int repetitions = 1;
+};
+
+// Idle memory of `edgefd-deviceplugin --mode <mode>`, registered with the stand-ins; the
+// `n`th start.
+Memory IdleMemory(const TestPki& pki, const std::string& mode, const IdleOptions& o, int n) {
   TempDir dir;
   Cluster cluster(pki, dir.path());
   for (const char* d : {"registry", "plugins", "cdi", "device-plugins"}) {
@@ -182,7 +200,7 @@ Memory IdleMemory(const TestPki& pki, const std::string& mode) {
   FakeKubelet dp(dir.path() / "device-plugins");
   FakeDraKubelet dra(dir.path() / "registry");
   if (!dp.Start() || !dra.Start()) return {};
-  const std::string bin = ::edgefd::testing::DevicePluginBin();
+  const std::string& bin = o.bin;
   const std::string inventory = (::edgefd::testing::TestdataDir() / "dra/rock5b.yaml").string();
   std::vector<std::string> args = {bin,
                                    "--mode",
@@ -219,25 +237,45 @@ Memory IdleMemory(const TestPki& pki, const std::string& mode) {
   }
   Memory memory;
   if (ok) {
-    std::this_thread::sleep_for(std::chrono::seconds(2));  // let it settle into idle
+    // Idle: past the 5 s after start-up at which the DRA program gives back what start-up left.
+    std::this_thread::sleep_for(std::chrono::seconds(6));
     memory = MemoryOf(plugin.pid());
+    if (!o.smaps.empty()) {
+      // /proc files report size 0: read them as a stream, not by copy_file.
+      std::ifstream in(fs::path("/proc") / std::to_string(plugin.pid()) / "smaps");
+      std::ofstream out(o.smaps / (mode + "-" + std::to_string(n) + ".smaps"));
+      out << in.rdbuf();
+      if (!in || !out) std::cerr << "smaps of " << mode << ": cannot copy\n";
+    }
   }
   plugin.Terminate();
   return memory;
 }
 
 int Main(int argc, char** argv) {
-  bool json_out = false, quick = false, verbose = false;
+  bool json_out = false, quick = false, verbose = false, idle_only = false;
+  IdleOptions idle;
+  idle.bin = ::edgefd::testing::DevicePluginBin();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    const bool has_value = i + 1 < argc;
     if (a == "--json") {
       json_out = true;
     } else if (a == "--quick") {
       quick = true;
     } else if (a == "--verbose") {
       verbose = true;
+    } else if (a == "--idle-only") {
+      idle_only = true;
+    } else if (a == "--repetitions" && has_value) {
+      idle.repetitions = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--bin" && has_value) {
+      idle.bin = argv[++i];
+    } else if (a == "--smaps" && has_value) {
+      idle.smaps = argv[++i];
     } else {
-      std::cerr << "usage: dra_bench [--json] [--quick] [--verbose]\n";
+      std::cerr << "usage: dra_bench [--json] [--quick] [--verbose] [--idle-only] "
+                   "[--repetitions N] [--bin PATH] [--smaps DIR]\n";
       return 2;
     }
   }
@@ -249,19 +287,39 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const int n = quick ? 100 : 1000;
-  LatencyStats slices = SliceUpdates(*pki, n);
-  PrepareFigures prepares = Prepares(*pki, quick ? 100 : 500);
+  LatencyStats slices;
+  PrepareFigures prepares;
+  if (!idle_only) {
+    slices = SliceUpdates(*pki, n);
+    prepares = Prepares(*pki, quick ? 100 : 500);
+    if (slices.n == 0 || prepares.prepare.n == 0) return 1;
+  }
   std::map<std::string, Memory> memory;
-  for (const char* mode : {"device-plugin", "dra", "both"}) memory[mode] = IdleMemory(*pki, mode);
-  if (slices.n == 0 || prepares.prepare.n == 0) return 1;
+  // Starts of the three modes interleave, so a change in the machine's load touches each alike.
+  std::map<std::string, std::vector<Memory>> runs;
+  for (int r = 0; r < idle.repetitions; ++r) {
+    for (const char* mode : {"device-plugin", "dra", "both"}) {
+      runs[mode].push_back(IdleMemory(*pki, mode, idle, r));
+    }
+  }
+  for (auto& [mode, list] : runs) {
+    auto median = [&list](double Memory::*field) {
+      std::vector<double> v;
+      for (const Memory& m : list) v.push_back(m.*field);
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    memory[mode] = {median(&Memory::rss_mib), median(&Memory::anon_mib)};
+  }
 
   if (json_out) {
-    Json out = {{"slice_update_ms", LatencyJson(slices, 3)},
-                {"prepare_ms", LatencyJson(prepares.prepare, 3)},
-                {"prepare_again_ms", LatencyJson(prepares.again, 3)},
-                {"unprepare_ms", LatencyJson(prepares.unprepare, 3)},
-                {"idle_rss_mib", Json::object()},
-                {"idle_anonymous_mib", Json::object()}};
+    Json out = {{"idle_rss_mib", Json::object()}, {"idle_anonymous_mib", Json::object()}};
+    if (!idle_only) {
+      out["slice_update_ms"] = LatencyJson(slices, 3);
+      out["prepare_ms"] = LatencyJson(prepares.prepare, 3);
+      out["prepare_again_ms"] = LatencyJson(prepares.again, 3);
+      out["unprepare_ms"] = LatencyJson(prepares.unprepare, 3);
+    }
     for (const auto& [mode, m] : memory) {
       out["idle_rss_mib"][mode] = RoundTo(m.rss_mib, 2);
       out["idle_anonymous_mib"][mode] = RoundTo(m.anon_mib, 2);
@@ -273,10 +331,12 @@ int Main(int argc, char** argv) {
     std::printf("%-44s n=%zu median %.3f ms  p99 %.3f ms  %s\n", what, s.n, s.median, s.p99,
                 target);
   };
-  line("change -> ResourceSlice at the API server", slices, "(target p99 < 1 s)");
-  line("NodePrepareResources (2 cores, fresh)", prepares.prepare, "");
-  line("NodePrepareResources (again, checkpoint)", prepares.again, "");
-  line("NodeUnprepareResources", prepares.unprepare, "");
+  if (!idle_only) {
+    line("change -> ResourceSlice at the API server", slices, "(target p99 < 1 s)");
+    line("NodePrepareResources (2 cores, fresh)", prepares.prepare, "");
+    line("NodePrepareResources (again, checkpoint)", prepares.again, "");
+    line("NodeUnprepareResources", prepares.unprepare, "");
+  }
   for (const auto& [mode, m] : memory) {
     std::printf("idle, --mode %-13s RSS %.1f MiB, of it anonymous %.1f MiB%s\n", mode.c_str(),
                 m.rss_mib, m.anon_mib, mode == "device-plugin" ? "  (target RSS < 15 MiB)" : "");

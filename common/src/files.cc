@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 
 #include "edgefd/common/unique_fd.h"
 
@@ -55,6 +56,18 @@ Status WriteFileAtomically(const std::filesystem::path& path, std::string_view c
   UniqueFd dir(::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir.valid()) ::fsync(dir.get());  // the rename itself survives a crash
   return Ok{};
+}
+
+std::string RandomHex(size_t digits) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(digits);
+  std::random_device random;  // getrandom(2) on Linux
+  while (out.size() < digits) {
+    uint32_t bits = random();
+    for (int i = 0; i < 8 && out.size() < digits; ++i, bits >>= 4) out.push_back(kHex[bits & 15]);
+  }
+  return out;
 }
 
 }  // namespace edgefd

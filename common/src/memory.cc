@@ -1,9 +1,11 @@
 #include "edgefd/common/memory.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -14,12 +16,15 @@
 namespace edgefd {
 
 // Each is loaded by libcurl4 (directly or through librtmp, libldap, libssh2, libgssapi_krb5)
-// and never called on the paths edgefd uses (HTTP(S) over OpenSSL, HTTP/2, no auth plug-ins).
+// and never called on the paths edgefd uses (HTTP(S) over OpenSSL, HTTP/2, no auth plug-ins;
+// no Accept-Encoding is asked for, so no zstd or brotli; host names are ASCII or addresses, so
+// no IDN; no cookies, so no public suffix list).
 const char* const kUnusedLibraries[] = {
-    "libgnutls.",  "libp11-kit.",  "libnettle.",    "libhogweed.",     "libgmp.",
-    "libtasn1.",   "librtmp.",     "libldap",       "liblber",         "libsasl2.",
-    "libssh2.",    "libkrb5.",     "libk5crypto.",  "libgssapi_krb5.", "libkrb5support.",
-    "libcom_err.", "libkeyutils.", "libunistring.", "libffi."};
+    "libgnutls.",    "libp11-kit.",      "libnettle.",    "libhogweed.",     "libgmp.",
+    "libtasn1.",     "librtmp.",         "libldap",       "liblber",         "libsasl2.",
+    "libssh2.",      "libkrb5.",         "libk5crypto.",  "libgssapi_krb5.", "libkrb5support.",
+    "libcom_err.",   "libkeyutils.",     "libunistring.", "libffi.",         "libzstd.",
+    "libbrotlidec.", "libbrotlicommon.", "libidn2.",      "libpsl.",         "libresolv."};
 const size_t kUnusedLibraryCount = sizeof kUnusedLibraries / sizeof kUnusedLibraries[0];
 
 namespace {
@@ -102,5 +107,12 @@ size_t ReleaseUnusedLibraryPages() {
   }
   return released;
 }
+
+void ReleaseStartUpMemory() {
+  ReleaseUnusedLibraryPages();
+  ::malloc_trim(0);
+}
+
+void SkipUnusedLibraryInitAcrossExec() { ::setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 0); }
 
 }  // namespace edgefd

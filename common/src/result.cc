@@ -4,6 +4,10 @@
 
 namespace edgefd {
 
+Error Within(const std::string& context, const Error& error) {
+  return Error{context + ": " + error.message, error.code};
+}
+
 int ExitStatus(const Error& error) {
   return error.code == ErrorCode::kInvalidArgument ? kExitUsage : kExitFailure;
 }

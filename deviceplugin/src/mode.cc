@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "edgefd/common/memory.h"
 #include "edgefd/common/program.h"
 
 namespace edgefd::deviceplugin {
@@ -34,6 +35,7 @@ int ExecDraProgram(char** argv, std::string_view mode) {
                   mode, program.string());
     return kExitFailure;
   }
+  SkipUnusedLibraryInitAcrossExec();  // it links libcurl (memory.h)
   ::execv(program.c_str(), argv);
   spdlog::error("cannot run {}: {}", program.string(), std::strerror(errno));
   return kExitFailure;

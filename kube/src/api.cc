@@ -69,8 +69,8 @@ Status Api::ListEach(const std::string& collection_path, int page_size, int max_
   std::string token;
   for (int n = 0; n < max_pages; ++n) {
     auto response = Send("GET", WithQuery(collection_path, {{"limit", page}, {"continue", token}}));
-    if (!response) return Error{get + ": " + response.error().message};
-    if (response->status != 200) return Error{DescribeFailure(get, *response)};
+    if (!response) return Within(get, response.error());
+    if (response->status != 200) return HttpFailure(get, *response);
     auto list = ParseJson(response->body, collection_path);
     if (!list) return list.error();
     const Json* items = ValueAt(*list, "/items");

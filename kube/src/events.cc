@@ -23,6 +23,31 @@ std::string DescribeFailure(std::string_view what, const ApiResponse& response) 
   return out;
 }
 
+ErrorCode CodeOfHttpStatus(int status) {
+  switch (status) {
+    case 401:
+      return ErrorCode::kUnauthenticated;
+    case 403:
+      return ErrorCode::kPermissionDenied;
+    case 404:
+      return ErrorCode::kNotFound;
+    case 409:
+      return ErrorCode::kAborted;
+    case 429:
+      return ErrorCode::kResourceExhausted;
+    case 504:
+      return ErrorCode::kDeadlineExceeded;
+    default:
+      if (status >= 500 && status <= 599) return ErrorCode::kUnavailable;
+      if (status >= 400 && status <= 499) return ErrorCode::kFailedPrecondition;
+      return ErrorCode::kUnknown;
+  }
+}
+
+Error HttpFailure(std::string_view what, const ApiResponse& response) {
+  return Error{DescribeFailure(what, response), CodeOfHttpStatus(response.status)};
+}
+
 Status PostNodeEvent(ApiTransport& api, const NodeEvent& event) {
   const std::string now = NowRfc3339();
   Json involved = {{"apiVersion", "v1"}, {"kind", "Node"}, {"name", event.node}};
@@ -46,9 +71,9 @@ Status PostNodeEvent(ApiTransport& api, const NodeEvent& event) {
       {"count", 1}};
   const std::string path = "/api/v1/namespaces/default/events";
   auto response = Api(api).CreateEvent("default", DumpJson(body));
-  if (!response) return Error{"POST " + path + ": " + response.error().message};
+  if (!response) return Within("POST " + path, response.error());
   if (response->status != 201 && response->status != 200) {
-    return Error{DescribeFailure("POST " + path, *response)};
+    return HttpFailure("POST " + path, *response);
   }
   return Ok{};
 }

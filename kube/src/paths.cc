@@ -45,7 +45,8 @@ std::string Escape(std::string_view text) {
 
 Status CheckName(std::string_view name, std::string_view what) {
   auto refused = [&](const char* why) {
-    return Error{std::string(what) + " '" + Escape(name.substr(0, 300)) + "' " + why};
+    return Error{std::string(what) + " '" + Escape(name.substr(0, 300)) + "' " + why,
+                 ErrorCode::kInvalidArgument};
   };
   if (name.empty()) return refused("is empty");
   if (name.size() > 253) return refused("is longer than 253 bytes");
@@ -74,7 +75,8 @@ Result<std::string> PathOf(std::string_view prefix, std::initializer_list<std::s
 
 Status CheckRequestPath(std::string_view path) {
   auto refused = [&](const char* why) {
-    return Error{"request path '" + Escape(path.substr(0, 300)) + "' " + why};
+    return Error{"request path '" + Escape(path.substr(0, 300)) + "' " + why,
+                 ErrorCode::kInvalidArgument};
   };
   if (path.empty() || path.front() != '/') return refused("is not absolute");
   for (char ch : path) {

@@ -152,15 +152,18 @@ class CurlTransport final : public ApiTransport {
 
   Result<ApiResponse> Send(std::string_view method, const std::string& path,
                            const std::string& body, std::string_view content_type) override {
-    auto failed = [&](const std::string& why) {
+    auto failed = [&](const std::string& why, ErrorCode code) {
       return Error{config_.server + ": " + std::string(method) + " " + Escape(path).substr(0, 300) +
-                   " failed: " + why};
+                       " failed: " + why,
+                   code};
     };
-    if (cancelled_.load()) return failed("cancelled (shutting down)");
-    if (Status s = CheckRequestPath(path); !s) return failed(s.error().message);
+    if (cancelled_.load()) return failed("cancelled (shutting down)", ErrorCode::kCancelled);
+    if (Status s = CheckRequestPath(path); !s) {
+      return failed(s.error().message, ErrorCode::kInvalidArgument);
+    }
     ReloadCredentialsIfChanged();
     auto headers = Headers(body, content_type);
-    if (!headers) return failed(headers.error().message);
+    if (!headers) return failed(headers.error().message, headers.error().code);
     Exchange x;
     x.max_body = config_.max_response_bytes;
     Configure(method, path, body, headers->get(), &x);
@@ -169,9 +172,9 @@ class CurlTransport final : public ApiTransport {
     CURLcode rc = Perform();
     curl_easy_setopt(easy_.get(), CURLOPT_ERRORBUFFER, nullptr);
     if (rc == CURLE_ABORTED_BY_CALLBACK && cancelled_.load()) {
-      return failed("cancelled (shutting down)");
+      return failed("cancelled (shutting down)", ErrorCode::kCancelled);
     }
-    if (rc != CURLE_OK) return failed(Describe(rc, error, x));
+    if (rc != CURLE_OK) return failed(Describe(rc, error, x), CodeOf(rc, x));
     long status = 0;
     curl_easy_getinfo(easy_.get(), CURLINFO_RESPONSE_CODE, &status);
     ApiResponse out;
@@ -229,6 +232,14 @@ class CurlTransport final : public ApiTransport {
     }
   }
 
+  // A failed exchange's kind: a limit the answer broke, the deadline, or a peer that could
+  // not be reached or trusted now (retried: a server restarts, a CA is rotated).
+  static ErrorCode CodeOf(CURLcode rc, const Exchange& x) {
+    if (!x.aborted.empty() || rc == CURLE_FILESIZE_EXCEEDED) return ErrorCode::kResourceExhausted;
+    if (rc == CURLE_OPERATION_TIMEDOUT) return ErrorCode::kDeadlineExceeded;
+    return ErrorCode::kUnavailable;
+  }
+
   Result<CurlSlist> Headers(const std::string& body, std::string_view content_type) {
     CurlSlist list;
     auto add = [&](const std::string& line) {
@@ -253,14 +264,16 @@ class CurlTransport final : public ApiTransport {
     if (!config_.token_file.empty()) {
       // Re-read every time: the kubelet rotates projected service-account tokens.
       auto text = ReadCredentialFile(config_.token_file, config_.source + ": token file");
-      if (!text) return Error{text.error().message};
+      if (!text) return Error{text.error().message, ErrorCode::kUnauthenticated};
       token = TrimToken(std::move(*text));
     }
     for (char c : token) {
       // A line break would end the header and let the file's content write the request.
       if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-        return Error{config_.source + ": the token holds a control character or line break" +
-                     (config_.token_file.empty() ? "" : " (" + config_.token_file.string() + ")")};
+        return Error{
+            config_.source + ": the token holds a control character or line break" +
+                (config_.token_file.empty() ? "" : " (" + config_.token_file.string() + ")"),
+            ErrorCode::kUnauthenticated};
       }
     }
     return token;
@@ -429,7 +442,8 @@ class SharedTransport final : public ApiTransport {
       std::lock_guard lock(mu_);
       if (cancelled_) {
         return Error{config_.server + ": " + std::string(method) + " " + path +
-                     " failed: cancelled (shutting down)"};
+                         " failed: cancelled (shutting down)",
+                     ErrorCode::kCancelled};
       }
       if (!idle_.empty()) {
         client = std::move(idle_.back());
@@ -438,7 +452,8 @@ class SharedTransport final : public ApiTransport {
     }
     if (client == nullptr) {
       auto made = MakeKubeClient(config_);  // checked once already: fails only on a rotated file
-      if (!made) return made.error();
+      // A file rotated into something unreadable: the next rotation may mend it.
+      if (!made) return Error{made.error().message, ErrorCode::kUnavailable};
       client = std::move(*made);
     }
     ApiTransport* raw = client.get();

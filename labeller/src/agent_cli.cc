@@ -317,7 +317,7 @@ int RunAgentCli(const AgentCliOptions& opts) {
   if (!opts.once) return RunDaemon(opts, agent, metrics, reload);
   if (Status done = agent.RunOnce(); !done) {
     spdlog::error("{}", done.error().message);
-    return kExitFailure;
+    return ExitStatus(done.error());
   }
   return kExitOk;
 }

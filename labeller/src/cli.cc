@@ -15,6 +15,7 @@
 
 #include "edgefd/common/cli.h"
 #include "edgefd/common/json.h"
+#include "edgefd/common/memory.h"
 #include "edgefd/common/output.h"
 #include "edgefd/common/unique_fd.h"
 #include "edgefd/common/waker.h"
@@ -209,6 +210,7 @@ int ExecAgent(const AgentCliOptions& options) {
     spdlog::info("signal {} received before the agent started; stopping", StopSignal());
     return options.once ? kExitFailure : kExitOk;
   }
+  SkipUnusedLibraryInitAcrossExec();  // the agent links libcurl (memory.h)
   execv(agent.c_str(), args);
   spdlog::error("cannot run {}: {}", agent.string(), std::strerror(errno));
   return kExitFailure;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "edgefd/common/files.h"
 #include "edgefd/runtime/stage_args.h"
 
 extern char** environ;
@@ -241,11 +242,13 @@ Result<SinkReport> RunProcesses(const RunContext& run) {
     if (mkdtemp(tmpl) == nullptr) return Error{"cannot create a directory under /tmp"};
     dir = tmpl;
   }
-  const std::string tag =
-      "edgefd-" + std::to_string(getpid()) + "-" + std::to_string(NowNs() % 1000000);
+  // edgefd-<pid>-<random>: the pid says whose rings they are, the token keeps apart runs that
+  // share a pid (1 in every container, or a reused one) and /dev/shm.
+  const std::string tag = "edgefd-" + std::to_string(getpid()) + "-" + RandomHex(8);
   // Whatever way the run ends (children are reaped first, declared below), its rings and
   // sockets go.
   RunFiles files{shm ? n + 1 : 0, tag, o.work_dir.empty() ? dir : ""};
+  if (shm) spdlog::info("run: rings /dev/shm/{}-0 to -{}", tag, n);
   auto address = [&](int link) {
     if (shm) return "shm:" + tag + "-" + std::to_string(link);
     return "unix:" + dir + "/link" + std::to_string(link) + ".sock";

@@ -24,6 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::ClientFor;
 using testing::DraInventory;
+using testing::ErrorOf;
 using testing::FakeApiServer;
 using testing::FakeDraKubelet;
 using testing::FedRegistry;
@@ -74,10 +75,13 @@ TEST_F(AllocationRecordTest, ACoreAContainerHoldsIsRefusedNamingTheDeviceAndTheP
   server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000001",
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
   PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000001");
-  EXPECT_THAT(r.error, HasSubstr("ResourceClaim default/one-core: device cpu4 (edgefd.io/big-cpu "
-                                 "cpu4) is held by container app of pod default/dp-pod through "
-                                 "the device plugin"));
-  EXPECT_TRUE(r.devices.empty());
+  EXPECT_THAT(ErrorOf(r),
+              HasSubstr("ResourceClaim default/one-core: device cpu4 (edgefd.io/big-cpu "
+                        "cpu4) is held by container app of pod default/dp-pod through "
+                        "the device plugin"));
+  ASSERT_FALSE(r.ok());
+  // The state does not allow it: the kubelet's retry gets the same answer until the pod goes.
+  EXPECT_EQ(r.error().code, ErrorCode::kFailedPrecondition);
   // Nothing recorded, nothing for the runtime to inject.
   EXPECT_TRUE(preparer_->Claims().empty());
   EXPECT_TRUE(cdi_.ClaimSpecs().empty());
@@ -89,7 +93,7 @@ TEST_F(AllocationRecordTest, AStickAContainerHoldsIsRefusedToo) {
   kubelet_.Assign({"vision", "detector", "infer", "edgefd.io/movidius-ncs", {"1-1.2"}});
   server_.resources().AddClaim("default", "stick", "00000000-0000-4000-8000-000000000012",
                                {{"ncs", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
-  EXPECT_THAT(Prepare("stick", "00000000-0000-4000-8000-000000000012").error,
+  EXPECT_THAT(ErrorOf(Prepare("stick", "00000000-0000-4000-8000-000000000012")),
               HasSubstr("device movidius-ncs-1-1-2 (edgefd.io/movidius-ncs 1-1.2) is held by "
                         "container infer of pod vision/detector"));
 }
@@ -107,7 +111,7 @@ TEST_F(AllocationRecordTest, TheClaimHoldsItsCoresBeforeTheKubeletIsAsked) {
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
   server_.resources().AddClaim("default", "free", "00000000-0000-4000-8000-00000000000c",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  ASSERT_EQ(Prepare("free", "00000000-0000-4000-8000-00000000000c").error, "");
+  ASSERT_EQ(ErrorOf(Prepare("free", "00000000-0000-4000-8000-00000000000c")), "");
   ASSERT_TRUE(seen);
   ASSERT_TRUE(seen->contains("00000000-0000-4000-8000-00000000000c"));
   EXPECT_TRUE(seen->at("00000000-0000-4000-8000-00000000000c").pending);
@@ -118,7 +122,7 @@ TEST_F(AllocationRecordTest, TheClaimHoldsItsCoresBeforeTheKubeletIsAsked) {
                    .pending);  // confirmed
   // A refused claim held its core while it was asked, and holds nothing after.
   seen.reset();
-  EXPECT_THAT(Prepare("held", "00000000-0000-4000-8000-00000000000b").error,
+  EXPECT_THAT(ErrorOf(Prepare("held", "00000000-0000-4000-8000-00000000000b")),
               HasSubstr("held by container app"));
   ASSERT_TRUE(seen);
   EXPECT_TRUE(seen->contains("00000000-0000-4000-8000-00000000000b"));
@@ -139,7 +143,7 @@ TEST_F(AllocationRecordTest, APrepareThatDidNotFinishIsDroppedAtStartAndCheckedA
   AssignCore("dp-pod", "cpu4");
   server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-00000000000e",
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
-  EXPECT_THAT(Prepare("one-core", "00000000-0000-4000-8000-00000000000e").error,
+  EXPECT_THAT(ErrorOf(Prepare("one-core", "00000000-0000-4000-8000-00000000000e")),
               HasSubstr("held by container app"));
 }
 
@@ -150,9 +154,9 @@ TEST_F(AllocationRecordTest, AFreeCoreIsPreparedBesideAHeldOne) {
   server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000002",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
   PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000002");
-  ASSERT_EQ(r.error, "");
-  ASSERT_EQ(r.devices.size(), 1u);
-  EXPECT_EQ(r.devices[0].device, "cpu5");
+  ASSERT_EQ(ErrorOf(r), "");
+  ASSERT_EQ(r.value().size(), 1u);
+  EXPECT_EQ(r.value()[0].device, "cpu5");
   EXPECT_EQ(preparer_->Stats().conflicts, 0u);
 }
 
@@ -161,14 +165,15 @@ TEST_F(AllocationRecordTest, AMissingSocketRefusesNamingItRatherThanGuessing) {
   server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000003",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
   PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000003");
-  EXPECT_THAT(r.error, HasSubstr("cannot tell whether a container holds its devices"));
-  EXPECT_THAT(r.error, HasSubstr(socket_.string() + " (the kubelet's PodResources API): does "
-                                                    "not exist"));
+  EXPECT_THAT(ErrorOf(r), HasSubstr("cannot tell whether a container holds its devices"));
+  EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);  // passes: the kubelet asks again
+  EXPECT_THAT(ErrorOf(r), HasSubstr(socket_.string() + " (the kubelet's PodResources API): does "
+                                                       "not exist"));
   EXPECT_TRUE(preparer_->Claims().empty());
   EXPECT_EQ(preparer_->Stats().assignments_unknown, 1u);
   // The kubelet retries; once its API is back the claim is prepared.
   ASSERT_TRUE(kubelet_.Start());
-  EXPECT_EQ(Prepare("one-core", "00000000-0000-4000-8000-000000000003").error, "");
+  EXPECT_EQ(ErrorOf(Prepare("one-core", "00000000-0000-4000-8000-000000000003")), "");
 }
 
 TEST_F(AllocationRecordTest, ASocketNobodyAnswersOnRefusesNamingIt) {
@@ -183,8 +188,8 @@ TEST_F(AllocationRecordTest, ASocketNobodyAnswersOnRefusesNamingIt) {
   server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000004",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
   PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000004");
-  EXPECT_THAT(r.error, HasSubstr(socket_.string()));
-  EXPECT_THAT(r.error, HasSubstr("refusing rather than guessing"));
+  EXPECT_THAT(ErrorOf(r), HasSubstr(socket_.string()));
+  EXPECT_THAT(ErrorOf(r), HasSubstr("refusing rather than guessing"));
   EXPECT_TRUE(preparer_->Claims().empty());
 }
 
@@ -193,10 +198,11 @@ TEST_F(AllocationRecordTest, AKubeletThatDoesNotAnswerRefusesAtTheDeadline) {
   server_.resources().AddClaim("default", "one-core", "00000000-0000-4000-8000-000000000005",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
   PrepareResult r = Prepare("one-core", "00000000-0000-4000-8000-000000000005");
-  EXPECT_THAT(r.error, HasSubstr("no answer within " + std::to_string(kDeadline.count()) + " ms"));
+  EXPECT_THAT(ErrorOf(r),
+              HasSubstr("no answer within " + std::to_string(kDeadline.count()) + " ms"));
   EXPECT_TRUE(preparer_->Claims().empty());
   kubelet_.Hang(false);
-  EXPECT_EQ(Prepare("one-core", "00000000-0000-4000-8000-000000000005").error, "");
+  EXPECT_EQ(ErrorOf(Prepare("one-core", "00000000-0000-4000-8000-000000000005")), "");
 }
 
 TEST_F(AllocationRecordTest, SurvivesRestartsOfTheKubeletAndOfEdgefd) {
@@ -205,25 +211,25 @@ TEST_F(AllocationRecordTest, SurvivesRestartsOfTheKubeletAndOfEdgefd) {
                                {{"cpu", "edgefd.io", kNode, "cpu4"}});
   server_.resources().AddClaim("default", "free", "00000000-0000-4000-8000-00000000000c",
                                {{"cpu", "edgefd.io", kNode, "cpu5"}});
-  ASSERT_EQ(Prepare("free", "00000000-0000-4000-8000-00000000000c").error, "");
+  ASSERT_EQ(ErrorOf(Prepare("free", "00000000-0000-4000-8000-00000000000c")), "");
   // The kubelet restarts: its socket goes away and comes back with the same assignments.
   kubelet_.Stop();
   ASSERT_TRUE(kubelet_.Start());
-  EXPECT_THAT(Prepare("held", "00000000-0000-4000-8000-00000000000b").error,
+  EXPECT_THAT(ErrorOf(Prepare("held", "00000000-0000-4000-8000-00000000000b")),
               HasSubstr("held by container app of pod"));
   // edgefd restarts: the refusal comes from the kubelet again, the prepared claim from the
   // checkpoint (answered as before, without asking the kubelet).
   RestartEdgefd();
-  EXPECT_THAT(Prepare("held", "00000000-0000-4000-8000-00000000000b").error,
+  EXPECT_THAT(ErrorOf(Prepare("held", "00000000-0000-4000-8000-00000000000b")),
               HasSubstr("held by container app of pod"));
   const int calls = kubelet_.Calls();
   PrepareResult again = Prepare("free", "00000000-0000-4000-8000-00000000000c");
-  ASSERT_EQ(again.error, "");
-  EXPECT_EQ(again.devices[0].device, "cpu5");
+  ASSERT_EQ(ErrorOf(again), "");
+  EXPECT_EQ(again.value()[0].device, "cpu5");
   EXPECT_EQ(kubelet_.Calls(), calls);
   // The pod ends: the core is free for the claim.
   kubelet_.Clear();
-  EXPECT_EQ(Prepare("held", "00000000-0000-4000-8000-00000000000b").error, "");
+  EXPECT_EQ(ErrorOf(Prepare("held", "00000000-0000-4000-8000-00000000000b")), "");
 }
 
 TEST_F(AllocationRecordTest, TheKubeletSeesTheRefusalInTheClaimsAnswer) {

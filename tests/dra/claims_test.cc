@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 using testing::ClientFor;
 using testing::DraInventory;
 using ::testing::ElementsAre;
+using testing::ErrorOf;
 using testing::FakeApiServer;
 using testing::FedRegistry;
 using ::testing::HasSubstr;
@@ -131,12 +132,12 @@ TEST_F(ClaimsTest, TwoBigCoresGetTheirEnvironmentThroughAPerClaimCdiSpec) {
       "default", "cores", "00000000-0000-4000-8000-000000000001",
       {{"cpus", "edgefd.io", kNode, "cpu5"}, {"cpus", "edgefd.io", kNode, "cpu4"}});
   PrepareResult r = Prepare("cores", "00000000-0000-4000-8000-000000000001");
-  ASSERT_EQ(r.error, "");
-  ASSERT_EQ(r.devices.size(), 2u);
-  EXPECT_EQ(r.devices[0].request, "cpus");
-  EXPECT_EQ(r.devices[0].pool, kNode);
-  EXPECT_EQ(r.devices[0].device, "cpu5");
-  EXPECT_THAT(r.devices[0].cdi_ids,
+  ASSERT_EQ(ErrorOf(r), "");
+  ASSERT_EQ(r.value().size(), 2u);
+  EXPECT_EQ(r.value()[0].request, "cpus");
+  EXPECT_EQ(r.value()[0].pool, kNode);
+  EXPECT_EQ(r.value()[0].device, "cpu5");
+  EXPECT_THAT(r.value()[0].cdi_ids,
               ElementsAre("edgefd.io/device=cpu5",
                           "edgefd.io/device=claim-00000000-0000-4000-8000-000000000001"));
   Json spec = ReadJson(cdi_.ClaimSpecPath("00000000-0000-4000-8000-000000000001"));
@@ -152,8 +153,8 @@ TEST_F(ClaimsTest, AStickAndCoresInOneClaimSumUpPerResource) {
                                 {"cores", "edgefd.io", kNode, "cpu0"},
                                 {"gpu", "gpu.example.com", kNode, "gpu0"}});
   PrepareResult r = Prepare("mixed", "00000000-0000-4000-8000-000000000002");
-  ASSERT_EQ(r.error, "");
-  ASSERT_EQ(r.devices.size(), 2u);  // the other driver's device is not ours to prepare
+  ASSERT_EQ(ErrorOf(r), "");
+  ASSERT_EQ(r.value().size(), 2u);  // the other driver's device is not ours to prepare
   Json spec = ReadJson(cdi_.ClaimSpecPath("00000000-0000-4000-8000-000000000002"));
   EXPECT_THAT(spec["devices"][0]["containerEdits"]["env"].get<std::vector<std::string>>(),
               ElementsAre("EDGEFD_LITTLE_CPUS=0", "EDGEFD_MOVIDIUS_NCS_DEVICES=1-1.2",
@@ -162,7 +163,7 @@ TEST_F(ClaimsTest, AStickAndCoresInOneClaimSumUpPerResource) {
 
 TEST_F(ClaimsTest, EveryProblemIsThatClaimsErrorNamingIt) {
   auto error = [&](const std::string& name, const std::string& uid) {
-    return Prepare(name, uid).error;
+    return ErrorOf(Prepare(name, uid));
   };
   EXPECT_THAT(error("absent", "00000000-0000-4000-8000-000000000020"),
               HasSubstr("ResourceClaim default/absent not found"));
@@ -193,7 +194,7 @@ TEST_F(ClaimsTest, EveryProblemIsThatClaimsErrorNamingIt) {
                     {"opaque", {{"driver", "edgefd.io"}, {"parameters", Json::object()}}}}}));
   EXPECT_THAT(error("configured", "00000000-0000-4000-8000-000000000026"),
               HasSubstr("no opaque device configuration"));
-  EXPECT_THAT(preparer_->Prepare({"", "00000000-0000-4000-8000-000000000027", "x"}).error,
+  EXPECT_THAT(ErrorOf(preparer_->Prepare({"", "00000000-0000-4000-8000-000000000027", "x"})),
               HasSubstr("the namespace is not a DNS label"));
   // Nothing was recorded or written for any of them.
   EXPECT_TRUE(preparer_->Claims().empty());
@@ -210,7 +211,7 @@ TEST_F(ClaimsTest, AClaimNameCannotSplitTheRequestOrChangeItsPath) {
        {std::string("c\r\n\r\nDELETE /api/v1/nodes/n1 HTTP/1.1\r\nHost: x"),
         std::string("../../../../api/v1/nodes/n1"), std::string(".."), std::string("a/b"),
         std::string("a\0b", 3), std::string("a?watch=1")}) {
-    EXPECT_NE(Prepare(name, "00000000-0000-4000-8000-00000000010" + std::to_string(++uid)).error,
+    EXPECT_NE(ErrorOf(Prepare(name, "00000000-0000-4000-8000-00000000010" + std::to_string(++uid))),
               "")
         << name;
   }
@@ -224,21 +225,21 @@ TEST_F(ClaimsTest, AClaimForAVanishedDeviceIsAnErrorNotACrash) {
   server_.resources().AddClaim("default", "stick", "00000000-0000-4000-8000-000000000021",
                                {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
   hw_.Set(DraInventory(1));  // unplugged between scheduling and prepare
-  EXPECT_THAT(Prepare("stick", "00000000-0000-4000-8000-000000000021").error,
+  EXPECT_THAT(ErrorOf(Prepare("stick", "00000000-0000-4000-8000-000000000021")),
               HasSubstr("has been unplugged from rock5b"));
   hw_.Set(DraInventory(2));  // and back: the kubelet's retry succeeds
-  EXPECT_EQ(Prepare("stick", "00000000-0000-4000-8000-000000000021").error, "");
+  EXPECT_EQ(ErrorOf(Prepare("stick", "00000000-0000-4000-8000-000000000021")), "");
 }
 
 TEST_F(ClaimsTest, PrepareIsIdempotentAndSurvivesARestart) {
   server_.resources().AddClaim("default", "cores", "00000000-0000-4000-8000-000000000001",
                                {{"cpus", "edgefd.io", kNode, "cpu4"}});
   PrepareResult first = Prepare("cores", "00000000-0000-4000-8000-000000000001");
-  ASSERT_EQ(first.error, "");
+  ASSERT_EQ(ErrorOf(first), "");
   size_t gets = server_.Count("GET");
   // Repeated: the same answer from the checkpoint, without asking the API server.
   PrepareResult again = Prepare("cores", "00000000-0000-4000-8000-000000000001");
-  EXPECT_EQ(again.devices, first.devices);
+  EXPECT_EQ(again.value(), first.value());
   EXPECT_EQ(server_.Count("GET"), gets);
   // After a restart (and a reboot that emptied /var/run/cdi) the claim is still known, its
   // spec is back, and the API server is not needed to answer.
@@ -246,9 +247,11 @@ TEST_F(ClaimsTest, PrepareIsIdempotentAndSurvivesARestart) {
   server_.resources().DeleteClaim("default", "cores");
   Restart();
   EXPECT_TRUE(fs::exists(cdi_.ClaimSpecPath("00000000-0000-4000-8000-000000000001")));
-  EXPECT_EQ(Prepare("cores", "00000000-0000-4000-8000-000000000001").devices, first.devices);
+  EXPECT_EQ(Prepare("cores", "00000000-0000-4000-8000-000000000001").value(), first.value());
   EXPECT_THAT(preparer_->HeldDevices(), ElementsAre("cpu4"));
-  EXPECT_EQ(preparer_->Unprepare({"default", "00000000-0000-4000-8000-000000000001", "cores"}), "");
+  EXPECT_EQ(
+      ErrorOf(preparer_->Unprepare({"default", "00000000-0000-4000-8000-000000000001", "cores"})),
+      "");
   EXPECT_FALSE(fs::exists(cdi_.ClaimSpecPath("00000000-0000-4000-8000-000000000001")));
   EXPECT_TRUE(preparer_->HeldDevices().empty());
   Restart();
@@ -256,7 +259,7 @@ TEST_F(ClaimsTest, PrepareIsIdempotentAndSurvivesARestart) {
 }
 
 TEST_F(ClaimsTest, UnprepareIsIdempotentAndRemovesLeftovers) {
-  EXPECT_EQ(preparer_->Unprepare({"default", kUid7, "x"}), "");
+  EXPECT_EQ(ErrorOf(preparer_->Unprepare({"default", kUid7, "x"})), "");
   // A claim spec with no record (a crash between spec and checkpoint) goes at the next start.
   ASSERT_TRUE(cdi_.WriteClaim(kUid7, {"EDGEFD_BIG_CPUS=4"}));
   Restart();
@@ -268,8 +271,8 @@ TEST_F(ClaimsTest, UnprepareIsIdempotentAndRemovesLeftovers) {
 TEST_F(ClaimsTest, ATruncatedCheckpointIsRebuiltFromTheClusterBeforeAnythingIsDeleted) {
   AddReserved("running", kUid1, "cpu4");
   AddReserved("running-too", kUid2, "cpu5");
-  ASSERT_EQ(Prepare("running", kUid1).error, "");
-  ASSERT_EQ(Prepare("running-too", kUid2).error, "");
+  ASSERT_EQ(ErrorOf(Prepare("running", kUid1)), "");
+  ASSERT_EQ(ErrorOf(Prepare("running-too", kUid2)), "");
   // A claim whose pod went away while the plugin was down: allocated, reserved for no one.
   server_.resources().AddClaim("default", "done", kUid3, {{"cpus", "edgefd.io", kNode, "cpu6"}});
   ASSERT_TRUE(cdi_.WriteClaim(kUid3, {"EDGEFD_BIG_CPUS=6"}));
@@ -303,8 +306,8 @@ TEST_F(ClaimsTest, ATruncatedCheckpointIsRebuiltFromTheClusterBeforeAnythingIsDe
   EXPECT_THAT(recovery->Message(), HasSubstr(checkpoint_.string() + ".corrupt."));
   // The kubelet's repeated prepare gets the same answer, without the API server.
   server_.resources().DeleteClaim("default", "running");
-  EXPECT_EQ(Prepare("running", kUid1).devices[0].device, "cpu4");
-  EXPECT_EQ(preparer_->Unprepare({"default", kUid2, "running-too"}), "");
+  EXPECT_EQ(Prepare("running", kUid1).value()[0].device, "cpu4");
+  EXPECT_EQ(ErrorOf(preparer_->Unprepare({"default", kUid2, "running-too"})), "");
   EXPECT_FALSE(fs::exists(cdi_.ClaimSpecPath(kUid2)));
 }
 
@@ -321,7 +324,7 @@ TEST_F(ClaimsTest, EveryCorruptCheckpointIsKeptUpToABound) {
 
 TEST_F(ClaimsTest, WithoutTheApiServerACorruptCheckpointStopsTheStartAndNothingIsLost) {
   AddReserved("running", kUid1, "cpu4");
-  ASSERT_EQ(Prepare("running", kUid1).error, "");
+  ASSERT_EQ(ErrorOf(Prepare("running", kUid1)), "");
   std::ofstream(checkpoint_, std::ios::trunc) << "{\"version\": 1, \"claims\": {";
   server_.StopListening();
   ClaimPreparer again(hw_.registry(), *api_, ResourceApi("v1"), cdi_, Checkpoint(checkpoint_),
@@ -337,7 +340,7 @@ TEST_F(ClaimsTest, WithoutTheApiServerACorruptCheckpointStopsTheStartAndNothingI
 
 TEST_F(ClaimsTest, ACheckpointOfANewerVersionIsRefusedAndNeverErased) {
   AddReserved("running", kUid1, "cpu4");
-  ASSERT_EQ(Prepare("running", kUid1).error, "");
+  ASSERT_EQ(ErrorOf(Prepare("running", kUid1)), "");
   const std::string newer =
       R"({"version": 2, "checksum": "whatever", "claims": {"x": {"format": "new"}}})";
   std::ofstream(checkpoint_, std::ios::trunc) << newer;
@@ -354,7 +357,7 @@ TEST_F(ClaimsTest, ACheckpointOfANewerVersionIsRefusedAndNeverErased) {
 
 TEST_F(ClaimsTest, ACheckpointThatIsASymbolicLinkIsNotFollowed) {
   AddReserved("running", kUid1, "cpu4");
-  ASSERT_EQ(Prepare("running", kUid1).error, "");
+  ASSERT_EQ(ErrorOf(Prepare("running", kUid1)), "");
   // Whoever can write the directory points the checkpoint at a file of their choosing.
   const fs::path elsewhere = dir_.path() / "elsewhere.json";
   fs::rename(checkpoint_, elsewhere);
@@ -377,12 +380,12 @@ TEST_F(ClaimsTest, AnUnprepareDuringThePrepareOfTheSameClaimWaitsAndUndoesIt) {
                          kNode);
   ASSERT_TRUE(preparer.Start());
   std::thread prepare([&] {
-    EXPECT_EQ(preparer.Prepare({"default", kUid1, "running"}).error, "");
+    EXPECT_EQ(ErrorOf(preparer.Prepare({"default", kUid1, "running"})), "");
   });
   ASSERT_TRUE(gated.WaitUntilHeld());  // the Prepare waits on the API server
   std::atomic<bool> unprepared{false};
   std::thread unprepare([&] {
-    EXPECT_EQ(preparer.Unprepare({"default", kUid1, "running"}), "");
+    EXPECT_EQ(ErrorOf(preparer.Unprepare({"default", kUid1, "running"})), "");
     unprepared = true;
   });
   ASSERT_TRUE(WaitUntil([&] { return preparer.Stats().waits == 1 || unprepared; }));
@@ -399,7 +402,8 @@ TEST_F(ClaimsTest, APrepareTheKubeletGaveUpOnAsksTheApiServerNothing) {
   AddReserved("running", kUid1, "cpu4");
   const size_t before = server_.Requests().size();
   PrepareResult r = preparer_->Prepare({"default", kUid1, "running"}, [] { return true; });
-  EXPECT_THAT(r.error, HasSubstr("the kubelet gave up on the call"));
+  EXPECT_THAT(ErrorOf(r), HasSubstr("the kubelet gave up on the call"));
+  EXPECT_EQ(r.error().code, ErrorCode::kCancelled);  // KubeletPlugin ends the call CANCELLED
   EXPECT_EQ(server_.Requests().size(), before);
   EXPECT_EQ(preparer_->Stats().abandoned, 1u);
   EXPECT_TRUE(preparer_->Claims().empty());
@@ -411,8 +415,9 @@ TEST_F(ClaimsTest, UidsNamesAndNamespacesAreCheckedBeforeTheyNameAFileOrAPath) {
   const fs::path victim = dir_.path() / "victim.json";
   std::ofstream(victim) << "{}";
   // edgefd.io-device_<uid>.json in cdi/: "../victim" would reach dir/victim.json.
-  EXPECT_THAT(preparer_->Unprepare({"default", "../victim", "x"}), HasSubstr("not a Kubernetes"));
-  EXPECT_THAT(preparer_->Unprepare({"default", "../../victim", "x"}),
+  EXPECT_THAT(ErrorOf(preparer_->Unprepare({"default", "../victim", "x"})),
+              HasSubstr("not a Kubernetes"));
+  EXPECT_THAT(ErrorOf(preparer_->Unprepare({"default", "../../victim", "x"})),
               HasSubstr("not a Kubernetes"));
   EXPECT_TRUE(fs::exists(victim));
   const size_t before = server_.Requests().size();
@@ -426,9 +431,13 @@ TEST_F(ClaimsTest, UidsNamesAndNamespacesAreCheckedBeforeTheyNameAFileOrAPath) {
                              {"Default", kUid1, "x"},
                              {"default", kUid1, std::string("x\0y", 3)},
                              {"default", kUid1, std::string(254, 'a')}}) {
-    EXPECT_THAT(Prepare(bad).error,
+    PrepareResult r = Prepare(bad);
+    EXPECT_THAT(ErrorOf(r),
                 ::testing::AnyOf(HasSubstr("not a Kubernetes object UID"), HasSubstr("not a DNS")))
         << bad.name;
+    if (!r) {
+      EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << bad.name;
+    }
   }
   EXPECT_EQ(server_.Requests().size(), before);
   EXPECT_TRUE(preparer_->Claims().empty());
@@ -443,9 +452,8 @@ TEST_F(ClaimsTest, ConcurrentPreparesOfManyClaimsAllLand) {
   std::vector<std::thread> threads;
   for (int i = 0; i < 6; ++i) {
     threads.emplace_back([&, i] {
-      EXPECT_EQ(Prepare("c" + std::to_string(i),
-                        "00000000-0000-4000-8000-00000000003" + std::to_string(i))
-                    .error,
+      EXPECT_EQ(ErrorOf(Prepare("c" + std::to_string(i),
+                                "00000000-0000-4000-8000-00000000003" + std::to_string(i))),
                 "");
     });
   }
@@ -459,7 +467,7 @@ TEST_F(ClaimsTest, ConcurrentPreparesOfManyClaimsAllLand) {
 TEST_F(ClaimsTest, AVanishedHeldDeviceIsReportedInTheClaimStatusWithoutTaints) {
   server_.resources().AddClaim("default", "stick", "00000000-0000-4000-8000-000000000021",
                                {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
-  ASSERT_EQ(Prepare("stick", "00000000-0000-4000-8000-000000000021").error, "");
+  ASSERT_EQ(ErrorOf(Prepare("stick", "00000000-0000-4000-8000-000000000021")), "");
   DeviceLossReporter reporter(hw_.registry(), *preparer_, *api_, ResourceApi("v1"), kNode,
                               [] { return false; });
   reporter.Start();
@@ -482,7 +490,7 @@ TEST_F(ClaimsTest, AVanishedHeldDeviceIsReportedInTheClaimStatusWithoutTaints) {
 TEST_F(ClaimsTest, WithTaintsTheClaimStatusIsLeftAlone) {
   server_.resources().AddClaim("default", "stick", "00000000-0000-4000-8000-000000000021",
                                {{"r", "edgefd.io", kNode, "movidius-ncs-1-1-2"}});
-  ASSERT_EQ(Prepare("stick", "00000000-0000-4000-8000-000000000021").error, "");
+  ASSERT_EQ(ErrorOf(Prepare("stick", "00000000-0000-4000-8000-000000000021")), "");
   DeviceLossReporter reporter(hw_.registry(), *preparer_, *api_, ResourceApi("v1"), kNode,
                               [] { return true; });
   hw_.Set(DraInventory(1));

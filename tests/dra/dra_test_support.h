@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "edgefd/common/result.h"
 #include "edgefd/kube/client.h"
 #include "edgefd/testing/fake_apiserver.h"
 #include "edgefd/testing/fake_dra_kubelet.h"
@@ -60,5 +61,11 @@ class ScriptedTransport final : public kube::ApiTransport {
  private:
   std::deque<kube::ApiResponse> answers_;
 };
+
+/// "" when `r` holds a value, else its message: one string for a test to compare or match.
+template <typename T>
+std::string ErrorOf(const Result<T>& r) {
+  return r ? std::string() : r.error().message;
+}
 
 }  // namespace edgefd::dra::testing

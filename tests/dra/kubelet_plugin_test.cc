@@ -171,9 +171,9 @@ class BlockingHandler final : public ClaimHandler {
         cv_.wait_for(lock, std::chrono::milliseconds(5));
       }
     }
-    return {{}, "slow"};
+    return Error{"slow"};
   }
-  std::string Unprepare(const ClaimRef&) override { return ""; }
+  Status Unprepare(const ClaimRef&) override { return Ok{}; }
   std::vector<std::string> Prepared() {
     std::lock_guard lock(mu_);
     return prepared_;
@@ -210,6 +210,56 @@ TEST_F(KubeletPluginTest, ACallTheKubeletAbandonedIsNotWorkedFurther) {
   // Only the claim in hand when the call was abandoned was worked, then the next call's.
   EXPECT_THAT(handler.Prepared(), ElementsAre("uid-0", "uid-next"));
   EXPECT_EQ(plugin.Stats().abandoned_calls, 1u);
+}
+
+// Answers every claim with the error it is given.
+class FailingHandler final : public ClaimHandler {
+ public:
+  PrepareResult Prepare(const ClaimRef&, const Abandoned&) override {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  Status Unprepare(const ClaimRef&) override {
+    std::lock_guard lock(mu_);
+    return error_;
+  }
+  void Set(Error error) {
+    std::lock_guard lock(mu_);
+    error_ = std::move(error);
+  }
+
+ private:
+  std::mutex mu_;
+  Error error_;
+};
+
+// A claim's error code decides the call's status: a claim given up on (kCancelled: the kubelet
+// abandoned the call while the claim was worked, or the plugin is stopping) ends the call
+// CANCELLED, as a call found abandoned between two claims does, even when it was the last
+// claim; any other error is the claim's answer in a call that succeeds, and the kubelet reads
+// it and asks again.
+TEST_F(KubeletPluginTest, AClaimGivenUpOnEndsTheCallCancelledAndOtherErrorsAreItsAnswer) {
+  FailingHandler handler;
+  FakeDraKubelet kubelet(registry_dir_);
+  ASSERT_TRUE(kubelet.Start());
+  KubeletPlugin plugin(handler, Options());
+  ASSERT_TRUE(plugin.Start());
+  ASSERT_TRUE(kubelet.WaitFor("edgefd.io", Registered));
+
+  handler.Set(Error{"the API server is not answering", ErrorCode::kUnavailable});
+  auto answered = kubelet.Prepare("edgefd.io", {{"ns1", "uid-1", "c"}});
+  ASSERT_TRUE(answered) << answered.error().message;
+  EXPECT_EQ(answered->at("uid-1").error, "the API server is not answering");
+  EXPECT_EQ(plugin.Stats().abandoned_calls, 0u);
+
+  handler.Set(Error{"the kubelet gave up on the call", ErrorCode::kCancelled});
+  auto cancelled = kubelet.Prepare("edgefd.io", {{"ns1", "uid-1", "c"}});
+  ASSERT_FALSE(cancelled);
+  EXPECT_THAT(cancelled.error().message, HasSubstr("cancelled or timed out"));
+  EXPECT_EQ(plugin.Stats().abandoned_calls, 1u);
+  auto unprepared = kubelet.Unprepare("edgefd.io", {{"ns1", "uid-1", "c"}});
+  ASSERT_FALSE(unprepared);
+  EXPECT_EQ(plugin.Stats().abandoned_calls, 2u);
 }
 
 TEST_F(KubeletPluginTest, MissingRegistrationDirectoryIsAnErrorNamingIt) {

@@ -6,10 +6,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <future>
+#include <map>
 #include <thread>
 #include <vector>
 
 #include "edgefd/common/json.h"
+#include "edgefd/kube/events.h"
 #include "edgefd/testing/http.h"
 #include "kube_fixture.h"
 
@@ -154,6 +156,30 @@ TEST_F(KubeClientTest, UnreadableTokenFileIsNamed) {
   EXPECT_NE(error.find("no-token"), std::string::npos) << error;
 }
 
+// What the callers decide by: retry (the labeller, the DRA workers) and the kind of answer.
+TEST(HttpFailure, AStatusIsAnErrorOfItsKindAndOnlyPassingOnesAreRetried) {
+  const std::map<int, ErrorCode> kinds = {{400, ErrorCode::kFailedPrecondition},
+                                          {401, ErrorCode::kUnauthenticated},
+                                          {403, ErrorCode::kPermissionDenied},
+                                          {404, ErrorCode::kNotFound},
+                                          {409, ErrorCode::kAborted},
+                                          {422, ErrorCode::kFailedPrecondition},
+                                          {429, ErrorCode::kResourceExhausted},
+                                          {500, ErrorCode::kUnavailable},
+                                          {503, ErrorCode::kUnavailable},
+                                          {504, ErrorCode::kDeadlineExceeded},
+                                          {302, ErrorCode::kUnknown}};
+  for (const auto& [status, code] : kinds) {
+    const Error e =
+        kube::HttpFailure("GET /api/v1/nodes/n1", kube::ApiResponse{status, R"({"message":"m"})"});
+    EXPECT_EQ(e.code, code) << status;
+    EXPECT_EQ(e.message, "GET /api/v1/nodes/n1: HTTP " + std::to_string(status) + ": m");
+    const bool passing = status == 409 || status == 429 || status >= 500;
+    EXPECT_EQ(Retryable(e), passing) << status;
+    EXPECT_EQ(ExitStatus(e), 1) << status;  // a refusal by the server is no usage error
+  }
+}
+
 TEST(ApiServerUrl, TakesHostsApartWithIpv6InBrackets) {
   auto v6 = ParseApiServerUrl("https://[fd00::1]:6443");
   ASSERT_TRUE(v6.ok()) << v6.error().message;
@@ -281,9 +307,13 @@ TEST_F(KubeClientTest, SharedClientCancelEndsARequestInFlightAndEveryLaterOne) {
   auto r = future.get();
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("cancelled"), std::string::npos) << r.error().message;
+  // A stop is no failure to retry.
+  EXPECT_EQ(r.error().code, ErrorCode::kCancelled);
+  EXPECT_FALSE(Retryable(r.error()));
   auto later = (*api)->Send("GET", "/api/v1/nodes/n1", "", "");
   ASSERT_FALSE(later.ok());
   EXPECT_NE(later.error().message.find("cancelled"), std::string::npos);
+  EXPECT_EQ(later.error().code, ErrorCode::kCancelled);
   EXPECT_EQ(server_->Requests().size(), 1u);  // the later one never left
 }
 

@@ -115,6 +115,7 @@ TEST_P(HostileTest, ABodyOverTheLimitIsRefusedAsItArrives) {
     auto r = Get(server);
     ASSERT_FALSE(r.ok()) << with_length;
     EXPECT_NE(r.error().message.find("larger than"), std::string::npos) << r.error().message;
+    EXPECT_EQ(r.error().code, ErrorCode::kResourceExhausted);
   }
 }
 
@@ -135,6 +136,8 @@ TEST_P(HostileTest, ATrickleEndsAtTheWholeRequestDeadline) {
   auto r = (*client)->Send("GET", "/x", "", "");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("timed out"), std::string::npos) << r.error().message;
+  EXPECT_EQ(r.error().code, ErrorCode::kDeadlineExceeded);
+  EXPECT_TRUE(Retryable(r.error()));
 }
 
 TEST_P(HostileTest, RetryAfterIsCapped) {
@@ -225,7 +228,9 @@ TEST_P(HostileTest, NamesCannotSplitARequestOrChangeItsPath) {
   for (const std::string& name : {split, std::string("a/b"), std::string(".."), std::string("."),
                                   std::string("a\0b", 3), std::string("a%2Fb"), std::string("")}) {
     auto r = api.GetResourceClaim("v1", "default", name);
-    EXPECT_FALSE(r.ok()) << name;
+    ASSERT_FALSE(r.ok()) << name;
+    // Bad input: never worth another try.
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << name;
     auto ns = api.GetResourceClaim("v1", name, "claim");
     EXPECT_FALSE(ns.ok()) << name;
   }
@@ -234,7 +239,8 @@ TEST_P(HostileTest, NamesCannotSplitARequestOrChangeItsPath) {
                                   std::string("/api/v1/nodes/%2e%2E/secrets"), std::string("/a b"),
                                   std::string("/a#b"), std::string("/a?b?c")}) {
     auto r = (*client)->Send("GET", path, "", "");
-    EXPECT_FALSE(r.ok()) << path;
+    ASSERT_FALSE(r.ok()) << path;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << path;
   }
   EXPECT_TRUE(server.Heads().empty()) << server.Heads()[0];
   // '?' and other bytes a name may hold are escaped: one request, to the path asked for.

@@ -299,6 +299,33 @@ TEST_F(KubeAgentTest, RejectedTokenIsAClearPermanentError) {
   EXPECT_NE(st.error().message.find("credentials"), std::string::npos) << st.error().message;
   EXPECT_EQ(server_->Count("GET"), 1u);  // not retried: retrying cannot help
   EXPECT_EQ(server_->NodeLabels("n1"), kForeign);
+  EXPECT_EQ(st.error().code, ErrorCode::kUnauthenticated);
+}
+
+// Whether an attempt is repeated is the error's code: bad input is refused at once, before any
+// request; a stop (kCancelled) is not retried either.
+TEST_F(KubeAgentTest, ABadNodeNameIsBadInputNeitherSentNorRetried) {
+  Rig rig(Client(), kRk3399, "a/b");
+  Status st = rig.agent.RunOnce();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kInvalidArgument) << st.error().message;
+  EXPECT_EQ(ExitStatus(st.error()), 2);
+  EXPECT_EQ(server_->Count("GET"), 0u);
+}
+
+TEST_F(KubeAgentTest, AStopEndsOnceWithoutAnotherAttempt) {
+  server_->InjectFault({FaultKind::kHang, 0, 30s, "GET"});
+  Rig rig(Client(), kRk3399);
+  std::thread stopper([&] {
+    ASSERT_TRUE(server_->WaitFor([&] { return server_->Count("GET") >= 1; }));
+    rig.agent.Stop();
+    rig.api->Cancel();
+  });
+  Status st = rig.agent.RunOnce();
+  stopper.join();
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ErrorCode::kCancelled) << st.error().message;
+  EXPECT_EQ(server_->Count("GET"), 1u);
 }
 
 TEST_F(KubeAgentTest, UnknownNodeNamesTheNode) {

@@ -64,6 +64,20 @@ TEST_F(KubeCliTest, NodeNameComesFromTheEnvironment) {
   EXPECT_EQ(server_->NodeLabels("n1").count("edgefd.io/board"), 1u);
 }
 
+// The exit status comes from the error's code: a node name that cannot be one is bad usage
+// (2), found before any request; a Node the API server does not have is a failure (1).
+TEST_F(KubeCliTest, OnceExitsWithTheStatusOfItsErrorsKind) {
+  CliResult r = Run("--once --kubeconfig " + kubeconfig_.string() + " --node-name a/b --root " +
+                    kJetsonRoot.string());
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("--node-name"), std::string::npos) << r.err;
+  EXPECT_EQ(server_->Count("GET"), 0u);
+  r = Run("--once --kubeconfig " + kubeconfig_.string() + " --node-name nope --root " +
+          kJetsonRoot.string());
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("'nope'"), std::string::npos) << r.err;
+}
+
 TEST_F(KubeCliTest, BadKubeconfigIsUsageErrorNamingTheFile) {
   WriteFile(dir_ / "broken", "current-context: x\n");
   CliResult r = Run("--once --kubeconfig " + (dir_ / "broken").string() + " --node-name n1");

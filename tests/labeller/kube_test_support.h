@@ -44,7 +44,7 @@ class ObservedSink final : public LabelSink {
   ApplyOutcome Apply(const Labels& wanted) override {
     ApplyOutcome out = inner_.Apply(wanted);
     std::lock_guard lock(mu_);
-    (out.ok ? successes_ : failures_)++;
+    (out.ok() ? successes_ : failures_)++;
     cv_.notify_all();
     return out;
   }

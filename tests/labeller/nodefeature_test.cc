@@ -140,7 +140,7 @@ class NodeFeatureSinkTest : public KubeTest {
 TEST_F(NodeFeatureSinkTest, PublishesTheObjectAndLeavesTheNodeToNfdMaster) {
   NodeFeatureSink sink = Sink();
   ApplyOutcome out = sink.Apply(kLabels);
-  ASSERT_TRUE(out.ok) << out.error;
+  ASSERT_TRUE(out.ok()) << out.error();
   EXPECT_TRUE(out.changed);
   EXPECT_EQ(Published(), [&] {
     Json want = NodeFeatureObject("edgefd-system", "n1", kLabels, inv_);
@@ -158,18 +158,18 @@ TEST_F(NodeFeatureSinkTest, PublishesTheObjectAndLeavesTheNodeToNfdMaster) {
 
   // Nothing new: the apply changes nothing.
   out = sink.Apply(kLabels);
-  ASSERT_TRUE(out.ok) << out.error;
+  ASSERT_TRUE(out.ok()) << out.error();
   EXPECT_FALSE(out.changed);
 }
 
 TEST_F(NodeFeatureSinkTest, UnpluggingADeviceUpdatesTheObject) {
   NodeFeatureSink sink = Sink();
-  ASSERT_TRUE(sink.Apply(kLabels).ok);
+  ASSERT_TRUE(sink.Apply(kLabels).ok());
   ASSERT_EQ(Instances(Published(), "edgefd.accelerator").size(), 1u);
   inv_ = Node(0);
   const Labels unplugged = {{"edgefd.io/cpu.heterogeneous", "true"}};
   ApplyOutcome out = sink.Apply(unplugged);
-  ASSERT_TRUE(out.ok) << out.error;
+  ASSERT_TRUE(out.ok()) << out.error();
   EXPECT_TRUE(out.changed);
   EXPECT_EQ(Instances(Published(), "edgefd.accelerator").size(), 0u);
   EXPECT_EQ(Published()["spec"]["labels"], Json(unplugged));
@@ -179,13 +179,13 @@ TEST_F(NodeFeatureSinkTest, WithoutTheCrdItSaysSoOnceAndLabelsTheNode) {
   server_->nfd().SetInstalled(false);
   NodeFeatureSink sink = Sink();
   ApplyOutcome out = sink.Apply(kLabels);
-  ASSERT_TRUE(out.ok) << out.error;
+  ASSERT_TRUE(out.ok()) << out.error();
   EXPECT_TRUE(sink.falling_back());
   EXPECT_EQ(server_->NodeLabels("n1").at("edgefd.io/accel.movidius-ncs"), "true");
   EXPECT_EQ(CrdChecks(), 1u);
   // The next reconciles go straight to the Node until the recheck is due.
   inv_ = Node(0);
-  ASSERT_TRUE(sink.Apply({{"edgefd.io/cpu.heterogeneous", "true"}}).ok);
+  ASSERT_TRUE(sink.Apply({{"edgefd.io/cpu.heterogeneous", "true"}}).ok());
   EXPECT_EQ(server_->NodeLabels("n1").count("edgefd.io/accel.movidius-ncs"), 0u);
   EXPECT_EQ(CrdChecks(), 1u);
   EXPECT_EQ(server_->nfd().Applies(), 0u);
@@ -194,14 +194,14 @@ TEST_F(NodeFeatureSinkTest, WithoutTheCrdItSaysSoOnceAndLabelsTheNode) {
 TEST_F(NodeFeatureSinkTest, ACrdInstalledLaterTakesOverAndTheNodesLabelsAreHandedOver) {
   server_->nfd().SetInstalled(false);
   NodeFeatureSink sink = Sink(std::chrono::milliseconds(0));
-  ASSERT_TRUE(sink.Apply(kLabels).ok);
+  ASSERT_TRUE(sink.Apply(kLabels).ok());
   ASSERT_TRUE(sink.falling_back());
   ASSERT_EQ(server_->NodeAnnotations("n1").count("edgefd.io/owned-labels"), 1u);
 
   server_->nfd().SetInstalled(true);
   const Labels unplugged = {{"edgefd.io/cpu.heterogeneous", "true"}};
   ApplyOutcome out = sink.Apply(unplugged);
-  ASSERT_TRUE(out.ok) << out.error;
+  ASSERT_TRUE(out.ok()) << out.error();
   EXPECT_FALSE(sink.falling_back());
   EXPECT_EQ(Published()["spec"]["labels"], Json(unplugged));
   // The stale labels are gone, the wanted one stays for nfd-master, and edgefd owns none.
@@ -214,7 +214,7 @@ TEST_F(NodeFeatureSinkTest, ACrdInstalledLaterTakesOverAndTheNodesLabelsAreHande
 
   // Handed over once: later reconciles touch only the NodeFeature.
   const size_t patches = NodePatches();
-  ASSERT_TRUE(sink.Apply(unplugged).ok);
+  ASSERT_TRUE(sink.Apply(unplugged).ok());
   EXPECT_EQ(NodePatches(), patches);
 }
 
@@ -222,23 +222,31 @@ TEST_F(NodeFeatureSinkTest, AMissingNamespaceOrRoleIsAnErrorNamingTheFix) {
   NodeFeatureSink elsewhere(*api_, "no-such-ns", "n1",
                             [this]() -> const Inventory& { return inv_; });
   ApplyOutcome out = elsewhere.Apply(kLabels);
-  EXPECT_FALSE(out.ok);
-  EXPECT_FALSE(out.retryable);
+  EXPECT_FALSE(out.ok());
+  EXPECT_FALSE(Retryable(out.status.error()));
   EXPECT_FALSE(elsewhere.falling_back());
-  EXPECT_NE(out.error.find("POD_NAMESPACE"), std::string::npos) << out.error;
+  EXPECT_NE(out.error().find("POD_NAMESPACE"), std::string::npos) << out.error();
 
   server_->InjectFault(
       {.kind = FakeApiServer::FaultKind::kStatus, .status = 403, .method = "PATCH"});
   out = Sink().Apply(kLabels);
-  EXPECT_FALSE(out.ok);
-  EXPECT_FALSE(out.retryable);
-  EXPECT_NE(out.error.find("nodefeatures.nfd.k8s-sigs.io"), std::string::npos) << out.error;
+  EXPECT_FALSE(out.ok());
+  EXPECT_FALSE(Retryable(out.status.error()));
+  EXPECT_NE(out.error().find("nodefeatures.nfd.k8s-sigs.io"), std::string::npos) << out.error();
 
   server_->InjectFault(
       {.kind = FakeApiServer::FaultKind::kStatus, .status = 503, .method = "PATCH"});
   out = Sink().Apply(kLabels);
-  EXPECT_FALSE(out.ok);
-  EXPECT_TRUE(out.retryable);
+  EXPECT_FALSE(out.ok());
+  EXPECT_TRUE(Retryable(out.status.error()));
+
+  // A conflict passes: another attempt reads afresh (before, only 429 and 5xx were retried).
+  server_->InjectFault(
+      {.kind = FakeApiServer::FaultKind::kStatus, .status = 409, .method = "PATCH"});
+  out = Sink().Apply(kLabels);
+  EXPECT_FALSE(out.ok());
+  EXPECT_EQ(out.status.error().code, ErrorCode::kAborted);
+  EXPECT_TRUE(Retryable(out.status.error()));
 }
 
 TEST_F(NodeFeatureSinkTest, TheAgentConvergesThroughTheNodeFeatureWithoutACrashLoop) {

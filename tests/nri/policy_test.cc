@@ -33,7 +33,8 @@ TEST(ReadHolding, TakesEveryClassAndDropsCoresThatAreNotOnline) {
 TEST(ReadHolding, AMalformedListHoldsNothingAndSaysWhy) {
   Holding h = ReadHolding({"EDGEFD_MID_CPUS=two"}, kOnline);
   EXPECT_FALSE(h.holder());
-  EXPECT_THAT(h.error, HasSubstr("EDGEFD_MID_CPUS=two"));
+  ASSERT_FALSE(h.env.ok());
+  EXPECT_THAT(h.env.error().message, HasSubstr("EDGEFD_MID_CPUS=two"));
 }
 
 TEST(ReadHolding, NoVariablesNoHolding) {

@@ -169,8 +169,9 @@ TEST(LinkToken, ABadTokenFileIsNamedAndRefused) {
   // A token on a shm link is a mistake the user should hear of.
   LinkSecurity s;
   s.token_file = dir / "good";
-  EXPECT_FALSE(
-      OpenWriter("shm:edgefd-auth-test", Shape{4, 4, 1}, Policy::kLatest, seconds(1), s).ok());
+  EXPECT_FALSE(OpenWriter("shm:" + testing::UniqueName("auth"), Shape{4, 4, 1}, Policy::kLatest,
+                          seconds(1), s)
+                   .ok());
 }
 
 TEST(LinkToken, EqualityIsExact) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "edgefd/runtime/partition.h"
+#include "edgefd/testing/files.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -55,8 +56,8 @@ TEST(Models, WeightsFileRoundTripsAndWrongSizesAreRejected) {
   auto m = MakeConvModel({16, 12, 3});
   ASSERT_TRUE(m.ok());
   InitWeights(*m, 5, 0, 4);
-  std::string path = std::filesystem::temp_directory_path() /
-                     ("edgefd-weights-" + std::to_string(getpid()) + ".bin");
+  std::string path =
+      std::filesystem::temp_directory_path() / (testing::UniqueName("weights") + ".bin");
   ASSERT_TRUE(SaveWeights(*m, path).ok());
   auto loaded = MakeConvModel({16, 12, 3});
   ASSERT_TRUE(LoadWeights(*loaded, path, 0, 4).ok());

@@ -28,7 +28,6 @@ struct Links {
 Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, Policy policy,
                 const TempDir& dir) {
   Links l;
-  static int counter = 0;
   for (size_t k = 0; k < shapes.size(); ++k) {
     Policy p = k == 0 ? Policy::kBlock : policy;
     if (transport == "inproc") {
@@ -36,8 +35,7 @@ Links MakeLinks(const std::string& transport, const std::vector<Shape>& shapes, 
       l.writers.push_back(std::move(pair.writer));
       l.readers.push_back(std::move(pair.reader));
     } else if (transport == "shm") {
-      std::string name =
-          "edgefd-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+      std::string name = testing::UniqueName("pipe");
       auto r = OpenShmReader(name, shapes[k].Bytes(), p);
       auto w = OpenShmWriter(name, shapes[k].Bytes(), p);
       EXPECT_TRUE(r.ok() && w.ok());

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "edgefd/runtime/transport.h"
+#include "edgefd/testing/files.h"
 #include "edgefd/testing/paths.h"
 #include "edgefd/testing/process.h"
 
@@ -35,11 +36,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::Child;
 
-// A ring name no other test (or test run) uses.
-std::string UniqueName(const std::string& what) {
-  static std::atomic<int> counter{0};
-  return "edgefd-test-" + what + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-}
+using testing::UniqueName;  // a ring name no other test, run or clone uses
 
 bool RingFileExists(const std::string& name) {
   struct stat st {};

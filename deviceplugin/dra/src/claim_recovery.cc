@@ -123,11 +123,11 @@ Status ClaimPreparer::Recover(const std::string& problem) {
     std::vector<std::string> env;
     std::vector<std::pair<std::string, std::string>> plugin_ids;
     PrepareResult result = Build(ref, claim, env, plugin_ids);
-    if (!result.error.empty()) {
-      spdlog::warn("not rebuilt: {}", result.error);
+    if (!result) {
+      spdlog::warn("not rebuilt: {}", result.error().message);
       continue;
     }
-    rebuilt[claim.uid] = PreparedClaim{claim.uid, claim.ns, claim.name, result.devices, env, false};
+    rebuilt[claim.uid] = PreparedClaim{claim.uid, claim.ns, claim.name, *result, env, false};
     ++report.recovered;
     if (on_disk.contains(claim.uid)) ++report.specs_kept;
   }

@@ -42,6 +42,8 @@ using deviceplugin::PluginServer;
 
 // How often the pool learns what the device plugin handed out (PodResources has no watch).
 constexpr auto kPodResourcesPoll = std::chrono::seconds(5);
+// How long after start-up the program is surely idle (memory.h: ReleaseStartUpMemory).
+constexpr auto kStartUpSettles = std::chrono::seconds(5);
 
 // Users run it as `edgefd-deviceplugin --mode dra`: its messages carry that name.
 constexpr char kName[] = "edgefd-deviceplugin";
@@ -487,6 +489,10 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   StartPool(d, api, *version, pod_resources, node_uid);
   if (auto code = StartKubeletPlugin(d)) return *code;
   if (auto code = StartMetrics(d, reload)) return *code;
+  // What start-up left behind goes now, and again once the first pass of the pool and the
+  // kubelet's registration are surely over (memory.h; dra_bench's idle RSS).
+  ReleaseStartUpMemory();
+  if (!stop.WaitFor(kStartUpSettles)) ReleaseStartUpMemory();
   stop.Wait();
   d.Stop();
   RemoveCdiSpecsAtUninstall(flags, d);

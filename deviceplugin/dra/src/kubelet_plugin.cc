@@ -100,37 +100,39 @@ class KubeletPlugin::Impl {
   Status Start();
   void Stop();
 
-  // Fills one claim's answer (any version's message type).
+  // Fills one claim's answer (any version's message type); the claim's error, if any.
   template <typename Out>
-  void Prepare(const ClaimRef& ref, const Abandoned& abandoned, Out& out) {
+  Status Prepare(const ClaimRef& ref, const Abandoned& abandoned, Out& out) {
     PrepareResult result = handler_.Prepare(ref, abandoned);
     std::lock_guard lock(mu_);
-    if (!result.error.empty()) {
+    if (!result) {
       stats_.prepare_errors++;
-      spdlog::warn("NodePrepareResources: {}", result.error);
+      spdlog::warn("NodePrepareResources: {}", result.error().message);
       // The kubelet reads the message as a protobuf string: UTF-8 only, whatever a device or
       // an API answer put in it.
-      out.set_error(ValidUtf8(result.error));
-      return;
+      out.set_error(ValidUtf8(result.error().message));
+      return result.error();
     }
     stats_.prepared_claims++;
-    for (const PreparedDevice& d : result.devices) {
+    for (const PreparedDevice& d : *result) {
       auto* device = out.add_devices();
       if (!d.request.empty()) device->add_request_names(d.request);
       device->set_pool_name(d.pool);
       device->set_device_name(d.device);
       for (const std::string& id : d.cdi_ids) device->add_cdi_device_ids(id);
     }
+    return Ok{};
   }
 
   template <typename Out>
-  void Unprepare(const ClaimRef& ref, const Abandoned& /*abandoned*/, Out& out) {
-    std::string error = handler_.Unprepare(ref);
-    if (error.empty()) return;
+  Status Unprepare(const ClaimRef& ref, const Abandoned& /*abandoned*/, Out& out) {
+    Status done = handler_.Unprepare(ref);
+    if (done) return done;
     std::lock_guard lock(mu_);
     stats_.unprepare_errors++;
-    spdlog::warn("NodeUnprepareResources: {}", error);
-    out.set_error(ValidUtf8(error));
+    spdlog::warn("NodeUnprepareResources: {}", done.error().message);
+    out.set_error(ValidUtf8(done.error().message));
+    return done;
   }
 
   ClaimHandler& handler_;
@@ -156,7 +158,7 @@ class KubeletPlugin::Impl::DraService final : public Api::Service::CallbackServi
                                                  typename Api::PrepareResponse* response) override {
     return Run(context, request, response, &KubeletPluginStats::prepare_calls,
                [this](const ClaimRef& ref, const Abandoned& abandoned, auto& out) {
-                 impl_.Prepare(ref, abandoned, out);
+                 return impl_.Prepare(ref, abandoned, out);
                });
   }
 
@@ -165,12 +167,14 @@ class KubeletPlugin::Impl::DraService final : public Api::Service::CallbackServi
       typename Api::UnprepareResponse* response) override {
     return Run(context, request, response, &KubeletPluginStats::unprepare_calls,
                [this](const ClaimRef& ref, const Abandoned& abandoned, auto& out) {
-                 impl_.Unprepare(ref, abandoned, out);
+                 return impl_.Unprepare(ref, abandoned, out);
                });
   }
 
  private:
-  // Answers every claim of the request with `per_claim`, on a worker thread.
+  // Answers every claim of the request with `per_claim`, on a worker thread. A claim answered
+  // kCancelled (the kubelet gave up on the call while it was worked, or the plugin is stopping)
+  // ends the call CANCELLED, as a call found abandoned between claims does.
   template <typename Request, typename Response, typename PerClaim>
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, const Request* request,
                                 Response* response, uint64_t KubeletPluginStats::*calls,
@@ -191,7 +195,11 @@ class KubeletPlugin::Impl::DraService final : public Api::Service::CallbackServi
         return context->IsCancelled() || context->deadline() <= std::chrono::system_clock::now();
       };
       for (const auto& claim : request->claims()) {
-        if (abandoned()) {
+        Status answered = abandoned()
+                              ? Status(Error{"", ErrorCode::kCancelled})
+                              : per_claim(ClaimRef{claim.namespace_(), claim.uid(), claim.name()},
+                                          abandoned, (*response->mutable_claims())[claim.uid()]);
+        if (!answered && answered.error().code == ErrorCode::kCancelled) {
           {
             std::lock_guard lock(impl_.mu_);
             impl_.stats_.abandoned_calls++;
@@ -201,8 +209,6 @@ class KubeletPlugin::Impl::DraService final : public Api::Service::CallbackServi
           reactor->Finish({grpc::StatusCode::CANCELLED, "the call was cancelled or timed out"});
           return;
         }
-        per_claim(ClaimRef{claim.namespace_(), claim.uid(), claim.name()}, abandoned,
-                  (*response->mutable_claims())[claim.uid()]);
       }
       reactor->Finish(grpc::Status::OK);
     });

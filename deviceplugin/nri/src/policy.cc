@@ -36,7 +36,7 @@ Holding ReadHolding(const std::vector<std::string>& env, const std::vector<int>&
   Holding holding;
   Result<AllocationEnv> parsed = ParseAllocationEnv(env);
   if (!parsed) {
-    holding.error = parsed.error().message;
+    holding.env = parsed.error();
     return holding;
   }
   std::set<int> named;
@@ -52,7 +52,7 @@ void CheckAgainstRecord(Holding& holding, const ContainerRef& ref,
                         const Result<HeldCores>& record) {
   if (holding.cpus.empty()) return;
   if (!record) {
-    holding.unverified = record.error().message;
+    holding.record = record.error();
     holding.unheld = std::move(holding.cpus);
     holding.cpus.clear();
     return;

@@ -36,8 +36,8 @@ Workload ToWorkload(const api::PodSandbox& pod, const api::Container& c,
   w.cpus = c.linux().resources().cpu().cpus();
   if (w.holding.invalid()) {
     metrics.invalid_cpus.fetch_add(1, std::memory_order_relaxed);
-    if (!w.holding.error.empty()) {
-      spdlog::warn("{}: {}: holds no edgefd cores", w.name, w.holding.error);
+    if (!w.holding.env) {
+      spdlog::warn("{}: {}: holds no edgefd cores", w.name, w.holding.env.error().message);
     } else {
       spdlog::warn("{}: names core(s) {} that are not online on this node (online: {}); {}", w.name,
                    FormatCpuList(w.holding.offline), FormatCpuList(online),
@@ -57,9 +57,9 @@ void Verify(Workload& w, const Result<HeldCores>& record, Metrics& metrics) {
   const std::string rest = w.holding.holder()
                                ? "pinned to the core(s) it holds, " + FormatCpuList(w.holding.cpus)
                                : std::string("it holds no edgefd cores");
-  if (!w.holding.unverified.empty()) {
+  if (!w.holding.record) {
     spdlog::warn("{}: names core(s) {}, which cannot be confirmed ({}); {}", w.name,
-                 FormatCpuList(w.holding.unheld), w.holding.unverified, rest);
+                 FormatCpuList(w.holding.unheld), w.holding.record.error().message, rest);
   } else {
     spdlog::warn(
         "{}: names core(s) {} that neither the kubelet's device manager nor a prepared DRA claim "

@@ -26,14 +26,10 @@ ApplyOutcome Agent::ReconcileOnce() {
   Result<Labels> labels = discover_();
   metrics_.discovery_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ApplyOutcome outcome;
-  if (!labels) {
-    outcome.error = "discovery failed: " + labels.error().message;
-  } else {
-    outcome = sink_.Apply(*labels);
-  }
+  ApplyOutcome outcome = labels ? sink_.Apply(*labels)
+                                : ApplyOutcome::Failure(Within("discovery failed", labels.error()));
   const auto now = std::chrono::steady_clock::now();
-  if (outcome.ok) {
+  if (outcome.ok()) {
     metrics_.labels_owned = static_cast<int64_t>(outcome.labels_owned);
     metrics_.last_success_unix = NowUnix();
     if (!metrics_.ready) spdlog::info("ready: the node's labels are up to date");
@@ -43,9 +39,9 @@ ApplyOutcome Agent::ReconcileOnce() {
     ++metrics_.failures;
     if (!failing_since_) failing_since_ = now;
     // Probes must not stay green while labelling has stopped (a rotated CA, a revoked role).
-    if (!outcome.retryable || now - *failing_since_ >= options_.unready_after) {
-      if (metrics_.ready) spdlog::warn("not ready: {}", outcome.error);
-      metrics_.SetReadiness(false, outcome.error);
+    if (!Retryable(outcome.status.error()) || now - *failing_since_ >= options_.unready_after) {
+      if (metrics_.ready) spdlog::warn("not ready: {}", outcome.error());
+      metrics_.SetReadiness(false, outcome.error());
     }
   }
   return outcome;
@@ -76,18 +72,21 @@ Status Agent::RunOnce() {
 
 Status Agent::RunOnceUntil(std::chrono::steady_clock::time_point deadline) {
   Backoff backoff(options_.backoff);
-  const Error stopped{"stopped (SIGTERM/SIGINT) before the labels were applied"};
-  std::string last_error = "no attempt finished";
-  // Why the run ended, when it did not succeed: a stop, the overall deadline, or the error.
-  auto ended = [&](const std::string& error) -> Status {
+  const Error stopped{"stopped (SIGTERM/SIGINT) before the labels were applied",
+                      ErrorCode::kCancelled};
+  Error last_error{"no attempt finished", ErrorCode::kDeadlineExceeded};
+  // Why the run ended, when it did not succeed: a stop, the overall deadline, or the error
+  // (with its code, so the exit status says what kind of failure it was).
+  auto ended = [&](const Error& error) -> Status {
     std::lock_guard lock(mu_);
     if (stopping_) return stopped;
     if (once_expired_ || std::chrono::steady_clock::now() >= deadline) {
       return Error{"gave up: the overall --once deadline of " +
-                   std::to_string(options_.once_timeout.count() / 1000) +
-                   " s (--once-timeout) passed; last error: " + error};
+                       std::to_string(options_.once_timeout.count() / 1000) +
+                       " s (--once-timeout) passed; last error: " + error.message,
+                   ErrorCode::kDeadlineExceeded};
     }
-    return Error{error};
+    return error;
   };
   for (int attempt = 1;; ++attempt) {
     bool over = false;
@@ -97,14 +96,16 @@ Status Agent::RunOnceUntil(std::chrono::steady_clock::time_point deadline) {
     }
     if (over) return ended(last_error);
     ApplyOutcome outcome = ReconcileOnce();
-    if (outcome.ok) return Ok{};
-    last_error = outcome.error;
-    if (!outcome.retryable) return ended(outcome.error);
+    if (outcome.ok()) return Ok{};
+    last_error = outcome.status.error();
+    if (!Retryable(last_error)) return ended(last_error);
     if (attempt >= options_.once_attempts) {
-      return ended(outcome.error + " (gave up after " + std::to_string(attempt) + " attempts)");
+      return ended(
+          Error{last_error.message + " (gave up after " + std::to_string(attempt) + " attempts)",
+                last_error.code});
     }
     auto delay = std::max(backoff.Next(), outcome.retry_after);
-    spdlog::warn("{} (attempt {}/{}, retrying in {} ms)", outcome.error, attempt,
+    spdlog::warn("{} (attempt {}/{}, retrying in {} ms)", last_error.message, attempt,
                  options_.once_attempts, delay.count());
     std::unique_lock lock(mu_);
     const auto wake = std::min(deadline, std::chrono::steady_clock::now() + delay);
@@ -170,7 +171,7 @@ Status Agent::Run(ChangeSource* source) {
     if (resync && options_.on_resync) options_.on_resync();
     ApplyOutcome outcome = ReconcileOnce();
     lock.lock();
-    if (outcome.ok) {
+    if (outcome.ok()) {
       if (backing_off) spdlog::info("reconcile succeeded again");
       backing_off = false;
       backoff.Reset();
@@ -180,8 +181,8 @@ Status Agent::Run(ChangeSource* source) {
       const auto backoff_delay = backoff.Next();
       backoff_ends = Clock::now() + backoff_delay;
       auto delay = std::max(backoff_delay, outcome.retry_after);
-      spdlog::log(outcome.retryable ? spdlog::level::warn : spdlog::level::err,
-                  "{} (retrying in {} ms)", outcome.error, delay.count());
+      spdlog::log(Retryable(outcome.status.error()) ? spdlog::level::warn : spdlog::level::err,
+                  "{} (retrying in {} ms)", outcome.error(), delay.count());
       next = std::chrono::steady_clock::now() + delay;
     }
   }

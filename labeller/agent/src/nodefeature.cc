@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "edgefd/discovery/labels.h"
+#include "edgefd/kube/events.h"
 #include "edgefd/kube/paths.h"
 
 namespace edgefd {
@@ -67,14 +68,6 @@ std::string StatusMessage(const std::string& body) {
   return message.empty() ? body.substr(0, 200) : message;
 }
 
-ApplyOutcome Failed(std::string error, bool retryable, std::chrono::milliseconds retry_after = {}) {
-  ApplyOutcome out;
-  out.error = std::move(error);
-  out.retryable = retryable;
-  out.retry_after = retry_after;
-  return out;
-}
-
 }  // namespace
 
 std::string NodeFeatureName(std::string_view node) {
@@ -130,7 +123,8 @@ Result<bool> NodeFeatureSink::CrdInstalled() {
   if (got->status == 404) return false;
   if (got->status != 200) {
     return Error{"GET " + std::string(kNfdGroupVersion) + ": " + std::to_string(got->status) + " " +
-                 StatusMessage(got->body)};
+                     StatusMessage(got->body),
+                 kube::CodeOfHttpStatus(got->status)};
   }
   const Json list = ParseJsonOrNull(got->body);
   if (const Json* resources = ValueAt(list, "/resources"); resources && resources->is_array()) {
@@ -154,26 +148,27 @@ ApplyOutcome NodeFeatureSink::Apply(const Labels& wanted) {
     handed_over_ = false;
   }
   ApplyOutcome out = Publish(wanted);
-  if (out.ok && !falling_back_ && !handed_over_) HandOver(wanted);
+  if (out.ok() && !falling_back_ && !handed_over_) HandOver(wanted);
   return out;
 }
 
 ApplyOutcome NodeFeatureSink::Publish(const Labels& wanted) {
   const std::string what = "apply NodeFeature " + ns_ + "/" + name_;
   if (Status s = kube::CheckName(node_, "node name"); !s) {
-    return Failed(s.error().message + "; set --node-name or NODE_NAME", false);
+    return ApplyOutcome::Failure(
+        Error{s.error().message + "; set --node-name or NODE_NAME", ErrorCode::kInvalidArgument});
   }
   if (Status s = kube::CheckName(ns_, "namespace"); !s) {
-    return Failed(s.error().message + "; set POD_NAMESPACE", false);
+    return ApplyOutcome::Failure(
+        Error{s.error().message + "; set POD_NAMESPACE", ErrorCode::kInvalidArgument});
   }
   const std::string body = DumpJson(NodeFeatureObject(ns_, node_, wanted, inventory_()));
   auto applied = api_.ApplyNodeFeature(ns_, name_, body);
-  if (!applied) return Failed(what + ": " + applied.error().message, true);
+  if (!applied) return ApplyOutcome::Failure(Within(what, applied.error()));
   const int s = applied->status;
   if (s == 200 || s == 201) {
     if (metrics_ != nullptr) ++metrics_->patches;
     ApplyOutcome out;
-    out.ok = true;
     out.labels_owned = wanted.size();
     const std::string rv = StringAt(ParseJsonOrNull(applied->body), "/metadata/resourceVersion");
     out.changed = rv != last_resource_version_;
@@ -196,10 +191,15 @@ ApplyOutcome NodeFeatureSink::Publish(const Labels& wanted) {
       next_check_ = std::chrono::steady_clock::now() + recheck_;
       return fallback_.Apply(wanted);
     }
-    if (!installed) return Failed(what + ": 404, and " + installed.error().message, true);
-    return Failed(what + ": 404 " + StatusMessage(applied->body) + " — does namespace '" + ns_ +
-                      "' exist? It comes from POD_NAMESPACE",
-                  false);
+    if (!installed) {
+      // Whether the CRD is there cannot be told now: ask again later.
+      return ApplyOutcome::Failure(
+          Error{what + ": 404, and " + installed.error().message, ErrorCode::kUnavailable});
+    }
+    return ApplyOutcome::Failure(Error{what + ": 404 " + StatusMessage(applied->body) +
+                                           " — does namespace '" + ns_ +
+                                           "' exist? It comes from POD_NAMESPACE",
+                                       ErrorCode::kNotFound});
   }
   std::string text = what + ": " + std::to_string(s) + " " + StatusMessage(applied->body);
   if (s == 401) {
@@ -210,7 +210,8 @@ ApplyOutcome NodeFeatureSink::Publish(const Labels& wanted) {
         "in namespace " +
         ns_ + " (manifests/components/nfd-nodefeature)";
   }
-  return Failed(std::move(text), s == 429 || s >= 500, applied->retry_after);
+  return ApplyOutcome::Failure(Error{std::move(text), kube::CodeOfHttpStatus(s)},
+                               applied->retry_after);
 }
 
 void NodeFeatureSink::HandOver(const Labels& wanted) {

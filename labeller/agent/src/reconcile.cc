@@ -14,6 +14,7 @@
 
 #include "edgefd/common/json.h"
 #include "edgefd/discovery/labels.h"
+#include "edgefd/kube/events.h"
 #include "edgefd/kube/paths.h"
 
 namespace edgefd {
@@ -28,19 +29,10 @@ std::string StatusMessage(const std::string& body) {
   return body.substr(0, 200);
 }
 
-ApplyOutcome Failure(std::string error, bool retryable,
-                     std::chrono::milliseconds retry_after = std::chrono::milliseconds(0)) {
-  ApplyOutcome out;
-  out.error = std::move(error);
-  out.retryable = retryable;
-  out.retry_after = retry_after;
-  return out;
-}
-
-// A non-success HTTP status as an outcome: 429 and 5xx are worth retrying, the rest is a
-// configuration problem the user has to fix.
-ApplyOutcome HttpFailure(const std::string& what, const std::string& node,
-                         const kube::ApiResponse& response) {
+// A non-success HTTP status as an outcome of its kind (kube::CodeOfHttpStatus): 429 and 5xx
+// are worth retrying, the rest is a configuration problem the user has to fix.
+ApplyOutcome Refused(const std::string& what, const std::string& node,
+                     const kube::ApiResponse& response) {
   const int s = response.status;
   std::string text = what + ": " + std::to_string(s) + " " + StatusMessage(response.body);
   if (s == 401) {
@@ -50,11 +42,23 @@ ApplyOutcome HttpFailure(const std::string& what, const std::string& node,
   } else if (s == 404) {
     text += " — no Node named '" + node + "'; set --node-name or NODE_NAME";
   }
-  bool retryable = s == 429 || s >= 500;
-  return Failure(std::move(text), retryable, response.retry_after);
+  return ApplyOutcome::Failure(Error{std::move(text), kube::CodeOfHttpStatus(s)},
+                               response.retry_after);
 }
 
 }  // namespace
+
+const std::string& ApplyOutcome::error() const {
+  static const std::string kNone;
+  return status.ok() ? kNone : status.error().message;
+}
+
+ApplyOutcome ApplyOutcome::Failure(Error error, std::chrono::milliseconds retry_after) {
+  ApplyOutcome out;
+  out.status = std::move(error);
+  out.retry_after = retry_after;
+  return out;
+}
 
 bool IsEdgefdLabel(std::string_view name) {
   return name.substr(0, kLabelPrefix.size()) == kLabelPrefix ||
@@ -160,14 +164,19 @@ NodeLabeller::NodeLabeller(kube::ApiTransport& api, std::string node_name, Agent
 
 ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
   if (Status s = kube::CheckName(node_name_, "node name"); !s) {
-    return Failure(s.error().message + "; set --node-name or NODE_NAME", false);
+    return ApplyOutcome::Failure(
+        Error{s.error().message + "; set --node-name or NODE_NAME", ErrorCode::kInvalidArgument});
   }
   for (int conflicts = 0;; ++conflicts) {
     auto got = api_.GetNode(node_name_);
-    if (!got) return Failure(got.error().message, true);
-    if (got->status != 200) return HttpFailure("GET " + path_, node_name_, *got);
+    if (!got) return ApplyOutcome::Failure(got.error());
+    if (got->status != 200) return Refused("GET " + path_, node_name_, *got);
     auto node = ParseNode(got->body);
-    if (!node) return Failure("GET " + path_ + ": " + node.error().message, true);
+    // Not a Node (a proxy's page, a cut answer): the next answer may be one.
+    if (!node) {
+      return ApplyOutcome::Failure(
+          Error{"GET " + path_ + ": " + node.error().message, ErrorCode::kUnavailable});
+    }
     if (!node->refused.empty()) {
       spdlog::warn(
           "node {}: annotation {} lists labels outside edgefd.io/ and beta.devicetree.org/, "
@@ -178,29 +187,27 @@ ApplyOutcome NodeLabeller::Apply(const Labels& wanted) {
     std::optional<std::string> patch = MergePatchFor(*node, wanted);
     if (!patch) {
       ApplyOutcome out;
-      out.ok = true;
       out.labels_owned = node->owned.size();
       spdlog::debug("node {}: labels already up to date ({} owned)", node_name_, out.labels_owned);
       return out;
     }
     auto patched = api_.PatchNode(node_name_, *patch);
-    if (!patched) return Failure(patched.error().message, true);
+    if (!patched) return ApplyOutcome::Failure(patched.error());
     if (patched->status == 409) {
       // Somebody changed the Node since our GET: re-read so their change is not lost.
       if (metrics_ != nullptr) ++metrics_->conflicts;
       spdlog::debug("node {}: resourceVersion {} is stale, re-reading", node_name_,
                     node->resource_version);
       if (conflicts + 1 >= max_conflicts_) {
-        return Failure("PATCH " + path_ + ": still conflicting after " +
-                           std::to_string(max_conflicts_) + " re-reads",
-                       true);
+        return ApplyOutcome::Failure(Error{"PATCH " + path_ + ": still conflicting after " +
+                                               std::to_string(max_conflicts_) + " re-reads",
+                                           ErrorCode::kAborted});
       }
       continue;
     }
-    if (patched->status != 200) return HttpFailure("PATCH " + path_, node_name_, *patched);
+    if (patched->status != 200) return Refused("PATCH " + path_, node_name_, *patched);
     if (metrics_ != nullptr) ++metrics_->patches;
     ApplyOutcome out;
-    out.ok = true;
     out.changed = true;
     out.labels_owned = OwnedAfter(*node, wanted).size();
     spdlog::info("node {}: labels patched ({} owned)", node_name_, out.labels_owned);
@@ -219,16 +226,16 @@ ApplyOutcome NfdFileSink::Apply(const Labels& wanted) {
     if (in) {
       std::ostringstream ss;
       ss << in.rdbuf();
-      if (ss.str() == content) {
-        out.ok = true;
-        return out;
-      }
+      if (ss.str() == content) return out;
     }
   }
   std::error_code ec;
   fs::path dir = path_.parent_path().empty() ? fs::path(".") : path_.parent_path();
   fs::create_directories(dir, ec);
-  if (ec) return Failure("NFD feature file directory " + dir.string() + ": " + ec.message(), false);
+  if (ec) {
+    return ApplyOutcome::Failure(Error{
+        "NFD feature file directory " + dir.string() + ": " + ec.message(), ErrorCode::kUnknown});
+  }
   // A hidden name in the same directory, so NFD never reads a half-written file and the
   // rename is atomic.
   std::string tmp_name = ".";
@@ -251,7 +258,9 @@ ApplyOutcome NfdFileSink::Apply(const Labels& wanted) {
               "does: uid 0, no capabilities), or use --output nodefeature, which needs no host "
               "directory";
     }
-    return Failure(std::move(text), false);
+    const bool denied = error == EACCES || error == EPERM;
+    return ApplyOutcome::Failure(
+        Error{std::move(text), denied ? ErrorCode::kPermissionDenied : ErrorCode::kUnknown});
   }
   bool written = fchmod(fd, 0644) == 0;
   for (size_t off = 0; written && off < content.size();) {
@@ -266,9 +275,9 @@ ApplyOutcome NfdFileSink::Apply(const Labels& wanted) {
   if (!written || std::rename(tmp.c_str(), path_.c_str()) != 0) {
     if (written) saved_errno = errno;
     unlink(tmp.c_str());
-    return Failure("NFD feature file " + path_.string() + ": " + std::strerror(saved_errno), false);
+    return ApplyOutcome::Failure(
+        Error{"NFD feature file " + path_.string() + ": " + std::strerror(saved_errno)});
   }
-  out.ok = true;
   out.changed = true;
   spdlog::info("wrote {} labels to {}", wanted.size(), path_.string());
   return out;

@@ -1,14 +1,25 @@
 #include "edgefd/testing/files.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 
+#include "edgefd/common/files.h"
+
 namespace edgefd::testing {
 
 namespace fs = std::filesystem;
+
+std::string UniqueName(std::string_view what) {
+  static const std::string token = RandomHex(8);
+  static std::atomic<unsigned> counter{0};
+  return "edgefd-test-" + std::string(what) + "-" + std::to_string(getpid()) + "-" + token + "-" +
+         std::to_string(counter++);
+}
 
 TempDir::TempDir() {
   fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();

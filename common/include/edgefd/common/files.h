@@ -20,4 +20,9 @@ Result<std::string> ReadFileAtMost(const std::filesystem::path& path, size_t max
 /// written), fsync, rename over `path`, fsync of the directory. Errors name the path.
 Status WriteFileAtomically(const std::filesystem::path& path, std::string_view content);
 
+/// `digits` lower-case hexadecimal digits from the kernel's random source: a token that sets
+/// apart names made by different runs (/dev/shm rings, scratch files), where a pid alone does
+/// not (a pid is reused, and is 1 in every PID namespace).
+std::string RandomHex(size_t digits);
+
 }  // namespace edgefd

@@ -23,6 +23,7 @@ enum class ErrorCode : int {
   kUnimplemented = 12,      ///< the peer does not serve it
   kInternal = 13,           ///< a broken invariant
   kUnavailable = 14,        ///< a peer cannot be reached now; retry later
+  kUnauthenticated = 16,    ///< the peer did not accept the credentials
 };
 
 /// A failure that names the input it came from and what went wrong, ready to be printed as
@@ -32,6 +33,9 @@ struct Error {
   std::string message;
   ErrorCode code = ErrorCode::kUnknown;
 };
+
+/// `error` of the same kind, its message led by `context` ("GET /api/v1/nodes/n1: ...").
+Error Within(const std::string& context, const Error& error);
 
 /// The exit status a program ends with for `error` (edgefd/common/program.h): 2 for bad input
 /// or usage, 1 for anything else.

@@ -16,6 +16,15 @@ std::string NowRfc3339();
 /// "WHAT: HTTP 403: <the Status message>" for an answer that is not the one wanted.
 std::string DescribeFailure(std::string_view what, const ApiResponse& response);
 
+/// The kind of failure an HTTP status is: 401 kUnauthenticated, 403 kPermissionDenied, 404
+/// kNotFound, 409 kAborted (a conflict: read again and retry), 429 kResourceExhausted, 504
+/// kDeadlineExceeded, other 5xx kUnavailable (these four are retryable), any other 4xx
+/// kFailedPrecondition (the server refused what was sent), anything else kUnknown.
+ErrorCode CodeOfHttpStatus(int status);
+
+/// DescribeFailure as an Error of the status's kind (CodeOfHttpStatus).
+Error HttpFailure(std::string_view what, const ApiResponse& response);
+
 /// A core/v1 Event about a Node, in namespace default (where `kubectl describe node` looks).
 struct NodeEvent {
   std::string node;

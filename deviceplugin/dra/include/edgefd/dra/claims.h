@@ -29,11 +29,12 @@ struct ClaimRef {
   std::string name;
 };
 
-/// The answer for one claim: its devices, or an error (then devices are ignored).
-struct PrepareResult {
-  std::vector<PreparedDevice> devices;
-  std::string error;
-};
+/// The answer for one claim: its devices, or why not. The error's code is the kind of
+/// failure: kCancelled when the kubelet gave up on the call (KubeletPlugin then ends the call
+/// CANCELLED), kInvalidArgument for names that cannot be a claim's, kNotFound,
+/// kFailedPrecondition for a claim this node cannot honour, kUnavailable when a source of
+/// truth cannot be asked, an API server failure's own kind (kube::HttpFailure).
+using PrepareResult = Result<std::vector<PreparedDevice>>;
 
 /// Whether the kubelet gave up on the call a claim came in (it was cancelled, or its deadline
 /// passed): work for it stops before the next request to the API server. Empty: never.
@@ -44,8 +45,7 @@ class ClaimHandler {
  public:
   virtual ~ClaimHandler() = default;
   virtual PrepareResult Prepare(const ClaimRef& claim, const Abandoned& abandoned) = 0;
-  /// "" on success.
-  virtual std::string Unprepare(const ClaimRef& claim) = 0;
+  virtual Status Unprepare(const ClaimRef& claim) = 0;
 };
 
 /// One lock per claim UID, held for the whole of a Prepare or Unprepare, and forgotten when no
@@ -142,7 +142,7 @@ class ClaimPreparer final : public ClaimHandler {
 
   PrepareResult Prepare(const ClaimRef& claim, const Abandoned& abandoned) override;
   PrepareResult Prepare(const ClaimRef& claim) { return Prepare(claim, nullptr); }
-  std::string Unprepare(const ClaimRef& claim) override;
+  Status Unprepare(const ClaimRef& claim) override;
 
   /// Names of the devices prepared claims hold.
   std::set<std::string> HeldDevices() const;
@@ -166,9 +166,9 @@ class ClaimPreparer final : public ClaimHandler {
   // `plugin_ids` gets each device's resource and device-plugin ID, in the order of the result.
   PrepareResult Build(const ClaimRef& ref, const ClaimObject& claim, std::vector<std::string>& env,
                       std::vector<std::pair<std::string, std::string>>& plugin_ids);
-  // "" when no container holds any of `plugin_ids` through the device plugin, else why not.
-  std::string CheckAssignments(const std::string& what, const PrepareResult& result,
-                               const std::vector<std::pair<std::string, std::string>>& plugin_ids);
+  // Ok when no container holds any of `plugin_ids` through the device plugin, else why not.
+  Status CheckAssignments(const std::string& what, const std::vector<PreparedDevice>& devices,
+                          const std::vector<std::pair<std::string, std::string>>& plugin_ids);
   void Changed();
   // Under mu_: the records from a checkpoint that cannot be read (`problem` says why).
   Status Recover(const std::string& problem);
@@ -178,11 +178,11 @@ class ClaimPreparer final : public ClaimHandler {
   PrepareResult PrepareLocked(const ClaimRef& ref, const Abandoned& abandoned);
   // The answer for a claim whose call the kubelet abandoned.
   PrepareResult Abandon(const std::string& what);
-  // Records a built claim (pending when an AssignmentSource is set); "" or why not.
-  std::string Record(const ClaimRef& ref, const PrepareResult& result,
-                     const std::vector<std::string>& env);
-  // The end of a pending record: confirmed when `error` is "", else removed.
-  std::string Confirm(const ClaimRef& ref, std::string error);
+  // Records a built claim (pending when an AssignmentSource is set).
+  Status Record(const ClaimRef& ref, const std::vector<PreparedDevice>& devices,
+                const std::vector<std::string>& env);
+  // The end of a pending record: confirmed when `checked` is Ok, else removed.
+  Status Confirm(const ClaimRef& ref, Status checked);
 
   deviceplugin::DeviceRegistry& registry_;
   kube::Api api_;

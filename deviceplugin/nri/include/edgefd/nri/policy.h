@@ -36,15 +36,15 @@ std::optional<Policy> ParsePolicy(std::string_view word);
 struct Holding {
   std::vector<int> cpus;     ///< held and online, ascending
   std::vector<int> offline;  ///< named but not online: ignored
-  std::string error;         ///< a variable that is not a CPU list (nothing is held then)
+  Status env = Ok{};         ///< or why a variable is not a CPU list (nothing is held then)
   /// Named and online, but not given to the container by the allocation record (a forged
   /// variable, or a record that could not be read): refused.
   std::vector<int> unheld;
-  std::string unverified;  ///< why the record could not be read, when it could not
+  Status record = Ok{};  ///< or why the record could not be read (its own error and code)
 
   bool holder() const { return !cpus.empty(); }
   /// True when the environment named cores that cannot be honoured (offline or malformed).
-  bool invalid() const { return !offline.empty() || !error.empty(); }
+  bool invalid() const { return !offline.empty() || !env.ok(); }
   /// True when the record refused cores the environment named.
   bool refused() const { return !unheld.empty(); }
 };

@@ -54,12 +54,18 @@ std::set<std::string> OwnedAfter(const NodeState& node, const Labels& wanted);
 
 /// The outcome of one attempt to make a destination carry the wanted labels.
 struct ApplyOutcome {
-  bool ok = false;
-  bool retryable = false;  ///< connection error, timeout, 429, 5xx
-  std::string error;       ///< one line naming the destination
-  std::chrono::milliseconds retry_after{0};
-  bool changed = false;  ///< a patch or a file write happened
+  /// Ok, or why not in one line naming the destination; its code says whether another attempt
+  /// may do better (Retryable: a connection error, a timeout, a conflict, 429, 5xx) and how
+  /// `--once` exits (ExitStatus: 2 for a bad node name or namespace).
+  Status status = Ok{};
+  std::chrono::milliseconds retry_after{0};  ///< the server's Retry-After, when it sent one
+  bool changed = false;                      ///< a patch or a file write happened
   size_t labels_owned = 0;
+
+  bool ok() const { return status.ok(); }
+  /// The failure's message ("" on success).
+  const std::string& error() const;
+  static ApplyOutcome Failure(Error error, std::chrono::milliseconds retry_after = {});
 };
 
 /// Where labels go: the Node object, or an NFD feature file.

@@ -49,6 +49,13 @@ class ProjectedVolume {
 /// A new empty directory that outlives the test (a PKI shared by a whole suite), under
 /// $TEST_TMPDIR or the system's temporary directory.
 std::filesystem::path MakeTempDir(const std::string& prefix);
+/// A name for something a test makes outside its TempDir (a /dev/shm ring, a network
+/// namespace): "edgefd-test-<what>-<pid>-<token>-<n>", where the token is drawn once per test
+/// process, so suites of several clones of the repository run side by side, and a name left
+/// by a crashed run whose pid comes again is never met. `what` should be short (a ring name
+/// becomes a file name; a network namespace's, an interface's prefix).
+std::string UniqueName(std::string_view what);
+
 /// Reads / writes a whole file.
 std::string ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::string& content);
