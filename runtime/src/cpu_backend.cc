@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <memory>
+#include <numeric>
 #ifdef EDGEFD_HAVE_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
@@ -109,13 +110,17 @@ class CpuExecutor final : public Executor {
       }
     }
     for (size_t i = 0; i < ops_.size(); ++i) {
-      std::nth_element(t[i].begin(), t[i].begin() + t[i].size() / 2, t[i].end());
-      const double median = t[i][t[i].size() / 2];
+      // The mean, not the median: frames per second follow the mean time per frame, which on
+      // a shared machine includes the slices other programs take; only the slowest pass of
+      // three or more is left out (a page fault, a migration).
+      std::sort(t[i].begin(), t[i].end());
+      if (t[i].size() >= 3) t[i].pop_back();
+      const double mean = std::accumulate(t[i].begin(), t[i].end(), 0.0) / double(t[i].size());
       // A fused op's time is shared among its layers by FLOPs.
       double flops = model_.Flops(ops_[i].first_layer, ops_[i].first_layer + ops_[i].layer_count);
       for (int l = 0; l < ops_[i].layer_count; ++l) {
         int idx = ops_[i].first_layer + l;
-        per_layer[idx - first_] = median * model_.layers[idx].Flops() / flops;
+        per_layer[idx - first_] = mean * model_.layers[idx].Flops() / flops;
       }
     }
     return per_layer;
