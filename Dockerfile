@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # edgefd: one image with every installed binary (edgefd-labeller and the edgefd-labeller-agent
-# it execs, edgefd-deviceplugin, edgefd-nri, edgefd-pipeline), for linux/amd64, linux/arm64,
-# linux/arm/v7.
+# it execs, edgefd-deviceplugin, edgefd-nri, edgefd-pipeline, edgefd-plan), for linux/amd64,
+# linux/arm64, linux/arm/v7.
 #   bash scripts/image.sh --arch all     buildah on a Debian 12 base made by debootstrap
 #   docker buildx build --platform linux/amd64,linux/arm64,linux/arm/v7 -t edgefd/edgefd:0.1.0 .
 #

@@ -144,11 +144,11 @@ build_images() {
 
 build_edgefd() {
   if [[ -n "${EDGEFD_E2E_IMAGE:-}" ]]; then
-    log "building edgefd-labeller and edgefd-deviceplugin (the dry run and the paper nodes)"
+    log "building edgefd-labeller, edgefd-deviceplugin and edgefd-plan (the dry run, the paper nodes, the planner)"
     if [[ -f "$REPO/build/build.ninja" ]]; then
-      cmake --build "$REPO/build" --target edgefd-labeller edgefd-deviceplugin
+      cmake --build "$REPO/build" --target edgefd-labeller edgefd-deviceplugin edgefd-plan
     else
-      bash "$REPO/scripts/build.sh" --target edgefd-labeller --target edgefd-deviceplugin
+      bash "$REPO/scripts/build.sh" --target edgefd-labeller --target edgefd-deviceplugin --target edgefd-plan
     fi >"$OUT/logs/edgefd-build.log" 2>&1 ||
       { tail -40 "$OUT/logs/edgefd-build.log"; die "edgefd build failed"; }
     EDGEFD_IMAGE_ARCHIVE="$EDGEFD_E2E_IMAGE"

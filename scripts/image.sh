@@ -61,7 +61,7 @@ t0=$SECONDS
 # Every binary the build installs, and exactly those: a new one not listed here fails the check
 # inside the image.
 binaries=(edgefd-deviceplugin edgefd-deviceplugin-dra edgefd-labeller edgefd-labeller-agent
-          edgefd-nri edgefd-pipeline)
+          edgefd-nri edgefd-pipeline edgefd-plan)
 
 # --from-build: the programs of DIR, installed (stripped) into build/image/from-build-ARCH.
 if [ -n "$from_build" ]; then

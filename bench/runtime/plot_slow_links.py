@@ -80,15 +80,15 @@ def timeline(report, path):
     mix = mixes[0]
     rows = sorted((r for r in rows if r["mix"] == mix), key=lambda r: -r["probe_mbps"])
     fig, ax = plt.subplots(figsize=(8, 1.0 + 0.9 * len(rows)))
-    colors = {"compute": "#4c72b0", "codec": "#dd8452", "transfer": "#55a868"}
+    colors = {"compute": "#4c72b0", "codec": "#dd8452", "io": "#c44e52", "transfer": "#55a868"}
     labels_done = set()
     for y, r in enumerate(rows):
         t = 0.0
         plan = r["plan"]
         for s in plan["stages"]:
             for part, key in (("compute", "compute_ms"), ("codec", "codec_ms"),
-                              ("transfer", "transfer_ms")):
-                width = s[key]
+                              ("io", "io_ms"), ("transfer", "transfer_ms")):
+                width = s.get(key, 0)  # io_ms: reports from before the links were charged
                 if width <= 0:
                     continue
                 ax.barh(y, width, left=t, color=colors[part], edgecolor="white",

@@ -282,6 +282,7 @@ def main():
                 continue
             for rate in [float(r) for r in args.rates.split(",")]:
                 shape(rate)
+                load_before = os.getloadavg()
                 # Calibrated right before and again right after the runs: on a shared machine
                 # the load moves, and the two predictions say how far it moved meanwhile.
                 files = bench.node_files(nodes)
@@ -298,6 +299,8 @@ def main():
                 naive_after = bench.plan(files, mbps, price=naive)
                 predicted = (plan["predicted_fps"] + after["predicted_fps"]) / 2
                 entry = {"mix": mix, "nodes": nodes, "rate_mbit": rate, "probe_mbps": mbps,
+                         "load_before": [round(x, 2) for x in load_before],
+                         "load_after": [round(x, 2) for x in os.getloadavg()],
                          "plan": plan, "predicted_fps_after": after["predicted_fps"],
                          "predicted_fps_mean": round(predicted, 2),
                          "load_drift": round(after["predicted_fps"] / plan["predicted_fps"], 3),
@@ -321,7 +324,9 @@ def main():
                           f"{predicted:6.2f} fps predicted (drift {entry['load_drift']:.2f}), "
                           f"{fps:6.2f} measured ({entry['ratio']:.2f}); equal-compute split "
                           f"{naive_pred:6.2f} predicted, {nfps:6.2f} measured"
-                          f"{' (the same placement)' if same else ''}", flush=True)
+                          f"{' (the same placement)' if same else ''}; load "
+                          f"{entry['load_before'][0]:.1f}..{entry['load_after'][0]:.1f}",
+                          flush=True)
     finally:
         teardown_netns()
         teardown_cgroup()

@@ -163,16 +163,12 @@ CLI::Option* AddMetricsAddrFlag(CLI::App& app, std::string& address) {
       ->group("Metrics");
 }
 
-void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written) {
+void AddKubeConnectionFlags(CLI::App& app, KubeFlags& flags) {
   const std::string group = "Kubernetes";
   app.add_option("--kubeconfig", flags.kubeconfig,
                  "reach the API server with this kubeconfig's current context (default: the "
                  "in-cluster service account)")
       ->type_name("FILE")
-      ->group(group);
-  app.add_option("--node-name", flags.node_name,
-                 "the Node this runs on (default: $NODE_NAME, else the hostname)")
-      ->type_name("NAME")
       ->group(group);
   app.add_flag("--insecure-skip-tls-verify", flags.insecure_skip_tls_verify,
                "do not verify the API server's certificate (unsafe)")
@@ -180,6 +176,15 @@ void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written) {
   app.add_flag("--allow-insecure-http", flags.allow_insecure_http,
                "accept a kubeconfig whose server is http:// (unencrypted; no token is sent "
                "over it)")
+      ->group(group);
+}
+
+void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written) {
+  const std::string group = "Kubernetes";
+  AddKubeConnectionFlags(app, flags);
+  app.add_option("--node-name", flags.node_name,
+                 "the Node this runs on (default: $NODE_NAME, else the hostname)")
+      ->type_name("NAME")
       ->group(group);
   app.add_option_function<long long>(
          "--resync", [&flags](long long seconds) { flags.resync = std::chrono::seconds(seconds); },

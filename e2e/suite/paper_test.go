@@ -1,8 +1,12 @@
 package suite
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -220,6 +224,44 @@ func TestPaperBoardsWithOneKindOfCore(t *testing.T) {
 					"every core of the homogeneous board as a big core\n%s", name,
 					node.Labels["edgefd.io/cpu.heterogeneous"], cores, big.String(), describeNode(name)())
 			}
+		}
+	})
+
+	t.Run("edgefd-plan --from-cluster plans tiny-YOLO over the paper boards from the API server", func(t *testing.T) {
+		bin := filepath.Join(env.repo, "build", "runtime", "edgefd-plan")
+		if _, err := os.Stat(bin); err != nil {
+			t.Skipf("%s is not built", bin)
+		}
+		cordonRealNode(t)
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, "--model", "yolo-tiny", "--from-cluster", "--kubeconfig", env.kubeconfig,
+			"--link-mbps", "100", "--json", "--out", t.TempDir())
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("edgefd-plan --from-cluster: %v\n%s", err, stderr.String())
+		}
+		var plan struct {
+			PredictedFps float64 `json:"predicted_fps"`
+			Stages       []struct {
+				Node string `json:"node"`
+				Cpus []int  `json:"cpus"`
+			} `json:"stages"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &plan); err != nil || plan.PredictedFps <= 0 || len(plan.Stages) == 0 {
+			t.Fatalf("edgefd-plan printed no plan (%v):\n%s\n%s", err, stdout.String(), stderr.String())
+		}
+		paper := map[string]bool{}
+		for _, n := range paperNodes(t) {
+			paper[n.Name] = true
+		}
+		for _, s := range plan.Stages {
+			if !paper[s.Node] || len(s.Cpus) == 0 {
+				t.Errorf("a stage on %q with cores %v; want a paper board's cores (the real node is cordoned)\n%s",
+					s.Node, s.Cpus, stdout.String())
+			}
+		}
+		if want := "skipped " + env.node + " (unschedulable)"; !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
 		}
 	})
 

@@ -13,8 +13,19 @@ Result<Calibration> Calibrate(const Model& model, const CalibrateOptions& o) {
   cal.cpu_model = o.cpu_model;
   auto backend = MakeCpuBackend();
   const int n = int(model.layers.size());
+  // The links first, while this process has no threads to fork away from.
+  std::map<std::string, LinkCosts> links;
+  if (o.links) {
+    for (const CoreClass& cls : o.classes) {
+      if (cls.cpus.empty()) continue;
+      auto c = CalibrateLinks(cls.cpus.front(), o.iterations);
+      if (!c) return Error{cls.name + " cores: " + c.error().message};
+      links[cls.name] = *c;
+    }
+  }
   for (const CoreClass& cls : o.classes) {
     Calibration::Class out;
+    if (auto it = links.find(cls.name); it != links.end()) out.links = it->second;
     out.name = cls.name;
     out.cpus = cls.cpus;
     int top = int(cls.cpus.size());

@@ -54,14 +54,18 @@ std::vector<double> CalibratedMs(const Calibration::Class& c, int threads, int* 
 }
 
 std::vector<Slot> MakeSlots(const Model& model, const std::vector<NodeInventory>& nodes,
-                            std::vector<std::string>* notes) {
+                            const PlannerOptions& o, std::vector<std::string>* notes) {
   std::vector<Slot> slots;
   for (size_t n = 0; n < nodes.size(); ++n) {
     for (const CoreClass& c : nodes[n].classes) {
-      Slot s{int(n), &c, SpeedOf(nodes[n], c, model), {0.0}};
+      Slot s{int(n), &c, SpeedOf(nodes[n], c, model, o), {0.0}};
       for (double ms : s.speed.layer_ms) s.prefix.push_back(s.prefix.back() + ms);
       if (!s.speed.calibrated) {
         notes->push_back(nodes[n].name + " " + c.name + ": " + s.speed.basis);
+      } else if (!s.speed.links_measured) {
+        notes->push_back(nodes[n].name + " " + c.name +
+                         ": the links' per-frame work is not calibrated (a calibration from "
+                         "before 'calibrate' measured it, or a published figure): assumed");
       }
       slots.push_back(std::move(s));
     }
@@ -85,44 +89,78 @@ double LinkMbps(const std::vector<NodeInventory>& nodes, int a, int b, const Pla
   return mbps;
 }
 
-// The hop after layer `last` from slot `from` to slot `to` in `format`: transfer ms.
+size_t CutBytes(const Model& model, int last, WireFormat format) {
+  return WireBytes(format, model.layers[size_t(last - 1)].out.Elements());
+}
+
+// A copy of `bytes` on `slot`'s core, ms.
+double CopyMs(const Slot& slot, size_t bytes) {
+  return double(bytes) / (slot.speed.links.copy_gbps * 1e6);
+}
+
+// The hop after layer `last` from slot `from` to slot `to` in `format`: transfer ms (the
+// copy into shared memory on `from`'s core, or the wire's time between nodes).
 double HopMs(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& from,
              const Slot& to, int last, WireFormat format, const PlannerOptions& o) {
-  const size_t bytes = WireBytes(format, model.layers[size_t(last - 1)].out.Elements());
-  if (from.node == to.node) return double(bytes) / (o.local_gbps * 1e6);
+  const size_t bytes = CutBytes(model, last, format);
+  if (from.node == to.node) return CopyMs(from, bytes);
   const double mbps = LinkMbps(nodes, from.node, to.node, o);
   return double(bytes) * 8.0 / (mbps * 1e3) + o.hop_ms;
 }
 
-double CodecMs(const Model& model, int last, WireFormat format, const PlannerOptions& o) {
+// Encoding (`encode`) or decoding the cut after layer `last` in `format` on `slot`'s core.
+double CodecMs(const Model& model, const Slot& slot, int last, WireFormat format, bool encode) {
   if (format == WireFormat::kFloat32) return 0;
-  return double(model.layers[size_t(last - 1)].out.Elements()) * o.codec_ms_per_element;
+  const auto& table = encode ? slot.speed.links.encode_ns : slot.speed.links.decode_ns;
+  auto it = table.find(WireFormatName(format));
+  const double ns = it == table.end() ? 1.0 : it->second;
+  return double(model.layers[size_t(last - 1)].out.Elements()) * ns / 1e6;
+}
+
+// One end's share of a gRPC hop's work on its own core (LinkCosts: half each).
+double LinkShareMs(const Slot& slot, size_t bytes) {
+  const LinkCosts& l = slot.speed.links;
+  return 0.5 * (l.hop_ms + double(bytes) * l.hop_ns_per_byte / 1e6);
 }
 
 // Costs of one stage on `slot` over [first, last): compute, decode of its input (format
-// `in`), encode of its output (`out`) and the hop to `next` (null: the last stage).
-// A hop to another node overlaps the next frame's compute (the gRPC sender lends its buffer
-// and computes into another), so there the slower of the two sets the pace; a hop through
-// shared memory is a copy on the stage's own thread.
+// `in`, from `prev`; null: the first stage), encode of its output (`out`), the links' work on
+// its core and the hop to `next` (null: the last stage). A hop to another node overlaps the
+// next frame's compute (the gRPC sender lends its buffer and computes into another), so there
+// the slower of the two sets the pace; a hop through shared memory is a copy on the stage's
+// own thread. The links' work (receiving, sending, the source's copy of each frame into its
+// ring on the first stage's node, the sink's read on the last one's) runs on the stage's
+// cores and competes with its compute.
 struct StageCost {
-  double compute = 0, codec = 0, transfer = 0;
+  double compute = 0, codec = 0, io = 0, transfer = 0;
   bool remote = false;
   double Cycle() const {
-    return remote ? std::max(compute + codec, transfer) : compute + codec + transfer;
+    const double busy = compute + codec + io;
+    return remote ? std::max(busy, transfer) : busy + transfer;
   }
-  double Latency() const { return compute + codec + transfer; }
+  double Latency() const { return compute + codec + io + transfer; }
 };
 
 StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& slot,
-                 int first, int last, WireFormat in, WireFormat out, const Slot* next,
-                 const PlannerOptions& o) {
+                 int first, int last, WireFormat in, WireFormat out, const Slot* prev,
+                 const Slot* next, const PlannerOptions& o) {
   StageCost c;
   c.compute = slot.Ms(first, last);
-  if (first > 0) c.codec += CodecMs(model, first, in, o);
+  if (first == 0) {
+    c.io += CopyMs(slot, model.Input().Bytes());  // the source's frame into the first ring
+  } else {
+    c.codec += CodecMs(model, slot, first, in, false);
+    if (prev != nullptr && prev->node != slot.node) {
+      c.io += LinkShareMs(slot, CutBytes(model, first, in));
+    }
+  }
   if (next != nullptr) {
-    c.codec += CodecMs(model, last, out, o);
+    c.codec += CodecMs(model, slot, last, out, true);
     c.transfer = HopMs(model, nodes, slot, *next, last, out, o);
     c.remote = next->node != slot.node;
+    if (c.remote) c.io += LinkShareMs(slot, CutBytes(model, last, out));
+  } else {
+    c.io += CopyMs(slot, CutBytes(model, last, WireFormat::kFloat32));  // the sink's read
   }
   return c;
 }
@@ -164,6 +202,7 @@ Placement BestCuts(const Model& model, const std::vector<NodeInventory>& nodes,
     const Slot& slot = all[size_t(order[size_t(k)])];
     const bool last_stage = k == k_count - 1;
     const Slot* next = last_stage ? nullptr : &all[size_t(order[size_t(k) + 1])];
+    const Slot* prev_slot = k == 0 ? nullptr : &all[size_t(order[size_t(k) - 1])];
     // Between two stages of one node frames go through shared memory, as float32.
     const int out_formats = last_stage || next->node == slot.node ? 1 : f_count;
     for (int j = k + 1; j <= n - (k_count - 1 - k); ++j) {
@@ -180,7 +219,7 @@ Placement BestCuts(const Model& model, const std::vector<NodeInventory>& nodes,
               continue;
             }
             StageCost c = CostOf(model, nodes, slot, i, j, o.formats[size_t(fi)],
-                                 o.formats[size_t(fo)], next, o);
+                                 o.formats[size_t(fo)], prev_slot, next, o);
             Score s{std::max(prev.bottleneck, c.Cycle()), prev.latency + c.Latency()};
             if (better(s, cell.score)) cell = Cell{s, i, fi};
           }
@@ -258,10 +297,23 @@ Status CheckNodes(const std::vector<NodeInventory>& nodes) {
 
 }  // namespace
 
-ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model) {
+ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model,
+                   const PlannerOptions& o) {
   ClassSpeed s;
+  s.links.hop_ms = o.link_hop_ms;
+  s.links.hop_ns_per_byte = o.link_ns_per_byte;
+  s.links.copy_gbps = o.local_gbps;
+  for (WireFormat f : {WireFormat::kFloat16, WireFormat::kInt8}) {
+    s.links.encode_ns[WireFormatName(f)] = o.codec_ms_per_element * 1e6;
+    s.links.decode_ns[WireFormatName(f)] = o.codec_ms_per_element * 1e6;
+  }
   const int threads = int(cls.cpus.size());
   if (node.calibration) {
+    if (const Calibration::Class* c = node.calibration->Find(cls.name); c && c->links) {
+      s.links = *c->links;
+      if (s.links.copy_gbps <= 0) s.links.copy_gbps = o.local_gbps;
+      s.links_measured = true;
+    }
     const Calibration::Class* c = node.calibration->Find(cls.name);
     // CheckCalibrationFor refuses another model's file; this keeps a caller that did not
     // check from indexing past the model's layers.
@@ -313,7 +365,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     for (const CoreClass& c : node.classes) {
       if (c.name == st.core_class) cls = &c;
     }
-    Slot s{st.node, cls, SpeedOf(node, *cls, model), {0.0}};
+    Slot s{st.node, cls, SpeedOf(node, *cls, model, o), {0.0}};
     for (double ms : s.speed.layer_ms) s.prefix.push_back(s.prefix.back() + ms);
     slots.push_back(std::move(s));
   }
@@ -323,9 +375,10 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     if (last) st.wire = WireFormat::kFloat32;
     const WireFormat in = k == 0 ? WireFormat::kFloat32 : stages[k - 1].wire;
     StageCost c = CostOf(model, nodes, slots[k], st.first, st.last, in, st.wire,
-                         last ? nullptr : &slots[k + 1], o);
+                         k == 0 ? nullptr : &slots[k - 1], last ? nullptr : &slots[k + 1], o);
     st.compute_ms = c.compute;
     st.codec_ms = c.codec;
+    st.io_ms = c.io;
     st.transfer_ms = c.transfer;
     st.speed_basis = slots[k].speed.basis;
     st.remote = !last && slots[k + 1].node != slots[k].node;
@@ -345,7 +398,7 @@ Result<Plan> MakePlan(const Model& model, const std::vector<NodeInventory>& node
                       const PlannerOptions& o) {
   if (Status s = CheckNodes(nodes); !s) return s.error();
   std::vector<std::string> notes;
-  const std::vector<Slot> slots = MakeSlots(model, nodes, &notes);
+  const std::vector<Slot> slots = MakeSlots(model, nodes, o, &notes);
   const int n = int(model.layers.size());
   const int max_k = std::min({int(slots.size()), n, kMaxPlannedStages});
   if (o.stages > max_k) {
@@ -391,7 +444,7 @@ Result<Plan> EqualComputePlan(const Model& model, const std::vector<NodeInventor
                               int stages, const PlannerOptions& o) {
   if (Status s = CheckNodes(nodes); !s) return s.error();
   std::vector<std::string> notes;
-  const std::vector<Slot> slots = MakeSlots(model, nodes, &notes);
+  const std::vector<Slot> slots = MakeSlots(model, nodes, o, &notes);
   if (stages < 1 || stages > int(slots.size())) {
     return Error{"equal-compute split: " + std::to_string(stages) + " stage(s), " +
                  std::to_string(slots.size()) + " slot(s)"};
@@ -419,8 +472,8 @@ std::string FormatPlanText(const Model& model, const Plan& plan) {
   std::snprintf(line, sizeof line, "%s: %zu stage(s), predicted %.1f frames/s, latency %.1f ms\n",
                 model.name.c_str(), plan.stages.size(), plan.PredictedFps(), plan.latency_ms);
   out += line;
-  std::snprintf(line, sizeof line, "%-5s %-18s %-16s %-14s %10s %8s %11s %-8s %10s\n", "stage",
-                "layers", "node", "class", "compute ms", "codec ms", "transfer ms", "wire",
+  std::snprintf(line, sizeof line, "%-5s %-18s %-16s %-14s %10s %8s %6s %11s %-8s %10s\n", "stage",
+                "layers", "node", "class", "compute ms", "codec ms", "io ms", "transfer ms", "wire",
                 "bytes out");
   out += line;
   for (size_t k = 0; k < plan.stages.size(); ++k) {
@@ -428,10 +481,11 @@ std::string FormatPlanText(const Model& model, const Plan& plan) {
     std::string layers = model.layers[size_t(s.first)].name;
     if (s.last - s.first > 1) layers += ".." + model.layers[size_t(s.last - 1)].name;
     const bool last = k + 1 == plan.stages.size();
-    std::snprintf(line, sizeof line, "%-5zu %-18s %-16s %-14s %10.2f %8.2f %11.2f %-8s %10zu%s\n",
-                  k, layers.c_str(), s.node_name.c_str(),
+    std::snprintf(line, sizeof line,
+                  "%-5zu %-18s %-16s %-14s %10.2f %8.2f %6.2f %11.2f %-8s %10zu%s\n", k,
+                  layers.c_str(), s.node_name.c_str(),
                   (s.core_class + ":" + FormatCpuList(s.cpus)).c_str(), s.compute_ms, s.codec_ms,
-                  s.transfer_ms, last ? "-" : WireFormatName(s.wire).c_str(), s.wire_bytes,
+                  s.io_ms, s.transfer_ms, last ? "-" : WireFormatName(s.wire).c_str(), s.wire_bytes,
                   int(k) == plan.bottleneck_stage ? "  <- bottleneck" : "");
     out += line;
   }
@@ -465,6 +519,7 @@ Json PlanToJson(const Model& model, const Plan& plan) {
                       {"speed", s.speed_basis},
                       {"compute_ms", RoundTo(s.compute_ms, 3)},
                       {"codec_ms", RoundTo(s.codec_ms, 3)},
+                      {"io_ms", RoundTo(s.io_ms, 3)},
                       {"transfer_ms", RoundTo(s.transfer_ms, 3)},
                       {"cycle_ms", RoundTo(s.CycleMs(), 3)},
                       {"wire", last ? Json(nullptr) : Json(WireFormatName(s.wire))},

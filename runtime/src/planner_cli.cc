@@ -13,15 +13,13 @@
 #include "edgefd/common/files.h"
 #include "edgefd/common/program.h"
 #include "edgefd/runtime/pipeline.h"
+#include "edgefd/runtime/plan_command.h"
 #include "edgefd/runtime/planner.h"
 #include "edgefd/runtime/probe_link.h"
 #include "edgefd/runtime/stage_args.h"
 #include "edgefd/runtime/threads.h"
 
 namespace edgefd::runtime {
-
-/// Exit status of `plan` when the inputs are fine but no placement meets --latency-ms.
-constexpr int kExitNoPlacement = 3;
 
 struct PlannerCommands {
   CLI::App* calibrate = nullptr;
@@ -37,18 +35,7 @@ struct PlannerCommands {
     std::string out;
   } cal;
 
-  struct {
-    ModelSpec model;
-    std::vector<std::string> nodes;
-    std::string node_list;
-    PlannerOptions options;
-    std::string wire = "float32,float16,int8";
-    int naive_stages = 0;
-    std::string price;
-    bool json = false;
-    std::string out;
-    ManifestOptions manifests;
-  } plan_args;
+  PlanArgs plan_args;
 
   struct {
     std::string listen, connect;
@@ -206,8 +193,77 @@ Result<Plan> PriceGivenPlan(const std::string& file, const Model& model,
   return PricePlan(model, nodes, std::move(out), o);
 }
 
-void AddPlanFlags(CLI::App& app, PlannerCommands& c) {
-  auto& a = c.plan_args;
+// The nodes of --nodes, --node-list and --from-cluster, each name once.
+Result<std::vector<NodeInventory>> ReadPlanNodes(const PlanArgs& a, const Model& model,
+                                                 const std::string& program,
+                                                 const ClusterNodeReader& cluster) {
+  std::vector<NodeInventory> nodes;
+  auto add = [&](NodeInventory node) -> Status {
+    if (node.calibration) {
+      if (Status s = CheckCalibrationFor(*node.calibration, model, node.calibration_source); !s) {
+        return s;
+      }
+    }
+    for (const NodeInventory& other : nodes) {
+      if (other.name == node.name) {
+        return Error{node.origin + ": node " + node.name + " is also " + other.origin +
+                     " (give each file its own \"node\" name)"};
+      }
+    }
+    nodes.push_back(std::move(node));
+    return Ok{};
+  };
+  for (const std::string& file : a.nodes) {
+    auto node = ReadNodeFile(file);
+    if (!node) return node.error();
+    if (Status s = add(std::move(*node)); !s) return s.error();
+  }
+  auto add_listed = [&](Result<std::vector<NodeInventory>> listed, const std::string& where,
+                        const std::vector<std::string>& skipped) -> Status {
+    if (!listed) return listed.error();
+    for (const std::string& s : skipped) {
+      std::fprintf(stderr, "%s: %s: skipped %s\n", program.c_str(), where.c_str(), s.c_str());
+    }
+    if (listed->empty()) {
+      std::string why;
+      for (const std::string& s : skipped) why += (why.empty() ? "" : ", ") + s;
+      return Error{"no usable node in " + where + ": " +
+                   (why.empty() ? std::string("it lists no Node") : why)};
+    }
+    for (NodeInventory& n : *listed) {
+      if (Status s = add(std::move(n)); !s) return s;
+    }
+    return Ok{};
+  };
+  if (!a.node_list.empty()) {
+    auto text = ReadFileAtMost(a.node_list, 64 << 20, "node list");
+    if (!text) return text.error();
+    auto doc = ParseJson(*text, a.node_list);
+    if (!doc) return doc.error();
+    std::vector<std::string> skipped;
+    auto listed = NodesFromNodeList(*doc, a.node_list, &skipped);
+    if (Status s = add_listed(std::move(listed), a.node_list, skipped); !s) return s.error();
+  }
+  if (a.from_cluster) {
+    if (!cluster) {
+      return Error{
+          "--from-cluster: the stage binary does not talk to the API server; run "
+          "'edgefd-plan --from-cluster' (same flags, plus --kubeconfig)"};
+    }
+    std::vector<std::string> skipped;
+    auto listed = cluster(&skipped);
+    if (!listed) return Error{"the cluster: " + listed.error().message};
+    if (Status s = add_listed(std::move(listed), "the cluster", skipped); !s) return s.error();
+  }
+  if (a.nodes.empty() && a.node_list.empty() && !a.from_cluster) {
+    return Error{"give the nodes: --nodes FILE..., --node-list FILE or --from-cluster"};
+  }
+  return nodes;
+}
+
+}  // namespace
+
+void AddPlanFlags(CLI::App& app, PlanArgs& a) {
   AddModelFlags(app, a.model);
   app.add_option("--nodes", a.nodes,
                  "node inventories: 'edgefd-labeller --dry-run --output json' files, optionally "
@@ -217,6 +273,9 @@ void AddPlanFlags(CLI::App& app, PlannerCommands& c) {
                  "a cluster's nodes: 'kubectl get nodes -o json' (edgefd's labels, allocatable "
                  "cores, published GFLOP/s)")
       ->type_name("FILE");
+  app.add_flag("--from-cluster", a.from_cluster,
+               "read the nodes from the API server: Nodes with edgefd's labels, their "
+               "allocatable cores and the edgefd.io ResourceSlices (edgefd-plan only)");
   app.add_option("--link-mbps", a.options.link_mbps,
                  "bandwidth between two nodes, Mbit/s (default: 1000; measure it with "
                  "probe-link)")
@@ -252,10 +311,13 @@ void AddPlanFlags(CLI::App& app, PlannerCommands& c) {
       ->check(NumberIn(0, 1e6));
 }
 
-int CmdPlan(PlannerCommands& c) {
-  auto& a = c.plan_args;
+int RunPlan(PlanArgs& a, const std::string& program, const ClusterNodeReader& cluster) {
+  auto complain = [&program](int code, const std::string& message) {
+    std::fprintf(stderr, "%s: %s\n", program.c_str(), message.c_str());
+    return code;
+  };
   auto model = MakeModel(a.model.name, a.model.conv);
-  if (!model) return Complain("plan", kExitUsage, model.error().message);
+  if (!model) return complain(kExitUsage, model.error().message);
   a.options.formats.clear();
   std::string rest = a.wire;
   while (!rest.empty()) {
@@ -263,57 +325,29 @@ int CmdPlan(PlannerCommands& c) {
     const std::string word = rest.substr(0, comma);
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
     auto f = ParseWireFormat(word);
-    if (!f) return Complain("plan", kExitUsage, "--wire: '" + word + "' is not a wire format");
+    if (!f) return complain(kExitUsage, "--wire: '" + word + "' is not a wire format");
     a.options.formats.push_back(*f);
   }
   if (a.options.formats.empty() || a.options.formats.front() != WireFormat::kFloat32) {
     a.options.formats.insert(a.options.formats.begin(), WireFormat::kFloat32);
   }
-  std::vector<NodeInventory> nodes;
-  for (const std::string& file : a.nodes) {
-    auto node = ReadNodeFile(file);
-    if (!node) return Complain("plan", kExitUsage, node.error().message);
-    if (node->calibration) {
-      if (Status s = CheckCalibrationFor(*node->calibration, *model, node->calibration_source);
-          !s) {
-        return Complain("plan", kExitUsage, s.error().message);
-      }
-    }
-    for (const NodeInventory& other : nodes) {
-      if (other.name == node->name) {
-        return Complain("plan", kExitUsage,
-                        file + ": node " + node->name + " is also " + other.origin +
-                            " (give each file its own \"node\" name)");
-      }
-    }
-    nodes.push_back(std::move(*node));
+  auto nodes = ReadPlanNodes(a, *model, program, cluster);
+  if (!nodes) {
+    // The cluster could not be read (unreachable, refused): a failure, not bad input.
+    const bool unreachable =
+        a.from_cluster && cluster && nodes.error().message.rfind("the cluster:", 0) == 0;
+    return complain(unreachable ? kExitFailure : kExitUsage, nodes.error().message);
   }
-  if (!a.node_list.empty()) {
-    auto text = ReadFileAtMost(a.node_list, 64 << 20, "node list");
-    if (!text) return Complain("plan", kExitUsage, text.error().message);
-    auto doc = ParseJson(*text, a.node_list);
-    if (!doc) return Complain("plan", kExitUsage, doc.error().message);
-    std::vector<std::string> skipped;
-    auto listed = NodesFromNodeList(*doc, a.node_list, &skipped);
-    if (!listed) return Complain("plan", kExitUsage, listed.error().message);
-    for (const std::string& s : skipped) {
-      std::fprintf(stderr, "plan: %s: skipped %s\n", a.node_list.c_str(), s.c_str());
-    }
-    for (NodeInventory& n : *listed) nodes.push_back(std::move(n));
-  }
-  if (a.nodes.empty() && a.node_list.empty()) {
-    return Complain("plan", kExitUsage, "give the nodes: --nodes FILE... or --node-list FILE");
-  }
-  auto plan = a.price.empty() ? MakePlan(*model, nodes, a.options)
-                              : PriceGivenPlan(a.price, *model, nodes, a.options);
+  auto plan = a.price.empty() ? MakePlan(*model, *nodes, a.options)
+                              : PriceGivenPlan(a.price, *model, *nodes, a.options);
   if (!plan) {
     const bool bound = plan.error().message.rfind("no placement", 0) == 0;
-    return Complain("plan", bound ? kExitNoPlacement : kExitUsage, plan.error().message);
+    return complain(bound ? kExitNoPlacement : kExitUsage, plan.error().message);
   }
   std::optional<Plan> naive;
   if (a.naive_stages > 0) {
-    auto n = EqualComputePlan(*model, nodes, a.naive_stages, a.options);
-    if (!n) return Complain("plan", kExitUsage, "--naive: " + n.error().message);
+    auto n = EqualComputePlan(*model, *nodes, a.naive_stages, a.options);
+    if (!n) return complain(kExitUsage, "--naive: " + n.error().message);
     naive = std::move(*n);
   }
   if (a.json) {
@@ -330,15 +364,17 @@ int CmdPlan(PlannerCommands& c) {
   }
   if (!a.out.empty()) {
     if (Status s = WritePlanManifests(a.out, a.model, *plan, a.manifests); !s) {
-      return Complain("plan", kExitFailure, s.error().message);
+      return complain(kExitFailure, s.error().message);
     }
     std::fprintf(stderr,
-                 "plan: wrote %s/pipeline.yaml and kustomization.yaml (kubectl apply -k "
+                 "%s: wrote %s/pipeline.yaml and kustomization.yaml (kubectl apply -k "
                  "%s; nothing was applied)\n",
-                 a.out.c_str(), a.out.c_str());
+                 program.c_str(), a.out.c_str(), a.out.c_str());
   }
   return kExitOk;
 }
+
+namespace {
 
 void AddProbeFlags(CLI::App& app, PlannerCommands& c) {
   auto& a = c.probe_args;
@@ -391,7 +427,7 @@ PlannerCommands* AddPlannerCommands(CLI::App& app) {
   AddCalibrateFlags(*commands.calibrate, commands);
   commands.plan =
       app.add_subcommand("plan", "places a model's stages on nodes and predicts its speed");
-  AddPlanFlags(*commands.plan, commands);
+  AddPlanFlags(*commands.plan, commands.plan_args);
   commands.probe = app.add_subcommand("probe-link", "measures the bandwidth between two pods");
   AddProbeFlags(*commands.probe, commands);
   for (CLI::App* cmd : {commands.calibrate, commands.plan, commands.probe}) {
@@ -402,7 +438,7 @@ PlannerCommands* AddPlannerCommands(CLI::App& app) {
 
 std::optional<int> RunPlannerCommand(PlannerCommands& c) {
   if (c.calibrate->parsed()) return CmdCalibrate(c);
-  if (c.plan->parsed()) return CmdPlan(c);
+  if (c.plan->parsed()) return RunPlan(c.plan_args, "edgefd-pipeline plan", {});
   if (c.probe->parsed()) return CmdProbe(c);
   return std::nullopt;
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "edgefd/common/files.h"
@@ -104,10 +105,61 @@ Result<Calibration::Class> ParseCalibrationClass(const Json& j, const std::strin
       }
     }
   }
+  if (const Json* links = ValueAt(j, "/links")) {
+    auto l = ParseLinkCosts(*links, where + ".links");
+    if (!l) return l.error();
+    c.links = *l;
+  }
   return c;
 }
 
 }  // namespace
+
+Json LinkCostsJson(const LinkCosts& c) {
+  Json encode = Json::object(), decode = Json::object();
+  for (const auto& [f, ns] : c.encode_ns) encode[f] = RoundTo(ns, 4);
+  for (const auto& [f, ns] : c.decode_ns) decode[f] = RoundTo(ns, 4);
+  return {{"hop_ms", RoundTo(c.hop_ms, 4)},
+          {"hop_ns_per_byte", RoundTo(c.hop_ns_per_byte, 4)},
+          {"copy_gbps", RoundTo(c.copy_gbps, 3)},
+          {"encode_ns_per_element", std::move(encode)},
+          {"decode_ns_per_element", std::move(decode)}};
+}
+
+Result<LinkCosts> ParseLinkCosts(const Json& j, const std::string& where) {
+  LinkCosts c;
+  // Zero is a measurement (too small to see); negative, huge or not a number is not.
+  auto figure = [&](const char* key, double* out) -> Status {
+    const Json* v = ValueAt(j, std::string("/") + key);
+    if (v == nullptr || !v->is_number() || !std::isfinite(v->get<double>()) ||
+        v->get<double>() < 0 || v->get<double>() > 1e6) {
+      return Error{where + ": \"" + key + "\" must be a number from 0 to 1e6"};
+    }
+    *out = v->get<double>();
+    return Ok{};
+  };
+  if (!j.is_object()) return Error{where + ": not an object"};
+  for (auto [key, out] : {std::pair{"hop_ms", &c.hop_ms},
+                          {"hop_ns_per_byte", &c.hop_ns_per_byte},
+                          {"copy_gbps", &c.copy_gbps}}) {
+    if (Status s = figure(key, out); !s) return s.error();
+  }
+  for (auto [key, out] : {std::pair{"encode_ns_per_element", &c.encode_ns},
+                          {"decode_ns_per_element", &c.decode_ns}}) {
+    const Json* m = ValueAt(j, std::string("/") + key);
+    if (m == nullptr) continue;
+    if (!m->is_object()) return Error{where + ": \"" + key + "\" must be an object"};
+    for (const auto& [format, v] : m->items()) {
+      if (!ParseWireFormat(format)) return Error{where + ": unknown wire format " + format};
+      if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0 ||
+          v.get<double>() > 1e6) {
+        return Error{where + ": " + key + "." + format + " is not a time in ns"};
+      }
+      (*out)[format] = v.get<double>();
+    }
+  }
+  return c;
+}
 
 const Calibration::Class* Calibration::Find(const std::string& name) const {
   for (const Class& c : classes) {
@@ -133,7 +185,9 @@ Json CalibrationJson(const Calibration& c) {
                       {"kind_gflops", std::move(kinds)},
                       {"layer_ms", std::move(layer_ms)}});
     }
-    classes.push_back({{"class", k.name}, {"cpus", k.cpus}, {"threads", std::move(runs)}});
+    Json cls = {{"class", k.name}, {"cpus", k.cpus}, {"threads", std::move(runs)}};
+    if (k.links) cls["links"] = LinkCostsJson(*k.links);
+    classes.push_back(std::move(cls));
   }
   return {{"kind", "edgefd-pipeline calibration"},
           {"model", c.model},
@@ -285,8 +339,46 @@ Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origi
   return node;
 }
 
+namespace {
+
+// The untainted CPU devices the edgefd.io driver publishes for `node` in `slices`: class ->
+// CPU numbers (attributes kind "cpu", coreClass, cpu; resource.k8s.io v1 puts a device's
+// attributes at its top level, v1beta1 under "basic").
+std::map<std::string, std::set<int>> SliceCpus(const std::vector<Json>& slices,
+                                               const std::string& node) {
+  std::map<std::string, std::set<int>> out;
+  for (const Json& slice : slices) {
+    if (StringAt(slice, "/spec/driver") != "edgefd.io" ||
+        StringAt(slice, "/spec/nodeName") != node) {
+      continue;
+    }
+    const Json* devices = ValueAt(slice, "/spec/devices");
+    if (devices == nullptr || !devices->is_array()) continue;
+    for (const Json& d : *devices) {
+      const Json* body = ValueAt(d, "/basic");
+      if (body == nullptr || !body->is_object()) body = &d;
+      if (const Json* taints = ValueAt(*body, "/taints");
+          taints != nullptr && taints->is_array() && !taints->empty()) {
+        continue;  // unplugged, unhealthy or held by the device plugin: not to be placed on
+      }
+      const Json* attrs = ValueAt(*body, "/attributes");
+      if (attrs == nullptr || !attrs->is_object() || StringAt(*attrs, "/kind/string") != "cpu") {
+        continue;
+      }
+      const std::string cls = StringAt(*attrs, "/coreClass/string");
+      const auto cpu = IntegerAt(*attrs, "/cpu/int");
+      if (!ValidClassName(cls) || !cpu || *cpu < 0 || *cpu > kMaxCpuId) continue;
+      out[cls].insert(int(*cpu));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std::string& origin,
-                                                     std::vector<std::string>* skipped) {
+                                                     std::vector<std::string>* skipped,
+                                                     const std::vector<Json>& slices) {
   const Json* items = ValueAt(list, "/items");
   if (items == nullptr || !items->is_array() || items->size() > 10000) {
     return Error{origin + ": not a NodeList (expected 'kubectl get nodes -o json')"};
@@ -300,11 +392,23 @@ Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std
       skipped->push_back(name + " (no edgefd labels)");
       continue;
     }
+    if (const Json* cordoned = ValueAt(item, "/spec/unschedulable");
+        cordoned != nullptr && cordoned->is_boolean() && cordoned->get<bool>()) {
+      skipped->push_back(name + " (unschedulable)");
+      continue;
+    }
     const bool hetero = StringAt(*labels, "/edgefd.io~1cpu.heterogeneous") == "true";
-    // The cores the device plugin hands out, else those the labels count (the plugin assigns
-    // the real CPU numbers when it allocates; the plan needs how many).
+    // The cores the DRA driver publishes (real CPU numbers), else those the device plugin
+    // hands out, else those the labels count (the plugin assigns the real CPU numbers when it
+    // allocates; the plan needs how many).
     Json doc = {{"node", name}, {"labels", *labels}, {"cpus", Json::object()}};
+    const auto published = SliceCpus(slices, name);
     for (const char* cls : {"big", "mid", "little"}) {
+      const std::string key = hetero ? cls : "all";
+      if (auto it = published.find(cls); it != published.end() && (hetero || it->first == "big")) {
+        doc["cpus"][key] = Json(std::vector<int>(it->second.begin(), it->second.end()));
+        continue;
+      }
       int count = 0;
       const std::string allocatable =
           StringAt(item, std::string("/status/allocatable/edgefd.io~1") + cls + "-cpu");
@@ -320,7 +424,7 @@ Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std
       if (count <= 0) continue;
       Json cpus = Json::array();
       for (int c = 0; c < count; ++c) cpus.push_back(c);
-      doc["cpus"][hetero ? cls : "all"] = std::move(cpus);
+      doc["cpus"][key] = std::move(cpus);
     }
     if (doc["cpus"].empty()) {
       skipped->push_back(name + " (no cores to give)");

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -224,25 +225,77 @@ TEST(Calibration, AStageUsesTheFiguresOfItsThreadCount) {
   one.cpus = {0};
   CoreClass two = one;
   two.cpus = {0, 1};
-  EXPECT_DOUBLE_EQ(SpeedOf(node, one, yolo).layer_ms[0], 2.0);
-  EXPECT_DOUBLE_EQ(SpeedOf(node, two, yolo).layer_ms[0], 1.0);
+  EXPECT_DOUBLE_EQ(SpeedOf(node, one, yolo, {}).layer_ms[0], 2.0);
+  EXPECT_DOUBLE_EQ(SpeedOf(node, two, yolo, {}).layer_ms[0], 1.0);
   CoreClass four = one;
   four.cpus = {0, 1, 2, 3};  // beyond what was measured: scaled from 2 threads
-  EXPECT_DOUBLE_EQ(SpeedOf(node, four, yolo).layer_ms[0], 0.5);
+  EXPECT_DOUBLE_EQ(SpeedOf(node, four, yolo, {}).layer_ms[0], 0.5);
+}
+
+TEST(Calibration, CarriesTheLinksPerFrameWorkAndRefusesNonsenseInIt) {
+  const Model yolo = Yolo();
+  Calibration c = FlatCalibration(yolo, 2.0);
+  LinkCosts l;
+  l.hop_ms = 0.25;
+  l.hop_ns_per_byte = 1.5;
+  l.copy_gbps = 8;
+  l.encode_ns["int8"] = 2;
+  l.decode_ns["int8"] = 3;
+  c.classes[0].links = l;
+  Json j = CalibrationJson(c);
+  auto back = ParseCalibration(j, "cal.json");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_TRUE(back->classes[0].links.has_value());
+  EXPECT_DOUBLE_EQ(back->classes[0].links->hop_ns_per_byte, 1.5);
+  EXPECT_DOUBLE_EQ(back->classes[0].links->decode_ns.at("int8"), 3);
+  // An older calibration without the figures still reads (the planner assumes them).
+  Json old = j;
+  old["classes"][0].erase("links");
+  auto older = ParseCalibration(old, "old.json");
+  ASSERT_TRUE(older.ok());
+  EXPECT_FALSE(older->classes[0].links.has_value());
+  for (const char* bad : {R"({"hop_ms": -1, "hop_ns_per_byte": 1, "copy_gbps": 1})",
+                          R"({"hop_ms": 1, "hop_ns_per_byte": "fast", "copy_gbps": 1})",
+                          R"({"hop_ms": 1, "hop_ns_per_byte": 1})",
+                          R"({"hop_ms": 1, "hop_ns_per_byte": 1, "copy_gbps": 1,
+                              "encode_ns_per_element": {"int4": 1}})"}) {
+    j["classes"][0]["links"] = Json::parse(bad);
+    auto refused = ParseCalibration(j, "cal.json");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.error().message.find("cal.json: class 0.links"), std::string::npos)
+        << refused.error().message;
+  }
+}
+
+TEST(Calibration, MeasuresTheLinksOnACore) {
+  // Through the program: the measurement forks, which a test process that already ran gRPC
+  // links must not do.
+  int status = 0;
+  std::string out = RunCli("calibrate --model yolo-tiny --max-threads 1 --iterations 1", &status);
+  ASSERT_EQ(status, 0) << out;
+  auto doc = ParseJson(out.substr(0, out.rfind('}') + 1), "calibration");
+  ASSERT_TRUE(doc.ok()) << out;
+  auto c = ParseCalibration(*doc, "calibration");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  ASSERT_TRUE(c->classes[0].links.has_value()) << out;
+  const LinkCosts& l = *c->classes[0].links;
+  EXPECT_GT(l.copy_gbps, 0);
+  EXPECT_GT(l.hop_ms + l.hop_ns_per_byte, 0);
+  EXPECT_EQ(l.encode_ns.count("float16") + l.decode_ns.count("int8"), 2u);
 }
 
 TEST(Calibration, WithoutOneTheSpeedIsEstimatedAndSaidSo) {
   const Model yolo = Yolo();
   auto node = ParseNodeInventory(Rk3399(), "rk.json", "");
   ASSERT_TRUE(node.ok());
-  ClassSpeed s = SpeedOf(*node, node->classes[0], yolo);
+  ClassSpeed s = SpeedOf(*node, node->classes[0], yolo, {});
   EXPECT_FALSE(s.calibrated);
   EXPECT_NE(s.basis.find("capacity x max-MHz"), std::string::npos) << s.basis;
   // 1024/1024 x 1.8 GHz x 8 FLOP/cycle x 2 cores = 28.8 GFLOP/s.
   EXPECT_NEAR(s.layer_ms[0], yolo.layers[0].Flops() / 28.8e6, 1e-9);
   // capacity holds the little cores' clock already: 381/1024 of the big cores' 1.8 GHz, x 8
   // FLOP/cycle x 4 cores (not x their own 1416 MHz again).
-  ClassSpeed little = SpeedOf(*node, node->classes[1], yolo);
+  ClassSpeed little = SpeedOf(*node, node->classes[1], yolo, {});
   EXPECT_NEAR(little.layer_ms[0], yolo.layers[0].Flops() / (381.0 / 1024 * 1.8 * 8 * 4 * 1e9) * 1e3,
               1e-9);
 }
@@ -270,9 +323,15 @@ TEST(Planner, OneNodeRunsTheWholeModelAtItsSpeed) {
   ASSERT_TRUE(plan.ok()) << plan.error().message;
   ASSERT_EQ(plan->stages.size(), 1u);
   const double ms = yolo.Flops(0, int(yolo.layers.size())) / 10e6;
-  EXPECT_NEAR(plan->bottleneck_ms, ms, 1e-6);
-  EXPECT_NEAR(plan->PredictedFps(), 1000 / ms, 1e-6);
-  EXPECT_TRUE(plan->notes.empty());
+  // Beside compute, the source's copy of each frame into its ring and the sink's read of the
+  // output, at the assumed 4 GB/s: a published figure measures no links.
+  const double io = double(yolo.Input().Bytes() + yolo.layers.back().out.Bytes()) / 4e6;
+  EXPECT_NEAR(plan->stages[0].compute_ms, ms, 1e-6);
+  EXPECT_NEAR(plan->stages[0].io_ms, io, 1e-6);
+  EXPECT_NEAR(plan->bottleneck_ms, ms + io, 1e-6);
+  EXPECT_NEAR(plan->PredictedFps(), 1000 / (ms + io), 1e-6);
+  ASSERT_EQ(plan->notes.size(), 1u);
+  EXPECT_NE(plan->notes[0].find("per-frame work is not calibrated"), std::string::npos);
 }
 
 TEST(Planner, PricesAStageAsTheSlowerOfComputeAndItsHop) {
@@ -298,12 +357,64 @@ TEST(Planner, PricesAStageAsTheSlowerOfComputeAndItsHop) {
   EXPECT_EQ(p.bottleneck_stage, 0);
   EXPECT_NEAR(p.bottleneck_ms, p.stages[0].transfer_ms, 1e-6);  // transfer hides compute
   EXPECT_NEAR(p.latency_ms,
-              p.stages[0].compute_ms + p.stages[0].transfer_ms + p.stages[1].compute_ms, 1e-6);
+              p.stages[0].compute_ms + p.stages[0].io_ms + p.stages[0].transfer_ms +
+                  p.stages[1].compute_ms + p.stages[1].io_ms,
+              1e-6);
   // In int8 the same cut moves a quarter of the bytes, plus encoding and decoding.
   stages[0].wire = WireFormat::kInt8;
   Plan q = PricePlan(yolo, nodes, stages, o);
   EXPECT_NEAR(q.stages[0].transfer_ms, (448.0 * 448 * 16 + 4) * 8 / 20e3 + o.hop_ms, 1e-6);
   EXPECT_NEAR(q.stages[1].codec_ms, 448.0 * 448 * 16 * o.codec_ms_per_element, 1e-9);
+}
+
+TEST(Planner, ChargesTheLinksWorkToTheStagesWhoseCoresDoIt) {
+  const Model yolo = Yolo();
+  auto nodes = Nodes(2, 20);
+  LinkCosts l;
+  l.hop_ms = 0.5;
+  l.hop_ns_per_byte = 2;
+  l.copy_gbps = 2;
+  l.encode_ns = {{"float16", 4}, {"int8", 4}};
+  l.decode_ns = {{"float16", 3}, {"int8", 3}};
+  for (NodeInventory& n : nodes) {
+    n.calibration = FlatCalibration(yolo, 2.0);
+    n.calibration->classes[0].links = l;
+  }
+  PlannerOptions o;
+  o.link_mbps = 100000;  // the wire is never the bottleneck here
+  const int cut = 6;
+  std::vector<PlannedStage> stages(2);
+  stages[0].last = stages[1].first = cut;
+  stages[1].last = int(yolo.layers.size());
+  stages[1].node = 1;
+  stages[0].core_class = stages[1].core_class = "big";
+  stages[0].wire = WireFormat::kFloat16;
+  Plan p = PricePlan(yolo, nodes, stages, o);
+  const double elements = double(yolo.layers[cut - 1].out.Elements());
+  const double bytes = double(WireBytes(WireFormat::kFloat16, size_t(elements)));
+  const double share = 0.5 * (0.5 + bytes * 2 / 1e6);
+  // The source's copy of each input frame on the first node, the sender's half of the hop.
+  EXPECT_NEAR(p.stages[0].io_ms, double(yolo.Input().Bytes()) / 2e6 + share, 1e-9);
+  EXPECT_NEAR(p.stages[0].codec_ms, elements * 4 / 1e6, 1e-9);
+  // The receiver's half and the sink's read of the output.
+  EXPECT_NEAR(p.stages[1].io_ms, share + double(yolo.layers.back().out.Bytes()) / 2e6, 1e-9);
+  EXPECT_NEAR(p.stages[1].codec_ms, elements * 3 / 1e6, 1e-9);
+  // Compute-bound: the links' work adds to the cycle.
+  EXPECT_NEAR(p.stages[1].CycleMs(),
+              p.stages[1].compute_ms + p.stages[1].codec_ms + p.stages[1].io_ms, 1e-9);
+  EXPECT_NEAR(p.bottleneck_ms, std::max(p.stages[0].CycleMs(), p.stages[1].CycleMs()), 1e-9);
+  // The search prices with the same model: its best two-stage plan is no worse.
+  o.stages = 2;
+  auto best = MakePlan(yolo, nodes, o);
+  ASSERT_TRUE(best.ok());
+  EXPECT_LE(best->bottleneck_ms, p.bottleneck_ms + 1e-9);
+  EXPECT_GT(best->stages[0].io_ms, 0);
+  // A calibration without link figures: the defaults, said so.
+  nodes[1].calibration->classes[0].links.reset();
+  auto assumed = MakePlan(yolo, nodes, o);
+  ASSERT_TRUE(assumed.ok());
+  EXPECT_NE(DumpJson(Json(assumed->notes)).find("per-frame work is not calibrated"),
+            std::string::npos);
 }
 
 TEST(Planner, OnSlowLinksItBeatsTheEqualComputeSplit) {
@@ -540,6 +651,19 @@ TEST(PlanCli, RefusesACalibrationOfAnotherModelAndAnUnreachableBound) {
   EXPECT_NE(out.find("no core"), std::string::npos) << out;
 }
 
+TEST(PlanCli, TheStageBinaryLeavesFromClusterToEdgefdPlan) {
+  TempDir dir;
+  dir.Write("a.json", DumpJson(Homogeneous()));
+  int status = 0;
+  std::string out = RunCli("plan --model yolo-tiny --from-cluster --out " + (dir / "out"), &status);
+  EXPECT_EQ(status, 2) << out;
+  EXPECT_NE(out.find("edgefd-pipeline plan: --from-cluster: the stage binary does not talk to "
+                     "the API server; run 'edgefd-plan --from-cluster'"),
+            std::string::npos)
+      << out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "out"));
+}
+
 TEST(PlanCli, PrintsThePredictionAndSaysWhenItGuessed) {
   TempDir dir;
   dir.Write("a.json", DumpJson(Homogeneous()));
@@ -574,8 +698,13 @@ TEST(PlanCli, PricesAnEarlierPlacementWithTodaysFigures) {
   const Json before = Json::parse(ReadFile(dir / "plan.json"));
   const Json after = Json::parse(out.substr(0, out.rfind('}') + 1));
   EXPECT_EQ(after["stages"][0]["last_layer"], before["stages"][0]["last_layer"]);
+  for (int k : {0, 1}) {
+    EXPECT_NEAR(after["stages"][k]["compute_ms"].get<double>(),
+                2 * before["stages"][k]["compute_ms"].get<double>(), 1e-3);
+  }
+  // The links' work (the source's copy, the hop) does not grow with compute: a little more.
   EXPECT_NEAR(after["predicted_fps"].get<double>() / before["predicted_fps"].get<double>(), 0.5,
-              0.01);
+              0.03);
 
   dir.Write("bad.json", R"({"stages": [{"first_layer": 3, "last_layer": 17}]})");
   out = RunCli("plan --model yolo-tiny --price " + (dir / "bad.json") + nodes, &status);

@@ -62,5 +62,9 @@ struct KubeFlags {
 /// the default shown is `flags.resync`). `written` says what --resync re-reads and repairs ("the
 /// Node's labels").
 void AddKubeFlags(CLI::App& app, KubeFlags& flags, const std::string& written);
+/// Only how to reach the API server (--kubeconfig, --insecure-skip-tls-verify,
+/// --allow-insecure-http), for a program that reads a cluster from outside any Node
+/// (edgefd-plan --from-cluster).
+void AddKubeConnectionFlags(CLI::App& app, KubeFlags& flags);
 
 }  // namespace edgefd

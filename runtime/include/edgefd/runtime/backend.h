@@ -26,8 +26,9 @@ class Executor {
   virtual Shape OutputShape() const = 0;
   /// `in` holds InputShape() floats, `out` OutputShape() floats (HWC).
   virtual void Run(const float* in, float* out) = 0;
-  /// Milliseconds per layer of the range (median of `iterations` runs of each op), for the
-  /// partitioner's --profile.
+  /// Milliseconds per layer of the range (the mean of each op over `iterations` passes
+  /// through the whole range in order, as frames run it, the slowest pass of three or more
+  /// left out), for the partitioner's --profile and `calibrate`.
   virtual std::vector<double> ProfileLayers(int iterations) = 0;
   /// Human-readable list of the kernels chosen ("conv3x3+relu+maxpool2x2: fused", ...).
   virtual std::vector<std::string> Plan() const = 0;

@@ -21,6 +21,23 @@
 
 namespace edgefd::runtime {
 
+/// The per-frame work links cost on one core of a class, beside compute (what `calibrate`
+/// measures; the planner charges it to the stage whose cores do it).
+struct LinkCosts {
+  /// One frame over a gRPC link (loopback TCP), both ends on one core: hop_ms + bytes x
+  /// hop_ns_per_byte. The planner charges half to the sender's stage, half to the receiver's.
+  double hop_ms = 0;
+  double hop_ns_per_byte = 0;
+  /// memcpy of a frame (a shared-memory hop's copy, the source's frame into its ring), GB/s.
+  double copy_gbps = 0;
+  /// Wire format ("float16", "int8") -> ns per element to encode / decode.
+  std::map<std::string, double> encode_ns, decode_ns;
+};
+Json LinkCostsJson(const LinkCosts& c);
+Result<LinkCosts> ParseLinkCosts(const Json& j, const std::string& where);
+/// Measures LinkCosts on `cpu` (in a child process, so gRPC's threads run there too).
+Result<LinkCosts> CalibrateLinks(int cpu, int iterations);
+
 /// Measured speed of one node's core classes for one model (`edgefd-pipeline calibrate`).
 struct Calibration {
   std::string model;  ///< "yolo-tiny", "conv"
@@ -35,6 +52,8 @@ struct Calibration {
     std::map<int, std::map<std::string, double>> kind_gflops;
     /// threads -> the whole model's GFLOP/s (what the agent publishes).
     std::map<int, double> gflops;
+    /// The links' per-frame work on one of these cores; absent in older calibrations.
+    std::optional<LinkCosts> links;
   };
   std::vector<Class> classes;
 
@@ -78,21 +97,14 @@ Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origi
                                          const std::string& dir);
 Result<NodeInventory> ReadNodeFile(const std::string& path);
 /// The nodes of a cluster from `kubectl get nodes -o json` (a NodeList): each Node that edgefd
-/// labelled (edgefd.io/cpu.arch), its classes' cores counted from its allocatable
-/// edgefd.io/<class>-cpu (else its labels), speeds from its edgefd.io/cpu.<class>.gflops or
-/// the estimate. Nodes without edgefd's labels are skipped and named in `skipped`.
+/// labelled (edgefd.io/cpu.arch) and that is not cordoned, its classes' cores from the
+/// edgefd.io driver's ResourceSlices in `slices` (the untainted CPU devices of that node: real
+/// CPU numbers), else counted from its allocatable edgefd.io/<class>-cpu, else its labels;
+/// speeds from its edgefd.io/cpu.<class>.gflops or the estimate. Nodes left out are named
+/// in `skipped` with the reason.
 Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std::string& origin,
-                                                     std::vector<std::string>* skipped);
-
-/// How long each layer of the model takes on a core class of a node, and why we think so.
-struct ClassSpeed {
-  std::vector<double> layer_ms;
-  std::string basis;  ///< "calibrated (FILE, 2 threads)", "estimated: capacity x max-MHz", ...
-  bool calibrated = false;
-};
-/// Without a calibration or a published figure: capacity/1024 x max-MHz x FLOPs per cycle of
-/// the architecture (1500 MHz when unknown), said so in `basis`.
-ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model);
+                                                     std::vector<std::string>* skipped,
+                                                     const std::vector<Json>& slices = {});
 
 /// What the planner may choose.
 struct PlannerOptions {
@@ -101,13 +113,34 @@ struct PlannerOptions {
   double latency_ms = 0;      ///< 0: no bound
   std::vector<WireFormat> formats = {WireFormat::kFloat32, WireFormat::kFloat16, WireFormat::kInt8};
   /// Frames are produced on the first stage's node and consumed on the last one's.
-  /// The cost of encoding / decoding one element for float16 and int8 (ms).
+  /// The cost of encoding / decoding one element for float16 and int8 (ms), where a node's
+  /// calibration does not measure it.
   double codec_ms_per_element = 1.0e-6;
-  /// Fixed cost of one hop between nodes (protocol, wake-ups), ms.
+  /// Fixed latency of one hop between nodes (protocol, wake-ups), ms, added to its wire time.
   double hop_ms = 0.3;
-  /// Same-node hops (shared memory) move bytes at this speed, GB/s.
+  /// Same-node hops (shared memory) move bytes at this speed, GB/s, where a node's
+  /// calibration does not measure it.
   double local_gbps = 4.0;
+  /// The links' per-frame work on a stage's own cores (receiving, sending, the source's and
+  /// the sink's copies) where a node's calibration does not measure it (LinkCosts; its codec
+  /// and copy figures come from the two fields above). Charged beside compute: on a board
+  /// this work competes with the stage's layers for the same cores.
+  double link_hop_ms = 0.1;
+  double link_ns_per_byte = 1.0;
 };
+
+/// How long each layer of the model takes on a core class of a node, and why we think so.
+struct ClassSpeed {
+  std::vector<double> layer_ms;
+  std::string basis;  ///< "calibrated (FILE, 2 threads)", "estimated: capacity x max-MHz", ...
+  bool calibrated = false;
+  LinkCosts links;              ///< measured, or the planner's defaults
+  bool links_measured = false;  ///< from the calibration
+};
+/// Without a calibration or a published figure: capacity/1024 x max-MHz x FLOPs per cycle of
+/// the architecture (1500 MHz when unknown), said so in `basis`.
+ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model,
+                   const PlannerOptions& options);
 
 struct PlannedStage {
   int first = 0, last = 0;  ///< layers [first, last)
@@ -119,7 +152,10 @@ struct PlannedStage {
   /// Its output's hop to the next stage (0 for the last stage).
   WireFormat wire = WireFormat::kFloat32;
   size_t wire_bytes = 0;
-  double codec_ms = 0;     ///< encoding its output and decoding its input
+  double codec_ms = 0;  ///< encoding its output and decoding its input
+  /// Its share of the links' work on its cores: receiving its input and sending its output
+  /// over gRPC, the source's copy into its ring (first stage), the sink's read (last stage).
+  double io_ms = 0;
   double transfer_ms = 0;  ///< its output over the link
   double max_error = 0;    ///< wire format's worst relative error of this cut (0 for float32)
   bool remote = false;     ///< the next stage is on another node
@@ -127,8 +163,8 @@ struct PlannedStage {
   /// Time between two frames this stage can take: a hop to another node overlaps the next
   /// frame's compute, a same-node copy does not.
   double CycleMs() const {
-    return remote ? std::max(compute_ms + codec_ms, transfer_ms)
-                  : compute_ms + codec_ms + transfer_ms;
+    const double busy = compute_ms + codec_ms + io_ms;
+    return remote ? std::max(busy, transfer_ms) : busy + transfer_ms;
   }
 };
 
@@ -196,6 +232,7 @@ struct CalibrateOptions {
   int iterations = 5;              ///< runs of each layer per thread count (the median is kept)
   int max_threads = 0;             ///< 0: up to every core of a class
   std::string cpu_model;
+  bool links = true;  ///< also measure LinkCosts on each class's first core
 };
 
 /// Runs each layer of `model` (weights present) on each class's cores with 1..N threads and
