@@ -500,6 +500,16 @@ patches:
 			t.Errorf("the shaped qdiscs sent %d bytes while the sink counted %.0f frames of %d bytes: "+
 				"the frames did not cross the shaped veth", sent, frames, cut)
 		}
+		// The check holds the link to the plan; it needs the link to be what limits the frames. It
+		// is not when the stages' compute fell behind it in both windows, or when even the
+		// unshaped link measured less than the shaped plan predicts: the cluster's own load on
+		// this 2-core machine then decides the figure (CI saw 0.66 with the unshaped run at 19.4
+		// fps against the shaped plan's 25.9). That is reported, not judged.
+		if lastDrops > 0 || unshaped < plan.PredictedFPS*(1-plannedTolerance) {
+			t.Skipf("the link was not the bottleneck here (last stage replaced %.0f frames unread; unshaped "+
+				"%.2f fps against the shaped plan's %.2f): ratio %.3f not judged", lastDrops, unshaped,
+				plan.PredictedFPS, ratio)
+		}
 		if math.Abs(ratio-1) > plannedTolerance {
 			t.Errorf("measured %.2f fps across the %s Mbit/s link, the plan predicted %.2f (ratio %.3f, "+
 				"tolerance %.0f %%): %s\n%s", measured, rateArg, plan.PredictedFPS, ratio, plannedTolerance*100,
