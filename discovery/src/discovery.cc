@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "edgefd/common/files.h"
+#include "edgefd/common/hash.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/devicetree.h"
 #include "edgefd/discovery/udev.h"
@@ -143,10 +144,10 @@ double NowUnix() {
 
 // FNV-1a 64 over every file's name and contents: which version of the files is on disk.
 std::string RulesHash(const std::vector<RulesSource>& sources) {
-  uint64_t h = 14695981039346656037ull;
+  uint64_t h = kFnv1a64Start;
   auto add = [&h](std::string_view bytes) {
-    for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
-    h = (h ^ 0xff) * 1099511628211ull;  // a separator no text contains
+    h = Fnv1a64(bytes, h);
+    h = Fnv1a64("\xff", h);  // a separator no text contains
   };
   for (const RulesSource& s : sources) {
     add(s.name);

@@ -6,6 +6,8 @@
 #include <iterator>
 #include <map>
 
+#include "edgefd/common/hash.h"
+
 namespace edgefd {
 namespace {
 
@@ -17,17 +19,6 @@ bool IsAlnum(unsigned char c) {
 }
 
 bool IsNameChar(unsigned char c) { return IsAlnum(c) || c == '-' || c == '_' || c == '.'; }
-
-// FNV-1a: a short, stable hash so truncated names stay distinct and reproducible across
-// nodes and versions (std::hash is neither).
-uint32_t Fnv1a(std::string_view s) {
-  uint32_t h = 2166136261u;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  return h;
-}
 
 std::string Sanitize(std::string_view raw) {
   std::string out;
@@ -45,7 +36,7 @@ std::string Sanitize(std::string_view raw) {
   out = out.substr(begin, end - begin);
   if (out.size() > kMaxNameLength) {
     char suffix[10];
-    std::snprintf(suffix, sizeof suffix, "-%08x", Fnv1a(raw));
+    std::snprintf(suffix, sizeof suffix, "-%08x", Fnv1a32(raw));
     out.resize(kMaxNameLength - 9);
     while (!out.empty() && !IsAlnum(out.back())) out.pop_back();
     out += suffix;
@@ -57,7 +48,7 @@ std::string Sanitize(std::string_view raw) {
 
 std::string ShortHash(std::string_view s) {
   char out[9];
-  std::snprintf(out, sizeof out, "%08x", Fnv1a(s));
+  std::snprintf(out, sizeof out, "%08x", Fnv1a32(s));
   return out;
 }
 

@@ -9,6 +9,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "edgefd/common/files.h"
+#include "edgefd/common/hash.h"
 
 namespace edgefd::runtime {
 
@@ -53,25 +57,10 @@ std::string CheckFrameMeta(const FrameMeta& meta, size_t max_bytes) {
 
 namespace {
 
-// FNV-1a: a stable 64-bit name for a short text.
-uint64_t Fnv1a(std::string_view text) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-// The first `limit` bytes of a /proc file, or "" when it cannot be read.
+// A small /proc file, or "" when it cannot be read (or is larger than `limit`).
 std::string ReadSmallFile(const char* path, size_t limit) {
-  std::string out;
-  if (FILE* f = std::fopen(path, "re")) {
-    out.resize(limit);
-    out.resize(std::fread(out.data(), 1, limit, f));
-    std::fclose(f);
-  }
-  return out;
+  Result<std::string> text = ReadFileAtMost(path, limit, path);
+  return text ? std::move(*text) : std::string();
 }
 
 uint64_t ComputeClockId() {
@@ -89,7 +78,7 @@ uint64_t ComputeClockId() {
   // Without /proc nothing says two processes share a clock: a name of this process alone,
   // so the sink reports latency only when it runs the source itself.
   if (who.empty()) who = "process " + std::to_string(getpid()) + " " + std::to_string(NowNs());
-  const uint64_t id = Fnv1a(who);
+  const uint64_t id = Fnv1a64(who);
   return id == 0 ? 1 : id;
 }
 

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "edgefd/common/files.h"
+#include "edgefd/common/hash.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/unique_fd.h"
 
@@ -23,11 +24,7 @@ constexpr std::uintmax_t kMaxBytes = 64 << 20;
 
 std::string Checksum(const Json& claims) {
   // FNV-1a 64 over a canonical dump: keys sorted, whatever order the file has them in.
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : nlohmann::json(claims).dump()) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
+  const uint64_t h = Fnv1a64(nlohmann::json(claims).dump());
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
