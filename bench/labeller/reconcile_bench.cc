@@ -9,6 +9,7 @@
 //   until the patch with the new rule's label reaches the test API server (issue 18 #4).
 // - BM_IdleRss: resident memory of a running `edgefd-labeller` daemon after it converged
 //   and went idle (target < 15 MiB). The dry run's peak RSS is dryrun_rss's.
+//   EDGEFD_BENCH_LABELLER=PATH measures another build's edgefd-labeller (side by side).
 // Run: build/bench/labeller/reconcile_bench  (add --benchmark_format=json for a report)
 #include <benchmark/benchmark.h>
 #include <signal.h>
@@ -307,10 +308,12 @@ pid_t Spawn(std::vector<std::string> args) {
 void BM_IdleRss(benchmark::State& state) {
   Setup& s = Setup::Get();
   s.server->AddNode("rss-node", {});
+  const char* other = std::getenv("EDGEFD_BENCH_LABELLER");
+  const std::string bin = other != nullptr && *other != '\0' ? other : LabellerBin();
   for (auto _ : state) {
-    pid_t pid = Spawn({LabellerBin(), "--kubeconfig", s.kubeconfig.string(), "--node-name",
-                       "rss-node", "--root", kRoot.string(), "--udev", "--metrics-addr",
-                       "127.0.0.1:0", "--resync", "1", "--log-level", "warn"});
+    pid_t pid = Spawn({bin, "--kubeconfig", s.kubeconfig.string(), "--node-name", "rss-node",
+                       "--root", kRoot.string(), "--udev", "--metrics-addr", "127.0.0.1:0",
+                       "--resync", "1", "--log-level", "warn"});
     if (pid < 0) {
       state.SkipWithError("cannot start edgefd-labeller");
       return;
