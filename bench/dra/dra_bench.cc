@@ -237,8 +237,9 @@ Memory IdleMemory(const TestPki& pki, const std::string& mode, const IdleOptions
   }
   Memory memory;
   if (ok) {
-    // Idle: past the 5 s after start-up at which the DRA program gives back what start-up left.
-    std::this_thread::sleep_for(std::chrono::seconds(6));
+    // Idle: past the 10 s after start-up at which the program gives back what start-up left
+    // (memory.h: IdleUntilStop).
+    std::this_thread::sleep_for(std::chrono::seconds(11));
     memory = MemoryOf(plugin.pid());
     if (!o.smaps.empty()) {
       // /proc files report size 0: read them as a stream, not by copy_file.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "edgefd/common/files.h"
+#include "edgefd/common/program.h"
 
 namespace edgefd {
 
@@ -38,6 +39,20 @@ bool Unused(std::string_view path) {
   return false;
 }
 
+// A mapping of a file whose pages the page cache holds and gives back as they were: a regular
+// file (the program, its libraries, the locale data), not a device, /proc or /sys file (whose
+// mapping may be I/O memory or have side effects on a fault), nor one deleted since it was
+// mapped.
+bool PageCacheFile(std::string_view path) {
+  return path.starts_with('/') && !path.starts_with("/dev/") && !path.starts_with("/proc/") &&
+         !path.starts_with("/sys/") && !path.ends_with(" (deleted)");
+}
+
+bool InScope(std::string_view path, ReleaseScope scope) {
+  if (!PageCacheFile(path)) return false;
+  return scope == ReleaseScope::kEveryFile || Unused(path);
+}
+
 }  // namespace
 
 // One mapping of /proc/self/smaps as far as the decision needs it.
@@ -45,7 +60,7 @@ struct Mapping {
   unsigned long begin = 0, end = 0;
   bool writable = true;
   bool executable = false;
-  bool unused = false;
+  bool in_scope = false;
   long rss_kib = -1;        // -1: not read
   long anonymous_kib = -1;  // -1: not read
 };
@@ -54,9 +69,10 @@ struct Mapping {
 // back: MADV_DONTNEED then only unmaps them here, and a later touch maps them again from the
 // page cache. A writable mapping, or one holding an anonymous (copied) page, keeps everything:
 // for those, MADV_DONTNEED would throw the copies away.
-bool Releasable(const Mapping& m) { return m.unused && !m.writable && m.anonymous_kib == 0; }
+bool Releasable(const Mapping& m) { return m.in_scope && !m.writable && m.anonymous_kib == 0; }
 
-std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code) {
+std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code,
+                                      ReleaseScope scope) {
   std::vector<Mapping> mappings;
   while (!smaps.empty()) {
     const size_t eol = smaps.find('\n');
@@ -69,8 +85,7 @@ std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code
             3 &&
         path_at > 0) {
       const std::string_view path = std::string_view(line).substr(size_t(path_at));
-      mappings.push_back(
-          {begin, end, perms[1] == 'w', perms[2] == 'x', path.starts_with('/') && Unused(path)});
+      mappings.push_back({begin, end, perms[1] == 'w', perms[2] == 'x', InScope(path, scope)});
       continue;
     }
     if (mappings.empty()) continue;
@@ -96,21 +111,33 @@ std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code
   return out;
 }
 
-size_t ReleaseUnusedLibraryPages() {
+namespace {
+
+size_t Release(ReleaseScope scope) {
   // About 1 KiB a mapping; a daemon has a few hundred.
   Result<std::string> smaps = ReadFileAtMost("/proc/self/smaps", 16 << 20, "smaps");
   if (!smaps) return 0;
   size_t released = 0;
   for (const PageRange& r :
-       PagesToRelease(*smaps, reinterpret_cast<uintptr_t>(&ReleaseUnusedLibraryPages))) {
+       PagesToRelease(*smaps, reinterpret_cast<uintptr_t>(&ReleaseUnusedLibraryPages), scope)) {
     released += ::madvise(reinterpret_cast<void*>(r.begin), r.end - r.begin, MADV_DONTNEED) == 0;
   }
   return released;
 }
 
+}  // namespace
+
+size_t ReleaseUnusedLibraryPages() { return Release(ReleaseScope::kUnusedLibraries); }
+
 void ReleaseStartUpMemory() {
-  ReleaseUnusedLibraryPages();
+  Release(ReleaseScope::kEveryFile);
   ::malloc_trim(0);
+}
+
+void IdleUntilStop(std::chrono::milliseconds settles) {
+  ReleaseStartUpMemory();
+  if (!WaitForStop(settles)) ReleaseStartUpMemory();
+  WaitForStop();
 }
 
 void SkipUnusedLibraryInitAcrossExec() { ::setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 0); }

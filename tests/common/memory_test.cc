@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace edgefd {
 namespace {
@@ -45,9 +47,31 @@ TEST(PagesToRelease, OnlyTheCleanReadOnlyMappingsOfUnusedLibraries) {
 // Under qemu-user guest code is mapped without PROT_EXEC (qemu runs its translation), and
 // MADV_DONTNEED on libgnutls' clean text there crashed edgefd-labeller-agent at exit (armhf
 // suite, 36 tests).
+// ReleaseStartUpMemory's scope: every regular file the process maps read-only (the program,
+// every library), still never a mapping with a copied page, a writable one, a device's or a
+// deleted file's.
+TEST(PagesToRelease, EveryCleanReadOnlyMappingOfARegularFileInTheWideScope) {
+  const std::string smaps =
+      Smaps(8) + Mapping("70040000-70041000", "r--s", "/dev/dri/card0", 4, 0) +
+      Mapping("70050000-70051000", "r--p", "/sys/bus/pci/devices/0000:00:02.0/rom", 4, 0) +
+      Mapping("70060000-70070000", "r-xp", "/usr/lib/libold.so.1 (deleted)", 8, 0) +
+      Mapping("70080000-70090000", "r--p", "/usr/lib/locale/C.utf8/LC_CTYPE", 8, 0);
+  auto ranges = PagesToRelease(smaps, 0x1800, ReleaseScope::kEveryFile);
+  std::vector<std::pair<uintptr_t, uintptr_t>> got;
+  for (const PageRange& r : ranges) got.emplace_back(r.begin, r.end);
+  EXPECT_EQ(got, (std::vector<std::pair<uintptr_t, uintptr_t>>{{0x1000, 0x2000},
+                                                               {0x70000000, 0x70010000},
+                                                               {0x70020000, 0x70030000},
+                                                               {0x70080000, 0x70090000}}));
+  // The narrow scope of the same smaps: libgnutls' text only.
+  EXPECT_EQ(PagesToRelease(smaps, 0x1800).size(), 1u);
+}
+
 TEST(PagesToRelease, NothingWhereTheCallersCodeIsNotExecutableOrNotResident) {
-  EXPECT_TRUE(PagesToRelease(Smaps(8, "r--p"), 0x1800).empty());
-  EXPECT_TRUE(PagesToRelease(Smaps(0), 0x1800).empty());
+  for (ReleaseScope scope : {ReleaseScope::kUnusedLibraries, ReleaseScope::kEveryFile}) {
+    EXPECT_TRUE(PagesToRelease(Smaps(8, "r--p"), 0x1800, scope).empty());
+    EXPECT_TRUE(PagesToRelease(Smaps(0), 0x1800, scope).empty());
+  }
 }
 
 TEST(PagesToRelease, NothingWhereTheCallersCodeIsInNoMapping) {
@@ -64,9 +88,9 @@ bool Listed(std::string_view path) {
   return false;
 }
 
-// KiB resident in the read-only mappings of the listed libraries that hold no copied page: what
-// the release gives back. `mappings` counts those mappings.
-long ResidentCleanKiB(int* mappings) {
+// KiB resident in the read-only mappings of the files `chosen` picks (by path) that hold no
+// copied page: what the release gives back. `mappings` counts those mappings.
+long ResidentCleanKiB(int* mappings, bool (*chosen)(std::string_view path) = Listed) {
   std::ifstream smaps("/proc/self/smaps");
   std::string line;
   bool candidate = false;
@@ -84,7 +108,7 @@ long ResidentCleanKiB(int* mappings) {
     std::string range, perms, offset, dev, inode, path;
     if (line.find('-') < line.find(' ') && (in >> range >> perms >> offset >> dev >> inode)) {
       in >> path;
-      candidate = !path.empty() && path[0] == '/' && perms[1] != 'w' && Listed(path);
+      candidate = !path.empty() && path[0] == '/' && perms[1] != 'w' && chosen(path);
       rss = 0;
       continue;
     }
@@ -116,6 +140,36 @@ TEST(ReleaseStartUpMemory, LeavesNoCleanPageOfAnUnusedLibraryResident) {
   auto version = reinterpret_cast<VersionFn>(dlsym(curl, "curl_version"));
   ASSERT_NE(version, nullptr);
   EXPECT_NE(std::string(version()).find("libcurl"), std::string::npos);
+}
+
+bool IsZlib(std::string_view path) {
+  return path.ends_with("/libz.so.1") || path.find("/libz.so.1.") != std::string_view::npos;
+}
+
+// Start-up touches every library, and most of what it touched the idle program never touches
+// again (OpenSSL's initialisation and handshake, parsing, set-up): the release gives back the
+// clean pages of any library, not only of the unused ones, and the library still works.
+TEST(ReleaseStartUpMemory, LeavesNoCleanPageOfALibraryInUseResident) {
+  void* z = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+  if (z == nullptr) GTEST_SKIP() << "libz.so.1 is not installed: " << dlerror();
+  std::ifstream in("/proc/self/smaps");
+  const std::string smaps((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (PagesToRelease(smaps, reinterpret_cast<uintptr_t>(&ReleaseUnusedLibraryPages),
+                     ReleaseScope::kEveryFile)
+          .empty()) {
+    GTEST_SKIP() << "this smaps is not how the kernel runs the process (qemu-user): nothing is "
+                    "released here";
+  }
+  using VersionFn = const char* (*)();
+  auto version = reinterpret_cast<VersionFn>(dlsym(z, "zlibVersion"));
+  ASSERT_NE(version, nullptr);
+  const std::string before = version();
+  int mappings = 0;
+  EXPECT_GT(ResidentCleanKiB(&mappings, IsZlib), 0);
+  ASSERT_GT(mappings, 0);
+  ReleaseStartUpMemory();
+  EXPECT_EQ(ResidentCleanKiB(&mappings, IsZlib), 0);
+  EXPECT_EQ(version(), before);
 }
 
 }  // namespace

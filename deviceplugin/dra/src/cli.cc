@@ -42,8 +42,6 @@ using deviceplugin::PluginServer;
 
 // How often the pool learns what the device plugin handed out (PodResources has no watch).
 constexpr auto kPodResourcesPoll = std::chrono::seconds(5);
-// How long after start-up the program is surely idle (memory.h: ReleaseStartUpMemory).
-constexpr auto kStartUpSettles = std::chrono::seconds(5);
 
 // Users run it as `edgefd-deviceplugin --mode dra`: its messages carry that name.
 constexpr char kName[] = "edgefd-deviceplugin";
@@ -491,9 +489,7 @@ int Serve(const Flags& flags, InventoryFeed::DiscoverFn discover, const WatchOpt
   if (auto code = StartMetrics(d, reload)) return *code;
   // What start-up left behind goes now, and again once the first pass of the pool and the
   // kubelet's registration are surely over (memory.h; dra_bench's idle RSS).
-  ReleaseStartUpMemory();
-  if (!stop.WaitFor(kStartUpSettles)) ReleaseStartUpMemory();
-  stop.Wait();
+  IdleUntilStop();
   d.Stop();
   RemoveCdiSpecsAtUninstall(flags, d);
   stop.Done();

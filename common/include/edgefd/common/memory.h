@@ -7,6 +7,7 @@
 // uses). The dynamic loader and their constructors touch their pages at start-up; nothing
 // touches them again.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -29,19 +30,37 @@ struct PageRange {
   uintptr_t begin = 0, end = 0;
 };
 
-/// ReleaseUnusedLibraryPages' decision, given the text of /proc/self/smaps and an address in
-/// the caller's own code: nothing where smaps does not show that code's mapping executable and
-/// resident (under qemu-user guest code is mapped without PROT_EXEC).
-std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code);
+/// Which file mappings a release looks at.
+enum class ReleaseScope {
+  kUnusedLibraries,  ///< those of kUnusedLibraries
+  kEveryFile,        ///< every regular file: the program, every library, locale data
+};
 
-/// Gives back what start-up left resident that the idle program does not need: the pages of
-/// kUnusedLibraries touched again since the first ReleaseUnusedLibraryPages (curl_global_init,
-/// and the loader's lazy symbol lookups: each first call of a function in a library bound
-/// lazily, gRPC's and libstdc++'s, searches the hash tables of the libraries ahead of it in
-/// load order, libcurl's dependencies among them, and the kernel maps 64 KiB around each page
-/// read), and the free memory malloc keeps in its arenas (malloc_trim). Call when start-up is
-/// over; again later does no harm.
+/// The decision of a release, given the text of /proc/self/smaps and an address in the
+/// caller's own code: the read-only mappings in `scope` that hold no copied (anonymous) page;
+/// nothing where smaps does not show that code's mapping executable and resident (under
+/// qemu-user guest code is mapped without PROT_EXEC).
+std::vector<PageRange> PagesToRelease(std::string_view smaps, uintptr_t own_code,
+                                      ReleaseScope scope = ReleaseScope::kUnusedLibraries);
+
+/// Gives back what start-up left resident that the idle program does not need. Of the idle
+/// DRA program's 21 MiB, 18 were clean pages of the program's and its libraries' files, most
+/// touched once at start-up only: OpenSSL's initialisation and the TLS handshake (libcrypto
+/// alone 4 MiB), gRPC's set-up, parsing flags, rules and inventory, the loader's symbol lookups
+/// in every library (the kernel maps 64 KiB around each page read). The release unmaps the
+/// clean pages of every read-only file mapping (ReleaseScope::kEveryFile), the way memory
+/// pressure would: they stay in the page cache, and what the program touches again is mapped
+/// again from there on its first touch (a minor fault per 64 KiB; a read from disk only if the
+/// kernel reclaimed the page meanwhile, as it may for any clean page). Then the free memory
+/// malloc keeps in its arenas goes (malloc_trim). Call when start-up is over; again later does
+/// no harm.
 void ReleaseStartUpMemory();
+
+/// The main thread of a daemon whose start-up is done: waits for a stop (WaitForStop), giving
+/// back start-up memory (ReleaseStartUpMemory) now and again `settles` later, when what start-up
+/// set off on other threads is surely over: the kubelet's registration and first calls, the
+/// first pass of the DRA pool and its check-in 5 s after the registration.
+void IdleUntilStop(std::chrono::milliseconds settles = std::chrono::seconds(10));
 
 /// Called just before exec of a program that links libcurl (edgefd-deviceplugin-dra,
 /// edgefd-labeller-agent): sets GNUTLS_NO_IMPLICIT_INIT=1 in the environment, so that GnuTLS,
