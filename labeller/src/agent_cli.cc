@@ -306,6 +306,8 @@ int RunAgentCli(const AgentCliOptions& opts) {
   };
   // Every resync reads the devicetree afresh: an overlay applied without configfs shows then.
   agent_options.on_resync = [discoverer] { discoverer->Invalidate(); };
+  // The node is labelled: what start-up touched goes back (memory.h; BM_IdleRss).
+  agent_options.on_settled = [] { ReleaseStartUpMemory(); };
   Agent agent(DiscoverLabels(discoverer, inventory, opts.calibration, reload), **sink, metrics,
               agent_options);
   // A stop ends the loop's wait and the request in flight, whatever the mode.

@@ -248,6 +248,45 @@ TEST_F(KubeAgentTest, RecoversWhenTheApiServerComesBack) {
   ASSERT_TRUE(observed.WaitFor(1, 3));
 }
 
+// Start-up is over when a reconcile first succeeds: then, and only once, the daemon gives back
+// what start-up touched (agent_cli.cc: ReleaseStartUpMemory).
+TEST_F(KubeAgentTest, SettlesOnceAfterTheFirstReconcileThatSucceeded) {
+  server_->StopListening();  // connection refused until the API server comes
+  auto api = Client();
+  AgentMetrics metrics;
+  NodeLabeller labeller(*api, "n1", &metrics);
+  ObservedSink observed(labeller);
+  Hardware hw(kRk3399);
+  std::mutex mu;
+  std::condition_variable cv;
+  int settled = 0;
+  Agent::Options options = FastAgentOptions();
+  options.on_settled = [&] {
+    std::lock_guard lock(mu);
+    ++settled;
+    cv.notify_all();
+  };
+  Agent agent(hw.Discover(), observed, metrics, options);
+  ManualChangeSource changes;
+  RunningAgent running(agent, &changes);
+  ASSERT_TRUE(observed.WaitFor(0, 2));  // the first failure is over
+  {
+    std::lock_guard lock(mu);
+    EXPECT_EQ(settled, 0);
+  }
+  server_->StartListening();
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return settled > 0; }));
+  }
+  changes.Fire();
+  ASSERT_TRUE(observed.WaitFor(2, 2));
+  changes.Fire();
+  ASSERT_TRUE(observed.WaitFor(3, 2));  // the second success is over
+  std::lock_guard lock(mu);
+  EXPECT_EQ(settled, 1);
+}
+
 TEST_F(KubeAgentTest, ReconcilesOnEveryInventoryChange) {
   Rig rig(Client(), kRk3399);  // resync: 1 h, so only the notifications cause patches
   ManualChangeSource changes;

@@ -151,6 +151,7 @@ Status Agent::Run(ChangeSource* source) {
   auto next = Clock::now();
   // While backing off: when the backoff alone (without a Retry-After) ends.
   auto backoff_ends = next;
+  bool settled = false;  // a reconcile succeeded
   std::unique_lock lock(mu_);
   while (!stopping_) {
     // A change ends the resync wait at once. A retry wait it shortens only to the backoff: a
@@ -170,6 +171,10 @@ Status Agent::Run(ChangeSource* source) {
     lock.unlock();
     if (resync && options_.on_resync) options_.on_resync();
     ApplyOutcome outcome = ReconcileOnce();
+    if (outcome.ok() && !settled) {
+      settled = true;
+      if (options_.on_settled) options_.on_settled();
+    }
     lock.lock();
     if (outcome.ok()) {
       if (backing_off) spdlog::info("reconcile succeeded again");

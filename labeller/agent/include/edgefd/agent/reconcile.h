@@ -121,6 +121,8 @@ class Agent {
     /// Called before a reconcile the resync timer started (not a change notification): what
     /// discovery keeps between runs is to be read afresh.
     std::function<void()> on_resync;
+    /// Called by Run once, after its first reconcile that succeeded: start-up is over.
+    std::function<void()> on_settled;
   };
   using DiscoverFn = std::function<Result<Labels>()>;
 
