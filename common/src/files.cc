@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -18,10 +19,17 @@ Result<std::string> ReadFileAtMost(const std::filesystem::path& path, size_t max
   const std::string where = path.string() + ": ";
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error{where + "cannot open " + std::string(what) + ": " + std::strerror(errno)};
-  std::string text(max_bytes + 1, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
+  // Read by pieces: memory grows with what the file holds, not with the limit (a 16 MiB limit
+  // allocated and zero-filled at once made every read of /proc/self/smaps a 16 MiB peak).
+  constexpr size_t kPiece = 64 * 1024;
+  std::string text;
+  while (in && text.size() <= max_bytes) {
+    const size_t had = text.size();
+    text.resize(had + std::min(kPiece, max_bytes + 1 - had));
+    in.read(text.data() + had, std::streamsize(text.size() - had));
+    text.resize(had + size_t(in.gcount()));
+  }
   if (in.bad()) return Error{where + "cannot read " + std::string(what)};
-  text.resize(size_t(in.gcount()));
   if (text.size() > max_bytes) {
     return Error{where + "larger than a " + std::string(what) + " may be (" +
                  std::to_string(max_bytes) + " bytes)"};

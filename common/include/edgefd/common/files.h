@@ -11,7 +11,8 @@ namespace edgefd {
 
 /// The whole of a small input file (rules, inventory): an Error naming the file and `what` it
 /// is when it cannot be read or holds more than `max_bytes`. Never reads past `max_bytes` + 1,
-/// so a huge file (or /dev/zero) costs no memory.
+/// so a huge file (or /dev/zero) costs no memory; memory grows with what the file holds, not
+/// with the limit.
 Result<std::string> ReadFileAtMost(const std::filesystem::path& path, size_t max_bytes,
                                    std::string_view what);
 
