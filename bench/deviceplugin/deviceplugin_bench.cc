@@ -233,7 +233,9 @@ int Main(int argc, char** argv) {
     bool ok = plugin.started();
     for (const char* r : {"edgefd.io/big-cpu", kLittle, kNcs}) ok = ok && k2.WaitFor(r, Streaming);
     if (ok) {
-      std::this_thread::sleep_for(std::chrono::seconds(2));  // let it settle into idle
+      // Idle: past the 10 s after start-up at which the program gives back what start-up
+      // left (memory.h: IdleUntilStop).
+      std::this_thread::sleep_for(std::chrono::seconds(11));
       rss_kib = testing::ProcStatus(plugin.pid(), "VmRSS");
     }
     plugin.Terminate();
