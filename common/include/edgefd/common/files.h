@@ -11,8 +11,7 @@ namespace edgefd {
 
 /// The whole of a small input file (rules, inventory): an Error naming the file and `what` it
 /// is when it cannot be read or holds more than `max_bytes`. Never reads past `max_bytes` + 1,
-/// so a huge file (or /dev/zero) costs no memory; memory grows with what the file holds, not
-/// with the limit.
+/// so a huge file (or /dev/zero) costs no memory.
 Result<std::string> ReadFileAtMost(const std::filesystem::path& path, size_t max_bytes,
                                    std::string_view what);
 
