@@ -9,6 +9,7 @@
 
 #include "edgefd/common/cpu_list.h"
 #include "edgefd/runtime/partition.h"
+#include "edgefd/runtime/transport.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -93,19 +94,27 @@ size_t CutBytes(const Model& model, int last, WireFormat format) {
   return WireBytes(format, model.layers[size_t(last - 1)].out.Elements());
 }
 
+// Bytes on the link for the cut after layer `last` in `format`, sent by the stage with
+// `upstream` stages before it (each adds its times to the frame's head).
+size_t CutLinkBytes(const Model& model, int last, WireFormat format, int upstream,
+                    const PlannerOptions& o) {
+  const Shape wire = WireShape(model.layers[size_t(last - 1)].out, format);
+  return LinkBytes(GrpcFrameMessageBytes(wire, upstream + 1), o.framing);
+}
+
 // A copy of `bytes` on `slot`'s core, ms.
 double CopyMs(const Slot& slot, size_t bytes) {
   return double(bytes) / (slot.speed.links.copy_gbps * 1e6);
 }
 
-// The hop after layer `last` from slot `from` to slot `to` in `format`: transfer ms (the
-// copy into shared memory on `from`'s core, or the wire's time between nodes).
+// The hop after layer `last` from slot `from` (the stage with `upstream` stages before it) to
+// slot `to` in `format`: transfer ms (the copy into shared memory on `from`'s core, or the
+// time of the frame's bytes on the link between nodes, framing and headers included).
 double HopMs(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& from,
-             const Slot& to, int last, WireFormat format, const PlannerOptions& o) {
-  const size_t bytes = CutBytes(model, last, format);
-  if (from.node == to.node) return CopyMs(from, bytes);
+             const Slot& to, int last, WireFormat format, int upstream, const PlannerOptions& o) {
+  if (from.node == to.node) return CopyMs(from, CutBytes(model, last, format));
   const double mbps = LinkMbps(nodes, from.node, to.node, o);
-  return double(bytes) * 8.0 / (mbps * 1e3) + o.hop_ms;
+  return double(CutLinkBytes(model, last, format, upstream, o)) * 8.0 / (mbps * 1e3) + o.hop_ms;
 }
 
 // Encoding (`encode`) or decoding the cut after layer `last` in `format` on `slot`'s core.
@@ -142,7 +151,7 @@ struct StageCost {
 };
 
 StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& slot,
-                 int first, int last, WireFormat in, WireFormat out, const Slot* prev,
+                 int index, int first, int last, WireFormat in, WireFormat out, const Slot* prev,
                  const Slot* next, const PlannerOptions& o) {
   StageCost c;
   c.compute = slot.Ms(first, last);
@@ -156,7 +165,7 @@ StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, co
   }
   if (next != nullptr) {
     c.codec += CodecMs(model, slot, last, out, true);
-    c.transfer = HopMs(model, nodes, slot, *next, last, out, o);
+    c.transfer = HopMs(model, nodes, slot, *next, last, out, index, o);
     c.remote = next->node != slot.node;
     if (c.remote) c.io += LinkShareMs(slot, CutBytes(model, last, out));
   } else {
@@ -218,7 +227,7 @@ Placement BestCuts(const Model& model, const std::vector<NodeInventory>& nodes,
             } else if (i != 0) {
               continue;
             }
-            StageCost c = CostOf(model, nodes, slot, i, j, o.formats[size_t(fi)],
+            StageCost c = CostOf(model, nodes, slot, k, i, j, o.formats[size_t(fi)],
                                  o.formats[size_t(fo)], prev_slot, next, o);
             Score s{std::max(prev.bottleneck, c.Cycle()), prev.latency + c.Latency()};
             if (better(s, cell.score)) cell = Cell{s, i, fi};
@@ -297,6 +306,20 @@ Status CheckNodes(const std::vector<NodeInventory>& nodes) {
 
 }  // namespace
 
+size_t LinkBytes(size_t message_bytes, const LinkFraming& f) {
+  // gRPC over HTTP/2: each message is a 1-byte compressed flag and a 4-byte length, then the
+  // message, carried in DATA frames with a 9-byte header each (RFC 9113, 4.1).
+  constexpr size_t kGrpcPrefix = 5, kHttp2FrameHeader = 9;
+  const size_t body = message_bytes + kGrpcPrefix;
+  const size_t max_frame = size_t(std::max(1, f.http2_max_frame));
+  const size_t stream = body + kHttp2FrameHeader * ((body + max_frame - 1) / max_frame);
+  // TCP cuts the stream into segments of at most the MSS (the last one partly filled); each
+  // carries the TCP and IP headers and the link layer's.
+  const size_t mss = size_t(std::max(1, f.Mss()));
+  const size_t per_segment = size_t(std::max(0, f.PacketBytes() - f.Mss()));
+  return stream + per_segment * ((stream + mss - 1) / mss);
+}
+
 ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model,
                    const PlannerOptions& o) {
   ClassSpeed s;
@@ -374,7 +397,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     const bool last = k + 1 == stages.size();
     if (last) st.wire = WireFormat::kFloat32;
     const WireFormat in = k == 0 ? WireFormat::kFloat32 : stages[k - 1].wire;
-    StageCost c = CostOf(model, nodes, slots[k], st.first, st.last, in, st.wire,
+    StageCost c = CostOf(model, nodes, slots[k], int(k), st.first, st.last, in, st.wire,
                          k == 0 ? nullptr : &slots[k - 1], last ? nullptr : &slots[k + 1], o);
     st.compute_ms = c.compute;
     st.codec_ms = c.codec;
@@ -383,6 +406,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     st.speed_basis = slots[k].speed.basis;
     st.remote = !last && slots[k + 1].node != slots[k].node;
     st.wire_bytes = last ? 0 : WireBytes(st.wire, model.layers[size_t(st.last - 1)].out.Elements());
+    st.link_bytes = st.remote ? CutLinkBytes(model, st.last, st.wire, int(k), o) : 0;
     st.max_error = WireErrorBound(st.wire);
     plan.latency_ms += c.Latency();
     if (st.CycleMs() > plan.bottleneck_ms) {
@@ -524,6 +548,7 @@ Json PlanToJson(const Model& model, const Plan& plan) {
                       {"cycle_ms", RoundTo(s.CycleMs(), 3)},
                       {"wire", last ? Json(nullptr) : Json(WireFormatName(s.wire))},
                       {"wire_bytes", s.wire_bytes},
+                      {"link_bytes", s.link_bytes},
                       {"remote", s.remote},
                       {"max_error", s.max_error}});
   }
