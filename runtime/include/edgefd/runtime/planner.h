@@ -121,8 +121,8 @@ struct LinkFraming {
   /// The Ethernet header, which tc (tbf) on a veth or NIC counts in every packet's length (a
   /// physical wire also spends preamble, FCS and the gap: 24 more, which no shaper counts).
   int link_header = 14;
-  /// HTTP/2's SETTINGS_MAX_FRAME_SIZE, which neither gRPC end raises: a message's DATA frames
-  /// carry at most this much each (RFC 9113, 4.2 and 6.5.2).
+  /// HTTP/2's SETTINGS_MAX_FRAME_SIZE at its default (the stages set no other): a message's
+  /// DATA frames carry at most this much each (RFC 9113, 4.2 and 6.5.2).
   int http2_max_frame = 16384;
 
   /// TCP payload per segment: 1448 with the defaults.
