@@ -79,6 +79,22 @@ def qdisc_bytes(ns):
     return sum(q.get("bytes", 0) for q in json.loads(r.stdout) if q.get("root"))
 
 
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_times():
+    """Per CPU, /proc/stat's times in ms: where each core's time went (another program's
+    share, the kernel's network work in softirq, the hypervisor's steal)."""
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts[0].startswith("cpu") and parts[0] != "cpu":
+                out[parts[0]] = [int(v) * tick for v in parts[1:1 + len(CPU_FIELDS)]]
+    return out
+
+
 def setup_cgroup(quota):
     if not os.path.isdir("/sys/fs/cgroup/cpu"):
         return False
@@ -191,6 +207,7 @@ class Bench:
         sink_addr = f"shm:edgefd-bench-{os.getpid()}-sink"
         senders = sorted({by_name[s["node"]]["ns"] for s in stages if s["remote"]})
         sent_before = {ns: qdisc_bytes(ns) for ns in senders}
+        cpu_before = cpu_times()
         last = by_name[stages[-1]["node"]]
         first = by_name[stages[0]["node"]]
         procs = []
@@ -225,6 +242,12 @@ class Bench:
             if sink.returncode != 0:
                 raise RuntimeError("sink: " + err)
             report = json.loads(out)
+            cpu_after = cpu_times()
+            if report.get("frames"):
+                report["cpu_ms_per_frame"] = {
+                    cpu: {name: round((b - a) / report["frames"], 2)
+                          for name, a, b in zip(CPU_FIELDS, cpu_before[cpu], cpu_after[cpu])}
+                    for cpu in cpu_after if cpu in cpu_before}
             if senders and report.get("frames"):
                 sent = sum(qdisc_bytes(ns) - sent_before[ns] for ns in senders)
                 report["link_bytes_per_frame"] = round(sent / report["frames"], 1)
@@ -329,7 +352,8 @@ def main():
                          "runs": [{"fps": r["fps"], "stage_compute_ms": r["stage_compute_ms"],
                                    "stage_comm_ms": r["stage_comm_ms"],
                                    "stage_wait_ms": r.get("stage_wait_ms"),
-                                   "link_bytes_per_frame": r.get("link_bytes_per_frame")}
+                                   "link_bytes_per_frame": r.get("link_bytes_per_frame"),
+                                   "cpu_ms_per_frame": r.get("cpu_ms_per_frame")}
                                   for r in runs]}
                 # Each stage's compute in the runs against the calibrations' (before and after):
                 # where a compute-bound prediction misses, this says which stage and by how much.
