@@ -44,7 +44,7 @@ def fps_vs_link(report, path):
     for i, mix in enumerate(mixes):
         rows = sorted((r for r in report["results"] if r.get("mix") == mix and "plan" in r),
                       key=lambda r: r["probe_mbps"])
-        x = [r["probe_mbps"] for r in rows]
+        x = [link_rate(r) for r in rows]
         c = colors[i % len(colors)]
         # The prediction from the calibration before the runs and the one after: the band
         # is how far the machine's load moved meanwhile.
@@ -58,11 +58,11 @@ def fps_vs_link(report, path):
         ax.plot(x, [r.get("naive_predicted_fps_mean", r["plan"]["naive"]["predicted_fps"])
                     for r in rows], "--", color=c, alpha=0.6,
                 label=f"{mix}: equal-compute split, predicted")
-        nx = [r["probe_mbps"] for r in rows if "naive_measured_fps" in r]
+        nx = [link_rate(r) for r in rows if "naive_measured_fps" in r]
         ny = [r["naive_measured_fps"] for r in rows if "naive_measured_fps" in r]
         ax.plot(nx, ny, "o", mfc="none", color=c, label=f"{mix}: equal-compute split, measured")
     ax.set_xscale("log")
-    ax.set_xlabel("link bandwidth, Mbit/s (measured by probe-link over the tbf-shaped veth)")
+    ax.set_xlabel("link rate, Mbit/s with headers (probe-link's line_mbps over the tbf-shaped veth)")
     ax.set_ylabel("frames per second")
     ax.set_title(f"{report['model']}: two nodes, prediction and measurement")
     ax.set_ylim(bottom=0)
@@ -71,6 +71,12 @@ def fps_vs_link(report, path):
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def link_rate(row):
+    """The rate plan was given: probe-link's line_mbps (headers counted), or, in reports from
+    before the planner counted headers, the payload rate it was given then."""
+    return row.get("probe_line_mbps", row["probe_mbps"])
 
 
 def timeline(report, path):
@@ -105,7 +111,7 @@ def timeline(report, path):
                 f"measured; bottleneck: stage {plan['bottleneck_stage']} ({b['node']})",
                 va="center", fontsize=7)
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r['probe_mbps']:.0f} Mbit/s" for r in rows])
+    ax.set_yticklabels([f"{link_rate(r):.0f} Mbit/s" for r in rows])
     ax.set_xlabel("milliseconds after the frame enters the first stage (the plan's model)")
     ax.set_title(f"{report['model']}, mix '{mix}': one frame through the planned stages")
     ax.set_xlim(right=ax.get_xlim()[1] * 1.8)

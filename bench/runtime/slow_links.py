@@ -72,6 +72,29 @@ def shape(rate_mbit):
            "rate", f"{rate_mbit}mbit", "burst", str(burst), "latency", "100ms")
 
 
+def qdisc_bytes(ns):
+    """Bytes the shaped qdisc on `ns`'s veth has sent (tc counts each packet's whole length,
+    Ethernet header included: what tbf charges its rate for)."""
+    r = sh("ip", "netns", "exec", NS[ns], "tc", "-s", "-j", "qdisc", "show", "dev", VETH[ns])
+    return sum(q.get("bytes", 0) for q in json.loads(r.stdout) if q.get("root"))
+
+
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_times():
+    """Per CPU, /proc/stat's times in ms: where each core's time went (another program's
+    share, the kernel's network work in softirq, the hypervisor's steal)."""
+    tick = 1000.0 / os.sysconf("SC_CLK_TCK")
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            parts = line.split()
+            if parts[0].startswith("cpu") and parts[0] != "cpu":
+                out[parts[0]] = [int(v) * tick for v in parts[1:1 + len(CPU_FIELDS)]]
+    return out
+
+
 def setup_cgroup(quota):
     if not os.path.isdir("/sys/fs/cgroup/cpu"):
         return False
@@ -154,7 +177,8 @@ class Bench:
         out, err = server.communicate(timeout=60)
         if r.returncode != 0:
             raise RuntimeError("probe-link failed: " + r.stderr + err)
-        return json.loads(r.stdout)["mbps"]
+        # mbps: TCP payload; line_mbps: with every segment's headers, the rate plan takes.
+        return json.loads(r.stdout)
 
     def plan(self, files, mbps, price=None):
         extra = []
@@ -169,7 +193,8 @@ class Bench:
         return json.loads(r.stdout)
 
     def run(self, plan, nodes, frames):
-        """Runs `plan`'s stages as processes; the sink's report."""
+        """Runs `plan`'s stages as processes; the sink's report, with the bytes per frame the
+        shaped qdiscs of the stages that send across the veth put on the link."""
         by_name = {n["name"]: n for n in nodes}
         stages = plan["stages"]
         addrs = []
@@ -180,6 +205,9 @@ class Bench:
             else:
                 addrs.append(f"shm:edgefd-bench-{os.getpid()}-{k}")
         sink_addr = f"shm:edgefd-bench-{os.getpid()}-sink"
+        senders = sorted({by_name[s["node"]]["ns"] for s in stages if s["remote"]})
+        sent_before = {ns: qdisc_bytes(ns) for ns in senders}
+        cpu_before = cpu_times()
         last = by_name[stages[-1]["node"]]
         first = by_name[stages[0]["node"]]
         procs = []
@@ -213,7 +241,17 @@ class Bench:
             out, err = sink.communicate(timeout=600)
             if sink.returncode != 0:
                 raise RuntimeError("sink: " + err)
-            return json.loads(out)
+            report = json.loads(out)
+            cpu_after = cpu_times()
+            if report.get("frames"):
+                report["cpu_ms_per_frame"] = {
+                    cpu: {name: round((b - a) / report["frames"], 2)
+                          for name, a, b in zip(CPU_FIELDS, cpu_before[cpu], cpu_after[cpu])}
+                    for cpu in cpu_after if cpu in cpu_before}
+            if senders and report.get("frames"):
+                sent = sum(qdisc_bytes(ns) - sent_before[ns] for ns in senders)
+                report["link_bytes_per_frame"] = round(sent / report["frames"], 1)
+            return report
         finally:
             for p in procs + [sink]:
                 if p.poll() is None:
@@ -286,8 +324,12 @@ def main():
                 # Calibrated right before and again right after the runs: on a shared machine
                 # the load moves, and the two predictions say how far it moved meanwhile.
                 files = bench.node_files(nodes)
-                mbps = bench.probe(nodes)
-                plan = bench.plan(files, mbps)
+                probe = bench.probe(nodes)
+                mbps = probe["mbps"]
+                # What plan --link-mbps takes: the rate with headers (an older build printed
+                # only the payload's, and charged payload bytes alone).
+                line_mbps = probe.get("line_mbps", mbps)
+                plan = bench.plan(files, line_mbps)
                 naive = plan["naive"]
                 same = [s["first_layer"] for s in naive["stages"]] == [
                     s["first_layer"] for s in plan["stages"]] and [
@@ -295,10 +337,12 @@ def main():
                 measured = bench.measure([plan] if same else [plan, naive], nodes)
                 fps, runs = measured[0]
                 files = bench.node_files(nodes)
-                after = bench.plan(files, mbps, price=plan)
-                naive_after = bench.plan(files, mbps, price=naive)
+                after = bench.plan(files, line_mbps, price=plan)
+                naive_after = bench.plan(files, line_mbps, price=naive)
                 predicted = (plan["predicted_fps"] + after["predicted_fps"]) / 2
                 entry = {"mix": mix, "nodes": nodes, "rate_mbit": rate, "probe_mbps": mbps,
+                         "probe_line_mbps": line_mbps, "probe_mss": probe.get("mss"),
+                         "probe_mtu": probe.get("mtu"),
                          "load_before": [round(x, 2) for x in load_before],
                          "load_after": [round(x, 2) for x in os.getloadavg()],
                          "plan": plan, "predicted_fps_after": after["predicted_fps"],
@@ -306,7 +350,25 @@ def main():
                          "load_drift": round(after["predicted_fps"] / plan["predicted_fps"], 3),
                          "measured_fps": round(fps, 2),
                          "runs": [{"fps": r["fps"], "stage_compute_ms": r["stage_compute_ms"],
-                                   "stage_comm_ms": r["stage_comm_ms"]} for r in runs]}
+                                   "stage_comm_ms": r["stage_comm_ms"],
+                                   "stage_wait_ms": r.get("stage_wait_ms"),
+                                   "link_bytes_per_frame": r.get("link_bytes_per_frame"),
+                                   "cpu_ms_per_frame": r.get("cpu_ms_per_frame")}
+                                  for r in runs]}
+                # Each stage's compute in the runs against the calibrations' (before and after):
+                # where a compute-bound prediction misses, this says which stage and by how much.
+                entry["stage_compute_vs_calibrated"] = [
+                    round(statistics.median(r["stage_compute_ms"][k] for r in runs)
+                          / ((s["compute_ms"] + a["compute_ms"]) / 2), 3)
+                    for k, (s, a) in enumerate(zip(plan["stages"], after["stages"]))
+                    if all(k < len(r["stage_compute_ms"]) for r in runs)]
+                # The bytes the model charges the link per frame against what tc counted.
+                model_bytes = sum(s.get("link_bytes", 0) for s in plan["stages"])
+                counted = [r["link_bytes_per_frame"] for r in runs
+                           if r.get("link_bytes_per_frame")]
+                if model_bytes and counted:
+                    entry["link_bytes_model"] = model_bytes
+                    entry["link_bytes_measured"] = statistics.median(counted)
                 entry["ratio"] = round(fps / predicted, 3)
                 entry["within_15pct"] = abs(entry["ratio"] - 1) <= 0.15
                 link_bound = any(s["remote"] and s["transfer_ms"] >= s["compute_ms"]
@@ -320,7 +382,7 @@ def main():
                 entry["plan_beats_naive"] = same or fps > nfps
                 results.append(entry)
                 if not args.json:
-                    print(f"{mix:10s} {rate:7.0f} Mbit/s (probe {mbps:7.1f}): plan "
+                    print(f"{mix:10s} {rate:7.0f} Mbit/s (probe {line_mbps:7.1f}): plan "
                           f"{predicted:6.2f} fps predicted (drift {entry['load_drift']:.2f}), "
                           f"{fps:6.2f} measured ({entry['ratio']:.2f}); equal-compute split "
                           f"{naive_pred:6.2f} predicted, {nfps:6.2f} measured"

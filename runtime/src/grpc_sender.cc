@@ -139,6 +139,35 @@ class SendPool : public std::enable_shared_from_this<SendPool> {
   size_t current_ = 0;
 };
 
+/// The bytes of a frame's message before its data: the Frame's small fields serialised by
+/// protobuf, then field 6 (data) as its tag and the length `data_bytes`; the data itself
+/// follows (the pooled buffer, uncopied), and the receiver parses an ordinary Frame (protobuf
+/// accepts fields in any order). `head` is scratch, reused between frames.
+void SerializeFrameHead(const FrameMeta& meta, size_t data_bytes, pb::Frame& head,
+                        std::string* out) {
+  head.set_seq(meta.seq);
+  head.set_t_source_ns(meta.t_source_ns);
+  head.set_height(uint32_t(meta.shape.h));
+  head.set_width(uint32_t(meta.shape.w));
+  head.set_channels(uint32_t(meta.shape.c));
+  head.set_source_clock(meta.source_clock);
+  head.set_source_send_ns(meta.source_send_ns);
+  head.clear_stage_times();
+  for (uint32_t i = 0; i < meta.stage_count && i < uint32_t(kMaxStages); ++i) {
+    const StageTimes& t = meta.stages[i];
+    for (int64_t v : {t.wait_ns, t.compute_ns, t.send_ns}) head.add_stage_times(v);
+  }
+  head.SerializeToString(out);
+  out->push_back(char((pb::Frame::kDataFieldNumber << 3) | 2));  // length-delimited
+  for (uint64_t v = data_bytes;; v >>= 7) {                      // varint
+    if (v < 0x80) {
+      out->push_back(char(v));
+      break;
+    }
+    out->push_back(char(0x80 | (v & 0x7f)));
+  }
+}
+
 class GrpcWriter final : public FrameWriter {
  public:
   /// `credentials`: null for plaintext; `token`: presented on every stream ("": none).
@@ -233,9 +262,7 @@ class GrpcWriter final : public FrameWriter {
         return s;
       }
     }
-    // The message is the Frame's small fields serialised by protobuf, then field 6 (data)
-    // as its tag and length followed by the pooled buffer itself; the receiver parses an
-    // ordinary Frame (protobuf accepts fields in any order).
+    // The message is SerializeFrameHead's bytes followed by the pooled buffer itself.
     size_t n = meta.shape.Bytes();
     if (n > frame_bytes_) {
       ++drops_;
@@ -243,27 +270,7 @@ class GrpcWriter final : public FrameWriter {
                    " is " + std::to_string(n) + " bytes, the link to " + target_ +
                    " carries at most " + std::to_string(frame_bytes_)};
     }
-    head_.set_seq(meta.seq);
-    head_.set_t_source_ns(meta.t_source_ns);
-    head_.set_height(uint32_t(meta.shape.h));
-    head_.set_width(uint32_t(meta.shape.w));
-    head_.set_channels(uint32_t(meta.shape.c));
-    head_.set_source_clock(meta.source_clock);
-    head_.set_source_send_ns(meta.source_send_ns);
-    head_.clear_stage_times();
-    for (uint32_t i = 0; i < meta.stage_count && i < uint32_t(kMaxStages); ++i) {
-      const StageTimes& t = meta.stages[i];
-      for (int64_t v : {t.wait_ns, t.compute_ns, t.send_ns}) head_.add_stage_times(v);
-    }
-    head_.SerializeToString(&head_bytes_);
-    head_bytes_.push_back(char((pb::Frame::kDataFieldNumber << 3) | 2));  // length-delimited
-    for (uint64_t v = n;; v >>= 7) {                                      // varint
-      if (v < 0x80) {
-        head_bytes_.push_back(char(v));
-        break;
-      }
-      head_bytes_.push_back(char(0x80 | (v & 0x7f)));
-    }
+    SerializeFrameHead(meta, n, head_, &head_bytes_);
     grpc::Slice slices[2] = {grpc::Slice(head_bytes_), pool_->Lend(n)};
     if (!BeginSend()) {
       ++drops_;
@@ -402,6 +409,26 @@ class GrpcWriter final : public FrameWriter {
 };
 
 }  // namespace
+
+size_t GrpcFrameMessageBytes(Shape shape, int upstream_stages) {
+  // Typical magnitudes, each varint at the length it has in a running pipeline: frame 2^24
+  // (a month at 6 fps), the source's monotonic clock 10^15 ns (11.6 days of uptime), every
+  // duration 10^8 ns (100 ms). A frame's head differs from this by a few bytes at most.
+  FrameMeta meta;
+  meta.seq = uint64_t(1) << 24;
+  meta.t_source_ns = 1'000'000'000'000'000;
+  meta.source_clock = ~uint64_t(0);  // fixed64: 8 bytes whatever its value
+  meta.source_send_ns = 100'000'000;
+  meta.shape = shape;
+  meta.stage_count = uint32_t(std::clamp(upstream_stages, 0, kMaxStages));
+  for (uint32_t i = 0; i < meta.stage_count; ++i) {
+    meta.stages[i] = StageTimes{100'000'000, 100'000'000, 100'000'000};
+  }
+  pb::Frame head;
+  std::string bytes;
+  SerializeFrameHead(meta, shape.Bytes(), head, &bytes);
+  return bytes.size() + shape.Bytes();
+}
 
 Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size_t frame_bytes,
                                                  std::chrono::milliseconds reconnect_timeout,

@@ -2,13 +2,16 @@
 #include "edgefd/runtime/planner.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "edgefd/common/cpu_list.h"
 #include "edgefd/runtime/partition.h"
+#include "edgefd/runtime/transport.h"
 
 namespace edgefd::runtime {
 namespace {
@@ -93,19 +96,48 @@ size_t CutBytes(const Model& model, int last, WireFormat format) {
   return WireBytes(format, model.layers[size_t(last - 1)].out.Elements());
 }
 
+// Bytes on the link per frame for every cut: after layer `last`, in each wire format, sent by
+// the stage with `upstream` stages before it (each adds its times to the frame's head). Each
+// gRPC message is serialised once here, not once per placement the search prices.
+class LinkSizes {
+ public:
+  LinkSizes(const Model& model, int stages, const PlannerOptions& o)
+      : layers_(model.layers.size()) {
+    for (int upstream = 0; upstream < stages; ++upstream) {
+      for (const Layer& layer : model.layers) {
+        for (WireFormat f : kFormats) {
+          const Shape wire = WireShape(layer.out, f);
+          bytes_.push_back(LinkBytes(GrpcFrameMessageBytes(wire, upstream + 1), o.framing));
+        }
+      }
+    }
+  }
+  size_t Of(int last, WireFormat format, int upstream) const {
+    return bytes_[(size_t(upstream) * layers_ + size_t(last - 1)) * kFormats.size() +
+                  size_t(format)];
+  }
+
+ private:
+  static constexpr std::array<WireFormat, 3> kFormats = {WireFormat::kFloat32, WireFormat::kFloat16,
+                                                         WireFormat::kInt8};
+  size_t layers_;
+  std::vector<size_t> bytes_;
+};
+
 // A copy of `bytes` on `slot`'s core, ms.
 double CopyMs(const Slot& slot, size_t bytes) {
   return double(bytes) / (slot.speed.links.copy_gbps * 1e6);
 }
 
-// The hop after layer `last` from slot `from` to slot `to` in `format`: transfer ms (the
-// copy into shared memory on `from`'s core, or the wire's time between nodes).
-double HopMs(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& from,
-             const Slot& to, int last, WireFormat format, const PlannerOptions& o) {
-  const size_t bytes = CutBytes(model, last, format);
-  if (from.node == to.node) return CopyMs(from, bytes);
+// The hop after layer `last` from slot `from` (the stage with `upstream` stages before it) to
+// slot `to` in `format`: transfer ms (the copy into shared memory on `from`'s core, or the
+// time of the frame's bytes on the link between nodes, framing and headers included).
+double HopMs(const Model& model, const std::vector<NodeInventory>& nodes, const LinkSizes& sizes,
+             const Slot& from, const Slot& to, int last, WireFormat format, int upstream,
+             const PlannerOptions& o) {
+  if (from.node == to.node) return CopyMs(from, CutBytes(model, last, format));
   const double mbps = LinkMbps(nodes, from.node, to.node, o);
-  return double(bytes) * 8.0 / (mbps * 1e3) + o.hop_ms;
+  return double(sizes.Of(last, format, upstream)) * 8.0 / (mbps * 1e3) + o.hop_ms;
 }
 
 // Encoding (`encode`) or decoding the cut after layer `last` in `format` on `slot`'s core.
@@ -141,9 +173,10 @@ struct StageCost {
   double Latency() const { return compute + codec + io + transfer; }
 };
 
-StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, const Slot& slot,
-                 int first, int last, WireFormat in, WireFormat out, const Slot* prev,
-                 const Slot* next, const PlannerOptions& o) {
+StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes,
+                 const LinkSizes& sizes, const Slot& slot, int index, int first, int last,
+                 WireFormat in, WireFormat out, const Slot* prev, const Slot* next,
+                 const PlannerOptions& o) {
   StageCost c;
   c.compute = slot.Ms(first, last);
   if (first == 0) {
@@ -156,7 +189,7 @@ StageCost CostOf(const Model& model, const std::vector<NodeInventory>& nodes, co
   }
   if (next != nullptr) {
     c.codec += CodecMs(model, slot, last, out, true);
-    c.transfer = HopMs(model, nodes, slot, *next, last, out, o);
+    c.transfer = HopMs(model, nodes, sizes, slot, *next, last, out, index, o);
     c.remote = next->node != slot.node;
     if (c.remote) c.io += LinkShareMs(slot, CutBytes(model, last, out));
   } else {
@@ -180,8 +213,8 @@ struct Placement {
 // Exact DP over cuts and formats for one ordered list of slots: minimises (bottleneck,
 // latency) lexicographically, or (latency, bottleneck) with `by_latency`.
 Placement BestCuts(const Model& model, const std::vector<NodeInventory>& nodes,
-                   const std::vector<Slot>& all, const std::vector<int>& order, bool by_latency,
-                   const PlannerOptions& o) {
+                   const LinkSizes& sizes, const std::vector<Slot>& all,
+                   const std::vector<int>& order, bool by_latency, const PlannerOptions& o) {
   const int n = int(model.layers.size());
   const int k_count = int(order.size());
   const int f_count = int(o.formats.size());
@@ -218,7 +251,7 @@ Placement BestCuts(const Model& model, const std::vector<NodeInventory>& nodes,
             } else if (i != 0) {
               continue;
             }
-            StageCost c = CostOf(model, nodes, slot, i, j, o.formats[size_t(fi)],
+            StageCost c = CostOf(model, nodes, sizes, slot, k, i, j, o.formats[size_t(fi)],
                                  o.formats[size_t(fo)], prev_slot, next, o);
             Score s{std::max(prev.bottleneck, c.Cycle()), prev.latency + c.Latency()};
             if (better(s, cell.score)) cell = Cell{s, i, fi};
@@ -297,6 +330,20 @@ Status CheckNodes(const std::vector<NodeInventory>& nodes) {
 
 }  // namespace
 
+size_t LinkBytes(size_t message_bytes, const LinkFraming& f) {
+  // gRPC over HTTP/2: each message is a 1-byte compressed flag and a 4-byte length, then the
+  // message, carried in DATA frames with a 9-byte header each (RFC 9113, 4.1).
+  constexpr size_t kGrpcPrefix = 5, kHttp2FrameHeader = 9;
+  const size_t body = message_bytes + kGrpcPrefix;
+  const size_t max_frame = size_t(std::max(1, f.http2_max_frame));
+  const size_t stream = body + kHttp2FrameHeader * ((body + max_frame - 1) / max_frame);
+  // TCP cuts the stream into segments of at most the MSS (the last one partly filled); each
+  // carries the TCP and IP headers and the link layer's.
+  const size_t mss = size_t(std::max(1, f.Mss()));
+  const size_t per_segment = size_t(std::max(0, f.PacketBytes() - f.Mss()));
+  return stream + per_segment * ((stream + mss - 1) / mss);
+}
+
 ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model& model,
                    const PlannerOptions& o) {
   ClassSpeed s;
@@ -358,6 +405,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
                std::vector<PlannedStage> stages, const PlannerOptions& o) {
   Plan plan;
   plan.model = model.name;
+  const LinkSizes sizes(model, int(stages.size()), o);
   std::vector<Slot> slots;
   for (const PlannedStage& st : stages) {
     const NodeInventory& node = nodes[size_t(st.node)];
@@ -374,7 +422,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     const bool last = k + 1 == stages.size();
     if (last) st.wire = WireFormat::kFloat32;
     const WireFormat in = k == 0 ? WireFormat::kFloat32 : stages[k - 1].wire;
-    StageCost c = CostOf(model, nodes, slots[k], st.first, st.last, in, st.wire,
+    StageCost c = CostOf(model, nodes, sizes, slots[k], int(k), st.first, st.last, in, st.wire,
                          k == 0 ? nullptr : &slots[k - 1], last ? nullptr : &slots[k + 1], o);
     st.compute_ms = c.compute;
     st.codec_ms = c.codec;
@@ -383,6 +431,7 @@ Plan PricePlan(const Model& model, const std::vector<NodeInventory>& nodes,
     st.speed_basis = slots[k].speed.basis;
     st.remote = !last && slots[k + 1].node != slots[k].node;
     st.wire_bytes = last ? 0 : WireBytes(st.wire, model.layers[size_t(st.last - 1)].out.Elements());
+    st.link_bytes = st.remote ? sizes.Of(st.last, st.wire, int(k)) : 0;
     st.max_error = WireErrorBound(st.wire);
     plan.latency_ms += c.Latency();
     if (st.CycleMs() > plan.bottleneck_ms) {
@@ -406,6 +455,7 @@ Result<Plan> MakePlan(const Model& model, const std::vector<NodeInventory>& node
                  " stage(s) can be placed (one per node and core class, at most " +
                  std::to_string(std::min(n, kMaxPlannedStages)) + " for " + model.name + ")"};
   }
+  const LinkSizes sizes(model, max_k, o);
   Placement best;
   double min_latency = kInf;
   auto consider = [&](const Placement& p) {
@@ -422,8 +472,8 @@ Result<Plan> MakePlan(const Model& model, const std::vector<NodeInventory>& node
     std::vector<int> order;
     std::vector<bool> used(slots.size(), false);
     auto visit = [&](const std::vector<int>& ord) {
-      consider(BestCuts(model, nodes, slots, ord, false, o));
-      if (o.latency_ms > 0) consider(BestCuts(model, nodes, slots, ord, true, o));
+      consider(BestCuts(model, nodes, sizes, slots, ord, false, o));
+      if (o.latency_ms > 0) consider(BestCuts(model, nodes, sizes, slots, ord, true, o));
     };
     ForEachOrder(int(slots.size()), k, order, used, visit);
   }
@@ -524,6 +574,7 @@ Json PlanToJson(const Model& model, const Plan& plan) {
                       {"cycle_ms", RoundTo(s.CycleMs(), 3)},
                       {"wire", last ? Json(nullptr) : Json(WireFormatName(s.wire))},
                       {"wire_bytes", s.wire_bytes},
+                      {"link_bytes", s.link_bytes},
                       {"remote", s.remote},
                       {"max_error", s.max_error}});
   }

@@ -277,10 +277,15 @@ void AddPlanFlags(CLI::App& app, PlanArgs& a) {
                "read the nodes from the API server: Nodes with edgefd's labels, their "
                "allocatable cores and the edgefd.io ResourceSlices (edgefd-plan only)");
   app.add_option("--link-mbps", a.options.link_mbps,
-                 "bandwidth between two nodes, Mbit/s (default: 1000; measure it with "
-                 "probe-link)")
+                 "bandwidth between two nodes, Mbit/s of whole frames, headers included, as a "
+                 "NIC or tc counts them (default: 1000; measure it: probe-link's line_mbps)")
       ->type_name("B")
       ->check(NumberIn(1e-3, 1e9));
+  app.add_option("--link-mtu", a.options.framing.mtu,
+                 "IP MTU of the links between nodes: the TCP segment size the planner charges "
+                 "headers for (default: 1500)")
+      ->type_name("BYTES")
+      ->check(IntegerIn(576, 65536));
   app.add_option("--stages", a.options.stages, "exactly this many stages (default: the best)")
       ->type_name("N")
       ->check(IntegerIn(1, kMaxStages));
@@ -353,6 +358,7 @@ int RunPlan(PlanArgs& a, const std::string& program, const ClusterNodeReader& cl
   if (a.json) {
     Json j = PlanToJson(*model, *plan);
     j["link_mbps"] = a.options.link_mbps;
+    j["link_mtu"] = a.options.framing.mtu;
     if (naive) j["naive"] = PlanToJson(*model, *naive);
     std::printf("%s\n", DumpJson(j, 2).c_str());
   } else {
@@ -407,13 +413,21 @@ int CmdProbe(PlannerCommands& c) {
             });
   if (!probe) return Complain("probe-link", kExitFailure, probe.error().message);
   if (a.json) {
+    // mbps: TCP payload; line_mbps: what plan --link-mbps takes (headers counted).
     const Json j = {{"bytes", probe->bytes},
                     {"seconds", RoundTo(probe->seconds, 4)},
-                    {"mbps", RoundTo(probe->Mbps(), 2)}};
+                    {"mbps", RoundTo(probe->Mbps(), 2)},
+                    {"line_mbps", RoundTo(probe->LineMbps(LinkFraming{}.link_header), 2)},
+                    {"mss", probe->mss},
+                    {"mtu", probe->mtu}};
     std::printf("%s\n", DumpJson(j).c_str());
   } else {
-    std::printf("%.1f Mbit/s (%llu bytes in %.3f s)\n", probe->Mbps(),
-                (unsigned long long)probe->bytes, probe->seconds);
+    std::printf(
+        "%.1f Mbit/s of TCP payload (%llu bytes in %.3f s); %.1f Mbit/s on the link with "
+        "headers (MSS %d, MTU %d): plan --link-mbps %.1f\n",
+        probe->Mbps(), (unsigned long long)probe->bytes, probe->seconds,
+        probe->LineMbps(LinkFraming{}.link_header), probe->mss, probe->mtu,
+        probe->LineMbps(LinkFraming{}.link_header));
   }
   return kExitOk;
 }

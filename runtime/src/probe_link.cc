@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,6 +83,23 @@ Status RecvAll(int fd, void* data, size_t n, Clock::time_point deadline, const s
   return Ok{};
 }
 
+// The segment sizes of a connected TCP socket (LinkProbe::mss, mtu); left 0 where unknown.
+void SegmentSizes(int fd, LinkProbe* probe) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0)
+    probe->mss = int(info.tcpi_snd_mss);
+  sockaddr_storage ss{};
+  socklen_t ss_len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &ss_len) != 0) return;
+  int mtu = 0;
+  len = sizeof mtu;
+  const bool v6 = ss.ss_family == AF_INET6;
+  if (::getsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MTU : IP_MTU, &mtu, &len) == 0) {
+    probe->mtu = mtu;
+  }
+}
+
 Result<UniqueFd> Listen(const std::string& address, int* port) {
   auto hp = SplitAddress(address);
   if (!hp) return hp.error();
@@ -156,6 +174,7 @@ Result<LinkProbe> ServeLinkProbe(const std::string& address, std::chrono::millis
   }
   probe.bytes -= first_bytes;
   probe.seconds = double(last_ns - first_ns) / 1e9;
+  SegmentSizes(fd.get(), &probe);
   uint64_t reply[2] = {probe.bytes, uint64_t(last_ns - first_ns)};
   if (Status s = SendAll(fd.get(), reply, sizeof reply, Clock::now() + timeout, who); !s) {
     return s.error();
@@ -213,6 +232,7 @@ Result<LinkProbe> ProbeLink(const std::string& address, std::chrono::millisecond
   LinkProbe probe;
   probe.bytes = reply[0];
   probe.seconds = double(reply[1]) / 1e9;
+  SegmentSizes(fd.get(), &probe);
   return probe;
 }
 

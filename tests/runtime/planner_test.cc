@@ -13,8 +13,10 @@
 
 #include "edgefd/runtime/pipeline.h"
 #include "edgefd/runtime/probe_link.h"
+#include "edgefd/runtime/transport.h"
 #include "edgefd/runtime/wire_format.h"
 #include "edgefd/testing/files.h"
+#include "pipeline.pb.h"
 #include "run_cli.h"
 
 namespace edgefd::runtime {
@@ -316,6 +318,17 @@ std::vector<NodeInventory> Nodes(int count, double gflops) {
   return nodes;
 }
 
+// Layers [0, cut) on node 0 and the rest on node 1, each on its "big" class.
+std::vector<PlannedStage> TwoStages(const Model& model, int cut) {
+  std::vector<PlannedStage> stages(2);
+  stages[0].last = cut;
+  stages[1].first = cut;
+  stages[1].last = int(model.layers.size());
+  stages[1].node = 1;
+  for (PlannedStage& s : stages) s.core_class = "big";
+  return stages;
+}
+
 TEST(Planner, OneNodeRunsTheWholeModelAtItsSpeed) {
   const Model yolo = Yolo();
   // Published for both cores, the stage gets one: half of 20 GFLOP/s.
@@ -340,18 +353,15 @@ TEST(Planner, PricesAStageAsTheSlowerOfComputeAndItsHop) {
   PlannerOptions o;
   o.link_mbps = 20;
   // conv1 alone on node 0: its 448x448x16 output (12.8 MB f32) over 20 Mbit/s.
-  std::vector<PlannedStage> stages(2);
-  stages[0].first = 0;
-  stages[0].last = 1;
-  stages[0].node = 0;
-  stages[0].core_class = "big";
-  stages[1].first = 1;
-  stages[1].last = int(yolo.layers.size());
-  stages[1].node = 1;
-  stages[1].core_class = "big";
+  std::vector<PlannedStage> stages = TwoStages(yolo, 1);
   Plan p = PricePlan(yolo, nodes, stages, o);
-  const double bytes = 448.0 * 448 * 16 * 4;
-  EXPECT_NEAR(p.stages[0].transfer_ms, bytes * 8 / 20e3 + o.hop_ms, 1e-6);
+  const Shape cut{448, 448, 16};
+  // The link carries the frame's gRPC message (after one stage) with its framing and headers.
+  const size_t link = LinkBytes(GrpcFrameMessageBytes(cut, 1), o.framing);
+  EXPECT_EQ(p.stages[0].wire_bytes, cut.Bytes());
+  EXPECT_EQ(p.stages[0].link_bytes, link);
+  EXPECT_NEAR(p.stages[0].transfer_ms, double(link) * 8 / 20e3 + o.hop_ms, 1e-6);
+  EXPECT_EQ(p.stages[1].link_bytes, 0u);  // the last stage's output stays on its node
   EXPECT_NEAR(p.stages[0].compute_ms, yolo.layers[0].Flops() / 10e6, 1e-9);
   EXPECT_TRUE(p.stages[0].remote);
   EXPECT_EQ(p.bottleneck_stage, 0);
@@ -363,8 +373,87 @@ TEST(Planner, PricesAStageAsTheSlowerOfComputeAndItsHop) {
   // In int8 the same cut moves a quarter of the bytes, plus encoding and decoding.
   stages[0].wire = WireFormat::kInt8;
   Plan q = PricePlan(yolo, nodes, stages, o);
-  EXPECT_NEAR(q.stages[0].transfer_ms, (448.0 * 448 * 16 + 4) * 8 / 20e3 + o.hop_ms, 1e-6);
+  // int8: a scale and a byte per element, sent as whole floats (WireShape).
+  const Shape int8_wire = WireShape(cut, WireFormat::kInt8);
+  EXPECT_EQ(int8_wire.Bytes(), 448u * 448 * 16 + 4);
+  EXPECT_NEAR(
+      q.stages[0].transfer_ms,
+      double(LinkBytes(GrpcFrameMessageBytes(int8_wire, 1), o.framing)) * 8 / 20e3 + o.hop_ms,
+      1e-6);
   EXPECT_NEAR(q.stages[1].codec_ms, 448.0 * 448 * 16 * o.codec_ms_per_element, 1e-9);
+}
+
+TEST(LinkFraming, TheDefaultsAreLinuxTcpOverIpv4OnEthernet) {
+  const LinkFraming f;
+  // 1500 - 20 (IPv4) - 20 (TCP) - 12 (timestamps) of payload in 1500 + 14 (Ethernet header)
+  // of frame: 1448 in 1514, as a 1 Gbit/s tbf'd veth's TCP payload (955 Mbit/s) shows.
+  EXPECT_EQ(f.Mss(), 1448);
+  EXPECT_EQ(f.PacketBytes(), 1514);
+  LinkFraming v6;
+  v6.ip_header = 40;
+  EXPECT_EQ(v6.Mss(), 1428);
+  LinkFraming jumbo;
+  jumbo.mtu = 9000;
+  EXPECT_EQ(jumbo.Mss(), 8948);
+}
+
+TEST(LinkBytes, ChargesGrpcsPrefixHttp2sFrameHeadersAndEverySegmentsHeaders) {
+  const LinkFraming f;
+  // 1434 bytes of message + 5 (gRPC prefix) + 9 (one DATA frame) fill one segment exactly.
+  EXPECT_EQ(LinkBytes(1434, f), 1514u);
+  // One byte more starts a second segment, with headers of its own.
+  EXPECT_EQ(LinkBytes(1435, f), 1435u + 5 + 9 + 2 * 66);
+  // 16384 bytes of prefix and message fit one DATA frame; one more takes a second.
+  const size_t one_frame = 16384 - 5;
+  EXPECT_EQ(LinkBytes(one_frame, f), 16393u + 66 * 12);  // ceil(16393 / 1448) = 12 segments
+  EXPECT_EQ(LinkBytes(one_frame + 1, f), 16403u + 66 * 12);
+  // A large frame costs 1514/1448 of its bytes and HTTP/2 9/16384 more: +4.6 %, not 5 % flat.
+  const double ratio = double(LinkBytes(200704, f)) / 200704.0;
+  EXPECT_NEAR(ratio, 1514.0 / 1448.0 * (1 + 9.0 / 16384), 2e-4);
+  // Larger packets, fewer headers.
+  LinkFraming jumbo;
+  jumbo.mtu = 9000;
+  EXPECT_LT(LinkBytes(200704, jumbo), LinkBytes(200704, f));
+  EXPECT_NEAR(double(LinkBytes(200704, jumbo)) / 200704.0, 9014.0 / 8948.0, 1e-3);
+}
+
+TEST(LinkBytes, TheMessageIsTheFrameAsTheSenderSerialisesIt) {
+  // What the gRPC writer sends for a frame after two stages, against the same Frame built by
+  // protobuf (typical values: GrpcFrameMessageBytes' comment): the same size, data included.
+  const Shape shape{13, 13, 256};
+  pipeline::v1::Frame frame;
+  frame.set_seq(uint64_t(1) << 24);
+  frame.set_t_source_ns(1'000'000'000'000'000);
+  frame.set_height(13);
+  frame.set_width(13);
+  frame.set_channels(256);
+  frame.set_source_clock(~uint64_t(0));
+  frame.set_source_send_ns(100'000'000);
+  for (int i = 0; i < 2 * 3; ++i) frame.add_stage_times(100'000'000);
+  frame.set_data(std::string(shape.Bytes(), '\0'));
+  EXPECT_EQ(GrpcFrameMessageBytes(shape, 2), frame.ByteSizeLong());
+  // Each stage passed adds its three durations.
+  EXPECT_EQ(GrpcFrameMessageBytes(shape, 3) - GrpcFrameMessageBytes(shape, 2), 3u * 4);
+  // Beside the data: a few dozen bytes.
+  EXPECT_LT(GrpcFrameMessageBytes(shape, 1) - shape.Bytes(), 64u);
+}
+
+TEST(Planner, TheLinksRateCountsHeadersSoASlowLinkPredictsLessThanPayloadAlone) {
+  const Model yolo = Yolo();
+  const auto nodes = Nodes(2, 1000);  // compute never binds: the cut's transfer does
+  PlannerOptions o;
+  o.link_mbps = 20;
+  o.hop_ms = 0;
+  std::vector<PlannedStage> stages = TwoStages(yolo, 8);
+  Plan p = PricePlan(yolo, nodes, stages, o);
+  const double payload_ms = double(p.stages[0].wire_bytes) * 8 / 20e3;
+  ASSERT_EQ(p.bottleneck_stage, 0);
+  EXPECT_NEAR(p.bottleneck_ms / payload_ms, 1514.0 / 1448.0, 0.003);
+  // A smaller MTU: more segments, more headers, slower.
+  o.framing.mtu = 1450;
+  Plan vxlan = PricePlan(yolo, nodes, stages, o);
+  EXPECT_GT(vxlan.bottleneck_ms, p.bottleneck_ms);
+  EXPECT_NEAR(vxlan.bottleneck_ms / payload_ms, 1464.0 / 1398.0, 0.003);
 }
 
 TEST(Planner, ChargesTheLinksWorkToTheStagesWhoseCoresDoIt) {
@@ -608,6 +697,24 @@ TEST(ProbeLink, MeasuresWhatCrossedALoopbackLink) {
   ASSERT_TRUE(server.ok()) << server.error().message;
   EXPECT_GT(probe->bytes, 0u);
   EXPECT_EQ(probe->bytes, server->bytes);
+  // The connection's own segment sizes: loopback's MTU is 65536, its MSS that less the IP and
+  // TCP headers and options.
+  EXPECT_GT(probe->mss, 0);
+  EXPECT_GE(probe->mtu, probe->mss + 40);
+  EXPECT_GT(probe->LineMbps(), probe->Mbps());
+}
+
+TEST(ProbeLink, TheLinesRateAddsEachSegmentsHeadersToThePayloadRate) {
+  LinkProbe p;
+  p.bytes = 1448 * 100000;  // 100,000 full segments' payload in a second
+  p.seconds = 1;
+  p.mss = 1448;
+  p.mtu = 1500;
+  EXPECT_NEAR(p.Mbps(), 1158.4, 1e-9);
+  EXPECT_NEAR(p.LineMbps(), 1514 * 100000 * 8 / 1e6, 1e-6);  // every frame's bytes
+  EXPECT_NEAR(p.LineMbps(0), 1500 * 100000 * 8 / 1e6, 1e-6);
+  p.mss = 0;  // unknown: the payload rate, no guess
+  EXPECT_EQ(p.LineMbps(), p.Mbps());
 }
 
 TEST(ProbeLink, APeerThatNeverComesIsATimeoutNamingTheAddress) {
@@ -673,6 +780,13 @@ TEST(PlanCli, PrintsThePredictionAndSaysWhenItGuessed) {
   Json j = Json::parse(out.substr(0, out.rfind('}') + 1));
   EXPECT_GT(j["predicted_fps"].get<double>(), 0);
   EXPECT_NE(j["notes"].dump().find("no calibration"), std::string::npos) << out;
+  EXPECT_EQ(j["link_mtu"], 1500);
+  for (const Json& s : j["stages"]) {
+    // Bytes on the link: more than the cut's own where it crosses one, none where it does not.
+    EXPECT_EQ(s["link_bytes"].get<size_t>() > s["wire_bytes"].get<size_t>(),
+              s["remote"].get<bool>())
+        << s.dump();
+  }
 }
 
 TEST(PlanCli, PricesAnEarlierPlacementWithTodaysFigures) {

@@ -127,6 +127,12 @@ TEST_F(ShapedLink, TheLinkProbeSeesTheShaping) {
   // gigabits.
   EXPECT_GT(mbps, 0);
   EXPECT_LT(mbps, 22) << "the tbf shaping did not hold";
+  // A veth's MTU is Ethernet's; the segments carry 1448 bytes (1460 where TCP timestamps are
+  // off), and the rate the planner takes counts each one's headers (1514 bytes a full frame).
+  EXPECT_EQ((*j)["mtu"], 1500) << client.out;
+  const int mss = (*j)["mss"].get<int>();
+  EXPECT_TRUE(mss == 1448 || mss == 1460) << client.out;
+  EXPECT_NEAR((*j)["line_mbps"].get<double>() / mbps, 1514.0 / mss, 1e-3) << client.out;
 }
 
 TEST_F(ShapedLink, AProbeOfASilentAddressTimesOutClearly) {

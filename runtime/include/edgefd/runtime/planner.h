@@ -106,6 +106,37 @@ Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std
                                                      std::vector<std::string>* skipped,
                                                      const std::vector<Json>& slices = {});
 
+/// How a frame crosses a link between nodes, beside its data: what the planner charges the
+/// link's rate for (LinkBytes). A link's rate (--link-mbps, a node file's "link_mbps",
+/// probe-link's "line_mbps") counts what a shaper or a NIC's counters count: whole link-layer
+/// frames, headers included. The defaults are Linux TCP over IPv4 on Ethernet:
+struct LinkFraming {
+  /// IP packet size on the link (Ethernet's 1500; a VXLAN pod network has 1450).
+  int mtu = 1500;
+  int ip_header = 20;   ///< IPv4 without options (IPv6: 40)
+  int tcp_header = 20;  ///< TCP without options
+  /// The timestamp option (10 bytes, padded to 12) in every segment: Linux's default
+  /// (net.ipv4.tcp_timestamps=1) when both ends offer it.
+  int tcp_options = 12;
+  /// The Ethernet header, which tc (tbf) on a veth or NIC counts in every packet's length (a
+  /// physical wire also spends preamble, FCS and the gap: 24 more, which no shaper counts).
+  int link_header = 14;
+  /// HTTP/2's SETTINGS_MAX_FRAME_SIZE at its default (the stages set no other): a message's
+  /// DATA frames carry at most this much each (RFC 9113, 4.2 and 6.5.2).
+  int http2_max_frame = 16384;
+
+  /// TCP payload per segment: 1448 with the defaults.
+  int Mss() const { return mtu - ip_header - tcp_header - tcp_options; }
+  /// Bytes a full segment puts on the link: 1514 with the defaults.
+  int PacketBytes() const { return mtu + link_header; }
+};
+
+/// Bytes on the link for one gRPC message of `message_bytes` (GrpcFrameMessageBytes): the
+/// message, gRPC's 5-byte length prefix, a 9-byte HTTP/2 frame header per DATA frame, then
+/// the TCP, IP and link-layer headers of every segment (the last one partly filled). With the
+/// defaults a large frame costs 1514/1448 of its bytes (+4.6 %), HTTP/2 +0.05 %.
+size_t LinkBytes(size_t message_bytes, const LinkFraming& framing);
+
 /// What the planner may choose.
 struct PlannerOptions {
   int stages = 0;             ///< 0: choose; else exactly this many
@@ -127,6 +158,9 @@ struct PlannerOptions {
   /// this work competes with the stage's layers for the same cores.
   double link_hop_ms = 0.1;
   double link_ns_per_byte = 1.0;
+  /// What a frame costs on a link between nodes beside its data; `link_mbps` is the rate of
+  /// those bytes.
+  LinkFraming framing;
 };
 
 /// How long each layer of the model takes on a core class of a node, and why we think so.
@@ -152,6 +186,9 @@ struct PlannedStage {
   /// Its output's hop to the next stage (0 for the last stage).
   WireFormat wire = WireFormat::kFloat32;
   size_t wire_bytes = 0;
+  /// Bytes its output puts on the link per frame (LinkBytes of its gRPC message); 0 when the
+  /// next stage is on the same node or for the last stage.
+  size_t link_bytes = 0;
   double codec_ms = 0;  ///< encoding its output and decoding its input
   /// Its share of the links' work on its cores: receiving its input and sending its output
   /// over gRPC, the source's copy into its ring (first stage), the sink's read (last stage).

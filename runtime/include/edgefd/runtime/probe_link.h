@@ -17,7 +17,19 @@ namespace edgefd::runtime {
 struct LinkProbe {
   uint64_t bytes = 0;
   double seconds = 0;  ///< first byte to last byte, at the server
+  /// The connection's TCP payload per segment (TCP_INFO's snd_mss: options such as the
+  /// timestamps already taken off) and its path MTU (IP_MTU); 0 when the kernel did not say.
+  int mss = 0, mtu = 0;
+  /// TCP payload rate: what arrived, headers not counted.
   double Mbps() const { return seconds > 0 ? double(bytes) * 8.0 / seconds / 1e6 : 0; }
+  /// The link's rate as a shaper or NIC counts it (the planner's --link-mbps): every segment's
+  /// mtu - mss bytes of IP and TCP headers and `link_header` bytes of Ethernet header
+  /// (LinkFraming::link_header) on top of its mss bytes of payload. Mbps() when mss or mtu is
+  /// unknown.
+  double LineMbps(int link_header = 14) const {
+    if (mss <= 0 || mtu <= mss) return Mbps();
+    return Mbps() * double(mtu + link_header) / double(mss);
+  }
 };
 
 /// Listens on `address` (":PORT", "HOST:PORT"; port 0 picks one, reported through

@@ -197,6 +197,11 @@ Result<std::unique_ptr<FrameWriter>> ConnectGrpc(const std::string& target, size
                                                  std::chrono::milliseconds reconnect_timeout,
                                                  const LinkSecurity& tls = {},
                                                  const GrpcKeepalive& keepalive = {});
+/// The bytes of the protobuf message ConnectGrpc's writer sends for one frame of `shape` (its
+/// data, shape.Bytes(), plus the Frame's other fields as the writer serialises them) after
+/// `upstream_stages` stages: what the planner charges a link for, before gRPC's and HTTP/2's
+/// framing and the transport's headers (planner.h, LinkBytes).
+size_t GrpcFrameMessageBytes(Shape shape, int upstream_stages);
 
 /// Opens the consuming end for a --listen address: "shm:NAME", else gRPC (with `tls`).
 Result<std::unique_ptr<FrameReader>> OpenReader(const std::string& address, Shape shape,
