@@ -256,10 +256,10 @@ class CpuExecutor final : public Executor {
     ops_.push_back(std::move(op));
   }
 
-  // Multi-channel conv and fc layers: oneDNN, or where the build has none,
+  // Multi-channel conv layers: oneDNN, or where the build has none,
 #ifndef EDGEFD_HAVE_ONEDNN
-  // built without oneDNN (a target Debian has no build of it for): the runtime's own loops,
-  // with the weights reordered once for them.
+  // built without oneDNN (a target Debian has no build of it for): the runtime's own loop,
+  // with the weights reordered once for it.
   void AddConvLayer(const Layer& l, Op& op) {
     op.description += "loop (no oneDNN)";
     auto w = std::make_shared<const std::vector<float>>(RepackConvWeights(l));
