@@ -16,13 +16,13 @@
 #include "edgefd/common/json.h"
 #include "edgefd/common/memory.h"
 #include "edgefd/common/program.h"
+#include "edgefd/discovery/calibration.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/rules.h"
 #include "edgefd/discovery/rules_reload.h"
 #include "edgefd/discovery/udev.h"
 #include "edgefd/discovery/warning_log.h"
 #include "edgefd/kube/events.h"
-#include "edgefd/labeller/calibration_labels.h"
 #include "edgefd/labeller/cli.h"
 
 namespace edgefd {

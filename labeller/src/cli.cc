@@ -19,12 +19,12 @@
 #include "edgefd/common/output.h"
 #include "edgefd/common/unique_fd.h"
 #include "edgefd/common/waker.h"
+#include "edgefd/discovery/calibration.h"
 #include "edgefd/discovery/cpu.h"
 #include "edgefd/discovery/discovery.h"
 #include "edgefd/discovery/flags.h"
 #include "edgefd/discovery/labels.h"
 #include "edgefd/discovery/udev.h"
-#include "edgefd/labeller/calibration_labels.h"
 
 namespace edgefd {
 namespace {

@@ -381,7 +381,7 @@ ClassSpeed SpeedOf(const NodeInventory& node, const CoreClass& cls, const Model&
     const int cores = cls.published_cores > 0 ? cls.published_cores : threads;
     s.layer_ms = LayerMsFromGflops(model, *cls.published_gflops * threads / cores);
     s.calibrated = true;
-    s.basis = "published edgefd.io/cpu." + cls.name + ".gflops";
+    s.basis = cls.published_from;
     return s;
   }
   // capacity already holds the class's clock (DMIPS/MHz x max MHz, the largest core 1024):

@@ -297,6 +297,8 @@ Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origi
     cls.max_mhz = LabelInt(*labels, prefix + ".max-mhz");
     cls.published_gflops = LabelNumber(*labels, "edgefd.io~1cpu." + cls.name + ".gflops");
     cls.published_cores = LabelInt(*labels, prefix + ".cores");
+    if (cls.published_gflops)
+      cls.published_from = "published edgefd.io/cpu." + cls.name + ".gflops";
     node.classes.push_back(std::move(cls));
   }
   if (only) {
@@ -341,12 +343,16 @@ Result<NodeInventory> ParseNodeInventory(const Json& j, const std::string& origi
 
 namespace {
 
-// The untainted CPU devices the edgefd.io driver publishes for `node` in `slices`: class ->
-// CPU numbers (attributes kind "cpu", coreClass, cpu; resource.k8s.io v1 puts a device's
-// attributes at its top level, v1beta1 under "basic").
-std::map<std::string, std::set<int>> SliceCpus(const std::vector<Json>& slices,
-                                               const std::string& node) {
-  std::map<std::string, std::set<int>> out;
+// What the edgefd.io driver publishes for `node` in `slices`, from its untainted CPU devices
+// (attributes kind "cpu", coreClass, cpu, and with --calibration mflops; resource.k8s.io v1
+// puts a device's attributes at its top level, v1beta1 under "basic").
+struct SliceClasses {
+  std::map<std::string, std::set<int>> cpus;  ///< class -> CPU numbers
+  std::map<std::string, int64_t> mflops;      ///< class -> MFLOP/s of one core (the least)
+};
+
+SliceClasses FromSlices(const std::vector<Json>& slices, const std::string& node) {
+  SliceClasses out;
   for (const Json& slice : slices) {
     if (StringAt(slice, "/spec/driver") != "edgefd.io" ||
         StringAt(slice, "/spec/nodeName") != node) {
@@ -368,7 +374,13 @@ std::map<std::string, std::set<int>> SliceCpus(const std::vector<Json>& slices,
       const std::string cls = StringAt(*attrs, "/coreClass/string");
       const auto cpu = IntegerAt(*attrs, "/cpu/int");
       if (!ValidClassName(cls) || !cpu || *cpu < 0 || *cpu > kMaxCpuId) continue;
-      out[cls].insert(int(*cpu));
+      out.cpus[cls].insert(int(*cpu));
+      // The peer's number: positive and below 1e10 MFLOP/s (the labels' bound), else unused.
+      if (const auto mflops = IntegerAt(*attrs, "/mflops/int");
+          mflops && *mflops > 0 && *mflops < int64_t(1e10)) {
+        auto [it, first] = out.mflops.emplace(cls, *mflops);
+        if (!first) it->second = std::min(it->second, *mflops);
+      }
     }
   }
   return out;
@@ -402,7 +414,8 @@ Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std
     // hands out, else those the labels count (the plugin assigns the real CPU numbers when it
     // allocates; the plan needs how many).
     Json doc = {{"node", name}, {"labels", *labels}, {"cpus", Json::object()}};
-    const auto published = SliceCpus(slices, name);
+    const SliceClasses sliced = FromSlices(slices, name);
+    const auto& published = sliced.cpus;
     for (const char* cls : {"big", "mid", "little"}) {
       const std::string key = hetero ? cls : "all";
       if (auto it = published.find(cls); it != published.end() && (hetero || it->first == "big")) {
@@ -432,6 +445,14 @@ Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std
     }
     auto node = ParseNodeInventory(doc, origin + ": node " + name, "");
     if (!node) return node.error();
+    // Without the labeller's edgefd.io/cpu.<class>.gflops, the DRA driver's measured speed.
+    for (CoreClass& cls : node->classes) {
+      auto it = sliced.mflops.find(cls.name);
+      if (cls.published_gflops || it == sliced.mflops.end()) continue;
+      cls.published_gflops = double(it->second) / 1000;
+      cls.published_cores = 1;
+      cls.published_from = "published DRA attribute mflops of the " + cls.name + " cores";
+    }
     nodes.push_back(std::move(*node));
   }
   return nodes;

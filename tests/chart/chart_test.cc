@@ -272,6 +272,41 @@ TEST_F(ChartTest, ComponentsTurnOnAndOff) {
   EXPECT_EQ(Find(monitored, "ServiceMonitor/edgefd-dra"), nullptr);
 }
 
+// dra.calibration is manifests/components/dra-calibration: each value its patch adds is in the
+// chart's DaemonSet (the flag, the directory read-only, its hostPath), and none without it.
+TEST_F(ChartTest, DraCalibrationAddsWhatTheKustomizeComponentAdds) {
+  YAML::Node component =
+      YAML::LoadFile((ManifestsDir() / "components/dra-calibration/kustomization.yaml").string());
+  const Json ops = ToJson(YAML::Load(component["patches"][0]["patch"].as<std::string>()));
+  ASSERT_EQ(ops.size(), 3u);
+  const auto calibrated = Render(
+      {"--set", "dra.enabled=true", "--set", "dra.calibration=/var/lib/edgefd/calibration.json"});
+  const auto plain = Render({"--set", "dra.enabled=true"});
+  const Json* with = Find(calibrated, "DaemonSet/edgefd-dra");
+  const Json* without = Find(plain, "DaemonSet/edgefd-dra");
+  ASSERT_TRUE(with != nullptr && without != nullptr);
+  for (const Json& op : ops) {
+    ASSERT_EQ(op["op"], "add");
+    std::string list = op["path"].get<std::string>();
+    ASSERT_TRUE(list.ends_with("/-")) << list;
+    list.resize(list.size() - 2);
+    auto contains = [&](const Json& ds) {
+      const Json& items = ds.at(Json::json_pointer(list));
+      return std::any_of(items.begin(), items.end(),
+                         [&](const Json& i) { return Canonical(i) == Canonical(op["value"]); });
+    };
+    EXPECT_TRUE(contains(*with)) << op.dump() << " not in\n" << with->dump(1);
+    EXPECT_FALSE(contains(*without)) << op.dump();
+  }
+  // A path that is not absolute, or the root, is refused before anything is rendered.
+  for (const char* bad : {"calibration.json", "/calibration.json"}) {
+    CommandResult r = Helm({"template", "edgefd", kChart.string(), "--set", "dra.enabled=true",
+                            "--set", std::string("dra.calibration=") + bad});
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_THAT(r.err, ::testing::HasSubstr("/dra/calibration")) << r.err;
+  }
+}
+
 TEST_F(ChartTest, ImagePlacementResourcesAndProbesComeFromValues) {
   const std::string digest = "sha256:" + std::string(64, 'a');
   auto objects = Render({"--set", "image.repository=registry.local/edgefd,image.digest=" + digest +

@@ -122,6 +122,56 @@ class DraCliTest : public ::testing::Test {
   std::unique_ptr<Child> plugin_;
 };
 
+// A calibration of rock5b's cores: big measured with its 4 cores, little with 2 threads.
+std::string Rock5bCalibration(double big_gflops) {
+  return R"({"kind": "edgefd-pipeline calibration", "model": "yolo-tiny", "classes": [
+      {"class": "big", "threads": [{"threads": 1, "gflops": 30}, {"threads": 4, "gflops": )" +
+         std::to_string(big_gflops) + R"(}]},
+      {"class": "little", "threads": [{"threads": 2, "gflops": 5}]}]})";
+}
+
+TEST_F(DraCliTest, ACalibrationIsFollowedAsItChangesAndABrokenOneLeavesTheSpeedOut) {
+  dir_.Write("cal.json", Rock5bCalibration(100));
+  Start("dra", {"--calibration", dir_ / "cal.json"});
+  auto mflops = [&](const std::string& device) -> int64_t {
+    for (const Json& d : server_->resources().PoolDevices(kNode)) {
+      if (d.value("name", "") == device) {
+        return IntegerAt(d, "/attributes/mflops/int").value_or(-1);
+      }
+    }
+    return -2;
+  };
+  ASSERT_TRUE(server_->WaitFor([&] { return mflops("cpu7") == 25000; })) << plugin_->err();
+  EXPECT_EQ(mflops("cpu0"), 2500);
+  EXPECT_EQ(mflops("edgetpu-2-1"), -1);
+  // A broken file (as a half-written or wrong one): the cores stay, without the speed, and the
+  // error names the file. The resync is 30 s: the file's change is what makes it publish.
+  dir_.Write("cal.json", R"({"kind": "edgefd-pipeline calibration", "model": "yolo-tiny",
+      "classes": [{"class": "big", "threads": [{"threads": 4, "gflops": -1}]}]})");
+  ASSERT_TRUE(server_->WaitFor([&] { return mflops("cpu7") == -1; })) << plugin_->err();
+  EXPECT_EQ(mflops("cpu0"), -1);
+  EXPECT_TRUE(plugin_->WaitFor([&](const std::string&, const std::string& err) {
+    return err.find((dir_ / "cal.json") + ": class big, run 0") != std::string::npos;
+  })) << plugin_->err();
+  // A new calibration renamed over it, as `calibrate --out` writes one.
+  dir_.Write("next.json", Rock5bCalibration(120));
+  fs::rename(dir_.path() / "next.json", dir_.path() / "cal.json");
+  ASSERT_TRUE(server_->WaitFor([&] { return mflops("cpu7") == 30000; })) << plugin_->err();
+  EXPECT_EQ(Stop(), 0);
+}
+
+TEST_F(DraCliTest, AMissingCalibrationPublishesTheCoresWithoutTheSpeed) {
+  Start("dra", {"--calibration", dir_ / "none.json"});
+  ASSERT_TRUE(server_->WaitFor([&] { return PoolHas("cpu7"); }));
+  for (const Json& d : server_->resources().PoolDevices(kNode)) {
+    EXPECT_EQ(ValueAt(d, "/attributes/mflops"), nullptr) << d.dump();
+  }
+  EXPECT_TRUE(plugin_->WaitFor([&](const std::string&, const std::string& err) {
+    return err.find(dir_ / "none.json") != std::string::npos;
+  })) << plugin_->err();
+  EXPECT_EQ(Stop(), 0);
+}
+
 TEST_F(DraCliTest, PublishesRegistersPreparesAndStopsWithinASecond) {
   FakeDraKubelet kubelet(dir_.path() / "registry");
   ASSERT_TRUE(kubelet.Start());
@@ -436,6 +486,39 @@ TEST(DraCli, PrintSlicesShowsWhatANodeWouldPublish) {
   EXPECT_EQ(slices[0]["spec"]["pool"]["name"], "rock5b");
   EXPECT_EQ(slices[0]["spec"]["devices"].size(), 9u);  // eight cores and the Edge TPU
   EXPECT_EQ(slices[0]["spec"]["devices"][8]["attributes"]["productID"]["string"], "9302");
+}
+
+TEST(DraCli, PrintSlicesCarriesTheMeasuredSpeedAndRefusesABadCalibration) {
+  TempDir dir;
+  dir.Write("cal.json", Rock5bCalibration(100));
+  const std::string args =
+      "--mode dra --print-slices --output json --node-name rock5b --inventory " + kInventory;
+  RunResult r = RunBinary(args + " --calibration " + (dir / "cal.json"));
+  ASSERT_EQ(r.code, 0) << r.output;
+  Json devices = Json::parse(r.output)[0]["spec"]["devices"];
+  for (const Json& d : devices) {
+    const std::string cls = StringAt(d, "/attributes/coreClass/string");
+    const auto mflops = IntegerAt(d, "/attributes/mflops/int");
+    if (cls == "big") {
+      EXPECT_EQ(mflops, 25000) << d.dump();  // 100 GFLOP/s on 4 cores
+    } else if (cls == "little") {
+      EXPECT_EQ(mflops, 2500) << d.dump();  // 5 GFLOP/s on 2
+    } else {
+      EXPECT_EQ(mflops, std::nullopt) << d.dump();  // the Edge TPU
+    }
+    if (cls.empty()) continue;
+    EXPECT_EQ(StringAt(d, "/attributes/calibrationModel/string"), "yolo-tiny");
+  }
+  // Bad input: the error names the file, the exit is 2, nothing half printed.
+  dir.Write("garbage.json", "{\"kind\": ");
+  dir.Write("negative.json", R"({"kind": "edgefd-pipeline calibration", "model": "conv",
+      "classes": [{"class": "big", "threads": [{"threads": 4, "gflops": -5}]}]})");
+  for (const std::string name : {"missing.json", "garbage.json", "negative.json"}) {
+    RunResult bad = RunBinary(args + " --calibration " + (dir / name));
+    EXPECT_EQ(bad.code, 2) << bad.output;
+    EXPECT_THAT(bad.output, HasSubstr(dir / name));
+    EXPECT_THAT(bad.output, ::testing::Not(HasSubstr("ResourceSlice")));
+  }
 }
 
 TEST(DraCli, PrintSlicesTakesTheOneOutputFlag) {

@@ -6,6 +6,7 @@
 
 #include "dra_test_support.h"
 #include "edgefd/deviceplugin/cdi.h"
+#include "edgefd/dra/calibration.h"
 
 namespace edgefd::dra {
 namespace {
@@ -72,6 +73,43 @@ TEST(DeviceAttributes, CoresCarryClassCapacityAndTopologyTyped) {
   ASSERT_NE(little, nullptr);
   EXPECT_EQ(std::get<std::string>(little->attributes.at("coreClass")), "little");
   EXPECT_EQ(std::get<int64_t>(little->attributes.at("capacity")), 485);
+}
+
+TEST(DeviceAttributes, ACalibrationPutsTheSpeedOfOneCoreOnEachCoreOfItsClasses) {
+  auto devices = PoolDevices(ResourcesFromInventory(DraInventory(2)), {}, false);
+  CalibrationSummary calibration;
+  calibration.model = "yolo-tiny";
+  calibration.classes["big"] = {38.96, 2};  // the whole class: two cores
+  AddCalibrationAttributes(calibration, devices);
+  for (const char* core : {"cpu4", "cpu5"}) {
+    const SliceDevice* big = Find(devices, core);
+    ASSERT_NE(big, nullptr);
+    // An int, so CEL compares it as a number: MFLOP/s of one core.
+    EXPECT_EQ(std::get<int64_t>(big->attributes.at("mflops")), 19480) << core;
+    EXPECT_EQ(std::get<std::string>(big->attributes.at("calibrationModel")), "yolo-tiny");
+  }
+  // A class the calibration did not measure, and what is no core, get nothing.
+  EXPECT_FALSE(Find(devices, "cpu0")->attributes.contains("mflops"));
+  EXPECT_FALSE(Find(devices, "movidius-ncs-1-1-2")->attributes.contains("mflops"));
+  EXPECT_FALSE(Find(devices, "movidius-ncs-1-1-2")->attributes.contains("calibrationModel"));
+  Json slice = SliceJson(ResourceApi("v1"), SliceTarget{"n", "", 1, 1}, 0, devices);
+  EXPECT_EQ(slice["spec"]["devices"][4]["attributes"]["mflops"], Json({{"int", 19480}}));
+}
+
+TEST(CalibrationFile, ABrokenFileGivesNoSpeedAndTheNextGoodOneDoes) {
+  testing::TempDir dir;
+  CalibrationFile file(dir.path() / "cal.json");
+  EXPECT_FALSE(file.Read().has_value());  // missing
+  EXPECT_THAT(file.LastError(), ::testing::HasSubstr((dir.path() / "cal.json").string()));
+  dir.Write("cal.json", "{garbage");
+  EXPECT_FALSE(file.Read().has_value());
+  EXPECT_THAT(file.LastError(), ::testing::HasSubstr((dir.path() / "cal.json").string()));
+  dir.Write("cal.json", R"({"kind": "edgefd-pipeline calibration", "model": "conv",
+      "classes": [{"class": "little", "threads": [{"threads": 4, "gflops": 10}]}]})");
+  auto good = file.Read();
+  ASSERT_TRUE(good.has_value()) << file.LastError();
+  EXPECT_EQ(good->classes.at("little").threads, 4);
+  EXPECT_EQ(file.LastError(), "");
 }
 
 TEST(DeviceAttributes, AcceleratorsCarryRuleIdsAndDriverButNoCameraThatIsNoResource) {

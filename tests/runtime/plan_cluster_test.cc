@@ -31,12 +31,14 @@ const Labels kPi = {{"edgefd.io/cpu.arch", "arm64"},
 
 // A CPU device as the DRA driver publishes it (resource.k8s.io v1: attributes at the top;
 // v1beta1: under "basic").
-Json CpuDevice(const std::string& cls, int cpu, bool v1beta1, bool tainted = false) {
+Json CpuDevice(const std::string& cls, int cpu, bool v1beta1, bool tainted = false,
+               Json mflops = nullptr) {
   Json body = {{"attributes",
                 {{"kind", {{"string", "cpu"}}},
                  {"coreClass", {{"string", cls}}},
                  {"cpu", {{"int", cpu}}},
                  {"capacity", {{"int", cls == "big" ? 1024 : 381}}}}}};
+  if (!mflops.is_null()) body["attributes"]["mflops"] = mflops;
   if (tainted)
     body["taints"] = Json::array({{{"key", "edgefd.io/unhealthy"}, {"effect", "NoSchedule"}}});
   const std::string name = cls + "-cpu-" + std::to_string(cpu);
@@ -154,6 +156,61 @@ TEST_F(PlanFromCluster, ReadsLabelledNodesWithTheirSlicesCoresAndSkipsTheRestByN
     EXPECT_EQ(skipped[0], "control-plane (no edgefd labels)");
     EXPECT_EQ(skipped[1], "cordoned (unschedulable)");
     ExpectOnlyReads();
+  }
+}
+
+// The DRA driver's --calibration: each core's `mflops`, read where the labeller published no
+// edgefd.io/cpu.<class>.gflops; a label there wins, and a number that is none is not read.
+TEST(PlanFromSlices, TheMeasuredSpeedOfTheDraDriverStandsInForMissingLabels) {
+  Labels labelled = kRock;
+  labelled["edgefd.io/cpu.little.gflops"] = "6.0";  // the labeller's, for 4 cores
+  Json items = Json::array();
+  for (const char* node : {"rock-1", "rock-2"}) {
+    items.push_back({{"metadata",
+                      {{"name", node},
+                       {"labels", std::string(node) == "rock-1" ? Json(kRock) : Json(labelled)}}},
+                     {"status", Json::object()}});
+  }
+  const Json list = {{"kind", "NodeList"}, {"items", items}};
+  std::vector<Json> slices;
+  for (const char* node : {"rock-1", "rock-2"}) {
+    Json devices = Json::array();
+    // One little core says less than the others: the class gets the least.
+    for (int cpu : {0, 1, 2, 3}) {
+      devices.push_back(CpuDevice("little", cpu, false, false, {{"int", cpu == 2 ? 1800 : 2000}}));
+    }
+    devices.push_back(CpuDevice("big", 4, false, false, {{"int", 25000}}));
+    devices.push_back(CpuDevice("big", 5, true, false, {{"int", 25000}}));
+    slices.push_back(Slice(node, "edgefd.io", devices));
+  }
+  std::vector<std::string> skipped;
+  auto nodes = NodesFromNodeList(list, "cluster", &skipped, slices);
+  ASSERT_TRUE(nodes.ok()) << nodes.error().message;
+  ASSERT_EQ(nodes->size(), 2u);
+  for (const NodeInventory& n : *nodes) {
+    for (const CoreClass& c : n.classes) {
+      SCOPED_TRACE(n.name + " " + c.name);
+      ASSERT_TRUE(c.published_gflops.has_value());
+      if (n.name == "rock-2" && c.name == "little") {
+        EXPECT_DOUBLE_EQ(*c.published_gflops, 6.0);  // the label
+        EXPECT_EQ(c.published_cores, 4);
+        EXPECT_EQ(c.published_from, "published edgefd.io/cpu.little.gflops");
+      } else {
+        EXPECT_DOUBLE_EQ(*c.published_gflops, c.name == "big" ? 25.0 : 1.8);  // one core's
+        EXPECT_EQ(c.published_cores, 1);
+        EXPECT_EQ(c.published_from, "published DRA attribute mflops of the " + c.name + " cores");
+      }
+    }
+  }
+  // What is no positive int (a peer's bytes) is not a speed: the estimate stays.
+  for (const Json& bad : {Json{{"int", -5}}, Json{{"int", 0}}, Json{{"string", "9000"}},
+                          Json{{"int", 1e12}}, Json("fast")}) {
+    SCOPED_TRACE(bad.dump());
+    auto one = NodesFromNodeList(
+        {{"items", Json::array({items[0]})}}, "cluster", &skipped,
+        {Slice("rock-1", "edgefd.io", Json::array({CpuDevice("big", 4, false, false, bad)}))});
+    ASSERT_TRUE(one.ok()) << one.error().message;
+    for (const CoreClass& c : (*one)[0].classes) EXPECT_FALSE(c.published_gflops) << c.name;
   }
 }
 

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "edgefd/common/cli.h"
+#include "edgefd/common/file_watch.h"
 #include "edgefd/common/health.h"
 #include "edgefd/common/json.h"
 #include "edgefd/common/memory.h"
@@ -20,6 +21,7 @@
 #include "edgefd/deviceplugin/metrics.h"
 #include "edgefd/deviceplugin/plugin_server.h"
 #include "edgefd/discovery/rules.h"
+#include "edgefd/dra/calibration.h"
 #include "edgefd/dra/claims.h"
 #include "edgefd/dra/device_classes.h"
 #include "edgefd/dra/kubelet_plugin.h"
@@ -68,6 +70,7 @@ struct Flags {
   bool print_extended_resources = false;
   bool print_slices = false;
   std::string daemonset;  // --daemonset: remove the CDI specs when it is being uninstalled
+  fs::path calibration;   // --calibration: the measured speed on the CPU devices
 };
 
 // The flags only the DRA modes have, in the group "DRA".
@@ -109,6 +112,14 @@ void AddDraFlags(CLI::App& app, Flags& flags) {
                  "upgrade), the CDI specs in --cdi-dir that no prepared claim needs are removed "
                  "(default: none, they stay)")
       ->type_name("NAME")
+      ->group(group);
+  app.add_option("--calibration", flags.calibration,
+                 "publish the measured speed of each core class from this 'edgefd-pipeline "
+                 "calibrate' output (the labeller's --calibration file) on the CPU devices: "
+                 "attributes mflops (int, MFLOP/s of one core) and calibrationModel; followed "
+                 "as it changes, and left out (with an error) while it cannot be read "
+                 "(default: none)")
+      ->type_name("FILE")
       ->group(group);
   app.add_flag("--print-device-classes", flags.print_device_classes,
                "print the DeviceClasses for the rules (built-in and --config), then exit")
@@ -204,7 +215,18 @@ int PrintAndExit(const Flags& flags, const InventoryFeed::DiscoverFn& discover) 
   }
   InventoryRegistry registry(*inventory);
   ResourceApi api(flags.resource_api == "auto" ? "v1" : flags.resource_api);
-  auto parts = SplitPool(PoolDevices(deviceplugin::AllSnapshots(registry), {}, false));
+  std::vector<SliceDevice> devices = PoolDevices(deviceplugin::AllSnapshots(registry), {}, false);
+  if (!flags.calibration.empty()) {
+    // A dry run says what is wrong and exits, as the labeller's --dry-run does; the serving
+    // driver publishes the cores without the speed instead.
+    auto measured = ReadCalibrationSummary(flags.calibration);
+    if (!measured) {
+      spdlog::error("--calibration {}", measured.error().message);
+      return kExitUsage;
+    }
+    AddCalibrationAttributes(*measured, devices);
+  }
+  auto parts = SplitPool(devices);
   Json list = Json::array();
   for (size_t i = 0; i < parts.size(); ++i) {
     list.push_back(
@@ -252,7 +274,9 @@ struct Driver {
   std::unique_ptr<ClaimPreparer> claims;
   SlicePublisher* pool = nullptr;  // for the holdings' callback, set once the publisher is
   std::unique_ptr<DevicePluginHoldings> taken;
+  std::unique_ptr<CalibrationFile> calibration;
   std::unique_ptr<SlicePublisher> publisher;
+  std::unique_ptr<FileWatcher> calibration_watch;  // triggers the publisher
   std::unique_ptr<DeviceLossReporter> loss;
   std::unique_ptr<KubeletPlugin> plugin;
   std::unique_ptr<HttpEndpoint> http;
@@ -267,6 +291,7 @@ void Driver::Stop() {
   if (loss) loss->Stop();
   // The poller triggers the publisher: it stops first.
   if (taken) taken->Stop();
+  if (calibration_watch) calibration_watch->Stop();
   if (publisher) publisher->Stop();
   if (dp_server) dp_server->Stop();
   if (held) held->Stop();
@@ -366,6 +391,17 @@ void StartPool(Driver& d, kube::ApiTransport& api, const ResourceApi& version,
   d.pool = &publisher;
   DevicePluginHoldings& taken = *d.taken;
   publisher.SetTaken([&taken] { return taken.Names(); });
+  if (!d.flags.calibration.empty()) {
+    d.calibration = std::make_unique<CalibrationFile>(d.flags.calibration);
+    publisher.SetCalibration(d.calibration.get());
+    // Every sync reads the file again; a change (an edit, a rename over it, a ConfigMap swap)
+    // asks for one at once. Without inotify the resync still picks it up.
+    d.calibration_watch = std::make_unique<FileWatcher>(std::vector<fs::path>{d.flags.calibration});
+    if (Status s = d.calibration_watch->Start([&publisher] { publisher.Trigger(); }); !s) {
+      spdlog::warn("--calibration: {}; changes are seen at the next resync", s.error().message);
+      d.calibration_watch.reset();
+    }
+  }
   claims.SetOnChange([&publisher] { publisher.Trigger(); });
   claims.SetOnConflict([&taken] { taken.Refresh(); });
   publisher.Start();

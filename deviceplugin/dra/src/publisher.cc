@@ -144,10 +144,15 @@ Result<std::vector<SlicePublisher::Existing>> SlicePublisher::List() {
 
 void SlicePublisher::SetTaken(HeldFn taken) { taken_ = std::move(taken); }
 
+void SlicePublisher::SetCalibration(CalibrationFile* file) { calibration_ = file; }
+
 std::vector<SliceDevice> SlicePublisher::Desired() {
   std::vector<SliceDevice> devices =
       PoolDevices(deviceplugin::AllSnapshots(registry_), held_ ? held_() : std::set<std::string>{},
                   taints_, taken_ ? taken_() : std::set<std::string>{});
+  if (calibration_ != nullptr) {
+    if (auto measured = calibration_->Read()) AddCalibrationAttributes(*measured, devices);
+  }
   // A taint keeps the time it was first set, so tolerationSeconds count from the unplug,
   // not from the last rewrite of the slice.
   std::map<std::string, std::string> times;

@@ -45,11 +45,12 @@ class Backend {
                                                     const ExecOptions& options) = 0;
 };
 
-/// oneDNN for multi-channel convolution and fully connected layers, hand-written loops for
-/// one-channel convolution (fused with ReLU and pooling) and element-wise layers.
-/// Where the build has no oneDNN (Debian builds none for armhf) those layers run the runtime's
-/// own loops instead (ConvLoop, FullyConnectedLoop): same results within float rounding,
-/// slower, and reported as such (OneDnnVersion() empty).
+/// oneDNN for multi-channel convolution, hand-written loops for fully connected layers
+/// (FullyConnectedRows: at batch 1 they stream their weights, which oneDNN 2.6 did on one
+/// thread), one-channel convolution (fused with ReLU and pooling) and element-wise layers.
+/// Where the build has no oneDNN (Debian builds none for armhf) convolutions run the runtime's
+/// own loop instead (ConvLoop): same results within float rounding, slower, and reported as
+/// such (OneDnnVersion() empty).
 std::unique_ptr<Backend> MakeCpuBackend();
 
 /// The oneDNN version the CPU backend runs ("2.6.3"), or "" when built without oneDNN.

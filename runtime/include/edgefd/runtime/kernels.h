@@ -42,12 +42,12 @@ void ConvLoop(const Layer& layer, const float* weights_hwio, const float* in, fl
 /// The layer's [out][kh][kw][in] weights as [kh][kw][in][out], the order ConvLoop reads.
 std::vector<float> RepackConvWeights(const Layer& layer);
 
-/// Fully connected layer without oneDNN: outputs [out_begin, out_end), activation applied.
-/// `weights_io` is the layer's [out][in] weights transposed to [in][out].
-void FullyConnectedLoop(const Layer& layer, const float* weights_io, const float* in, float* out,
-                        int out_begin, int out_end);
-/// The layer's [out][in] weights as [in][out], the order FullyConnectedLoop reads.
-std::vector<float> TransposeFcWeights(const Layer& layer);
+/// Fully connected layer at batch 1 (every build; oneDNN 2.6's inner product ran the
+/// 50176->256 layer of yolo-tiny on one thread): outputs [out_begin, out_end) from the layer's
+/// own [out][in] weights, rows in groups of four from out_begin, activation applied. An output
+/// gets the same bits whichever range computes it, as long as ranges start at multiples of 4.
+void FullyConnectedRows(const Layer& layer, const float* in, float* out, int out_begin,
+                        int out_end);
 
 /// The instruction set the hand-written loops run with on this CPU: on x86-64 the best of the
 /// clones the default build carries ("x86-64-v4" with AVX-512, "x86-64-v3" with AVX2+FMA,

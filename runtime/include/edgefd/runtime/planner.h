@@ -70,10 +70,13 @@ Status CheckCalibrationFor(const Calibration& c, const Model& model, const std::
 struct CoreClass {
   std::string name;  ///< "big", "mid", "little"
   std::vector<int> cpus;
-  int capacity = 1024;                     ///< kernel scale
-  int max_mhz = 0;                         ///< 0: unknown
-  std::optional<double> published_gflops;  ///< edgefd.io/cpu.<class>.gflops, whole class
-  int published_cores = 0;                 ///< cores the published figure was measured on
+  int capacity = 1024;  ///< kernel scale
+  int max_mhz = 0;      ///< 0: unknown
+  /// The measured speed an agent published: edgefd.io/cpu.<class>.gflops (the whole class),
+  /// else the DRA driver's `mflops` attribute of the class's cores (one core).
+  std::optional<double> published_gflops;
+  int published_cores = 0;     ///< cores the published figure was measured on
+  std::string published_from;  ///< which of the two, for the plan's basis
 };
 
 /// A node: from a labeller dry-run file or the API server.
@@ -100,8 +103,9 @@ Result<NodeInventory> ReadNodeFile(const std::string& path);
 /// labelled (edgefd.io/cpu.arch) and that is not cordoned, its classes' cores from the
 /// edgefd.io driver's ResourceSlices in `slices` (the untainted CPU devices of that node: real
 /// CPU numbers), else counted from its allocatable edgefd.io/<class>-cpu, else its labels;
-/// speeds from its edgefd.io/cpu.<class>.gflops or the estimate. Nodes left out are named
-/// in `skipped` with the reason.
+/// speeds from its edgefd.io/cpu.<class>.gflops, else the `mflops` attribute of the class's
+/// devices in those slices (the DRA driver's --calibration), else the estimate. Nodes left out are
+/// named in `skipped` with the reason.
 Result<std::vector<NodeInventory>> NodesFromNodeList(const Json& list, const std::string& origin,
                                                      std::vector<std::string>* skipped,
                                                      const std::vector<Json>& slices = {});

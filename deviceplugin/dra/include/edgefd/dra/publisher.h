@@ -14,6 +14,7 @@
 
 #include "edgefd/common/result.h"
 #include "edgefd/deviceplugin/registry.h"
+#include "edgefd/dra/calibration.h"
 #include "edgefd/dra/resource_api.h"
 #include "edgefd/dra/slices.h"
 #include "edgefd/kube/api.h"
@@ -74,6 +75,10 @@ class SlicePublisher {
   /// Device names that containers hold through the device plugin (PoolDevices' `taken`);
   /// call before Start. Its changes come through Trigger.
   void SetTaken(HeldFn taken);
+  /// --calibration: every sync reads `file` again and puts the measured speed on the CPU
+  /// devices (AddCalibrationAttributes; none while it cannot be read). Call before Start; the
+  /// file must outlive the publisher. A change of the file comes through Trigger.
+  void SetCalibration(CalibrationFile* file);
   /// Asks for a sync now (held devices changed, the kubelet registered us again).
   void Trigger();
   /// Asks for a check of the pool within `delay`: after a kubelet restart, whose wipe of the
@@ -102,6 +107,7 @@ class SlicePublisher {
   const Options options_;
   HeldFn held_;
   HeldFn taken_;
+  CalibrationFile* calibration_ = nullptr;
   bool taints_ = false;
   std::unique_ptr<RegistryWorker> worker_;
 
