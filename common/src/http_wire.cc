@@ -14,7 +14,7 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-std::string_view Trim(std::string_view s) {
+std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
     s.remove_suffix(1);
@@ -43,7 +43,7 @@ Status ParseHeaderLines(std::string_view head, size_t line_end,
     if (colon == std::string_view::npos) {
       return Error{"malformed HTTP header line '" + std::string(line.substr(0, 200)) + "'"};
     }
-    headers[Lower(Trim(line.substr(0, colon)))] = Trim(line.substr(colon + 1));
+    headers[Lower(TrimOws(line.substr(0, colon)))] = TrimOws(line.substr(colon + 1));
   }
   return Ok{};
 }

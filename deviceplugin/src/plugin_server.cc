@@ -61,7 +61,7 @@ std::optional<FileId> FileIdOf(const fs::path& path) {
                 t.tv_sec * 1'000'000'000 + t.tv_nsec};
 }
 
-std::string Errno() { return std::strerror(errno); }
+std::string LastErrorText() { return std::strerror(errno); }
 
 }  // namespace
 
@@ -102,11 +102,11 @@ Status PluginServer::Start() {
                  ": kubelet device-plugin directory does not exist (set --kubelet-dir)"};
   }
   inotify_fd_.Reset(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
-  if (!inotify_fd_.valid()) return Error{"inotify_init1: " + Errno()};
+  if (!inotify_fd_.valid()) return Error{"inotify_init1: " + LastErrorText()};
   // Watch before serving, so nothing that happens in between is missed.
   if (::inotify_add_watch(inotify_fd_.get(), options_.kubelet_dir.c_str(),
                           IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM) < 0) {
-    return Error{options_.kubelet_dir.string() + ": inotify_add_watch: " + Errno()};
+    return Error{options_.kubelet_dir.string() + ": inotify_add_watch: " + LastErrorText()};
   }
   if (Status s = waker_.Open(); !s) return s;
 
@@ -390,7 +390,7 @@ void PluginServer::Loop() {
     pollfd fds[2] = {{inotify_fd_.get(), POLLIN, 0}, {waker_.fd(), POLLIN, 0}};
     int rc = ::poll(fds, 2, timeout_ms);
     if (rc < 0 && errno != EINTR) {
-      spdlog::error("poll: {}", Errno());
+      spdlog::error("poll: {}", LastErrorText());
       return;
     }
     if (fds[1].revents & POLLIN) waker_.Drain();

@@ -23,7 +23,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -53,8 +52,10 @@ const (
 	edgefdImage     = "edgefd/edgefd:0.1.0"
 	ownedAnnotation = "edgefd.io/owned-labels"
 	paperNodeLabel  = "e2e.edgefd.io/paper-node"
-	labellerMetrics = "http://127.0.0.1:9402/metrics"
-	pluginMetrics   = "http://127.0.0.1:9479/metrics"
+	// testNamespaceLabel names the group a test namespace was made for (testNamespace).
+	testNamespaceLabel = "e2e.edgefd.io/test-namespace"
+	labellerMetrics    = "http://127.0.0.1:9402/metrics"
+	pluginMetrics      = "http://127.0.0.1:9479/metrics"
 )
 
 func TestMain(m *testing.M) {
@@ -282,25 +283,33 @@ func diffLabels(want, got map[string]string) string {
 // testNamespace creates a namespace for one test and deletes it (with its pods) afterwards.
 func testNamespace(t *testing.T, name string) string {
 	t.Helper()
-	// A namespace of the same name left by an interrupted run is deleted first.
-	_ = client.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
-	poll(t, "a namespace "+name+" of an earlier run to be gone", 90*time.Second, func(ctx context.Context) (bool, error) {
-		_ = client.CoreV1().Pods(name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)},
-			metav1.ListOptions{})
-		_, err := client.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	_, err := client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	// Each call gets a namespace of its own name (the group's name and a suffix from the
+	// clock): CoreDNS caches a Service's address for 30 s, so a stage of a rerun (`go test
+	// -count=2`, or `scripts/e2e.sh test` again on the same cluster) resolving a Service name of
+	// a reused namespace would dial the address of the run before's Service for that long.
+	// Namespaces of the same group left by an interrupted run carry its label and are
+	// released first: their pods may still hold the node's cores and devices.
+	left, err := client.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{
+		LabelSelector: testNamespaceLabel + "=" + name})
 	if err != nil {
-		t.Fatalf("creating namespace %s: %v", name, err)
+		t.Fatalf("listing namespaces of earlier runs of %s: %v", name, err)
 	}
-	poll(t, "the default service account in "+name, 30*time.Second, func(ctx context.Context) (bool, error) {
-		_, err := client.CoreV1().ServiceAccounts(name).Get(ctx, "default", metav1.GetOptions{})
+	for _, ns := range left.Items {
+		releaseNamespace(t, ns.Name)
+	}
+	unique := fmt.Sprintf("%s-%x", name, time.Now().UnixMilli()&0xffffff)
+	_, err = client.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{
+		ObjectMeta: metav1.ObjectMeta{Name: unique, Labels: map[string]string{testNamespaceLabel: name}}},
+		metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating namespace %s: %v", unique, err)
+	}
+	poll(t, "the default service account in "+unique, 30*time.Second, func(ctx context.Context) (bool, error) {
+		_, err := client.CoreV1().ServiceAccounts(unique).Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	})
-	t.Cleanup(func() { releaseNamespace(t, name) })
-	return name
+	t.Cleanup(func() { releaseNamespace(t, unique) })
+	return unique
 }
 
 // releaseNamespace deletes a test's namespace and waits until nothing in it holds a node's
@@ -309,8 +318,7 @@ func testNamespace(t *testing.T, name string) string {
 // stopped and its devices and cores released), and the ResourceClaims generated for them are
 // gone (deallocated). The Namespace object itself goes later: the namespace controller waits a
 // fixed 5 s (namespaceDeletionGracePeriod) before it even starts, which waiting for added to
-// every group with a namespace and protected nothing; a later testNamespace of the same name
-// waits for it.
+// every group with a namespace and protected nothing.
 func releaseNamespace(t *testing.T, name string) {
 	ctx := context.Background()
 	// A terminating namespace takes no new pods (nor a Deployment's replacements).

@@ -20,8 +20,8 @@ import (
 // hook runs `edgefd-labeller --prune --all-nodes --stop-daemonset=edgefd-dra`: the DRA
 // driver, stopped first, removes its CDI specs). Last in the suite (the file's name sorts last): the
 // uninstall prunes every Node, the paper nodes' labels too. The kustomize deployment is put
-// back afterwards for a suite run again on the same cluster (`scripts/e2e.sh test`), without
-// the paper nodes' labels.
+// back afterwards, and the paper nodes labelled again, for a suite run again on the same
+// cluster (`scripts/e2e.sh test`).
 
 // The chart's values for this node: the e2e rules (a real device node of this machine), the
 // DaemonSets kept off the paper nodes (no kubelet runs their pods).
@@ -126,6 +126,7 @@ func TestHelmInstallUpgradeRulesAndUninstallLeavesNothing(t *testing.T) {
 			_ = exec.Command(filepath.Join(env.bin, "kubectl"), "--kubeconfig", env.kubeconfig, "apply", "-k",
 				filepath.Join(env.repo, k)).Run()
 		}
+		relabelPaperNodes(t)
 	})
 	helm(t, "install", "edgefd", chart, "-n", edgefdNamespace, "-f", values, "--wait", "--timeout", "3m")
 	poll(t, "the chart's labeller to label the node from the chart's rules", 60*time.Second,
@@ -237,4 +238,28 @@ func TestHelmInstallUpgradeRulesAndUninstallLeavesNothing(t *testing.T) {
 		}
 		return len(slices.Items) == 0, nil
 	})
+}
+
+// relabelPaperNodes labels each paper node again as `scripts/e2e.sh up` did: `edgefd-labeller
+// --once --dtb` of its board with the kubeconfig of the labeller's service account bound to
+// that Node (written beside the logs by start_paper_nodes).
+func relabelPaperNodes(t *testing.T) {
+	if _, err := os.Stat(env.sharedDT); err != nil {
+		return // no paper nodes
+	}
+	nodes, err := client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: paperNodeLabel})
+	if err != nil {
+		t.Errorf("listing the paper nodes to label them again: %v", err)
+		return
+	}
+	for _, node := range nodes.Items {
+		board := strings.TrimPrefix(node.Name, "paper-")
+		kubeconfig := filepath.Join(filepath.Dir(env.logs), "labeller-paper-"+board+".kubeconfig")
+		out, err := exec.Command(filepath.Join(env.repo, "build", "labeller", "edgefd-labeller"), "--once",
+			"--dtb", filepath.Join(env.sharedDT, board+".dtb"), "--kubeconfig", kubeconfig,
+			"--node-name", node.Name, "--log-level", "warn").CombinedOutput()
+		if err != nil {
+			t.Errorf("labelling paper node %s again: %v\n%s", node.Name, err, out)
+		}
+	}
 }

@@ -15,6 +15,11 @@ std::string NowRfc3339() {
   return buf;
 }
 
+std::string StatusMessage(const std::string& body) {
+  std::string message = StringAt(ParseJsonOrNull(body), "/message");
+  return message.empty() ? body.substr(0, 200) : message;
+}
+
 std::string DescribeFailure(std::string_view what, const ApiResponse& response) {
   std::string out = std::string(what) + ": HTTP " + std::to_string(response.status);
   const Json body = ParseJsonOrNull(response.body);

@@ -24,8 +24,8 @@ using testing::FedRegistry;
 using ::testing::HasSubstr;
 using testing::TempDir;
 
-constexpr const char* kBig = "edgefd.io/big-cpu";
-constexpr const char* kNcs = "edgefd.io/movidius-ncs";
+using testing::kBig;
+using testing::kNcs;
 
 constexpr auto Health = &FakeKubelet::HealthIn;
 constexpr auto Lists = &FakeKubelet::Lists;

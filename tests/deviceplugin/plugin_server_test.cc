@@ -26,9 +26,9 @@ using ::testing::HasSubstr;
 using testing::ManualChangeSource;
 using testing::TempDir;
 
-constexpr const char* kNcs = "edgefd.io/movidius-ncs";
-constexpr const char* kLittle = "edgefd.io/little-cpu";
-constexpr const char* kBig = "edgefd.io/big-cpu";
+using testing::kBig;
+using testing::kLittle;
+using testing::kNcs;
 
 bool LastListHas(const FakeKubelet::Endpoint& ep, const std::string& id,
                  const std::string& health) {

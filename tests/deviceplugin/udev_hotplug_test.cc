@@ -26,7 +26,7 @@ using testing::FakeKubelet;
 using testing::TempDir;
 
 const std::string kUsb = "/sys/devices/pci0000:00/0000:00:14.0/usb1/";
-constexpr const char* kNcs = "edgefd.io/movidius-ncs";
+using testing::kNcs;
 
 std::string Health(const FakeKubelet::Endpoint& ep, const std::string& id) {
   if (ep.lists.empty()) return "no list";

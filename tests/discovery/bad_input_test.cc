@@ -25,12 +25,12 @@ using testing::RunCommand;
 using testing::TempDir;
 using testing::TestdataBin;
 
-std::string ReadFile(const fs::path& p) {
+std::string ReadBytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-void WriteFile(const fs::path& p, std::string_view bytes) {
+void PutFile(const fs::path& p, std::string_view bytes) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary)
       .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
@@ -42,16 +42,16 @@ void PutBe32(std::string& blob, size_t offset, uint32_t v) {
 
 // Compiles a .dts given as text with the dtc the build found.
 std::string CompileDts(const TempDir& tmp, const std::string& dts) {
-  WriteFile(tmp.path() / "in.dts", dts);
+  PutFile(tmp.path() / "in.dts", dts);
   auto r = RunCommand({"/usr/bin/dtc", "-q", "-I", "dts", "-O", "dtb", "-o",
                        (tmp.path() / "out.dtb").string(), (tmp.path() / "in.dts").string()});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  return ReadFile(tmp.path() / "out.dtb");
+  return ReadBytes(tmp.path() / "out.dtb");
 }
 
 class BadBlob : public ::testing::Test {
  protected:
-  void SetUp() override { good_ = ReadFile(TestdataBin() / "jetson-nano-blog.dtb"); }
+  void SetUp() override { good_ = ReadBytes(TestdataBin() / "jetson-nano-blog.dtb"); }
   std::string good_;
 };
 
@@ -169,8 +169,8 @@ TEST(BadStrings, RandomBytesAlwaysSanitiseToValidLabels) {
 TEST(BadTree, SymlinkCyclesAreNotFollowed) {
   TempDir tmp;
   fs::path base = tmp.path() / "base";
-  WriteFile(base / "compatible", std::string("a,b\0", 4));
-  WriteFile(base / "cpus/cpu@0/compatible", std::string("arm,cortex-a53\0", 15));
+  PutFile(base / "compatible", std::string("a,b\0", 4));
+  PutFile(base / "cpus/cpu@0/compatible", std::string("arm,cortex-a53\0", 15));
   fs::create_directory_symlink("..", base / "cpus/cpu@0/loop");
   std::vector<std::string> warnings;
   auto tree = ReadDeviceTreeDir(base, &warnings);
@@ -195,8 +195,8 @@ TEST(BadTree, AbsurdDepthIsCutWithAWarning) {
 TEST(BadTree, FifosAndPropertiesWithoutNulDoNotHangOrBreak) {
   TempDir tmp;
   fs::path base = tmp.path() / "base";
-  WriteFile(base / "compatible", "acme,board");  // no NUL, as a hand-made tree may have
-  WriteFile(base / "gpu/compatible", "acme,gpu\xff\xfe");
+  PutFile(base / "compatible", "acme,board");  // no NUL, as a hand-made tree may have
+  PutFile(base / "gpu/compatible", "acme,gpu\xff\xfe");
   ASSERT_EQ(::mkfifo((base / "gpu/status").c_str(), 0600), 0);
   std::vector<std::string> warnings;
   auto tree = ReadDeviceTreeDir(base, &warnings);
@@ -216,9 +216,9 @@ TEST(BadTree, UnreadableFilesAreSkippedWithAWarning) {
   // as it would in the unprivileged DaemonSet.
   TempDir tmp;
   fs::path base = tmp.path() / "sys/firmware/devicetree/base";
-  WriteFile(base / "compatible", std::string("a,b\0", 4));
-  WriteFile(base / "gpu/compatible", std::string("x,y\0", 4));
-  WriteFile(base / "npu@1/compatible", std::string("x,z\0", 4));
+  PutFile(base / "compatible", std::string("a,b\0", 4));
+  PutFile(base / "gpu/compatible", std::string("x,y\0", 4));
+  PutFile(base / "npu@1/compatible", std::string("x,z\0", 4));
   fs::permissions(tmp.path(),
                   fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
   fs::permissions(base / "gpu/compatible", fs::perms::none);
@@ -254,9 +254,9 @@ class CliBadInput : public ::testing::Test {
 };
 
 TEST_F(CliBadInput, MalformedBlobsExitTwoNamingTheFile) {
-  std::string good = ReadFile(TestdataBin() / "jetson-nano-blog.dtb");
-  WriteFile(tmp_.path() / "cut.dtb", good.substr(0, good.size() / 3));
-  WriteFile(tmp_.path() / "text.dtb", "this is not a devicetree at all, just text\n");
+  std::string good = ReadBytes(TestdataBin() / "jetson-nano-blog.dtb");
+  PutFile(tmp_.path() / "cut.dtb", good.substr(0, good.size() / 3));
+  PutFile(tmp_.path() / "text.dtb", "this is not a devicetree at all, just text\n");
   struct Case {
     std::string file, expect;
   } cases[] = {
@@ -276,7 +276,7 @@ TEST_F(CliBadInput, MalformedBlobsExitTwoNamingTheFile) {
 }
 
 TEST_F(CliBadInput, MalformedLiveFdtIsAnError) {
-  WriteFile(tmp_.path() / "sys/firmware/fdt", "garbage");
+  PutFile(tmp_.path() / "sys/firmware/fdt", "garbage");
   auto r = Run({"--dry-run", "--root", tmp_.path().string()});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr((tmp_.path() / "sys/firmware/fdt").string() + ": "));

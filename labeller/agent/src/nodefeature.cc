@@ -62,12 +62,6 @@ Json DeviceAttributes(const Device& d) {
   return Json{{"attributes", std::move(a)}};
 }
 
-// The API server's Status message, when the body is one; else the body's start.
-std::string StatusMessage(const std::string& body) {
-  std::string message = StringAt(ParseJsonOrNull(body), "/message");
-  return message.empty() ? body.substr(0, 200) : message;
-}
-
 }  // namespace
 
 std::string NodeFeatureName(std::string_view node) {
@@ -123,7 +117,7 @@ Result<bool> NodeFeatureSink::CrdInstalled() {
   if (got->status == 404) return false;
   if (got->status != 200) {
     return Error{"GET " + std::string(kNfdGroupVersion) + ": " + std::to_string(got->status) + " " +
-                     StatusMessage(got->body),
+                     kube::StatusMessage(got->body),
                  kube::CodeOfHttpStatus(got->status)};
   }
   const Json list = ParseJsonOrNull(got->body);
@@ -196,12 +190,12 @@ ApplyOutcome NodeFeatureSink::Publish(const Labels& wanted) {
       return ApplyOutcome::Failure(
           Error{what + ": 404, and " + installed.error().message, ErrorCode::kUnavailable});
     }
-    return ApplyOutcome::Failure(Error{what + ": 404 " + StatusMessage(applied->body) +
+    return ApplyOutcome::Failure(Error{what + ": 404 " + kube::StatusMessage(applied->body) +
                                            " — does namespace '" + ns_ +
                                            "' exist? It comes from POD_NAMESPACE",
                                        ErrorCode::kNotFound});
   }
-  std::string text = what + ": " + std::to_string(s) + " " + StatusMessage(applied->body);
+  std::string text = what + ": " + std::to_string(s) + " " + kube::StatusMessage(applied->body);
   if (s == 401) {
     text += " — the API server rejected the credentials; check the token or client certificate";
   } else if (s == 403) {
@@ -222,8 +216,9 @@ void NodeFeatureSink::HandOver(const Labels& wanted) {
     // the API server answered that it never will (no 'get' on nodes).
     const int s = got ? got->status : 0;
     if (s == 401 || s == 403 || s == 404) handed_over_ = true;
-    spdlog::warn("node {}: cannot read it to hand edgefd's labels over to nfd-master ({})", node_,
-                 got ? std::to_string(s) + " " + StatusMessage(got->body) : got.error().message);
+    spdlog::warn(
+        "node {}: cannot read it to hand edgefd's labels over to nfd-master ({})", node_,
+        got ? std::to_string(s) + " " + kube::StatusMessage(got->body) : got.error().message);
     return;
   }
   if (node->owned.empty() && node->refused.empty()) {

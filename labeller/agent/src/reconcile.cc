@@ -20,21 +20,12 @@
 namespace edgefd {
 namespace {
 
-// The API server's Status message, when the body is one; else the body's start.
-std::string StatusMessage(const std::string& body) {
-  Json v = ParseJsonOrNull(body);
-  if (v.is_object() && v.contains("message") && v["message"].is_string()) {
-    return v["message"].get<std::string>();
-  }
-  return body.substr(0, 200);
-}
-
 // A non-success HTTP status as an outcome of its kind (kube::CodeOfHttpStatus): 429 and 5xx
 // are worth retrying, the rest is a configuration problem the user has to fix.
 ApplyOutcome Refused(const std::string& what, const std::string& node,
                      const kube::ApiResponse& response) {
   const int s = response.status;
-  std::string text = what + ": " + std::to_string(s) + " " + StatusMessage(response.body);
+  std::string text = what + ": " + std::to_string(s) + " " + kube::StatusMessage(response.body);
   if (s == 401) {
     text += " — the API server rejected the credentials; check the token or client certificate";
   } else if (s == 403) {

@@ -13,6 +13,9 @@ namespace edgefd::kube {
 /// The time now as the API server writes it (RFC 3339, UTC, seconds): "2026-12-05T19:57:36Z".
 std::string NowRfc3339();
 
+/// The message of the API server's Status when `body` is one; else the body's first 200 bytes.
+std::string StatusMessage(const std::string& body);
+
 /// "WHAT: HTTP 403: <the Status message>" for an answer that is not the one wanted.
 std::string DescribeFailure(std::string_view what, const ApiResponse& response);
 

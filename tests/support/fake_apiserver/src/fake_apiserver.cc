@@ -18,21 +18,12 @@
 #include "edgefd/common/http_wire.h"
 #include "edgefd/common/json.h"
 #include "edgefd/discovery/labels.h"
+#include "status_body.h"
 
 namespace edgefd::testing {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string StatusBody(int code, const std::string& reason, const std::string& message) {
-  return DumpJson(Json{{"kind", "Status"},
-                       {"apiVersion", "v1"},
-                       {"metadata", Json::object()},
-                       {"status", "Failure"},
-                       {"message", message},
-                       {"reason", reason},
-                       {"code", code}});
-}
 
 using SslCtxPtr = std::shared_ptr<SSL_CTX>;
 using SslPtr = std::unique_ptr<SSL, decltype(&SSL_free)>;

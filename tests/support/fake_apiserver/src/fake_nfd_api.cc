@@ -1,18 +1,15 @@
 #include "edgefd/testing/fake_nfd_api.h"
 
+#include "status_body.h"
+
 namespace edgefd::testing {
 namespace {
 
-constexpr std::string_view kGroup = "/apis/nfd.k8s-sigs.io";
+constexpr std::string_view kNfdGroup = "/apis/nfd.k8s-sigs.io";
 constexpr std::string_view kVersion = "/apis/nfd.k8s-sigs.io/v1alpha1";
 
-FakeNfdApi::Reply Fail(int code, const std::string& reason, const std::string& message) {
-  return {code, DumpJson(Json{{"kind", "Status"},
-                              {"apiVersion", "v1"},
-                              {"status", "Failure"},
-                              {"message", message},
-                              {"reason", reason},
-                              {"code", code}})};
+FakeNfdApi::Reply NfdFail(int code, const std::string& reason, const std::string& message) {
+  return {code, StatusBody(code, reason, message)};
 }
 
 // The CRD's structural schema for spec.features, as kube-apiserver enforces it: "" when valid.
@@ -59,12 +56,13 @@ std::optional<FakeNfdApi::Reply> FakeNfdApi::Handle(const std::string& method,
                                                     const std::string& target,
                                                     const std::string& content_type,
                                                     const std::string& body) {
-  if (target.rfind(kGroup, 0) != 0) return std::nullopt;
+  if (target.rfind(kNfdGroup, 0) != 0) return std::nullopt;
   const size_t q = target.find('?');
   const std::string path = target.substr(0, q);
   const std::string query = q == std::string::npos ? "" : target.substr(q + 1);
   std::lock_guard lock(mu_);
-  if (!installed_) return Fail(404, "NotFound", "the server could not find the requested resource");
+  if (!installed_)
+    return NfdFail(404, "NotFound", "the server could not find the requested resource");
   if (path == kVersion && method == "GET") {
     Json resources = Json::array();
     for (const char* r : {"nodefeatures", "nodefeaturerules", "nodefeaturegroups"}) {
@@ -88,45 +86,47 @@ std::optional<FakeNfdApi::Reply> FakeNfdApi::Handle(const std::string& method,
       if (method == "GET") {
         auto it = objects_.find(ns + "/" + name);
         if (it == objects_.end()) {
-          return Fail(404, "NotFound", "nodefeatures.nfd.k8s-sigs.io \"" + name + "\" not found");
+          return NfdFail(404, "NotFound",
+                         "nodefeatures.nfd.k8s-sigs.io \"" + name + "\" not found");
         }
         return Reply{200, DumpJson(it->second)};
       }
-      return Fail(405, "MethodNotAllowed", "method not allowed");
+      return NfdFail(405, "MethodNotAllowed", "method not allowed");
     }
   }
-  return Fail(404, "NotFound", "the server could not find the requested resource");
+  return NfdFail(404, "NotFound", "the server could not find the requested resource");
 }
 
 FakeNfdApi::Reply FakeNfdApi::Apply(const std::string& ns, const std::string& name,
                                     const std::string& query, const std::string& content_type,
                                     const std::string& body) {
   if (content_type != "application/apply-patch+yaml") {
-    return Fail(415, "UnsupportedMediaType", "expected a server-side apply patch");
+    return NfdFail(415, "UnsupportedMediaType", "expected a server-side apply patch");
   }
   if (query.find("fieldManager=") == std::string::npos) {
-    return Fail(400, "BadRequest", "PATCH with apply requires a fieldManager");
+    return NfdFail(400, "BadRequest", "PATCH with apply requires a fieldManager");
   }
   if (namespaces_.count(ns) == 0) {
-    return Fail(404, "NotFound", "namespaces \"" + ns + "\" not found");
+    return NfdFail(404, "NotFound", "namespaces \"" + ns + "\" not found");
   }
   Json object = ParseJsonOrNull(body);
-  if (!object.is_object()) return Fail(400, "BadRequest", "the body is not a JSON object");
+  if (!object.is_object()) return NfdFail(400, "BadRequest", "the body is not a JSON object");
   if (StringAt(object, "/apiVersion") != "nfd.k8s-sigs.io/v1alpha1" ||
       StringAt(object, "/kind") != "NodeFeature") {
-    return Fail(400, "BadRequest", "apiVersion/kind must be nfd.k8s-sigs.io/v1alpha1 NodeFeature");
+    return NfdFail(400, "BadRequest",
+                   "apiVersion/kind must be nfd.k8s-sigs.io/v1alpha1 NodeFeature");
   }
   if (StringAt(object, "/metadata/name") != name) {
-    return Fail(400, "BadRequest", "the name of the object does not match the name on the URL");
+    return NfdFail(400, "BadRequest", "the name of the object does not match the name on the URL");
   }
   const std::string object_ns = StringAt(object, "/metadata/namespace");
   if (!object_ns.empty() && object_ns != ns) {
-    return Fail(400, "BadRequest", "the namespace of the object does not match the URL");
+    return NfdFail(400, "BadRequest", "the namespace of the object does not match the URL");
   }
   const Json* spec = ValueAt(object, "/spec");
   if (std::string error = SchemaError(spec ? *spec : Json()); !error.empty()) {
-    return Fail(422, "Invalid",
-                "NodeFeature.nfd.k8s-sigs.io \"" + name + "\" is invalid: " + error);
+    return NfdFail(422, "Invalid",
+                   "NodeFeature.nfd.k8s-sigs.io \"" + name + "\" is invalid: " + error);
   }
   // Every field is this manager's: the applied object is the stored one (a new
   // resourceVersion only when something changed, as kube-apiserver does).

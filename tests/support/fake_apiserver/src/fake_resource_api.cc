@@ -5,22 +5,16 @@
 #include <map>
 #include <set>
 
+#include "status_body.h"
+
 namespace edgefd::testing {
 
 namespace {
 
-constexpr std::string_view kGroup = "/apis/resource.k8s.io";
+constexpr std::string_view kResourceGroup = "/apis/resource.k8s.io";
 
-std::string StatusBody(int code, const std::string& reason, const std::string& message) {
-  return DumpJson(Json{{"kind", "Status"},
-                       {"apiVersion", "v1"},
-                       {"status", "Failure"},
-                       {"message", message},
-                       {"reason", reason},
-                       {"code", code}});
-}
-
-FakeResourceApi::Reply Fail(int code, const std::string& reason, const std::string& message) {
+FakeResourceApi::Reply ResourceFail(int code, const std::string& reason,
+                                    const std::string& message) {
   return {code, StatusBody(code, reason, message)};
 }
 
@@ -168,12 +162,12 @@ void FakeResourceApi::SetTaintsEnabled(bool enabled) {
 std::optional<FakeResourceApi::Reply> FakeResourceApi::Handle(const std::string& method,
                                                               const std::string& target,
                                                               const std::string& body) {
-  if (target.rfind(kGroup, 0) != 0) return std::nullopt;
+  if (target.rfind(kResourceGroup, 0) != 0) return std::nullopt;
   std::string path = target.substr(0, target.find('?'));
   std::string query =
       target.find('?') == std::string::npos ? "" : target.substr(target.find('?') + 1);
   std::lock_guard lock(mu_);
-  if (path == kGroup) {
+  if (path == kResourceGroup) {
     Json versions = Json::array();
     for (const std::string& v : versions_) {
       versions.push_back({{"groupVersion", "resource.k8s.io/" + v}, {"version", v}});
@@ -185,10 +179,10 @@ std::optional<FakeResourceApi::Reply> FakeResourceApi::Handle(const std::string&
     if (!versions_.empty()) group["preferredVersion"] = versions[0];
     return Reply{200, DumpJson(group)};
   }
-  std::string rest = path.substr(kGroup.size() + 1);  // "v1/resourceslices/x"
+  std::string rest = path.substr(kResourceGroup.size() + 1);  // "v1/resourceslices/x"
   std::string version = rest.substr(0, rest.find('/'));
   if (std::find(versions_.begin(), versions_.end(), version) == versions_.end()) {
-    return Fail(404, "NotFound", "the server could not find the requested resource");
+    return ResourceFail(404, "NotFound", "the server could not find the requested resource");
   }
   rest = rest.size() > version.size() ? rest.substr(version.size() + 1) : "";
   if (rest.rfind("resourceslices", 0) == 0) {
@@ -204,7 +198,7 @@ std::optional<FakeResourceApi::Reply> FakeResourceApi::Handle(const std::string&
                                 {"items", items}})};
   }
   if (rest.rfind("namespaces/", 0) == 0) return Claims(method, rest, body);
-  return Fail(404, "NotFound", "the server could not find the requested resource");
+  return ResourceFail(404, "NotFound", "the server could not find the requested resource");
 }
 
 FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
@@ -221,7 +215,7 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
         Json::json_pointer ptr(
             "/" + std::string(field == "spec.nodeName" ? "spec/nodeName" : "spec/driver"));
         if (field != "spec.nodeName" && field != "spec.driver") {
-          return Fail(400, "BadRequest", "field label not supported: " + field);
+          return ResourceFail(400, "BadRequest", "field label not supported: " + field);
         }
         if (s.value(ptr, std::string()) != value) match = false;
       }
@@ -235,29 +229,30 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
   if (method == "GET") {
     auto it = slices_.find(name);
     if (it == slices_.end())
-      return Fail(404, "NotFound", "resourceslices \"" + name + "\" not found");
+      return ResourceFail(404, "NotFound", "resourceslices \"" + name + "\" not found");
     return {200, DumpJson(it->second)};
   }
   if (method == "DELETE") {
     if (slices_.erase(name) == 0)
-      return Fail(404, "NotFound", "resourceslices \"" + name + "\" not found");
+      return ResourceFail(404, "NotFound", "resourceslices \"" + name + "\" not found");
     ++writes_;
     return {200, StatusBody(200, "", "deleted")};
   }
   if (method != "POST" && method != "PUT")
-    return Fail(405, "MethodNotAllowed", "method not allowed");
+    return ResourceFail(405, "MethodNotAllowed", "method not allowed");
   Json slice = Json::parse(body, nullptr, false);
-  if (!slice.is_object()) return Fail(400, "BadRequest", "invalid JSON");
+  if (!slice.is_object()) return ResourceFail(400, "BadRequest", "invalid JSON");
   if (std::string error = Validate(slice, nested); !error.empty()) {
-    return Fail(422, "Invalid", "ResourceSlice.resource.k8s.io is invalid: " + error);
+    return ResourceFail(422, "Invalid", "ResourceSlice.resource.k8s.io is invalid: " + error);
   }
   if (!taints_) DropTaints(slice, nested);
   const std::string object_name = slice["metadata"]["name"];
   const bool dry_run = query.find("dryRun=All") != std::string::npos;
   if (method == "POST") {
-    if (!name.empty()) return Fail(405, "MethodNotAllowed", "POST to an object");
+    if (!name.empty()) return ResourceFail(405, "MethodNotAllowed", "POST to an object");
     if (slices_.contains(object_name) && !dry_run) {
-      return Fail(409, "AlreadyExists", "resourceslices \"" + object_name + "\" already exists");
+      return ResourceFail(409, "AlreadyExists",
+                          "resourceslices \"" + object_name + "\" already exists");
     }
     slice["metadata"]["resourceVersion"] = std::to_string(dry_run ? next_rv_ : next_rv_++);
     slice["metadata"]["uid"] = "slice-uid-" + object_name;
@@ -267,16 +262,18 @@ FakeResourceApi::Reply FakeResourceApi::Slices(const std::string& method,
     }
     return {201, DumpJson(slice)};
   }
-  if (object_name != name) return Fail(400, "BadRequest", "name in the body differs from the URL");
+  if (object_name != name)
+    return ResourceFail(400, "BadRequest", "name in the body differs from the URL");
   auto it = slices_.find(name);
   if (it == slices_.end())
-    return Fail(404, "NotFound", "resourceslices \"" + name + "\" not found");
+    return ResourceFail(404, "NotFound", "resourceslices \"" + name + "\" not found");
   const std::string rv = slice.value("/metadata/resourceVersion"_json_pointer, std::string());
   if (!rv.empty() && rv != it->second["metadata"]["resourceVersion"]) {
-    return Fail(409, "Conflict",
-                "Operation cannot be fulfilled on resourceslices.resource.k8s.io \"" + name +
-                    "\": the object has been modified; please apply your changes to the latest "
-                    "version and try again");
+    return ResourceFail(
+        409, "Conflict",
+        "Operation cannot be fulfilled on resourceslices.resource.k8s.io \"" + name +
+            "\": the object has been modified; please apply your changes to the latest "
+            "version and try again");
   }
   slice["metadata"]["resourceVersion"] = std::to_string(next_rv_++);
   slice["metadata"]["uid"] = it->second["metadata"]["uid"];
@@ -298,21 +295,22 @@ FakeResourceApi::Reply FakeResourceApi::Claims(const std::string& method, const 
     start = slash + 1;
   }
   if (parts.size() < 4 || parts[2] != "resourceclaims") {
-    return Fail(404, "NotFound", "the server could not find the requested resource");
+    return ResourceFail(404, "NotFound", "the server could not find the requested resource");
   }
   const std::string key = parts[1] + "/" + parts[3];
   const bool status = parts.size() == 5 && parts[4] == "status";
   auto it = claims_.find(key);
   if (it == claims_.end()) {
-    return Fail(404, "NotFound", "resourceclaims.resource.k8s.io \"" + parts[3] + "\" not found");
+    return ResourceFail(404, "NotFound",
+                        "resourceclaims.resource.k8s.io \"" + parts[3] + "\" not found");
   }
   if (method == "GET" && parts.size() == 4) return {200, DumpJson(it->second)};
   if (method == "PUT" && status) {
     Json claim = Json::parse(body, nullptr, false);
-    if (!claim.is_object()) return Fail(400, "BadRequest", "invalid JSON");
+    if (!claim.is_object()) return ResourceFail(400, "BadRequest", "invalid JSON");
     if (claim.value("/metadata/resourceVersion"_json_pointer, std::string()) !=
         it->second["metadata"]["resourceVersion"]) {
-      return Fail(409, "Conflict", "the object has been modified");
+      return ResourceFail(409, "Conflict", "the object has been modified");
     }
     // Only status changes through /status; a device entry must name an allocated device.
     Json next = it->second;
@@ -324,13 +322,14 @@ FakeResourceApi::Reply FakeResourceApi::Claims(const std::string& method, const 
         allocated |= r["driver"] == d.value("driver", "") && r["pool"] == d.value("pool", "") &&
                      r["device"] == d.value("device", "");
       }
-      if (!allocated) return Fail(422, "Invalid", "status.devices: device is not allocated");
+      if (!allocated)
+        return ResourceFail(422, "Invalid", "status.devices: device is not allocated");
     }
     next["metadata"]["resourceVersion"] = std::to_string(next_rv_++);
     it->second = next;
     return {200, DumpJson(next)};
   }
-  return Fail(405, "MethodNotAllowed", "method not allowed");
+  return ResourceFail(405, "MethodNotAllowed", "method not allowed");
 }
 
 void FakeResourceApi::AddClaim(const std::string& ns, const std::string& name,

@@ -9,6 +9,11 @@
 
 namespace edgefd::testing {
 
+// The resource names these inventories advertise.
+inline constexpr const char* kNcs = "edgefd.io/movidius-ncs";
+inline constexpr const char* kBig = "edgefd.io/big-cpu";
+inline constexpr const char* kLittle = "edgefd.io/little-cpu";
+
 /// An RK3399-like node: cores 0-3 little (cluster 0), 4-5 big (cluster 1), NUMA node 0,
 /// plus `sticks` Movidius sticks (IDs "1-1.1", "1-1.2", ...) and a camera that is no resource.
 inline Inventory BigLittleInventory(int sticks) {
