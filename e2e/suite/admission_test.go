@@ -24,9 +24,9 @@ const (
 	vapProbeLabel   = "edgefd.io/e2e-vap"
 )
 
-// labellerClient is the labeller's service account with a fresh token, bound to `node` when
-// it is not empty (as the kubelet's projected token is bound to the pod, and so to its node).
-func labellerClient(t *testing.T, node string) kubernetes.Interface {
+// labellerToken is a fresh token of the labeller's service account, bound to `node` when it
+// is not empty (as the kubelet's projected token is bound to the pod, and so to its node).
+func labellerToken(t *testing.T, node string) string {
 	t.Helper()
 	ctx := context.Background()
 	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}
@@ -43,8 +43,14 @@ func labellerClient(t *testing.T, node string) kubernetes.Interface {
 	if err != nil {
 		t.Fatalf("token for edgefd-labeller (bound to %q): %v", node, err)
 	}
+	return token.Status.Token
+}
+
+// labellerClient is the labeller's service account with a fresh token (labellerToken).
+func labellerClient(t *testing.T, node string) kubernetes.Interface {
+	t.Helper()
 	config := rest.AnonymousClientConfig(restConfig)
-	config.BearerToken = token.Status.Token
+	config.BearerToken = labellerToken(t, node)
 	return kubernetes.NewForConfigOrDie(config)
 }
 

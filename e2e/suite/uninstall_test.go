@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -241,8 +242,10 @@ func TestHelmInstallUpgradeRulesAndUninstallLeavesNothing(t *testing.T) {
 }
 
 // relabelPaperNodes labels each paper node again as `scripts/e2e.sh up` did: `edgefd-labeller
-// --once --dtb` of its board with the kubeconfig of the labeller's service account bound to
-// that Node (written beside the logs by start_paper_nodes).
+// --once --dtb` of its board, as the labeller's service account bound to that Node. The
+// kubeconfigs start_paper_nodes wrote beside the logs give the server and CA; their tokens
+// died with the service account the kustomize deployment had before this test (the chart's
+// own replaced it), so each gets a fresh one.
 func relabelPaperNodes(t *testing.T) {
 	if _, err := os.Stat(env.sharedDT); err != nil {
 		return // no paper nodes
@@ -252,14 +255,34 @@ func relabelPaperNodes(t *testing.T) {
 		t.Errorf("listing the paper nodes to label them again: %v", err)
 		return
 	}
+	dir, err := os.MkdirTemp("", "edgefd-e2e-relabel")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	token := regexp.MustCompile(`token: [^\s}]+`)
 	for _, node := range nodes.Items {
 		board := strings.TrimPrefix(node.Name, "paper-")
-		kubeconfig := filepath.Join(filepath.Dir(env.logs), "labeller-paper-"+board+".kubeconfig")
-		out, err := exec.Command(filepath.Join(env.repo, "build", "labeller", "edgefd-labeller"), "--once",
-			"--dtb", filepath.Join(env.sharedDT, board+".dtb"), "--kubeconfig", kubeconfig,
-			"--node-name", node.Name, "--log-level", "warn").CombinedOutput()
-		if err != nil {
-			t.Errorf("labelling paper node %s again: %v\n%s", node.Name, err, out)
+		written, err := os.ReadFile(filepath.Join(filepath.Dir(env.logs), "labeller-paper-"+board+".kubeconfig"))
+		if err != nil || !token.Match(written) {
+			t.Errorf("paper node %s: no kubeconfig with a token from scripts/e2e.sh up: %v", node.Name, err)
+			continue
 		}
+		kubeconfig := filepath.Join(dir, board+".kubeconfig")
+		fresh := token.ReplaceAllLiteral(written, []byte("token: "+labellerToken(t, node.Name)))
+		if err := os.WriteFile(kubeconfig, fresh, 0o600); err != nil {
+			t.Error(err)
+			continue
+		}
+		// The role and binding were applied a moment ago: the API server may take a moment
+		// to authorise with them.
+		var out []byte
+		poll(t, "paper node "+node.Name+" labelled again", 30*time.Second, func(context.Context) (bool, error) {
+			out, err = exec.Command(filepath.Join(env.repo, "build", "labeller", "edgefd-labeller"), "--once",
+				"--dtb", filepath.Join(env.sharedDT, board+".dtb"), "--kubeconfig", kubeconfig,
+				"--node-name", node.Name, "--log-level", "warn").CombinedOutput()
+			return err == nil, nil
+		}, func() string { return fmt.Sprintf("edgefd-labeller --once: %v\n%s", err, out) })
 	}
 }
