@@ -16,6 +16,7 @@
 #include "edgefd/runtime/transport.h"
 #include "edgefd/runtime/wire_format.h"
 #include "edgefd/testing/files.h"
+#include "edgefd/testing/timing.h"
 #include "pipeline.pb.h"
 #include "run_cli.h"
 
@@ -699,9 +700,16 @@ TEST(ProbeLink, MeasuresWhatCrossedALoopbackLink) {
   EXPECT_EQ(probe->bytes, server->bytes);
   // The connection's own segment sizes: loopback's MTU is 65536, its MSS that less the IP and
   // TCP headers and options.
-  EXPECT_GT(probe->mss, 0);
-  EXPECT_GE(probe->mtu, probe->mss + 40);
-  EXPECT_GT(probe->LineMbps(), probe->Mbps());
+  if (probe->mss == 0 && edgefd::testing::Slowdown() > 1) {
+    // qemu-user passes neither TCP_INFO nor IP_MTU through: the sizes are unknown, and the
+    // line rate is the payload's (LineMbps' fallback).
+    EXPECT_EQ(probe->mtu, 0);
+    EXPECT_EQ(probe->LineMbps(), probe->Mbps());
+  } else {
+    EXPECT_GT(probe->mss, 0);
+    EXPECT_GE(probe->mtu, probe->mss + 40);
+    EXPECT_GT(probe->LineMbps(), probe->Mbps());
+  }
 }
 
 TEST(ProbeLink, TheLinesRateAddsEachSegmentsHeadersToThePayloadRate) {
